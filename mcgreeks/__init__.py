@@ -1,0 +1,1 @@
+"""mcgreeks: Monte Carlo prices and Greeks with standard errors."""
