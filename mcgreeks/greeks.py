@@ -1,0 +1,19 @@
+"""Names and integer codes shared by the kernels and the pandas layer.
+
+Kernels see only integers; the tables see only names.  This module is the one mapping between them.
+"""
+
+#: Output quantities, in column order (SPEC §2).  Index 0 is the price itself.
+QUANTITIES = ("price", "delta", "gamma", "vega", "rho", "theta",
+              "d_v0", "d_kappa", "d_vbar", "d_xi", "d_corr")
+GREEKS = QUANTITIES[1:]
+PRICE, DELTA, GAMMA, VEGA, RHO, THETA = range(6)
+N_QUANTITIES = len(QUANTITIES)
+
+#: Estimators, in the order of the kernels' estimator axis.
+ESTIMATORS = ("pathwise", "lr", "mixed", "fd")
+PATHWISE, LR, MIXED, FD = range(4)
+N_ESTIMATORS = len(ESTIMATORS)
+
+#: Greeks a GBM model defines (vega is GBM only; d_* are Heston only).
+GBM_GREEKS = ("delta", "gamma", "vega", "rho", "theta")

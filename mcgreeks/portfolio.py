@@ -1,0 +1,187 @@
+"""Portfolio pricing: DataFrames in, one row per trade out (SPEC §2).
+
+This layer validates the tables, turns them into arrays once, asks the engine for each
+underlying's estimates (all trades on an underlying share its paths) and turns the estimates
+back into one DataFrame.  It holds no numerics of its own beyond scaling unit values by the
+position's quantity.
+"""
+import numpy as np
+import pandas as pd
+
+from mcgreeks import engine, payoffs
+from mcgreeks import greeks as G
+from mcgreeks.estimators import fd, valid_estimators, why_invalid
+from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
+from mcgreeks.validation import InputError, check_market, check_trades
+
+#: Paths of the pilot run that picks ``auto`` estimators (its own random stream, never reused).
+PILOT_PATHS = 4096
+
+COLUMNS = (list(G.QUANTITIES) + [q + "_se" for q in G.QUANTITIES]
+           + ["method_" + g for g in G.GREEKS] + ["error"])
+
+_APPLIES = {"pathwise": (G.DELTA, G.VEGA, G.RHO, G.THETA), "mixed": (G.GAMMA,),
+            "lr": tuple(range(1, 6)), "fd": tuple(range(1, 6))}
+
+
+def _method_plan(method):
+    """{greek code: (estimator name or 'auto', explicit)} from the ``method`` argument."""
+    if isinstance(method, str):
+        name = method.lower()
+        if name != "auto" and name not in G.ESTIMATORS:
+            raise InputError(f"method {method!r}: must be auto or one of " + ", ".join(G.ESTIMATORS))
+        # One name asks for that estimator of every Greek it can estimate at all; the others
+        # (e.g. gamma under pathwise) stay on auto, visibly so in their method_ column.
+        return {g: (name if name != "auto" and g in _APPLIES[name] else "auto", False)
+                for g in range(1, 6)}
+    plan = {g: ("auto", False) for g in range(1, 6)}
+    for greek, name in dict(method).items():
+        if greek not in G.GBM_GREEKS:
+            raise InputError(f"method: unknown Greek {greek!r}; Greeks are " + ", ".join(G.GBM_GREEKS))
+        if name not in ("auto",) + G.ESTIMATORS:
+            raise InputError(f"method[{greek!r}] = {name!r}: must be auto or one of "
+                             + ", ".join(G.ESTIMATORS))
+        plan[G.QUANTITIES.index(greek)] = (name, name != "auto")
+    return plan
+
+
+def _choices(record, kind, plan):
+    """Per Greek: the chosen estimator code, or the tuple of candidates the pilot decides among."""
+    out = {}
+    for g, (name, _) in plan.items():
+        valid = valid_estimators(kind, g)
+        if name == "auto":
+            candidates = tuple(e for e in valid if e != G.FD) or (G.FD,)
+            out[g] = candidates[0] if len(candidates) == 1 else candidates
+            continue
+        e = G.ESTIMATORS.index(name)
+        if e not in valid:
+            raise InputError(
+                f"trade {record['trade_id']!r}: column 'method' has value {name!r} for "
+                f"{G.QUANTITIES[g]} of a {record['payoff']} {record['option_type']}: "
+                f"{why_invalid(kind, g, e)}; valid: " + ", ".join(G.ESTIMATORS[v] for v in valid))
+        out[g] = e
+    return out
+
+
+def _trade_arrays(records, grid):
+    maturity = np.array([r["maturity"] for r in records])
+    return {"kind": np.array([payoffs.KINDS[r["payoff"]] for r in records], dtype=np.int64),
+            "omega": np.array([1.0 if r["option_type"] == "call" else -1.0 for r in records]),
+            "strike": np.array([r["strike"] for r in records]),
+            "cash": np.array([r["cash"] for r in records]),
+            "maturity": maturity,
+            "mat_idx": np.searchsorted(grid, maturity).astype(np.int64)}
+
+
+def _run(params, arrays, grid, slots, *, key0, key1, stream, n_paths, options):
+    return engine.run_gbm(key0=key0, key1=key1, stream=stream, n_paths=n_paths, grid=grid,
+                          s0=params["spot"], rate=params["rate"], div_yield=params["div_yield"],
+                          vol=params["vol"], trades=arrays, slots=slots, bumps=fd.bumps(),
+                          **options)
+
+
+def _price_underlying(name, params, records, choices, *, seed, n_paths, options):
+    """Estimates for the trades of one underlying: list of {column: value} per trade."""
+    grid = np.unique([r["maturity"] for r in records])
+    arrays = _trade_arrays(records, grid)
+    key0, key1 = seed_key(seed), name_key(name)
+
+    pilot = np.full((len(records), 6, G.N_ESTIMATORS), -1, dtype=np.int64)
+    for j, c in enumerate(choices):
+        for g, e in c.items():
+            if isinstance(e, tuple):
+                for cand in e:
+                    pilot[j, g, cand] = pilot.max() + 1
+    if pilot.max() >= 0:
+        _, pilot_se, _ = _run(params, arrays, grid, pilot, key0=key0, key1=key1,
+                              stream=STREAM_PILOT, n_paths=min(PILOT_PATHS, n_paths),
+                              options=options)
+        for j, c in enumerate(choices):
+            for g, e in c.items():
+                if isinstance(e, tuple):   # lowest pilot variance; ties keep preference order
+                    c[g] = min(e, key=lambda cand: pilot_se[pilot[j, g, cand]])
+
+    slots = np.full((len(records), 6, G.N_ESTIMATORS), -1, dtype=np.int64)
+    for j, c in enumerate(choices):
+        slots[j, G.PRICE, 0] = slots.max() + 1
+        for g, e in c.items():
+            slots[j, g, e] = slots.max() + 1
+    mean, se, _ = _run(params, arrays, grid, slots, key0=key0, key1=key1, stream=STREAM_MAIN,
+                       n_paths=n_paths, options=options)
+
+    rows = []
+    for j, (r, c) in enumerate(zip(records, choices)):
+        q = r["quantity"]
+        row = {"price": q * mean[slots[j, G.PRICE, 0]], "price_se": abs(q) * se[slots[j, G.PRICE, 0]]}
+        for g, e in c.items():
+            greek = G.QUANTITIES[g]
+            row[greek] = q * mean[slots[j, g, e]]
+            row[greek + "_se"] = abs(q) * se[slots[j, g, e]]
+            row["method_" + greek] = G.ESTIMATORS[e]
+        rows.append(row)
+    return rows
+
+
+def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", steps_per_year=None,
+                    *, chunk_paths=1 << 16, block_paths=1 << 12):
+    """Price every trade and its Greeks, each with its Monte Carlo standard error.
+
+    Args:
+      trades, market: DataFrames with the columns of SPEC §1.
+      n_paths: Monte Carlo paths per underlying (trades on one underlying share them).
+      seed: integer in [0, 2**64); with the inputs it fixes every bit of the result, whatever the
+        thread count, ``chunk_paths`` or ``block_paths``.
+      method: ``"auto"`` (per trade and Greek, the valid estimator with the lowest variance in a
+        pilot run of its own random stream), an estimator name (used for every Greek it
+        estimates; the others stay auto), or a dict {greek: name}.  An estimator that is invalid
+        for a trade's payoff raises.
+      steps_per_year: time grid of discretized models; GBM paths are exact and ignore it.
+
+    Returns:
+      DataFrame indexed by ``trade_id`` in input order with the columns of SPEC §2, position
+      level (unit value × quantity).  Rows that cannot be priced carry the reason in ``error``.
+
+    Raises:
+      InputError: a table violates SPEC §1, or ``method`` is invalid; the message names the trade
+        or underlying, the column and the value.
+    """
+    if isinstance(n_paths, bool) or int(n_paths) != n_paths or n_paths < 2:
+        raise InputError(f"n_paths has value {n_paths!r}: must be a whole number >= 2")
+    if steps_per_year is not None and not steps_per_year > 0:
+        raise InputError(f"steps_per_year has value {steps_per_year!r}: must be > 0")
+    seed_key(seed)
+    plan = _method_plan(method)
+    market_params = check_market(market)
+    records, problems = check_trades(trades, market_params)
+    for p in problems:
+        if p:
+            raise InputError(p[0])
+    choices = [_choices(r, payoffs.KINDS[r["payoff"]], plan) for r in records]
+
+    table = pd.DataFrame(index=pd.Index([r["trade_id"] for r in records], name="trade_id"),
+                         columns=COLUMNS)
+    for col in COLUMNS:
+        table[col] = "" if col == "error" or col.startswith("method_") else np.nan
+    options = {"chunk_paths": chunk_paths, "block_paths": block_paths}
+    for name in dict.fromkeys(r["underlying"] for r in records):
+        params = market_params[name]
+        idx = [i for i, r in enumerate(records) if r["underlying"] == name]
+        priceable = []
+        for i in idx:
+            r = records[i]
+            if params["model"] != "gbm":
+                table.iloc[i, table.columns.get_loc("error")] = f"model {params['model']!r} is not supported yet"
+            elif payoffs.KINDS[r["payoff"]] not in payoffs.SUPPORTED:
+                table.iloc[i, table.columns.get_loc("error")] = f"payoff {r['payoff']!r} is not supported yet"
+            else:
+                priceable.append(i)
+        if not priceable:
+            continue
+        rows = _price_underlying(name, params, [records[i] for i in priceable],
+                                 [choices[i] for i in priceable], seed=seed,
+                                 n_paths=int(n_paths), options=options)
+        for i, row in zip(priceable, rows):
+            for col, value in row.items():
+                table.iloc[i, table.columns.get_loc(col)] = value
+    return table
