@@ -177,13 +177,14 @@ def _merge_tiles(out, n_paths, state):
 
 
 def run_gbm(*, key0, key1, stream, n_paths, grid, s0, rate, div_yield, vol, trades, slots,
-            bumps, chunk_paths=1 << 16, block_paths=1 << 12, first_path=0):
+            bumps=None, chunk_paths=1 << 16, block_paths=1 << 12, first_path=0):
     """Simulate ``n_paths`` GBM paths and return, per slot, (mean, standard error, count).
 
     ``trades`` is a dict of equal-length arrays: kind, omega, strike, cash, maturity, mat_idx
     (index of the maturity in ``grid``).  ``chunk_paths`` bounds memory, ``block_paths`` is the
     parallel grain; both are rounded to whole tiles and neither changes a single bit of the result.
     """
+    bumps = fd.bumps() if bumps is None else bumps
     n_slots = int(slots.max()) + 1 if slots.size else 0
     state = np.zeros((n_slots, 3))
     chunk = max(TILE, chunk_paths // TILE * TILE)

@@ -77,8 +77,7 @@ def _trade_arrays(records, grid):
 def _run(params, arrays, grid, slots, *, key0, key1, stream, n_paths, options):
     return engine.run_gbm(key0=key0, key1=key1, stream=stream, n_paths=n_paths, grid=grid,
                           s0=params["spot"], rate=params["rate"], div_yield=params["div_yield"],
-                          vol=params["vol"], trades=arrays, slots=slots, bumps=fd.bumps(),
-                          **options)
+                          vol=params["vol"], trades=arrays, slots=slots, **options)
 
 
 def _price_underlying(name, params, records, choices, *, seed, n_paths, options):
@@ -124,7 +123,7 @@ def _price_underlying(name, params, records, choices, *, seed, n_paths, options)
 
 
 def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", steps_per_year=None,
-                    *, chunk_paths=1 << 16, block_paths=1 << 12):
+                    *, fd_bumps=None, chunk_paths=1 << 16, block_paths=1 << 12):
     """Price every trade and its Greeks, each with its Monte Carlo standard error.
 
     Args:
@@ -137,6 +136,10 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         estimates; the others stay auto), or a dict {greek: name}.  An estimator that is invalid
         for a trade's payoff raises.
       steps_per_year: time grid of discretized models; GBM paths are exact and ignore it.
+      fd_bumps: bump sizes of the ``fd`` estimator, overriding any of {"spot": 0.01 (of S0),
+        "vol": 0.01 (of σ), "rate": 0.001, "maturity": 0.01 (of T)}.
+      chunk_paths, block_paths: paths per kernel call (bounds memory) and per parallel task;
+        neither changes the result.
 
     Returns:
       DataFrame indexed by ``trade_id`` in input order with the columns of SPEC §2, position
@@ -151,6 +154,10 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
     if steps_per_year is not None and not steps_per_year > 0:
         raise InputError(f"steps_per_year has value {steps_per_year!r}: must be > 0")
     seed_key(seed)
+    try:
+        bump_sizes = fd.bumps(fd_bumps)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     plan = _method_plan(method)
     market_params = check_market(market)
     records, problems = check_trades(trades, market_params)
@@ -163,7 +170,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
                          columns=COLUMNS)
     for col in COLUMNS:
         table[col] = "" if col == "error" or col.startswith("method_") else np.nan
-    options = {"chunk_paths": chunk_paths, "block_paths": block_paths}
+    options = {"chunk_paths": chunk_paths, "block_paths": block_paths, "bumps": bump_sizes}
     for name in dict.fromkeys(r["underlying"] for r in records):
         params = market_params[name]
         idx = [i for i, r in enumerate(records) if r["underlying"] == name]

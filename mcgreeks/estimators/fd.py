@@ -17,9 +17,24 @@ RATE_ABS = 1e-3
 MATURITY_REL = 1e-2
 
 
-def bumps():
-    """The bump sizes as the kernels take them: [spot rel, vol rel, rate abs, maturity rel]."""
-    return np.array([SPOT_REL, VOL_REL, RATE_ABS, MATURITY_REL])
+DEFAULT_BUMPS = {"spot": SPOT_REL, "vol": VOL_REL, "rate": RATE_ABS, "maturity": MATURITY_REL}
+
+
+def bumps(overrides=None):
+    """The bump sizes as the kernels take them: [spot rel, vol rel, rate abs, maturity rel].
+
+    ``overrides`` maps any of "spot" (fraction of S0), "vol" (fraction of σ), "rate" (absolute)
+    and "maturity" (fraction of T) to a size in (0, 0.5].  Payoffs with jumps want larger bumps:
+    the variance of a central difference of a jump grows as 1/h (1/h³ for a second difference).
+    """
+    sizes = dict(DEFAULT_BUMPS)
+    for name, size in (overrides or {}).items():
+        if name not in sizes:
+            raise ValueError(f"fd_bumps: unknown bump {name!r}; bumps are " + ", ".join(sizes))
+        if not 0 < size <= 0.5:
+            raise ValueError(f"fd_bumps[{name!r}] has value {size!r}: must be in (0, 0.5]")
+        sizes[name] = float(size)
+    return np.array([sizes["spot"], sizes["vol"], sizes["rate"], sizes["maturity"]])
 
 
 @kernel
