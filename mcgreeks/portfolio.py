@@ -75,49 +75,57 @@ def _trade_arrays(records, grid):
 
 
 def _run(params, arrays, grid, slots, *, key0, key1, stream, n_paths, options):
+    """Mean, standard error and count per slot from the model's engine."""
     return engine.run_gbm(key0=key0, key1=key1, stream=stream, n_paths=n_paths, grid=grid,
                           s0=params["spot"], rate=params["rate"], div_yield=params["div_yield"],
                           vol=params["vol"], trades=arrays, slots=slots, **options)
 
 
+def _number_slots(wanted, n_trades):
+    """slots[j, g, e] = consecutive indices for the (j, g, e) in ``wanted``, -1 elsewhere."""
+    slots = np.full((n_trades, 6, G.N_ESTIMATORS), -1, dtype=np.int64)
+    for k, (j, g, e) in enumerate(wanted):
+        slots[j, g, e] = k
+    return slots
+
+
 def _price_underlying(name, params, records, choices, *, seed, n_paths, options):
-    """Estimates for the trades of one underlying: list of {column: value} per trade."""
+    """Estimates for the trades of one underlying: one {column: value} dict per trade.
+
+    ``choices`` (one dict per trade, Greek code -> estimator code or tuple of candidates) is
+    resolved in place: a pilot run on its own random stream keeps, among candidates, the one
+    with the lowest variance (ties keep the preference order)."""
     grid = np.unique([r["maturity"] for r in records])
     arrays = _trade_arrays(records, grid)
     key0, key1 = seed_key(seed), name_key(name)
+    run = dict(key0=key0, key1=key1, options=options)
 
-    pilot = np.full((len(records), 6, G.N_ESTIMATORS), -1, dtype=np.int64)
-    for j, c in enumerate(choices):
-        for g, e in c.items():
-            if isinstance(e, tuple):
-                for cand in e:
-                    pilot[j, g, cand] = pilot.max() + 1
-    if pilot.max() >= 0:
-        _, pilot_se, _ = _run(params, arrays, grid, pilot, key0=key0, key1=key1,
-                              stream=STREAM_PILOT, n_paths=min(PILOT_PATHS, n_paths),
-                              options=options)
+    undecided = [(j, g, e) for j, c in enumerate(choices) for g, cands in c.items()
+                 if isinstance(cands, tuple) for e in cands]
+    if undecided:
+        pilot = _number_slots(undecided, len(records))
+        _, pilot_se, _ = _run(params, arrays, grid, pilot, stream=STREAM_PILOT,
+                              n_paths=min(PILOT_PATHS, n_paths), **run)
         for j, c in enumerate(choices):
-            for g, e in c.items():
-                if isinstance(e, tuple):   # lowest pilot variance; ties keep preference order
-                    c[g] = min(e, key=lambda cand: pilot_se[pilot[j, g, cand]])
+            for g, cands in c.items():
+                if isinstance(cands, tuple):
+                    c[g] = min(cands, key=lambda e: pilot_se[pilot[j, g, e]])
 
-    slots = np.full((len(records), 6, G.N_ESTIMATORS), -1, dtype=np.int64)
-    for j, c in enumerate(choices):
-        slots[j, G.PRICE, 0] = slots.max() + 1
-        for g, e in c.items():
-            slots[j, g, e] = slots.max() + 1
-    mean, se, _ = _run(params, arrays, grid, slots, key0=key0, key1=key1, stream=STREAM_MAIN,
-                       n_paths=n_paths, options=options)
+    wanted = [(j, G.PRICE, 0) for j in range(len(records))]
+    wanted += [(j, g, e) for j, c in enumerate(choices) for g, e in c.items()]
+    slots = _number_slots(wanted, len(records))
+    mean, se, _ = _run(params, arrays, grid, slots, stream=STREAM_MAIN, n_paths=n_paths, **run)
 
     rows = []
     for j, (r, c) in enumerate(zip(records, choices)):
         q = r["quantity"]
-        row = {"price": q * mean[slots[j, G.PRICE, 0]], "price_se": abs(q) * se[slots[j, G.PRICE, 0]]}
-        for g, e in c.items():
-            greek = G.QUANTITIES[g]
-            row[greek] = q * mean[slots[j, g, e]]
-            row[greek + "_se"] = abs(q) * se[slots[j, g, e]]
-            row["method_" + greek] = G.ESTIMATORS[e]
+        row = {}
+        for g, e in [(G.PRICE, 0)] + list(c.items()):
+            quantity = G.QUANTITIES[g]
+            row[quantity] = q * mean[slots[j, g, e]]
+            row[quantity + "_se"] = abs(q) * se[slots[j, g, e]]
+            if g != G.PRICE:
+                row["method_" + quantity] = G.ESTIMATORS[e]
         rows.append(row)
     return rows
 
@@ -166,29 +174,36 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
             raise InputError(p[0])
     choices = [_choices(r, payoffs.KINDS[r["payoff"]], plan) for r in records]
 
-    table = pd.DataFrame(index=pd.Index([r["trade_id"] for r in records], name="trade_id"),
-                         columns=COLUMNS)
-    for col in COLUMNS:
-        table[col] = "" if col == "error" or col.startswith("method_") else np.nan
     options = {"chunk_paths": chunk_paths, "block_paths": block_paths, "bumps": bump_sizes}
+    rows = [{} for _ in records]
     for name in dict.fromkeys(r["underlying"] for r in records):
         params = market_params[name]
-        idx = [i for i, r in enumerate(records) if r["underlying"] == name]
         priceable = []
-        for i in idx:
-            r = records[i]
+        for i, r in enumerate(records):
+            if r["underlying"] != name:
+                continue
             if params["model"] != "gbm":
-                table.iloc[i, table.columns.get_loc("error")] = f"model {params['model']!r} is not supported yet"
+                rows[i]["error"] = f"model {params['model']!r} is not supported yet"
             elif payoffs.KINDS[r["payoff"]] not in payoffs.SUPPORTED:
-                table.iloc[i, table.columns.get_loc("error")] = f"payoff {r['payoff']!r} is not supported yet"
+                rows[i]["error"] = f"payoff {r['payoff']!r} is not supported yet"
             else:
                 priceable.append(i)
-        if not priceable:
-            continue
-        rows = _price_underlying(name, params, [records[i] for i in priceable],
-                                 [choices[i] for i in priceable], seed=seed,
-                                 n_paths=int(n_paths), options=options)
-        for i, row in zip(priceable, rows):
-            for col, value in row.items():
-                table.iloc[i, table.columns.get_loc(col)] = value
+        if priceable:
+            priced = _price_underlying(name, params, [records[i] for i in priceable],
+                                       [choices[i] for i in priceable], seed=seed,
+                                       n_paths=int(n_paths), options=options)
+            for i, row in zip(priceable, priced):
+                rows[i].update(row)
+    return _table(rows, [r["trade_id"] for r in records])
+
+
+def _table(rows, trade_ids):
+    """The output DataFrame of SPEC §2 from one dict per trade (absent numbers are NaN)."""
+    table = pd.DataFrame.from_records(rows, columns=COLUMNS,
+                                      index=pd.Index(trade_ids, name="trade_id", dtype=object))
+    for col in COLUMNS:
+        if col == "error" or col.startswith("method_"):
+            table[col] = table[col].fillna("").astype(object)
+        else:
+            table[col] = table[col].astype(float)
     return table

@@ -1,0 +1,81 @@
+"""Input checks, normal density/distribution and result packaging shared by the closed forms."""
+import math
+
+import numpy as np
+from scipy import special
+
+GREEKS = ("price", "delta", "gamma", "vega", "rho", "theta")
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+
+
+def _norm_cdf(x):
+    return special.ndtr(x)
+
+
+def _norm_pdf(x):
+    return np.exp(-0.5 * x * x - _LOG_SQRT_2PI)
+
+
+def _first_bad(arr, bad):
+    return np.asarray(arr)[np.asarray(bad)].ravel()[0].item()
+
+
+def _positive(name, value):
+    """``value`` as a float array; ValueError naming ``name`` unless every entry is > 0 and finite."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    bad = ~(np.isfinite(arr) & (arr > 0.0))
+    if np.any(bad):
+        raise ValueError(f"{name} must be positive and finite, got {_first_bad(arr, bad)!r}")
+    return arr
+
+
+def _finite(name, value):
+    """``value`` as a float array; ValueError naming ``name`` if any entry is NaN or infinite."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    bad = ~np.isfinite(arr)
+    if np.any(bad):
+        raise ValueError(f"{name} must be finite, got {_first_bad(arr, bad)!r}")
+    return arr
+
+
+def _flag(name, value):
+    """``value`` as a bool array.
+
+    Only genuine booleans (or the integers 0 and 1) are accepted: NumPy would silently turn
+    the string ``"put"`` into ``True``.
+    """
+    arr = np.asarray(value)
+    if arr.dtype == bool:
+        return arr
+    if arr.dtype.kind in "iu" and np.all((arr == 0) | (arr == 1)):
+        return arr.astype(bool)
+    raise ValueError(f"{name} must be a boolean, got {value!r}")
+
+
+def _count(name, value):
+    """``value`` as a float array of integers >= 1 (kept float so it broadcasts in formulas)."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}") from None
+    bad = ~(np.isfinite(arr) & (arr >= 1.0) & (arr == np.round(arr)))
+    if np.any(bad):
+        raise ValueError(f"{name} must be an integer >= 1, got {_first_bad(arr, bad)!r}")
+    return arr
+
+
+def _package(results, *inputs):
+    """Broadcast every Greek to the common shape of ``inputs``; floats if all inputs are scalars."""
+    shape = np.broadcast_shapes(*(np.shape(x) for x in inputs))
+    if shape == ():
+        return {key: float(results[key]) for key in GREEKS}
+    return {key: np.array(np.broadcast_to(results[key], shape), dtype=float) for key in GREEKS}
