@@ -57,8 +57,11 @@ def _parse_method(text):
     """'auto', an estimator name, or 'greek=name,greek=name' for per-Greek choices."""
     if "=" not in text:
         return text
-    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
-    return {k.strip(): v.strip() for k, v in pairs}
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise InputError(f"--method has value {text!r}: {bad[0]!r} is not of the form greek=estimator")
+    return {k.strip(): v.strip() for k, v in (item.split("=", 1) for item in items)}
 
 
 def _with_error(value, se):
@@ -89,7 +92,7 @@ def _parser():
     price.add_argument("--market", required=True, help="market table (.csv or .parquet)")
     price.add_argument("--paths", type=int, default=100_000, help="paths per underlying")
     price.add_argument("--seed", type=int, default=0, help="random seed in [0, 2**64)")
-    price.add_argument("--method", default="auto", type=_parse_method,
+    price.add_argument("--method", default="auto",
                        help="auto|pathwise|lr|mixed|fd, or per Greek: delta=lr,gamma=fd")
     price.add_argument("--steps-per-year", type=float, default=None,
                        help="time steps per year of discretized models (GBM is exact)")
@@ -102,11 +105,14 @@ def main(argv=None):
     try:
         if args.out and Path(args.out).suffix.lower() not in OUTPUT_FORMATS:
             raise InputError(f"--out has value '{args.out}': the file must end in .csv or .parquet")
+        if args.out and not Path(args.out).resolve().parent.is_dir():
+            raise InputError(f"--out has value '{args.out}': its folder does not exist")
+        method = _parse_method(args.method)
         trades = read_table(args.trades, "trades")
         market = read_table(args.market, "market")
         start = time.perf_counter()
         results = price_portfolio(trades, market, n_paths=args.paths, seed=args.seed,
-                                  method=args.method, steps_per_year=args.steps_per_year)
+                                  method=method, steps_per_year=args.steps_per_year)
     except InputError as exc:
         print(f"mcgreeks: error: {exc}", file=sys.stderr)
         return 2
@@ -115,7 +121,12 @@ def main(argv=None):
     print(f"\n{len(results)} trades, {args.paths} paths per underlying, seed {args.seed}, "
           f"{elapsed:.2f} s; values are per position, ± one standard error")
     if args.out:
-        write_table(results, args.out)
+        try:
+            write_table(results, args.out)
+        except OSError as exc:
+            print(f"mcgreeks: error: --out has value '{args.out}': could not write it: {exc}",
+                  file=sys.stderr)
+            return 2
         print(f"wrote {args.out}")
     failed = int((results["error"] != "").sum())
     if failed:

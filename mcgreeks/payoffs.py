@@ -14,23 +14,37 @@ KINDS = {"european": EUROPEAN, "digital": DIGITAL, "asian_arithmetic": ASIAN_ARI
          "asian_geometric": ASIAN_GEOMETRIC, "barrier": BARRIER}
 #: Payoffs whose value jumps (so pathwise derivatives of them are biased).
 DISCONTINUOUS = frozenset({DIGITAL, BARRIER})
-#: Payoffs the engine prices today; the others are valid input that a row's ``error`` reports.
-SUPPORTED = frozenset({EUROPEAN, DIGITAL})
+BARRIER_KINDS = {"up_out": (False, False), "up_in": (False, True),
+                 "down_out": (True, False), "down_in": (True, True)}   # name -> (down, knock_in)
+
+# Columns of the per-trade arrays the kernels take (ints and floats kept apart).
+KIND, DOWN, KNOCK_IN, CONTINUOUS, FIX_OFF, FIX_N = range(6)      # int64 columns
+OMEGA, STRIKE, CASH, LEVEL, MATURITY = range(5)                   # float64 columns
 
 
 @kernel
-def terminal_value(kind, omega, strike, cash, s):
-    """Cash flow at maturity of one unit, given the terminal spot ``s`` (same units as strike)."""
-    moneyness = omega * (s - strike)
+def value(kind, omega, strike, cash, u):
+    """Cash flow of one unit given the payoff's underlying quantity ``u`` (the terminal spot, or
+    the average for an Asian; a barrier's vanilla part), in the units of the strike (or cash)."""
+    moneyness = omega * (u - strike)
     if kind == DIGITAL:
         return cash if moneyness > 0.0 else 0.0
     return moneyness if moneyness > 0.0 else 0.0
 
 
 @kernel
-def terminal_slope(kind, omega, strike, cash, s):
-    """df/dS at the terminal spot ``s``; zero for a digital, whose derivative is a Dirac mass
-    that no pathwise estimator can see (hence digitals take likelihood-ratio Greeks)."""
+def slope(kind, omega, strike, cash, u):
+    """df/du; zero for a digital, whose derivative is a Dirac mass that no pathwise estimator can
+    see (hence digitals take likelihood-ratio Greeks)."""
     if kind == DIGITAL:
         return 0.0
-    return omega if omega * (s - strike) > 0.0 else 0.0
+    return omega if omega * (u - strike) > 0.0 else 0.0
+
+
+@kernel
+def schedule(kind, continuous, maturity, n_fixings):
+    """Number of dates the payoff reads, equally spaced at t_i = i·T/n (1 for a terminal payoff
+    or a continuously monitored barrier, whose path between dates is integrated out)."""
+    if kind == ASIAN_ARITHMETIC or kind == ASIAN_GEOMETRIC or (kind == BARRIER and not continuous):
+        return n_fixings
+    return 1

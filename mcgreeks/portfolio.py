@@ -11,6 +11,7 @@ import pandas as pd
 from mcgreeks import engine, payoffs
 from mcgreeks import greeks as G
 from mcgreeks.estimators import fd, valid_estimators, why_invalid
+from mcgreeks.pricers import gbm as gbm_pricer
 from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
 from mcgreeks.validation import InputError, check_market, check_trades
 
@@ -36,6 +37,7 @@ def _method_plan(method):
                 for g in range(1, 6)}
     plan = {g: ("auto", False) for g in range(1, 6)}
     for greek, name in dict(method).items():
+        name = str(name).lower()
         if greek not in G.GBM_GREEKS:
             raise InputError(f"method: unknown Greek {greek!r}; Greeks are " + ", ".join(G.GBM_GREEKS))
         if name not in ("auto",) + G.ESTIMATORS:
@@ -45,11 +47,13 @@ def _method_plan(method):
     return plan
 
 
-def _choices(record, kind, plan):
+def _choices(record, plan):
     """Per Greek: the chosen estimator code, or the tuple of candidates the pilot decides among."""
+    kind = payoffs.KINDS[record["payoff"]]
+    continuous = record.get("monitoring") == "continuous"
     out = {}
     for g, (name, _) in plan.items():
-        valid = valid_estimators(kind, g)
+        valid = valid_estimators(kind, g, continuous)
         if name == "auto":
             candidates = tuple(e for e in valid if e != G.FD) or (G.FD,)
             out[g] = candidates[0] if len(candidates) == 1 else candidates
@@ -59,26 +63,46 @@ def _choices(record, kind, plan):
             raise InputError(
                 f"trade {record['trade_id']!r}: column 'method' has value {name!r} for "
                 f"{G.QUANTITIES[g]} of a {record['payoff']} {record['option_type']}: "
-                f"{why_invalid(kind, g, e)}; valid: " + ", ".join(G.ESTIMATORS[v] for v in valid))
+                f"{why_invalid(kind, g, e, continuous)}; valid: " + ", ".join(G.ESTIMATORS[v] for v in valid))
         out[g] = e
     return out
 
 
-def _trade_arrays(records, grid):
-    maturity = np.array([r["maturity"] for r in records])
-    return {"kind": np.array([payoffs.KINDS[r["payoff"]] for r in records], dtype=np.int64),
-            "omega": np.array([1.0 if r["option_type"] == "call" else -1.0 for r in records]),
-            "strike": np.array([r["strike"] for r in records]),
-            "cash": np.array([r["cash"] for r in records]),
-            "maturity": maturity,
-            "mat_idx": np.searchsorted(grid, maturity).astype(np.int64)}
+def _schedule(record):
+    """The dates (years) a trade's payoff reads: t_i = i·T/n, or just T (SPEC §1)."""
+    kind = payoffs.KINDS[record["payoff"]]
+    n = payoffs.schedule(kind, record.get("monitoring") == "continuous", record["maturity"],
+                         record.get("n_fixings") or 1)
+    return np.arange(1, n + 1) * record["maturity"] / n
 
 
-def _run(params, arrays, grid, slots, *, key0, key1, stream, n_paths, options):
-    """Mean, standard error and count per slot from the model's engine."""
-    return engine.run_gbm(key0=key0, key1=key1, stream=stream, n_paths=n_paths, grid=grid,
-                          s0=params["spot"], rate=params["rate"], div_yield=params["div_yield"],
-                          vol=params["vol"], trades=arrays, slots=slots, **options)
+def _trade_arrays(records):
+    """The union grid of all trades' dates and the pricer's per-trade arrays (ti, tf, fix_idx)."""
+    dates = [_schedule(r) for r in records]
+    grid = np.unique(np.concatenate(dates))
+    ti = np.zeros((len(records), 6), dtype=np.int64)
+    tf = np.zeros((len(records), 5))
+    fix_idx, offset = [], 0
+    for j, (r, d) in enumerate(zip(records, dates)):
+        down, knock_in = payoffs.BARRIER_KINDS.get(r.get("barrier_type"), (False, False))
+        ti[j] = (payoffs.KINDS[r["payoff"]], down, knock_in, r.get("monitoring") == "continuous",
+                 offset, d.size)
+        tf[j] = (1.0 if r["option_type"] == "call" else -1.0, r["strike"], r["cash"],
+                 r.get("barrier") or 0.0, r["maturity"])
+        fix_idx.append(np.searchsorted(grid, d))
+        offset += d.size
+    return grid, ti, tf, np.concatenate(fix_idx).astype(np.int64)
+
+
+def _run(params, arrays, slots, *, key0, key1, stream, n_paths, options):
+    """Mean, standard error and count per slot from the model's pricer."""
+    grid, ti, tf, fix_idx = arrays
+    options = dict(options)
+    bumps = options.pop("bumps")
+    args = (grid, params["spot"], params["rate"], params["div_yield"], params["vol"], ti, tf,
+            fix_idx, slots, bumps)
+    return engine.run(gbm_pricer.chunk, args, key0=key0, key1=key1, stream=stream,
+                      n_paths=n_paths, n_slots=int(slots.max()) + 1, **options)
 
 
 def _number_slots(wanted, n_trades):
@@ -95,8 +119,7 @@ def _price_underlying(name, params, records, choices, *, seed, n_paths, options)
     ``choices`` (one dict per trade, Greek code -> estimator code or tuple of candidates) is
     resolved in place: a pilot run on its own random stream keeps, among candidates, the one
     with the lowest variance (ties keep the preference order)."""
-    grid = np.unique([r["maturity"] for r in records])
-    arrays = _trade_arrays(records, grid)
+    arrays = _trade_arrays(records)
     key0, key1 = seed_key(seed), name_key(name)
     run = dict(key0=key0, key1=key1, options=options)
 
@@ -104,7 +127,7 @@ def _price_underlying(name, params, records, choices, *, seed, n_paths, options)
                  if isinstance(cands, tuple) for e in cands]
     if undecided:
         pilot = _number_slots(undecided, len(records))
-        _, pilot_se, _ = _run(params, arrays, grid, pilot, stream=STREAM_PILOT,
+        _, pilot_se, _ = _run(params, arrays, pilot, stream=STREAM_PILOT,
                               n_paths=min(PILOT_PATHS, n_paths), **run)
         for j, c in enumerate(choices):
             for g, cands in c.items():
@@ -114,7 +137,7 @@ def _price_underlying(name, params, records, choices, *, seed, n_paths, options)
     wanted = [(j, G.PRICE, 0) for j in range(len(records))]
     wanted += [(j, g, e) for j, c in enumerate(choices) for g, e in c.items()]
     slots = _number_slots(wanted, len(records))
-    mean, se, _ = _run(params, arrays, grid, slots, stream=STREAM_MAIN, n_paths=n_paths, **run)
+    mean, se, _ = _run(params, arrays, slots, stream=STREAM_MAIN, n_paths=n_paths, **run)
 
     rows = []
     for j, (r, c) in enumerate(zip(records, choices)):
@@ -161,8 +184,8 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         raise InputError(f"n_paths has value {n_paths!r}: must be a whole number >= 2")
     if steps_per_year is not None and not steps_per_year > 0:
         raise InputError(f"steps_per_year has value {steps_per_year!r}: must be > 0")
-    seed_key(seed)
     try:
+        seed_key(seed)
         bump_sizes = fd.bumps(fd_bumps)
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -172,7 +195,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
     for p in problems:
         if p:
             raise InputError(p[0])
-    choices = [_choices(r, payoffs.KINDS[r["payoff"]], plan) for r in records]
+    choices = [_choices(r, plan) for r in records]
 
     options = {"chunk_paths": chunk_paths, "block_paths": block_paths, "bumps": bump_sizes}
     rows = [{} for _ in records]
@@ -184,8 +207,6 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
                 continue
             if params["model"] != "gbm":
                 rows[i]["error"] = f"model {params['model']!r} is not supported yet"
-            elif payoffs.KINDS[r["payoff"]] not in payoffs.SUPPORTED:
-                rows[i]["error"] = f"payoff {r['payoff']!r} is not supported yet"
             else:
                 priceable.append(i)
         if priceable:
@@ -199,11 +220,11 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
 
 def _table(rows, trade_ids):
     """The output DataFrame of SPEC §2 from one dict per trade (absent numbers are NaN)."""
-    table = pd.DataFrame.from_records(rows, columns=COLUMNS,
-                                      index=pd.Index(trade_ids, name="trade_id", dtype=object))
+    index = pd.Index(trade_ids, name="trade_id", dtype=object)
+    data = {}
     for col in COLUMNS:
         if col == "error" or col.startswith("method_"):
-            table[col] = table[col].fillna("").astype(object)
+            data[col] = pd.Series([r.get(col, "") for r in rows], index=index, dtype=object)
         else:
-            table[col] = table[col].astype(float)
-    return table
+            data[col] = pd.Series([r.get(col, np.nan) for r in rows], index=index, dtype=float)
+    return pd.DataFrame(data, index=index)

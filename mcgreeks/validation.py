@@ -92,9 +92,9 @@ def check_market(market):
     """Validate the market table; return {underlying: parameters dict} or raise InputError."""
     _require(market, MARKET_COLUMNS, "market")
     out, problems = {}, []
-    for record in market.to_dict("records"):
+    for number, record in enumerate(market.to_dict("records"), start=1):
         name = _text(record.get("underlying"))
-        row = _Row(f"underlying {name!r}", record)
+        row = _Row(f"underlying {name!r}" if name is not None else f"market row {number}", record)
         if name is None:
             row.fail("underlying", "must be a non-empty name")
         elif name in out:
@@ -127,9 +127,9 @@ def check_trades(trades, market):
     """
     _require(trades, TRADE_COLUMNS, "trades")
     records, problems, seen = [], [], set()
-    for record in trades.to_dict("records"):
+    for number, record in enumerate(trades.to_dict("records"), start=1):
         tid = _text(record.get("trade_id"))
-        row = _Row(f"trade {tid!r}", record)
+        row = _Row(f"trade {tid!r}" if tid is not None else f"trade in row {number}", record)
         if tid is None:
             row.fail("trade_id", "must be a non-empty id")
         elif tid in seen:

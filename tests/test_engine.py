@@ -67,7 +67,7 @@ def test_merge_of_tile_moments_matches_numpy():
         part = x[t * engine.TILE:(t + 1) * engine.TILE]
         out[t, 0] = part.mean(), ((part - part.mean()) ** 2).sum()
     state = np.zeros((1, 3))
-    engine._merge_tiles(out, x.size, state)
+    engine.merge_tiles(out, x.size, state)
     assert state[0, 0] == x.size
     assert state[0, 1] == pytest.approx(x.mean(), rel=1e-14)
     assert state[0, 2] / (x.size - 1) == pytest.approx(x.var(ddof=1), rel=1e-12)

@@ -4,28 +4,34 @@ Each module holds the one-path formula of one estimator; the engine combines the
 tangents and scores and a payoff's value and slope.
 """
 from mcgreeks.greeks import DELTA, FD, GAMMA, LR, MIXED, PATHWISE, RHO, THETA, VEGA
-from mcgreeks.payoffs import DISCONTINUOUS
+from mcgreeks.payoffs import BARRIER, DISCONTINUOUS
 
 _FIRST_ORDER = (DELTA, VEGA, RHO, THETA)
 
 
-def valid_estimators(kind, greek):
+def valid_estimators(kind, greek, continuous=False):
     """Estimator codes that are unbiased for ``greek`` of payoff ``kind`` (fd: up to its O(h²)
-    bump bias), in order of preference when their variances tie."""
-    smooth = kind not in DISCONTINUOUS
+    bump bias), in order of preference when their variances tie.
+
+    A continuously monitored barrier is priced with its bridge survival weight, which is smooth:
+    its first-order Greeks are pathwise-valid; its gamma is taken by likelihood ratio with the
+    weight's own S0-derivatives (the mixed form would need the weight's kink at the strike)."""
+    smooth = kind not in DISCONTINUOUS or (kind == BARRIER and continuous)
     if greek in _FIRST_ORDER:
         return (PATHWISE, LR, FD) if smooth else (LR, FD)
     if greek == GAMMA:
-        return (MIXED, LR, FD) if smooth else (LR, FD)
+        return (MIXED, LR, FD) if smooth and kind != BARRIER else (LR, FD)
     return ()
 
 
-def why_invalid(kind, greek, estimator):
+def why_invalid(kind, greek, estimator, continuous=False):
     """Why ``estimator`` cannot estimate ``greek`` of payoff ``kind`` (for error messages)."""
     if estimator == PATHWISE and greek == GAMMA:
         return "the second pathwise derivative of a kinked payoff is zero almost surely; use mixed"
     if estimator == MIXED and greek != GAMMA:
         return "mixed is a second-order estimator (pathwise then likelihood ratio): gamma only"
+    if kind == BARRIER and continuous:
+        return "not offered for a continuous barrier's gamma; use lr"
     if kind in DISCONTINUOUS:
         return "the payoff jumps, so its pathwise derivative misses a Dirac mass"
     return "not an estimator of this Greek"

@@ -9,7 +9,8 @@ from mcgreeks._jit import kernel
 
 
 @kernel
-def first_order(disc, ddisc, f, slope, tangent):
-    """One path's estimate of ∂θ[D f(S)]: discount D, its derivative ∂θD, payoff f, slope f'(S),
-    tangent ∂θS."""
-    return disc * slope * tangent + ddisc * f
+def first_order(disc, ddisc, f, slope, tangent, explicit):
+    """One path's estimate of ∂θ[D f(S; θ)]: discount D, its derivative ∂θD, payoff f, slope
+    f'(S), tangent ∂θS, and ``explicit`` = ∂f/∂θ at a fixed path (nonzero when the payoff itself
+    depends on θ, as a barrier's bridge survival weight does on S0, σ and T)."""
+    return disc * (slope * tangent + explicit) + ddisc * f

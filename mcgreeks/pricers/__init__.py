@@ -1,0 +1,1 @@
+"""Pricers: a model's paths combined with payoffs and estimators, one kernel per model."""

@@ -1,0 +1,314 @@
+"""The command line (SPEC §5), run as a real subprocess: CSV and Parquet in and out, results
+identical to ``price_portfolio`` in-process, and bad input reported as one line with exit 2 and
+no output file (a pre-existing one is left untouched; no temporary file is left behind)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mcgreeks import greeks as G
+from mcgreeks import price_portfolio
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+PATHS = 2000
+SEED = 7
+TEXT_OUT = ["error"] + ["method_" + g for g in G.GREEKS]
+
+
+def run_cli(*args, cwd):
+    """Run ``python -m mcgreeks.cli price ARGS`` in ``cwd``; CompletedProcess with text output."""
+    return subprocess.run([sys.executable, "-m", "mcgreeks.cli", "price", *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def sample_tables():
+    """The sample trades and market as read by a user (text ids stay text)."""
+    return pd.read_csv(DATA / "trades.csv"), pd.read_csv(DATA / "market.csv")
+
+
+def sample_text():
+    """The sample tables with every cell as text, for editing one cell and writing CSV back."""
+    read = dict(dtype=str, keep_default_na=False)
+    return pd.read_csv(DATA / "trades.csv", **read), pd.read_csv(DATA / "market.csv", **read)
+
+
+def read_csv_out(path):
+    """A CSV output read back exactly: every cell as text, numbers converted by Python's float
+    (correctly rounded, so a repr-precision file gives back the same bits)."""
+    back = pd.read_csv(path, index_col="trade_id", dtype=str, keep_default_na=False)
+    for c in back.columns:
+        if c not in TEXT_OUT:
+            back[c] = np.array([float(x) if x != "" else np.nan for x in back[c]], dtype=np.float64)
+    return back
+
+
+def assert_same_results(back, expected, *, exact_frame=False):
+    assert list(back.index) == list(expected.index)
+    assert back.index.name == expected.index.name == "trade_id"
+    assert list(back.columns) == list(expected.columns)
+    for c in expected.columns:
+        if c in TEXT_OUT:
+            assert list(back[c]) == list(expected[c]), c
+        else:
+            assert back[c].dtype == np.float64, c
+            np.testing.assert_array_equal(back[c].to_numpy(), expected[c].to_numpy(float),
+                                          err_msg=c)
+    if exact_frame:
+        pd.testing.assert_frame_equal(back, expected, check_exact=True, check_dtype=False,
+                                      check_index_type=False)
+
+
+def listing(directory):
+    """Every entry of ``directory``, hidden ones included (temporary files start with '.')."""
+    return sorted(os.listdir(directory))
+
+
+@pytest.fixture(scope="module")
+def expected():
+    """In-process results for the sample with the arguments the CLI runs use."""
+    trades, market = sample_tables()
+    return price_portfolio(trades, market, n_paths=PATHS, seed=SEED)
+
+
+# --- successful runs ---------------------------------------------------------------------------
+
+def test_sample_prints_every_trade(tmp_path):
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    for tid in pd.read_csv(DATA / "trades.csv", dtype=str)["trade_id"]:
+        assert tid in proc.stdout
+    assert "±" in proc.stdout
+    assert listing(tmp_path) == []   # no --out: nothing written
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_out_file_matches_price_portfolio(tmp_path, expected, suffix):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / f"results.{suffix}"
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   "--seed", SEED, "--out", out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert listing(out_dir) == [out.name]   # the file, and no temporary file beside it
+    if suffix == "parquet":
+        assert_same_results(pd.read_parquet(out), expected, exact_frame=True)
+    else:
+        assert_same_results(read_csv_out(out), expected)
+
+
+@pytest.mark.parametrize("trades_fmt, market_fmt", [("parquet", "parquet"), ("parquet", "csv"),
+                                                    ("csv", "parquet")])
+def test_parquet_input(tmp_path, expected, trades_fmt, market_fmt):
+    trades, market = sample_tables()
+    paths = {}
+    for name, table, fmt in (("trades", trades, trades_fmt), ("market", market, market_fmt)):
+        paths[name] = tmp_path / f"{name}.{fmt}"
+        if fmt == "parquet":
+            table.to_parquet(paths[name], index=False)
+        else:
+            table.to_csv(paths[name], index=False)
+    out = tmp_path / "results.parquet"
+    proc = run_cli(paths["trades"], "--market", paths["market"], "--paths", PATHS,
+                   "--seed", SEED, "--out", out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert_same_results(pd.read_parquet(out), expected, exact_frame=True)
+
+
+def test_per_greek_method(tmp_path):
+    out = tmp_path / "m.csv"
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   "--method", "delta=lr,gamma=fd", "--out", out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    back = read_csv_out(out)
+    assert (back["method_delta"] == "lr").all()
+    assert (back["method_gamma"] == "fd").all()
+    trades, market = sample_tables()
+    same = price_portfolio(trades, market, n_paths=PATHS, method={"delta": "lr", "gamma": "fd"})
+    assert_same_results(back, same)
+    assert listing(tmp_path) == ["m.csv"]
+
+
+def test_unsupported_row_exits_1_and_writes_the_file(tmp_path):
+    """A valid row the engine cannot price yet (a Heston underlying) is reported, not fatal."""
+    trades, market = sample_text()
+    heston = {c: "" for c in market.columns}
+    heston.update(underlying="HEST", model="heston", spot="100", rate="0.02", v0="0.04",
+                  kappa="1.5", vbar="0.04", xi="0.5", corr="-0.7")
+    market = pd.concat([market, pd.DataFrame([heston])], ignore_index=True).fillna("")
+    row = {c: "" for c in trades.columns}
+    row.update(trade_id="H001", underlying="HEST", payoff="european", option_type="call",
+               strike="100", maturity="1.0", quantity="2")
+    trades = pd.concat([trades, pd.DataFrame([row])], ignore_index=True).fillna("")
+    trades.to_csv(tmp_path / "trades.csv", index=False)
+    market.to_csv(tmp_path / "market.csv", index=False)
+    out = tmp_path / "results.csv"
+    proc = run_cli("trades.csv", "--market", "market.csv", "--paths", PATHS,
+                   "--out", out.name, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    back = read_csv_out(out)
+    assert list(back.index) == list(trades["trade_id"])
+    assert "heston" in back.loc["H001", "error"]
+    assert np.isnan(back.loc["H001", "price"])
+    others = back.drop(index="H001")
+    assert (others["error"] == "").all()
+    assert np.isfinite(others["price"]).all()
+    assert listing(tmp_path) == ["market.csv", "results.csv", "trades.csv"]
+
+
+# --- bad input: exit 2, one line, no traceback, no output file ---------------------------------
+
+def _edit_trades(row, column, value):
+    def edit(trades, market):
+        trades.loc[row, column] = value
+    return edit
+
+
+def _drop(table_name, column):
+    def edit(trades, market):
+        table = trades if table_name == "trades" else market
+        del table[column]
+    return edit
+
+
+def _duplicate_id(trades, market):
+    trades.loc[4, "trade_id"] = trades.loc[2, "trade_id"]   # T005 becomes a second T003
+
+
+def _heston_corr(trades, market):
+    for c in ("v0", "kappa", "vbar", "xi", "corr"):
+        market[c] = ""
+    market.loc[len(market)] = {"underlying": "HEST", "model": "heston", "spot": "100",
+                               "rate": "0.01", "div_yield": "0", "vol": "", "v0": "0.04",
+                               "kappa": "1.5", "vbar": "0.04", "xi": "0.5", "corr": "1.5"}
+
+
+def _edit_market(row, column, value):
+    def edit(trades, market):
+        market.loc[row, column] = value
+    return edit
+
+
+BAD_INPUTS = [
+    # id, edit of the text tables, extra args, words the message must contain
+    ("unknown payoff", _edit_trades(4, "payoff", "lookback"), [], ["T005", "payoff", "lookback"]),
+    ("unknown option_type", _edit_trades(0, "option_type", "cal"), [],
+     ["T001", "option_type", "cal"]),
+    ("negative strike", _edit_trades(6, "strike", "-5"), [], ["T007", "strike", "-5"]),
+    ("zero maturity", _edit_trades(1, "maturity", "0"), [], ["T002", "maturity", "0"]),
+    ("NaN strike", _edit_trades(2, "strike", "NaN"), [], ["T003", "strike", "NaN"]),
+    ("text strike", _edit_trades(3, "strike", "abc"), [], ["T004", "strike", "abc"]),
+    ("unknown underlying", _edit_trades(5, "underlying", "ZZZZ"), [],
+     ["T006", "underlying", "ZZZZ"]),
+    ("duplicate trade_id", _duplicate_id, [], ["T003", "trade_id"]),
+    ("empty strike", _edit_trades(7, "strike", ""), [], ["T008", "strike"]),
+    ("missing trades column", _drop("trades", "maturity"), [], ["trades", "maturity"]),
+    ("missing market column", _drop("market", "spot"), [], ["market", "spot"]),
+    ("zero vol", _edit_market(1, "vol", "0"), [], ["BOLT", "vol", "0"]),
+    ("negative spot", _edit_market(2, "spot", "-1850"), [], ["CRUX", "spot", "-1850"]),
+    ("heston corr 1.5", _heston_corr, [], ["HEST", "corr", "1.5"]),
+    ("pathwise on digitals", None, ["--method", "pathwise"],
+     ["T005", "method", "pathwise", "digital"]),
+    ("unknown method", None, ["--method", "bogus"], ["method", "bogus"]),
+    ("one path", None, ["--paths", "1"], ["paths", "1"]),
+]
+
+
+@pytest.mark.parametrize("suffix, preexisting", [("csv", False), ("parquet", True)],
+                         ids=["new-csv-out", "old-parquet-out"])
+@pytest.mark.parametrize("edit, extra, words", [c[1:] for c in BAD_INPUTS],
+                         ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, edit, extra, words,
+                                                       preexisting, suffix):
+    trades, market = sample_text()
+    if edit is not None:
+        edit(trades, market)
+    trades.to_csv(tmp_path / "trades.csv", index=False)
+    market.to_csv(tmp_path / "market.csv", index=False)
+    out = tmp_path / f"results.{suffix}"
+    old = b"an earlier night's results\n"
+    if preexisting:
+        out.write_bytes(old)
+    before = listing(tmp_path)
+
+    args = ["trades.csv", "--market", "market.csv", "--out", out.name] + extra
+    if "--paths" not in extra:
+        args += ["--paths", PATHS]
+    proc = run_cli(*args, cwd=tmp_path)
+
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("mcgreeks: error:"), lines[0]
+    for word in words:
+        assert word in lines[0], f"{word!r} not in {lines[0]!r}"
+    if preexisting:
+        assert out.read_bytes() == old
+    else:
+        assert not out.exists()
+    assert listing(tmp_path) == before   # no temporary file left behind
+
+
+@pytest.mark.parametrize("missing", ["trades", "market"])
+def test_missing_input_file(tmp_path, missing):
+    trades = DATA / "trades.csv" if missing != "trades" else tmp_path / "nope_trades.csv"
+    market = DATA / "market.csv" if missing != "market" else tmp_path / "nope_market.csv"
+    proc = run_cli(trades, "--market", market, "--paths", PATHS, "--out", "x.csv", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcgreeks: error:"), proc.stderr
+    assert f"nope_{missing}.csv" in lines[0]
+    assert listing(tmp_path) == []
+
+
+def test_unreadable_parquet_input(tmp_path):
+    (tmp_path / "trades.parquet").write_text("this is not parquet\n")
+    proc = run_cli("trades.parquet", "--market", DATA / "market.csv", "--paths", PATHS,
+                   cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcgreeks: error:"), proc.stderr
+    assert "trades.parquet" in lines[0]
+
+
+def test_out_with_unknown_suffix(tmp_path):
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   "--out", "foo.txt", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcgreeks: error:"), proc.stderr
+    assert "foo.txt" in lines[0]
+    assert listing(tmp_path) == []
+
+
+def test_negative_seed_is_bad_input(tmp_path):
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   "--seed", "-1", "--out", "x.csv", cwd=tmp_path)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcgreeks: error:"), proc.stderr
+    assert "seed" in lines[0] and "-1" in lines[0]
+    assert listing(tmp_path) == []
+
+
+def test_out_into_missing_directory_is_bad_input(tmp_path):
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   "--out", tmp_path / "no_such_dir" / "x.csv", cwd=tmp_path)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcgreeks: error:"), proc.stderr
+    assert "no_such_dir" in lines[0]
+    assert listing(tmp_path) == []
