@@ -111,8 +111,9 @@ def main(argv=None):
         trades = read_table(args.trades, "trades")
         market = read_table(args.market, "market")
         start = time.perf_counter()
-        results = price_portfolio(trades, market, n_paths=args.paths, seed=args.seed,
-                                  method=method, steps_per_year=args.steps_per_year)
+        results, notes = price_portfolio(trades, market, n_paths=args.paths, seed=args.seed,
+                                         method=method, steps_per_year=args.steps_per_year,
+                                         diagnostics=True)
     except InputError as exc:
         print(f"mcgreeks: error: {exc}", file=sys.stderr)
         return 2
@@ -120,6 +121,11 @@ def main(argv=None):
     print(format_table(results))
     print(f"\n{len(results)} trades, {args.paths} paths per underlying, seed {args.seed}, "
           f"{elapsed:.2f} s; values are per position, ± one standard error")
+    controlled = notes[notes["control"] != ""].xs("price", level="quantity")
+    if len(controlled):
+        reduction = controlled["variance_reduction"]
+        print(f"control variate (geometric Asian) on {len(controlled)} arithmetic Asians: price "
+              f"variance reduced {reduction.min():.0f}x to {reduction.max():.0f}x")
     if args.out:
         try:
             write_table(results, args.out)

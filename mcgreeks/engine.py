@@ -25,6 +25,12 @@ from mcgreeks.rng import fill_normals
 TILE = 64
 
 
+#: Moments kept per tile and slot: mean and centred sum of squares of the estimate y, and of
+#: its control x (when it has one), and their centred sum of cross products.
+MEAN, M2, MEAN_X, M2_X, C_XY = range(5)
+N_MOMENTS = 5
+
+
 @kernel
 def tile_moments(x, m):
     """Mean and centred sum of squares of x[:m], two-pass for accuracy."""
@@ -37,6 +43,20 @@ def tile_moments(x, m):
         d = x[i] - mean
         m2 += d * d
     return mean, m2
+
+
+@kernel
+def write_moments(y, x, m, with_control, out):
+    """Write the tile moments of estimates y[:m] (and of their controls x[:m]) into out[:]."""
+    out[MEAN], out[M2] = tile_moments(y, m)
+    if with_control:
+        out[MEAN_X], out[M2_X] = tile_moments(x, m)
+        c = 0.0
+        for i in range(m):
+            c += (y[i] - out[MEAN]) * (x[i] - out[MEAN_X])
+        out[C_XY] = c
+    else:
+        out[MEAN_X] = out[M2_X] = out[C_XY] = 0.0
 
 
 @kernel
@@ -53,40 +73,67 @@ def brownian_tile(key0, key1, stream, path, m, grid, z, w):
 
 
 @kernel
-def merge_tiles(out, n_paths, state):
-    """Fold tile moments into the running (count, mean, M2) of every slot, in tile order
-    (Chan, Golub & LeVeque 1983, pairwise update)."""
+def merge_tiles(out, n_paths, count, state):
+    """Fold tile moments into the running moments of every slot, in tile order (Chan, Golub &
+    LeVeque 1983, pairwise update; the cross term likewise).  ``count`` holds paths so far."""
     for tile in range(out.shape[0]):
         m = min(TILE, n_paths - tile * TILE)
+        n_a = count[0]
+        n_ab = n_a + m
         for k in range(out.shape[1]):
-            n_a = state[k, 0]
-            n_ab = n_a + m
-            delta = out[tile, k, 0] - state[k, 1]
-            state[k, 1] += delta * m / n_ab
-            state[k, 2] += out[tile, k, 1] + delta * delta * n_a * m / n_ab
-            state[k, 0] = n_ab
+            dy = out[tile, k, MEAN] - state[k, MEAN]
+            dx = out[tile, k, MEAN_X] - state[k, MEAN_X]
+            state[k, MEAN] += dy * m / n_ab
+            state[k, MEAN_X] += dx * m / n_ab
+            w = n_a * m / n_ab
+            state[k, M2] += out[tile, k, M2] + dy * dy * w
+            state[k, M2_X] += out[tile, k, M2_X] + dx * dx * w
+            state[k, C_XY] += out[tile, k, C_XY] + dy * dx * w
+        count[0] = n_ab
 
 
 def run(chunk, args, *, key0, key1, stream, n_paths, n_slots, chunk_paths=1 << 16,
         block_paths=1 << 12, first_path=0):
-    """Simulate ``n_paths`` paths with a pricer's ``chunk`` kernel; per slot (mean, SE, count).
+    """Simulate ``n_paths`` paths with a pricer's ``chunk`` kernel: (count, moments[slot, 5]).
 
     ``chunk(key0, key1, stream, path0, n, tiles_per_block, *args, out)`` fills out[tile, slot] with
-    each tile's (mean, M2).  ``chunk_paths`` bounds memory and ``block_paths`` sets the parallel
+    each tile's moments (``write_moments``).  ``chunk_paths`` bounds memory and ``block_paths`` sets the parallel
     grain; both are rounded to whole tiles and neither changes a single bit of the result.
     ``first_path`` (a multiple of TILE) lets a caller simulate one range of a longer run.
     """
     if first_path % TILE:
         raise ValueError(f"first_path has value {first_path}: must be a multiple of {TILE}")
-    state = np.zeros((n_slots, 3))
+    state = np.zeros((n_slots, N_MOMENTS))
+    count = np.zeros(1)
     size = max(TILE, chunk_paths // TILE * TILE)
     tiles_per_block = max(1, block_paths // TILE)
     for start in range(0, n_paths, size):
         n = min(size, n_paths - start)
-        out = np.empty(((n + TILE - 1) // TILE, n_slots, 2))
+        out = np.empty(((n + TILE - 1) // TILE, n_slots, N_MOMENTS))
         chunk(np.uint64(key0), np.uint64(key1), np.uint64(stream), first_path + start, n,
               tiles_per_block, *args, out)
-        merge_tiles(out, n, state)
-    count = state[:, 0]
-    var = state[:, 2] / np.maximum(count - 1, 1)
-    return state[:, 1].copy(), np.sqrt(var / np.maximum(count, 1)), count
+        merge_tiles(out, n, count, state)
+    return int(count[0]), state
+
+
+def estimate(count, state, control_mean=None):
+    """Mean and standard error per slot from merged moments.
+
+    Where ``control_mean`` (per slot; NaN for none) gives E[x] of a slot's control, the estimate is
+    the control-variate one, ȳ - β(x̄ - E[x]) with β = C_xy/M2_x fitted on the same paths, and its
+    standard error that of the regression residual (Glasserman 2004, §4.1).  Also returns the
+    variance reduction factor Var(y)/Var(residual) (1 without a control) and β.
+    """
+    mean, m2 = state[:, MEAN].copy(), state[:, M2].copy()
+    beta = np.zeros(len(state))
+    dof = np.full(len(state), max(count - 1, 1), dtype=float)
+    if control_mean is not None:
+        use = ~np.isnan(control_mean) & (state[:, M2_X] > 0)
+        beta[use] = state[use, C_XY] / state[use, M2_X]
+        mean[use] -= beta[use] * (state[use, MEAN_X] - control_mean[use])
+        m2[use] = np.maximum(m2[use] - beta[use] * state[use, C_XY], 0.0)
+        dof[use] = max(count - 2, 1)
+    se = np.sqrt(m2 / dof / max(count, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reduction = np.where(m2 > 0, state[:, M2] / m2, 1.0)
+    return mean, se, reduction, beta

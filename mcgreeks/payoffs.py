@@ -18,8 +18,10 @@ BARRIER_KINDS = {"up_out": (False, False), "up_in": (False, True),
                  "down_out": (True, False), "down_in": (True, True)}   # name -> (down, knock_in)
 
 # Columns of the per-trade arrays the kernels take (ints and floats kept apart).
-KIND, DOWN, KNOCK_IN, CONTINUOUS, FIX_OFF, FIX_N = range(6)      # int64 columns
-OMEGA, STRIKE, CASH, LEVEL, MATURITY = range(5)                   # float64 columns
+KIND, DOWN, KNOCK_IN, CONTINUOUS, FIX_OFF, FIX_N, CONTROL = range(7)   # int64 columns
+N_INT_COLUMNS = 7
+OMEGA, STRIKE, CASH, LEVEL, MATURITY = range(5)                         # float64 columns
+N_FLOAT_COLUMNS = 5
 
 
 @kernel

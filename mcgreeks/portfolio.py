@@ -10,6 +10,7 @@ import pandas as pd
 
 from mcgreeks import engine, payoffs
 from mcgreeks import greeks as G
+from mcgreeks.analytic.asian import geometric_asian
 from mcgreeks.estimators import fd, valid_estimators, why_invalid
 from mcgreeks.pricers import gbm as gbm_pricer
 from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
@@ -20,6 +21,9 @@ PILOT_PATHS = 4096
 
 COLUMNS = (list(G.QUANTITIES) + [q + "_se" for q in G.QUANTITIES]
            + ["method_" + g for g in G.GREEKS] + ["error"])
+
+DIAGNOSTIC_COLUMNS = ["trade_id", "quantity", "method", "control", "control_beta",
+                      "variance_reduction"]
 
 _APPLIES = {"pathwise": (G.DELTA, G.VEGA, G.RHO, G.THETA), "mixed": (G.GAMMA,),
             "lr": tuple(range(1, 6)), "fd": tuple(range(1, 6))}
@@ -76,17 +80,21 @@ def _schedule(record):
     return np.arange(1, n + 1) * record["maturity"] / n
 
 
-def _trade_arrays(records):
+def _has_control(record, control_variate):
+    return control_variate and record["payoff"] == "asian_arithmetic"
+
+
+def _trade_arrays(records, control_variate):
     """The union grid of all trades' dates and the pricer's per-trade arrays (ti, tf, fix_idx)."""
     dates = [_schedule(r) for r in records]
     grid = np.unique(np.concatenate(dates))
-    ti = np.zeros((len(records), 6), dtype=np.int64)
-    tf = np.zeros((len(records), 5))
+    ti = np.zeros((len(records), payoffs.N_INT_COLUMNS), dtype=np.int64)
+    tf = np.zeros((len(records), payoffs.N_FLOAT_COLUMNS))
     fix_idx, offset = [], 0
     for j, (r, d) in enumerate(zip(records, dates)):
         down, knock_in = payoffs.BARRIER_KINDS.get(r.get("barrier_type"), (False, False))
         ti[j] = (payoffs.KINDS[r["payoff"]], down, knock_in, r.get("monitoring") == "continuous",
-                 offset, d.size)
+                 offset, d.size, _has_control(r, control_variate))
         tf[j] = (1.0 if r["option_type"] == "call" else -1.0, r["strike"], r["cash"],
                  r.get("barrier") or 0.0, r["maturity"])
         fix_idx.append(np.searchsorted(grid, d))
@@ -94,8 +102,37 @@ def _trade_arrays(records):
     return grid, ti, tf, np.concatenate(fix_idx).astype(np.int64)
 
 
+def _control_means(records, params, wanted, bumps):
+    """E[x] of each slot's control: the geometric twin's closed-form value of the quantity, or for
+    fd the closed form's own difference quotient with the same bumps; NaN without a control."""
+    means = np.full(len(wanted), np.nan)
+    for k, (j, g, e) in enumerate(wanted):
+        r = records[j]
+        if not r["control"]:
+            continue
+        args = dict(spot=params["spot"], strike=r["strike"], maturity=r["maturity"],
+                    rate=params["rate"], vol=params["vol"], div_yield=params["div_yield"],
+                    n_fixings=r["n_fixings"], is_call=r["option_type"] == "call")
+        if e != G.FD or g == G.PRICE:
+            means[k] = geometric_asian(**args)[G.QUANTITIES[g]]
+            continue
+        price = lambda **moved: geometric_asian(**{**args, **moved})["price"]  # noqa: E731
+        spot_rel, vol_rel, rate_abs, maturity_rel = bumps
+        s0, vol, t = args["spot"], args["vol"], args["maturity"]
+        h = {G.DELTA: spot_rel * s0, G.GAMMA: spot_rel * s0, G.VEGA: vol_rel * vol,
+             G.RHO: rate_abs, G.THETA: maturity_rel * t}[g]
+        name = {G.DELTA: "spot", G.GAMMA: "spot", G.VEGA: "vol", G.RHO: "rate",
+                G.THETA: "maturity"}[g]
+        up, down = price(**{name: args[name] + h}), price(**{name: args[name] - h})
+        if g == G.GAMMA:
+            means[k] = fd.second(up, price(), down, h)
+        else:
+            means[k] = fd.central(up, down, h) * (-1.0 if g == G.THETA else 1.0)
+    return means
+
+
 def _run(params, arrays, slots, *, key0, key1, stream, n_paths, options):
-    """Mean, standard error and count per slot from the model's pricer."""
+    """Merged moments (count, state) per slot from the model's pricer."""
     grid, ti, tf, fix_idx = arrays
     options = dict(options)
     bumps = options.pop("bumps")
@@ -113,22 +150,31 @@ def _number_slots(wanted, n_trades):
     return slots
 
 
+def _estimates(params, records, arrays, wanted, *, stream, n_paths, run):
+    """(mean, se, variance reduction, beta) per wanted (trade, quantity, estimator)."""
+    slots = _number_slots(wanted, len(records))
+    count, state = _run(params, arrays, slots, stream=stream, n_paths=n_paths, **run)
+    controls = _control_means(records, params, wanted, run["options"]["bumps"])
+    return slots, engine.estimate(count, state, controls)
+
+
 def _price_underlying(name, params, records, choices, *, seed, n_paths, options):
     """Estimates for the trades of one underlying: one {column: value} dict per trade.
 
     ``choices`` (one dict per trade, Greek code -> estimator code or tuple of candidates) is
     resolved in place: a pilot run on its own random stream keeps, among candidates, the one
     with the lowest variance (ties keep the preference order)."""
-    arrays = _trade_arrays(records)
-    key0, key1 = seed_key(seed), name_key(name)
-    run = dict(key0=key0, key1=key1, options=options)
+    control_variate = options.pop("control_variate")
+    records = [dict(r, control=_has_control(r, control_variate)) for r in records]
+    arrays = _trade_arrays(records, control_variate)
+    run = dict(key0=seed_key(seed), key1=name_key(name), options=options)
 
     undecided = [(j, g, e) for j, c in enumerate(choices) for g, cands in c.items()
                  if isinstance(cands, tuple) for e in cands]
     if undecided:
-        pilot = _number_slots(undecided, len(records))
-        _, pilot_se, _ = _run(params, arrays, pilot, stream=STREAM_PILOT,
-                              n_paths=min(PILOT_PATHS, n_paths), **run)
+        pilot, (_, pilot_se, _, _) = _estimates(params, records, arrays, undecided,
+                                                stream=STREAM_PILOT,
+                                                n_paths=min(PILOT_PATHS, n_paths), run=run)
         for j, c in enumerate(choices):
             for g, cands in c.items():
                 if isinstance(cands, tuple):
@@ -136,25 +182,30 @@ def _price_underlying(name, params, records, choices, *, seed, n_paths, options)
 
     wanted = [(j, G.PRICE, 0) for j in range(len(records))]
     wanted += [(j, g, e) for j, c in enumerate(choices) for g, e in c.items()]
-    slots = _number_slots(wanted, len(records))
-    mean, se, _ = _run(params, arrays, slots, stream=STREAM_MAIN, n_paths=n_paths, **run)
-
-    rows = []
+    slots, (mean, se, reduction, beta) = _estimates(params, records, arrays, wanted,
+                                                    stream=STREAM_MAIN, n_paths=n_paths, run=run)
+    rows, diagnostics = [], []
     for j, (r, c) in enumerate(zip(records, choices)):
         q = r["quantity"]
         row = {}
         for g, e in [(G.PRICE, 0)] + list(c.items()):
-            quantity = G.QUANTITIES[g]
-            row[quantity] = q * mean[slots[j, g, e]]
-            row[quantity + "_se"] = abs(q) * se[slots[j, g, e]]
+            quantity, k = G.QUANTITIES[g], slots[j, g, e]
+            row[quantity] = q * mean[k]
+            row[quantity + "_se"] = abs(q) * se[k]
             if g != G.PRICE:
                 row["method_" + quantity] = G.ESTIMATORS[e]
+            diagnostics.append({"trade_id": r["trade_id"], "quantity": quantity,
+                                "method": G.ESTIMATORS[e] if g != G.PRICE else "",
+                                "control": "geometric_asian" if r["control"] else "",
+                                "control_beta": beta[k] if r["control"] else np.nan,
+                                "variance_reduction": reduction[k]})
         rows.append(row)
-    return rows
+    return rows, diagnostics
 
 
 def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", steps_per_year=None,
-                    *, fd_bumps=None, chunk_paths=1 << 16, block_paths=1 << 12):
+                    *, control_variate=True, fd_bumps=None, diagnostics=False,
+                    chunk_paths=1 << 16, block_paths=1 << 12):
     """Price every trade and its Greeks, each with its Monte Carlo standard error.
 
     Args:
@@ -167,14 +218,22 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         estimates; the others stay auto), or a dict {greek: name}.  An estimator that is invalid
         for a trade's payoff raises.
       steps_per_year: time grid of discretized models; GBM paths are exact and ignore it.
+      control_variate: arithmetic Asians take their geometric twin (closed form known, same
+        dates, same path, same estimator) as a control variate for the price and every Greek,
+        with the coefficient fitted on the same paths.
       fd_bumps: bump sizes of the ``fd`` estimator, overriding any of {"spot": 0.01 (of S0),
         "vol": 0.01 (of σ), "rate": 0.001, "maturity": 0.01 (of T)}.
+      diagnostics: also return the diagnostics table (see Returns).
       chunk_paths, block_paths: paths per kernel call (bounds memory) and per parallel task;
         neither changes the result.
 
     Returns:
       DataFrame indexed by ``trade_id`` in input order with the columns of SPEC §2, position
       level (unit value × quantity).  Rows that cannot be priced carry the reason in ``error``.
+      With ``diagnostics=True``, the pair (results, diagnostics): a DataFrame with one row per
+      (trade_id, quantity) giving the estimator, the control variate and its fitted coefficient
+      (control_beta), and the variance_reduction factor (variance without / with the control;
+      1 without one).
 
     Raises:
       InputError: a table violates SPEC §1, or ``method`` is invalid; the message names the trade
@@ -197,8 +256,9 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
             raise InputError(p[0])
     choices = [_choices(r, plan) for r in records]
 
-    options = {"chunk_paths": chunk_paths, "block_paths": block_paths, "bumps": bump_sizes}
-    rows = [{} for _ in records]
+    options = {"chunk_paths": chunk_paths, "block_paths": block_paths, "bumps": bump_sizes,
+               "control_variate": control_variate}
+    rows, notes = [{} for _ in records], []
     for name in dict.fromkeys(r["underlying"] for r in records):
         params = market_params[name]
         priceable = []
@@ -210,12 +270,19 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
             else:
                 priceable.append(i)
         if priceable:
-            priced = _price_underlying(name, params, [records[i] for i in priceable],
-                                       [choices[i] for i in priceable], seed=seed,
-                                       n_paths=int(n_paths), options=options)
+            priced, underlying_notes = _price_underlying(
+                name, params, [records[i] for i in priceable], [choices[i] for i in priceable],
+                seed=seed, n_paths=int(n_paths), options=dict(options))
             for i, row in zip(priceable, priced):
                 rows[i].update(row)
-    return _table(rows, [r["trade_id"] for r in records])
+            notes += underlying_notes
+    table = _table(rows, [r["trade_id"] for r in records])
+    if not diagnostics:
+        return table
+    order = {tid: i for i, tid in enumerate(table.index)}
+    notes.sort(key=lambda d: order[d["trade_id"]])
+    return table, pd.DataFrame(notes, columns=DIAGNOSTIC_COLUMNS).set_index(
+        ["trade_id", "quantity"])
 
 
 def _table(rows, trade_ids):

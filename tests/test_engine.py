@@ -61,13 +61,33 @@ def test_standard_errors_shrink_like_one_over_sqrt_n(one_underlying):
 def test_merge_of_tile_moments_matches_numpy():
     rng = np.random.default_rng(0)
     x = rng.normal(3.0, 2.0, size=1000)
+    y = 2.0 * x + rng.normal(size=x.size)          # a correlated second series
     n_tiles = -(-x.size // engine.TILE)
-    out = np.empty((n_tiles, 1, 2))
+    out = np.empty((n_tiles, 1, engine.N_MOMENTS))
     for t in range(n_tiles):
-        part = x[t * engine.TILE:(t + 1) * engine.TILE]
-        out[t, 0] = part.mean(), ((part - part.mean()) ** 2).sum()
-    state = np.zeros((1, 3))
-    engine.merge_tiles(out, x.size, state)
-    assert state[0, 0] == x.size
-    assert state[0, 1] == pytest.approx(x.mean(), rel=1e-14)
-    assert state[0, 2] / (x.size - 1) == pytest.approx(x.var(ddof=1), rel=1e-12)
+        sl = slice(t * engine.TILE, (t + 1) * engine.TILE)
+        engine.write_moments(y[sl], x[sl], y[sl].size, True, out[t, 0])
+    state, count = np.zeros((1, engine.N_MOMENTS)), np.zeros(1)
+    engine.merge_tiles(out, x.size, count, state)
+    assert count[0] == x.size
+    assert state[0, engine.MEAN] == pytest.approx(y.mean(), rel=1e-14)
+    assert state[0, engine.MEAN_X] == pytest.approx(x.mean(), rel=1e-14)
+    assert state[0, engine.M2] / (x.size - 1) == pytest.approx(y.var(ddof=1), rel=1e-12)
+    assert state[0, engine.M2_X] / (x.size - 1) == pytest.approx(x.var(ddof=1), rel=1e-12)
+    assert state[0, engine.C_XY] / (x.size - 1) == pytest.approx(np.cov(y, x)[0, 1], rel=1e-12)
+
+
+def test_control_variate_estimate_is_the_regression_estimate():
+    """ȳ - β(x̄ - E[x]) with β the least-squares slope, and the residual standard error."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(1.0, 1.0, size=5000)
+    y = 3.0 * x + rng.normal(size=x.size)
+    state = np.array([[y.mean(), ((y - y.mean())**2).sum(), x.mean(), ((x - x.mean())**2).sum(),
+                       ((y - y.mean()) * (x - x.mean())).sum()]])
+    mean, se, reduction, beta = engine.estimate(x.size, state, np.array([1.0]))
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    assert beta[0] == pytest.approx(slope, rel=1e-12)
+    assert mean[0] == pytest.approx(intercept + slope * 1.0, rel=1e-12)
+    assert se[0] == pytest.approx(np.sqrt((residual**2).sum() / (x.size - 2) / x.size), rel=1e-12)
+    assert reduction[0] == pytest.approx(y.var() / residual.var(), rel=1e-9)

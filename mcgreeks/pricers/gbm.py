@@ -19,7 +19,7 @@ from numba import prange
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks._jit import kernel
-from mcgreeks.engine import TILE, brownian_tile, tile_moments
+from mcgreeks.engine import TILE, brownian_tile, write_moments
 from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, pathwise
 from mcgreeks.models import gbm
 
@@ -30,14 +30,13 @@ N_Q = 16
 
 
 @kernel
-def _walk(ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
+def _walk(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
     """Walk a trade's dates on path i with parameters (s0, mu = log drift, vol), dates scaled by c
     (W by √c, as common random numbers give under a maturity bump).
 
     Returns (u, s_last, knocked): the payoff's underlying quantity (terminal spot, arithmetic or
     geometric average), the spot at the last date, and whether a discretely monitored barrier was
     touched at one of the dates."""
-    kind = ti[P.KIND]
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     root_c = math.sqrt(c)
     discrete_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 0
@@ -64,11 +63,11 @@ def _walk(ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
 
 
 @kernel
-def _value(ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
+def _value(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
     """Undiscounted payoff of one unit on path i (see ``_walk`` for the arguments)."""
-    u, s_last, knocked = _walk(ti, tf, fix_idx, grid, w, i, s0, mu, vol, c)
-    f = P.value(ti[P.KIND], tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
-    if ti[P.KIND] != P.BARRIER:
+    u, s_last, knocked = _walk(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c)
+    f = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
+    if kind != P.BARRIER:
         return f
     if ti[P.CONTINUOUS] == 1:
         alive = gbm.bridge_survival(ti[P.DOWN] == 1, tf[P.LEVEL], s0, s_last,
@@ -79,10 +78,9 @@ def _value(ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
 
 
 @kernel
-def _tangents(ti, tf, fix_idx, grid, w, i, s0, mu, vol):
+def _tangents(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol):
     """(u, ∂u/∂S0, ∂u/∂σ, ∂u/∂r, ∂u/∂T) on path i: the chain rule along the path
     (Glasserman 2004, §7.2.2 for the Asian sums)."""
-    kind = ti[P.KIND]
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     maturity = tf[P.MATURITY]
     if kind == P.ASIAN_ARITHMETIC:
@@ -130,16 +128,15 @@ def _scores(ti, tf, fix_idx, grid, w, i, s0, mu, vol):
 
 
 @kernel
-def _fill(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, q):
-    """Per-path quantities of one trade over a tile into the rows of ``q``."""
-    kind = ti[P.KIND]
+def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, q):
+    """Per-path quantities of one trade (as payoff ``kind``) over a tile into the rows of ``q``."""
     continuous_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
     for i in range(m):
-        q[F, i] = _value(ti, tf, fix_idx, grid, w, i, s0, mu, vol, 1.0)
+        q[F, i] = _value(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, 1.0)
         q[X_SPOT, i] = q[X_VOL, i] = q[X_MAT, i] = q[X_SPOT2, i] = 0.0
         if need_tangents:
             u, q[T_SPOT, i], q[T_VOL, i], q[T_RATE, i], q[T_MAT, i] = _tangents(
-                ti, tf, fix_idx, grid, w, i, s0, mu, vol)
+                kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol)
             q[U, i] = u
             q[SLOPE, i] = P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
         if need_scores:
@@ -148,7 +145,7 @@ def _fill(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, 
         if continuous_barrier:
             # f = vanilla(S_T) × weight(S0, S_T, σ²T): the weight's own derivatives enter as
             # explicit terms, and its S_T-derivative joins the slope.
-            s_t = _walk(ti, tf, fix_idx, grid, w, i, s0, mu, vol, 1.0)[1]
+            s_t = _walk(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, 1.0)[1]
             vanilla = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
             var = vol * vol * tf[P.MATURITY]
             p, p_s1, p_s0, p_var, p_s0s0, p_s0s1 = gbm.bridge_survival(
@@ -165,31 +162,31 @@ def _fill(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, 
 
 
 @kernel
-def _revalue(ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, c):
+def _revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, c):
     """Discounted payoff of path i under moved parameters (same W): the fd revaluation."""
     return math.exp(-rate * tf[P.MATURITY] * c) * _value(
-        ti, tf, fix_idx, grid, w, i, s0, gbm.log_drift(rate, div, vol), vol, c)
+        kind, ti, tf, fix_idx, grid, w, i, s0, gbm.log_drift(rate, div, vol), vol, c)
 
 
 @kernel
-def _fd(g, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, base, bumps):
+def _fd(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, base, bumps):
     """Central bump-and-revalue of quantity g on path i; ``base`` is the unbumped discounted value."""
     if g == G.DELTA or g == G.GAMMA:
         h = bumps[0] * s0
-        up = _revalue(ti, tf, fix_idx, grid, w, i, s0 + h, rate, div, vol, 1.0)
-        dn = _revalue(ti, tf, fix_idx, grid, w, i, s0 - h, rate, div, vol, 1.0)
+        up = _revalue(kind, ti, tf, fix_idx, grid, w, i, s0 + h, rate, div, vol, 1.0)
+        dn = _revalue(kind, ti, tf, fix_idx, grid, w, i, s0 - h, rate, div, vol, 1.0)
         return fd.central(up, dn, h) if g == G.DELTA else fd.second(up, base, dn, h)
     if g == G.VEGA:
         h = bumps[1] * vol
-        return fd.central(_revalue(ti, tf, fix_idx, grid, w, i, s0, rate, div, vol + h, 1.0),
-                          _revalue(ti, tf, fix_idx, grid, w, i, s0, rate, div, vol - h, 1.0), h)
+        return fd.central(_revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol + h, 1.0),
+                          _revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol - h, 1.0), h)
     if g == G.RHO:
         h = bumps[2]
-        return fd.central(_revalue(ti, tf, fix_idx, grid, w, i, s0, rate + h, div, vol, 1.0),
-                          _revalue(ti, tf, fix_idx, grid, w, i, s0, rate - h, div, vol, 1.0), h)
+        return fd.central(_revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate + h, div, vol, 1.0),
+                          _revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate - h, div, vol, 1.0), h)
     h = bumps[3]  # theta = -∂V/∂T, dates and W scaled by 1 ± h
-    return -fd.central(_revalue(ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, 1.0 + h),
-                       _revalue(ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, 1.0 - h),
+    return -fd.central(_revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, 1.0 + h),
+                       _revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, 1.0 - h),
                        h * tf[P.MATURITY])
 
 
@@ -221,42 +218,60 @@ def _estimate(g, e, q, i, s0, rate, maturity, disc):
 
 
 @kernel
-def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, bumps, q, x, out_tile):
-    """All wanted estimates of one trade over one tile."""
-    mu = gbm.log_drift(rate, div, vol)
+def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, bumps, x):
+    """One path's estimate of (g, e) for each path of the tile into x[:m]."""
     maturity = tf[P.MATURITY]
     disc = math.exp(-rate * maturity)
+    if e == G.FD:
+        for i in range(m):
+            x[i] = _fd(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol,
+                       disc * q[F, i], bumps)
+    else:
+        for i in range(m):
+            x[i] = _estimate(g, e, q, i, s0, rate, maturity, disc)
+
+
+@kernel
+def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, bumps, q, q_x, y, x,
+                out_tile):
+    """All wanted estimates of one trade over one tile; with a control (an arithmetic Asian's
+    geometric twin on the same path, same estimator), their joint moments."""
+    mu = gbm.log_drift(rate, div, vol)
     need_tangents = need_scores = False
     for g in range(slots_j.shape[0]):
         need_tangents |= slots_j[g, G.PATHWISE] >= 0 or slots_j[g, G.MIXED] >= 0
         need_scores |= slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0
-    _fill(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, q)
+    kind = ti[P.KIND]
+    control = ti[P.CONTROL] == 1
+    _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, q)
+    if control:
+        _fill(P.ASIAN_GEOMETRIC, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents,
+              need_scores, q_x)
     for g in range(slots_j.shape[0]):
         for e in range(slots_j.shape[1]):
             k = slots_j[g, e]
             if k < 0:
                 continue
-            if e == G.FD:
-                for i in range(m):
-                    x[i] = _fd(g, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol,
-                               disc * q[F, i], bumps)
-            else:
-                for i in range(m):
-                    x[i] = _estimate(g, e, q, i, s0, rate, maturity, disc)
-            out_tile[k, 0], out_tile[k, 1] = tile_moments(x, m)
+            _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, bumps, y)
+            if control:
+                _estimates(g, e, P.ASIAN_GEOMETRIC, ti, tf, fix_idx, grid, w, m, s0, rate, div,
+                           vol, q_x, bumps, x)
+            write_moments(y, x, m, control, out_tile[k])
 
 
 @kernel(parallel=True)
 def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, div, vol,
           ti, tf, fix_idx, slots, bumps, out):
     """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
-    (mean, M2) per slot to out[tile, slot, :]."""
+    moments per slot to out[tile, slot, :] (``engine.write_moments``)."""
     n_tiles = (n_paths + TILE - 1) // TILE
     n_blocks = (n_tiles + tiles_per_block - 1) // tiles_per_block
     for b in prange(n_blocks):
         w = np.empty((grid.size, TILE))
         z = np.empty(TILE)
         q = np.empty((N_Q, TILE))
+        q_x = np.empty((N_Q, TILE))
+        y = np.empty(TILE)
         x = np.empty(TILE)
         for tile in range(b * tiles_per_block, min(n_tiles, (b + 1) * tiles_per_block)):
             first = tile * TILE
@@ -264,4 +279,4 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, d
             brownian_tile(key0, key1, stream, path0 + first, m, grid, z, w)
             for j in range(ti.shape[0]):
                 _trade_tile(ti[j], tf[j], fix_idx, grid, w, m, s0, rate, div, vol, slots[j],
-                            bumps, q, x, out[tile])
+                            bumps, q, q_x, y, x, out[tile])
