@@ -2,11 +2,12 @@
 
 Paths are numbered 0..N-1 and cut into tiles of ``TILE`` consecutive paths.  A tile is the unit of
 vectorized work (the inner loop runs over its paths) and the unit of summation: each tile yields
-the mean and centred sum of squares of every requested estimate, and tiles are merged one after
-another in path order (Chan, Golub & LeVeque 1983).  Threads, blocks (tiles per parallel task)
-and chunks (paths per kernel call, which bound memory) only decide who computes a tile and when,
-never what it contains or the order of merging, so the result is the same to the bit for any of
-them.  Random numbers are a pure function of (seed, underlying, path, draw) (see ``rng``).
+the mean and centred sum of squares of every requested estimate.  Tiles are merged one after
+another in path order into *segments* of ``SEGMENT`` paths, and segments one after another into
+the total (Chan, Golub & LeVeque 1983).  Threads, blocks (tiles per parallel task), chunks (paths
+per kernel call, which bound memory) and machines (a worker may simulate any run of whole
+segments) only decide who computes a tile and when, never what it contains or the merge tree, so
+the result is the same to the bit for any of them.  Random numbers are a pure function of (seed, underlying, path, draw) (see ``rng``).
 
 A *slot* is one output estimate: (trade, quantity, estimator).  ``slots[j, g, e]`` holds its
 index, or -1 when the caller does not want it; only wanted slots are computed.  A model's pricer
@@ -23,6 +24,8 @@ from mcgreeks.rng import fill_normals
 #: Paths per tile.  Part of the result's definition (it fixes the summation order), so it is a
 #: constant, not a tuning knob; a multiple of 4 so Philox blocks never straddle tiles.
 TILE = 64
+#: Paths per segment, the unit of distributed work and of the upper level of the merge tree.
+SEGMENT = 1 << 14
 
 
 #: Moments kept per tile and slot: mean and centred sum of squares of the estimate y, and of
@@ -73,47 +76,73 @@ def brownian_tile(key0, key1, stream, path, m, grid, z, w):
 
 
 @kernel
+def _merge(count, state, m, moments):
+    """Fold one group of m paths with ``moments`` into (count, state) (pairwise update; the cross
+    term likewise).  count is a 1-element array."""
+    n_a = count[0]
+    n_ab = n_a + m
+    w = n_a * m / n_ab
+    for k in range(state.shape[0]):
+        dy = moments[k, MEAN] - state[k, MEAN]
+        dx = moments[k, MEAN_X] - state[k, MEAN_X]
+        state[k, MEAN] += dy * m / n_ab
+        state[k, MEAN_X] += dx * m / n_ab
+        state[k, M2] += moments[k, M2] + dy * dy * w
+        state[k, M2_X] += moments[k, M2_X] + dx * dx * w
+        state[k, C_XY] += moments[k, C_XY] + dy * dx * w
+    count[0] = n_ab
+
+
+@kernel
 def merge_tiles(out, n_paths, count, state):
-    """Fold tile moments into the running moments of every slot, in tile order (Chan, Golub &
-    LeVeque 1983, pairwise update; the cross term likewise).  ``count`` holds paths so far."""
+    """Fold tile moments (out[tile]) of n_paths consecutive paths into (count, state), in order."""
     for tile in range(out.shape[0]):
-        m = min(TILE, n_paths - tile * TILE)
-        n_a = count[0]
-        n_ab = n_a + m
-        for k in range(out.shape[1]):
-            dy = out[tile, k, MEAN] - state[k, MEAN]
-            dx = out[tile, k, MEAN_X] - state[k, MEAN_X]
-            state[k, MEAN] += dy * m / n_ab
-            state[k, MEAN_X] += dx * m / n_ab
-            w = n_a * m / n_ab
-            state[k, M2] += out[tile, k, M2] + dy * dy * w
-            state[k, M2_X] += out[tile, k, M2_X] + dx * dx * w
-            state[k, C_XY] += out[tile, k, C_XY] + dy * dx * w
-        count[0] = n_ab
+        _merge(count, state, min(TILE, n_paths - tile * TILE), out[tile])
 
 
-def run(chunk, args, *, key0, key1, stream, n_paths, n_slots, chunk_paths=1 << 16,
-        block_paths=1 << 12, first_path=0):
-    """Simulate ``n_paths`` paths with a pricer's ``chunk`` kernel: (count, moments[slot, 5]).
-
-    ``chunk(key0, key1, stream, path0, n, tiles_per_block, *args, out)`` fills out[tile, slot] with
-    each tile's moments (``write_moments``).  ``chunk_paths`` bounds memory and ``block_paths`` sets the parallel
-    grain; both are rounded to whole tiles and neither changes a single bit of the result.
-    ``first_path`` (a multiple of TILE) lets a caller simulate one range of a longer run.
-    """
-    if first_path % TILE:
-        raise ValueError(f"first_path has value {first_path}: must be a multiple of {TILE}")
-    state = np.zeros((n_slots, N_MOMENTS))
-    count = np.zeros(1)
-    size = max(TILE, chunk_paths // TILE * TILE)
+def simulate_segments(chunk, args, *, key0, key1, stream, first_path, n_paths, n_slots,
+                      chunk_paths=1 << 16, block_paths=1 << 12):
+    """Moments of each segment of paths first_path..first_path+n_paths-1 (first_path a multiple
+    of SEGMENT): (counts[n_segments], states[n_segments, slot, 5]).  The work a worker does."""
+    if first_path % SEGMENT:
+        raise ValueError(f"first_path has value {first_path}: must be a multiple of {SEGMENT}")
+    n_segments = -(-n_paths // SEGMENT)
+    counts = np.zeros((n_segments, 1))
+    states = np.zeros((n_segments, n_slots, N_MOMENTS))
+    size = max(SEGMENT, chunk_paths // SEGMENT * SEGMENT)
     tiles_per_block = max(1, block_paths // TILE)
     for start in range(0, n_paths, size):
         n = min(size, n_paths - start)
-        out = np.empty(((n + TILE - 1) // TILE, n_slots, N_MOMENTS))
+        out = np.empty((-(-n // TILE), n_slots, N_MOMENTS))
         chunk(np.uint64(key0), np.uint64(key1), np.uint64(stream), first_path + start, n,
               tiles_per_block, *args, out)
-        merge_tiles(out, n, count, state)
+        for seg in range(-(-n // SEGMENT)):
+            k = start // SEGMENT + seg
+            tiles = out[seg * (SEGMENT // TILE):(seg + 1) * (SEGMENT // TILE)]
+            merge_tiles(tiles, min(SEGMENT, n - seg * SEGMENT), counts[k], states[k])
+    return counts, states
+
+
+def merge_segments(counts, states):
+    """Fold segment moments, in path order, into the total (count, state)."""
+    count, state = np.zeros(1), np.zeros(states.shape[1:])
+    for k in range(len(counts)):
+        _merge(count, state, counts[k, 0], states[k])
     return int(count[0]), state
+
+
+def run(chunk, args, *, key0, key1, stream, n_paths, n_slots, chunk_paths=1 << 16,
+        block_paths=1 << 12):
+    """Simulate ``n_paths`` paths with a pricer's ``chunk`` kernel: (count, moments[slot, 5]).
+
+    ``chunk(key0, key1, stream, path0, n, tiles_per_block, *args, out)`` fills out[tile, slot] with
+    each tile's moments (``write_moments``).  ``chunk_paths`` bounds memory (rounded to whole
+    segments) and ``block_paths`` sets the parallel grain; neither changes a bit of the result.
+    """
+    counts, states = simulate_segments(chunk, args, key0=key0, key1=key1, stream=stream,
+                                       first_path=0, n_paths=n_paths, n_slots=n_slots,
+                                       chunk_paths=chunk_paths, block_paths=block_paths)
+    return merge_segments(counts, states)
 
 
 def estimate(count, state, control_mean=None):

@@ -131,31 +131,61 @@ def _control_means(records, params, wanted, bumps):
     return means
 
 
-def _run(params, arrays, slots, *, key0, key1, stream, n_paths, options):
-    """Merged moments (count, state) per slot from the model's pricer."""
+def _run(params, arrays, slots, *, key0, key1, stream, n_paths, options, totals=None):
+    """Merged moments (count, state) per slot from the model's pricer.  With ``totals`` =
+    (agg_e, agg_w), also the per-path totals of each quantity, in the last N_QUANTITIES slots."""
     grid, ti, tf, fix_idx = arrays
     options = dict(options)
     bumps = options.pop("bumps")
+    n_slots = int(slots.max()) + 1
+    if totals is None:
+        agg_e = np.full((len(ti), G.N_QUANTITIES), -1, dtype=np.int64)
+        agg_w, agg_base = np.zeros((len(ti), G.N_QUANTITIES, 3)), -1
+    else:
+        (agg_e, agg_w), agg_base = totals, n_slots
+        n_slots += G.N_QUANTITIES
     args = (grid, params["spot"], params["rate"], params["div_yield"], params["vol"], ti, tf,
-            fix_idx, slots, bumps)
+            fix_idx, slots, bumps, agg_e, agg_w, agg_base)
     return engine.run(gbm_pricer.chunk, args, key0=key0, key1=key1, stream=stream,
-                      n_paths=n_paths, n_slots=int(slots.max()) + 1, **options)
+                      n_paths=n_paths, n_slots=n_slots, **options)
 
 
 def _number_slots(wanted, n_trades):
     """slots[j, g, e] = consecutive indices for the (j, g, e) in ``wanted``, -1 elsewhere."""
-    slots = np.full((n_trades, 6, G.N_ESTIMATORS), -1, dtype=np.int64)
+    slots = np.full((n_trades, G.N_QUANTITIES, G.N_ESTIMATORS), -1, dtype=np.int64)
     for k, (j, g, e) in enumerate(wanted):
         slots[j, g, e] = k
     return slots
 
 
-def _estimates(params, records, arrays, wanted, *, stream, n_paths, run):
-    """(mean, se, variance reduction, beta) per wanted (trade, quantity, estimator)."""
+def _estimates(params, records, arrays, wanted, *, stream, n_paths, run, totals=None):
+    """slots, (mean, se, variance reduction, beta) per wanted (trade, quantity, estimator), and
+    with ``totals`` the (mean, se) of the underlying's per-path total of each quantity."""
     slots = _number_slots(wanted, len(records))
-    count, state = _run(params, arrays, slots, stream=stream, n_paths=n_paths, **run)
+    count, state = _run(params, arrays, slots, stream=stream, n_paths=n_paths, totals=totals,
+                        **run)
     controls = _control_means(records, params, wanted, run["options"]["bumps"])
-    return slots, engine.estimate(count, state, controls)
+    per_slot = engine.estimate(count, state[:len(wanted)], controls)
+    if totals is None:
+        return slots, per_slot, None
+    total_mean, total_se, _, _ = engine.estimate(count, state[len(wanted):])
+    return slots, per_slot, (total_mean, total_se)
+
+
+def _totals_weights(records, choices, wanted, beta, control_means):
+    """(agg_e, agg_w) for the per-path totals: each trade's chosen estimator of each quantity
+    weighted by its quantity, minus its control at the pilot's coefficient (fixed before the
+    main run, so the total is a plain per-path sum)."""
+    agg_e = np.full((len(records), G.N_QUANTITIES), -1, dtype=np.int64)
+    agg_w = np.zeros((len(records), G.N_QUANTITIES, 3))
+    index = {key: k for k, key in enumerate(wanted)}
+    for j, (r, c) in enumerate(zip(records, choices)):
+        for g, e in [(G.PRICE, 0)] + list(c.items()):
+            agg_e[j, g] = e
+            b = beta[index[(j, g, e)]] if r["control"] else 0.0
+            mean_x = control_means[index[(j, g, e)]] if r["control"] else 0.0
+            agg_w[j, g] = (r["quantity"], r["quantity"] * b, r["quantity"] * b * mean_x)
+    return agg_e, agg_w
 
 
 def _price_underlying(name, params, records, choices, *, seed, n_paths, options):
@@ -169,12 +199,18 @@ def _price_underlying(name, params, records, choices, *, seed, n_paths, options)
     arrays = _trade_arrays(records, control_variate)
     run = dict(key0=seed_key(seed), key1=name_key(name), options=options)
 
-    undecided = [(j, g, e) for j, c in enumerate(choices) for g, cands in c.items()
-                 if isinstance(cands, tuple) for e in cands]
-    if undecided:
-        pilot, (_, pilot_se, _, _) = _estimates(params, records, arrays, undecided,
-                                                stream=STREAM_PILOT,
-                                                n_paths=min(PILOT_PATHS, n_paths), run=run)
+    # The pilot (its own random stream, never reused) picks auto estimators and fits the control
+    # coefficients that the per-path totals use.
+    piloted = [(j, g, e) for j, c in enumerate(choices) for g, cands in c.items()
+               for e in (cands if isinstance(cands, tuple) else (cands,) if records[j]["control"]
+                         else ())]
+    piloted += [(j, G.PRICE, 0) for j, r in enumerate(records) if r["control"]]
+    pilot_beta = {}
+    if piloted:
+        pilot, (_, pilot_se, _, beta), _ = _estimates(params, records, arrays, piloted,
+                                                      stream=STREAM_PILOT,
+                                                      n_paths=min(PILOT_PATHS, n_paths), run=run)
+        pilot_beta = {key: beta[k] for k, key in enumerate(piloted)}
         for j, c in enumerate(choices):
             for g, cands in c.items():
                 if isinstance(cands, tuple):
@@ -182,8 +218,12 @@ def _price_underlying(name, params, records, choices, *, seed, n_paths, options)
 
     wanted = [(j, G.PRICE, 0) for j in range(len(records))]
     wanted += [(j, g, e) for j, c in enumerate(choices) for g, e in c.items()]
-    slots, (mean, se, reduction, beta) = _estimates(params, records, arrays, wanted,
-                                                    stream=STREAM_MAIN, n_paths=n_paths, run=run)
+    totals = _totals_weights(records, choices, wanted,
+                             np.array([pilot_beta.get(key, 0.0) for key in wanted]),
+                             _control_means(records, params, wanted, options["bumps"]))
+    slots, (mean, se, reduction, beta), (total, total_se) = _estimates(
+        params, records, arrays, wanted, stream=STREAM_MAIN, n_paths=n_paths, run=run,
+        totals=totals)
     rows, diagnostics = [], []
     for j, (r, c) in enumerate(zip(records, choices)):
         q = r["quantity"]
@@ -200,7 +240,12 @@ def _price_underlying(name, params, records, choices, *, seed, n_paths, options)
                                 "control_beta": beta[k] if r["control"] else np.nan,
                                 "variance_reduction": reduction[k]})
         rows.append(row)
-    return rows, diagnostics
+    quantities = [G.QUANTITIES[g] for g in range(G.N_QUANTITIES)
+                  if (totals[0][:, g] >= 0).any()]
+    summary = {"trades": [r["trade_id"] for r in records],
+               **{q: [float(total[G.QUANTITIES.index(q)]),
+                      float(total_se[G.QUANTITIES.index(q)])] for q in quantities}}
+    return rows, diagnostics, summary
 
 
 def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", steps_per_year=None,
@@ -258,7 +303,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
 
     options = {"chunk_paths": chunk_paths, "block_paths": block_paths, "bumps": bump_sizes,
                "control_variate": control_variate}
-    rows, notes = [{} for _ in records], []
+    rows, notes, totals = [{} for _ in records], [], {}
     for name in dict.fromkeys(r["underlying"] for r in records):
         params = market_params[name]
         priceable = []
@@ -270,13 +315,15 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
             else:
                 priceable.append(i)
         if priceable:
-            priced, underlying_notes = _price_underlying(
+            priced, underlying_notes, totals[name] = _price_underlying(
                 name, params, [records[i] for i in priceable], [choices[i] for i in priceable],
                 seed=seed, n_paths=int(n_paths), options=dict(options))
             for i, row in zip(priceable, priced):
                 rows[i].update(row)
             notes += underlying_notes
     table = _table(rows, [r["trade_id"] for r in records])
+    # Plain numbers only: attrs travel with the table (and into Parquet metadata).
+    table.attrs["totals"] = totals
     if not diagnostics:
         return table
     order = {tid: i for i, tid in enumerate(table.index)}
@@ -295,3 +342,57 @@ def _table(rows, trade_ids):
         else:
             data[col] = pd.Series([r.get(col, np.nan) for r in rows], index=index, dtype=float)
     return pd.DataFrame(data, index=index)
+
+
+def aggregate(results, by="underlying"):
+    """Sum position prices and Greeks per underlying and in total, with honest standard errors.
+
+    Values are the sums of the rows.  Standard errors come from the per-path totals the engine
+    carried while pricing (trades on one underlying share paths, so their errors are correlated:
+    a long and a short of the same option net to an SE of 0), with an arithmetic Asian's control
+    at its pilot coefficient (its SE then differs from that of the rows' own fit by a relative
+    O(1/4096)).  Underlyings are simulated independently, so the total's SE adds in quadrature.
+
+    Args:
+      results: the DataFrame returned by ``price_portfolio``, unfiltered.
+      by: "underlying" (a row per underlying and a "total" row) or None (the total only).
+    Returns:
+      DataFrame indexed by underlying (and "total") with n_trades and, per quantity, its sum and
+      its ``_se``.  A quantity defined for only some underlyings (vega, the Heston d_*) is summed
+      over those.
+    Raises:
+      ValueError: ``results`` lacks the per-path totals, or its rows no longer match them.
+    """
+    if by not in ("underlying", None):
+        raise ValueError(f"by has value {by!r}: must be 'underlying' or None")
+    totals = results.attrs.get("totals")
+    if totals is None:
+        raise ValueError("results carry no per-path totals: pass the DataFrame that "
+                         "price_portfolio returned")
+    out = {}
+    for name, summary in totals.items():
+        rows = results.loc[[t for t in summary["trades"] if t in results.index]]
+        if len(rows) != len(summary["trades"]):
+            raise ValueError(f"underlying {name!r}: results lack some of its priced trades; "
+                             "aggregate the unfiltered results")
+        entry = {"n_trades": len(rows)}
+        for q in G.QUANTITIES:
+            if q not in summary:
+                entry[q], entry[q + "_se"] = np.nan, np.nan
+                continue
+            value, se = float(rows[q].sum()), summary[q][1]
+            if abs(value - summary[q][0]) > 0.5 * se + 1e-9 * (abs(value) + 1.0):
+                raise ValueError(f"underlying {name!r}: the rows' {q} no longer matches the "
+                                 "priced portfolio; aggregate the unchanged results")
+            entry[q], entry[q + "_se"] = value, se
+        out[name] = entry
+    table = pd.DataFrame.from_dict(out, orient="index",
+                                   columns=["n_trades"] + [c for q in G.QUANTITIES
+                                                           for c in (q, q + "_se")])
+    total = {"n_trades": int(table["n_trades"].sum())}
+    for q in G.QUANTITIES:
+        total[q] = table[q].sum(min_count=1)
+        total[q + "_se"] = float(np.sqrt((table[q + "_se"] ** 2).sum(min_count=1)))
+    table.loc["total"] = pd.Series(total)
+    table.index.name = by or "portfolio"
+    return table.loc[["total"]] if by is None else table

@@ -232,10 +232,12 @@ def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, b
 
 
 @kernel
-def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, bumps, q, q_x, y, x,
-                out_tile):
+def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, bumps, agg_e, agg_w,
+                q, q_x, y, x, agg, out_tile):
     """All wanted estimates of one trade over one tile; with a control (an arithmetic Asian's
-    geometric twin on the same path, same estimator), their joint moments."""
+    geometric twin on the same path, same estimator), their joint moments.  The estimate of
+    quantity g by estimator agg_e[g] is also added, per path, to the underlying's total agg[g]
+    as agg_w[g] · (y, -x, 1): the position's quantity, and its control's fixed coefficient."""
     mu = gbm.log_drift(rate, div, vol)
     need_tangents = need_scores = False
     for g in range(slots_j.shape[0]):
@@ -257,13 +259,20 @@ def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, bumps,
                 _estimates(g, e, P.ASIAN_GEOMETRIC, ti, tf, fix_idx, grid, w, m, s0, rate, div,
                            vol, q_x, bumps, x)
             write_moments(y, x, m, control, out_tile[k])
+            if agg_e[g] == e:
+                for i in range(m):
+                    agg[g, i] += agg_w[g, 0] * y[i] + agg_w[g, 2]
+                if control:
+                    for i in range(m):
+                        agg[g, i] -= agg_w[g, 1] * x[i]
 
 
 @kernel(parallel=True)
 def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, div, vol,
-          ti, tf, fix_idx, slots, bumps, out):
+          ti, tf, fix_idx, slots, bumps, agg_e, agg_w, agg_base, out):
     """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
-    moments per slot to out[tile, slot, :] (``engine.write_moments``)."""
+    moments per slot to out[tile, slot, :] (``engine.write_moments``); with agg_base >= 0, the
+    moments of the per-path totals of each quantity to slots agg_base + g."""
     n_tiles = (n_paths + TILE - 1) // TILE
     n_blocks = (n_tiles + tiles_per_block - 1) // tiles_per_block
     for b in prange(n_blocks):
@@ -273,10 +282,15 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, d
         q_x = np.empty((N_Q, TILE))
         y = np.empty(TILE)
         x = np.empty(TILE)
+        agg = np.empty((slots.shape[1], TILE))
         for tile in range(b * tiles_per_block, min(n_tiles, (b + 1) * tiles_per_block)):
             first = tile * TILE
             m = min(TILE, n_paths - first)
             brownian_tile(key0, key1, stream, path0 + first, m, grid, z, w)
+            agg[:, :] = 0.0
             for j in range(ti.shape[0]):
                 _trade_tile(ti[j], tf[j], fix_idx, grid, w, m, s0, rate, div, vol, slots[j],
-                            bumps, q, q_x, y, x, out[tile])
+                            bumps, agg_e[j], agg_w[j], q, q_x, y, x, agg, out[tile])
+            if agg_base >= 0:
+                for g in range(agg.shape[0]):
+                    write_moments(agg[g], x, m, False, out[tile, agg_base + g])

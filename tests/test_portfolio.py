@@ -1,0 +1,80 @@
+"""Portfolio aggregation: values are sums of rows, errors come from per-path totals."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from mcgreeks import aggregate, price_portfolio
+
+QUANTITIES = ("price", "delta", "gamma", "vega", "rho", "theta")
+MARKET = pd.DataFrame({"underlying": ["X", "Y"], "model": "gbm", "spot": [100.0, 50.0],
+                       "rate": [0.02, -0.005], "div_yield": [0.01, 0.0], "vol": [0.2, 0.35]})
+
+
+def _trades(rows):
+    base = dict(underlying="X", payoff="european", option_type="call", strike=100.0,
+                maturity=1.0, quantity=1.0)
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_long_and_short_of_one_option_net_to_zero_error():
+    trades = _trades([dict(trade_id="long"), dict(trade_id="short", quantity=-1.0)])
+    totals = aggregate(price_portfolio(trades, MARKET, n_paths=20_000, seed=1))
+    for q in QUANTITIES:
+        assert abs(totals.at["X", q]) <= 1e-12
+        assert totals.at["X", q + "_se"] <= 1e-12
+
+
+@pytest.mark.parametrize("payoff,extra", [("european", {}), ("digital", {"cash": 3.0}),
+                                          ("asian_arithmetic", {"n_fixings": 12}),
+                                          ("barrier", {"barrier": 130.0, "barrier_type": "up_out",
+                                                       "monitoring": "continuous"})])
+def test_aggregate_se_is_that_of_one_trade_holding_the_sum(payoff, extra):
+    split = _trades([dict(trade_id="a", payoff=payoff, quantity=2.0, **extra),
+                     dict(trade_id="b", payoff=payoff, quantity=3.0, **extra)])
+    whole = _trades([dict(trade_id="ab", payoff=payoff, quantity=5.0, **extra)])
+    parts = aggregate(price_portfolio(split, MARKET, n_paths=30_000, seed=2))
+    one = price_portfolio(whole, MARKET, n_paths=30_000, seed=2)
+    for q in QUANTITIES:
+        assert parts.at["X", q] == pytest.approx(one.at["ab", q], rel=1e-12, abs=1e-12)
+        if payoff == "asian_arithmetic":
+            # totals hold the control at the pilot's coefficient, the row its own fit
+            assert parts.at["X", q + "_se"] == pytest.approx(one.at["ab", q + "_se"], rel=0.02)
+        else:
+            assert parts.at["X", q + "_se"] == pytest.approx(one.at["ab", q + "_se"], rel=1e-9)
+
+
+def test_aggregates_are_sums_of_rows_and_the_total_adds_errors_in_quadrature():
+    trades = _trades([dict(trade_id="c", quantity=4.0),
+                      dict(trade_id="p", option_type="put", strike=90.0, quantity=-3.0),
+                      dict(trade_id="d", payoff="digital", cash=10.0, maturity=0.5),
+                      dict(trade_id="y1", underlying="Y", strike=55.0, quantity=7.0),
+                      dict(trade_id="y2", underlying="Y", payoff="asian_geometric",
+                           n_fixings=4, strike=45.0, quantity=-2.0)])
+    results = price_portfolio(trades, MARKET, n_paths=30_000, seed=3)
+    table = aggregate(results)
+    assert list(table.index) == ["X", "Y", "total"]
+    assert table.at["X", "n_trades"] == 3 and table.at["total", "n_trades"] == 5
+    for q in QUANTITIES:
+        assert table.at["X", q] == pytest.approx(results.loc[["c", "p", "d"], q].sum(), rel=1e-12)
+        assert table.at["total", q] == pytest.approx(results[q].sum(), rel=1e-12)
+        assert table.at["total", q + "_se"] == pytest.approx(
+            np.hypot(table.at["X", q + "_se"], table.at["Y", q + "_se"]), rel=1e-12)
+        # correlated rows: the honest SE is not the quadrature sum of row SEs
+        assert table.at["X", q + "_se"] != pytest.approx(
+            np.sqrt((results.loc[["c", "p", "d"], q + "_se"] ** 2).sum()), rel=1e-3)
+    only_total = aggregate(results, by=None)
+    assert list(only_total.index) == ["total"]
+    assert only_total.at["total", "price"] == table.at["total", "price"]
+
+
+def test_aggregate_refuses_filtered_or_foreign_results():
+    trades = _trades([dict(trade_id="c"), dict(trade_id="p", option_type="put")])
+    results = price_portfolio(trades, MARKET, n_paths=10_000, seed=4)
+    with pytest.raises(ValueError, match="lack some"):
+        aggregate(results.drop(index="p"))
+    changed = results.copy()
+    changed.loc["c", "delta"] += 1.0
+    with pytest.raises(ValueError, match="no longer matches"):
+        aggregate(changed)
+    with pytest.raises(ValueError, match="no per-path totals"):
+        aggregate(pd.DataFrame(results))  # a bare copy without attrs
