@@ -1,25 +1,37 @@
-"""The ``mcgreeks`` command line (SPEC §5): argument parsing, files and printing; no pricing logic.
+"""The ``mcgreeks`` command line (SPEC §5): argument parsing, files, logs; no pricing logic.
 
-Exit status: 0 when every row priced, 1 when some rows carry an ``error``, 2 on bad input or
-usage (one line on stderr naming the row, the column and the value; no output file written).
+``mcgreeks price`` prices a portfolio; with ``--out`` it writes the results (and with ``--by
+underlying`` the aggregates) whole or not at all, and beside them an audit manifest from which
+``mcgreeks reproduce MANIFEST`` reruns the job bit for bit.
+
+Exit status: 0 when every row priced, 1 when some rows carry an ``error`` (``--on-error skip``, or
+valid rows the engine cannot price yet), 2 on bad input or usage: one line on stderr naming the
+row, the column and the value, and no output file.
 """
 import argparse
+import hashlib
+import json
 import math
 import os
+import platform
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
+import mcgreeks
 from mcgreeks import greeks as G
-from mcgreeks.portfolio import price_portfolio
+from mcgreeks.portfolio import aggregate, price_portfolio
 from mcgreeks.validation import InputError
 
 OUTPUT_FORMATS = (".csv", ".parquet")
 #: Columns read as text whatever they look like ("001" stays "001", "NA" stays "NA").
 _TEXT_COLUMNS = ("trade_id", "underlying", "payoff", "option_type", "barrier_type", "monitoring",
                  "model")
+#: Print the per-trade table only up to this many rows (a batch writes them to --out).
+PRINT_ROWS = 200
 
 
 def read_table(path, what):
@@ -46,11 +58,21 @@ def write_table(table, path):
     try:
         if path.suffix.lower() == ".parquet":
             table.to_parquet(tmp)
+        elif path.suffix.lower() == ".json":
+            tmp.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
         else:
             table.to_csv(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _parse_method(text):
@@ -79,9 +101,38 @@ def format_table(results):
     shown = [q for q in G.QUANTITIES if results[q].notna().any()]
     view = pd.DataFrame({q: [_with_error(v, s) for v, s in zip(results[q], results[q + "_se"])]
                          for q in shown}, index=results.index)
-    if (results["error"] != "").any():
+    if "error" in results and (results["error"] != "").any():
         view["error"] = results["error"]
     return view.to_string()
+
+
+class _Log:
+    """Log lines with elapsed time on stderr, and a progress bar when stderr is a terminal."""
+
+    def __init__(self, quiet):
+        self.quiet, self.start, self.bar = quiet, time.perf_counter(), None
+
+    def __call__(self, message):
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self.start:8.2f}s] {message}", file=sys.stderr)
+
+    def progress(self, n_underlyings):
+        """A callback for price_portfolio's progress: a tqdm bar on a terminal, else log lines."""
+        if not self.quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=n_underlyings, unit="underlying", file=sys.stderr)
+
+        def update(name, n_trades):
+            if self.bar is not None:
+                self.bar.update(1)
+                self.bar.set_postfix_str(name)
+            else:
+                self(f"priced {name} ({n_trades} trades)")
+        return update
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _parser():
@@ -96,49 +147,150 @@ def _parser():
                        help="auto|pathwise|lr|mixed|fd, or per Greek: delta=lr,gamma=fd")
     price.add_argument("--steps-per-year", type=float, default=None,
                        help="time steps per year of discretized models (GBM is exact)")
-    price.add_argument("--out", help="write the results to FILE.csv or FILE.parquet")
+    price.add_argument("--out", help="write the results to FILE.csv or FILE.parquet, with an "
+                                     "audit manifest FILE.manifest.json beside it")
+    price.add_argument("--by", choices=["underlying"], help="also aggregate per underlying and "
+                       "in total (printed, and written to FILE.by_underlying.csv|parquet)")
+    price.add_argument("--on-error", choices=["fail", "skip"], default="fail",
+                       help="fail: bad input writes nothing (default); skip: price the good "
+                            "rows, give each bad row its reason in 'error', exit 1")
+    price.add_argument("--no-control-variate", action="store_true",
+                       help="price arithmetic Asians without their geometric control")
+    where = price.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="start a local Dask cluster of N processes")
+    where.add_argument("--scheduler", help="join the Dask cluster at this scheduler ADDRESS")
+    price.add_argument("--quiet", action="store_true", help="no progress bar, logs or table")
+    reproduce = commands.add_parser("reproduce", help="rerun a job from its audit manifest")
+    reproduce.add_argument("manifest", help="FILE.manifest.json written by 'mcgreeks price'")
+    reproduce.add_argument("--out", required=True, help="where to write the rerun's results")
+    reproduce.add_argument("--quiet", action="store_true")
     return parser
+
+
+def _sibling(out, tag):
+    """FILE.csv -> FILE.<tag>.csv (same folder and format)."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.{tag}{out.suffix}")
+
+
+def manifest_path(out):
+    out = Path(out)
+    return out.with_name(out.name + ".manifest.json")
+
+
+def _check_out(out):
+    if Path(out).suffix.lower() not in OUTPUT_FORMATS:
+        raise InputError(f"--out has value '{out}': the file must end in .csv or .parquet")
+    if not Path(out).resolve().parent.is_dir():
+        raise InputError(f"--out has value '{out}': its folder does not exist")
+
+
+def _client(settings):
+    if settings.get("workers"):
+        from mcgreeks.distributed import local_client
+        return local_client(settings["workers"])
+    if settings.get("scheduler"):
+        from dask.distributed import Client
+        return Client(settings["scheduler"])
+    return None
+
+
+def _price(settings, inputs, out, log, quiet, argv):
+    """Run one pricing job; write outputs and manifest.  Returns the exit status."""
+    started = datetime.now(timezone.utc)
+    if out:
+        _check_out(out)
+    method = _parse_method(settings["method"])
+    trades = read_table(inputs["trades"], "trades")
+    market = read_table(inputs["market"], "market")
+    # Nothing is logged before the inputs are validated: bad input gets exactly one line.
+    client = _client(settings)
+    try:
+        results = price_portfolio(
+            trades, market, n_paths=settings["paths"], seed=settings["seed"], method=method,
+            steps_per_year=settings["steps_per_year"], on_error=settings["on_error"],
+            control_variate=settings["control_variate"], client=client,
+            progress=log.progress(market["underlying"].nunique()))
+    finally:
+        log.close()
+        if client is not None:
+            client.close()
+            if settings.get("workers"):
+                client.cluster.close()
+    failed = int((results["error"] != "").sum())
+    where = (f" on {settings['workers']} local Dask workers" if settings.get("workers") else
+             f" on the Dask cluster at {settings['scheduler']}" if settings.get("scheduler") else "")
+    log(f"priced {len(results) - failed} of {len(results)} trades{where}, "
+        f"{settings['paths']} paths per underlying, seed {settings['seed']}")
+    totals = aggregate(results) if settings.get("by") else None
+    if not quiet:
+        if not out or len(results) <= PRINT_ROWS:
+            print(format_table(results))
+        if totals is not None:
+            print("\n" + format_table(totals.assign(error="")))
+        print("values are per position, ± one standard error")
+    if out:
+        written = {"results": out}
+        write_table(results, out)
+        if totals is not None:
+            written["by_underlying"] = _sibling(out, "by_underlying")
+            write_table(totals, written["by_underlying"])
+        manifest = {
+            "mcgreeks": mcgreeks.__version__,
+            "versions": {name: __import__(name).__version__
+                         for name in ("numba", "numpy", "pandas", "scipy", "pyarrow")},
+            "python": platform.python_version(), "platform": platform.platform(),
+            "command": argv, "settings": settings,
+            "inputs": {k: {"path": str(Path(v).resolve()), "sha256": sha256(v)}
+                       for k, v in inputs.items()},
+            "outputs": {k: {"path": str(Path(v).resolve()), "sha256": sha256(v)}
+                        for k, v in written.items()},
+            "started": started.isoformat(), "finished": datetime.now(timezone.utc).isoformat(),
+            "rows": {"trades": len(results), "priced": len(results) - failed, "failed": failed},
+        }
+        write_table(manifest, manifest_path(out))
+        log(f"wrote {', '.join(str(p) for p in written.values())} and {manifest_path(out)}")
+    if failed:
+        print(f"mcgreeks: {failed} rows could not be priced (see the error column)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _reproduce(args, log):
+    manifest = json.loads(Path(args.manifest).read_text())
+    inputs = {}
+    for name, entry in manifest["inputs"].items():
+        if not Path(entry["path"]).is_file() or sha256(entry["path"]) != entry["sha256"]:
+            raise InputError(f"manifest input '{name}' ({entry['path']}) is missing or has "
+                             "changed since the run: its sha256 differs")
+        inputs[name] = entry["path"]
+    status = _price(manifest["settings"], inputs, args.out, log, args.quiet, sys.argv)
+    original = manifest["outputs"]["results"]
+    same = sha256(args.out) == original["sha256"]
+    log(f"{'identical to' if same else 'DIFFERENT from'} the original results "
+        f"(sha256 {original['sha256'][:12]}…)")
+    return status if same else 1
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    log = _Log(args.quiet)
     try:
-        if args.out and Path(args.out).suffix.lower() not in OUTPUT_FORMATS:
-            raise InputError(f"--out has value '{args.out}': the file must end in .csv or .parquet")
-        if args.out and not Path(args.out).resolve().parent.is_dir():
-            raise InputError(f"--out has value '{args.out}': its folder does not exist")
-        method = _parse_method(args.method)
-        trades = read_table(args.trades, "trades")
-        market = read_table(args.market, "market")
-        start = time.perf_counter()
-        results, notes = price_portfolio(trades, market, n_paths=args.paths, seed=args.seed,
-                                         method=method, steps_per_year=args.steps_per_year,
-                                         diagnostics=True)
+        if args.command == "reproduce":
+            return _reproduce(args, log)
+        settings = {"paths": args.paths, "seed": args.seed, "method": args.method,
+                    "steps_per_year": args.steps_per_year, "on_error": args.on_error,
+                    "by": args.by, "control_variate": not args.no_control_variate,
+                    "workers": args.workers, "scheduler": args.scheduler}
+        return _price(settings, {"trades": args.trades, "market": args.market}, args.out, log,
+                      args.quiet, sys.argv if argv is None else ["mcgreeks"] + list(argv))
     except InputError as exc:
         print(f"mcgreeks: error: {exc}", file=sys.stderr)
         return 2
-    elapsed = time.perf_counter() - start
-    print(format_table(results))
-    print(f"\n{len(results)} trades, {args.paths} paths per underlying, seed {args.seed}, "
-          f"{elapsed:.2f} s; values are per position, ± one standard error")
-    controlled = notes[notes["control"] != ""].xs("price", level="quantity")
-    if len(controlled):
-        reduction = controlled["variance_reduction"]
-        print(f"control variate (geometric Asian) on {len(controlled)} arithmetic Asians: price "
-              f"variance reduced {reduction.min():.0f}x to {reduction.max():.0f}x")
-    if args.out:
-        try:
-            write_table(results, args.out)
-        except OSError as exc:
-            print(f"mcgreeks: error: --out has value '{args.out}': could not write it: {exc}",
-                  file=sys.stderr)
-            return 2
-        print(f"wrote {args.out}")
-    failed = int((results["error"] != "").sum())
-    if failed:
-        print(f"mcgreeks: {failed} rows could not be priced (see the error column)", file=sys.stderr)
-        return 1
-    return 0
+    except OSError as exc:
+        print(f"mcgreeks: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

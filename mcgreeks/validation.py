@@ -89,16 +89,21 @@ def _require(table, columns, what):
 
 
 def check_market(market):
-    """Validate the market table; return {underlying: parameters dict} or raise InputError."""
+    """Validate the market table.
+
+    Returns (params, bad): {underlying: parameters dict} for the good rows, and {underlying:
+    first problem} for the bad ones (a duplicated name is bad: which row would apply?), and the
+    list of all problems in row order.  Raises InputError for a missing column."""
     _require(market, MARKET_COLUMNS, "market")
-    out, problems = {}, []
+    out, bad, problems = {}, {}, []
     for number, record in enumerate(market.to_dict("records"), start=1):
         name = _text(record.get("underlying"))
         row = _Row(f"underlying {name!r}" if name is not None else f"market row {number}", record)
         if name is None:
             row.fail("underlying", "must be a non-empty name")
-        elif name in out:
+        elif name in out or name in bad:
             row.fail("underlying", "duplicate underlying")
+            out.pop(name, None)
         params = {"model": row.choice("model", MODELS),
                   "spot": row.number("spot", low=0.0),
                   "rate": row.number("rate"),
@@ -112,15 +117,16 @@ def check_market(market):
             params["xi"] = row.number("xi", low=0.0)
             params["corr"] = row.number("corr", low=-1.0, low_open=False, high=1.0)
         problems += row.problems
-        if not row.problems:
+        if row.problems:
+            bad.setdefault(name, row.problems[0])
+        elif name not in bad:
             out[name] = params
-    if problems:
-        raise InputError(problems[0])
-    return out
+    return out, bad, problems
 
 
-def check_trades(trades, market):
-    """Validate the trades table against the checked market.
+def check_trades(trades, market, bad_market=None):
+    """Validate the trades table against the checked market (``bad_market``: {underlying:
+    problem} of invalid market rows, whose trades cannot be priced).
 
     Returns (records, problems): one dict of clean values per input row (None where the row is
     bad) and, per row, the list of its problems in input order.
@@ -136,7 +142,9 @@ def check_trades(trades, market):
             row.fail("trade_id", "duplicate trade_id")
         seen.add(tid)
         underlying = _text(record.get("underlying"))
-        if underlying not in market:
+        if underlying in (bad_market or {}):
+            row.fail("underlying", f"its market row is invalid ({bad_market[underlying]})")
+        elif underlying not in market:
             row.fail("underlying", "no such underlying in the market table")
         payoff = row.choice("payoff", tuple(KINDS))
         clean = {"trade_id": tid, "underlying": underlying, "payoff": payoff,

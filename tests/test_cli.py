@@ -96,7 +96,8 @@ def test_out_file_matches_price_portfolio(tmp_path, expected, suffix):
                    "--seed", SEED, "--out", out, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
-    assert listing(out_dir) == [out.name]   # the file, and no temporary file beside it
+    # the file and its audit manifest, and no temporary file beside them
+    assert listing(out_dir) == [out.name, out.name + ".manifest.json"]
     if suffix == "parquet":
         assert_same_results(pd.read_parquet(out), expected, exact_frame=True)
     else:
@@ -132,7 +133,7 @@ def test_per_greek_method(tmp_path):
     trades, market = sample_tables()
     same = price_portfolio(trades, market, n_paths=PATHS, method={"delta": "lr", "gamma": "fd"})
     assert_same_results(back, same)
-    assert listing(tmp_path) == ["m.csv"]
+    assert listing(tmp_path) == ["m.csv", "m.csv.manifest.json"]
 
 
 def test_unsupported_row_exits_1_and_writes_the_file(tmp_path):
@@ -160,7 +161,8 @@ def test_unsupported_row_exits_1_and_writes_the_file(tmp_path):
     others = back.drop(index="H001")
     assert (others["error"] == "").all()
     assert np.isfinite(others["price"]).all()
-    assert listing(tmp_path) == ["market.csv", "results.csv", "trades.csv"]
+    assert listing(tmp_path) == ["market.csv", "results.csv", "results.csv.manifest.json",
+                                 "trades.csv"]
 
 
 # --- bad input: exit 2, one line, no traceback, no output file ---------------------------------

@@ -1,0 +1,507 @@
+"""Heston stochastic volatility: paths, tangents and scores (SPEC §1):
+dS = (r - q) S dt + sqrt(v) S dW1, dv = kappa (vbar - v) dt + xi sqrt(v) dW2, d<W1, W2> = corr dt.
+
+The path is simulated on a time grid t_1 < ... < t_N (years; t_0 = 0) as the log-spot
+x_k = ln(S_{t_k} / S0) and the variance v_k.  Step k (from t_{k-1} to t_k) uses two standard
+normals of the path: draw 2k-2 (``zs``, the spot's own noise) and draw 2k-1 (``zv``, the
+variance's noise); for the grid's first step these are draws 0 and 1.  Two schemes:
+
+- ``QE`` (the default): Andersen's quadratic-exponential step for the variance (switching value
+  psi_c = 1.5; the exponential branch takes its uniform as U = Phi(zv), so each step consumes
+  exactly two normals) and his central log-spot step (gamma1 = gamma2 = 1/2) with the martingale
+  correction K0* that makes E[S_{t_k} | v_{k-1}] exact (Andersen 2008, §3.2.3-3.2.4, §4.2-4.3).
+  The variance is never negative, whatever the Feller ratio 2 kappa vbar / xi^2.
+- ``EULER``: full-truncation Euler (Lord, Koekkoek & van Dijk 2010): the variance state may go
+  below zero but only v+ = max(v, 0) enters drift and diffusion, and v+ is what is stored.
+
+Both are written as x_k = x_{k-1} + (r - q) dt + m_k(v) + sig_k * zs with zs independent of the
+variance path, so that *conditional on the variance path* the log-spot increments are
+independent Gaussians with standard deviations sig_k.  The likelihood-ratio estimators use this:
+``simulate_tile`` can accumulate G_k = sum sig_j zs_j and C_k = sum sig_j^2 (so that, given the
+variance path, ln S at t_k is Normal(ln S0 + (r - q) t_k + mean_k, C_k) with ln S0 and r in the
+mean only).  sig_k^2 is K3 (v_{k-1} + v_k) for QE and v+_{k-1} dt (1 - corr^2) for Euler.
+
+Pathwise (tangent) derivatives: ``simulate_tile`` can carry, along every path, the derivatives of
+(x_k, v_k) with respect to six directions (``DIRECTIONS``): the grid scale c (all dates scale
+with c, so d/dT of a trade with maturity T is (1/T) d/dc), v0, kappa, vbar, xi, corr.  Spot and
+rate need no tangent process: d x_k / d ln S0 = 1 and d x_k / d r = t_k exactly, in both schemes.
+The tangents are the exact derivatives of the *discretized* map:
+- Euler: differentiated everywhere except on the null sets v = 0 (max) where it is Lipschitz.
+  The factor xi zv sqrt(dt) / (2 sqrt(v+)) of d v_k / d v_{k-1} is unbounded as v+ -> 0, so with
+  the Feller condition violated the tangents are heavy-tailed (the estimator stays unbiased but
+  its variance can be large).
+- QE: differentiated inside each branch, where the map is smooth (m and s^2 are affine in v and
+  m >= vbar (1 - e^{-kappa dt}) > 0, so nothing blows up at v = 0).  The map jumps where psi
+  crosses psi_c (and where the martingale correction switches to its fallback); the pathwise
+  derivative does not see these jumps.  Both branches match the first two conditional moments
+  of v_k, so the expected effect of a switch is of third order in the step's standard deviation;
+  ``benchmarks/heston_bias.py`` and the tests measure it against bump-and-revalue on the QE
+  scheme itself (common random numbers), which does see the jumps.
+
+References
+----------
+- L. Andersen (2008), "Simple and efficient simulation of the Heston stochastic volatility
+  model", J. Computational Finance 11(3), 1-42: QE (§3.2.3), log-spot step (§4.2, eq. 33) and
+  martingale correction (§4.3, K0* and the conditions A < 1/(2a), A < beta).
+- R. Lord, R. Koekkoek, D. van Dijk (2010), "A comparison of biased simulation schemes for
+  stochastic volatility models", Quantitative Finance 10(2), 177-194: full truncation.
+- P. Glasserman (2004), Monte Carlo Methods in Financial Engineering, ch. 7 (pathwise and
+  likelihood-ratio estimators), §6.4 (Brownian-bridge barrier correction).
+"""
+import math
+
+import numpy as np
+
+from mcgreeks._jit import kernel
+from mcgreeks.rng import fill_normals
+
+#: Scheme codes.
+QE, EULER = 0, 1
+SCHEMES = {"qe": QE, "euler": EULER}
+
+#: Andersen's switching value of psi = s^2 / m^2 between the quadratic and exponential branches.
+PSI_C = 1.5
+
+#: Tangent directions carried along the path.
+D_SCALE, D_V0, D_KAPPA, D_VBAR, D_XI, D_CORR = range(6)
+DIRECTIONS = ("scale", "v0", "kappa", "vbar", "xi", "corr")
+N_DIR = 6
+
+#: Per-step coefficient columns (``step_coefficients``): the step length, the drift (r - q) dt,
+#: the conditional mean m = M0 + M1 v and variance s^2 = S0 + S1 v of the QE variance step,
+#: Andersen's K0 ... K3 (K4 = K3 for gamma1 = gamma2 = 1/2) and A = K2 + K4 / 2.
+DT, DRIFT, M0, M1, S0, S1, K0, K1, K2, K3, A = range(11)
+N_COEF = 11
+
+#: Scenario columns (``scenarios``): grid scale c and the model parameters of one simulation.
+SC_SCALE, SC_V0, SC_KAPPA, SC_VBAR, SC_XI, SC_CORR = range(6)
+
+_SQRT_HALF = math.sqrt(0.5)
+
+#: Parameter checks, in the order errors are reported: (name, test, rule).
+_CHECKS = (
+    ("spot", lambda x: x > 0, "must be > 0"),
+    ("rate", lambda x: True, "must be finite"),
+    ("div_yield", lambda x: True, "must be finite"),
+    ("v0", lambda x: x >= 0, "must be >= 0"),
+    ("kappa", lambda x: x > 0, "must be > 0"),
+    ("vbar", lambda x: x > 0, "must be > 0"),
+    ("xi", lambda x: x > 0, "must be > 0"),
+    ("corr", lambda x: -1 <= x <= 1, "must be in [-1, 1]"),
+)
+
+
+def check_params(params):
+    """Validated Heston parameters as a dict of floats.
+
+    ``params`` maps spot, rate, div_yield (default 0), v0, kappa, vbar, xi, corr to numbers
+    (SPEC §1 units: variances per year, kappa per year, xi per sqrt(year)).  Raises ValueError
+    naming the first parameter that is missing, not finite or outside its domain.  A violated
+    Feller condition (2 kappa vbar < xi^2) is allowed: both schemes handle it.
+    """
+    out = {}
+    for name, ok, rule in _CHECKS:
+        if name == "div_yield" and name not in params:
+            value = 0.0
+        else:
+            if name not in params:
+                raise ValueError(f"Heston parameter {name!r} is missing")
+            value = params[name]
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Heston parameter {name} has value {value!r}: must be a number") \
+                from None
+        if not math.isfinite(value) or not ok(value):
+            raise ValueError(f"Heston parameter {name} has value {value!r}: {rule}")
+        out[name] = value
+    return out
+
+
+def feller_ratio(params):
+    """2 kappa vbar / xi^2: at least 1 when the Feller condition holds (v never reaches 0)."""
+    return 2.0 * params["kappa"] * params["vbar"] / params["xi"] ** 2
+
+
+# -- per-step coefficients and their parameter derivatives (Python, once per run) ---------------
+
+def step_coefficients(dt, *, drift_rate, kappa, vbar, xi, corr, derivatives=False):
+    """The path-independent coefficients of every step (columns ``DT`` ... ``A``), shape
+    (n_steps, N_COEF); with ``derivatives=True`` also their derivatives along the tangent
+    directions, shape (n_steps, N_COEF, N_DIR) (the scale direction multiplies every step by c,
+    so d/dc = dt d/d(dt); v0 enters no coefficient).
+
+    ``dt`` are the step lengths (years), ``drift_rate`` is r - q.  With E = exp(-kappa dt):
+    M0 = vbar (1 - E), M1 = E, S1 = xi^2 E (1 - E) / kappa, S0 = vbar xi^2 (1 - E)^2 / (2 kappa),
+    K0 = -corr kappa vbar dt / xi, K1 = dt (kappa corr / xi - 1/2) / 2 - corr / xi,
+    K2 = dt (kappa corr / xi - 1/2) / 2 + corr / xi, K3 = dt (1 - corr^2) / 2, A = K2 + K3 / 2
+    (Andersen 2008, eqs. 17-18 and 33).
+    """
+    dt = np.asarray(dt, dtype=float)
+    e = np.exp(-kappa * dt)
+    one_e = -np.expm1(-kappa * dt)
+    x2 = xi * xi
+    half = 0.5 * dt * (kappa * corr / xi - 0.5)
+    c = np.empty((dt.size, N_COEF))
+    c[:, DT] = dt
+    c[:, DRIFT] = drift_rate * dt
+    c[:, M0] = vbar * one_e
+    c[:, M1] = e
+    c[:, S1] = x2 * e * one_e / kappa
+    c[:, S0] = vbar * x2 * one_e * one_e / (2.0 * kappa)
+    c[:, K0] = -corr * kappa * vbar * dt / xi
+    c[:, K1] = half - corr / xi
+    c[:, K2] = half + corr / xi
+    c[:, K3] = 0.5 * dt * (1.0 - corr * corr)
+    c[:, A] = c[:, K2] + 0.5 * c[:, K3]
+    if not derivatives:
+        return c
+    d = np.zeros((dt.size, N_COEF, N_DIR))
+    # scale: d/dc = dt d/d(dt)
+    d[:, DT, D_SCALE] = dt
+    d[:, DRIFT, D_SCALE] = drift_rate * dt
+    d[:, M0, D_SCALE] = vbar * kappa * e * dt
+    d[:, M1, D_SCALE] = -kappa * e * dt
+    d[:, S1, D_SCALE] = -x2 * e * (1.0 - 2.0 * e) * dt
+    d[:, S0, D_SCALE] = vbar * x2 * one_e * e * dt
+    d[:, K0, D_SCALE] = c[:, K0]
+    d[:, K1, D_SCALE] = half
+    d[:, K2, D_SCALE] = half
+    d[:, K3, D_SCALE] = c[:, K3]
+    # kappa (dE/dkappa = -dt E)
+    d[:, M0, D_KAPPA] = vbar * dt * e
+    d[:, M1, D_KAPPA] = -dt * e
+    d[:, S1, D_KAPPA] = x2 * ((1.0 - 2.0 * e) * (-dt * e) / kappa - e * one_e / kappa ** 2)
+    d[:, S0, D_KAPPA] = 0.5 * vbar * x2 * (2.0 * one_e * dt * e / kappa - one_e ** 2 / kappa ** 2)
+    d[:, K0, D_KAPPA] = -corr * vbar * dt / xi
+    d[:, K1, D_KAPPA] = 0.5 * dt * corr / xi
+    d[:, K2, D_KAPPA] = 0.5 * dt * corr / xi
+    # vbar
+    d[:, M0, D_VBAR] = one_e
+    d[:, S0, D_VBAR] = x2 * one_e * one_e / (2.0 * kappa)
+    d[:, K0, D_VBAR] = -corr * kappa * dt / xi
+    # xi
+    d[:, S1, D_XI] = 2.0 * xi * e * one_e / kappa
+    d[:, S0, D_XI] = vbar * xi * one_e * one_e / kappa
+    d[:, K0, D_XI] = corr * kappa * vbar * dt / x2
+    d[:, K1, D_XI] = -0.5 * dt * kappa * corr / x2 + corr / x2
+    d[:, K2, D_XI] = -0.5 * dt * kappa * corr / x2 - corr / x2
+    # corr
+    d[:, K0, D_CORR] = -kappa * vbar * dt / xi
+    d[:, K1, D_CORR] = 0.5 * dt * kappa / xi - 1.0 / xi
+    d[:, K2, D_CORR] = 0.5 * dt * kappa / xi + 1.0 / xi
+    d[:, K3, D_CORR] = -dt * corr
+    d[:, A] = d[:, K2] + 0.5 * d[:, K3]
+    return c, d
+
+
+def scenario_row(params, scale=1.0, **moves):
+    """One scenario: [c, v0, kappa, vbar, xi, corr] with any parameters replaced by ``moves``."""
+    p = dict(params, **moves)
+    return np.array([scale, p["v0"], p["kappa"], p["vbar"], p["xi"], p["corr"]])
+
+
+def scenario_coefficients(dt, params, scenarios):
+    """Step coefficients of every scenario row: shape (n_scenarios, n_steps, N_COEF)."""
+    out = np.empty((len(scenarios), np.size(dt), N_COEF))
+    for s, row in enumerate(scenarios):
+        out[s] = step_coefficients(np.asarray(dt) * row[SC_SCALE],
+                                   drift_rate=params["rate"] - params["div_yield"],
+                                   kappa=row[SC_KAPPA], vbar=row[SC_VBAR], xi=row[SC_XI],
+                                   corr=row[SC_CORR])
+    return out
+
+
+# -- one step of one path ------------------------------------------------------------------------
+
+@kernel
+def qe_step(v, zv, zs, coef, partials):
+    """One QE step from variance v with normals (zv, zs) and the step's coefficient row.
+
+    Returns (v_next, dx, sig, vm, vs, lm, ls, la, corrected):
+    - v_next >= 0, the log-spot increment dx = drift + corr_term + K2 v_next + sig zs with
+      sig = sqrt(K3 (v + v_next)) and corr_term = -ln M - K3 v / 2 (Andersen's K0* + K1 v), or
+      K0 + K1 v in the rare case where M does not exist (A >= 1/(2a) or A >= beta, possible only
+      for corr > 0 and large steps: then the step is Andersen's uncorrected one).
+    - with ``partials``: the derivatives of v_next with respect to m and s^2 (vm, vs) and of
+      ln M with respect to m, s^2 and A (lm, ls, la), for the tangents (m and s^2 are the
+      conditional mean and variance of v_next); zeros otherwise.
+    """
+    m = coef[M0] + coef[M1] * v
+    s2 = coef[S0] + coef[S1] * v
+    psi = s2 / (m * m)
+    a_coef = coef[A]
+    vm = vs = lm = ls = la = 0.0
+    log_m = 0.0
+    if psi <= PSI_C:
+        t = 2.0 / psi
+        root = math.sqrt(t * (t - 1.0))
+        b2 = t - 1.0 + root
+        b = math.sqrt(b2)
+        a = m / (1.0 + b2)
+        bz = b + zv
+        v_next = a * bz * bz
+        den = 1.0 - 2.0 * a_coef * a
+        corrected = den > 0.0
+        if corrected:
+            log_m = a_coef * b2 * a / den - 0.5 * math.log(den)
+        if partials:
+            psi_m = -2.0 * psi / m
+            psi_s = 1.0 / (m * m)
+            b2_psi = (1.0 + (2.0 * t - 1.0) / (2.0 * root)) * (-0.5 * t * t)
+            b_psi = b2_psi / (2.0 * b)
+            a_m = 1.0 / (1.0 + b2)
+            a_b2 = -a / (1.0 + b2)
+            v_psi = bz * bz * a_b2 * b2_psi + 2.0 * a * bz * b_psi
+            vm = bz * bz * a_m + v_psi * psi_m
+            vs = v_psi * psi_s
+            if corrected:
+                l_a = a_coef * b2 / (den * den) + a_coef / den
+                l_b2 = a_coef * a / den
+                l_psi = (l_a * a_b2 + l_b2) * b2_psi
+                lm = l_a * a_m + l_psi * psi_m
+                ls = l_psi * psi_s
+                la = b2 * a / (den * den) + a / den
+    else:
+        p = (psi - 1.0) / (psi + 1.0)
+        beta = (1.0 - p) / m
+        tail = 0.5 * math.erfc(zv * _SQRT_HALF)          # 1 - U with U = Phi(zv), no cancellation
+        if tail >= 1.0 - p:                              # U <= p: the atom at zero
+            v_next = 0.0
+            ell = 0.0
+        else:
+            ell = math.log1p(-p) - math.log(tail)        # ln((1 - p) / (1 - U)) > 0
+            v_next = ell / beta
+        corrected = beta > a_coef
+        if corrected:
+            mm = p + beta * (1.0 - p) / (beta - a_coef)
+            log_m = math.log(mm)
+        if partials:
+            psi_m = -2.0 * psi / m
+            psi_s = 1.0 / (m * m)
+            p_psi = 2.0 / ((psi + 1.0) * (psi + 1.0))
+            if v_next > 0.0:
+                v_p = m * (ell - 1.0) / ((1.0 - p) * (1.0 - p))
+                vm = ell / (1.0 - p) + v_p * p_psi * psi_m
+                vs = v_p * p_psi * psi_s
+            if corrected:
+                gap = beta - a_coef
+                mm_p = 1.0 - beta / gap
+                mm_beta = -(1.0 - p) * a_coef / (gap * gap)
+                mm_a = beta * (1.0 - p) / (gap * gap)
+                beta_m = -beta / m
+                beta_p = -1.0 / m
+                mm_psi = (mm_p + mm_beta * beta_p) * p_psi
+                lm = (mm_beta * beta_m + mm_psi * psi_m) / mm
+                ls = mm_psi * psi_s / mm
+                la = mm_a / mm
+    if corrected:
+        corr_term = -log_m - 0.5 * coef[K3] * v
+    else:
+        corr_term = coef[K0] + coef[K1] * v
+    sig = math.sqrt(coef[K3] * (v + v_next))
+    dx = coef[DRIFT] + corr_term + coef[K2] * v_next + sig * zs
+    return v_next, dx, sig, vm, vs, lm, ls, la, corrected
+
+
+@kernel
+def euler_step(v, zv, zs, dt, drift, kappa, vbar, xi, corr, corr_bar):
+    """One full-truncation Euler step: (v_next (may be < 0), dx, sig, sqrt(v+ dt)).
+
+    v_next = v + kappa (vbar - v+) dt + xi sqrt(v+ dt) zv,
+    dx = drift - v+ dt / 2 + sqrt(v+ dt) (corr zv + corr_bar zs), corr_bar = sqrt(1 - corr^2);
+    sig = sqrt(v+ dt) corr_bar is dx's standard deviation given zv."""
+    vp = v if v > 0.0 else 0.0
+    sq = math.sqrt(vp * dt)
+    v_next = v + kappa * (vbar - vp) * dt + xi * sq * zv
+    dx = drift - 0.5 * vp * dt + sq * (corr * zv + corr_bar * zs)
+    return v_next, dx, sq * corr_bar, sq
+
+
+# -- a tile of paths over the whole grid ---------------------------------------------------------
+
+@kernel
+def tile_normals(key0, key1, stream, path, m, n_steps, z):
+    """z[j, :m] = draw j of paths path..path+m-1, j = 0 .. 2 n_steps - 1 (zs of step k is row
+    2k, zv row 2k + 1)."""
+    for j in range(2 * n_steps):
+        fill_normals(key0, key1, stream, np.uint64(path), np.uint64(j), z[j, :m])
+
+
+@kernel
+def simulate_tile(z, m, scheme, coef, scen, dcoef, want_tangents, want_lr, x, v, tx, tv, gs, cs,
+                  state_v, tan_x, tan_v):
+    """Simulate m paths on the whole grid with one scenario's coefficients ``coef`` (n_steps,
+    N_COEF) and parameters ``scen`` (a scenario row), from the normals z (``tile_normals``).
+
+    Writes x[k, i] = ln(S_{t_{k+1}} / S0) and v[k, i] (>= 0; v+ for Euler) for k = 0..n_steps-1.
+    With ``want_tangents``: tx[d, k, i], tv[d, k, i], the derivatives of x and v along the
+    directions d (``DIRECTIONS``), using ``dcoef`` (n_steps, N_COEF, N_DIR) (QE) or the
+    scenario's parameters (Euler).  With ``want_lr``: gs[k, i] = sum_{j<=k} sig_j zs_j and
+    cs[k, i] = sum_{j<=k} sig_j^2 (see the module docstring).  state_v, tan_x, tan_v are
+    scratch arrays of shapes (TILE,), (N_DIR, TILE), (N_DIR, TILE).
+    """
+    n_steps = coef.shape[0]
+    kappa, vbar, xi, corr = scen[SC_KAPPA], scen[SC_VBAR], scen[SC_XI], scen[SC_CORR]
+    corr_bar = math.sqrt(max(0.0, (1.0 - corr) * (1.0 + corr)))
+    for i in range(m):
+        state_v[i] = scen[SC_V0]
+    if want_tangents:
+        for d in range(N_DIR):
+            for i in range(m):
+                tan_x[d, i] = 0.0
+                tan_v[d, i] = 1.0 if d == D_V0 else 0.0
+    for k in range(n_steps):
+        row = coef[k]
+        dt = row[DT]
+        for i in range(m):
+            zs = z[2 * k, i]
+            zv = z[2 * k + 1, i]
+            vi = state_v[i]
+            x_prev = x[k - 1, i] if k > 0 else 0.0
+            if scheme == QE:
+                v_next, dx, sig, vm, vs, lm, ls, la, corrected = qe_step(vi, zv, zs, row,
+                                                                         want_tangents)
+                if want_tangents:
+                    dk = dcoef[k]
+                    for d in range(N_DIR):
+                        dvi = tan_v[d, i]
+                        dm = dk[M0, d] + dk[M1, d] * vi + row[M1] * dvi
+                        ds = dk[S0, d] + dk[S1, d] * vi + row[S1] * dvi
+                        dvn = vm * dm + vs * ds
+                        if corrected:
+                            dcorr = (-(lm * dm + ls * ds + la * dk[A, d])
+                                     - 0.5 * (dk[K3, d] * vi + row[K3] * dvi))
+                        else:
+                            dcorr = dk[K0, d] + dk[K1, d] * vi + row[K1] * dvi
+                        dsig = 0.0
+                        if sig > 0.0:
+                            dsig = (dk[K3, d] * (vi + v_next)
+                                    + row[K3] * (dvi + dvn)) / (2.0 * sig)
+                        tan_x[d, i] += (dk[DRIFT, d] + dcorr + dk[K2, d] * v_next
+                                        + row[K2] * dvn + dsig * zs)
+                        tan_v[d, i] = dvn
+                state_v[i] = v_next
+                v_eff = v_next
+            else:
+                v_next, dx, sig, sq = euler_step(vi, zv, zs, dt, row[DRIFT], kappa, vbar, xi,
+                                                 corr, corr_bar)
+                if want_tangents:
+                    vp = vi if vi > 0.0 else 0.0
+                    noise = corr * zv + corr_bar * zs
+                    for d in range(N_DIR):
+                        dvp = tan_v[d, i] if vi > 0.0 else 0.0
+                        ddt = dt if d == D_SCALE else 0.0
+                        dsq = 0.0
+                        if sq > 0.0:
+                            dsq = (dvp * dt + vp * ddt) / (2.0 * sq)
+                        dvn = (tan_v[d, i] + kappa * (-dvp) * dt + kappa * (vbar - vp) * ddt
+                               + xi * dsq * zv)
+                        dxn = row[DRIFT] * (1.0 if d == D_SCALE else 0.0) \
+                            - 0.5 * (dvp * dt + vp * ddt) + dsq * noise
+                        if d == D_KAPPA:
+                            dvn += (vbar - vp) * dt
+                        elif d == D_VBAR:
+                            dvn += kappa * dt
+                        elif d == D_XI:
+                            dvn += sq * zv
+                        elif d == D_CORR and corr_bar > 0.0:
+                            dxn += sq * (zv - corr / corr_bar * zs)
+                        tan_x[d, i] += dxn
+                        tan_v[d, i] = dvn
+                state_v[i] = v_next
+                v_eff = v_next if v_next > 0.0 else 0.0
+            x[k, i] = x_prev + dx
+            v[k, i] = v_eff
+            if want_lr:
+                g_prev = gs[k - 1, i] if k > 0 else 0.0
+                c_prev = cs[k - 1, i] if k > 0 else 0.0
+                gs[k, i] = g_prev + sig * zs
+                cs[k, i] = c_prev + sig * sig
+        if want_tangents:
+            for d in range(N_DIR):
+                for i in range(m):
+                    tx[d, k, i] = tan_x[d, i]
+                    # Euler stores v+, whose tangent vanishes where v <= 0
+                    tv[d, k, i] = tan_v[d, i] if (scheme == QE or state_v[i] > 0.0) else 0.0
+
+
+# -- continuous barrier: Brownian-bridge survival of one step -------------------------------------
+
+@kernel
+def bridge_step(down, log_level, y0, y1, var):
+    """Probability that ln S, a Brownian bridge from y0 to y1 with variance ``var`` over the step,
+    stays on the alive side of ln H = ``log_level``, and its derivatives.
+
+    P = 1 - exp(-2 a b / var), a = u (y0 - ln H), b = u (y1 - ln H), u = +1 for a down barrier,
+    -1 for an up barrier; P = 0 when either end is on the far side, P = 1 when var = 0 and both
+    ends are alive (Glasserman 2004, §6.4).  Returns (P, dP/dy0, dP/dy1, dP/dvar, d2P/dy0^2).
+    """
+    u = 1.0 if down else -1.0
+    a = u * (y0 - log_level)
+    b = u * (y1 - log_level)
+    if a <= 0.0 or b <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    if var <= 0.0:
+        return 1.0, 0.0, 0.0, 0.0, 0.0
+    e = math.exp(-2.0 * a * b / var)
+    g0 = 2.0 * b * u / var
+    return 1.0 - e, e * g0, e * 2.0 * a * u / var, -e * 2.0 * a * b / (var * var), -e * g0 * g0
+
+
+# -- paths for inspection (tests, diagnostics) ----------------------------------------------------
+
+def simulation_grid(payoff_dates, steps_per_year):
+    """The union of the payoff dates and the uniform dates k / steps_per_year below the last payoff
+    date (a uniform date within 1e-9 years of a payoff date is dropped, so no step is degenerate).
+    Payoff dates are kept exactly.  Returns a sorted float array of dates > 0 (t_0 = 0 implied)."""
+    dates = np.unique(np.asarray(payoff_dates, dtype=float))
+    if dates.size == 0 or dates[0] <= 0.0 or not np.all(np.isfinite(dates)):
+        raise ValueError("payoff dates must be finite and > 0")
+    if not steps_per_year > 0:
+        raise ValueError(f"steps_per_year has value {steps_per_year!r}: must be > 0")
+    last = dates[-1]
+    n = int(math.floor(last * steps_per_year + 1e-9))
+    uniform = np.arange(1, n + 1) / float(steps_per_year)
+    uniform = uniform[uniform < last]
+    if uniform.size:
+        uniform = uniform[_nearest(uniform, dates) > 1e-9]
+    return np.unique(np.concatenate([dates, uniform]))
+
+
+def _nearest(points, dates):
+    """Distance from each point to the nearest of the sorted ``dates``."""
+    if dates.size == 1:
+        return np.abs(points - dates[0])
+    j = np.clip(np.searchsorted(dates, points), 1, dates.size - 1)
+    return np.minimum(np.abs(points - dates[j - 1]), np.abs(points - dates[j]))
+
+
+def sample_paths(params, grid, n_paths, *, key0, key1, stream=0, scheme="qe", first_path=0):
+    """(x, v): ln(S_t / S0) and the variance (v+ for Euler) at the grid dates for paths
+    first_path .. first_path + n_paths - 1, arrays of shape (len(grid), n_paths).  The same
+    numbers as the pricer's paths (for tests and diagnostics; not a fast path)."""
+    from mcgreeks.engine import TILE
+
+    p = check_params(params)
+    grid = np.asarray(grid, dtype=float)
+    dt = np.diff(np.concatenate([[0.0], grid]))
+    scen = scenario_row(p)
+    coef = scenario_coefficients(dt, p, [scen])[0]
+    n = grid.size
+    x = np.empty((n, n_paths))
+    v = np.empty((n, n_paths))
+    z = np.empty((2 * n, TILE))
+    xt, vt = np.empty((n, TILE)), np.empty((n, TILE))
+    dummy3 = np.empty((N_DIR, 1, 1))
+    dummy2 = np.empty((1, 1))
+    for start in range(0, n_paths, TILE):
+        m = min(TILE, n_paths - start)
+        tile_normals(np.uint64(key0), np.uint64(key1), np.uint64(stream), first_path + start, m,
+                     n, z)
+        simulate_tile(z, m, SCHEMES[scheme], coef, scen, np.empty((n, N_COEF, N_DIR)), False,
+                      False, xt, vt, dummy3, dummy3, dummy2, dummy2, np.empty(TILE),
+                      np.empty((N_DIR, TILE)), np.empty((N_DIR, TILE)))
+        x[:, start:start + m] = xt[:, :m]
+        v[:, start:start + m] = vt[:, :m]
+    return x, v

@@ -1,0 +1,720 @@
+"""Heston pricer: QE (or full-truncation Euler) paths on a time grid, every payoff, price and the
+sensitivities to S0, r, T, v0, kappa, vbar, xi and corr in one pass.
+
+For one tile of paths the normals of every step are drawn once (``models.heston.tile_normals``:
+step k uses draws 2k and 2k+1 of the path, so a number depends only on seed, underlying, path and
+draw), the path is simulated on the underlying's grid (the union of its trades' payoff dates and
+a uniform grid of ``steps_per_year`` steps per year), and then each trade, path by path:
+- reads ln S at its own dates (``_walk``, ``_value``);
+- for pathwise and mixed estimators, the tangents of its payoff's underlying quantity (terminal
+  spot, average) along the eight directions S0, r, T, v0, kappa, vbar, xi, corr (``_pathwise``):
+  d ln S_t / d S0 = 1/S0 and d ln S_t / dr = t exactly; the other six come from the tangent
+  processes that ``models.heston.simulate_tile`` carries along the path (the chain rule through
+  each step of the discretized scheme);
+- for likelihood-ratio estimators, the scores of S0 (and of r for one-date payoffs) from the law
+  of ln S at its first (last) date conditional on the variance path, a Gaussian
+  (``models.heston``; Glasserman 2004, §7.3 for the Gaussian scores);
+- for a continuously monitored barrier, the product over grid steps of Brownian-bridge survival
+  probabilities of ln S with the step's variance (v_{k-1} + v_k) dt / 2 (an approximation whose
+  error vanishes with the step; the probabilities are smooth, so the barrier's Greeks are
+  pathwise-valid), and its derivatives (``_barrier_pathwise``).
+fd revalues on the same normals: spot and rate bumps need no new path (x = ln(S/S0) does not
+depend on S0, and r only adds r t); maturity and the five model parameters re-simulate the tile
+with the bumped parameters (``chunk``).
+
+Bump sizes (``heston_bumps``): spot 1 % of S0, rate 10 bp, maturity 1 % of T (the whole grid
+scales, the normals of each step are kept), v0, kappa, vbar and xi 1 % of their value (v0 = 0:
+1 % of vbar, one-sided), corr 0.01 absolute, clipped to [-1, 1] (the quotient divides by the
+clipped width).
+
+Pathwise under QE differentiates the QE map inside its branches; see ``models.heston`` for what
+that leaves out (the switch at psi_c: measured below the noise, 0.1-0.3 % of the quantity, even
+at 4 steps a year) and for the variance of the tangents when the Feller condition is badly
+violated (heavy-tailed; then fd can have the smaller standard error).
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from mcgreeks import engine
+from mcgreeks import greeks as G
+from mcgreeks import payoffs as P
+from mcgreeks._jit import kernel
+from mcgreeks.engine import TILE, tile_moments
+from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, pathwise
+from mcgreeks.estimators import why_invalid as _gbm_why_invalid
+from mcgreeks.models import heston as H
+
+#: Default time grid: weekly steps.  With QE the price bias at this grid is a few basis points of
+#: the spot on ordinary parameters (benchmarks/results/HESTON_BIAS.md).
+DEFAULT_STEPS_PER_YEAR = 52
+
+#: Quantity codes beyond greeks.THETA (greeks.QUANTITIES order).
+D_V0_Q, D_KAPPA_Q, D_VBAR_Q, D_XI_Q, D_CORR_Q = range(6, 11)
+N_QUANTITIES = 11
+#: The sensitivities Heston defines (SPEC §2; vega is GBM only).
+HESTON_GREEKS = ("delta", "gamma", "rho", "theta", "d_v0", "d_kappa", "d_vbar", "d_xi", "d_corr")
+
+#: Bump sizes, in the order of the kernels' array; the first four keep ``fd.bumps``' layout.
+BUMP_NAMES = ("spot", "vol", "rate", "maturity", "v0", "kappa", "vbar", "xi", "corr")
+B_SPOT, B_VOL, B_RATE, B_MAT, B_V0, B_KAPPA, B_VBAR, B_XI, B_CORR = range(9)
+DEFAULT_BUMPS = {"spot": fd.SPOT_REL, "vol": fd.VOL_REL, "rate": fd.RATE_ABS,
+                 "maturity": fd.MATURITY_REL, "v0": 1e-2, "kappa": 1e-2, "vbar": 1e-2,
+                 "xi": 1e-2, "corr": 1e-2}
+
+# Per-path quantities kept for a tile, rows of the ``q`` buffer.  PW + j: pathwise derivative of
+# the undiscounted payoff along direction j = 0 (S0), 1 (r), 2 + d (models.heston direction d:
+# grid scale, v0, kappa, vbar, xi, corr).
+F, SLOPE, U, SC_SPOT, SC2_SPOT, SC_RATE, X_SPOT, X_SPOT2, PW = range(9)
+N_PW = 2 + H.N_DIR
+N_Q = PW + N_PW
+
+# Model parameter of each re-simulated fd quantity (None: the grid scale).
+_RESIM = {G.THETA: None, D_V0_Q: "v0", D_KAPPA_Q: "kappa", D_VBAR_Q: "vbar", D_XI_Q: "xi",
+          D_CORR_Q: "corr"}
+
+
+def valid_estimators(kind, greek, continuous=False, params=None):
+    """Estimator codes that are unbiased (fd: up to its bump bias) for ``greek`` of payoff
+    ``kind`` under Heston, in order of preference; the Heston twin of
+    ``mcgreeks.estimators.valid_estimators``.  With ``params`` (the model's parameters), the
+    likelihood-ratio family (lr, mixed) is dropped when its first step is degenerate (v0 = 0 or
+    |corr| = 1).
+
+    Pathwise (and mixed for gamma) needs a Lipschitz payoff, as under GBM.  Likelihood ratio is
+    offered where the scheme's transition density is available: delta and gamma (the law of ln S
+    at the payoff's first date given the variance path is Gaussian with ln S0 in its mean) and
+    rho of one-date payoffs (r enters that mean as r T); not for theta or the model parameters,
+    which move the variance path's law (QE's is not differentiable), so for digitals and
+    discrete barriers those are fd only.  Vega is not defined under Heston.
+    """
+    out = _valid(kind, greek, continuous)
+    if params is not None and not (params["v0"] > 0.0 and abs(params["corr"]) < 1.0):
+        out = tuple(e for e in out if e not in (G.LR, G.MIXED))
+    return out
+
+
+def _valid(kind, greek, continuous):
+    smooth = kind not in P.DISCONTINUOUS or (kind == P.BARRIER and continuous)
+    if greek == G.DELTA:
+        return (G.PATHWISE, G.LR, G.FD) if smooth else (G.LR, G.FD)
+    if greek == G.GAMMA:
+        return (G.MIXED, G.LR, G.FD) if smooth and kind != P.BARRIER else (G.LR, G.FD)
+    if greek == G.RHO:
+        one_date = kind in (P.EUROPEAN, P.DIGITAL)
+        return (((G.PATHWISE,) if smooth else ()) + ((G.LR,) if one_date else ()) + (G.FD,))
+    if greek == G.THETA or D_V0_Q <= greek <= D_CORR_Q:
+        return (G.PATHWISE, G.FD) if smooth else (G.FD,)
+    return ()
+
+
+def why_invalid(kind, greek, estimator, continuous=False):
+    """Why ``estimator`` cannot estimate ``greek`` of payoff ``kind`` under Heston."""
+    if greek == G.VEGA:
+        return "vega is a GBM Greek; Heston has d_v0 ... d_corr instead"
+    if estimator == G.LR and greek not in (G.DELTA, G.GAMMA, G.RHO):
+        return ("likelihood ratio under Heston covers delta, gamma and rho: the QE variance "
+                "step has no differentiable density in the model parameters or the maturity")
+    if estimator == G.LR and greek == G.RHO:
+        return "likelihood-ratio rho is offered for one-date payoffs (european, digital) only"
+    return _gbm_why_invalid(kind, greek, estimator, continuous)
+
+
+def heston_bumps(overrides=None):
+    """The fd bump sizes as the kernel takes them, ordered as ``BUMP_NAMES``.
+
+    ``overrides`` is a mapping {name: size} (sizes in (0, 0.5]: relative for spot, maturity, v0,
+    kappa, vbar, xi; absolute for rate and corr), or an array of 4 sizes in the layout of
+    ``mcgreeks.estimators.fd.bumps`` (spot, vol, rate, maturity; the model parameters then take
+    their defaults), or of all 9.
+    """
+    sizes = dict(DEFAULT_BUMPS)
+    if overrides is None:
+        pass
+    elif isinstance(overrides, dict):
+        for name, size in overrides.items():
+            if name not in sizes:
+                raise ValueError(f"fd_bumps: unknown bump {name!r}; bumps are "
+                                 + ", ".join(BUMP_NAMES))
+            sizes[name] = size
+    else:
+        arr = np.asarray(overrides, dtype=float).ravel()
+        if arr.size not in (4, 9):
+            raise ValueError(f"bumps has {arr.size} entries: must be 4 (spot, vol, rate, "
+                             "maturity) or 9 (" + ", ".join(BUMP_NAMES) + ")")
+        sizes.update(zip(BUMP_NAMES, arr.tolist()))
+    for name, size in sizes.items():
+        if not 0 < size <= 0.5:
+            raise ValueError(f"fd_bumps[{name!r}] has value {size!r}: must be in (0, 0.5]")
+    return np.array([float(sizes[n]) for n in BUMP_NAMES])
+
+
+@kernel
+def _store(buf, m, out_row):
+    """Write the tile's (mean, M2) of buf[:m] into out_row[0:2] and zero any further moments the
+    engine keeps (control-variate moments: Heston slots have no control)."""
+    out_row[0], out_row[1] = tile_moments(buf, m)
+    for r in range(2, out_row.size):
+        out_row[r] = 0.0
+
+
+# -- one trade on one path -------------------------------------------------------------------------
+
+@kernel
+def _walk(ti, tf, fix_idx, grid, x, i, log_s0, dr):
+    """Walk a trade's dates on path i: (u, ln S at the last date, knocked).  ln S_t = ln S0 + x_t
+    + dr t (dr: a rate bump, which moves ln S_t by exactly dr t in both schemes)."""
+    kind = ti[P.KIND]
+    off, n = ti[P.FIX_OFF], ti[P.FIX_N]
+    discrete_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 0
+    log_level = math.log(tf[P.LEVEL]) if discrete_barrier else 0.0
+    down = ti[P.DOWN] == 1
+    total = 0.0
+    knocked = False
+    y = log_s0
+    for k in range(n):
+        g = fix_idx[off + k]
+        y = log_s0 + x[g, i] + dr * grid[g]
+        if kind == P.ASIAN_ARITHMETIC:
+            total += math.exp(y)
+        elif kind == P.ASIAN_GEOMETRIC:
+            total += y
+        elif discrete_barrier and (y <= log_level if down else y >= log_level):
+            knocked = True
+    if kind == P.ASIAN_ARITHMETIC:
+        return total / n, y, knocked
+    if kind == P.ASIAN_GEOMETRIC:
+        return math.exp(total / n), y, knocked
+    return math.exp(y), y, knocked
+
+
+@kernel
+def _survival(ti, tf, grid, c, x, v, i, log_s0, dr, v0, g_last):
+    """Product over the grid steps up to g_last of the Brownian-bridge survival of ln S with the
+    step's variance (v_{k-1} + v_k) dt_k c / 2 (dates scaled by c)."""
+    down = ti[P.DOWN] == 1
+    log_level = math.log(tf[P.LEVEL])
+    y0 = log_s0
+    v_prev = v0
+    t_prev = 0.0
+    w = 1.0
+    for k in range(g_last + 1):
+        y1 = log_s0 + x[k, i] + dr * grid[k]
+        var = 0.5 * (v_prev + v[k, i]) * (grid[k] - t_prev) * c
+        w *= H.bridge_step(down, log_level, y0, y1, var)[0]
+        if w == 0.0:
+            break
+        y0, v_prev, t_prev = y1, v[k, i], grid[k]
+    return w
+
+
+@kernel
+def _value(ti, tf, fix_idx, grid, c, x, v, i, log_s0, dr, v0):
+    """Undiscounted payoff of one unit on path i (grid dates scaled by c, rate moved by dr)."""
+    kind = ti[P.KIND]
+    u, y_last, knocked = _walk(ti, tf, fix_idx, grid, x, i, log_s0, dr)
+    f = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
+    if kind != P.BARRIER:
+        return f
+    if ti[P.CONTINUOUS] == 1:
+        g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
+        alive = _survival(ti, tf, grid, c, x, v, i, log_s0, dr, v0, g_last) if f != 0.0 else 1.0
+    else:
+        alive = 0.0 if knocked else 1.0
+    return f * (1.0 - alive if ti[P.KNOCK_IN] == 1 else alive)
+
+
+@kernel
+def _revalue(ti, tf, fix_idx, grid, c, x, v, i, log_s0, rate, dr, v0):
+    """Discounted payoff of path i under moved parameters (same normals): the fd revaluation."""
+    return math.exp(-(rate + dr) * tf[P.MATURITY] * c) * _value(ti, tf, fix_idx, grid, c, x, v, i,
+                                                                 log_s0, dr, v0)
+
+
+@kernel
+def _tangent_y(j, k, i, s0, grid, tx):
+    """d ln S_{t_k} / d(direction j) on path i; k = -1 is t = 0."""
+    if j == 0:
+        return 1.0 / s0
+    if k < 0:
+        return 0.0
+    if j == 1:
+        return grid[k]
+    return tx[j - 2, k, i]
+
+
+@kernel
+def _tangent_v(j, k, i, tv):
+    """d v_{t_k} / d(direction j) on path i; k = -1 is t = 0 (v = v0)."""
+    if j < 2:
+        return 0.0
+    if k < 0:
+        return 1.0 if j - 2 == H.D_V0 else 0.0
+    return tv[j - 2, k, i]
+
+
+@kernel
+def _pathwise(ti, tf, fix_idx, grid, x, tx, i, s0, log_s0, weight, q):
+    """u, f'(u) (times the barrier's alive indicator ``weight``) and the pathwise derivatives
+    f'(u) du/d(direction j) into q[U, i], q[SLOPE, i], q[PW + j, i] (Glasserman 2004, §7.2.2
+    for the Asian sums)."""
+    kind = ti[P.KIND]
+    off, n = ti[P.FIX_OFF], ti[P.FIX_N]
+    for j in range(N_PW):
+        q[PW + j, i] = 0.0
+    if kind == P.ASIAN_ARITHMETIC:
+        u = 0.0
+        for k in range(n):
+            g = fix_idx[off + k]
+            s = math.exp(log_s0 + x[g, i])
+            u += s
+            for j in range(N_PW):
+                q[PW + j, i] += s * _tangent_y(j, g, i, s0, grid, tx)
+        u /= n
+        for j in range(N_PW):
+            q[PW + j, i] /= n
+    elif kind == P.ASIAN_GEOMETRIC:
+        mean_y = 0.0
+        for k in range(n):
+            g = fix_idx[off + k]
+            mean_y += (log_s0 + x[g, i]) / n
+            for j in range(N_PW):
+                q[PW + j, i] += _tangent_y(j, g, i, s0, grid, tx) / n
+        u = math.exp(mean_y)
+        for j in range(N_PW):
+            q[PW + j, i] *= u
+    else:
+        g = fix_idx[off + n - 1]
+        u = math.exp(log_s0 + x[g, i])
+        for j in range(N_PW):
+            q[PW + j, i] = u * _tangent_y(j, g, i, s0, grid, tx)
+    slope = P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u) * weight
+    q[U, i] = u
+    q[SLOPE, i] = slope
+    for j in range(N_PW):
+        q[PW + j, i] *= slope
+
+
+@kernel
+def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, q):
+    """Continuous barrier: f = vanilla(S_T) W (out) or vanilla (1 - W) (in), W the product of the
+    steps' bridge survivals; q[PW + j, i] = df/d(direction j), by the product rule along the path
+    (W and dW accumulated step by step, never dividing by a survival that may be 0)."""
+    kind = ti[P.KIND]
+    down = ti[P.DOWN] == 1
+    log_level = math.log(tf[P.LEVEL])
+    g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
+    for j in range(N_PW):
+        q[PW + j, i] = 0.0
+    w = 1.0
+    y0 = log_s0
+    v_prev = v0
+    t_prev = 0.0
+    for k in range(g_last + 1):
+        y1 = log_s0 + x[k, i]
+        dtk = grid[k] - t_prev
+        var = 0.5 * (v_prev + v[k, i]) * dtk
+        p, p0, p1, pv, _ = H.bridge_step(down, log_level, y0, y1, var)
+        for j in range(N_PW):
+            dvar = 0.5 * (_tangent_v(j, k - 1, i, tv) + _tangent_v(j, k, i, tv)) * dtk
+            if j == 2 + H.D_SCALE:
+                dvar += var
+            dp = (p0 * _tangent_y(j, k - 1, i, s0, grid, tx)
+                  + p1 * _tangent_y(j, k, i, s0, grid, tx) + pv * dvar)
+            q[PW + j, i] = q[PW + j, i] * p + w * dp
+        w *= p
+        if w == 0.0:
+            break
+        y0, v_prev, t_prev = y1, v[k, i], grid[k]
+    s_t = math.exp(log_s0 + x[g_last, i])
+    vanilla = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
+    slope = P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
+    knock_in = ti[P.KNOCK_IN] == 1
+    weight = 1.0 - w if knock_in else w
+    sign = -1.0 if knock_in else 1.0
+    for j in range(N_PW):
+        q[PW + j, i] = (slope * s_t * _tangent_y(j, g_last, i, s0, grid, tx) * weight
+                        + sign * vanilla * q[PW + j, i])
+    q[U, i] = s_t
+    q[SLOPE, i] = slope * weight
+
+
+@kernel
+def _barrier_explicit(ti, tf, fix_idx, grid, x, v, i, s0, log_s0, v0):
+    """Continuous barrier, likelihood-ratio view (the random variables are ln S at the grid dates,
+    S0 enters the payoff only through the first step's bridge): (df/dS0, d2f/dS0^2) at fixed
+    ln S_{t_1..}."""
+    down = ti[P.DOWN] == 1
+    log_level = math.log(tf[P.LEVEL])
+    g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
+    p, p0, _, _, p00 = H.bridge_step(down, log_level, log_s0, log_s0 + x[0, i],
+                                     0.5 * (v0 + v[0, i]) * grid[0])
+    if p0 == 0.0 and p00 == 0.0:
+        return 0.0, 0.0
+    rest = 1.0
+    for k in range(1, g_last + 1):
+        rest *= H.bridge_step(down, log_level, log_s0 + x[k - 1, i], log_s0 + x[k, i],
+                              0.5 * (v[k - 1, i] + v[k, i]) * (grid[k] - grid[k - 1]))[0]
+        if rest == 0.0:
+            return 0.0, 0.0
+    s_t = math.exp(log_s0 + x[g_last, i])
+    vanilla = P.value(ti[P.KIND], tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
+    sign = -1.0 if ti[P.KNOCK_IN] == 1 else 1.0
+    return (sign * vanilla * rest * p0 / s0, sign * vanilla * rest * (p00 - p0) / (s0 * s0))
+
+
+@kernel
+def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, m, s0, v0, need_pw, need_sc, q):
+    """Per-path quantities of one trade over a tile into the rows of ``q``."""
+    kind = ti[P.KIND]
+    continuous = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
+    log_s0 = math.log(s0)
+    off, n = ti[P.FIX_OFF], ti[P.FIX_N]
+    g_first = 0 if continuous else fix_idx[off]
+    g_last = fix_idx[off + n - 1]
+    for i in range(m):
+        f = _value(ti, tf, fix_idx, grid, 1.0, x, v, i, log_s0, 0.0, v0)
+        q[F, i] = f
+        q[X_SPOT, i] = q[X_SPOT2, i] = 0.0
+        if need_pw:
+            if continuous:
+                _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, q)
+            else:
+                weight = 1.0
+                if kind == P.BARRIER:
+                    knocked = _walk(ti, tf, fix_idx, grid, x, i, log_s0, 0.0)[2]
+                    weight = 1.0 if knocked == (ti[P.KNOCK_IN] == 1) else 0.0
+                _pathwise(ti, tf, fix_idx, grid, x, tx, i, s0, log_s0, weight, q)
+        if need_sc:
+            c1 = cs[g_first, i]
+            g1 = gs[g_first, i]
+            q[SC_SPOT, i] = g1 / (s0 * c1)
+            q[SC2_SPOT, i] = (g1 * g1 / c1 - g1 - 1.0) / (s0 * s0 * c1)
+            q[SC_RATE, i] = gs[g_last, i] * grid[g_last] / cs[g_last, i]
+            if continuous:
+                q[X_SPOT, i], q[X_SPOT2, i] = _barrier_explicit(ti, tf, fix_idx, grid, x, v, i,
+                                                                s0, log_s0, v0)
+
+
+@kernel
+def _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, i, s0, rate, v0, base, bumps):
+    """Central bump-and-revalue of delta, gamma or rho on path i (no re-simulation needed)."""
+    if g == G.RHO:
+        h = bumps[B_RATE]
+        log_s0 = math.log(s0)
+        return fd.central(_revalue(ti, tf, fix_idx, grid, 1.0, x, v, i, log_s0, rate, h, v0),
+                          _revalue(ti, tf, fix_idx, grid, 1.0, x, v, i, log_s0, rate, -h, v0), h)
+    h = bumps[B_SPOT] * s0
+    up = _revalue(ti, tf, fix_idx, grid, 1.0, x, v, i, math.log(s0 + h), rate, 0.0, v0)
+    dn = _revalue(ti, tf, fix_idx, grid, 1.0, x, v, i, math.log(s0 - h), rate, 0.0, v0)
+    return fd.central(up, dn, h) if g == G.DELTA else fd.second(up, base, dn, h)
+
+
+@kernel
+def _estimate(g, e, q, i, s0, rate, maturity, disc):
+    """One path's estimate of quantity g by estimator e (not fd) from the tile quantities q."""
+    f = q[F, i]
+    if g == G.PRICE:
+        return disc * f
+    if g == G.GAMMA:
+        if e == G.MIXED:
+            return mixed.gamma(disc, q[SLOPE, i], q[U, i] / s0, -q[U, i] / (s0 * s0),
+                               q[SC_SPOT, i])
+        return lr.second_order(disc, f, q[SC2_SPOT, i], q[SC_SPOT, i], q[X_SPOT, i],
+                               q[X_SPOT2, i])
+    if g == G.DELTA:
+        if e == G.PATHWISE:
+            return pathwise.first_order(disc, 0.0, f, 1.0, q[PW, i], 0.0)
+        return lr.first_order(disc, 0.0, f, q[SC_SPOT, i], q[X_SPOT, i])
+    if g == G.RHO:
+        if e == G.PATHWISE:
+            return pathwise.first_order(disc, -maturity * disc, f, 1.0, q[PW + 1, i], 0.0)
+        return lr.first_order(disc, -maturity * disc, f, q[SC_RATE, i], 0.0)
+    if g == G.THETA:  # -dV/dT, the grid scaling with T
+        return -pathwise.first_order(disc, -rate * disc, f, 1.0,
+                                     q[PW + 2 + H.D_SCALE, i] / maturity, 0.0)
+    return pathwise.first_order(disc, 0.0, f, 1.0, q[PW + 2 + (g - G.THETA), i], 0.0)
+
+
+@kernel
+def _add_total(g, e, buf, m, agg_e_j, agg_w_j, agg):
+    """Add a trade's estimate of quantity g by estimator e, per path, to the underlying's total
+    agg[g] when e is the estimator the totals use: agg_w[g, 0] * y + agg_w[g, 2] (the layout of
+    ``pricers.gbm``; Heston has no control, so agg_w[g, 1] is unused)."""
+    if agg_e_j[g] != e:
+        return
+    for i in range(m):
+        agg[g, i] += agg_w_j[g, 0] * buf[i] + agg_w_j[g, 2]
+
+
+@kernel
+def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, m, s0, rate, v0, slots_j, bumps,
+                agg_e_j, agg_w_j, agg, q, buf, out_tile):
+    """All wanted estimates of one trade over one tile, except the re-simulated fd ones (which
+    ``chunk`` adds), and their contributions to the per-path totals."""
+    maturity = tf[P.MATURITY]
+    disc = math.exp(-rate * maturity)
+    need_pw = need_sc = False
+    for g in range(slots_j.shape[0]):
+        need_pw |= slots_j[g, G.PATHWISE] >= 0 and g != G.PRICE
+        need_pw |= slots_j[g, G.MIXED] >= 0
+        need_sc |= slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0
+    _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, m, s0, v0, need_pw, need_sc, q)
+    for g in range(slots_j.shape[0]):
+        for e in range(slots_j.shape[1]):
+            k = slots_j[g, e]
+            if k < 0:
+                continue
+            if g == G.PRICE:
+                for i in range(m):
+                    buf[i] = disc * q[F, i]
+            elif e == G.FD:
+                if g != G.DELTA and g != G.GAMMA and g != G.RHO:
+                    continue  # re-simulated in ``chunk``
+                for i in range(m):
+                    buf[i] = _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, i, s0, rate, v0,
+                                           disc * q[F, i], bumps)
+            else:
+                for i in range(m):
+                    buf[i] = _estimate(g, e, q, i, s0, rate, maturity, disc)
+            _store(buf, m, out_tile[k])
+            _add_total(g, e, buf, m, agg_e_j, agg_w_j, agg)
+
+
+@kernel(parallel=True)
+def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, scheme, s0, rate, coefs,
+          scens, dcoef, ti, tf, fix_idx, slots, bumps, fd_scen, fd_den, flags, agg_e, agg_w,
+          agg_base, out):
+    """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
+    moments per slot to out[tile, slot, :] (mean and M2; further moments zero); with
+    agg_base >= 0, the moments of the per-path totals of each quantity to slots agg_base + g
+    (agg_e[j, g]: the estimator of trade j's quantity g that enters the total, or -1; agg_w[j, g]:
+    its weights, as in ``pricers.gbm``).
+
+    coefs[s], scens[s]: step coefficients and parameters of scenario s (0: the base; the others
+    the fd bumps, fd_scen[g] = (up, down) scenario of quantity g or -1, fd_den[g] the parameter
+    difference between them); flags = (tangents wanted, scores wanted, re-simulations wanted).
+    ``prepare`` builds the arguments from grid to flags.
+    """
+    n_tiles = (n_paths + TILE - 1) // TILE
+    n_blocks = (n_tiles + tiles_per_block - 1) // tiles_per_block
+    n_steps = grid.size
+    n_trades = ti.shape[0]
+    want_tangents = flags[0] == 1
+    want_lr = flags[1] == 1
+    want_resim = flags[2] == 1
+    log_s0 = math.log(s0)
+    for b in prange(n_blocks):
+        z = np.empty((2 * n_steps, TILE))
+        x = np.empty((n_steps, TILE))
+        v = np.empty((n_steps, TILE))
+        nt = n_steps if want_tangents else 1
+        tx = np.empty((H.N_DIR, nt, TILE))
+        tv = np.empty((H.N_DIR, nt, TILE))
+        nl = n_steps if want_lr else 1
+        gs = np.empty((nl, TILE))
+        cs = np.empty((nl, TILE))
+        nr = n_steps if want_resim else 1
+        xs = np.empty((nr, TILE))
+        vs = np.empty((nr, TILE))
+        state_v = np.empty(TILE)
+        tan_x = np.empty((H.N_DIR, TILE))
+        tan_v = np.empty((H.N_DIR, TILE))
+        q = np.empty((N_Q, TILE))
+        buf = np.empty(TILE)
+        up = np.empty((n_trades, TILE))
+        agg = np.empty((slots.shape[1], TILE))
+        for tile in range(b * tiles_per_block, min(n_tiles, (b + 1) * tiles_per_block)):
+            first = tile * TILE
+            m = min(TILE, n_paths - first)
+            agg[:, :] = 0.0
+            H.tile_normals(key0, key1, stream, path0 + first, m, n_steps, z)
+            H.simulate_tile(z, m, scheme, coefs[0], scens[0], dcoef, want_tangents, want_lr, x, v,
+                            tx, tv, gs, cs, state_v, tan_x, tan_v)
+            for j in range(n_trades):
+                _trade_tile(ti[j], tf[j], fix_idx, grid, x, v, tx, tv, gs, cs, m, s0, rate,
+                            scens[0, H.SC_V0], slots[j], bumps, agg_e[j], agg_w[j], agg, q, buf,
+                            out[tile])
+            for g in range(G.THETA, N_QUANTITIES):
+                if not want_resim:
+                    break
+                s_up = fd_scen[g, 0]
+                if s_up < 0:
+                    continue
+                for side in range(2):
+                    s = fd_scen[g, side]
+                    H.simulate_tile(z, m, scheme, coefs[s], scens[s], dcoef, False, False, xs, vs,
+                                    tx, tv, gs, cs, state_v, tan_x, tan_v)
+                    c = scens[s, H.SC_SCALE]
+                    for j in range(n_trades):
+                        k = slots[j, g, G.FD]
+                        if k < 0:
+                            continue
+                        for i in range(m):
+                            val = _revalue(ti[j], tf[j], fix_idx, grid, c, xs, vs, i, log_s0,
+                                           rate, 0.0, scens[s, H.SC_V0])
+                            if side == 0:
+                                up[j, i] = val
+                            else:
+                                d = (up[j, i] - val) / fd_den[g]
+                                buf[i] = -d / tf[j, P.MATURITY] if g == G.THETA else d
+                        if side == 1:
+                            _store(buf, m, out[tile, k])
+                            _add_total(g, G.FD, buf, m, agg_e[j], agg_w[j], agg)
+            if agg_base >= 0:
+                for g in range(agg.shape[0]):
+                    _store(agg[g], m, out[tile, agg_base + g])
+
+
+# -- Python side -----------------------------------------------------------------------------------
+
+def _check_slots(slots, ti, params):
+    """Raise ValueError for a slot no Heston estimator provides (see ``valid_estimators``)."""
+    lr_ok = params["v0"] > 0.0 and abs(params["corr"]) < 1.0
+    for j, g, e in zip(*np.nonzero(slots >= 0)):
+        if g == G.PRICE:
+            continue
+        kind, continuous = int(ti[j, P.KIND]), bool(ti[j, P.CONTINUOUS])
+        problem = None
+        if g == G.VEGA:
+            problem = why_invalid(kind, g, e, continuous)
+        elif e == G.MIXED and (g != G.GAMMA or kind == P.BARRIER):
+            problem = why_invalid(kind, g, e, continuous)
+        elif e == G.PATHWISE and g == G.GAMMA:
+            problem = why_invalid(kind, g, e, continuous)
+        elif e == G.LR and (g not in (G.DELTA, G.GAMMA, G.RHO)
+                            or (g == G.RHO and kind not in (P.EUROPEAN, P.DIGITAL))):
+            problem = why_invalid(kind, g, e, continuous)
+        elif e in (G.LR, G.MIXED) and not lr_ok:
+            problem = ("the likelihood-ratio score needs a non-degenerate first step: v0 > 0 and "
+                       "|corr| < 1")
+        if problem:
+            raise ValueError(f"trade {j}: {G.QUANTITIES[g]} by {G.ESTIMATORS[e]} is not "
+                             f"available under Heston: {problem}")
+
+
+def _fd_scenarios(params, slots, b):
+    """Scenario rows (base first) and, per quantity, the (up, down) rows and their difference."""
+    rows = [H.scenario_row(params)]
+    fd_scen = np.full((N_QUANTITIES, 2), -1, dtype=np.int64)
+    fd_den = np.ones(N_QUANTITIES)
+    wanted = slots[:, :, G.FD] >= 0
+    for g, name in _RESIM.items():
+        if not wanted[:, g].any():
+            continue
+        if name is None:
+            h = b[B_MAT]
+            up, dn = H.scenario_row(params, 1.0 + h), H.scenario_row(params, 1.0 - h)
+            den = 2.0 * h
+        else:
+            value = params[name]
+            if name == "corr":
+                hi, lo = min(value + b[B_CORR], 1.0), max(value - b[B_CORR], -1.0)
+            else:
+                size = b[BUMP_NAMES.index(name)]
+                step = size * (value if value > 0.0 else params["vbar"])
+                hi, lo = value + step, max(value - step, 0.0)
+            up, dn = H.scenario_row(params, **{name: hi}), H.scenario_row(params, **{name: lo})
+            den = hi - lo
+        fd_scen[g] = (len(rows), len(rows) + 1)
+        fd_den[g] = den
+        rows += [up, dn]
+    return np.array(rows), fd_scen, fd_den
+
+
+def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
+            steps_per_year=DEFAULT_STEPS_PER_YEAR, scheme="qe"):
+    """Validate the inputs and build the ``chunk`` kernel's arguments from ``grid`` to ``flags``
+    (the simulation grid, the scenarios' step coefficients, the fd plan).  Returns (args,
+    n_slots); the caller appends (agg_e, agg_w, agg_base) for per-path totals, or
+    ``no_totals(n_trades)``.
+    Raises ValueError as ``run_heston`` does."""
+    p = H.check_params(params)
+    if scheme not in H.SCHEMES:
+        raise ValueError(f"scheme has value {scheme!r}: must be one of " + ", ".join(H.SCHEMES))
+    spy = DEFAULT_STEPS_PER_YEAR if steps_per_year is None else steps_per_year
+    slots = np.ascontiguousarray(slots, dtype=np.int64)
+    ti = np.ascontiguousarray(ti, dtype=np.int64)
+    if slots.ndim != 3 or slots.shape[1:] != (N_QUANTITIES, G.N_ESTIMATORS) \
+            or slots.shape[0] != ti.shape[0]:
+        raise ValueError(f"slots has shape {slots.shape}: must be (n_trades, {N_QUANTITIES}, "
+                         f"{G.N_ESTIMATORS})")
+    if slots.max(initial=-1) < 0:
+        raise ValueError("slots: no estimate is wanted")
+    _check_slots(slots, ti, p)
+    payoff_grid = np.asarray(payoff_grid, dtype=float)
+    grid = H.simulation_grid(payoff_grid, spy)
+    dates = payoff_grid[np.asarray(fix_idx, dtype=np.int64)]
+    fix = np.searchsorted(grid, dates).astype(np.int64)
+    if not np.array_equal(grid[np.minimum(fix, grid.size - 1)], dates):
+        raise ValueError("a payoff date is missing from the simulation grid")
+    dt = np.diff(np.concatenate([[0.0], grid]))
+    b = heston_bumps(bumps)
+    scens, fd_scen, fd_den = _fd_scenarios(p, slots, b)
+    coefs = H.scenario_coefficients(dt, p, scens)
+    _, dcoef = H.step_coefficients(dt, drift_rate=p["rate"] - p["div_yield"], kappa=p["kappa"],
+                                   vbar=p["vbar"], xi=p["xi"], corr=p["corr"], derivatives=True)
+    greeks = slots[:, 1:, :]
+    flags = np.array([(greeks[:, :, [G.PATHWISE, G.MIXED]] >= 0).any(),
+                      (greeks[:, :, [G.LR, G.MIXED]] >= 0).any(),
+                      (fd_scen[:, 0] >= 0).any()], dtype=np.int64)
+    tf = np.ascontiguousarray(tf, dtype=float)
+    args = (grid, np.int64(H.SCHEMES[scheme]), p["spot"], p["rate"], coefs, scens, dcoef, ti, tf,
+            fix, slots, b, fd_scen, fd_den, flags)
+    return args, int(slots.max()) + 1
+
+
+def no_totals(n_trades):
+    """The (agg_e, agg_w, agg_base) tail of ``chunk``'s arguments that asks for no totals."""
+    return (np.full((n_trades, N_QUANTITIES), -1, dtype=np.int64),
+            np.zeros((n_trades, N_QUANTITIES, 3)), -1)
+
+
+def run_heston(*, key0, key1, stream, n_paths, params, ti, tf, fix_idx, payoff_grid, slots,
+               bumps=None, steps_per_year=DEFAULT_STEPS_PER_YEAR, scheme="qe",
+               chunk_paths=1 << 16, block_paths=1 << 12, first_path=0):
+    """Simulate ``n_paths`` Heston paths of one underlying and return (mean, se, count) per slot.
+
+    Args:
+      key0, key1, stream: random-number keys (``rng.seed_key(seed)``, ``rng.name_key(name)``,
+        ``rng.STREAM_MAIN``); normal draw d of path p is a pure function of them, p and d.
+      params: dict with spot, rate, div_yield, v0, kappa, vbar, xi, corr (``models.heston``).
+      ti, tf, fix_idx, payoff_grid: the trades, as ``portfolio._trade_arrays`` builds them (the
+        payoff dates are ``payoff_grid[fix_idx]``).
+      slots: int array (n_trades, 11, 4): slots[j, g, e] = output index of quantity g
+        (``greeks.QUANTITIES``, price..d_corr) of trade j by estimator e (pathwise, lr, mixed,
+        fd; the price takes any e), or -1.  See ``valid_estimators``; vega is refused.
+      bumps: fd bump sizes (``heston_bumps``): None, a dict, or an array of 4 or 9 sizes.
+      steps_per_year: uniform steps per year of the simulation grid (payoff dates are added);
+        default ``DEFAULT_STEPS_PER_YEAR`` = 52.
+      scheme: "qe" (Andersen's QE with martingale correction) or "euler" (full truncation).
+      chunk_paths, block_paths: as ``engine.run``; neither changes a bit of the result.
+      first_path: first path number (a multiple of TILE), passed to ``engine.run`` only when
+        non-zero (for engines that take it).
+
+    Returns (mean, se, count), arrays indexed by slot: unit (per one option) values.
+
+    Raises ValueError for bad parameters, a slot no Heston estimator provides, or likelihood-ratio
+    slots with v0 = 0 or |corr| = 1 (their first step is degenerate).
+
+    Example (2**12 paths of an at-the-money call, price and pathwise delta):
+      >>> slots = np.full((1, 11, 4), -1); slots[0, 0, 0] = 0; slots[0, 1, 0] = 1
+      >>> ti = np.array([[0, 0, 0, 0, 0, 1]]); tf = np.array([[1.0, 100.0, 1.0, 0.0, 1.0]])
+      >>> mean, se, _ = run_heston(key0=1, key1=2, stream=0, n_paths=4096, params=dict(
+      ...     spot=100, rate=0.0, v0=0.04, kappa=1.5, vbar=0.04, xi=0.5, corr=-0.7), ti=ti,
+      ...     tf=tf, fix_idx=np.array([0]), payoff_grid=np.array([1.0]), slots=slots)
+    """
+    args, n_slots = prepare(params=params, ti=ti, tf=tf, fix_idx=fix_idx,
+                            payoff_grid=payoff_grid, slots=slots, bumps=bumps,
+                            steps_per_year=steps_per_year, scheme=scheme)
+    args = args + no_totals(len(ti))
+    extra = {"first_path": first_path} if first_path else {}
+    result = engine.run(chunk, args, key0=key0, key1=key1, stream=stream, n_paths=n_paths,
+                        n_slots=n_slots, chunk_paths=chunk_paths, block_paths=block_paths,
+                        **extra)
+    if len(result) == 2:  # engine.run -> (count, moments): mean and SE from engine.estimate
+        count, state = result
+        mean, se = engine.estimate(count, state)[:2]
+        return mean, se, np.full(n_slots, float(count))
+    return result

@@ -1,0 +1,224 @@
+"""The pricing of one underlying, in phases that can run in this process or on any worker.
+
+All trades on an underlying share its paths.  A ``Job`` holds what its pricing needs (picklable:
+plain numbers, strings and arrays).  The phases:
+1. ``pilot``: on its own random stream (never reused), pick auto estimators by their variance and
+   fit the control-variate coefficients that the per-path totals use;
+2. ``simulate``: the main run's moments for any run of whole segments of paths (``engine``), so a
+   large underlying can be spread over workers and merged exactly;
+3. ``finish``: merged moments → per-trade rows (position level), diagnostics, and the
+   underlying's per-path totals for ``aggregate``.
+``price`` runs the three here.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mcgreeks import engine, payoffs
+from mcgreeks import greeks as G
+from mcgreeks.analytic.asian import geometric_asian
+from mcgreeks.estimators import fd
+from mcgreeks.pricers import gbm as gbm_pricer
+from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
+
+#: Paths of the pilot run (its own random stream, never reused).
+PILOT_PATHS = 4096
+
+
+@dataclass
+class Job:
+    """One underlying's pricing: its name and market parameters, its trades (clean records, in
+    input order) with their estimator choices, the seed, paths and engine options."""
+    name: str
+    params: dict
+    records: list
+    choices: list
+    seed: int
+    n_paths: int
+    bumps: np.ndarray
+    control_variate: bool = True
+    chunk_paths: int = 1 << 16
+    block_paths: int = 1 << 12
+    pilot_beta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.records = [dict(r, control=self.control_variate
+                             and r["payoff"] == "asian_arithmetic") for r in self.records]
+        self.arrays = _trade_arrays(self.records)
+
+    @property
+    def n_slots(self):
+        """Slots of the main run: one per wanted estimate, then the per-path totals."""
+        return len(self.wanted()) + G.N_QUANTITIES
+
+    def wanted(self):
+        """(trade, quantity, estimator) of the main run, in slot order (choices resolved)."""
+        out = [(j, G.PRICE, 0) for j in range(len(self.records))]
+        return out + [(j, g, e) for j, c in enumerate(self.choices) for g, e in c.items()]
+
+
+def _schedule(record):
+    """The dates (years) a trade's payoff reads: t_i = i·T/n, or just T (SPEC §1)."""
+    kind = payoffs.KINDS[record["payoff"]]
+    n = payoffs.schedule(kind, record.get("monitoring") == "continuous", record["maturity"],
+                         record.get("n_fixings") or 1)
+    return np.arange(1, n + 1) * record["maturity"] / n
+
+
+def _trade_arrays(records):
+    """The union grid of all trades' dates and the pricer's per-trade arrays (ti, tf, fix_idx)."""
+    dates = [_schedule(r) for r in records]
+    grid = np.unique(np.concatenate(dates))
+    ti = np.zeros((len(records), payoffs.N_INT_COLUMNS), dtype=np.int64)
+    tf = np.zeros((len(records), payoffs.N_FLOAT_COLUMNS))
+    fix_idx, offset = [], 0
+    for j, (r, d) in enumerate(zip(records, dates)):
+        down, knock_in = payoffs.BARRIER_KINDS.get(r.get("barrier_type"), (False, False))
+        ti[j] = (payoffs.KINDS[r["payoff"]], down, knock_in, r.get("monitoring") == "continuous",
+                 offset, d.size, r["control"])
+        tf[j] = (1.0 if r["option_type"] == "call" else -1.0, r["strike"], r["cash"],
+                 r.get("barrier") or 0.0, r["maturity"])
+        fix_idx.append(np.searchsorted(grid, d))
+        offset += d.size
+    return grid, ti, tf, np.concatenate(fix_idx).astype(np.int64)
+
+
+def _control_means(job, wanted):
+    """E[x] of each slot's control: the geometric twin's closed-form value of the quantity, or for
+    fd the closed form's own difference quotient with the same bumps; NaN without a control."""
+    records, params, bumps = job.records, job.params, job.bumps
+    means = np.full(len(wanted), np.nan)
+    for k, (j, g, e) in enumerate(wanted):
+        r = records[j]
+        if not r["control"]:
+            continue
+        args = dict(spot=params["spot"], strike=r["strike"], maturity=r["maturity"],
+                    rate=params["rate"], vol=params["vol"], div_yield=params["div_yield"],
+                    n_fixings=r["n_fixings"], is_call=r["option_type"] == "call")
+        if e != G.FD or g == G.PRICE:
+            means[k] = geometric_asian(**args)[G.QUANTITIES[g]]
+            continue
+        price = lambda **moved: geometric_asian(**{**args, **moved})["price"]  # noqa: E731
+        spot_rel, vol_rel, rate_abs, maturity_rel = bumps
+        s0, vol, t = args["spot"], args["vol"], args["maturity"]
+        h = {G.DELTA: spot_rel * s0, G.GAMMA: spot_rel * s0, G.VEGA: vol_rel * vol,
+             G.RHO: rate_abs, G.THETA: maturity_rel * t}[g]
+        name = {G.DELTA: "spot", G.GAMMA: "spot", G.VEGA: "vol", G.RHO: "rate",
+                G.THETA: "maturity"}[g]
+        up, down = price(**{name: args[name] + h}), price(**{name: args[name] - h})
+        if g == G.GAMMA:
+            means[k] = fd.second(up, price(), down, h)
+        else:
+            means[k] = fd.central(up, down, h) * (-1.0 if g == G.THETA else 1.0)
+    return means
+
+
+def _number_slots(wanted, n_trades):
+    """slots[j, g, e] = consecutive indices for the (j, g, e) in ``wanted``, -1 elsewhere."""
+    slots = np.full((n_trades, G.N_QUANTITIES, G.N_ESTIMATORS), -1, dtype=np.int64)
+    for k, (j, g, e) in enumerate(wanted):
+        slots[j, g, e] = k
+    return slots
+
+
+def _kernel_args(job, wanted, totals=None):
+    """The pricer's chunk arguments after the common ones.  With ``totals`` = (agg_e, agg_w),
+    the per-path totals of each quantity go to the N_QUANTITIES slots after the wanted ones."""
+    grid, ti, tf, fix_idx = job.arrays
+    slots = _number_slots(wanted, len(job.records))
+    if totals is None:
+        agg_e = np.full((len(ti), G.N_QUANTITIES), -1, dtype=np.int64)
+        agg_w, agg_base = np.zeros((len(ti), G.N_QUANTITIES, 3)), -1
+    else:
+        (agg_e, agg_w), agg_base = totals, len(wanted)
+    p = job.params
+    return (grid, p["spot"], p["rate"], p["div_yield"], p["vol"], ti, tf, fix_idx, slots,
+            job.bumps, agg_e, agg_w, agg_base)
+
+
+def _segments(job, args, n_slots, stream, first_path, n_paths):
+    return engine.simulate_segments(
+        gbm_pricer.chunk, args, key0=seed_key(job.seed), key1=name_key(job.name), stream=stream,
+        first_path=first_path, n_paths=n_paths, n_slots=n_slots, chunk_paths=job.chunk_paths,
+        block_paths=job.block_paths)
+
+
+def pilot(job):
+    """Resolve auto choices (lowest pilot variance; ties keep the preference order) and fit the
+    pilot control coefficients.  Returns the job, updated."""
+    piloted = [(j, g, e) for j, c in enumerate(job.choices) for g, cands in c.items()
+               for e in (cands if isinstance(cands, tuple)
+                         else (cands,) if job.records[j]["control"] else ())]
+    piloted += [(j, G.PRICE, 0) for j, r in enumerate(job.records) if r["control"]]
+    if not piloted:
+        return job
+    counts, states = _segments(job, _kernel_args(job, piloted), len(piloted), STREAM_PILOT, 0,
+                               min(PILOT_PATHS, job.n_paths))
+    count, state = engine.merge_segments(counts, states)
+    _, se, _, beta = engine.estimate(count, state, _control_means(job, piloted))
+    job.pilot_beta = {key: float(beta[k]) for k, key in enumerate(piloted)}
+    index = {key: k for k, key in enumerate(piloted)}
+    for j, c in enumerate(job.choices):
+        for g, cands in list(c.items()):
+            if isinstance(cands, tuple):
+                c[g] = min(cands, key=lambda e: se[index[(j, g, e)]])
+    return job
+
+
+def _totals_weights(job, wanted):
+    """(agg_e, agg_w) for the per-path totals: each trade's chosen estimator of each quantity
+    weighted by its quantity, minus its control at the pilot's coefficient (fixed before the main
+    run, so the total is a plain per-path sum)."""
+    agg_e = np.full((len(job.records), G.N_QUANTITIES), -1, dtype=np.int64)
+    agg_w = np.zeros((len(job.records), G.N_QUANTITIES, 3))
+    means = _control_means(job, wanted)
+    for k, (j, g, e) in enumerate(wanted):
+        r = job.records[j]
+        b = job.pilot_beta.get((j, g, e), 0.0) if r["control"] else 0.0
+        agg_e[j, g] = e
+        agg_w[j, g] = (r["quantity"], r["quantity"] * b,
+                       r["quantity"] * b * means[k] if r["control"] else 0.0)
+    return agg_e, agg_w
+
+
+def simulate(job, first_path, n_paths):
+    """Main-run segment moments of paths first_path..first_path+n_paths-1 (whole segments)."""
+    wanted = job.wanted()
+    args = _kernel_args(job, wanted, _totals_weights(job, wanted))
+    return _segments(job, args, job.n_slots, STREAM_MAIN, first_path, n_paths)
+
+
+def finish(job, counts, states):
+    """Rows, diagnostics and per-path totals from all segment moments of the main run."""
+    wanted = job.wanted()
+    count, state = engine.merge_segments(counts, states)
+    mean, se, reduction, beta = engine.estimate(count, state[:len(wanted)],
+                                                _control_means(job, wanted))
+    total, total_se, _, _ = engine.estimate(count, state[len(wanted):])
+    index = {key: k for k, key in enumerate(wanted)}
+    rows, diagnostics = [], []
+    for j, (r, c) in enumerate(zip(job.records, job.choices)):
+        q = r["quantity"]
+        row = {}
+        for g, e in [(G.PRICE, 0)] + list(c.items()):
+            quantity, k = G.QUANTITIES[g], index[(j, g, e)]
+            row[quantity] = q * mean[k]
+            row[quantity + "_se"] = abs(q) * se[k]
+            if g != G.PRICE:
+                row["method_" + quantity] = G.ESTIMATORS[e]
+            diagnostics.append({"trade_id": r["trade_id"], "quantity": quantity,
+                                "method": G.ESTIMATORS[e] if g != G.PRICE else "",
+                                "control": "geometric_asian" if r["control"] else "",
+                                "control_beta": beta[k] if r["control"] else np.nan,
+                                "variance_reduction": reduction[k]})
+        rows.append(row)
+    present = sorted({g for _, g, _ in wanted})
+    totals = {"trades": [r["trade_id"] for r in job.records],
+              **{G.QUANTITIES[g]: [float(total[g]), float(total_se[g])] for g in present}}
+    return rows, diagnostics, totals
+
+
+def price(job):
+    """All three phases here."""
+    job = pilot(job)
+    return finish(job, *simulate(job, 0, job.n_paths))
