@@ -11,6 +11,7 @@ from mcgreeks import greeks as G
 from mcgreeks import underlying
 from mcgreeks.estimators import fd
 from mcgreeks.estimators.selection import choices, method_plan
+from mcgreeks.pricers import heston
 from mcgreeks.rng import seed_key
 from mcgreeks.validation import InputError, check_market, check_trades
 
@@ -31,7 +32,10 @@ def _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error):
         raise InputError(f"on_error has value {on_error!r}: must be one of " + ", ".join(ON_ERROR))
     try:
         seed_key(seed)
-        return fd.bumps(fd_bumps)
+        bumps = {"heston": heston.heston_bumps(fd_bumps)}   # knows every bump name
+        bumps["gbm"] = fd.bumps({k: v for k, v in (fd_bumps or {}).items()
+                                 if k in fd.DEFAULT_BUMPS})
+        return bumps
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
@@ -47,8 +51,9 @@ def _validated(trades, market, plan, on_error):
     for r, p in zip(records, problems):
         pick = None
         if r is not None:
+            params = market_params[r["underlying"]]
             try:
-                pick = choices(r, plan)
+                pick = choices(r, plan, params["model"], params)
             except InputError as exc:
                 p.append(str(exc))
         picks.append(pick)
@@ -60,8 +65,9 @@ def _validated(trades, market, plan, on_error):
 
 
 def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", steps_per_year=None,
-                    *, control_variate=True, fd_bumps=None, on_error="fail", client=None,
-                    progress=None, diagnostics=False, chunk_paths=1 << 16, block_paths=1 << 12):
+                    *, scheme="qe", control_variate=True, fd_bumps=None, on_error="fail",
+                    client=None, progress=None, diagnostics=False, chunk_paths=1 << 16,
+                    block_paths=1 << 12):
     """Price every trade and its Greeks, each with its Monte Carlo standard error.
 
     Args:
@@ -73,12 +79,16 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         pilot run of its own random stream), an estimator name (used for every Greek it
         estimates; the others stay auto), or a dict {greek: name}.  An estimator that is invalid
         for a trade's payoff is an input error.
-      steps_per_year: time grid of discretized models; GBM paths are exact and ignore it.
+      steps_per_year: time steps per year of Heston paths (default 52; payoff dates are always
+        on the grid); GBM paths are exact and ignore it.
+      scheme: Heston discretization, "qe" (Andersen's quadratic-exponential with martingale
+        correction) or "euler" (full truncation).
       control_variate: arithmetic Asians take their geometric twin (closed form known, same
         dates, same path, same estimator) as a control variate for the price and every Greek,
         with the coefficient fitted on the same paths.
       fd_bumps: bump sizes of the ``fd`` estimator, overriding any of {"spot": 0.01 (of S0),
-        "vol": 0.01 (of σ), "rate": 0.001, "maturity": 0.01 (of T)}.
+        "vol": 0.01 (of σ), "rate": 0.001, "maturity": 0.01 (of T)} and, for Heston, "v0",
+        "kappa", "vbar", "xi" (0.01, relative) and "corr" (0.01, absolute).
       on_error: "fail" raises on the first bad row; "skip" prices the good rows and gives each
         bad one its reason in ``error`` (NaN numbers).
       client: a ``dask.distributed.Client``; underlyings (and large underlyings' path ranges)
@@ -110,17 +120,19 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
     trade_ids = _unique([r["trade_id"] if r else _trade_label(trades, i)
                          for i, r in enumerate(records)])
     jobs, members = [], []
-    for name in dict.fromkeys(r["underlying"] for r in records if r):
+    if scheme not in ("qe", "euler"):
+        raise InputError(f"scheme has value {scheme!r}: must be qe or euler")
+    by_underlying = {}                       # underlying -> its good rows, in input order
+    for i, (r, pick) in enumerate(zip(records, picks)):
+        if r is not None and pick is not None:
+            by_underlying.setdefault(r["underlying"], []).append(i)
+    for name, idx in by_underlying.items():
         params = market_params[name]
-        idx = [i for i, r in enumerate(records) if r and r["underlying"] == name]
-        if params["model"] != "gbm":
-            for i in idx:
-                rows[i]["error"] = f"model {params['model']!r} is not supported yet"
-            continue
         jobs.append(underlying.Job(name, params, [records[i] for i in idx], [picks[i] for i in idx],
-                                   seed=seed, n_paths=int(n_paths), bumps=bumps,
+                                   seed=seed, n_paths=int(n_paths), bumps=bumps[params["model"]],
                                    control_variate=control_variate, chunk_paths=chunk_paths,
-                                   block_paths=block_paths))
+                                   block_paths=block_paths, steps_per_year=steps_per_year,
+                                   scheme=scheme))
         members.append(idx)
 
     def report(job):

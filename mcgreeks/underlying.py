@@ -19,6 +19,7 @@ from mcgreeks import greeks as G
 from mcgreeks.analytic.asian import geometric_asian
 from mcgreeks.estimators import fd
 from mcgreeks.pricers import gbm as gbm_pricer
+from mcgreeks.pricers import heston as heston_pricer
 from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
 
 #: Paths of the pilot run (its own random stream, never reused).
@@ -39,11 +40,15 @@ class Job:
     control_variate: bool = True
     chunk_paths: int = 1 << 16
     block_paths: int = 1 << 12
+    steps_per_year: float = None
+    scheme: str = "qe"
     pilot_beta: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.records = [dict(r, control=self.control_variate
-                             and r["payoff"] == "asian_arithmetic") for r in self.records]
+        # The geometric-Asian control has a closed form under GBM only.
+        control = self.control_variate and self.params["model"] == "gbm"
+        self.records = [dict(r, control=control and r["payoff"] == "asian_arithmetic")
+                        for r in self.records]
         self.arrays = _trade_arrays(self.records)
 
     @property
@@ -124,8 +129,9 @@ def _number_slots(wanted, n_trades):
 
 
 def _kernel_args(job, wanted, totals=None):
-    """The pricer's chunk arguments after the common ones.  With ``totals`` = (agg_e, agg_w),
-    the per-path totals of each quantity go to the N_QUANTITIES slots after the wanted ones."""
+    """The model pricer's chunk arguments after the common ones.  With ``totals`` = (agg_e,
+    agg_w), the per-path totals of each quantity go to the N_QUANTITIES slots after the wanted
+    ones."""
     grid, ti, tf, fix_idx = job.arrays
     slots = _number_slots(wanted, len(job.records))
     if totals is None:
@@ -134,13 +140,19 @@ def _kernel_args(job, wanted, totals=None):
     else:
         (agg_e, agg_w), agg_base = totals, len(wanted)
     p = job.params
+    if p["model"] == "heston":
+        args, _ = heston_pricer.prepare(params=p, ti=ti, tf=tf, fix_idx=fix_idx, payoff_grid=grid,
+                                        slots=slots, bumps=job.bumps,
+                                        steps_per_year=job.steps_per_year, scheme=job.scheme)
+        return args + (agg_e, agg_w, agg_base)
     return (grid, p["spot"], p["rate"], p["div_yield"], p["vol"], ti, tf, fix_idx, slots,
             job.bumps, agg_e, agg_w, agg_base)
 
 
 def _segments(job, args, n_slots, stream, first_path, n_paths):
+    chunk = heston_pricer.chunk if job.params["model"] == "heston" else gbm_pricer.chunk
     return engine.simulate_segments(
-        gbm_pricer.chunk, args, key0=seed_key(job.seed), key1=name_key(job.name), stream=stream,
+        chunk, args, key0=seed_key(job.seed), key1=name_key(job.name), stream=stream,
         first_path=first_path, n_paths=n_paths, n_slots=n_slots, chunk_paths=job.chunk_paths,
         block_paths=job.block_paths)
 

@@ -244,14 +244,23 @@ def test_market_without_heston_columns_is_fine_for_gbm_only():
     ({"gamma": "bogus"}, ["gamma", "bogus"]),
     ({"vgea": "lr"}, ["vgea"]),
     ({"price": "lr"}, ["price"]),
-    ({"d_v0": "lr"}, ["d_v0"]),
 ], ids=["unknown name", "empty name", "unknown estimator for a greek", "unknown greek",
-        "price is not a greek", "heston greek"])
+        "price is not a greek"])
 def test_invalid_method_names(method, names):
     message = _raises(_trades(), _market(), method=method)
     assert "method" in message
     for name in names:
         assert name in message, f"{name!r} not in {message!r}"
+
+
+def test_a_heston_greek_choice_binds_heston_trades_only():
+    """{"d_v0": "lr"} is moot for GBM trades (no d_v0) and an error for a Heston trade, where
+    likelihood ratio covers delta, gamma and rho only."""
+    assert (price_portfolio(_trades(), _market(), n_paths=PATHS,
+                            method={"d_v0": "lr"})["error"] == "").all()
+    heston = _trades(underlying=["H", "H"], payoff=["european", "european"])
+    message = _raises(heston, _market(), method={"d_v0": "lr"})
+    assert "T1" in message and "d_v0" in message and "lr" in message
 
 
 @pytest.mark.parametrize("method, trades, who, greek", [
@@ -299,9 +308,9 @@ def test_bad_seed_is_an_input_error(seed):
     assert "seed" in str(info.value) and repr(seed) in str(info.value)
 
 
-# --- valid input that is not supported yet: a row error, not an exception ---------------------
+# --- every payoff under both models, in one table ---------------------------------------------
 
-def test_unsupported_rows_get_error_column_and_others_are_priced():
+def test_gbm_and_heston_rows_of_every_payoff_are_priced_together():
     trades = pd.DataFrame({
         "trade_id": ["EU", "AS", "AG", "BA", "BC", "HE", "DG"],
         "underlying": ["X", "X", "X", "X", "X", "H", "X"],
@@ -319,13 +328,17 @@ def test_unsupported_rows_get_error_column_and_others_are_priced():
     })
     result = price_portfolio(trades, _market(), n_paths=PATHS)
     assert list(result.index) == list(trades["trade_id"])
-    assert "heston" in result.loc["HE", "error"]
-    assert np.isnan(result.loc["HE", "price"])
+    assert (result["error"] == "").all()
+    heston = ("price", "delta", "gamma", "rho", "theta", "d_v0", "d_kappa", "d_vbar", "d_xi",
+              "d_corr")
+    for q in heston:
+        assert np.isfinite(result.loc["HE", q]) and np.isfinite(result.loc["HE", q + "_se"])
+    assert np.isnan(result.loc["HE", "vega"])
     for tid in ("EU", "AS", "AG", "BA", "BC", "DG"):
-        assert result.loc[tid, "error"] == ""
         for q in ("price", "delta", "gamma", "vega", "rho", "theta"):
             assert np.isfinite(result.loc[tid, q]) and np.isfinite(result.loc[tid, q + "_se"])
-    # the priced rows are the same numbers as without the unpriceable one
+        assert result.loc[[tid], list(heston[5:])].isna().all().all()
+    # underlyings are independent: the GBM rows are the same numbers without the Heston one
     alone = price_portfolio(trades.drop(index=5), _market(), n_paths=PATHS)
     numbers = alone.select_dtypes("number").columns
     np.testing.assert_array_equal(result.drop(index="HE")[numbers].to_numpy(float),

@@ -1,8 +1,8 @@
 """Which estimator each trade's Greeks take: the user's ``method`` against the validity table.
 
 ``method`` is "auto", one estimator name, or {greek: name}.  One name asks for that estimator of
-every Greek it can estimate at all (pathwise: first-order Greeks; mixed: gamma; lr and fd: all);
-the other Greeks stay on auto, visibly so in their ``method_`` columns.  An estimator asked for a
+every Greek it can estimate at all under the trade's model (pathwise: first-order Greeks; mixed: gamma; fd: all;
+lr: all under GBM, delta, gamma and rho under Heston); the other Greeks stay on auto, visibly so in their ``method_`` columns.  An estimator asked for a
 Greek it is invalid for on a trade's payoff is an error, never a silently biased number.  For auto,
 the candidates are the valid estimators other than fd (fd only when nothing else is valid), and a
 pilot run picks the one with the lowest variance.
@@ -10,40 +10,58 @@ pilot run picks the one with the lowest variance.
 from mcgreeks import greeks as G
 from mcgreeks import payoffs
 from mcgreeks.estimators import valid_estimators, why_invalid
+from mcgreeks.pricers import heston
 from mcgreeks.validation import InputError
 
-_APPLIES = {"pathwise": (G.DELTA, G.VEGA, G.RHO, G.THETA), "mixed": (G.GAMMA,),
-            "lr": tuple(range(1, 6)), "fd": tuple(range(1, 6))}
+#: The Greek codes each model defines.
+MODEL_GREEKS = {"gbm": tuple(G.QUANTITIES.index(g) for g in G.GBM_GREEKS),
+                "heston": tuple(G.QUANTITIES.index(g) for g in heston.HESTON_GREEKS)}
+_FIRST_ORDER = tuple(g for g in range(1, G.N_QUANTITIES) if g != G.GAMMA)
+#: The Greeks an estimator can estimate at all, per model (whatever the payoff).
+_APPLIES = {"gbm": {"pathwise": _FIRST_ORDER, "mixed": (G.GAMMA,), "lr": MODEL_GREEKS["gbm"],
+                    "fd": MODEL_GREEKS["gbm"]},
+            "heston": {"pathwise": _FIRST_ORDER, "mixed": (G.GAMMA,),
+                       "lr": (G.DELTA, G.GAMMA, G.RHO), "fd": MODEL_GREEKS["heston"]}}
 
 
 def method_plan(method):
-    """{greek code: estimator name or 'auto'} from the ``method`` argument; InputError if bad."""
+    """(default name, {greek code: name}) from the ``method`` argument; InputError if bad."""
     if isinstance(method, str):
         name = method.lower()
         if name != "auto" and name not in G.ESTIMATORS:
             raise InputError(f"method {method!r}: must be auto or one of " + ", ".join(G.ESTIMATORS))
-        return {g: name if name != "auto" and g in _APPLIES[name] else "auto" for g in range(1, 6)}
-    plan = {g: "auto" for g in range(1, 6)}
+        return name, {}
+    explicit = {}
     for greek, name in dict(method).items():
         name = str(name).lower()
-        if greek not in G.GBM_GREEKS:
-            raise InputError(f"method: unknown Greek {greek!r}; Greeks are " + ", ".join(G.GBM_GREEKS))
+        if greek not in G.GREEKS:
+            raise InputError(f"method: unknown Greek {greek!r}; Greeks are " + ", ".join(G.GREEKS))
         if name not in ("auto",) + G.ESTIMATORS:
             raise InputError(f"method[{greek!r}] = {name!r}: must be auto or one of "
                              + ", ".join(G.ESTIMATORS))
-        plan[G.QUANTITIES.index(greek)] = name
-    return plan
+        explicit[G.QUANTITIES.index(greek)] = name
+    return "auto", explicit
 
 
-def choices(record, plan):
-    """Per Greek code: the estimator code, or the tuple of candidates a pilot decides among.
+def choices(record, plan, model="gbm", params=None):
+    """Per Greek code of ``model``: the estimator code, or the tuple of candidates a pilot
+    decides among.  A per-Greek choice for a Greek the model lacks (vega under Heston) is moot.
 
     Raises InputError naming the trade when the plan asks for an invalid estimator."""
     kind = payoffs.KINDS[record["payoff"]]
     continuous = record.get("monitoring") == "continuous"
+    default, explicit = plan
+    if model == "heston":
+        valid_for = lambda g: heston.valid_estimators(kind, g, continuous, params)  # noqa: E731
+        reason = heston.why_invalid
+    else:
+        valid_for = lambda g: valid_estimators(kind, g, continuous)  # noqa: E731
+        reason = why_invalid
     out = {}
-    for g, name in plan.items():
-        valid = valid_estimators(kind, g, continuous)
+    for g in MODEL_GREEKS[model]:
+        name = explicit.get(g, default if default == "auto" or g in _APPLIES[model][default]
+                            else "auto")
+        valid = valid_for(g)
         if name == "auto":
             candidates = tuple(e for e in valid if e != G.FD) or (G.FD,)
             out[g] = candidates[0] if len(candidates) == 1 else candidates
@@ -53,7 +71,7 @@ def choices(record, plan):
             raise InputError(
                 f"trade {record['trade_id']!r}: column 'method' has value {name!r} for "
                 f"{G.QUANTITIES[g]} of a {record['payoff']} {record['option_type']}: "
-                f"{why_invalid(kind, g, e, continuous)}; valid: "
+                f"{reason(kind, g, e, continuous)}; valid: "
                 + ", ".join(G.ESTIMATORS[v] for v in valid))
         out[g] = e
     return out

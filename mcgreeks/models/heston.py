@@ -1,28 +1,30 @@
 """Heston stochastic volatility: paths, tangents and scores (SPEC §1):
 dS = (r - q) S dt + sqrt(v) S dW1, dv = kappa (vbar - v) dt + xi sqrt(v) dW2, d<W1, W2> = corr dt.
 
-The path is simulated on a time grid t_1 < ... < t_N (years; t_0 = 0) as the log-spot
-x_k = ln(S_{t_k} / S0) and the variance v_k.  Step k (from t_{k-1} to t_k) uses two standard
-normals of the path: draw 2k-2 (``zs``, the spot's own noise) and draw 2k-1 (``zv``, the
-variance's noise); for the grid's first step these are draws 0 and 1.  Two schemes:
+The path is simulated on a time grid (``grid[0] < ... < grid[N-1]``, years, starting from
+t = 0) as the log-spot x[k] = ln(S / S0) and the variance v[k] at grid[k].  Step k (from
+grid[k-1], or 0, to grid[k]) uses two standard normals of the path: draw 2k (``zs``, the spot's
+own noise) and draw 2k+1 (``zv``, the variance's noise), so every number is a pure function of
+(seed, underlying, path, draw).  Two schemes:
 
 - ``QE`` (the default): Andersen's quadratic-exponential step for the variance (switching value
   psi_c = 1.5; the exponential branch takes its uniform as U = Phi(zv), so each step consumes
   exactly two normals) and his central log-spot step (gamma1 = gamma2 = 1/2) with the martingale
-  correction K0* that makes E[S_{t_k} | v_{k-1}] exact (Andersen 2008, §3.2.3-3.2.4, §4.2-4.3).
+  correction K0* that makes E[S at grid[k] | S, v at grid[k-1]] exact (Andersen 2008).
   The variance is never negative, whatever the Feller ratio 2 kappa vbar / xi^2.
 - ``EULER``: full-truncation Euler (Lord, Koekkoek & van Dijk 2010): the variance state may go
   below zero but only v+ = max(v, 0) enters drift and diffusion, and v+ is what is stored.
 
-Both are written as x_k = x_{k-1} + (r - q) dt + m_k(v) + sig_k * zs with zs independent of the
+Both are written as x[k] = x[k-1] + (r - q) dt + m_k(v) + sig_k zs with zs independent of the
 variance path, so that *conditional on the variance path* the log-spot increments are
 independent Gaussians with standard deviations sig_k.  The likelihood-ratio estimators use this:
-``simulate_tile`` can accumulate G_k = sum sig_j zs_j and C_k = sum sig_j^2 (so that, given the
-variance path, ln S at t_k is Normal(ln S0 + (r - q) t_k + mean_k, C_k) with ln S0 and r in the
-mean only).  sig_k^2 is K3 (v_{k-1} + v_k) for QE and v+_{k-1} dt (1 - corr^2) for Euler.
+``simulate_tile`` can accumulate G[k] = sum_{j<=k} sig_j zs_j and C[k] = sum_{j<=k} sig_j^2 (so
+that, given the variance path, ln S at grid[k] is Normal(ln S0 + (r - q) grid[k] + mean_k, C[k])
+with ln S0 and r in the mean only).  sig_k^2 is K3 (v[k-1] + v[k]) for QE and
+v+[k-1] dt (1 - corr^2) for Euler (v[-1] = v0).
 
 Pathwise (tangent) derivatives: ``simulate_tile`` can carry, along every path, the derivatives of
-(x_k, v_k) with respect to six directions (``DIRECTIONS``): the grid scale c (all dates scale
+(x[k], v[k]) with respect to six directions (``DIRECTIONS``): the grid scale c (all dates scale
 with c, so d/dT of a trade with maturity T is (1/T) d/dc), v0, kappa, vbar, xi, corr.  Spot and
 rate need no tangent process: d x_k / d ln S0 = 1 and d x_k / d r = t_k exactly, in both schemes.
 The tangents are the exact derivatives of the *discretized* map:
@@ -35,14 +37,19 @@ The tangents are the exact derivatives of the *discretized* map:
   crosses psi_c (and where the martingale correction switches to its fallback); the pathwise
   derivative does not see these jumps.  Both branches match the first two conditional moments
   of v_k, so the expected effect of a switch is of third order in the step's standard deviation;
-  ``benchmarks/heston_bias.py`` and the tests measure it against bump-and-revalue on the QE
-  scheme itself (common random numbers), which does see the jumps.
+  ``benchmarks/heston_bias.py --pathwise-vs-fd`` measures it against bump-and-revalue of the QE
+  scheme itself (common random numbers), which does see the jumps: resolved only at 4 steps a
+  year (d_xi -2 %), within noise (~0.1-0.5 %) at 12.  Near v = 0 with the Feller condition badly
+  violated, the exponential branch's quantile moves by ~psi times its mean's move, so the
+  tangents are heavy-tailed there (still exact and unbiased; fd with 1 % bumps can then have
+  the smaller variance).
 
 References
 ----------
 - L. Andersen (2008), "Simple and efficient simulation of the Heston stochastic volatility
-  model", J. Computational Finance 11(3), 1-42: QE (§3.2.3), log-spot step (§4.2, eq. 33) and
-  martingale correction (§4.3, K0* and the conditions A < 1/(2a), A < beta).
+  model", J. Computational Finance 11(3), 1-42: the QE variance step, the central log-spot
+  discretization (K0 ... K4) and its martingale correction (K0*, which needs A < 1/(2a) in the
+  quadratic branch and A < beta in the exponential one).
 - R. Lord, R. Koekkoek, D. van Dijk (2010), "A comparison of biased simulation schemes for
   stochastic volatility models", Quantitative Finance 10(2), 177-194: full truncation.
 - P. Glasserman (2004), Monte Carlo Methods in Financial Engineering, ch. 7 (pathwise and
@@ -135,7 +142,7 @@ def step_coefficients(dt, *, drift_rate, kappa, vbar, xi, corr, derivatives=Fals
     M0 = vbar (1 - E), M1 = E, S1 = xi^2 E (1 - E) / kappa, S0 = vbar xi^2 (1 - E)^2 / (2 kappa),
     K0 = -corr kappa vbar dt / xi, K1 = dt (kappa corr / xi - 1/2) / 2 - corr / xi,
     K2 = dt (kappa corr / xi - 1/2) / 2 + corr / xi, K3 = dt (1 - corr^2) / 2, A = K2 + K3 / 2
-    (Andersen 2008, eqs. 17-18 and 33).
+    (Andersen 2008, with gamma1 = gamma2 = 1/2).
     """
     dt = np.asarray(dt, dtype=float)
     e = np.exp(-kappa * dt)

@@ -536,9 +536,7 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, scheme, s0,
                 _trade_tile(ti[j], tf[j], fix_idx, grid, x, v, tx, tv, gs, cs, m, s0, rate,
                             scens[0, H.SC_V0], slots[j], bumps, agg_e[j], agg_w[j], agg, q, buf,
                             out[tile])
-            for g in range(G.THETA, N_QUANTITIES):
-                if not want_resim:
-                    break
+            for g in range(G.THETA, N_QUANTITIES if want_resim else G.THETA):
                 s_up = fd_scen[g, 0]
                 if s_up < 0:
                     continue

@@ -1,0 +1,393 @@
+"""Measurement prototypes that size the speed-ups the profile points at (not used by mcgreeks).
+
+``profile_engine`` shows where the Asian-with-Greeks time goes: the normals (Philox + AS241,
+~40 %) and three walks over the dates (payoff, tangents, the control's twin, ~55 %), all scalar
+per path.  These kernels do the same arithmetic with a tile of paths as the inner loop, so LLVM
+can vectorize it, and are checked against the engine's own functions:
+
+- ``fill_normals_tile``: the engine's normals, bit for bit (``mcgreeks.rng.fill_normals``), with
+  AS241's central region (|u - 1/2| <= 0.425, 85 % of draws) computed branch-free for the whole
+  tile in one vectorizable pass and only the tails through the scalar ``ndtri``;
+- ``exp_tile``: a vectorizable exp (Cody–Waite reduction by ln 2, degree-12 Taylor polynomial
+  on |r| <= ln2/2, 2**k from the exponent bits), within 2 ulp of libm's on the walk's range;
+- ``philox_tile``: Philox4x64-10 with the counters of a tile as the inner loop (the engine's
+  32-bit-half multiply), to see whether LLVM vectorizes it (on this machine it does not gain);
+- ``inlined_gbm_pricer``: the engine's own GBM kernels recompiled from their source with
+  numba's ``inline="always"`` on the per-path helpers that take arrays (``_walk``, ``_value``,
+  ``_tangents``, ``_scores``, ``_estimate``): each such call otherwise costs reference-count
+  updates of its array arguments; ``inlined_comparison`` times it against the engine, same bits;
+- ``fused_walk``: one pass over the dates that yields the arithmetic average, its tangent sums
+  (Σ S W, Σ S t) and the geometric twin's Σ W, with one exp per path-date, either libm's
+  (``math.exp``, which numba does not vectorize) or ``exp_tile``.
+
+    python -m benchmarks.kernel_prototypes
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from mcgreeks import rng as R
+
+TILE = 64
+_JIT = dict(cache=True, error_model="numpy")
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01     # ln 2 split so that k·LN2_HI is exact for |k| < 2**20
+_LN2_LO = 1.90821492927058770002e-10
+# 1/j! for j = 0..12
+_INV_FACT = tuple(1.0 / math.factorial(j) for j in range(13))
+(_F0, _F1, _F2, _F3, _F4, _F5, _F6, _F7, _F8, _F9, _F10, _F11, _F12) = _INV_FACT
+_BIAS = np.int64(1023)
+_SHIFT = np.int64(52)
+# Philox4x64 round multipliers and key increments (Salmon et al., SC'11).
+_M0 = np.uint64(0xD2E7470EE14C6C93)
+_M1 = np.uint64(0xCA5A826395121157)
+_W0 = np.uint64(0x9E3779B97F4A7C15)
+_W1 = np.uint64(0xBB67AE8584CAA73B)
+
+
+@njit(**_JIT)
+def exp_tile(x, out, scratch):
+    """out[i] = exp(x[i]) for |x| < 700 (no overflow or subnormal handling); ``scratch`` is an
+    int64 array of the same size.  Two vectorizable passes: reduce and evaluate, then scale."""
+    n = x.size
+    for i in range(n):
+        k = math.floor(x[i] * _LOG2E + 0.5)
+        r = (x[i] - k * _LN2_HI) - k * _LN2_LO
+        p = _F12
+        p = p * r + _F11
+        p = p * r + _F10
+        p = p * r + _F9
+        p = p * r + _F8
+        p = p * r + _F7
+        p = p * r + _F6
+        p = p * r + _F5
+        p = p * r + _F4
+        p = p * r + _F3
+        p = p * r + _F2
+        p = p * r + _F1
+        out[i] = p * r + _F0
+        scratch[i] = (np.int64(k) + _BIAS) << _SHIFT
+    scale = scratch.view(np.float64)
+    for i in range(n):
+        out[i] *= scale[i]
+
+
+@njit(**_JIT)
+def _central(u, out):
+    """AS241's central-region formula for every element (garbage where |u - 1/2| > 0.425)."""
+    for i in range(u.size):
+        q = u[i] - 0.5
+        r = R._CONST1 - q * q
+        num = ((((((R._A7 * r + R._A6) * r + R._A5) * r + R._A4) * r + R._A3) * r + R._A2) * r
+               + R._A1) * r + R._A0
+        den = ((((((R._B7 * r + R._B6) * r + R._B5) * r + R._B4) * r + R._B3) * r + R._B2) * r
+               + R._B1) * r + 1.0
+        out[i] = q * num / den
+
+
+@njit(**_JIT)
+def fill_normals_tile(k0, k1, stream, path0, draw, u, out):
+    """The engine's ``fill_normals`` for an aligned tile (path0 % 4 == 0, out.size % 4 == 0):
+    Philox words → uniforms into ``u``, then the central formula for all, tails scalar."""
+    a0, a1, s, d = np.uint64(k0), np.uint64(k1), np.uint64(stream), np.uint64(draw)
+    p = np.uint64(path0)
+    for g in range(out.size // 4):
+        w0, w1, w2, w3 = R.philox4x64_10((p >> np.uint64(2)) + np.uint64(g), d, s,
+                                         np.uint64(0), a0, a1)
+        u[4 * g] = R.bits_to_uniform(w0)
+        u[4 * g + 1] = R.bits_to_uniform(w1)
+        u[4 * g + 2] = R.bits_to_uniform(w2)
+        u[4 * g + 3] = R.bits_to_uniform(w3)
+    _central(u, out)
+    for i in range(out.size):
+        if math.fabs(u[i] - 0.5) > R._SPLIT1:
+            out[i] = R.ndtri(u[i])
+
+
+@njit(**_JIT)
+def normals_engine(key0, key1, n_tiles, n_steps):
+    z = np.empty(TILE)
+    acc = 0.0
+    for t in range(n_tiles):
+        for k in range(n_steps):
+            R.fill_normals(key0, key1, np.uint64(0), np.uint64(t * TILE), np.uint64(k), z)
+            acc += z[0]
+    return acc
+
+
+@njit(**_JIT)
+def normals_tile(key0, key1, n_tiles, n_steps):
+    z = np.empty(TILE)
+    u = np.empty(TILE)
+    acc = 0.0
+    for t in range(n_tiles):
+        for k in range(n_steps):
+            fill_normals_tile(key0, key1, 0, t * TILE, k, u, z)
+            acc += z[0]
+    return acc
+
+
+@njit(**_JIT)
+def normals_agree(key0, key1, n_tiles, n_steps):
+    """Count of draws where fill_normals_tile differs from the engine's bits (must be 0)."""
+    a = np.empty(TILE)
+    b = np.empty(TILE)
+    u = np.empty(TILE)
+    bad = 0
+    for t in range(n_tiles):
+        for k in range(n_steps):
+            R.fill_normals(key0, key1, np.uint64(0), np.uint64(t * TILE), np.uint64(k), a)
+            fill_normals_tile(key0, key1, 0, t * TILE, k, u, b)
+            for i in range(TILE):
+                if a[i] != b[i]:
+                    bad += 1
+    return bad
+
+
+@njit(**_JIT)
+def fused_walk(w, grid, mu, vol, poly, n_tiles, s_sum, sw_sum, st_sum, w_sum):
+    """One pass over the dates for ``n_tiles`` tiles of the same W (w[date, path]): the sums an
+    arithmetic Asian's value and pathwise tangents need, and the geometric twin's Σ W."""
+    x = np.empty(TILE)
+    e = np.empty(TILE)
+    scratch = np.empty(TILE, dtype=np.int64)
+    for _ in range(n_tiles):
+        for i in range(TILE):
+            s_sum[i] = sw_sum[i] = st_sum[i] = w_sum[i] = 0.0
+        for k in range(grid.size):
+            t = grid[k]
+            for i in range(TILE):
+                x[i] = mu * t + vol * w[k, i]
+            if poly:
+                exp_tile(x, e, scratch)
+            else:
+                for i in range(TILE):
+                    e[i] = math.exp(x[i])
+            for i in range(TILE):
+                s_sum[i] += e[i]
+                sw_sum[i] += e[i] * w[k, i]
+                st_sum[i] += e[i] * t
+                w_sum[i] += w[k, i]
+
+
+@njit(**_JIT)
+def philox_tile(c0, c1, c2, c3, k0, k1, x0, x1, x2, x3):
+    """Philox4x64-10 of the counters (c0[j], c1, c2, c3) for j < c0.size, rounds outer and
+    counters inner (vectorizable: the engine's own 32-bit-half multiply), into x0..x3."""
+    n = c0.size
+    for j in range(n):
+        x0[j], x1[j], x2[j], x3[j] = c0[j], c1, c2, c3
+    y0, y1 = np.uint64(k0), np.uint64(k1)
+    for r in range(10):
+        if r > 0:
+            y0 += _W0
+            y1 += _W1
+        for j in range(n):
+            hi0, lo0 = R._mulhilo64(_M0, x0[j])
+            hi1, lo1 = R._mulhilo64(_M1, x2[j])
+            a, b, c, d = hi1 ^ x1[j] ^ y0, lo1, hi0 ^ x3[j] ^ y1, lo0
+            x0[j], x1[j], x2[j], x3[j] = a, b, c, d
+
+
+
+@njit(**_JIT)
+def philox_tile_rate(n_calls, n):
+    c0 = np.arange(n).astype(np.uint64)
+    x0 = np.empty(n, dtype=np.uint64)
+    x1 = np.empty(n, dtype=np.uint64)
+    x2 = np.empty(n, dtype=np.uint64)
+    x3 = np.empty(n, dtype=np.uint64)
+    acc = np.uint64(0)
+    for c in range(n_calls):
+        philox_tile(c0, np.uint64(c), np.uint64(0), np.uint64(0), np.uint64(7), np.uint64(9),
+                    x0, x1, x2, x3)
+        acc ^= x0[0] ^ x3[n - 1]
+    return acc
+
+
+@njit(**_JIT)
+def philox_tile_agree(n_calls, n):
+    c0 = np.arange(n).astype(np.uint64)
+    x0 = np.empty(n, dtype=np.uint64)
+    x1 = np.empty(n, dtype=np.uint64)
+    x2 = np.empty(n, dtype=np.uint64)
+    x3 = np.empty(n, dtype=np.uint64)
+    bad = 0
+    for c in range(n_calls):
+        philox_tile(c0, np.uint64(c), np.uint64(5), np.uint64(0), np.uint64(7), np.uint64(9),
+                    x0, x1, x2, x3)
+        for j in range(n):
+            w = R.philox4x64_10(c0[j], np.uint64(c), np.uint64(5), np.uint64(0), np.uint64(7),
+                                np.uint64(9))
+            if w[0] != x0[j] or w[1] != x1[j] or w[2] != x2[j] or w[3] != x3[j]:
+                bad += 1
+    return bad
+
+
+def _best(fn, *args, repeats=3):
+    import time
+    fn(*args)
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def measure(n_tiles=512, n_steps=252):
+    """ns per normal / per path-date of the engine's kernels and of the prototypes (1 thread)."""
+    key0, key1 = np.uint64(R.seed_key(1)), np.uint64(R.name_key("X"))
+    out = {}
+    draws = n_tiles * TILE * n_steps
+    out["normals_engine_ns"] = 1e9 * _best(normals_engine, key0, key1, n_tiles, n_steps) / draws
+    out["normals_tile_ns"] = 1e9 * _best(normals_tile, key0, key1, n_tiles, n_steps) / draws
+    out["normals_bits_differing"] = int(normals_agree(key0, key1, 64, n_steps))
+
+    x = np.random.default_rng(3).uniform(-5.0, 5.0, 1 << 16)
+    got = np.empty_like(x)
+    exp_tile(x, got, np.empty(x.size, dtype=np.int64))
+    want = np.exp(x)
+    out["exp_tile_max_ulp"] = float(np.max(np.abs(got - want) / np.spacing(want)))
+
+    out["philox_tile_bits_differing"] = int(philox_tile_agree(100, 16))
+    out["philox_tile_ns_per_word"] = 1e9 * _best(philox_tile_rate, 20_000, 64) / (20_000 * 64 * 4)
+
+    grid = np.arange(1, n_steps + 1) * (252 / 365) / n_steps
+    w = np.cumsum(np.random.default_rng(4).standard_normal((n_steps, TILE)), axis=0) * \
+        math.sqrt(grid[0])
+    sums = [np.empty(TILE) for _ in range(4)]
+    reps = n_tiles
+    for poly in (False, True):
+        t = _best(fused_walk, w, grid, 0.0, 0.2, poly, reps, *sums)
+        out["fused_walk_" + ("poly_exp" if poly else "libm_exp") + "_ns"] = \
+            1e9 * t / (reps * TILE * n_steps)
+    return out
+
+
+if __name__ == "__main__":
+    for name, value in measure().items():
+        print(f"{name:32s} {value:.3g}")
+
+
+# -- the whole GBM engine re-jitted with its per-path helpers inlined --------------------------------
+
+#: The per-path helpers of ``mcgreeks.pricers.gbm`` that take arrays (inlining only these keeps
+#: the compile time reasonable; inlining every kernel took 11 minutes to compile here).
+PER_PATH_HELPERS = ("_walk", "_value", "_tangents", "_scores", "_estimate")
+
+
+def inlined_gbm_pricer(only=PER_PATH_HELPERS):
+    """A copy of ``mcgreeks.pricers.gbm`` whose kernels are recompiled from the same Python source
+    with numba's ``inline="always"`` on the helpers named in ``only`` (None: every helper; the
+    parallel ``chunk`` stays a kernel).
+
+    Why: a helper that takes arrays and is called per path (``_walk``, ``_value``, ``_estimate``
+    ...) is a real call in the compiled code, and numba increments and decrements the reference
+    count of every array argument around it (atomic operations), which costs far more than the
+    arithmetic of a one-date payoff.  Inlined at numba-IR level, those disappear.  Nothing in
+    mcgreeks is changed: new module objects hold the recompiled functions.
+    """
+    import sys
+    import types
+
+    from numba.core.registry import CPUDispatcher
+
+    import mcgreeks.pricers.gbm as pricer
+    names = [n for n, m in sys.modules.items()
+             if n.startswith("mcgreeks") and isinstance(m, types.ModuleType)
+             and not n.startswith("mcgreeks.analytic")]
+    copies = {}
+    for name in names:
+        module = sys.modules[name]
+        copy = types.ModuleType(name + "__inlined")
+        copy.__dict__.update(module.__dict__)
+        copies[module] = copy
+    for copy in copies.values():                 # module references -> the copies
+        for key, value in list(copy.__dict__.items()):
+            if isinstance(value, types.ModuleType) and value in copies:
+                copy.__dict__[key] = copies[value]
+    for module, copy in copies.items():          # own kernels -> recompiled
+        for key, value in list(copy.__dict__.items()):
+            if isinstance(value, CPUDispatcher) and value.py_func.__module__ == module.__name__:
+                py = value.py_func
+                func = types.FunctionType(py.__code__, copy.__dict__, py.__name__,
+                                          py.__defaults__, py.__closure__)
+                if value.targetoptions.get("parallel"):
+                    copy.__dict__[key] = njit(parallel=True, error_model="numpy")(func)
+                elif only is None or py.__name__ in only:
+                    copy.__dict__[key] = njit(inline="always", error_model="numpy")(func)
+                else:
+                    copy.__dict__[key] = njit(error_model="numpy")(func)
+    by_name = {m.__name__: c for m, c in copies.items()}
+    for module, copy in copies.items():          # imported kernels -> their recompiled twin
+        for key, value in list(copy.__dict__.items()):
+            if isinstance(value, CPUDispatcher) and value.py_func.__module__ != module.__name__:
+                source = by_name.get(value.py_func.__module__)
+                if source is not None:
+                    copy.__dict__[key] = source.__dict__[value.py_func.__name__]
+    return copies[pricer]
+
+
+def inlined_comparison(repeats=4):
+    """The engine's main-run kernel as it is vs with ``PER_PATH_HELPERS`` inlined: single thread,
+    runs interleaved (so machine load hits both alike), best of ``repeats``; ns per path for a
+    European (all Greeks, per-underlying totals included) and an Asian with 252 fixings, plus
+    whether ``price_portfolio`` gives the same bits and the inlined copy's compile time."""
+    import time
+
+    import numba
+
+    from benchmarks import cases
+    from mcgreeks import underlying
+    from mcgreeks.rng import STREAM_MAIN
+
+    original = underlying.gbm_pricer           # the module whose ``chunk`` the engine launches
+    t = time.perf_counter()
+    inlined = inlined_gbm_pricer(PER_PATH_HELPERS)
+    out = {}
+    saved = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        for payoff, n in (("european", 1 << 20), ("asian_arithmetic", 1 << 14)):
+            trades, market = cases.trades(payoff), cases.gbm_market()
+            reference = cases.mcgreeks_all(trades, market, 4096)
+            chosen = {g: reference.iloc[0]["method_" + g] for g in cases.GBM_GREEKS}
+            job = underlying.pilot(cases.mcgreeks_job(trades, market, n, methods=chosen))
+            wanted = job.wanted()
+            args = underlying._kernel_args(job, wanted, underlying._totals_weights(job, wanted))
+
+            def main_run():
+                underlying._segments(job, args, job.n_slots, STREAM_MAIN, 0, n)
+
+            best = {"engine": math.inf, "inlined": math.inf}
+            tables = {}
+            for rep in range(repeats + 1):
+                for label, module in (("engine", original), ("inlined", inlined)):
+                    underlying.gbm_pricer = module
+                    try:
+                        if rep == 0:
+                            t0 = time.perf_counter()
+                            tables[label] = cases.mcgreeks_all(trades, market, 8192)
+                            if label == "inlined" and "compile_seconds" not in out:
+                                out["compile_seconds"] = time.perf_counter() - t0 + \
+                                    (t0 - t if payoff == "european" else 0.0)
+                            continue
+                        t0 = time.perf_counter()
+                        main_run()
+                        best[label] = min(best[label], time.perf_counter() - t0)
+                    finally:
+                        underlying.gbm_pricer = original
+            a, b = tables["engine"], tables["inlined"]
+            cols = [c for c in a.columns if a[c].dtype.kind == "f"]
+            out[payoff] = {"engine_ns_per_path": 1e9 * best["engine"] / n,
+                           "inlined_ns_per_path": 1e9 * best["inlined"] / n,
+                           "bit_identical": bool(np.array_equal(a[cols].to_numpy(),
+                                                                b[cols].to_numpy(),
+                                                                equal_nan=True))}
+    finally:
+        numba.set_num_threads(saved)
+        underlying.gbm_pricer = original
+    return out
