@@ -79,3 +79,11 @@ def _package(results, *inputs):
     if shape == ():
         return {key: float(results[key]) for key in GREEKS}
     return {key: np.array(np.broadcast_to(results[key], shape), dtype=float) for key in GREEKS}
+
+
+def _market(spot, strike, maturity, rate, vol, div_yield, is_call):
+    """The common arguments of the GBM closed forms as float arrays (and is_call as bool), each
+    checked: spot, strike, maturity and vol positive, rate and div_yield finite."""
+    return (_positive("spot", spot), _positive("strike", strike), _positive("maturity", maturity),
+            _positive("vol", vol), _finite("rate", rate), _finite("div_yield", div_yield),
+            _flag("is_call", is_call))

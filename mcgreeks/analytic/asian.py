@@ -16,15 +16,7 @@ References:
 """
 import numpy as np
 
-from mcgreeks.analytic._inputs import (
-    _count,
-    _finite,
-    _flag,
-    _norm_cdf,
-    _norm_pdf,
-    _package,
-    _positive,
-)
+from mcgreeks.analytic._inputs import _count, _market, _norm_cdf, _norm_pdf, _package
 
 __all__ = ["geometric_asian"]
 
@@ -65,14 +57,8 @@ def geometric_asian(*, spot, strike, maturity, rate, vol, div_yield=0.0, n_fixin
       >>> round(p, 10)
       5.3425606635
     """
-    s = _positive("spot", spot)
-    k = _positive("strike", strike)
-    t = _positive("maturity", maturity)
-    v = _positive("vol", vol)
-    r = _finite("rate", rate)
-    q = _finite("div_yield", div_yield)
+    s, k, t, v, r, q, call = _market(spot, strike, maturity, rate, vol, div_yield, is_call)
     n = _count("n_fixings", n_fixings)
-    call = _flag("is_call", is_call)
 
     omega = np.where(call, 1.0, -1.0)
     tau1 = t * (n + 1.0) / (2.0 * n)

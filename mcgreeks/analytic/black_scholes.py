@@ -25,7 +25,7 @@ References:
 """
 import numpy as np
 
-from mcgreeks.analytic._inputs import _finite, _flag, _norm_cdf, _norm_pdf, _package, _positive
+from mcgreeks.analytic._inputs import _finite, _market, _norm_cdf, _norm_pdf, _package
 
 __all__ = ["european", "digital"]
 
@@ -59,13 +59,7 @@ def european(*, spot, strike, maturity, rate, vol, div_yield=0.0, is_call=True):
       >>> round(european(spot=60.0, strike=65.0, maturity=0.25, rate=0.08, vol=0.3)["price"], 4)
       2.1334
     """
-    s = _positive("spot", spot)
-    k = _positive("strike", strike)
-    t = _positive("maturity", maturity)
-    v = _positive("vol", vol)
-    r = _finite("rate", rate)
-    q = _finite("div_yield", div_yield)
-    call = _flag("is_call", is_call)
+    s, k, t, v, r, q, call = _market(spot, strike, maturity, rate, vol, div_yield, is_call)
 
     omega = np.where(call, 1.0, -1.0)
     sqrt_t = np.sqrt(t)
@@ -116,14 +110,8 @@ def digital(*, spot, strike, maturity, rate, vol, div_yield=0.0, is_call=True, c
       >>> f"{p:.4f}"
       '2.6710'
     """
-    s = _positive("spot", spot)
-    k = _positive("strike", strike)
-    t = _positive("maturity", maturity)
-    v = _positive("vol", vol)
-    r = _finite("rate", rate)
-    q = _finite("div_yield", div_yield)
+    s, k, t, v, r, q, call = _market(spot, strike, maturity, rate, vol, div_yield, is_call)
     c = _finite("cash", cash)
-    call = _flag("is_call", is_call)
 
     omega = np.where(call, 1.0, -1.0)
     sqrt_t = np.sqrt(t)
