@@ -3,6 +3,8 @@ import itertools
 
 import numpy as np
 import pytest
+
+import differences
 import QuantLib as ql
 
 from mcgreeks.analytic.asian import geometric_asian
@@ -64,24 +66,6 @@ def _ql_discrete(today, spot, strike, n, step, rate, div, vol, is_call):
         ql.AnalyticDiscreteGeometricAveragePriceAsianEngine(_process(today, spot, rate, div, vol)))
     return (option.NPV(), option.delta(), option.gamma(), option.vega(), option.rho(),
             option.theta())
-
-
-def _central(price, kwargs, name, step):
-    def diff(h):
-        up = dict(kwargs, **{name: kwargs[name] + h})
-        down = dict(kwargs, **{name: kwargs[name] - h})
-        return (price(**up) - price(**down)) / (2.0 * h)
-
-    return (4.0 * diff(step / 2.0) - diff(step)) / 3.0
-
-
-def _second(price, kwargs, name, step):
-    def diff(h):
-        up = dict(kwargs, **{name: kwargs[name] + h})
-        down = dict(kwargs, **{name: kwargs[name] - h})
-        return (price(**up) - 2.0 * price(**kwargs) + price(**down)) / h**2
-
-    return (4.0 * diff(step / 2.0) - diff(step)) / 3.0
 
 
 # ----------------------------------------------------------------------------- QuantLib
@@ -147,18 +131,8 @@ def test_greeks_are_derivatives_of_price():
     kw = _kwargs(_grid())
     greeks = geometric_asian(**kw)
 
-    def price(**k):
-        return geometric_asian(**k)["price"]
-
-    ds = kw["spot"] * kw["vol"] * np.sqrt(kw["maturity"])
-    fd = {
-        "delta": _central(price, kw, "spot", 1e-3 * ds),
-        "gamma": _second(price, kw, "spot", 2e-2 * ds),
-        "vega": _central(price, kw, "vol", 1e-4 * kw["vol"]),
-        "rho": _central(price, kw, "rate", 1e-4),
-        # bumping the maturity moves every fixing date t_i = i T / n with it
-        "theta": -_central(price, kw, "maturity", 1e-3 * kw["maturity"]),
-    }
+    # the maturity bump moves every fixing date t_i = i T / n with it
+    fd = differences.greeks(geometric_asian, kw)
     for name, value in fd.items():
         np.testing.assert_allclose(greeks[name], value, rtol=1e-6, atol=1e-8, err_msg=name)
 

@@ -3,6 +3,8 @@ import itertools
 
 import numpy as np
 import pytest
+
+import differences
 import QuantLib as ql
 from scipy.stats import norm
 
@@ -67,39 +69,10 @@ def _ql_price(today, spot, strike, h, days, rate, div, vol, is_call, btype):
     return option.NPV()
 
 
-def _central(price, kwargs, name, step):
-    def diff(h):
-        up = dict(kwargs, **{name: kwargs[name] + h})
-        down = dict(kwargs, **{name: kwargs[name] - h})
-        return (price(**up) - price(**down)) / (2.0 * h)
-
-    return (4.0 * diff(step / 2.0) - diff(step)) / 3.0
-
-
-def _second(price, kwargs, name, step):
-    def diff(h):
-        up = dict(kwargs, **{name: kwargs[name] + h})
-        down = dict(kwargs, **{name: kwargs[name] - h})
-        return (price(**up) - 2.0 * price(**kwargs) + price(**down)) / h**2
-
-    return (4.0 * diff(step / 2.0) - diff(step)) / 3.0
-
-
 def _check_fd(func, kwargs, rtol=1e-6, atol=1e-8):
     greeks = func(**kwargs)
-
-    def price(**kw):
-        return func(**kw)["price"]
-
-    # steps well inside the distance to the barrier (>= 5 % of the spot on the grid)
-    ds = kwargs["spot"] * kwargs["vol"] * np.sqrt(kwargs["maturity"])
-    fd = {
-        "delta": _central(price, kwargs, "spot", 1e-3 * ds),
-        "gamma": _second(price, kwargs, "spot", 2e-2 * ds),
-        "vega": _central(price, kwargs, "vol", 1e-4 * kwargs["vol"]),
-        "rho": _central(price, kwargs, "rate", 1e-4),
-        "theta": -_central(price, kwargs, "maturity", 1e-3 * kwargs["maturity"]),
-    }
+    # its steps (<= 2 % of a terminal sd) stay well inside the distance to the barrier
+    fd = differences.greeks(func, kwargs)
     for name, value in fd.items():
         np.testing.assert_allclose(greeks[name], value, rtol=rtol, atol=atol, err_msg=name)
 

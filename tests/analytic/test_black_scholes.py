@@ -3,6 +3,8 @@ import itertools
 
 import numpy as np
 import pytest
+
+import differences
 import QuantLib as ql
 
 from mcgreeks.analytic.black_scholes import digital, european
@@ -68,42 +70,10 @@ def _kwargs(g):
     return {k: g[k] for k in ("spot", "strike", "maturity", "rate", "div_yield", "vol", "is_call")}
 
 
-def _central(price, kwargs, name, step):
-    """Richardson-extrapolated central difference of ``price`` in argument ``name``."""
-
-    def diff(h):
-        up = dict(kwargs, **{name: kwargs[name] + h})
-        down = dict(kwargs, **{name: kwargs[name] - h})
-        return (price(**up) - price(**down)) / (2.0 * h)
-
-    return (4.0 * diff(step / 2.0) - diff(step)) / 3.0
-
-
-def _second(price, kwargs, name, step):
-    def diff(h):
-        up = dict(kwargs, **{name: kwargs[name] + h})
-        down = dict(kwargs, **{name: kwargs[name] - h})
-        return (price(**up) - 2.0 * price(**kwargs) + price(**down)) / h**2
-
-    return (4.0 * diff(step / 2.0) - diff(step)) / 3.0
-
-
 def _check_fd(func, kwargs, rtol=1e-6, atol=1e-8):
     """Every Greek of ``func`` against Richardson central differences of its own price."""
     greeks = func(**kwargs)
-
-    def price(**kw):
-        return func(**kw)["price"]
-
-    # spot steps on the scale of one standard deviation of S_T, so short maturities are sharp
-    ds = kwargs["spot"] * kwargs["vol"] * np.sqrt(kwargs["maturity"])
-    fd = {
-        "delta": _central(price, kwargs, "spot", 1e-3 * ds),
-        "gamma": _second(price, kwargs, "spot", 2e-2 * ds),
-        "vega": _central(price, kwargs, "vol", 1e-4 * kwargs["vol"]),
-        "rho": _central(price, kwargs, "rate", 1e-4),
-        "theta": -_central(price, kwargs, "maturity", 1e-3 * kwargs["maturity"]),
-    }
+    fd = differences.greeks(func, kwargs)
     for name, value in fd.items():
         np.testing.assert_allclose(greeks[name], value, rtol=rtol, atol=atol, err_msg=name)
 
@@ -214,7 +184,7 @@ def test_digital_is_minus_strike_derivative_of_vanilla():
 
     # a call pays 1{S_T > K}: −∂C/∂K; a put pays 1{S_T < K}: +∂P/∂K
     sign = np.where(g["is_call"], -1.0, 1.0)
-    from_vanilla = sign * _central(vanilla, kw, "strike", 1e-3 * g["strike"])
+    from_vanilla = sign * differences.central(vanilla, kw, "strike", 1e-3 * g["strike"])
     np.testing.assert_allclose(digital(**kw)["price"], from_vanilla, rtol=1e-7, atol=1e-10)
 
 
