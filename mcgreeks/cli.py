@@ -206,10 +206,10 @@ def _price(settings, inputs, out, log, quiet, argv):
     # Nothing is logged before the inputs are validated: bad input gets exactly one line.
     client = _client(settings)
     try:
-        results = price_portfolio(
+        results, notes = price_portfolio(
             trades, market, n_paths=settings["paths"], seed=settings["seed"], method=method,
             steps_per_year=settings["steps_per_year"], on_error=settings["on_error"],
-            control_variate=settings["control_variate"], client=client,
+            control_variate=settings["control_variate"], client=client, diagnostics=True,
             progress=log.progress(market["underlying"].nunique()))
     finally:
         log.close()
@@ -222,6 +222,11 @@ def _price(settings, inputs, out, log, quiet, argv):
              f" on the Dask cluster at {settings['scheduler']}" if settings.get("scheduler") else "")
     log(f"priced {len(results) - failed} of {len(results)} trades{where}, "
         f"{settings['paths']} paths per underlying, seed {settings['seed']}")
+    controlled = notes[notes["control"] != ""]
+    if len(controlled):
+        reduction = controlled.xs("price", level="quantity")["variance_reduction"]
+        log(f"geometric control variate on {len(reduction)} arithmetic Asians: price variance "
+            f"cut {reduction.min():.0f}x to {reduction.max():.0f}x")
     totals = aggregate(results) if settings.get("by") else None
     if not quiet:
         if not out or len(results) <= PRINT_ROWS:
