@@ -39,3 +39,10 @@ def greeks(func, kwargs):
             "vega": central(price, kwargs, "vol", 1e-4 * kwargs["vol"]),
             "rho": central(price, kwargs, "rate", 1e-4),
             "theta": -central(price, kwargs, "maturity", 1e-3 * kwargs["maturity"])}
+
+
+def assert_greeks(func, kwargs, rtol=1e-6, atol=1e-8):
+    """Every Greek of the closed form ``func`` equals the Richardson difference of its price."""
+    exact = func(**kwargs)
+    for name, value in greeks(func, kwargs).items():
+        np.testing.assert_allclose(exact[name], value, rtol=rtol, atol=atol, err_msg=name)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mc_checks import MEANINGFUL, assert_within_4se
 from mcgreeks import price_portfolio
 from mcgreeks.analytic import black_scholes as bs
 from mcgreeks.estimators import fd
@@ -116,29 +117,11 @@ def _scale(trades):
                         columns=vanilla.columns)
 
 
-#: 4 SE must be under this fraction of the Greek's natural size for a comparison to count.
-MEANINGFUL = 0.05
 #: fd of a digital differences a jump: variance ∝ 1/h for first differences and 1/h³ for gamma
 #: (≈ (2 sd^1.5 c/(S²√N))² with the default 1 % spot bump, hopeless at any practical N).  Its
 #: test therefore uses the bumps a desk would choose for a jump, and more paths.
 DIGITAL_FD_BUMPS = {"spot": 0.15, "rate": 0.01}
 DIGITAL_FD_PATHS = 2_000_000
-
-
-def _check(result, reference, scale, greeks, method):
-    failures = []
-    for g in greeks:
-        se = result[g + "_se"]
-        # 1e-12 of scale: roundoff, for the rare set where every path pays the same
-        bad = (result[g] - reference[g]).abs() > 4 * se + 1e-12 * scale[g]
-        loose = 4 * se > MEANINGFUL * scale[g]
-        for tid in result.index[bad | loose]:
-            failures.append(f"{method} {g} {tid}: mc={result.at[tid, g]:.6g} "
-                            f"ref={reference.at[tid, g]:.6g} se={se[tid]:.3g} "
-                            f"scale={scale.at[tid, g]:.3g}")
-        if g != "price" and method:
-            assert (result["method_" + g] == method).all(), (g, method)
-    assert not failures, "\n".join(failures)
 
 
 @pytest.fixture(scope="module")
@@ -159,28 +142,28 @@ def test_grid_has_negative_rates_and_yields():
 
 
 def test_price_within_4se(runs):
-    _check(runs["lr"], _closed_form(ALL), _scale(ALL), ("price",), "lr")
+    assert_within_4se(runs["lr"], _closed_form(ALL), _scale(ALL), ("price",), "lr")
 
 
 def test_likelihood_ratio_every_greek(runs):
-    _check(runs["lr"], _closed_form(ALL), _scale(ALL), GREEKS, "lr")
+    assert_within_4se(runs["lr"], _closed_form(ALL), _scale(ALL), GREEKS, "lr")
 
 
 def test_pathwise_first_order_greeks(runs):
-    _check(runs["pathwise"], _closed_form(VANILLAS), _scale(VANILLAS),
+    assert_within_4se(runs["pathwise"], _closed_form(VANILLAS), _scale(VANILLAS),
            ("delta", "vega", "rho", "theta"), "pathwise")
 
 
 def test_mixed_gamma(runs):
-    _check(runs["mixed"], _closed_form(VANILLAS), _scale(VANILLAS), ("gamma",), "mixed")
+    assert_within_4se(runs["mixed"], _closed_form(VANILLAS), _scale(VANILLAS), ("gamma",), "mixed")
 
 
 def test_fd_estimates_the_difference_quotient(runs):
-    _check(runs["fd"], _fd_quotients(VANILLAS), _scale(VANILLAS), GREEKS, "fd")
+    assert_within_4se(runs["fd"], _fd_quotients(VANILLAS), _scale(VANILLAS), GREEKS, "fd")
 
 
 def test_fd_of_digitals_with_jump_sized_bumps(runs):
-    _check(runs["fd_digital"], _fd_quotients(DIGITALS, DIGITAL_FD_BUMPS), _scale(DIGITALS),
+    assert_within_4se(runs["fd_digital"], _fd_quotients(DIGITALS, DIGITAL_FD_BUMPS), _scale(DIGITALS),
            GREEKS, "fd")
 
 
@@ -218,4 +201,4 @@ def test_auto_picks_a_valid_estimator_with_the_lowest_variance(runs):
         explicit = pd.concat([runs[m][g + "_se"] for m in ("pathwise", "lr", "mixed")], axis=1)
         best = explicit.min(axis=1).reindex(auto.index)
         assert (auto[g + "_se"] <= 1.1 * best.fillna(np.inf)).all(), g
-    _check(auto, _closed_form(ALL), _scale(ALL), ("price",) + GREEKS, "")
+    assert_within_4se(auto, _closed_form(ALL), _scale(ALL), ("price",) + GREEKS, "")

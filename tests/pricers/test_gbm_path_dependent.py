@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mc_checks import MEANINGFUL, assert_within_4se
 from mcgreeks import price_portfolio
 from mcgreeks.analytic import asian, barrier as rr
 from mcgreeks.estimators import fd
@@ -15,8 +16,6 @@ N_PATHS = 200_000
 SEED = 4
 GREEKS = ("delta", "gamma", "vega", "rho", "theta")
 FIRST_ORDER = ("delta", "vega", "rho", "theta")
-#: 4 SE must be under this fraction of the Greek's natural size for a comparison to count.
-MEANINGFUL = 0.05
 
 
 def _sets(n):
@@ -40,21 +39,6 @@ def _natural_scale(p):
     return pd.DataFrame({"price": p.spot, "delta": 1.0 + 0 * p.spot, "gamma": 1 / (p.spot * sd),
                          "vega": p.spot * np.sqrt(p.maturity), "rho": p.spot * p.maturity,
                          "theta": p.spot * p.vol / np.sqrt(p.maturity)}).set_index(p.index)
-
-
-def _check(result, reference, scale, greeks, method):
-    failures = []
-    for g in greeks:
-        se = result[g + "_se"]
-        bad = (result[g] - reference[g]).abs() > 4 * se + 1e-12 * scale[g]
-        loose = 4 * se > MEANINGFUL * scale[g]
-        for tid in result.index[bad | loose]:
-            failures.append(f"{method} {g} {tid}: mc={result.at[tid, g]:.6g} "
-                            f"ref={reference.at[tid, g]:.6g} se={se[tid]:.3g} "
-                            f"scale={scale.at[tid, g]:.3g}")
-        if g != "price":
-            assert (result["method_" + g] == method).all(), (g, method)
-    assert not failures, "\n".join(failures)
 
 
 def _reference(trades, formula, bumps=None):
@@ -126,12 +110,12 @@ def _scale(trades):
 
 @pytest.mark.parametrize("method", ["pathwise", "lr"])
 def test_geometric_asian_against_closed_form(geometric_runs, method):
-    _check(geometric_runs[method], _reference(GEOMETRIC, _geometric), _scale(GEOMETRIC),
+    assert_within_4se(geometric_runs[method], _reference(GEOMETRIC, _geometric), _scale(GEOMETRIC),
            ("price",) + FIRST_ORDER, method)
 
 
 def test_geometric_asian_lr_gamma(geometric_runs):
-    _check(geometric_runs["lr_few"], _reference(GEOMETRIC_FEW, _geometric),
+    assert_within_4se(geometric_runs["lr_few"], _reference(GEOMETRIC_FEW, _geometric),
            _scale(GEOMETRIC_FEW), ("gamma",), "lr")
 
 
@@ -139,11 +123,11 @@ def test_geometric_asian_mixed_gamma(geometric_runs):
     # a single estimator name leaves gamma on auto; for an Asian that is mixed (pathwise-then-LR)
     result = geometric_runs["pathwise"]
     assert (result["method_gamma"] == "mixed").all()
-    _check(result, _reference(GEOMETRIC, _geometric), _scale(GEOMETRIC), ("gamma",), "mixed")
+    assert_within_4se(result, _reference(GEOMETRIC, _geometric), _scale(GEOMETRIC), ("gamma",), "mixed")
 
 
 def test_geometric_asian_fd(geometric_runs):
-    _check(geometric_runs["fd"], _reference(GEOMETRIC, _geometric, bumps={}), _scale(GEOMETRIC),
+    assert_within_4se(geometric_runs["fd"], _reference(GEOMETRIC, _geometric, bumps={}), _scale(GEOMETRIC),
            GREEKS, "fd")
 
 
@@ -196,12 +180,12 @@ def test_barrier_grid_covers_every_type():
 @pytest.mark.parametrize("method,greeks", [("pathwise", ("price",) + FIRST_ORDER),
                                            ("lr", ("price",) + GREEKS)])
 def test_continuous_barrier_against_reiner_rubinstein(barrier_runs, method, greeks):
-    _check(barrier_runs[method], _reference(CONTINUOUS, _continuous), _scale(CONTINUOUS), greeks,
+    assert_within_4se(barrier_runs[method], _reference(CONTINUOUS, _continuous), _scale(CONTINUOUS), greeks,
            method)
 
 
 def test_continuous_barrier_fd(barrier_runs):
-    _check(barrier_runs["fd"], _reference(CONTINUOUS, _continuous, bumps={}), _scale(CONTINUOUS),
+    assert_within_4se(barrier_runs["fd"], _reference(CONTINUOUS, _continuous, bumps={}), _scale(CONTINUOUS),
            GREEKS, "fd")
 
 

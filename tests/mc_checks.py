@@ -1,0 +1,22 @@
+"""The Monte Carlo acceptance check shared by the estimator and pricer tests (test support)."""
+
+#: 4 SE must be under this fraction of a Greek's natural size for a comparison to count.
+MEANINGFUL = 0.05
+
+
+def assert_within_4se(result, reference, scale, greeks, method):
+    """Each quantity in ``greeks`` within 4 SE of ``reference`` (plus 1e-12 of its scale, for
+    roundoff where every path pays the same), with 4 SE under MEANINGFUL of its natural ``scale``
+    so the comparison means something; and, if ``method`` is given, estimated by it."""
+    failures = []
+    for g in greeks:
+        se = result[g + "_se"]
+        bad = (result[g] - reference[g]).abs() > 4 * se + 1e-12 * scale[g]
+        loose = 4 * se > MEANINGFUL * scale[g]
+        for tid in result.index[bad | loose]:
+            failures.append(f"{method} {g} {tid}: mc={result.at[tid, g]:.6g} "
+                            f"ref={reference.at[tid, g]:.6g} se={se[tid]:.3g} "
+                            f"scale={scale.at[tid, g]:.3g}")
+        if g != "price" and method:
+            assert (result["method_" + g] == method).all(), (g, method)
+    assert not failures, "\n".join(failures)
