@@ -144,7 +144,8 @@ def _parser():
     price.add_argument("--paths", type=int, default=100_000, help="paths per underlying")
     price.add_argument("--seed", type=int, default=0, help="random seed in [0, 2**64)")
     price.add_argument("--method", default="auto",
-                       help="auto|pathwise|lr|mixed|fd, or per Greek: delta=lr,gamma=fd")
+                       help="auto|pathwise|lr|mixed|fd|optimal, or per Greek: "
+                            "delta=lr,gamma=fd")
     price.add_argument("--steps-per-year", type=float, default=None,
                        help="time steps per year of discretized models (GBM is exact)")
     price.add_argument("--out", help="write the results to FILE.csv or FILE.parquet, with an "
@@ -156,6 +157,14 @@ def _parser():
                             "rows, give each bad row its reason in 'error', exit 1")
     price.add_argument("--no-control-variate", action="store_true",
                        help="price arithmetic Asians without their geometric control")
+    price.add_argument("--no-lr-baseline", action="store_true",
+                       help="plain likelihood-ratio estimates, without the pilot-fitted baseline")
+    price.add_argument("--sampler", choices=["mc", "sobol"], default="mc",
+                       help="mc: Monte Carlo (default); sobol: randomized quasi-Monte Carlo "
+                            "(GBM; --paths = randomizations × a power of two)")
+    price.add_argument("--randomizations", type=int, default=16,
+                       help="independent Sobol scramblings, whose spread gives the standard "
+                            "errors (default 16)")
     where = price.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help="start a local Dask cluster of N processes")
     where.add_argument("--scheduler", help="join the Dask cluster at this scheduler ADDRESS")
@@ -209,7 +218,10 @@ def _price(settings, inputs, out, log, quiet, argv):
         results, notes = price_portfolio(
             trades, market, n_paths=settings["paths"], seed=settings["seed"], method=method,
             steps_per_year=settings["steps_per_year"], on_error=settings["on_error"],
-            control_variate=settings["control_variate"], client=client, diagnostics=True,
+            control_variate=settings["control_variate"],
+            lr_baseline=settings.get("lr_baseline", True),
+            sampler=settings.get("sampler", "mc"),
+            randomizations=settings.get("randomizations", 16), client=client, diagnostics=True,
             progress=log.progress(market["underlying"].nunique()))
     finally:
         log.close()
@@ -221,7 +233,9 @@ def _price(settings, inputs, out, log, quiet, argv):
     where = (f" on {settings['workers']} local Dask workers" if settings.get("workers") else
              f" on the Dask cluster at {settings['scheduler']}" if settings.get("scheduler") else "")
     log(f"priced {len(results) - failed} of {len(results)} trades{where}, "
-        f"{settings['paths']} paths per underlying, seed {settings['seed']}")
+        f"{settings['paths']} paths per underlying"
+        + (f" (Sobol, {settings['randomizations']} scramblings)"
+           if settings.get("sampler") == "sobol" else "") + f", seed {settings['seed']}")
     controlled = notes[notes["control"] != ""]
     if len(controlled):
         reduction = controlled.xs("price", level="quantity")["variance_reduction"]
@@ -287,6 +301,8 @@ def main(argv=None):
         settings = {"paths": args.paths, "seed": args.seed, "method": args.method,
                     "steps_per_year": args.steps_per_year, "on_error": args.on_error,
                     "by": args.by, "control_variate": not args.no_control_variate,
+                    "lr_baseline": not args.no_lr_baseline, "sampler": args.sampler,
+                    "randomizations": args.randomizations,
                     "workers": args.workers, "scheduler": args.scheduler}
         return _price(settings, {"trades": args.trades, "market": args.market}, args.out, log,
                       args.quiet, sys.argv if argv is None else ["mcgreeks"] + list(argv))

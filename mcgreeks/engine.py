@@ -18,8 +18,9 @@ import math
 
 import numpy as np
 
+from mcgreeks import bridge, sobol
 from mcgreeks._jit import kernel
-from mcgreeks.rng import fill_normals
+from mcgreeks.rng import fill_normals, ndtri
 
 #: Paths per tile.  Part of the result's definition (it fixes the summation order), so it is a
 #: constant, not a tuning knob; a multiple of 4 so Philox blocks never straddle tiles.
@@ -76,6 +77,33 @@ def brownian_tile(key0, key1, stream, path, m, grid, z, w):
 
 
 @kernel
+def sobol_tile(dirs, shifts, per_replicate, path, m, steps, weights, u, z, w):
+    """W at the grid dates for paths path..path+m-1 from scrambled Sobol points, built by the
+    Brownian bridge: path p is point p % per_replicate of randomization p // per_replicate
+    (a tile never straddles two), dimension k of a point drives construction step k.
+    ``steps`` = (order, left, right) and ``weights`` = (a, b, s) of ``bridge.plan``; u is (TILE,)
+    and z (dates, TILE) scratch."""
+    r = path // per_replicate
+    index = path % per_replicate
+    for k in range(z.shape[0]):
+        sobol.fill_uniforms(dirs, shifts, r, index, k, u[:m])
+        for i in range(m):
+            z[k, i] = ndtri(u[i])
+    bridge.build_tile(steps[0], steps[1], steps[2], weights[0], weights[1], weights[2], z, w, m)
+
+
+@kernel
+def paths_tile(key0, key1, stream, path, m, grid, sampler_dirs, sampler_shifts, per_replicate,
+               steps, weights, u, z, w):
+    """W at the grid dates for one tile of paths: Monte Carlo (``brownian_tile``) when
+    ``sampler_dirs`` is empty, else randomized QMC (``sobol_tile``)."""
+    if sampler_dirs.shape[0] == 0:
+        brownian_tile(key0, key1, stream, path, m, grid, u, w)
+    else:
+        sobol_tile(sampler_dirs, sampler_shifts, per_replicate, path, m, steps, weights, u, z, w)
+
+
+@kernel
 def _merge(count, state, m, moments):
     """Fold one group of m paths with ``moments`` into (count, state) (pairwise update; the cross
     term likewise).  count is a 1-element array."""
@@ -101,12 +129,14 @@ def merge_tiles(out, n_paths, count, state):
 
 
 def simulate_segments(chunk, args, *, key0, key1, stream, first_path, n_paths, n_slots,
-                      chunk_paths=1 << 16, block_paths=1 << 12):
+                      chunk_paths=1 << 16, block_paths=1 << 12, segment=SEGMENT):
     """Moments of each segment of paths first_path..first_path+n_paths-1 (first_path a multiple
-    of SEGMENT): (counts[n_segments], states[n_segments, slot, 5]).  The work a worker does."""
+    of SEGMENT): (counts[n_segments], states[n_segments, slot, 5]).  The work a worker does.
+    ``segment`` (a power of two from TILE to SEGMENT) makes segments smaller, so that each of a
+    randomized QMC run's replicates is a whole number of them."""
     if first_path % SEGMENT:
         raise ValueError(f"first_path has value {first_path}: must be a multiple of {SEGMENT}")
-    n_segments = -(-n_paths // SEGMENT)
+    n_segments = -(-n_paths // segment)
     counts = np.zeros((n_segments, 1))
     states = np.zeros((n_segments, n_slots, N_MOMENTS))
     size = max(SEGMENT, chunk_paths // SEGMENT * SEGMENT)
@@ -116,10 +146,10 @@ def simulate_segments(chunk, args, *, key0, key1, stream, first_path, n_paths, n
         out = np.empty((-(-n // TILE), n_slots, N_MOMENTS))
         chunk(np.uint64(key0), np.uint64(key1), np.uint64(stream), first_path + start, n,
               tiles_per_block, *args, out)
-        for seg in range(-(-n // SEGMENT)):
-            k = start // SEGMENT + seg
-            tiles = out[seg * (SEGMENT // TILE):(seg + 1) * (SEGMENT // TILE)]
-            merge_tiles(tiles, min(SEGMENT, n - seg * SEGMENT), counts[k], states[k])
+        for seg in range(-(-n // segment)):
+            k = start // segment + seg
+            tiles = out[seg * (segment // TILE):(seg + 1) * (segment // TILE)]
+            merge_tiles(tiles, min(segment, n - seg * segment), counts[k], states[k])
     return counts, states
 
 
@@ -143,6 +173,24 @@ def run(chunk, args, *, key0, key1, stream, n_paths, n_slots, chunk_paths=1 << 1
                                        first_path=0, n_paths=n_paths, n_slots=n_slots,
                                        chunk_paths=chunk_paths, block_paths=block_paths)
     return merge_segments(counts, states)
+
+
+def estimate_replicates(counts, states, control_mean, beta):
+    """Mean and standard error per slot from R independent replicates of a randomized QMC run
+    (counts[R], states[R, slot, 5], each a replicate's merged moments): the mean of the replicate
+    means, and the standard deviation of the replicate means over √R (Owen 1997; Glasserman
+    2004, §5.4).  Where ``control_mean`` is not NaN, each replicate's mean is ȳ - β(x̄ - E[x])
+    with the given ``beta`` (fitted beforehand, e.g. on a pilot, so the estimate stays unbiased).
+    Also returns the variance reduction factor across replicates and ``beta``."""
+    y = states[:, :, MEAN].copy()
+    use = ~np.isnan(control_mean)
+    controlled = y.copy()
+    controlled[:, use] -= beta[use] * (states[:, use, MEAN_X] - control_mean[use])
+    r = len(counts)
+    se = controlled.std(axis=0, ddof=1) / np.sqrt(r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reduction = np.where(se > 0, y.std(axis=0, ddof=1) ** 2 / (se * se * r), 1.0)
+    return controlled.mean(axis=0), se, reduction, np.where(use, beta, 0.0)
 
 
 def estimate(count, state, control_mean=None):

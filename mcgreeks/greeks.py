@@ -11,8 +11,10 @@ PRICE, DELTA, GAMMA, VEGA, RHO, THETA = range(6)
 N_QUANTITIES = len(QUANTITIES)
 
 #: Estimators, in the order of the kernels' estimator axis.
-ESTIMATORS = ("pathwise", "lr", "mixed", "fd")
-PATHWISE, LR, MIXED, FD = range(4)
+#: ``optimal`` is the per-path blend of pathwise (mixed for gamma) and likelihood ratio with the
+#: least variance (``mcgreeks.estimators.optimal``).
+ESTIMATORS = ("pathwise", "lr", "mixed", "fd", "optimal")
+PATHWISE, LR, MIXED, FD, OPTIMAL = range(5)
 N_ESTIMATORS = len(ESTIMATORS)
 
 #: Greeks a GBM model defines (vega is GBM only; d_* are Heston only).

@@ -7,8 +7,8 @@ results back into one DataFrame.  It holds no numerics beyond sums of rows.
 import numpy as np
 import pandas as pd
 
+from mcgreeks import engine, underlying
 from mcgreeks import greeks as G
-from mcgreeks import underlying
 from mcgreeks.estimators import fd
 from mcgreeks.estimators.selection import choices, method_plan
 from mcgreeks.pricers import heston
@@ -18,9 +18,30 @@ from mcgreeks.validation import InputError, check_market, check_trades
 COLUMNS = (list(G.QUANTITIES) + [q + "_se" for q in G.QUANTITIES]
            + ["method_" + g for g in G.GREEKS] + ["error"])
 
-DIAGNOSTIC_COLUMNS = ["trade_id", "quantity", "method", "control", "control_beta",
-                      "variance_reduction"]
+DIAGNOSTIC_COLUMNS = ["trade_id", "quantity", "method", "weight", "control",
+                      "control_beta", "variance_reduction"]
 ON_ERROR = ("fail", "skip")
+
+
+SAMPLERS = ("mc", "sobol")
+
+
+def _check_sampler(sampler, randomizations, n_paths):
+    if sampler not in SAMPLERS:
+        raise InputError(f"sampler has value {sampler!r}: must be one of " + ", ".join(SAMPLERS))
+    if sampler != "sobol":
+        return
+    if isinstance(randomizations, bool) or int(randomizations) != randomizations \
+            or randomizations < 2:
+        raise InputError(f"randomizations has value {randomizations!r}: must be a whole number "
+                         ">= 2 (the standard error comes from the spread across them)")
+    per = n_paths // randomizations
+    power = per >= engine.TILE and per & (per - 1) == 0
+    if n_paths % randomizations or not (power or per % engine.SEGMENT == 0):
+        good = randomizations * max(engine.TILE, 1 << max(0, int(per).bit_length() - 1))
+        raise InputError(f"n_paths has value {n_paths!r}: with sampler 'sobol' it must be "
+                         f"randomizations ({randomizations}) × a power of two >= {engine.TILE} "
+                         f"(Sobol points are balanced in powers of two), e.g. {good}")
 
 
 def _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error):
@@ -65,7 +86,8 @@ def _validated(trades, market, plan, on_error):
 
 
 def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", steps_per_year=None,
-                    *, scheme="qe", control_variate=True, fd_bumps=None, on_error="fail",
+                    *, scheme="qe", control_variate=True, lr_baseline=True, sampler="mc",
+                    randomizations=16, fd_bumps=None, on_error="fail",
                     client=None, progress=None, diagnostics=False, chunk_paths=1 << 16,
                     block_paths=1 << 12):
     """Price every trade and its Greeks, each with its Monte Carlo standard error.
@@ -75,10 +97,13 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
       n_paths: Monte Carlo paths per underlying (trades on one underlying share them).
       seed: integer in [0, 2**64); with the inputs it fixes every bit of the result, whatever the
         thread count, ``chunk_paths``, ``block_paths`` or cluster.
-      method: ``"auto"`` (per trade and Greek, the valid estimator with the lowest variance in a
-        pilot run of its own random stream), an estimator name (used for every Greek it
-        estimates; the others stay auto), or a dict {greek: name}.  An estimator that is invalid
-        for a trade's payoff is an input error.
+      method: ``"auto"``, an estimator name (used for every Greek it estimates; the others stay
+        auto), or a dict {greek: name}.  Estimators: pathwise, lr, mixed (gamma), fd, and
+        optimal (GBM: per path w·pathwise + (1 - w)·lr, mixed for gamma, with the w of least
+        variance fitted on a pilot run of its own random stream).  auto takes optimal wherever
+        two unbiased estimators exist, else the valid one (Heston: the one with the lowest
+        pilot variance; fd only when nothing else is valid).  An estimator that is invalid for
+        a trade's payoff is an input error.
       steps_per_year: time steps per year of Heston paths (default 52; payoff dates are always
         on the grid); GBM paths are exact and ignore it.
       scheme: Heston discretization, "qe" (Andersen's quadratic-exponential with martingale
@@ -86,6 +111,18 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
       control_variate: arithmetic Asians take their geometric twin (closed form known, same
         dates, same path, same estimator) as a control variate for the price and every Greek,
         with the coefficient fitted on the same paths.
+      lr_baseline: GBM likelihood-ratio estimates (lr and optimal) subtract a baseline, a
+        combination of mean-zero functions of the path's scores with coefficients fitted on the
+        pilot paths (``mcgreeks.estimators.optimal``): unbiased, and never noisier than plain lr
+        beyond the pilot's noise.
+      sampler: "mc" (Monte Carlo: the counter-based generator, one independent path per path
+        number) or "sobol": randomized quasi-Monte Carlo for GBM underlyings (Heston ones keep
+        Monte Carlo), ``randomizations`` independent scramblings of Sobol points with the
+        Brownian-bridge construction; n_paths is split evenly among them, each gets a power of
+        two points, and the standard errors come from the spread of the scramblings'
+        estimates, so they are honest but rest on ``randomizations`` - 1 degrees of freedom.  With sobol, a control variate's
+        coefficient is the pilot's (on Monte Carlo paths of its own stream).
+      randomizations: number of independent scramblings for sobol (default 16).
       fd_bumps: bump sizes of the ``fd`` estimator, overriding any of {"spot": 0.01 (of S0),
         "vol": 0.01 (of σ), "rate": 0.001, "maturity": 0.01 (of T)} and, for Heston, "v0",
         "kappa", "vbar", "xi" (0.01, relative) and "corr" (0.01, absolute).
@@ -103,9 +140,10 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
       level (unit value × quantity).  Rows that cannot be priced carry the reason in ``error``.
       ``aggregate(results)`` sums it per underlying with standard errors from per-path totals.
       With ``diagnostics=True``, the pair (results, diagnostics): a DataFrame with one row per
-      (trade_id, quantity) giving the estimator, the control variate and its fitted coefficient
-      (control_beta), and the variance_reduction factor (variance without / with the control;
-      1 without one).
+      (trade_id, quantity) giving the estimator, the optimal blend's weight w on pathwise/mixed
+      (NaN for other estimators), the control
+      variate and its fitted coefficient (control_beta), and the variance_reduction factor
+      (variance without / with the control; 1 without one).
 
     Raises:
       InputError: (with on_error="fail") a table violates SPEC §1 or ``method`` is invalid for a
@@ -113,6 +151,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         arguments and missing columns raise whatever ``on_error`` says.
     """
     bumps = _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error)
+    _check_sampler(sampler, randomizations, int(n_paths))
     plan = method_plan(method)
     market_params, records, problems, picks = _validated(trades, market, plan, on_error)
 
@@ -130,7 +169,10 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         params = market_params[name]
         jobs.append(underlying.Job(name, params, [records[i] for i in idx], [picks[i] for i in idx],
                                    seed=seed, n_paths=int(n_paths), bumps=bumps[params["model"]],
-                                   control_variate=control_variate, chunk_paths=chunk_paths,
+                                   control_variate=control_variate, lr_baseline=lr_baseline,
+                                   sampler=sampler if params["model"] == "gbm" else "mc",
+                                   randomizations=int(randomizations),
+                                   chunk_paths=chunk_paths,
                                    block_paths=block_paths, steps_per_year=steps_per_year,
                                    scheme=scheme))
         members.append(idx)

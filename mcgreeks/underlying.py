@@ -2,8 +2,9 @@
 
 All trades on an underlying share its paths.  A ``Job`` holds what its pricing needs (picklable:
 plain numbers, strings and arrays).  The phases:
-1. ``pilot``: on its own random stream (never reused), pick auto estimators by their variance and
-   fit the control-variate coefficients that the per-path totals use;
+1. ``pilot``: on its own random stream (never reused), fit the likelihood-ratio baselines and the
+   optimal blends' weights (GBM), pick auto estimators by their variance (Heston), and fit the
+   control-variate coefficients that the per-path totals use;
 2. ``simulate``: the main run's moments for any run of whole segments of paths (``engine``), so a
    large underlying can be spread over workers and merged exactly;
 3. ``finish``: merged moments → per-trade rows (position level), diagnostics, and the
@@ -14,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mcgreeks import engine, payoffs
+from mcgreeks import bridge, engine, payoffs, sobol
 from mcgreeks import greeks as G
 from mcgreeks.analytic.asian import geometric_asian
-from mcgreeks.estimators import fd
+from mcgreeks.estimators import fd, optimal
 from mcgreeks.pricers import gbm as gbm_pricer
 from mcgreeks.pricers import heston as heston_pricer
 from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
@@ -42,6 +43,9 @@ class Job:
     block_paths: int = 1 << 12
     steps_per_year: float = None
     scheme: str = "qe"
+    lr_baseline: bool = True
+    sampler: str = "mc"
+    randomizations: int = 16
     pilot_beta: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -50,6 +54,16 @@ class Job:
         self.records = [dict(r, control=control and r["payoff"] == "asian_arithmetic")
                         for r in self.records]
         self.arrays = _trade_arrays(self.records)
+        # (w, c) per (trade, quantity): blend weight and baseline (estimators.optimal).
+        self.coef = np.zeros((len(self.records), G.N_QUANTITIES, optimal.N_COEFFICIENTS))
+        self.sampler_args = _sampler_args(self)
+
+    @property
+    def segment(self):
+        """Paths per segment: with sobol, each replicate is a whole number of segments."""
+        if self.sampler == "sobol":
+            return min(engine.SEGMENT, self.n_paths // self.randomizations)
+        return engine.SEGMENT
 
     @property
     def n_slots(self):
@@ -90,6 +104,25 @@ def _trade_arrays(records):
     return grid, ti, tf, np.concatenate(fix_idx).astype(np.int64)
 
 
+#: The Monte Carlo sampler's arguments of ``engine.paths_tile`` (no Sobol directions).
+_MC_SAMPLER = (np.zeros((0, 1, sobol.BITS), dtype=np.uint32), np.zeros((0, 1), dtype=np.uint32),
+               1, np.zeros((3, 1), dtype=np.int64), np.zeros((3, 1)))
+
+
+def _sampler_args(job):
+    """``engine.paths_tile``'s sampler arguments of the main run: for sobol, the scrambled
+    direction numbers of the job's randomizations (keyed by seed and underlying, one dimension
+    per grid date), the points per replicate and the Brownian-bridge plan of the grid."""
+    if job.sampler != "sobol":
+        return _MC_SAMPLER
+    grid = job.arrays[0]
+    dirs, shifts = sobol.scrambled_directions(seed_key(job.seed), name_key(job.name),
+                                              job.randomizations, grid.size)
+    p = bridge.plan(grid)
+    return (dirs, shifts, job.n_paths // job.randomizations,
+            np.stack([p.order, p.left, p.right]), np.stack([p.a, p.b, p.s]))
+
+
 def _control_means(job, wanted):
     """E[x] of each slot's control: the geometric twin's closed-form value of the quantity, or for
     fd the closed form's own difference quotient with the same bumps; NaN without a control."""
@@ -128,10 +161,10 @@ def _number_slots(wanted, n_trades):
     return slots
 
 
-def _kernel_args(job, wanted, totals=None):
+def _kernel_args(job, wanted, totals=None, sampler=False):
     """The model pricer's chunk arguments after the common ones.  With ``totals`` = (agg_e,
     agg_w), the per-path totals of each quantity go to the N_QUANTITIES slots after the wanted
-    ones."""
+    ones.  ``sampler``: the job's sampler (the pilot is always Monte Carlo)."""
     grid, ti, tf, fix_idx = job.arrays
     slots = _number_slots(wanted, len(job.records))
     if totals is None:
@@ -146,20 +179,48 @@ def _kernel_args(job, wanted, totals=None):
                                         steps_per_year=job.steps_per_year, scheme=job.scheme)
         return args + (agg_e, agg_w, agg_base)
     return (grid, p["spot"], p["rate"], p["div_yield"], p["vol"], ti, tf, fix_idx, slots,
-            job.bumps, agg_e, agg_w, agg_base)
+            job.coef, job.bumps, agg_e, agg_w, agg_base) + (job.sampler_args if sampler
+                                                             else _MC_SAMPLER)
 
 
-def _segments(job, args, n_slots, stream, first_path, n_paths):
+def _segments(job, args, n_slots, stream, first_path, n_paths, segment=engine.SEGMENT):
     chunk = heston_pricer.chunk if job.params["model"] == "heston" else gbm_pricer.chunk
     return engine.simulate_segments(
         chunk, args, key0=seed_key(job.seed), key1=name_key(job.name), stream=stream,
         first_path=first_path, n_paths=n_paths, n_slots=n_slots, chunk_paths=job.chunk_paths,
-        block_paths=job.block_paths)
+        block_paths=job.block_paths, segment=segment)
+
+
+def _fit_coefficients(job, n_paths):
+    """Fit each GBM likelihood-ratio or optimal estimate's (w, c) on the pilot paths."""
+    fitted = np.zeros((len(job.records), G.N_QUANTITIES), dtype=np.int64)
+    for j, c in enumerate(job.choices):
+        for g, e in c.items():
+            fitted[j, g] = e in (G.LR, G.OPTIMAL)
+    if not fitted.any():
+        return
+    grid, ti, tf, fix_idx = job.arrays
+    p = job.params
+    sums = np.zeros((-(-n_paths // engine.TILE), len(job.records), G.N_QUANTITIES,
+                     optimal.N_COMPONENTS * (optimal.N_COMPONENTS + 3) // 2))
+    gbm_pricer.pilot_chunk(seed_key(job.seed), name_key(job.name), STREAM_PILOT, n_paths, grid,
+                           p["spot"], p["rate"], p["div_yield"], p["vol"], ti, tf, fix_idx,
+                           fitted, sums)
+    total = np.zeros(sums.shape[1:])
+    for tile in sums:            # in path order, so the fit is the same on any thread count
+        total += tile
+    for j, g in zip(*np.nonzero(fitted)):
+        cov = optimal.covariance(total[j, g], n_paths)
+        job.coef[j, g] = optimal.coefficients(cov, job.choices[j][g] == G.OPTIMAL,
+                                              bool(job.records[j]["control"]), job.lr_baseline)
 
 
 def pilot(job):
-    """Resolve auto choices (lowest pilot variance; ties keep the preference order) and fit the
-    pilot control coefficients.  Returns the job, updated."""
+    """Fit the likelihood-ratio baselines and blend weights, resolve auto choices (lowest pilot
+    variance; ties keep the preference order) and fit the pilot control coefficients.  Returns
+    the job, updated."""
+    if job.params["model"] == "gbm":
+        _fit_coefficients(job, min(PILOT_PATHS, job.n_paths))
     piloted = [(j, g, e) for j, c in enumerate(job.choices) for g, cands in c.items()
                for e in (cands if isinstance(cands, tuple)
                          else (cands,) if job.records[j]["control"] else ())]
@@ -198,17 +259,31 @@ def _totals_weights(job, wanted):
 def simulate(job, first_path, n_paths):
     """Main-run segment moments of paths first_path..first_path+n_paths-1 (whole segments)."""
     wanted = job.wanted()
-    args = _kernel_args(job, wanted, _totals_weights(job, wanted))
-    return _segments(job, args, job.n_slots, STREAM_MAIN, first_path, n_paths)
+    args = _kernel_args(job, wanted, _totals_weights(job, wanted), sampler=True)
+    return _segments(job, args, job.n_slots, STREAM_MAIN, first_path, n_paths, job.segment)
 
 
 def finish(job, counts, states):
     """Rows, diagnostics and per-path totals from all segment moments of the main run."""
     wanted = job.wanted()
-    count, state = engine.merge_segments(counts, states)
-    mean, se, reduction, beta = engine.estimate(count, state[:len(wanted)],
-                                                _control_means(job, wanted))
-    total, total_se, _, _ = engine.estimate(count, state[len(wanted):])
+    means = _control_means(job, wanted)
+    if job.sampler == "sobol":
+        # One merged state per replicate; the estimate and its error come from across them.
+        k = len(counts) // job.randomizations
+        reps = [engine.merge_segments(counts[r * k:(r + 1) * k], states[r * k:(r + 1) * k])
+                for r in range(job.randomizations)]
+        rep_counts = np.array([c for c, _ in reps])
+        rep_states = np.stack([st for _, st in reps])
+        beta = np.array([job.pilot_beta.get(key, 0.0) for key in wanted])
+        mean, se, reduction, beta = engine.estimate_replicates(
+            rep_counts, rep_states[:, :len(wanted)], means, beta)
+        no_control = np.full(G.N_QUANTITIES, np.nan)
+        total, total_se, _, _ = engine.estimate_replicates(
+            rep_counts, rep_states[:, len(wanted):], no_control, np.zeros(G.N_QUANTITIES))
+    else:
+        count, state = engine.merge_segments(counts, states)
+        mean, se, reduction, beta = engine.estimate(count, state[:len(wanted)], means)
+        total, total_se, _, _ = engine.estimate(count, state[len(wanted):])
     index = {key: k for k, key in enumerate(wanted)}
     rows, diagnostics = [], []
     for j, (r, c) in enumerate(zip(job.records, job.choices)):
@@ -220,8 +295,10 @@ def finish(job, counts, states):
             row[quantity + "_se"] = abs(q) * se[k]
             if g != G.PRICE:
                 row["method_" + quantity] = G.ESTIMATORS[e]
+            w = job.coef[j, g, optimal.W]
             diagnostics.append({"trade_id": r["trade_id"], "quantity": quantity,
                                 "method": G.ESTIMATORS[e] if g != G.PRICE else "",
+                                "weight": w if g != G.PRICE and e == G.OPTIMAL else np.nan,
                                 "control": "geometric_asian" if r["control"] else "",
                                 "control_beta": beta[k] if r["control"] else np.nan,
                                 "variance_reduction": reduction[k]})

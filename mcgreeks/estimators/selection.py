@@ -4,8 +4,9 @@
 every Greek it can estimate at all under the trade's model (pathwise: first-order Greeks; mixed: gamma; fd: all;
 lr: all under GBM, delta, gamma and rho under Heston); the other Greeks stay on auto, visibly so in their ``method_`` columns.  An estimator asked for a
 Greek it is invalid for on a trade's payoff is an error, never a silently biased number.  For auto,
-the candidates are the valid estimators other than fd (fd only when nothing else is valid), and a
-pilot run picks the one with the lowest variance.
+the candidates are the valid estimators other than fd (fd only when nothing else is valid): the
+optimal blend where it is offered (it is never worse than either estimator it blends), otherwise
+the one with the lowest variance in a pilot run.
 """
 from mcgreeks import greeks as G
 from mcgreeks import payoffs
@@ -19,9 +20,10 @@ MODEL_GREEKS = {"gbm": tuple(G.QUANTITIES.index(g) for g in G.GBM_GREEKS),
 _FIRST_ORDER = tuple(g for g in range(1, G.N_QUANTITIES) if g != G.GAMMA)
 #: The Greeks an estimator can estimate at all, per model (whatever the payoff).
 _APPLIES = {"gbm": {"pathwise": _FIRST_ORDER, "mixed": (G.GAMMA,), "lr": MODEL_GREEKS["gbm"],
-                    "fd": MODEL_GREEKS["gbm"]},
+                    "fd": MODEL_GREEKS["gbm"], "optimal": MODEL_GREEKS["gbm"]},
             "heston": {"pathwise": _FIRST_ORDER, "mixed": (G.GAMMA,),
-                       "lr": (G.DELTA, G.GAMMA, G.RHO), "fd": MODEL_GREEKS["heston"]}}
+                       "lr": (G.DELTA, G.GAMMA, G.RHO), "fd": MODEL_GREEKS["heston"],
+                       "optimal": ()}}
 
 
 def method_plan(method):
@@ -64,6 +66,8 @@ def choices(record, plan, model="gbm", params=None):
         valid = valid_for(g)
         if name == "auto":
             candidates = tuple(e for e in valid if e != G.FD) or (G.FD,)
+            if G.OPTIMAL in candidates:
+                candidates = (G.OPTIMAL,)
             out[g] = candidates[0] if len(candidates) == 1 else candidates
             continue
         e = G.ESTIMATORS.index(name)

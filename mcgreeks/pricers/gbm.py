@@ -19,14 +19,14 @@ from numba import prange
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks._jit import kernel
-from mcgreeks.engine import TILE, brownian_tile, write_moments
-from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, pathwise
+from mcgreeks.engine import TILE, brownian_tile, paths_tile, write_moments
+from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, optimal, pathwise
 from mcgreeks.models import gbm
 
 # Per-path quantities kept for a tile, rows of the ``q`` buffer.
 (F, SLOPE, U, T_SPOT, T_VOL, T_RATE, T_MAT, SC_SPOT, SC2_SPOT, SC_VOL, SC_RATE, SC_MAT,
- X_SPOT, X_VOL, X_MAT, X_SPOT2) = range(16)
-N_Q = 16
+ X_SPOT, X_VOL, X_MAT, X_SPOT2, Z_FIRST, Z_LAST, Q_EXCESS) = range(19)
+N_Q = 19
 
 
 @kernel
@@ -112,7 +112,8 @@ def _tangents(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol):
 
 @kernel
 def _scores(ti, tf, fix_idx, grid, w, i, s0, mu, vol):
-    """Scores of the law of W on the trade's own dates: (∂S0, ∂²S0 weight, ∂σ, ∂r, ∂T)."""
+    """Scores of the law of W on the trade's own dates: (∂S0, ∂²S0 weight, ∂σ, ∂r, ∂T), then
+    the standardized z_1, z_n and Σ z_k² - n the likelihood-ratio baseline is built from."""
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     t_prev = w_prev = q = 0.0
     for k in range(n):
@@ -124,7 +125,8 @@ def _scores(ti, tf, fix_idx, grid, w, i, s0, mu, vol):
     t1, w1 = grid[g1], w[g1, i]
     return (gbm.score_spot(s0, vol, t1, w1), gbm.score2_spot(s0, vol, t1, w1),
             gbm.score_vol(vol, n, q, w_prev), gbm.score_rate(vol, w_prev),
-            gbm.score_maturity(mu, vol, tf[P.MATURITY], n, q, w_prev))
+            gbm.score_maturity(mu, vol, tf[P.MATURITY], n, q, w_prev),
+            w1 / math.sqrt(t1), w_prev / math.sqrt(t_prev), q - n)
 
 
 @kernel
@@ -140,8 +142,9 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_sc
             q[U, i] = u
             q[SLOPE, i] = P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
         if need_scores:
-            (q[SC_SPOT, i], q[SC2_SPOT, i], q[SC_VOL, i], q[SC_RATE, i],
-             q[SC_MAT, i]) = _scores(ti, tf, fix_idx, grid, w, i, s0, mu, vol)
+            (q[SC_SPOT, i], q[SC2_SPOT, i], q[SC_VOL, i], q[SC_RATE, i], q[SC_MAT, i],
+             q[Z_FIRST, i], q[Z_LAST, i], q[Q_EXCESS, i]) = _scores(ti, tf, fix_idx, grid, w, i,
+                                                                   s0, mu, vol)
         if continuous_barrier:
             # f = vanilla(S_T) × weight(S0, S_T, σ²T): the weight's own derivatives enter as
             # explicit terms, and its S_T-derivative joins the slope.
@@ -191,34 +194,60 @@ def _fd(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, base, bumps):
 
 
 @kernel
-def _estimate(g, e, q, i, s0, rate, maturity, disc):
-    """One path's estimate of quantity g by estimator e (not fd) from the tile quantities q."""
-    f = q[F, i]
-    if g == G.PRICE:
-        return disc * f
-    if g == G.GAMMA:
-        if e == G.MIXED:
-            return mixed.gamma(disc, q[SLOPE, i], q[T_SPOT, i], -q[U, i] / (s0 * s0),
-                               q[SC_SPOT, i])
-        return lr.second_order(disc, f, q[SC2_SPOT, i], q[SC_SPOT, i], q[X_SPOT, i],
-                               q[X_SPOT2, i])
+def _derivative_parts(g, q, i, maturity, rate, disc):
+    """(tangent, score, explicit payoff derivative, ∂D/∂θ) of first-order quantity g on path i;
+    theta's are those of ∂/∂T (its sign is applied by the callers)."""
     if g == G.DELTA:
-        tangent, score, explicit, ddisc = q[T_SPOT, i], q[SC_SPOT, i], q[X_SPOT, i], 0.0
-    elif g == G.VEGA:
-        tangent, score, explicit, ddisc = q[T_VOL, i], q[SC_VOL, i], q[X_VOL, i], 0.0
-    elif g == G.RHO:
-        tangent, score, explicit, ddisc = q[T_RATE, i], q[SC_RATE, i], 0.0, -maturity * disc
-    else:  # theta = -∂V/∂T
-        tangent, score, explicit, ddisc = q[T_MAT, i], q[SC_MAT, i], q[X_MAT, i], -rate * disc
-    if e == G.PATHWISE:
-        d = pathwise.first_order(disc, ddisc, f, q[SLOPE, i], tangent, explicit)
-    else:
-        d = lr.first_order(disc, ddisc, f, score, explicit)
+        return q[T_SPOT, i], q[SC_SPOT, i], q[X_SPOT, i], 0.0
+    if g == G.VEGA:
+        return q[T_VOL, i], q[SC_VOL, i], q[X_VOL, i], 0.0
+    if g == G.RHO:
+        return q[T_RATE, i], q[SC_RATE, i], 0.0, -maturity * disc
+    return q[T_MAT, i], q[SC_MAT, i], q[X_MAT, i], -rate * disc
+
+
+@kernel
+def _direct(g, q, i, s0, rate, maturity, disc):
+    """One path's pathwise estimate of first-order quantity g, or its mixed gamma."""
+    if g == G.GAMMA:
+        return mixed.gamma(disc, q[SLOPE, i], q[T_SPOT, i], -q[U, i] / (s0 * s0), q[SC_SPOT, i])
+    tangent, _, explicit, ddisc = _derivative_parts(g, q, i, maturity, rate, disc)
+    d = pathwise.first_order(disc, ddisc, q[F, i], q[SLOPE, i], tangent, explicit)
     return -d if g == G.THETA else d
 
 
 @kernel
-def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, bumps, x):
+def _likelihood(g, q, i, rate, maturity, disc):
+    """One path's likelihood-ratio estimate of quantity g."""
+    f = q[F, i]
+    if g == G.GAMMA:
+        return lr.second_order(disc, f, q[SC2_SPOT, i], q[SC_SPOT, i], q[X_SPOT, i],
+                               q[X_SPOT2, i])
+    _, score, explicit, ddisc = _derivative_parts(g, q, i, maturity, rate, disc)
+    d = lr.first_order(disc, ddisc, f, score, explicit)
+    return -d if g == G.THETA else d
+
+
+@kernel
+def _estimate(g, e, q, i, s0, rate, maturity, disc, coef, baseline):
+    """One path's estimate of quantity g by estimator e (not fd) from the tile quantities q.
+    Likelihood ratio and optimal take ``coef`` = (w, c) (``estimators.optimal``), the baseline's
+    controls only when ``baseline`` (a control twin goes without)."""
+    if g == G.PRICE:
+        return disc * q[F, i]
+    if e == G.PATHWISE or e == G.MIXED:
+        return _direct(g, q, i, s0, rate, maturity, disc)
+    direct = _direct(g, q, i, s0, rate, maturity, disc) if e == G.OPTIMAL else 0.0
+    likelihood = _likelihood(g, q, i, rate, maturity, disc)
+    if not baseline:
+        return optimal.blend(coef, direct, likelihood, 0.0, 0.0, 0.0, 0.0, 0.0)
+    c1, c2, c3, c4, c5 = optimal.controls(q[Z_FIRST, i], q[Z_LAST, i], q[Q_EXCESS, i])
+    return optimal.blend(coef, direct, likelihood, c1, c2, c3, c4, c5)
+
+
+@kernel
+def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, bumps, coef,
+               baseline, x):
     """One path's estimate of (g, e) for each path of the tile into x[:m]."""
     maturity = tf[P.MATURITY]
     disc = math.exp(-rate * maturity)
@@ -228,21 +257,23 @@ def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, b
                        disc * q[F, i], bumps)
     else:
         for i in range(m):
-            x[i] = _estimate(g, e, q, i, s0, rate, maturity, disc)
+            x[i] = _estimate(g, e, q, i, s0, rate, maturity, disc, coef, baseline)
 
 
 @kernel
-def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, bumps, agg_e, agg_w,
-                q, q_x, y, x, agg, out_tile):
+def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, coef_j, bumps, agg_e,
+                agg_w, q, q_x, y, x, agg, out_tile):
     """All wanted estimates of one trade over one tile; with a control (an arithmetic Asian's
     geometric twin on the same path, same estimator), their joint moments.  The estimate of
     quantity g by estimator agg_e[g] is also added, per path, to the underlying's total agg[g]
-    as agg_w[g] · (y, -x, 1): the position's quantity, and its control's fixed coefficient."""
+    as agg_w[g] · (y, -x, 1): the position's quantity, and its control's fixed coefficient.
+    coef_j[g] = (w, c) are the blend weight and baseline (``estimators.optimal``)."""
     mu = gbm.log_drift(rate, div, vol)
     need_tangents = need_scores = False
     for g in range(slots_j.shape[0]):
-        need_tangents |= slots_j[g, G.PATHWISE] >= 0 or slots_j[g, G.MIXED] >= 0
-        need_scores |= slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0
+        blended = slots_j[g, G.OPTIMAL] >= 0
+        need_tangents |= slots_j[g, G.PATHWISE] >= 0 or slots_j[g, G.MIXED] >= 0 or blended
+        need_scores |= slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0 or blended
     kind = ti[P.KIND]
     control = ti[P.CONTROL] == 1
     _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, q)
@@ -254,10 +285,11 @@ def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, bumps,
             k = slots_j[g, e]
             if k < 0:
                 continue
-            _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, bumps, y)
+            _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, bumps,
+                       coef_j[g], True, y)
             if control:
                 _estimates(g, e, P.ASIAN_GEOMETRIC, ti, tf, fix_idx, grid, w, m, s0, rate, div,
-                           vol, q_x, bumps, x)
+                           vol, q_x, bumps, coef_j[g], False, x)
             write_moments(y, x, m, control, out_tile[k])
             if agg_e[g] == e:
                 for i in range(m):
@@ -269,15 +301,18 @@ def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, bumps,
 
 @kernel(parallel=True)
 def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, div, vol,
-          ti, tf, fix_idx, slots, bumps, agg_e, agg_w, agg_base, out):
+          ti, tf, fix_idx, slots, coef, bumps, agg_e, agg_w, agg_base, sampler_dirs,
+          sampler_shifts, per_replicate, steps, weights, out):
     """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
     moments per slot to out[tile, slot, :] (``engine.write_moments``); with agg_base >= 0, the
-    moments of the per-path totals of each quantity to slots agg_base + g."""
+    moments of the per-path totals of each quantity to slots agg_base + g.  The sampler
+    arguments are those of ``engine.paths_tile`` (empty for Monte Carlo)."""
     n_tiles = (n_paths + TILE - 1) // TILE
     n_blocks = (n_tiles + tiles_per_block - 1) // tiles_per_block
     for b in prange(n_blocks):
         w = np.empty((grid.size, TILE))
-        z = np.empty(TILE)
+        u = np.empty(TILE)
+        z = np.empty((grid.size if sampler_dirs.shape[0] else 0, TILE))
         q = np.empty((N_Q, TILE))
         q_x = np.empty((N_Q, TILE))
         y = np.empty(TILE)
@@ -286,11 +321,67 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, d
         for tile in range(b * tiles_per_block, min(n_tiles, (b + 1) * tiles_per_block)):
             first = tile * TILE
             m = min(TILE, n_paths - first)
-            brownian_tile(key0, key1, stream, path0 + first, m, grid, z, w)
+            paths_tile(key0, key1, stream, path0 + first, m, grid, sampler_dirs, sampler_shifts,
+                       per_replicate, steps, weights, u, z, w)
             agg[:, :] = 0.0
             for j in range(ti.shape[0]):
                 _trade_tile(ti[j], tf[j], fix_idx, grid, w, m, s0, rate, div, vol, slots[j],
-                            bumps, agg_e[j], agg_w[j], q, q_x, y, x, agg, out[tile])
+                            coef[j], bumps, agg_e[j], agg_w[j], q, q_x, y, x, agg, out[tile])
             if agg_base >= 0:
                 for g in range(agg.shape[0]):
                     write_moments(agg[g], x, m, False, out[tile, agg_base + g])
+
+
+@kernel
+def _components(g, q, q_x, i, s0, rate, maturity, disc, control, v):
+    """The pilot's components of quantity g on path i into v (``estimators.optimal``)."""
+    v[optimal.DIRECT] = _direct(g, q, i, s0, rate, maturity, disc)
+    v[optimal.LIKELIHOOD] = _likelihood(g, q, i, rate, maturity, disc)
+    v[optimal.DIRECT_X] = v[optimal.LIKELIHOOD_X] = 0.0
+    if control:
+        v[optimal.DIRECT_X] = _direct(g, q_x, i, s0, rate, maturity, disc)
+        v[optimal.LIKELIHOOD_X] = _likelihood(g, q_x, i, rate, maturity, disc)
+    c = optimal.FIRST_CONTROL
+    v[c], v[c + 1], v[c + 2], v[c + 3], v[c + 4] = optimal.controls(q[Z_FIRST, i], q[Z_LAST, i],
+                                                                    q[Q_EXCESS, i])
+
+
+@kernel(parallel=True)
+def pilot_chunk(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, fix_idx, fitted,
+                out):
+    """Per-tile sums of the components of each fitted (trade j, quantity g) (fitted[j, g] == 1)
+    over paths 0..n_paths-1: out[tile, j, g] = (Σv, Σ v_a v_b for a <= b), for
+    ``estimators.optimal.covariance`` once summed over tiles in order."""
+    n_tiles = (n_paths + TILE - 1) // TILE
+    n_c = optimal.N_COMPONENTS
+    for tile in prange(n_tiles):
+        w = np.empty((grid.size, TILE))
+        z = np.empty(TILE)
+        q = np.empty((N_Q, TILE))
+        q_x = np.empty((N_Q, TILE))
+        v = np.empty(n_c)
+        first = tile * TILE
+        m = min(TILE, n_paths - first)
+        brownian_tile(key0, key1, stream, first, m, grid, z, w)
+        mu = gbm.log_drift(rate, div, vol)
+        for j in range(ti.shape[0]):
+            control = ti[j, P.CONTROL] == 1
+            _fill(ti[j, P.KIND], ti[j], tf[j], fix_idx, grid, w, m, s0, mu, vol, True, True, q)
+            if control:
+                _fill(P.ASIAN_GEOMETRIC, ti[j], tf[j], fix_idx, grid, w, m, s0, mu, vol, True,
+                      True, q_x)
+            maturity = tf[j, P.MATURITY]
+            disc = math.exp(-rate * maturity)
+            for g in range(fitted.shape[1]):
+                if fitted[j, g] == 0:
+                    continue
+                sums = out[tile, j, g]
+                sums[:] = 0.0
+                for i in range(m):
+                    _components(g, q, q_x, i, s0, rate, maturity, disc, control, v)
+                    k = n_c
+                    for a in range(n_c):
+                        sums[a] += v[a]
+                        for b in range(a, n_c):
+                            sums[k] += v[a] * v[b]
+                            k += 1

@@ -113,6 +113,8 @@ def why_invalid(kind, greek, estimator, continuous=False):
     """Why ``estimator`` cannot estimate ``greek`` of payoff ``kind`` under Heston."""
     if greek == G.VEGA:
         return "vega is a GBM Greek; Heston has d_v0 ... d_corr instead"
+    if estimator == G.OPTIMAL:
+        return "the optimal blend is offered under GBM only"
     if estimator == G.LR and greek not in (G.DELTA, G.GAMMA, G.RHO):
         return ("likelihood ratio under Heston covers delta, gamma and rho: the QE variance "
                 "step has no differentiable density in the model parameters or the maturity")

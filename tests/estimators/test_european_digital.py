@@ -191,14 +191,59 @@ def test_estimators_agree(runs, a, b):
     assert (4 * se < MEANINGFUL * _scale(VANILLAS)[g].loc[ids]).all()
 
 
-def test_auto_picks_a_valid_estimator_with_the_lowest_variance(runs):
+def test_auto_takes_optimal_where_two_estimators_are_valid(runs):
     auto = price_portfolio(ALL, MARKET, n_paths=N_PATHS, seed=SEED + 4)
     digital = ALL.set_index("trade_id").payoff == "digital"
-    assert (auto.loc[digital, "method_delta"] == "lr").all()
-    assert (auto.loc[~digital, "method_gamma"].isin(["mixed", "lr"])).all()
-    # where auto chose, its SE is no worse than the best explicit one (same N) by more than noise
+    for g in GREEKS:
+        assert (auto.loc[digital, "method_" + g] == "lr").all()
+        assert (auto.loc[~digital, "method_" + g] == "optimal").all()
+    # its SE is no worse than the best explicit one (same N, other seeds) by more than noise
     for g in GREEKS:
         explicit = pd.concat([runs[m][g + "_se"] for m in ("pathwise", "lr", "mixed")], axis=1)
         best = explicit.min(axis=1).reindex(auto.index)
         assert (auto[g + "_se"] <= 1.1 * best.fillna(np.inf)).all(), g
     assert_within_4se(auto, _closed_form(ALL), _scale(ALL), ("price",) + GREEKS, "")
+
+
+# -- optimal blend and the likelihood-ratio baseline (same paths, so SEs compare without noise) --
+
+FIRST_ORDER = ("delta", "vega", "rho", "theta")
+
+
+@pytest.fixture(scope="module")
+def same_paths():
+    kw = dict(n_paths=N_PATHS, seed=SEED + 6)
+    return {"optimal": price_portfolio(VANILLAS, MARKET, method="optimal", **kw),
+            "direct": price_portfolio(VANILLAS, MARKET, **kw,
+                                      method=dict.fromkeys(FIRST_ORDER, "pathwise")
+                                      | {"gamma": "mixed"}),
+            "lr": price_portfolio(ALL, MARKET, method="lr", **kw),
+            "lr_plain": price_portfolio(ALL, MARKET, method="lr", lr_baseline=False, **kw)}
+
+
+def test_optimal_every_greek(same_paths):
+    assert_within_4se(same_paths["optimal"], _closed_form(VANILLAS), _scale(VANILLAS), GREEKS,
+                      "optimal")
+
+
+def test_optimal_se_at_most_the_smaller_of_its_two_estimators(same_paths):
+    ids = VANILLAS.trade_id.to_numpy()
+    for g in GREEKS:
+        smaller = np.minimum(same_paths["direct"].loc[ids, g + "_se"],
+                             same_paths["lr"].loc[ids, g + "_se"])
+        ratio = same_paths["optimal"].loc[ids, g + "_se"] / smaller
+        assert (ratio <= 1.05).all(), (g, ratio.max())
+
+
+def test_lr_baseline_never_noisier_than_plain_lr(same_paths):
+    for g in GREEKS:
+        ratio = same_paths["lr"][g + "_se"] / same_paths["lr_plain"][g + "_se"]
+        assert (ratio <= 1.05).all(), (g, ratio.idxmax(), ratio.max())
+
+
+def test_lr_baseline_cuts_atm_european_delta_variance_threefold(same_paths):
+    atm = VANILLAS.merge(GRID, on=["underlying", "strike", "maturity"]).query("strike == spot")
+    assert len(atm) >= 8
+    ids = atm.trade_id.to_numpy()
+    cut = (same_paths["lr_plain"].loc[ids, "delta_se"] / same_paths["lr"].loc[ids, "delta_se"]) ** 2
+    assert (cut >= 3).all(), cut

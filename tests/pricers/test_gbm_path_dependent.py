@@ -97,7 +97,9 @@ def _geometric(p, **a):
 
 @pytest.fixture(scope="module")
 def geometric_runs():
-    runs = {m: price_portfolio(GEOMETRIC, MARKET, n_paths=N_PATHS, seed=SEED + i, method=m)
+    direct = dict.fromkeys(FIRST_ORDER, "pathwise") | {"gamma": "mixed"}
+    runs = {m: price_portfolio(GEOMETRIC, MARKET, n_paths=N_PATHS, seed=SEED + i,
+                               method=direct if m == "pathwise" else m)
             for i, m in enumerate(("pathwise", "lr", "fd"))}
     runs["lr_few"] = price_portfolio(GEOMETRIC_FEW, MARKET, n_paths=3 * N_PATHS, seed=SEED + 3,
                                      method="lr")
@@ -120,9 +122,7 @@ def test_geometric_asian_lr_gamma(geometric_runs):
 
 
 def test_geometric_asian_mixed_gamma(geometric_runs):
-    # a single estimator name leaves gamma on auto; for an Asian that is mixed (pathwise-then-LR)
     result = geometric_runs["pathwise"]
-    assert (result["method_gamma"] == "mixed").all()
     assert_within_4se(result, _reference(GEOMETRIC, _geometric), _scale(GEOMETRIC), ("gamma",), "mixed")
 
 
@@ -315,3 +315,55 @@ def test_control_variate_cuts_atm_arithmetic_asian_variance_tenfold():
         assert (z.abs() <= 4).all(), (g, z.abs().max())
     assert (plain_notes["variance_reduction"] == 1).all()
     assert (notes.xs("price", level="quantity")["control"] == "geometric_asian").all()
+
+
+# -- the optimal blend (same paths as its two estimators, so SEs compare without seed noise) ------
+
+#: (trades, reference, Greeks the blend covers): geometric Asians blend pathwise (mixed for
+#: gamma) with LR; a continuous barrier's gamma has LR only.
+OPTIMAL_CASES = {"geometric": (GEOMETRIC, _geometric, GREEKS),
+                 "continuous": (CONTINUOUS, _continuous, FIRST_ORDER)}
+
+
+@pytest.fixture(scope="module", params=list(OPTIMAL_CASES))
+def optimal_case(request):
+    trades, formula, greeks = OPTIMAL_CASES[request.param]
+    kw = dict(n_paths=N_PATHS, seed=SEED + 40)
+    direct = dict.fromkeys(FIRST_ORDER, "pathwise") | ({"gamma": "mixed"} if "gamma" in greeks
+                                                       else {})
+    runs = {"optimal": price_portfolio(trades, MARKET, method=dict.fromkeys(greeks, "optimal"),
+                                       **kw),
+            "direct": price_portfolio(trades, MARKET, method=direct, **kw),
+            "lr": price_portfolio(trades, MARKET, method="lr", **kw)}
+    return trades, formula, greeks, runs
+
+
+def test_optimal_against_closed_form(optimal_case):
+    trades, formula, greeks, runs = optimal_case
+    assert_within_4se(runs["optimal"], _reference(trades, formula), _scale(trades), greeks,
+                      "optimal")
+
+
+def test_optimal_se_at_most_the_smaller_of_its_two_estimators(optimal_case):
+    _, _, greeks, runs = optimal_case
+    for g in greeks:
+        smaller = np.minimum(runs["direct"][g + "_se"], runs["lr"][g + "_se"])
+        ratio = runs["optimal"][g + "_se"] / smaller
+        assert (ratio <= 1.05).all(), (g, ratio.idxmax(), ratio.max())
+
+
+def test_optimal_on_arithmetic_asians_agrees_and_reports_its_weight():
+    """No closed form: the blend (with the geometric control) agrees with pathwise/mixed on
+    independent paths, is no noisier, and reports w per Greek in the diagnostics."""
+    trades = _asian_trades("asian_arithmetic")
+    blend, notes = price_portfolio(trades, MARKET, n_paths=N_PATHS, seed=SEED + 50,
+                                   method="optimal", diagnostics=True)
+    direct = price_portfolio(trades, MARKET, n_paths=N_PATHS, seed=SEED + 51,
+                             method=dict.fromkeys(FIRST_ORDER, "pathwise") | {"gamma": "mixed"})
+    for g in GREEKS:
+        z = (blend[g] - direct[g]) / np.hypot(blend[g + "_se"], direct[g + "_se"])
+        assert (z.abs() <= 4).all(), (g, z.abs().max())
+        assert (blend[g + "_se"] <= 1.1 * direct[g + "_se"]).all(), g
+    weights = notes.drop("price", level="quantity")["weight"]
+    assert weights.notna().all() and weights.between(-1, 2).all()
+    assert notes.xs("price", level="quantity")["weight"].isna().all()
