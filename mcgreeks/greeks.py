@@ -12,9 +12,10 @@ N_QUANTITIES = len(QUANTITIES)
 
 #: Estimators, in the order of the kernels' estimator axis.
 #: ``optimal`` is the per-path blend of pathwise (mixed for gamma) and likelihood ratio with the
-#: least variance (``mcgreeks.estimators.optimal``).
-ESTIMATORS = ("pathwise", "lr", "mixed", "fd", "optimal")
-PATHWISE, LR, MIXED, FD, OPTIMAL = range(5)
+#: least variance (``mcgreeks.estimators.optimal``); ``vibrato`` is pathwise along the path and
+#: likelihood ratio over its last step (``mcgreeks.estimators.vibrato``).
+ESTIMATORS = ("pathwise", "lr", "mixed", "fd", "optimal", "vibrato")
+PATHWISE, LR, MIXED, FD, OPTIMAL, VIBRATO = range(6)
 N_ESTIMATORS = len(ESTIMATORS)
 
 #: Greeks a GBM model defines (vega is GBM only; d_* are Heston only).

@@ -195,8 +195,8 @@ def _fit_coefficients(job, n_paths):
     """Fit each GBM likelihood-ratio or optimal estimate's (w, c) on the pilot paths."""
     fitted = np.zeros((len(job.records), G.N_QUANTITIES), dtype=np.int64)
     for j, c in enumerate(job.choices):
-        for g, e in c.items():
-            fitted[j, g] = e in (G.LR, G.OPTIMAL)
+        for g, e in c.items():       # e is a code, or a tuple of auto candidates
+            fitted[j, g] = bool({G.LR, G.OPTIMAL} & set(e if isinstance(e, tuple) else (e,)))
     if not fitted.any():
         return
     grid, ti, tf, fix_idx = job.arrays

@@ -3,8 +3,9 @@
 Each module holds the one-path formula of one estimator; the engine combines them with a model's
 tangents and scores and a payoff's value and slope.
 """
-from mcgreeks.greeks import DELTA, FD, GAMMA, LR, MIXED, OPTIMAL, PATHWISE, RHO, THETA, VEGA
-from mcgreeks.payoffs import BARRIER, DISCONTINUOUS
+from mcgreeks.greeks import (DELTA, FD, GAMMA, LR, MIXED, OPTIMAL, PATHWISE, RHO, THETA, VEGA,
+                             VIBRATO)
+from mcgreeks.payoffs import BARRIER, DIGITAL, DISCONTINUOUS
 
 _FIRST_ORDER = (DELTA, VEGA, RHO, THETA)
 
@@ -12,16 +13,18 @@ _FIRST_ORDER = (DELTA, VEGA, RHO, THETA)
 def valid_estimators(kind, greek, continuous=False):
     """Estimator codes that are unbiased for ``greek`` of payoff ``kind`` (fd: up to its O(h²)
     bump bias), in order of preference.  ``optimal`` blends the other two non-fd estimators, so
-    it is offered exactly where two exist.
+    it is offered exactly where two exist.  ``vibrato`` is offered for digitals, whose jump its
+    last-step likelihood ratio smooths.
 
     A continuously monitored barrier is priced with its bridge survival weight, which is smooth:
     its first-order Greeks are pathwise-valid; its gamma is taken by likelihood ratio with the
     weight's own S0-derivatives (the mixed form would need the weight's kink at the strike)."""
     smooth = kind not in DISCONTINUOUS or (kind == BARRIER and continuous)
+    jump = (VIBRATO,) if kind == DIGITAL else ()
     if greek in _FIRST_ORDER:
-        return (OPTIMAL, PATHWISE, LR, FD) if smooth else (LR, FD)
+        return (OPTIMAL, PATHWISE, LR, FD) if smooth else (LR,) + jump + (FD,)
     if greek == GAMMA:
-        return (OPTIMAL, MIXED, LR, FD) if smooth and kind != BARRIER else (LR, FD)
+        return (OPTIMAL, MIXED, LR, FD) if smooth and kind != BARRIER else (LR,) + jump + (FD,)
     return ()
 
 
@@ -31,6 +34,9 @@ def why_invalid(kind, greek, estimator, continuous=False):
         return "the second pathwise derivative of a kinked payoff is zero almost surely; use mixed"
     if estimator == MIXED and greek != GAMMA:
         return "mixed is a second-order estimator (pathwise then likelihood ratio): gamma only"
+    if estimator == VIBRATO:
+        return ("vibrato is offered for digitals; Lipschitz payoffs take pathwise or optimal, "
+                "and a discrete barrier's jumps at its earlier dates would bias it")
     if estimator == OPTIMAL:
         return ("optimal blends two unbiased estimators, and this payoff's Greek has only one "
                 "besides fd")

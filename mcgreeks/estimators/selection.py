@@ -20,10 +20,11 @@ MODEL_GREEKS = {"gbm": tuple(G.QUANTITIES.index(g) for g in G.GBM_GREEKS),
 _FIRST_ORDER = tuple(g for g in range(1, G.N_QUANTITIES) if g != G.GAMMA)
 #: The Greeks an estimator can estimate at all, per model (whatever the payoff).
 _APPLIES = {"gbm": {"pathwise": _FIRST_ORDER, "mixed": (G.GAMMA,), "lr": MODEL_GREEKS["gbm"],
-                    "fd": MODEL_GREEKS["gbm"], "optimal": MODEL_GREEKS["gbm"]},
+                    "fd": MODEL_GREEKS["gbm"], "optimal": MODEL_GREEKS["gbm"],
+                    "vibrato": MODEL_GREEKS["gbm"]},
             "heston": {"pathwise": _FIRST_ORDER, "mixed": (G.GAMMA,),
                        "lr": (G.DELTA, G.GAMMA, G.RHO), "fd": MODEL_GREEKS["heston"],
-                       "optimal": ()}}
+                       "optimal": (), "vibrato": (G.DELTA, G.GAMMA)}}
 
 
 def method_plan(method):

@@ -20,7 +20,7 @@ from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks._jit import kernel
 from mcgreeks.engine import TILE, brownian_tile, paths_tile, write_moments
-from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, optimal, pathwise
+from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, optimal, pathwise, vibrato
 from mcgreeks.models import gbm
 
 # Per-path quantities kept for a tile, rows of the ``q`` buffer.
@@ -246,12 +246,47 @@ def _estimate(g, e, q, i, s0, rate, maturity, disc, coef, baseline):
 
 
 @kernel
+def _vibrato(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol):
+    """One path's vibrato estimate of quantity g of a one-date payoff (a digital).  Its only
+    step, (0, T], is exact under GBM: ln S_T = ln S0 + μT + σ√T Z, so the last step's mean and
+    sd are μ_T = ln S0 + (r - q - σ²/2)T and s = σ√T, whose parameter derivatives chain with the
+    Gaussian ratios of ``estimators.vibrato``."""
+    maturity = tf[P.MATURITY]
+    t = grid[fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]]
+    mu = gbm.log_drift(rate, div, vol)
+    sd = vol * math.sqrt(t)
+    z = w[fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1], i] / math.sqrt(t)
+    omega, strike, cash = tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH]
+    centre = s0 * math.exp(mu * t)
+    f_up = P.value(kind, omega, strike, cash, centre * math.exp(sd * z))
+    f_down = P.value(kind, omega, strike, cash, centre * math.exp(-sd * z))
+    f_mid = P.value(kind, omega, strike, cash, centre)
+    disc = math.exp(-rate * maturity)
+    by_mean = vibrato.d_mean(f_up, f_down, z, sd)
+    by_sd = vibrato.d_sd(f_up, f_down, f_mid, z, sd)
+    price = 0.5 * (f_up + f_down)
+    if g == G.DELTA:
+        return disc * by_mean / s0
+    if g == G.GAMMA:
+        return disc * (vibrato.d2_mean(f_up, f_down, f_mid, z, sd) - by_mean) / (s0 * s0)
+    if g == G.VEGA:       # ∂μ_T/∂σ = -σT, ∂s/∂σ = √T
+        return disc * (-vol * t * by_mean + math.sqrt(t) * by_sd)
+    if g == G.RHO:        # ∂μ_T/∂r = T, and the discount's -T
+        return disc * (t * by_mean - maturity * price)
+    # theta = -∂V/∂T: ∂μ_T/∂T = μ, ∂s/∂T = σ/(2√T), and the discount's -r
+    return -disc * (mu * by_mean + 0.5 * vol / math.sqrt(t) * by_sd - rate * price)
+
+
+@kernel
 def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, bumps, coef,
                baseline, x):
     """One path's estimate of (g, e) for each path of the tile into x[:m]."""
     maturity = tf[P.MATURITY]
     disc = math.exp(-rate * maturity)
-    if e == G.FD:
+    if e == G.VIBRATO:
+        for i in range(m):
+            x[i] = _vibrato(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol)
+    elif e == G.FD:
         for i in range(m):
             x[i] = _fd(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol,
                        disc * q[F, i], bumps)

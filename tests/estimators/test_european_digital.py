@@ -247,3 +247,11 @@ def test_lr_baseline_cuts_atm_european_delta_variance_threefold(same_paths):
     ids = atm.trade_id.to_numpy()
     cut = (same_paths["lr_plain"].loc[ids, "delta_se"] / same_paths["lr"].loc[ids, "delta_se"]) ** 2
     assert (cut >= 3).all(), cut
+
+
+def test_vibrato_every_greek_of_digitals():
+    """Under GBM a digital's only step is exact, so vibrato is the Gaussian likelihood ratio of
+    that step with an antithetic pair (Giles 2009); auto keeps lr with its baseline, which has
+    less variance here (vibrato pays off on multi-step paths: tests/pricers/test_heston_vibrato)."""
+    vib = price_portfolio(DIGITALS, MARKET, n_paths=N_PATHS, seed=SEED + 7, method="vibrato")
+    assert_within_4se(vib, _closed_form(DIGITALS), _scale(DIGITALS), GREEKS, "vibrato")
