@@ -1,14 +1,16 @@
 """GBM pricer: exact Brownian paths on the union of the trades' dates, every payoff, every estimator.
 
 For one tile of paths, W is drawn on the underlying's grid (the union of all its trades' dates, one
-normal per grid step), then each trade reads W at its own dates and, path by path:
-- walks its schedule to get its payoff (``_walk``, ``_value``); fd revalues the same walk with
-  bumped parameters on the same W (common random numbers);
-- for pathwise and mixed estimators, the tangents of its payoff's underlying quantity u (S_T or
-  an average) with respect to S0, σ, r, T (``_tangents``);
-- for likelihood-ratio estimators, the scores of the law of W on its own dates (``_scores``);
-- for a continuously monitored barrier, the log-Brownian-bridge survival weight of [0, T] and its
-  derivatives, which make the barrier exact (no monitoring bias) and its Greeks smooth.
+normal per grid step, or a Sobol point per path), then for each trade:
+- one pass over its dates, the tile's paths as the inner loop, gathers per-path sums
+  (``_accumulate``): the average and its tangent sums, a discrete barrier's extreme, the squared
+  increments the scores need, and an arithmetic Asian's geometric twin;
+- per path, the payoff, its tangents with respect to S0, σ, r, T (pathwise and mixed estimators)
+  and the scores of the law of W on the trade's own dates (likelihood ratio) follow from those
+  sums (``_fill``); a continuously monitored barrier takes the log-Brownian-bridge survival weight
+  of [0, T] and its derivatives, which make it exact (no monitoring bias) and its Greeks smooth;
+- fd revalues the payoff by walking the dates again with bumped parameters on the same W (common
+  random numbers: ``_walk``, ``_value``); vibrato uses the last step's Gaussian law (``_vibrato``).
 ``_estimate`` combines these with the estimator formulas; the engine sums tiles in order.
 """
 import math
@@ -18,6 +20,7 @@ from numba import prange
 
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
+from mcgreeks import vecmath
 from mcgreeks._jit import kernel
 from mcgreeks.engine import TILE, brownian_tile, paths_tile, write_moments
 from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, optimal, pathwise, vibrato
@@ -77,91 +80,143 @@ def _value(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
     return f * (1.0 - alive if ti[P.KNOCK_IN] == 1 else alive)
 
 
-@kernel
-def _tangents(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol):
-    """(u, ∂u/∂S0, ∂u/∂σ, ∂u/∂r, ∂u/∂T) on path i: the chain rule along the path
-    (Glasserman 2004, §7.2.2 for the Asian sums)."""
-    off, n = ti[P.FIX_OFF], ti[P.FIX_N]
-    maturity = tf[P.MATURITY]
-    if kind == P.ASIAN_ARITHMETIC:
-        s_sum = sw_sum = st_sum = 0.0
-        for k in range(n):
-            g = fix_idx[off + k]
-            s = gbm.spot_at(s0, mu, vol, grid[g], w[g, i])
-            s_sum += s
-            sw_sum += s * w[g, i]
-            st_sum += s * grid[g]
-        u = s_sum / n
-        return (u, u / s0, (sw_sum - vol * st_sum) / n, st_sum / n,
-                (mu * st_sum + 0.5 * vol * sw_sum) / (n * maturity))
-    if kind == P.ASIAN_GEOMETRIC:
-        w_mean = t_mean = 0.0
-        for k in range(n):
-            g = fix_idx[off + k]
-            w_mean += w[g, i] / n
-            t_mean += grid[g] / n
-        u = s0 * math.exp(mu * t_mean + vol * w_mean)
-        return (u, u / s0, u * (w_mean - vol * t_mean), u * t_mean,
-                u * (mu * t_mean + 0.5 * vol * w_mean) / maturity)
-    g = fix_idx[off + n - 1]
-    t, wt = grid[g], w[g, i]
-    s = gbm.spot_at(s0, mu, vol, t, wt)
-    return (s, gbm.tangent_spot(s, s0), gbm.tangent_vol(s, vol, t, wt), gbm.tangent_rate(s, t),
-            gbm.tangent_maturity(s, mu, vol, t, wt, maturity))
+# Per-path sums over a trade's dates, rows of the ``acc`` buffer (``_accumulate``).
+E_SUM, EW_SUM, ET_SUM, W_SUM, Q_SUM, X_EXTREME = range(6)
+N_ACC = 6
 
 
 @kernel
-def _scores(ti, tf, fix_idx, grid, w, i, s0, mu, vol):
-    """Scores of the law of W on the trade's own dates: (∂S0, ∂²S0 weight, ∂σ, ∂r, ∂T), then
-    the standardized z_1, z_n and Σ z_k² - n the likelihood-ratio baseline is built from."""
+def _accumulate(kind, ti, fix_idx, grid, w, m, mu, vol, twin, need_scores, acc):
+    """One pass over a trade's dates with the tile's paths as the inner loop, so that it
+    vectorizes: per path, with e = S_t/S0 = exp(μt + σW_t), Σe, ΣeW and Σet (an arithmetic
+    average and its tangents), ΣW (a geometric average, or an arithmetic one's geometric twin
+    when ``twin``), the extreme of log(S_t/S0) (a discrete barrier: the minimum for a down
+    barrier, else the maximum), and Σ(ΔW)²/Δt over the dates (the scores)."""
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
-    t_prev = w_prev = q = 0.0
+    acc[:, :m] = 0.0
+    down = ti[P.DOWN] == 1
+    discrete_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 0
+    if discrete_barrier:
+        acc[X_EXTREME, :m] = math.inf if down else -math.inf
+    arithmetic = kind == P.ASIAN_ARITHMETIC
+    geometric = kind == P.ASIAN_GEOMETRIC or twin
+    t_prev, g_prev = 0.0, -1
     for k in range(n):
         g = fix_idx[off + k]
-        dw = w[g, i] - w_prev
-        q += dw * dw / (grid[g] - t_prev)
-        t_prev, w_prev = grid[g], w[g, i]
-    g1 = fix_idx[off]
-    t1, w1 = grid[g1], w[g1, i]
-    return (gbm.score_spot(s0, vol, t1, w1), gbm.score2_spot(s0, vol, t1, w1),
-            gbm.score_vol(vol, n, q, w_prev), gbm.score_rate(vol, w_prev),
-            gbm.score_maturity(mu, vol, tf[P.MATURITY], n, q, w_prev),
-            w1 / math.sqrt(t1), w_prev / math.sqrt(t_prev), q - n)
+        t = grid[g]
+        if arithmetic:
+            for i in range(m):
+                e = vecmath.exp(mu * t + vol * w[g, i])
+                acc[E_SUM, i] += e
+                acc[EW_SUM, i] += e * w[g, i]
+                acc[ET_SUM, i] += e * t
+        if geometric:
+            for i in range(m):
+                acc[W_SUM, i] += w[g, i]
+        if discrete_barrier and down:
+            for i in range(m):
+                acc[X_EXTREME, i] = min(acc[X_EXTREME, i], mu * t + vol * w[g, i])
+        elif discrete_barrier:
+            for i in range(m):
+                acc[X_EXTREME, i] = max(acc[X_EXTREME, i], mu * t + vol * w[g, i])
+        if need_scores:
+            inv_dt = 1.0 / (t - t_prev)
+            if g_prev < 0:
+                for i in range(m):
+                    acc[Q_SUM, i] += w[g, i] * w[g, i] * inv_dt
+            else:
+                for i in range(m):
+                    dw = w[g, i] - w[g_prev, i]
+                    acc[Q_SUM, i] += dw * dw * inv_dt
+        t_prev, g_prev = t, g
 
 
 @kernel
-def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, q):
-    """Per-path quantities of one trade (as payoff ``kind``) over a tile into the rows of ``q``."""
+def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, acc, q):
+    """Per-path quantities of one trade (as payoff ``kind``) over a tile into the rows of ``q``,
+    from the sums ``acc`` of ``_accumulate``: the payoff, its underlying quantity u (terminal
+    spot, or average) and slope, the tangents of u (the chain rule along the path; Glasserman
+    2004, §7.2.2 for the Asian sums), the scores of the law of W on the trade's own dates and,
+    for a continuously monitored barrier, the bridge weight's explicit derivatives."""
+    off, n = ti[P.FIX_OFF], ti[P.FIX_N]
+    maturity = tf[P.MATURITY]
+    omega, strike, cash = tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH]
+    g_first, g_last = fix_idx[off], fix_idx[off + n - 1]
+    t1, t_n = grid[g_first], grid[g_last]
+    t_mean = 0.0
+    for k in range(n):
+        t_mean += grid[fix_idx[off + k]] / n
+    down, knock_in = ti[P.DOWN] == 1, ti[P.KNOCK_IN] == 1
     continuous_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
+    discrete_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 0
+    log_level = math.log(tf[P.LEVEL] / s0)
     for i in range(m):
-        q[F, i] = _value(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, 1.0)
+        w_n = w[g_last, i]
+        if kind == P.ASIAN_ARITHMETIC:
+            u = s0 * acc[E_SUM, i] / n
+            ew, et = s0 * acc[EW_SUM, i] / n, s0 * acc[ET_SUM, i] / n
+            t_spot, t_vol, t_rate, t_mat = (u / s0, ew - vol * et, et,
+                                            (mu * et + 0.5 * vol * ew) / maturity)
+        elif kind == P.ASIAN_GEOMETRIC:
+            w_mean = acc[W_SUM, i] / n
+            u = s0 * math.exp(mu * t_mean + vol * w_mean)
+            t_spot, t_vol, t_rate, t_mat = (u / s0, u * (w_mean - vol * t_mean), u * t_mean,
+                                            u * (mu * t_mean + 0.5 * vol * w_mean) / maturity)
+        else:
+            u = gbm.spot_at(s0, mu, vol, t_n, w_n)
+            t_spot, t_vol, t_rate, t_mat = (
+                gbm.tangent_spot(u, s0), gbm.tangent_vol(u, vol, t_n, w_n),
+                gbm.tangent_rate(u, t_n), gbm.tangent_maturity(u, mu, vol, t_n, w_n, maturity))
+        f = P.value(kind, omega, strike, cash, u)
+        slope = P.slope(kind, omega, strike, cash, u)
         q[X_SPOT, i] = q[X_VOL, i] = q[X_MAT, i] = q[X_SPOT2, i] = 0.0
-        if need_tangents:
-            u, q[T_SPOT, i], q[T_VOL, i], q[T_RATE, i], q[T_MAT, i] = _tangents(
-                kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol)
-            q[U, i] = u
-            q[SLOPE, i] = P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
-        if need_scores:
-            (q[SC_SPOT, i], q[SC2_SPOT, i], q[SC_VOL, i], q[SC_RATE, i], q[SC_MAT, i],
-             q[Z_FIRST, i], q[Z_LAST, i], q[Q_EXCESS, i]) = _scores(ti, tf, fix_idx, grid, w, i,
-                                                                   s0, mu, vol)
-        if continuous_barrier:
+        if discrete_barrier:
+            x = acc[X_EXTREME, i]
+            alive = 0.0 if (x <= log_level if down else x >= log_level) else 1.0
+            f *= 1.0 - alive if knock_in else alive
+        elif continuous_barrier:
             # f = vanilla(S_T) × weight(S0, S_T, σ²T): the weight's own derivatives enter as
             # explicit terms, and its S_T-derivative joins the slope.
-            s_t = _walk(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, 1.0)[1]
-            vanilla = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
-            var = vol * vol * tf[P.MATURITY]
-            p, p_s1, p_s0, p_var, p_s0s0, p_s0s1 = gbm.bridge_survival(
-                ti[P.DOWN] == 1, tf[P.LEVEL], s0, s_t, var)
+            var = vol * vol * maturity
+            p, p_s1, p_s0, p_var, p_s0s0, p_s0s1 = gbm.bridge_survival(down, tf[P.LEVEL], s0,
+                                                                        u, var)
             sign = 1.0
-            if ti[P.KNOCK_IN] == 1:
+            if knock_in:
                 p, sign = 1.0 - p, -1.0
-            q[X_SPOT, i] = sign * vanilla * p_s0
-            q[X_VOL, i] = sign * vanilla * p_var * 2.0 * var / vol
-            q[X_MAT, i] = sign * vanilla * p_var * var / tf[P.MATURITY]
-            q[X_SPOT2, i] = sign * vanilla * p_s0s0
-            if need_tangents:
-                q[SLOPE, i] = q[SLOPE, i] * p + sign * vanilla * p_s1
+            q[X_SPOT, i] = sign * f * p_s0
+            q[X_VOL, i] = sign * f * p_var * 2.0 * var / vol
+            q[X_MAT, i] = sign * f * p_var * var / maturity
+            q[X_SPOT2, i] = sign * f * p_s0s0
+            slope = slope * p + sign * f * p_s1
+            f *= p
+        q[F, i] = f
+        if need_tangents:
+            q[U, i], q[SLOPE, i] = u, slope
+            q[T_SPOT, i], q[T_VOL, i], q[T_RATE, i], q[T_MAT, i] = t_spot, t_vol, t_rate, t_mat
+        if need_scores:
+            w1, q_sum = w[g_first, i], acc[Q_SUM, i]
+            q[SC_SPOT, i] = gbm.score_spot(s0, vol, t1, w1)
+            q[SC2_SPOT, i] = gbm.score2_spot(s0, vol, t1, w1)
+            q[SC_VOL, i] = gbm.score_vol(vol, n, q_sum, w_n)
+            q[SC_RATE, i] = gbm.score_rate(vol, w_n)
+            q[SC_MAT, i] = gbm.score_maturity(mu, vol, maturity, n, q_sum, w_n)
+            q[Z_FIRST, i] = w1 / math.sqrt(t1)
+            q[Z_LAST, i] = w_n / math.sqrt(t_n)
+            q[Q_EXCESS, i] = q_sum - n
+
+
+@kernel
+def _fill_trade(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, acc, q,
+                q_x):
+    """The trade's per-path quantities into q and, when it has a control, its geometric twin's
+    (same dates, same path) into q_x: one pass over the dates serves both."""
+    kind = ti[P.KIND]
+    control = ti[P.CONTROL] == 1
+    _accumulate(kind, ti, fix_idx, grid, w, m, mu, vol, control, need_scores, acc)
+    _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, acc, q)
+    if control:
+        _fill(P.ASIAN_GEOMETRIC, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents,
+              need_scores, acc, q_x)
 
 
 @kernel
@@ -297,7 +352,7 @@ def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, b
 
 @kernel
 def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, coef_j, bumps, agg_e,
-                agg_w, q, q_x, y, x, agg, out_tile):
+                agg_w, acc, q, q_x, y, x, agg, out_tile):
     """All wanted estimates of one trade over one tile; with a control (an arithmetic Asian's
     geometric twin on the same path, same estimator), their joint moments.  The estimate of
     quantity g by estimator agg_e[g] is also added, per path, to the underlying's total agg[g]
@@ -311,10 +366,8 @@ def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, coef_j
         need_scores |= slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0 or blended
     kind = ti[P.KIND]
     control = ti[P.CONTROL] == 1
-    _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, q)
-    if control:
-        _fill(P.ASIAN_GEOMETRIC, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents,
-              need_scores, q_x)
+    _fill_trade(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, acc, q,
+                q_x)
     for g in range(slots_j.shape[0]):
         for e in range(slots_j.shape[1]):
             k = slots_j[g, e]
@@ -348,6 +401,7 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, d
         w = np.empty((grid.size, TILE))
         u = np.empty(TILE)
         z = np.empty((grid.size if sampler_dirs.shape[0] else 0, TILE))
+        acc = np.empty((N_ACC, TILE))
         q = np.empty((N_Q, TILE))
         q_x = np.empty((N_Q, TILE))
         y = np.empty(TILE)
@@ -361,7 +415,8 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, d
             agg[:, :] = 0.0
             for j in range(ti.shape[0]):
                 _trade_tile(ti[j], tf[j], fix_idx, grid, w, m, s0, rate, div, vol, slots[j],
-                            coef[j], bumps, agg_e[j], agg_w[j], q, q_x, y, x, agg, out[tile])
+                            coef[j], bumps, agg_e[j], agg_w[j], acc, q, q_x, y, x, agg,
+                            out[tile])
             if agg_base >= 0:
                 for g in range(agg.shape[0]):
                     write_moments(agg[g], x, m, False, out[tile, agg_base + g])
@@ -392,6 +447,7 @@ def pilot_chunk(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, f
     for tile in prange(n_tiles):
         w = np.empty((grid.size, TILE))
         z = np.empty(TILE)
+        acc = np.empty((N_ACC, TILE))
         q = np.empty((N_Q, TILE))
         q_x = np.empty((N_Q, TILE))
         v = np.empty(n_c)
@@ -401,10 +457,7 @@ def pilot_chunk(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, f
         mu = gbm.log_drift(rate, div, vol)
         for j in range(ti.shape[0]):
             control = ti[j, P.CONTROL] == 1
-            _fill(ti[j, P.KIND], ti[j], tf[j], fix_idx, grid, w, m, s0, mu, vol, True, True, q)
-            if control:
-                _fill(P.ASIAN_GEOMETRIC, ti[j], tf[j], fix_idx, grid, w, m, s0, mu, vol, True,
-                      True, q_x)
+            _fill_trade(ti[j], tf[j], fix_idx, grid, w, m, s0, mu, vol, True, True, acc, q, q_x)
             maturity = tf[j, P.MATURITY]
             disc = math.exp(-rate * maturity)
             for g in range(fitted.shape[1]):

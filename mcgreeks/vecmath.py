@@ -1,0 +1,63 @@
+"""Elementary functions written in plain arithmetic, so loops that call them vectorize.
+
+numba lowers ``math.exp`` to a call into libm, one element at a time: LLVM can only vectorize such
+a loop with a vector math library (SVML), which pip's llvmlite does not ship.  The functions here
+use only +, *, floor, integer shifts and a bit cast, all of which LLVM vectorizes, and they are
+deterministic (no fast-math), so results stay the same bits on every run and thread count.
+"""
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from mcgreeks._jit import kernel
+
+_LOG2E = 1.4426950408889634
+# ln 2 split in two so that k·LN2_HI is exact for |k| < 2**20 (Cody & Waite 1980).
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+# Taylor coefficients 1/j!, j = 2..12: on |r| <= ln2/2 the remainder r**13/13! is below 2e-16.
+_C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12 = (
+    1.0 / math.factorial(j) for j in range(2, 13))
+_BIAS = np.int64(1023)
+_MANTISSA_BITS = np.int64(52)
+#: exp's argument is clamped to this range, inside which 2**k is a normal double.
+EXP_MAX = 708.0
+
+
+@intrinsic
+def _bits_double(typingctx, bits):
+    """The double whose IEEE-754 bit pattern is the int64 ``bits`` (a free bit cast)."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@kernel
+def exp(x):
+    """e**x within 2 ulp for |x| <= 708 (clamped there): x = k ln2 + r with |r| <= ln2/2
+    (Cody–Waite reduction), e**r by its degree-12 Taylor polynomial in Horner form, and 2**k
+    built from its exponent bits (Muller, "Elementary Functions", 3rd ed., 2016, §11.1)."""
+    x = min(max(x, -EXP_MAX), EXP_MAX)
+    k = math.floor(x * _LOG2E + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    p = _C12
+    p = p * r + _C11
+    p = p * r + _C10
+    p = p * r + _C9
+    p = p * r + _C8
+    p = p * r + _C7
+    p = p * r + _C6
+    p = p * r + _C5
+    p = p * r + _C4
+    p = p * r + _C3
+    p = p * r + _C2
+    # 1 + (r + r²·p): the large terms added last, so rounding touches only the small tail.
+    p = 1.0 + (r + r * r * p)
+    return p * _bits_double((np.int64(k) + _BIAS) << _MANTISSA_BITS)
