@@ -48,10 +48,10 @@ def trades(payoff, *, strikes=(STRIKE,), n_fixings=N_FIXINGS, underlying="X"):
                          "n_fixings": [n_fixings if payoff.startswith("asian") else 1] * k})
 
 
-def mcgreeks_all(trade_table, market, n_paths, seed=1, steps_per_year=None):
-    """``price_portfolio`` with auto estimators: the result table."""
+def mcgreeks_all(trade_table, market, n_paths, seed=1, steps_per_year=None, method="auto"):
+    """``price_portfolio`` with ``method`` (auto by default): the result table."""
     return mcgreeks.price_portfolio(trade_table, market, n_paths=n_paths, seed=seed,
-                                    steps_per_year=steps_per_year)
+                                    steps_per_year=steps_per_year, method=method)
 
 
 def heston_status(n_paths=256):

@@ -152,15 +152,17 @@ def threads(n):
 # -- the libraries on the cases -----------------------------------------------------------------
 
 def mcgreeks_greeks(case, n, trades=None):
+    """mcgreeks on a case, all Greeks.  GBM cases use the NumPy baseline's estimators
+    (pathwise, mixed gamma), so both do the same work; mcgreeks' auto would take its optimal
+    blend instead, whose extra variance cut EFFICIENCY.md measures."""
     from benchmarks import cases as C
+    from benchmarks.numpy_engine import METHODS
     if case == "heston":
-        table, market, spy = C.trades("european", underlying="H"), C.heston_market(), \
-            C.HESTON_STEPS / C.MATURITY
-    else:
-        payoff = "european" if case == "european" else "asian_arithmetic"
-        table, market, spy = (trades if trades is not None else C.trades(payoff)), \
-            C.gbm_market(), None
-    return C.mcgreeks_all(table, market, n, steps_per_year=spy)
+        return C.mcgreeks_all(C.trades("european", underlying="H"), C.heston_market(), n,
+                              steps_per_year=C.HESTON_STEPS / C.MATURITY)
+    payoff = "european" if case == "european" else "asian_arithmetic"
+    table = trades if trades is not None else C.trades(payoff)
+    return C.mcgreeks_all(table, C.gbm_market(), n, method=dict(METHODS))
 
 
 def row_values(row, quantities):
@@ -455,8 +457,8 @@ def scaling_steps(mode):
             n = int(min(400_000, max(8192, 2e7 / n_fix))) if mode == "full" else \
                 int(min(100_000, max(4096, 5e6 / n_fix)))
             table = C.trades("asian_arithmetic", n_fixings=n_fix)
-            C.mcgreeks_all(table, C.gbm_market(), 4096)
-            t, res = timed(lambda: C.mcgreeks_all(table, C.gbm_market(), n), cfg["repeats"])
+            mcgreeks_greeks("asian", 4096, table)
+            t, res = timed(lambda: mcgreeks_greeks("asian", n, table), cfg["repeats"])
             methods = {g: res.iloc[0]["method_" + g] for g in C.GBM_GREEKS}
             out["mcgreeks"][n_fix] = n * n_fix / t
             t, _ = timed(lambda: numpy_run("asian", n, True, methods, n_fixings=n_fix),
@@ -475,8 +477,8 @@ def scaling_portfolio(mode, methods):
         for k in cfg["portfolio_sweep"]:
             strikes = list(np.linspace(80.0, 120.0, k)) if k > 1 else [C.STRIKE]
             table = C.trades("asian_arithmetic", strikes=strikes)
-            C.mcgreeks_all(table, C.gbm_market(), 4096)
-            t, _ = timed(lambda: C.mcgreeks_all(table, C.gbm_market(), n),
+            mcgreeks_greeks("asian", 4096, table)
+            t, _ = timed(lambda: mcgreeks_greeks("asian", n, table),
                          cfg["repeats"] if k < 16 else 1)
             out["mcgreeks"][k] = t
             t, _ = timed(lambda: numpy_run("asian", n, True, methods, strikes=np.array(strikes)),
