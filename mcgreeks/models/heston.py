@@ -21,7 +21,9 @@ independent Gaussians with standard deviations sig_k.  The likelihood-ratio esti
 ``simulate_tile`` can accumulate G[k] = sum_{j<=k} sig_j zs_j and C[k] = sum_{j<=k} sig_j^2 (so
 that, given the variance path, ln S at grid[k] is Normal(ln S0 + (r - q) grid[k] + mean_k, C[k])
 with ln S0 and r in the mean only).  sig_k^2 is K3 (v[k-1] + v[k]) for QE and
-v+[k-1] dt (1 - corr^2) for Euler (v[-1] = v0).
+v+[k-1] dt (1 - corr^2) for Euler (v[-1] = v0).  Vibrato uses the same structure over the last
+step only: given the variance path and the spot's normals before step k, ln S at grid[k] is
+Normal(ln S_k - sig_k zs_k, sig_k^2) (``step_sd``, ``last_noise``).
 
 Pathwise (tangent) derivatives: ``simulate_tile`` can carry, along every path, the derivatives of
 (x[k], v[k]) with respect to six directions (``DIRECTIONS``): the grid scale c (all dates scale
@@ -325,6 +327,44 @@ def euler_step(v, zv, zs, dt, drift, kappa, vbar, xi, corr, corr_bar):
     return v_next, dx, sq * corr_bar, sq
 
 
+@kernel
+def correlation_complement(corr):
+    """sqrt(1 - corr^2), the weight of the spot's own noise zs (from (1 - corr)(1 + corr), which
+    keeps its digits as |corr| -> 1)."""
+    return math.sqrt(max(0.0, (1.0 - corr) * (1.0 + corr)))
+
+
+@kernel
+def step_sd(scheme, coef, corr_bar, v_prev, v_next):
+    """The standard deviation sig of one step's log-spot noise sig zs given the stored variances
+    at its ends (v_prev at the step's start, v0 for the first step): sqrt(K3 (v_prev + v_next))
+    for QE, sqrt(v_prev dt) corr_bar for Euler (whose stored variance is already v+).  The same
+    expression, hence the same bits, as the ``sig`` of ``qe_step`` and ``euler_step``."""
+    if scheme == QE:
+        return math.sqrt(coef[K3] * (v_prev + v_next))
+    return math.sqrt(v_prev * coef[DT]) * corr_bar
+
+
+@kernel
+def last_noise(scheme, coef, corr_bar, v0, v, z, k, i):
+    """The log-spot noise of path i drawn last up to grid date k, for vibrato: (s, zs, j), j the
+    last step <= k whose noise sig_j zs_j is not degenerate (sig_j > 0), s = sig_j and zs = zs_j
+    (z[2j, i]).  Given the variance path and the normals before step j, ln S at grid[k] is then
+    Normal(ln S_k - s zs, s^2): the steps after j add no noise.  j = k (the step ending at
+    grid[k]) unless both of its variances are 0 (QE) or its starting one is (Euler).
+    (0, 0, -1) when no step up to k has noise (possible only with v0 = 0 or |corr| = 1): ln S_k
+    is then a deterministic function of S0 given the variance path.  ``coef``: the scenario's step
+    coefficients; ``v``: the stored variances (``simulate_tile``)."""
+    j = k
+    while j >= 0:
+        v_prev = v[j - 1, i] if j > 0 else v0
+        s = step_sd(scheme, coef[j], corr_bar, v_prev, v[j, i])
+        if s > 0.0:
+            return s, z[2 * j, i], j
+        j -= 1
+    return 0.0, 0.0, -1
+
+
 # -- a tile of paths over the whole grid ---------------------------------------------------------
 
 @kernel
@@ -350,7 +390,7 @@ def simulate_tile(z, m, scheme, coef, scen, dcoef, want_tangents, want_lr, x, v,
     """
     n_steps = coef.shape[0]
     kappa, vbar, xi, corr = scen[SC_KAPPA], scen[SC_VBAR], scen[SC_XI], scen[SC_CORR]
-    corr_bar = math.sqrt(max(0.0, (1.0 - corr) * (1.0 + corr)))
+    corr_bar = correlation_complement(corr)
     for i in range(m):
         state_v[i] = scen[SC_V0]
     if want_tangents:

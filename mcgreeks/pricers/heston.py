@@ -14,6 +14,10 @@ a uniform grid of ``steps_per_year`` steps per year), and then each trade, path 
 - for likelihood-ratio estimators, the scores of S0 (and of r for one-date payoffs) from the law
   of ln S at its first (last) date conditional on the variance path, a Gaussian
   (``models.heston``; Glasserman 2004, §7.3 for the Gaussian scores);
+- for vibrato (digitals' delta and gamma), the same Gaussian structure over the last step only:
+  given the path before the step ending at the payoff date, ln S there is Normal(μ, s²) with
+  ln S0 in μ alone, and the likelihood ratio over that step (Giles 2009) is taken with an
+  antithetic pair and the mid value (``_vibrato``);
 - for a continuously monitored barrier, the product over grid steps of Brownian-bridge survival
   probabilities of ln S with the step's variance (v_{k-1} + v_k) dt / 2 (an approximation whose
   error vanishes with the step; the probabilities are smooth, so the barrier's Greeks are
@@ -42,7 +46,7 @@ from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks._jit import kernel
 from mcgreeks.engine import TILE, tile_moments
-from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, pathwise
+from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, pathwise, vibrato
 from mcgreeks.estimators import why_invalid as _gbm_why_invalid
 from mcgreeks.models import heston as H
 
@@ -63,10 +67,11 @@ DEFAULT_BUMPS = {"spot": fd.SPOT_REL, "vol": fd.VOL_REL, "rate": fd.RATE_ABS,
                  "maturity": fd.MATURITY_REL, "v0": 1e-2, "kappa": 1e-2, "vbar": 1e-2,
                  "xi": 1e-2, "corr": 1e-2}
 
-# Per-path quantities kept for a tile, rows of the ``q`` buffer.  PW + j: pathwise derivative of
-# the undiscounted payoff along direction j = 0 (S0), 1 (r), 2 + d (models.heston direction d:
-# grid scale, v0, kappa, vbar, xi, corr).
-F, SLOPE, U, SC_SPOT, SC2_SPOT, SC_RATE, X_SPOT, X_SPOT2, PW = range(9)
+# Per-path quantities kept for a tile, rows of the ``q`` buffer.  VB_MEAN, VB_MEAN2: vibrato's
+# first and second derivatives of E[f | path before its last noisy step] in that step's mean
+# (``_fill``).  PW + j: pathwise derivative of the undiscounted payoff along direction j = 0
+# (S0), 1 (r), 2 + d (models.heston direction d: grid scale, v0, kappa, vbar, xi, corr).
+F, SLOPE, U, SC_SPOT, SC2_SPOT, SC_RATE, X_SPOT, X_SPOT2, VB_MEAN, VB_MEAN2, PW = range(11)
 N_PW = 2 + H.N_DIR
 N_Q = PW + N_PW
 
@@ -80,27 +85,35 @@ def valid_estimators(kind, greek, continuous=False, params=None):
     ``kind`` under Heston, in order of preference; the Heston twin of
     ``mcgreeks.estimators.valid_estimators``.  With ``params`` (the model's parameters), the
     likelihood-ratio family (lr, mixed) is dropped when its first step is degenerate (v0 = 0 or
-    |corr| = 1).
+    |corr| = 1), and vibrato when every step is (|corr| = 1: the spot has no noise of its own).
 
     Pathwise (and mixed for gamma) needs a Lipschitz payoff, as under GBM.  Likelihood ratio is
     offered where the scheme's transition density is available: delta and gamma (the law of ln S
     at the payoff's first date given the variance path is Gaussian with ln S0 in its mean) and
     rho of one-date payoffs (r enters that mean as r T); not for theta or the model parameters,
     which move the variance path's law (QE's is not differentiable), so for digitals and
-    discrete barriers those are fd only.  Vega is not defined under Heston.
+    discrete barriers those are fd only.  Vibrato (likelihood ratio over the last noisy step of
+    ln S given the path before it, ``_vibrato``) is offered for digitals' delta and gamma, after
+    lr.  With v0 = 0 it stays valid: only a path with no spot noise at all up to the payoff date
+    lacks a noisy step, and there the payoff is a step function of S0 whose derivative is 0.
+    Vega is not defined under Heston.
     """
     out = _valid(kind, greek, continuous)
     if params is not None and not (params["v0"] > 0.0 and abs(params["corr"]) < 1.0):
         out = tuple(e for e in out if e not in (G.LR, G.MIXED))
+    if params is not None and not abs(params["corr"]) < 1.0:
+        out = tuple(e for e in out if e != G.VIBRATO)
     return out
 
 
 def _valid(kind, greek, continuous):
     smooth = kind not in P.DISCONTINUOUS or (kind == P.BARRIER and continuous)
+    jump = (G.VIBRATO,) if kind == P.DIGITAL else ()
     if greek == G.DELTA:
-        return (G.PATHWISE, G.LR, G.FD) if smooth else (G.LR, G.FD)
+        return (G.PATHWISE, G.LR, G.FD) if smooth else (G.LR,) + jump + (G.FD,)
     if greek == G.GAMMA:
-        return (G.MIXED, G.LR, G.FD) if smooth and kind != P.BARRIER else (G.LR, G.FD)
+        return ((G.MIXED, G.LR, G.FD) if smooth and kind != P.BARRIER
+                else (G.LR,) + jump + (G.FD,))
     if greek == G.RHO:
         one_date = kind in (P.EUROPEAN, P.DIGITAL)
         return (((G.PATHWISE,) if smooth else ()) + ((G.LR,) if one_date else ()) + (G.FD,))
@@ -120,6 +133,8 @@ def why_invalid(kind, greek, estimator, continuous=False):
                 "step has no differentiable density in the model parameters or the maturity")
     if estimator == G.LR and greek == G.RHO:
         return "likelihood-ratio rho is offered for one-date payoffs (european, digital) only"
+    if estimator == G.VIBRATO:
+        return "vibrato is offered for digitals' delta and gamma under Heston"
     return _gbm_why_invalid(kind, greek, estimator, continuous)
 
 
@@ -367,7 +382,33 @@ def _barrier_explicit(ti, tf, fix_idx, grid, x, v, i, s0, log_s0, v0):
 
 
 @kernel
-def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, m, s0, v0, need_pw, need_sc, q):
+def _vibrato(tf, kind, k, x, v, z, i, log_s0, f, scheme, coef, corr_bar, v0):
+    """Vibrato of a one-date payoff read at grid date k on path i whose value there is f:
+    (∂μ E[f | path], ∂²μ E[f | path]) by ``estimators.vibrato``, where, given the variance path
+    and the spot's normals before its last noisy step j (``models.heston.last_noise``),
+    ln S_k = μ + s Z is Gaussian: s = sig_j, Z = zs_j, μ = ln S_k - s Z.  S0 enters only μ,
+    with ∂μ/∂S0 = 1/S0, so the caller's delta is disc/S0 times the first and gamma
+    disc/S0² times (second - first).  f⁺ is the path's own payoff f, f⁻ and f⁰ the payoff at
+    μ - s Z and μ.  j is the step ending at grid[k] except on paths where that step has no spot
+    noise: under QE both its variances are 0, which has positive probability once
+    2 kappa vbar / xi² < 2/3 (QE's exponential branch has an atom at 0; with Andersen's case I
+    at 252 steps a year, 65 % of paths), under Euler its starting v+ is 0.  Conditioning there
+    on the whole variance path (independent of S0 and of the spot's normals) instead of on the
+    step's two variances, the estimate stays exactly unbiased.  On a path with no noise at all
+    (v0 = 0 only; |corr| = 1 is refused) ln S_k is S0-independent noise plus ln S0, so the
+    payoff is a step function of S0 whose derivative is 0 except at one S0: both are 0."""
+    s, zn, _ = H.last_noise(scheme, coef, corr_bar, v0, v, z, k, i)
+    if s == 0.0:
+        return 0.0, 0.0
+    y = log_s0 + x[k, i]
+    f_mid = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], math.exp(y - s * zn))
+    f_down = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], math.exp(y - 2.0 * s * zn))
+    return vibrato.d_mean(f, f_down, zn, s), vibrato.d2_mean(f, f_down, f_mid, zn, s)
+
+
+@kernel
+def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coef, corr_bar,
+          need_pw, need_sc, need_vb, q):
     """Per-path quantities of one trade over a tile into the rows of ``q``."""
     kind = ti[P.KIND]
     continuous = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
@@ -397,6 +438,9 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, m, s0, v0, need_pw, need_
             if continuous:
                 q[X_SPOT, i], q[X_SPOT2, i] = _barrier_explicit(ti, tf, fix_idx, grid, x, v, i,
                                                                 s0, log_s0, v0)
+        if need_vb:
+            q[VB_MEAN, i], q[VB_MEAN2, i] = _vibrato(tf, kind, g_last, x, v, z, i, log_s0, f,
+                                                     scheme, coef, corr_bar, v0)
 
 
 @kernel
@@ -419,6 +463,11 @@ def _estimate(g, e, q, i, s0, rate, maturity, disc):
     f = q[F, i]
     if g == G.PRICE:
         return disc * f
+    if e == G.VIBRATO:
+        # V = disc E[h(ln S0 + c)]: dV/dS0 = disc h'/S0, d²V/dS0² = disc (h'' - h')/S0²
+        if g == G.DELTA:
+            return disc * q[VB_MEAN, i] / s0
+        return disc * (q[VB_MEAN2, i] - q[VB_MEAN, i]) / (s0 * s0)
     if g == G.GAMMA:
         if e == G.MIXED:
             return mixed.gamma(disc, q[SLOPE, i], q[U, i] / s0, -q[U, i] / (s0 * s0),
@@ -451,18 +500,21 @@ def _add_total(g, e, buf, m, agg_e_j, agg_w_j, agg):
 
 
 @kernel
-def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, m, s0, rate, v0, slots_j, bumps,
-                agg_e_j, agg_w_j, agg, q, buf, out_tile):
+def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme, coef,
+                corr_bar, slots_j, bumps, agg_e_j, agg_w_j, agg, q, buf, out_tile):
     """All wanted estimates of one trade over one tile, except the re-simulated fd ones (which
-    ``chunk`` adds), and their contributions to the per-path totals."""
+    ``chunk`` adds), and their contributions to the per-path totals.  z: the tile's normals;
+    coef: the base scenario's step coefficients; corr_bar = sqrt(1 - corr²)."""
     maturity = tf[P.MATURITY]
     disc = math.exp(-rate * maturity)
-    need_pw = need_sc = False
+    need_pw = need_sc = need_vb = False
     for g in range(slots_j.shape[0]):
         need_pw |= slots_j[g, G.PATHWISE] >= 0 and g != G.PRICE
         need_pw |= slots_j[g, G.MIXED] >= 0
         need_sc |= slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0
-    _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, m, s0, v0, need_pw, need_sc, q)
+        need_vb |= slots_j[g, G.VIBRATO] >= 0
+    _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coef, corr_bar,
+          need_pw, need_sc, need_vb, q)
     for g in range(slots_j.shape[0]):
         for e in range(slots_j.shape[1]):
             k = slots_j[g, e]
@@ -507,6 +559,7 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, scheme, s0,
     want_lr = flags[1] == 1
     want_resim = flags[2] == 1
     log_s0 = math.log(s0)
+    corr_bar = H.correlation_complement(scens[0, H.SC_CORR])
     for b in prange(n_blocks):
         z = np.empty((2 * n_steps, TILE))
         x = np.empty((n_steps, TILE))
@@ -535,9 +588,9 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, scheme, s0,
             H.simulate_tile(z, m, scheme, coefs[0], scens[0], dcoef, want_tangents, want_lr, x, v,
                             tx, tv, gs, cs, state_v, tan_x, tan_v)
             for j in range(n_trades):
-                _trade_tile(ti[j], tf[j], fix_idx, grid, x, v, tx, tv, gs, cs, m, s0, rate,
-                            scens[0, H.SC_V0], slots[j], bumps, agg_e[j], agg_w[j], agg, q, buf,
-                            out[tile])
+                _trade_tile(ti[j], tf[j], fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate,
+                            scens[0, H.SC_V0], scheme, coefs[0], corr_bar, slots[j], bumps,
+                            agg_e[j], agg_w[j], agg, q, buf, out[tile])
             for g in range(G.THETA, N_QUANTITIES if want_resim else G.THETA):
                 s_up = fd_scen[g, 0]
                 if s_up < 0:
@@ -589,6 +642,12 @@ def _check_slots(slots, ti, params):
         elif e in (G.LR, G.MIXED) and not lr_ok:
             problem = ("the likelihood-ratio score needs a non-degenerate first step: v0 > 0 and "
                        "|corr| < 1")
+        elif e == G.VIBRATO and (g not in (G.DELTA, G.GAMMA) or kind != P.DIGITAL):
+            problem = why_invalid(kind, g, e, continuous)
+        elif e == G.VIBRATO and not abs(params["corr"]) < 1.0:
+            problem = "vibrato needs the spot's own noise: |corr| < 1"
+        elif e == G.OPTIMAL:
+            problem = why_invalid(kind, g, e, continuous)
         if problem:
             raise ValueError(f"trade {j}: {G.QUANTITIES[g]} by {G.ESTIMATORS[e]} is not "
                              f"available under Heston: {problem}")
@@ -682,9 +741,10 @@ def run_heston(*, key0, key1, stream, n_paths, params, ti, tf, fix_idx, payoff_g
       params: dict with spot, rate, div_yield, v0, kappa, vbar, xi, corr (``models.heston``).
       ti, tf, fix_idx, payoff_grid: the trades, as ``portfolio._trade_arrays`` builds them (the
         payoff dates are ``payoff_grid[fix_idx]``).
-      slots: int array (n_trades, 11, 4): slots[j, g, e] = output index of quantity g
-        (``greeks.QUANTITIES``, price..d_corr) of trade j by estimator e (pathwise, lr, mixed,
-        fd; the price takes any e), or -1.  See ``valid_estimators``; vega is refused.
+      slots: int array (n_trades, 11, greeks.N_ESTIMATORS): slots[j, g, e] = output index of
+        quantity g (``greeks.QUANTITIES``, price..d_corr) of trade j by estimator e
+        (``greeks.ESTIMATORS``; the price takes any e), or -1.  See ``valid_estimators``; vega
+        and optimal are refused.
       bumps: fd bump sizes (``heston_bumps``): None, a dict, or an array of 4 or 9 sizes.
       steps_per_year: uniform steps per year of the simulation grid (payoff dates are added);
         default ``DEFAULT_STEPS_PER_YEAR`` = 52.
@@ -699,7 +759,7 @@ def run_heston(*, key0, key1, stream, n_paths, params, ti, tf, fix_idx, payoff_g
     slots with v0 = 0 or |corr| = 1 (their first step is degenerate).
 
     Example (2**12 paths of an at-the-money call, price and pathwise delta):
-      >>> slots = np.full((1, 11, 4), -1); slots[0, 0, 0] = 0; slots[0, 1, 0] = 1
+      >>> slots = np.full((1, 11, 6), -1); slots[0, 0, 0] = 0; slots[0, 1, 0] = 1
       >>> ti = np.array([[0, 0, 0, 0, 0, 1]]); tf = np.array([[1.0, 100.0, 1.0, 0.0, 1.0]])
       >>> mean, se, _ = run_heston(key0=1, key1=2, stream=0, n_paths=4096, params=dict(
       ...     spot=100, rate=0.0, v0=0.04, kappa=1.5, vbar=0.04, xi=0.5, corr=-0.7), ti=ti,
