@@ -192,11 +192,12 @@ def _segments(job, args, n_slots, stream, first_path, n_paths, segment=engine.SE
 
 
 def _fit_coefficients(job, n_paths):
-    """Fit each GBM likelihood-ratio or optimal estimate's (w, c) on the pilot paths."""
+    """Fit each GBM likelihood-ratio, vibrato or optimal estimate's (w, c) on the pilot paths."""
     fitted = np.zeros((len(job.records), G.N_QUANTITIES), dtype=np.int64)
     for j, c in enumerate(job.choices):
         for g, e in c.items():       # e is a code, or a tuple of auto candidates
-            fitted[j, g] = bool({G.LR, G.OPTIMAL} & set(e if isinstance(e, tuple) else (e,)))
+            fitted[j, g] = bool({G.LR, G.OPTIMAL, G.VIBRATO}
+                                & set(e if isinstance(e, tuple) else (e,)))
     if not fitted.any():
         return
     grid, ti, tf, fix_idx = job.arrays
@@ -211,8 +212,10 @@ def _fit_coefficients(job, n_paths):
         total += tile
     for j, g in zip(*np.nonzero(fitted)):
         cov = optimal.covariance(total[j, g], n_paths)
-        job.coef[j, g] = optimal.coefficients(cov, job.choices[j][g] == G.OPTIMAL,
-                                              bool(job.records[j]["control"]), job.lr_baseline)
+        choice = job.choices[j][g]
+        job.coef[j, g] = optimal.coefficients(cov, choice == G.OPTIMAL,
+                                              bool(job.records[j]["control"]), job.lr_baseline,
+                                              direct_only=choice == G.VIBRATO)
 
 
 def pilot(job):

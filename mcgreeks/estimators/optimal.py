@@ -12,7 +12,8 @@ before the paths they are applied to (mcgreeks fits them on a pilot run of its o
   baseline b·s is the special case; the higher Hermite terms let the baseline follow a call's
   convexity (at the money the delta's variance falls 10-200× by Gauss-Hermite quadrature, against
   about 2× for b·s alone, which cannot reach 3× there);
-- where a direct estimate D (pathwise, or mixed for gamma) and L are both unbiased for the same
+- where a direct estimate D (pathwise, mixed for gamma, or vibrato for a payoff that jumps) and L
+  are both unbiased for the same
   derivative, so is w·D + (1 - w)·L for any w (Parmas & Sugiyama, "A unified view of likelihood
   ratio and reparameterization gradients", AISTATS 2021; the inverse-variance weighting of
   Parmas et al., "PIPPS", ICML 2018).
@@ -80,12 +81,13 @@ def _regression(cov, y, regressors):
     return beta, var
 
 
-def coefficients(cov, blended, control, with_baseline=True):
+def coefficients(cov, blended, control, with_baseline=True, direct_only=False):
     """(w, c_1..c_5) for one (trade, quantity) from its pilot covariance ``cov``.
 
     ``blended``: both the direct and the likelihood-ratio estimates are valid, so w is fitted;
-    otherwise w = 0 (likelihood ratio with its baseline).  ``control``: w minimises the variance
-    left after the control twin's regression too.  Without ``with_baseline``, c = 0."""
+    otherwise w = 0 (likelihood ratio with its baseline), or w = 1 with ``direct_only`` (the
+    direct estimate with a baseline: vibrato).  ``control``: w minimises the variance left after
+    the control twin's regression too.  Without ``with_baseline``, c = 0."""
     controls_ = ([_unit(FIRST_CONTROL + k) for k in range(N_CONTROLS)] if with_baseline
                  else [])
 
@@ -100,7 +102,7 @@ def coefficients(cov, blended, control, with_baseline=True):
         return _regression(cov, y, np.stack(regs, axis=1))
 
     if not blended:
-        ws = np.zeros(1)
+        ws = np.full(1, 1.0 if direct_only else 0.0)
     elif not control:
         # w and c together are one least-squares fit of L on (L - D, C).
         regs = np.stack([_unit(LIKELIHOOD) - _unit(DIRECT)] + controls_)[None]

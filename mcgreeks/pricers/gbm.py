@@ -28,8 +28,8 @@ from mcgreeks.models import gbm
 
 # Per-path quantities kept for a tile, rows of the ``q`` buffer.
 (F, SLOPE, U, T_SPOT, T_VOL, T_RATE, T_MAT, SC_SPOT, SC2_SPOT, SC_VOL, SC_RATE, SC_MAT,
- X_SPOT, X_VOL, X_MAT, X_SPOT2, Z_FIRST, Z_LAST, Q_EXCESS) = range(19)
-N_Q = 19
+ X_SPOT, X_VOL, X_MAT, X_SPOT2, Z_FIRST, Z_LAST, Q_EXCESS, X_EXT) = range(20)
+N_Q = 20
 
 
 @kernel
@@ -171,9 +171,8 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_sc
         slope = P.slope(kind, omega, strike, cash, u)
         q[X_SPOT, i] = q[X_VOL, i] = q[X_MAT, i] = q[X_SPOT2, i] = 0.0
         if discrete_barrier:
-            x = acc[X_EXTREME, i]
-            alive = 0.0 if (x <= log_level if down else x >= log_level) else 1.0
-            f *= 1.0 - alive if knock_in else alive
+            q[X_EXT, i] = acc[X_EXTREME, i]
+            f = _knocked_value(kind, ti, tf, u, acc[X_EXTREME, i], log_level)
         elif continuous_barrier:
             # f = vanilla(S_T) × weight(S0, S_T, σ²T): the weight's own derivatives enter as
             # explicit terms, and its S_T-derivative joins the slope.
@@ -284,16 +283,17 @@ def _likelihood(g, q, i, rate, maturity, disc):
 
 
 @kernel
-def _estimate(g, e, q, i, s0, rate, maturity, disc, coef, baseline):
-    """One path's estimate of quantity g by estimator e (not fd) from the tile quantities q.
-    Likelihood ratio and optimal take ``coef`` = (w, c) (``estimators.optimal``), the baseline's
-    controls only when ``baseline`` (a control twin goes without)."""
+def _estimate(g, e, q, i, rate, maturity, disc, direct, coef, baseline):
+    """One path's estimate of quantity g by estimator e (not fd) from the tile quantities q and
+    the path's ``direct`` estimate (pathwise, mixed or vibrato, per ``_direct_estimate``).
+    Likelihood ratio, vibrato and optimal take ``coef`` = (w, c) (``estimators.optimal``; w is 1
+    for vibrato, 0 for lr), the baseline's controls only when ``baseline`` (a control twin goes
+    without)."""
     if g == G.PRICE:
         return disc * q[F, i]
     if e == G.PATHWISE or e == G.MIXED:
-        return _direct(g, q, i, s0, rate, maturity, disc)
-    direct = _direct(g, q, i, s0, rate, maturity, disc) if e == G.OPTIMAL else 0.0
-    likelihood = _likelihood(g, q, i, rate, maturity, disc)
+        return direct
+    likelihood = _likelihood(g, q, i, rate, maturity, disc) if e != G.VIBRATO else 0.0
     if not baseline:
         return optimal.blend(coef, direct, likelihood, 0.0, 0.0, 0.0, 0.0, 0.0)
     c1, c2, c3, c4, c5 = optimal.controls(q[Z_FIRST, i], q[Z_LAST, i], q[Q_EXCESS, i])
@@ -301,35 +301,73 @@ def _estimate(g, e, q, i, s0, rate, maturity, disc, coef, baseline):
 
 
 @kernel
-def _vibrato(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol):
-    """One path's vibrato estimate of quantity g of a one-date payoff (a digital).  Its only
-    step, (0, T], is exact under GBM: ln S_T = ln S0 + μT + σ√T Z, so the last step's mean and
-    sd are μ_T = ln S0 + (r - q - σ²/2)T and s = σ√T, whose parameter derivatives chain with the
-    Gaussian ratios of ``estimators.vibrato``."""
+def _knocked_value(kind, ti, tf, u, x_extreme, log_level):
+    """A discrete barrier's payoff given its vanilla quantity u (S_T) and the extreme of
+    log(S_t/S0) over its dates."""
+    f = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
+    touched = x_extreme <= log_level if ti[P.DOWN] == 1 else x_extreme >= log_level
+    alive = 0.0 if touched else 1.0
+    return f * (1.0 - alive if ti[P.KNOCK_IN] == 1 else alive)
+
+
+@kernel
+def _shifted_value(kind, ti, tf, s_t, x_extreme, log_level, c):
+    """The payoff of the path with every log-price moved by c (S_t → S_t e^c at every date): a
+    digital's or a discrete barrier's (the extreme moves by c too)."""
+    if kind == P.BARRIER:
+        return _knocked_value(kind, ti, tf, s_t * math.exp(c), x_extreme + c, log_level)
+    return P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t * math.exp(c))
+
+
+@kernel
+def _vibrato(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol):
+    """One path's vibrato estimate of quantity g of a digital or a discrete barrier.
+
+    S0 enters the path only through the first step of the trade's dates, (0, t_1], which is
+    exact under GBM: ln S_{t_1} = ln S0 + μt_1 + s Z with s = σ√t_1, and every later log-price
+    moves with it.  So the likelihood ratio is taken over that step's Gaussian, with the
+    antithetic path (first increment reflected: every log-price moved by -2sZ) and the centre
+    (moved by -sZ) of ``estimators.vibrato``, and the rest of the path is carried along.  For a
+    digital (one date) that step is the whole path and is also the last step of Giles' vibrato,
+    so the Greeks in σ, r and T follow from the same Gaussian: its mean μ_T = ln S0 + (r - q -
+    σ²/2)T and sd σ√T.  A discrete barrier's σ, r, T move every step, where its earlier dates'
+    jumps would bias a pathwise part: those Greeks stay lr."""
     maturity = tf[P.MATURITY]
-    t = grid[fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]]
+    off, n = ti[P.FIX_OFF], ti[P.FIX_N]
+    t1, w1 = grid[fix_idx[off]], w[fix_idx[off], i]
     mu = gbm.log_drift(rate, div, vol)
-    sd = vol * math.sqrt(t)
-    z = w[fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1], i] / math.sqrt(t)
-    omega, strike, cash = tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH]
-    centre = s0 * math.exp(mu * t)
-    f_up = P.value(kind, omega, strike, cash, centre * math.exp(sd * z))
-    f_down = P.value(kind, omega, strike, cash, centre * math.exp(-sd * z))
-    f_mid = P.value(kind, omega, strike, cash, centre)
+    sd = vol * math.sqrt(t1)
+    z = w1 / math.sqrt(t1)
+    g_last = fix_idx[off + n - 1]
+    s_t = gbm.spot_at(s0, mu, vol, grid[g_last], w[g_last, i])
+    log_level = math.log(tf[P.LEVEL] / s0)
+    x_extreme = q[X_EXT, i]
+    f_up = q[F, i]
+    f_down = _shifted_value(kind, ti, tf, s_t, x_extreme, log_level, -2.0 * sd * z)
+    f_mid = _shifted_value(kind, ti, tf, s_t, x_extreme, log_level, -sd * z)
     disc = math.exp(-rate * maturity)
     by_mean = vibrato.d_mean(f_up, f_down, z, sd)
-    by_sd = vibrato.d_sd(f_up, f_down, f_mid, z, sd)
-    price = 0.5 * (f_up + f_down)
     if g == G.DELTA:
         return disc * by_mean / s0
     if g == G.GAMMA:
         return disc * (vibrato.d2_mean(f_up, f_down, f_mid, z, sd) - by_mean) / (s0 * s0)
+    by_sd = vibrato.d_sd(f_up, f_down, f_mid, z, sd)
+    price = 0.5 * (f_up + f_down)
     if g == G.VEGA:       # ∂μ_T/∂σ = -σT, ∂s/∂σ = √T
-        return disc * (-vol * t * by_mean + math.sqrt(t) * by_sd)
+        return disc * (-vol * t1 * by_mean + math.sqrt(t1) * by_sd)
     if g == G.RHO:        # ∂μ_T/∂r = T, and the discount's -T
-        return disc * (t * by_mean - maturity * price)
+        return disc * (t1 * by_mean - maturity * price)
     # theta = -∂V/∂T: ∂μ_T/∂T = μ, ∂s/∂T = σ/(2√T), and the discount's -r
-    return -disc * (mu * by_mean + 0.5 * vol / math.sqrt(t) * by_sd - rate * price)
+    return -disc * (mu * by_mean + 0.5 * vol / math.sqrt(t1) * by_sd - rate * price)
+
+
+@kernel
+def _direct_estimate(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol, disc):
+    """One path's direct estimate of quantity g: vibrato for a payoff that jumps (a digital or
+    a discrete barrier), else pathwise (mixed for gamma)."""
+    if kind == P.DIGITAL or (kind == P.BARRIER and ti[P.CONTINUOUS] == 0):
+        return _vibrato(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol)
+    return _direct(g, q, i, s0, rate, tf[P.MATURITY], disc)
 
 
 @kernel
@@ -338,16 +376,18 @@ def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, b
     """One path's estimate of (g, e) for each path of the tile into x[:m]."""
     maturity = tf[P.MATURITY]
     disc = math.exp(-rate * maturity)
-    if e == G.VIBRATO:
-        for i in range(m):
-            x[i] = _vibrato(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol)
-    elif e == G.FD:
+    if e == G.FD:
         for i in range(m):
             x[i] = _fd(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol,
                        disc * q[F, i], bumps)
-    else:
-        for i in range(m):
-            x[i] = _estimate(g, e, q, i, s0, rate, maturity, disc, coef, baseline)
+        return
+    with_direct = g != G.PRICE and e != G.LR
+    for i in range(m):
+        direct = 0.0
+        if with_direct:
+            direct = _direct_estimate(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div,
+                                      vol, disc)
+        x[i] = _estimate(g, e, q, i, rate, maturity, disc, direct, coef, baseline)
 
 
 @kernel
@@ -423,9 +463,12 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, d
 
 
 @kernel
-def _components(g, q, q_x, i, s0, rate, maturity, disc, control, v):
+def _components(g, kind, ti, tf, fix_idx, grid, w, q, q_x, i, s0, rate, div, vol, disc, control,
+                v):
     """The pilot's components of quantity g on path i into v (``estimators.optimal``)."""
-    v[optimal.DIRECT] = _direct(g, q, i, s0, rate, maturity, disc)
+    maturity = tf[P.MATURITY]
+    v[optimal.DIRECT] = _direct_estimate(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div,
+                                         vol, disc)
     v[optimal.LIKELIHOOD] = _likelihood(g, q, i, rate, maturity, disc)
     v[optimal.DIRECT_X] = v[optimal.LIKELIHOOD_X] = 0.0
     if control:
@@ -466,7 +509,8 @@ def pilot_chunk(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, f
                 sums = out[tile, j, g]
                 sums[:] = 0.0
                 for i in range(m):
-                    _components(g, q, q_x, i, s0, rate, maturity, disc, control, v)
+                    _components(g, ti[j, P.KIND], ti[j], tf[j], fix_idx, grid, w, q, q_x, i, s0,
+                                rate, div, vol, disc, control, v)
                     k = n_c
                     for a in range(n_c):
                         sums[a] += v[a]
