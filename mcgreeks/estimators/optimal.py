@@ -76,7 +76,10 @@ def _regression(cov, y, regressors):
     of candidates: y is (k, N_COMPONENTS), regressors (k, r, N_COMPONENTS) coefficient vectors."""
     grams = np.einsum("kri,ij,ksj->krs", regressors, cov, regressors)
     cross = np.einsum("kri,ij,kj->kr", regressors, cov, y)
-    beta = np.einsum("krs,ks->kr", np.linalg.pinv(grams, hermitian=True), cross)
+    # For a one-date payoff z_n = z_1 and Σz² - n = z_1² - 1: the regressors are collinear, and
+    # a pseudo-inverse that drops directions below 1e-9 of the largest keeps the coefficients
+    # finite (an exact solve would return huge ones that cancel only in exact arithmetic).
+    beta = np.einsum("krs,ks->kr", np.linalg.pinv(grams, rcond=1e-9, hermitian=True), cross)
     var = np.einsum("ki,ij,kj->k", y, cov, y) - np.einsum("kr,kr->k", beta, cross)
     return beta, var
 

@@ -403,7 +403,9 @@ def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, coef_j
     for g in range(slots_j.shape[0]):
         blended = slots_j[g, G.OPTIMAL] >= 0
         need_tangents |= slots_j[g, G.PATHWISE] >= 0 or slots_j[g, G.MIXED] >= 0 or blended
-        need_scores |= slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0 or blended
+        # vibrato's baseline controls live in the score rows
+        need_scores |= (slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0 or blended
+                        or slots_j[g, G.VIBRATO] >= 0)
     kind = ti[P.KIND]
     control = ti[P.CONTROL] == 1
     _fill_trade(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, acc, q,
