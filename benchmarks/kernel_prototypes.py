@@ -1,17 +1,20 @@
 """Measurement prototypes that size the speed-ups the profile points at (not used by mcgreeks).
 
-``profile_engine`` shows where the Asian-with-Greeks time goes: the normals (Philox + AS241,
-~40 %) and three walks over the dates (payoff, tangents, the control's twin, ~55 %), all scalar
-per path.  These kernels do the same arithmetic with a tile of paths as the inner loop, so LLVM
-can vectorize it, and are checked against the engine's own functions:
+``profile_engine`` shows where the Asian-with-Greeks time goes: the normals (Philox + AS241)
+and three walks over the dates (payoff, tangents, the control's twin), all scalar per path.
+These kernels do the same arithmetic with a tile of paths as the inner loop, so LLVM can
+vectorize it, and are checked against the engine's own functions:
 
-- ``fill_normals_tile``: the engine's normals, bit for bit (``mcgreeks.rng.fill_normals``), with
-  AS241's central region (|u - 1/2| <= 0.425, 85 % of draws) computed branch-free for the whole
-  tile in one vectorizable pass and only the tails through the scalar ``ndtri``;
+- the tile-wise normals prototyped here (AS241's central region branch-free over the tile, a
+  single ``mul i128`` in Philox) are now ``mcgreeks.rng.fill_normals`` itself, with the tails
+  vectorized too (``benchmarks/normals_speed.py`` times it part by part); ``measure`` still
+  reports ``normals_engine_ns`` / ``normals_tile_ns`` (both that kernel now) and
+  ``normals_bits_differing`` (fill_normals against the scalar ``rng.normal``, must be 0) for
+  ``benchmarks/run.py``;
 - ``exp_tile``: a vectorizable exp (Cody–Waite reduction by ln 2, degree-12 Taylor polynomial
   on |r| <= ln2/2, 2**k from the exponent bits), within 2 ulp of libm's on the walk's range;
 - ``philox_tile``: Philox4x64-10 with the counters of a tile as the inner loop (the engine's
-  32-bit-half multiply), to see whether LLVM vectorizes it (on this machine it does not gain);
+  multiply), to see whether LLVM vectorizes it (on this machine it does not gain);
 - ``inlined_gbm_pricer``: the engine's own GBM kernels recompiled from their source with
   numba's ``inline="always"`` on the per-path helpers that take arrays (``_walk``, ``_value``,
   ``_tangents``, ``_scores``, ``_estimate``): each such call otherwise costs reference-count
@@ -75,38 +78,6 @@ def exp_tile(x, out, scratch):
 
 
 @njit(**_JIT)
-def _central(u, out):
-    """AS241's central-region formula for every element (garbage where |u - 1/2| > 0.425)."""
-    for i in range(u.size):
-        q = u[i] - 0.5
-        r = R._CONST1 - q * q
-        num = ((((((R._A7 * r + R._A6) * r + R._A5) * r + R._A4) * r + R._A3) * r + R._A2) * r
-               + R._A1) * r + R._A0
-        den = ((((((R._B7 * r + R._B6) * r + R._B5) * r + R._B4) * r + R._B3) * r + R._B2) * r
-               + R._B1) * r + 1.0
-        out[i] = q * num / den
-
-
-@njit(**_JIT)
-def fill_normals_tile(k0, k1, stream, path0, draw, u, out):
-    """The engine's ``fill_normals`` for an aligned tile (path0 % 4 == 0, out.size % 4 == 0):
-    Philox words → uniforms into ``u``, then the central formula for all, tails scalar."""
-    a0, a1, s, d = np.uint64(k0), np.uint64(k1), np.uint64(stream), np.uint64(draw)
-    p = np.uint64(path0)
-    for g in range(out.size // 4):
-        w0, w1, w2, w3 = R.philox4x64_10((p >> np.uint64(2)) + np.uint64(g), d, s,
-                                         np.uint64(0), a0, a1)
-        u[4 * g] = R.bits_to_uniform(w0)
-        u[4 * g + 1] = R.bits_to_uniform(w1)
-        u[4 * g + 2] = R.bits_to_uniform(w2)
-        u[4 * g + 3] = R.bits_to_uniform(w3)
-    _central(u, out)
-    for i in range(out.size):
-        if math.fabs(u[i] - 0.5) > R._SPLIT1:
-            out[i] = R.ndtri(u[i])
-
-
-@njit(**_JIT)
 def normals_engine(key0, key1, n_tiles, n_steps):
     z = np.empty(TILE)
     acc = 0.0
@@ -118,30 +89,16 @@ def normals_engine(key0, key1, n_tiles, n_steps):
 
 
 @njit(**_JIT)
-def normals_tile(key0, key1, n_tiles, n_steps):
-    z = np.empty(TILE)
-    u = np.empty(TILE)
-    acc = 0.0
-    for t in range(n_tiles):
-        for k in range(n_steps):
-            fill_normals_tile(key0, key1, 0, t * TILE, k, u, z)
-            acc += z[0]
-    return acc
-
-
-@njit(**_JIT)
 def normals_agree(key0, key1, n_tiles, n_steps):
-    """Count of draws where fill_normals_tile differs from the engine's bits (must be 0)."""
+    """Count of draws where fill_normals differs from the scalar ``normal`` (must be 0)."""
     a = np.empty(TILE)
-    b = np.empty(TILE)
-    u = np.empty(TILE)
     bad = 0
     for t in range(n_tiles):
         for k in range(n_steps):
             R.fill_normals(key0, key1, np.uint64(0), np.uint64(t * TILE), np.uint64(k), a)
-            fill_normals_tile(key0, key1, 0, t * TILE, k, u, b)
             for i in range(TILE):
-                if a[i] != b[i]:
+                if a[i] != R.normal(key0, key1, np.uint64(0), np.uint64(t * TILE + i),
+                                    np.uint64(k)):
                     bad += 1
     return bad
 
@@ -243,7 +200,7 @@ def measure(n_tiles=512, n_steps=252):
     out = {}
     draws = n_tiles * TILE * n_steps
     out["normals_engine_ns"] = 1e9 * _best(normals_engine, key0, key1, n_tiles, n_steps) / draws
-    out["normals_tile_ns"] = 1e9 * _best(normals_tile, key0, key1, n_tiles, n_steps) / draws
+    out["normals_tile_ns"] = out["normals_engine_ns"]   # the prototype is the engine's now
     out["normals_bits_differing"] = int(normals_agree(key0, key1, 64, n_steps))
 
     x = np.random.default_rng(3).uniform(-5.0, 5.0, 1 << 16)

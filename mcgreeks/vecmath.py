@@ -28,15 +28,27 @@ EXP_MAX = 708.0
 
 
 @intrinsic
-def _bits_double(typingctx, bits):
-    """The double whose IEEE-754 bit pattern is the int64 ``bits`` (a free bit cast)."""
-    if not isinstance(bits, types.Integer):
+def bits_double(typingctx, bits):
+    """The float64 whose IEEE-754 bit pattern is the int64 ``bits`` (a bit cast, free)."""
+    if bits != types.int64:
         return None
 
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.DoubleType())
 
     return types.float64(types.int64), codegen
+
+
+@intrinsic
+def double_bits(typingctx, x):
+    """The IEEE-754 bit pattern of a float64, as int64 (a bit cast, not a conversion)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
 
 
 @kernel
@@ -60,4 +72,4 @@ def exp(x):
     p = p * r + _C2
     # 1 + (r + r²·p): the large terms added last, so rounding touches only the small tail.
     p = 1.0 + (r + r * r * p)
-    return p * _bits_double((np.int64(k) + _BIAS) << _MANTISSA_BITS)
+    return p * bits_double((np.int64(k) + _BIAS) << _MANTISSA_BITS)

@@ -136,9 +136,33 @@ def test_kernels_stay_uint64_and_float64():
     # Python-int arguments are cast to uint64 inside (not promoted to float64).
     assert philox_py((0, 0, 0, 0), (0, 0)) == tuple(
         int(w) for w in philox4x64_10(0, 0, 0, 0, 0, 0))
-    for name in ("STREAM_MAIN", "STREAM_PILOT", "_U1", "_U2", "_U3", "_U4", "_SH12", "_SH32",
-                 "_MASK32", "_PHILOX_M0", "_PHILOX_M1", "_PHILOX_W0", "_PHILOX_W1"):
+    for name in ("STREAM_MAIN", "STREAM_PILOT", "_U0", "_U1", "_U2", "_U3", "_U4", "_U8", "_SH12",
+                 "_PHILOX_M0", "_PHILOX_M1", "_PHILOX_W0", "_PHILOX_W1"):
         assert numba.typeof(getattr(rng, name)) == numba.types.uint64, name
+
+
+@numba.njit
+def _pair_vs_single(counters, key0, key1):
+    """Number of counter pairs where the interleaved two-block Philox differs from two calls."""
+    bad = 0
+    for i in range(counters.shape[0]):
+        ca, cb, c1, c2, c3 = (counters[i, 0], counters[i, 1], counters[i, 2], counters[i, 3],
+                              counters[i, 4])
+        got = rng._philox_pair(ca, cb, c1, c2, c3, key0, key1)
+        a = philox4x64_10(ca, c1, c2, c3, key0, key1)
+        b = philox4x64_10(cb, c1, c2, c3, key0, key1)
+        if got != (a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]):
+            bad += 1
+    return bad
+
+
+def test_philox_pair_equals_two_single_blocks():
+    rs = np.random.default_rng(12)
+    counters = rs.integers(0, 2**64, size=(300, 5), dtype=np.uint64)
+    counters[:10, 0] = U64(MASK64)
+    counters[:10, 1] = U64(0)
+    assert _pair_vs_single(counters, U64(0x452821E638D01377), U64(0xBE5466CF34E90C6C)) == 0
+    assert _pair_vs_single(counters, U64(0), U64(MASK64)) == 0
 
 
 # --- bits_to_uniform ----------------------------------------------------------------------------
@@ -161,6 +185,89 @@ def test_bits_to_uniform_open_interval_and_exact_values():
 def test_53_bit_midpoint_formula_would_reach_one():
     """Documents why bits_to_uniform uses 52 bits: the 53-bit midpoint formula rounds to 1.0."""
     assert ((MASK64 >> 11) + 0.5) * 2.0**-53 == 1.0
+
+
+# --- the logarithm used by AS241's tails ------------------------------------------------------
+
+@numba.njit
+def _log_vec(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = rng._log(x[i])
+    return out
+
+
+def _ulp_errors(x, mpmath):
+    """|_log(x) - log(x)| in units of the last place of the exact value (40-digit mpmath)."""
+    ours = _log_vec(x)
+    errors = []
+    with mpmath.workdps(40):
+        for xi, yi in zip(x, ours):
+            exact = mpmath.log(mpmath.mpf(float(xi)))
+            ulp = np.spacing(abs(float(exact)))
+            errors.append(float(abs(mpmath.mpf(float(yi)) - exact) / mpmath.mpf(ulp)))
+    return np.array(errors)
+
+
+def test_log_within_an_ulp_on_the_tail_range():
+    """On [2**-53, 0.075] (every ``min(u, 1 - u)`` AS241's tails see from bits_to_uniform)
+    ``_log`` is within 0.6 ulp of the exact logarithm (0.59 is the worst seen in 40000 draws;
+    0.5 is correct rounding), and within 1 ulp of numpy's ``log``."""
+    mpmath = pytest.importorskip("mpmath")
+    rs = np.random.default_rng(23)
+    grid = (2 * rs.integers(0, int(0.075 * 2**52), 3000) + 1) * 2.0**-53  # p as drawn
+    spread = np.exp(rs.uniform(np.log(2.0**-53), np.log(0.075), 1500))
+    edges = np.array([2.0**-53, 3 * 2.0**-53, 2.0**-52, 0.075, 0.07499999999999998,
+                      1.3887943864964021e-11, 0.5**10, 0.0625])
+    x = np.concatenate([grid, spread, edges])
+    assert _ulp_errors(x, mpmath).max() <= 0.6
+    dense = np.concatenate([(np.arange(1, 200_001) * 2 - 1) * 2.0**-53,   # the smallest p
+                            np.linspace(2.0**-53, 0.075, 200_001),
+                            np.geomspace(2.0**-53, 0.075, 200_001)])
+    ours = _log_vec(dense)
+    ref = np.log(dense)
+    assert np.all(np.abs(ours - ref) <= np.spacing(np.abs(ref)))
+
+
+def test_log_elsewhere_and_exact_values():
+    """Under one ulp on all positive finite doubles, subnormals included (where ``ndtri`` of
+    u < 2**-1022 uses it); exact where the logarithm is."""
+    mpmath = pytest.importorskip("mpmath")
+    rs = np.random.default_rng(29)
+    x = np.concatenate([np.exp(rs.uniform(np.log(1e-300), np.log(1e300), 800)),
+                        rs.uniform(0.7, 1.42, 800),          # near 1, where log is small
+                        np.exp(rs.uniform(np.log(5e-324), np.log(2.2e-308), 400)),
+                        [5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
+                         np.nextafter(1.0, 2.0), np.nextafter(1.0, 0.0), 0.5, 2.0]])
+    assert _ulp_errors(x, mpmath).max() < 1.0
+    assert rng._log(1.0) == 0.0
+    with mpmath.workdps(40):
+        for k in (-1074, -1022, -60, -1, 1, 10, 1023):
+            # f = 0: k ln2_hi exact plus k ln2_lo, correctly rounded
+            assert rng._log(2.0**k) == float(k * mpmath.log(2))
+
+
+def test_log_constants_and_polynomial_fit():
+    """The constants of ``_log`` are what its docstring says, and the polynomial's own error
+    contributes at most 5e-19 (absolute) to ``log(1 + f)``."""
+    mpmath = pytest.importorskip("mpmath")
+    assert np.int64(rng._SQRT_HALF_BITS).view(np.float64) == math.sqrt(0.5)
+    hi_bits = int(np.float64(rng._LN2_HI).view(np.uint64))
+    assert hi_bits & 0xFFF == 0  # k * _LN2_HI exact for |k| < 2**12
+    with mpmath.workdps(50):
+        ln2 = mpmath.log(2)
+        assert abs(ln2 - mpmath.mpf(rng._LN2_HI) - mpmath.mpf(rng._LN2_LO)) < 1e-30
+        coef = [mpmath.mpf(c) for c in (rng._LG1, rng._LG2, rng._LG3, rng._LG4, rng._LG5,
+                                        rng._LG6, rng._LG7)]
+        s_max = (mpmath.sqrt(2) - 1) / (mpmath.sqrt(2) + 1)
+        worst = 0
+        for i in range(1, 1001):
+            s = s_max * i / 1000
+            z = s * s
+            r_exact = 2 * mpmath.atanh(s) / s - 2
+            r_poly = z * mpmath.polyval(coef[::-1], z)
+            worst = max(worst, abs(s * (r_poly - r_exact)))
+    assert worst < 5e-19
 
 
 # --- ndtri (AS241) -----------------------------------------------------------------------------
@@ -303,6 +410,59 @@ def test_fill_normals_wraps_path_and_accepts_strided_output():
         fill_normals(K0, K1, STREAM_MAIN, U64(path0), U64(4), out)
         expected = [normal(K0, K1, STREAM_MAIN, U64((path0 + i) % 2**64), U64(4)) for i in range(n)]
         np.testing.assert_array_equal(out, expected)
+
+
+def test_fill_normals_aligned_tiles_wrap_and_sizes():
+    """The engine's case (path0 % 4 == 0, size a multiple of 4) uses the interleaved two-block
+    Philox; check it against the scalar definition, including paths wrapping past 2**64 and a
+    strided output."""
+    for path0 in (0, 64, 4096, 2**62 - 8, 2**64 - 64, 2**64 - 32, 2**64 - 4):
+        for n in (4, 8, 12, 32, 60, 64, 68, 128, 132):
+            for draw in (0, 7):
+                expected = [normal(K0, K1, STREAM_MAIN, U64((path0 + i) % 2**64), U64(draw))
+                            for i in range(n)]
+                out = np.empty(n)
+                fill_normals(K0, K1, STREAM_MAIN, U64(path0), U64(draw), out)
+                np.testing.assert_array_equal(out, expected)
+                strided = np.full(2 * n, 7.0)
+                fill_normals(K0, K1, STREAM_MAIN, U64(path0), U64(draw), strided[::2])
+                np.testing.assert_array_equal(strided[::2], expected)
+                assert np.all(strided[1::2] == 7.0)
+
+
+@numba.njit
+def _vector_path(u):
+    """``rng._uniforms_to_normals`` on a copy of ``u`` (at most 64 uniforms)."""
+    out = u.copy()
+    buf = np.empty(rng._SCRATCH)
+    rng._uniforms_to_normals(out, buf)
+    return out
+
+
+def test_vectorized_transform_matches_scalar_ndtri_in_every_region():
+    """fill_normals' branch-free loops give ndtri's bits whatever the mix of regions in a block:
+    none, some or all elements in the tails, the far tail (u < exp(-25)), the ends of the
+    bits_to_uniform grid and the region boundaries."""
+    rs = np.random.default_rng(31)
+    grid = lambda v: (np.floor(np.asarray(v) * 2.0**52) + 0.5) * 2.0**-52  # bits_to_uniform's
+    far = np.array([2.0**-53, 3 * 2.0**-53, 1e-15, 1e-12, 1.3e-11, 1.0 - 2.0**-53,
+                    1.0 - 5 * 2.0**-53, 1.0 - 1e-12])
+    boundaries = np.array([0.075, 0.925, np.nextafter(0.075, 0), np.nextafter(0.925, 1),
+                           grid(0.075), grid(0.925), 0.5, grid(0.5)])
+    blocks = [
+        grid(rs.uniform(0.0, 1.0, 64)),
+        grid(rs.uniform(0.1, 0.9, 64)),                         # no tail
+        grid(np.concatenate([rs.uniform(0, 0.07, 32), rs.uniform(0.93, 1, 32)])),  # all tail
+        np.concatenate([far, boundaries, grid(rs.uniform(0.0, 1.0, 48))]),
+        np.concatenate([far, far, far, far, far, far, far, far]),  # 64 far-tail values
+        grid(rs.uniform(0.0, 1.0, 13)),
+        far[:3],
+        np.array([0.5]),
+    ]
+    for u in blocks:
+        got = _vector_path(u)
+        expected = np.array([ndtri(x) for x in u])
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_fill_normals_chunking_invariance():
