@@ -61,7 +61,7 @@ def _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error):
         raise InputError(str(exc)) from None
 
 
-def _validated(trades, market, plan, on_error):
+def _validated(trades, market, plan, on_error, sampler="mc"):
     """Clean records (None for a bad row) and per-row problems; with on_error="fail", raise the
     first problem instead (market rows first, then trades in input order)."""
     market_params, bad_market, market_problems = check_market(market)
@@ -74,7 +74,7 @@ def _validated(trades, market, plan, on_error):
         if r is not None:
             params = market_params[r["underlying"]]
             try:
-                pick = choices(r, plan, params["model"], params)
+                pick = choices(r, plan, params["model"], params, sampler)
             except InputError as exc:
                 p.append(str(exc))
         picks.append(pick)
@@ -153,7 +153,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
     bumps = _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error)
     _check_sampler(sampler, randomizations, int(n_paths))
     plan = method_plan(method)
-    market_params, records, problems, picks = _validated(trades, market, plan, on_error)
+    market_params, records, problems, picks = _validated(trades, market, plan, on_error, sampler)
 
     rows = [{"error": "; ".join(p)} if p else {} for p in problems]
     trade_ids = _unique([r["trade_id"] if r else _trade_label(trades, i)

@@ -109,18 +109,21 @@ _MC_SAMPLER = (np.zeros((0, 1, sobol.BITS), dtype=np.uint32), np.zeros((0, 1), d
                1, np.zeros((3, 1), dtype=np.int64), np.zeros((3, 1)))
 
 
-def _sampler_args(job):
-    """``engine.paths_tile``'s sampler arguments of the main run: for sobol, the scrambled
-    direction numbers of the job's randomizations (keyed by seed and underlying, one dimension
-    per grid date), the points per replicate and the Brownian-bridge plan of the grid."""
+def _sampler_args(job, n_paths=None, pilot=False):
+    """``engine.paths_tile``'s sampler arguments: for sobol, the scrambled direction numbers of
+    the job's randomizations (keyed by seed and underlying, one dimension per grid date; the
+    pilot takes the next ``randomizations`` scramblings, so it never reuses the main run's), the
+    points per replicate of ``n_paths`` (default: the main run's) and the Brownian-bridge plan."""
     if job.sampler != "sobol":
         return _MC_SAMPLER
     grid = job.arrays[0]
+    r = job.randomizations
     dirs, shifts = sobol.scrambled_directions(seed_key(job.seed), name_key(job.name),
-                                              job.randomizations, grid.size)
+                                              2 * r if pilot else r, grid.size)
     p = bridge.plan(grid)
-    return (dirs, shifts, job.n_paths // job.randomizations,
-            np.stack([p.order, p.left, p.right]), np.stack([p.a, p.b, p.s]))
+    return (np.ascontiguousarray(dirs[-r:]), np.ascontiguousarray(shifts[-r:]),
+            (n_paths or job.n_paths) // r, np.stack([p.order, p.left, p.right]),
+            np.stack([p.a, p.b, p.s]))
 
 
 def _control_means(job, wanted):
@@ -161,10 +164,10 @@ def _number_slots(wanted, n_trades):
     return slots
 
 
-def _kernel_args(job, wanted, totals=None, sampler=False):
+def _kernel_args(job, wanted, totals=None, sampler=None):
     """The model pricer's chunk arguments after the common ones.  With ``totals`` = (agg_e,
     agg_w), the per-path totals of each quantity go to the N_QUANTITIES slots after the wanted
-    ones.  ``sampler``: the job's sampler (the pilot is always Monte Carlo)."""
+    ones.  ``sampler``: ``_sampler_args`` (None: Monte Carlo)."""
     grid, ti, tf, fix_idx = job.arrays
     slots = _number_slots(wanted, len(job.records))
     if totals is None:
@@ -179,8 +182,7 @@ def _kernel_args(job, wanted, totals=None, sampler=False):
                                         steps_per_year=job.steps_per_year, scheme=job.scheme)
         return args + (agg_e, agg_w, agg_base)
     return (grid, p["spot"], p["rate"], p["div_yield"], p["vol"], ti, tf, fix_idx, slots,
-            job.coef, job.bumps, agg_e, agg_w, agg_base) + (job.sampler_args if sampler
-                                                             else _MC_SAMPLER)
+            job.coef, job.bumps, agg_e, agg_w, agg_base) + (sampler or _MC_SAMPLER)
 
 
 def _segments(job, args, n_slots, stream, first_path, n_paths, segment=engine.SEGMENT):
@@ -213,7 +215,8 @@ def _fit_coefficients(job, n_paths):
     for j, g in zip(*np.nonzero(fitted)):
         cov = optimal.covariance(total[j, g], n_paths)
         choice = job.choices[j][g]
-        job.coef[j, g] = optimal.coefficients(cov, choice == G.OPTIMAL,
+        blended = choice == G.OPTIMAL or (isinstance(choice, tuple) and G.OPTIMAL in choice)
+        job.coef[j, g] = optimal.coefficients(cov, blended,
                                               bool(job.records[j]["control"]), job.lr_baseline,
                                               direct_only=choice == G.VIBRATO)
 
@@ -230,16 +233,32 @@ def pilot(job):
     piloted += [(j, G.PRICE, 0) for j, r in enumerate(job.records) if r["control"]]
     if not piloted:
         return job
-    counts, states = _segments(job, _kernel_args(job, piloted), len(piloted), STREAM_PILOT, 0,
-                               min(PILOT_PATHS, job.n_paths))
-    count, state = engine.merge_segments(counts, states)
-    _, se, _, beta = engine.estimate(count, state, _control_means(job, piloted))
+    n = min(PILOT_PATHS, job.n_paths)
+    means = _control_means(job, piloted)
+    if job.sampler == "sobol":
+        # Candidates are compared by their error across scramblings, the error the main run has.
+        sampler = _sampler_args(job, n, pilot=True)
+        counts, states = _segments(job, _kernel_args(job, piloted, sampler=sampler),
+                                   len(piloted), STREAM_PILOT, 0, n,
+                                   min(engine.SEGMENT, sampler[2]))
+        count, state = engine.merge_segments(counts, states)
+        beta = engine.estimate(count, state, means)[3]
+        se = engine.estimate_replicates(*_replicates(job, counts, states), means, beta)[1]
+    else:
+        counts, states = _segments(job, _kernel_args(job, piloted), len(piloted), STREAM_PILOT,
+                                   0, n)
+        count, state = engine.merge_segments(counts, states)
+        _, se, _, beta = engine.estimate(count, state, means)
     job.pilot_beta = {key: float(beta[k]) for k, key in enumerate(piloted)}
     index = {key: k for k, key in enumerate(piloted)}
+    decided = False
     for j, c in enumerate(job.choices):
         for g, cands in list(c.items()):
             if isinstance(cands, tuple):
                 c[g] = min(cands, key=lambda e: se[index[(j, g, e)]])
+                decided = True
+    if decided and job.params["model"] == "gbm":
+        _fit_coefficients(job, n)       # now for the estimator chosen
     return job
 
 
@@ -262,8 +281,17 @@ def _totals_weights(job, wanted):
 def simulate(job, first_path, n_paths):
     """Main-run segment moments of paths first_path..first_path+n_paths-1 (whole segments)."""
     wanted = job.wanted()
-    args = _kernel_args(job, wanted, _totals_weights(job, wanted), sampler=True)
+    args = _kernel_args(job, wanted, _totals_weights(job, wanted), sampler=job.sampler_args)
     return _segments(job, args, job.n_slots, STREAM_MAIN, first_path, n_paths, job.segment)
+
+
+def _replicates(job, counts, states):
+    """(counts[R], states[R, slot, 5]): the segment moments of a Sobol run merged per
+    randomization (each a whole number of consecutive segments)."""
+    k = len(counts) // job.randomizations
+    reps = [engine.merge_segments(counts[r * k:(r + 1) * k], states[r * k:(r + 1) * k])
+            for r in range(job.randomizations)]
+    return np.array([c for c, _ in reps]), np.stack([st for _, st in reps])
 
 
 def finish(job, counts, states):
@@ -272,11 +300,7 @@ def finish(job, counts, states):
     means = _control_means(job, wanted)
     if job.sampler == "sobol":
         # One merged state per replicate; the estimate and its error come from across them.
-        k = len(counts) // job.randomizations
-        reps = [engine.merge_segments(counts[r * k:(r + 1) * k], states[r * k:(r + 1) * k])
-                for r in range(job.randomizations)]
-        rep_counts = np.array([c for c, _ in reps])
-        rep_states = np.stack([st for _, st in reps])
+        rep_counts, rep_states = _replicates(job, counts, states)
         beta = np.array([job.pilot_beta.get(key, 0.0) for key in wanted])
         mean, se, reduction, beta = engine.estimate_replicates(
             rep_counts, rep_states[:, :len(wanted)], means, beta)

@@ -47,9 +47,9 @@ def controls(z1, zn, q_excess):
 
 
 @kernel
-def blend(coef, direct, likelihood, c1, c2, c3, c4, c5):
-    """One path's w·D + (1 - w)·L - c·C (``coef`` = (w, c_1..c_5))."""
-    w = coef[W]
+def blend(w, coef, direct, likelihood, c1, c2, c3, c4, c5):
+    """One path's w·D + (1 - w)·L - c·C (c = coef[1:]; w is given, as likelihood ratio alone
+    takes 0 and vibrato alone 1 whatever weight the optimal blend of the same Greek has)."""
     return (w * direct + (1.0 - w) * likelihood
             - (coef[1] * c1 + coef[2] * c2 + coef[3] * c3 + coef[4] * c4 + coef[5] * c5))
 

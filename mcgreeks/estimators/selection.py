@@ -46,9 +46,12 @@ def method_plan(method):
     return "auto", explicit
 
 
-def choices(record, plan, model="gbm", params=None):
+def choices(record, plan, model="gbm", params=None, sampler="mc"):
     """Per Greek code of ``model``: the estimator code, or the tuple of candidates a pilot
     decides among.  A per-Greek choice for a Greek the model lacks (vega under Heston) is moot.
+    With ``sampler="sobol"`` auto keeps optimal among the candidates rather than taking it: its
+    weights are fitted for Monte Carlo variance, and quasi-Monte Carlo favours smooth estimators
+    (a Sobol pilot decides).
 
     Raises InputError naming the trade when the plan asks for an invalid estimator."""
     kind = payoffs.KINDS[record["payoff"]]
@@ -67,7 +70,7 @@ def choices(record, plan, model="gbm", params=None):
         valid = valid_for(g)
         if name == "auto":
             candidates = tuple(e for e in valid if e != G.FD) or (G.FD,)
-            if G.OPTIMAL in candidates:
+            if G.OPTIMAL in candidates and sampler != "sobol":
                 candidates = (G.OPTIMAL,)
             out[g] = candidates[0] if len(candidates) == 1 else candidates
             continue

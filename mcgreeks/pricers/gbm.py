@@ -286,18 +286,19 @@ def _likelihood(g, q, i, rate, maturity, disc):
 def _estimate(g, e, q, i, rate, maturity, disc, direct, coef, baseline):
     """One path's estimate of quantity g by estimator e (not fd) from the tile quantities q and
     the path's ``direct`` estimate (pathwise, mixed or vibrato, per ``_direct_estimate``).
-    Likelihood ratio, vibrato and optimal take ``coef`` = (w, c) (``estimators.optimal``; w is 1
-    for vibrato, 0 for lr), the baseline's controls only when ``baseline`` (a control twin goes
-    without)."""
+    Likelihood ratio, vibrato and optimal take the baseline c = ``coef[1:]`` and the blend
+    weight (``coef[0]`` for optimal, 0 for lr, 1 for vibrato; ``estimators.optimal``), the
+    baseline's controls only when ``baseline`` (a control twin goes without)."""
     if g == G.PRICE:
         return disc * q[F, i]
     if e == G.PATHWISE or e == G.MIXED:
         return direct
     likelihood = _likelihood(g, q, i, rate, maturity, disc) if e != G.VIBRATO else 0.0
+    w = coef[optimal.W] if e == G.OPTIMAL else (1.0 if e == G.VIBRATO else 0.0)
     if not baseline:
-        return optimal.blend(coef, direct, likelihood, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return optimal.blend(w, coef, direct, likelihood, 0.0, 0.0, 0.0, 0.0, 0.0)
     c1, c2, c3, c4, c5 = optimal.controls(q[Z_FIRST, i], q[Z_LAST, i], q[Q_EXCESS, i])
-    return optimal.blend(coef, direct, likelihood, c1, c2, c3, c4, c5)
+    return optimal.blend(w, coef, direct, likelihood, c1, c2, c3, c4, c5)
 
 
 @kernel
