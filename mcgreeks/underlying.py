@@ -109,21 +109,26 @@ _MC_SAMPLER = (np.zeros((0, 1, sobol.BITS), dtype=np.uint32), np.zeros((0, 1), d
                1, np.zeros((3, 1), dtype=np.int64), np.zeros((3, 1)))
 
 
-def _sampler_args(job, n_paths=None, pilot=False):
+def _sampler_args(job, first=0, count=None):
     """``engine.paths_tile``'s sampler arguments: for sobol, the scrambled direction numbers of
-    the job's randomizations (keyed by seed and underlying, one dimension per grid date; the
-    pilot takes the next ``randomizations`` scramblings, so it never reuses the main run's), the
-    points per replicate of ``n_paths`` (default: the main run's) and the Brownian-bridge plan."""
+    randomizations first..first+count-1 (default: the job's 0..randomizations-1; keyed by seed
+    and underlying, one dimension per grid date), the main run's points per replicate and the
+    Brownian-bridge plan of the grid."""
     if job.sampler != "sobol":
         return _MC_SAMPLER
     grid = job.arrays[0]
-    r = job.randomizations
+    count = count or job.randomizations
     dirs, shifts = sobol.scrambled_directions(seed_key(job.seed), name_key(job.name),
-                                              2 * r if pilot else r, grid.size)
+                                              first + count, grid.size)
     p = bridge.plan(grid)
-    return (np.ascontiguousarray(dirs[-r:]), np.ascontiguousarray(shifts[-r:]),
-            (n_paths or job.n_paths) // r, np.stack([p.order, p.left, p.right]),
+    return (np.ascontiguousarray(dirs[first:]), np.ascontiguousarray(shifts[first:]),
+            job.n_paths // job.randomizations, np.stack([p.order, p.left, p.right]),
             np.stack([p.a, p.b, p.s]))
+
+
+#: Scramblings of a Sobol pilot, each as large as a main-run replicate: estimators' quasi-Monte
+#: Carlo errors fall at different rates, so they are compared at the main run's size.
+SOBOL_PILOT_REPLICATES = 4
 
 
 def _control_means(job, wanted):
@@ -235,15 +240,18 @@ def pilot(job):
         return job
     n = min(PILOT_PATHS, job.n_paths)
     means = _control_means(job, piloted)
-    if job.sampler == "sobol":
-        # Candidates are compared by their error across scramblings, the error the main run has.
-        sampler = _sampler_args(job, n, pilot=True)
+    if job.sampler == "sobol" and any(isinstance(e, tuple) for c in job.choices
+                                      for e in c.values()):
+        # Candidates are compared by their error across scramblings the main run has not used,
+        # each the size of a main-run replicate.
+        sampler = _sampler_args(job, job.randomizations, SOBOL_PILOT_REPLICATES)
         counts, states = _segments(job, _kernel_args(job, piloted, sampler=sampler),
-                                   len(piloted), STREAM_PILOT, 0, n,
-                                   min(engine.SEGMENT, sampler[2]))
+                                   len(piloted), STREAM_PILOT, 0,
+                                   SOBOL_PILOT_REPLICATES * sampler[2], job.segment)
         count, state = engine.merge_segments(counts, states)
         beta = engine.estimate(count, state, means)[3]
-        se = engine.estimate_replicates(*_replicates(job, counts, states), means, beta)[1]
+        reps = _replicates(counts, states, SOBOL_PILOT_REPLICATES)
+        se = engine.estimate_replicates(*reps, means, beta)[1]
     else:
         counts, states = _segments(job, _kernel_args(job, piloted), len(piloted), STREAM_PILOT,
                                    0, n)
@@ -285,12 +293,12 @@ def simulate(job, first_path, n_paths):
     return _segments(job, args, job.n_slots, STREAM_MAIN, first_path, n_paths, job.segment)
 
 
-def _replicates(job, counts, states):
+def _replicates(counts, states, n_replicates):
     """(counts[R], states[R, slot, 5]): the segment moments of a Sobol run merged per
     randomization (each a whole number of consecutive segments)."""
-    k = len(counts) // job.randomizations
+    k = len(counts) // n_replicates
     reps = [engine.merge_segments(counts[r * k:(r + 1) * k], states[r * k:(r + 1) * k])
-            for r in range(job.randomizations)]
+            for r in range(n_replicates)]
     return np.array([c for c, _ in reps]), np.stack([st for _, st in reps])
 
 
@@ -300,7 +308,7 @@ def finish(job, counts, states):
     means = _control_means(job, wanted)
     if job.sampler == "sobol":
         # One merged state per replicate; the estimate and its error come from across them.
-        rep_counts, rep_states = _replicates(job, counts, states)
+        rep_counts, rep_states = _replicates(counts, states, job.randomizations)
         beta = np.array([job.pilot_beta.get(key, 0.0) for key in wanted])
         mean, se, reduction, beta = engine.estimate_replicates(
             rep_counts, rep_states[:, :len(wanted)], means, beta)
