@@ -1,27 +1,37 @@
-"""Measurement prototypes that size the speed-ups the profile points at (not used by mcgreeks).
+"""Measurement prototypes behind the engine's speed-ups, and what is left of them (not used by
+mcgreeks).
 
-``profile_engine`` shows where the Asian-with-Greeks time goes: the normals (Philox + AS241)
-and three walks over the dates (payoff, tangents, the control's twin), all scalar per path.
-These kernels do the same arithmetic with a tile of paths as the inner loop, so LLVM can
-vectorize it, and are checked against the engine's own functions:
+``profile_engine`` showed where the Asian-with-Greeks time went: the normals (Philox + AS241)
+and three scalar walks over the dates per path (payoff, tangents, the control's twin), each with
+libm's exp.  The prototypes here did the same arithmetic with a tile of paths as the inner loop,
+so that LLVM vectorizes it, and are now the engine itself:
 
-- the tile-wise normals prototyped here (AS241's central region branch-free over the tile, a
-  single ``mul i128`` in Philox) are now ``mcgreeks.rng.fill_normals`` itself, with the tails
-  vectorized too (``benchmarks/normals_speed.py`` times it part by part); ``measure`` still
-  reports ``normals_engine_ns`` / ``normals_tile_ns`` (both that kernel now) and
-  ``normals_bits_differing`` (fill_normals against the scalar ``rng.normal``, must be 0) for
-  ``benchmarks/run.py``;
-- ``exp_tile``: a vectorizable exp (Cody–Waite reduction by ln 2, degree-12 Taylor polynomial
-  on |r| <= ln2/2, 2**k from the exponent bits), within 2 ulp of libm's on the walk's range;
-- ``philox_tile``: Philox4x64-10 with the counters of a tile as the inner loop (the engine's
-  multiply), to see whether LLVM vectorizes it (on this machine it does not gain);
-- ``inlined_gbm_pricer``: the engine's own GBM kernels recompiled from their source with
-  numba's ``inline="always"`` on the per-path helpers that take arrays (``_walk``, ``_value``,
-  ``_tangents``, ``_scores``, ``_estimate``): each such call otherwise costs reference-count
-  updates of its array arguments; ``inlined_comparison`` times it against the engine, same bits;
-- ``fused_walk``: one pass over the dates that yields the arithmetic average, its tangent sums
-  (Σ S W, Σ S t) and the geometric twin's Σ W, with one exp per path-date, either libm's
-  (``math.exp``, which numba does not vectorize) or ``exp_tile``.
+- tile-wise normals (AS241 branch-free over the tile, tails gathered and vectorized, its own
+  log) and Philox's 64×64→128-bit multiply as one ``mul i128``: ``mcgreeks.rng.fill_normals``
+  (``benchmarks/normals_speed.py`` times its parts);
+- a vectorizable exp (Cody–Waite reduction, degree-12 Taylor polynomial, 2**k from the exponent
+  bits): ``mcgreeks.vecmath.exp``;
+- one fused pass over the dates giving the arithmetic average, its tangent sums and the twin's
+  Σ W: ``mcgreeks.pricers.gbm._accumulate``.
+
+What ``measure`` still reports (keys for ``benchmarks/run.py``), single thread:
+
+- ``normals_bits_differing``: draws where ``fill_normals`` differs from the scalar
+  ``rng.normal`` (must be 0);
+- ``vecmath_exp_max_ulp``: ``vecmath.exp`` against NumPy's exp on [-5, 5] (the walk's range);
+- ``philox_tile_ns_per_word`` / ``philox_tile_bits_differing``: Philox4x64-10 with the counters
+  of a tile as the inner loop (the engine's ``mul i128`` multiply), to see whether LLVM
+  vectorizes it across counters (on the machines tried it does not gain on the scalar Philox);
+- ``fused_walk_libm_exp_ns`` / ``fused_walk_vecmath_exp_ns``: the fused date pass (``fused_walk``,
+  the sums of ``_accumulate`` for an arithmetic Asian and its twin) with libm's ``math.exp``,
+  which numba cannot vectorize, and with ``vecmath.exp``: what the vectorizable exp buys.
+
+And ``inlined_comparison``: the engine's GBM kernels recompiled with numba's
+``inline="always"`` on the per-path helpers that take arrays (``PER_PATH_HELPERS``), against the
+engine, same bits.
+
+The drivers are compiled without numba's on-disk cache (a cached caller keeps the code of the
+kernels it was compiled with).
 
     python -m benchmarks.kernel_prototypes
 """
@@ -31,61 +41,16 @@ import numpy as np
 from numba import njit
 
 from mcgreeks import rng as R
+from mcgreeks import vecmath
 
 TILE = 64
-_JIT = dict(cache=True, error_model="numpy")
+_JIT = dict(cache=False, error_model="numpy")
 
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01     # ln 2 split so that k·LN2_HI is exact for |k| < 2**20
-_LN2_LO = 1.90821492927058770002e-10
-# 1/j! for j = 0..12
-_INV_FACT = tuple(1.0 / math.factorial(j) for j in range(13))
-(_F0, _F1, _F2, _F3, _F4, _F5, _F6, _F7, _F8, _F9, _F10, _F11, _F12) = _INV_FACT
-_BIAS = np.int64(1023)
-_SHIFT = np.int64(52)
 # Philox4x64 round multipliers and key increments (Salmon et al., SC'11).
 _M0 = np.uint64(0xD2E7470EE14C6C93)
 _M1 = np.uint64(0xCA5A826395121157)
 _W0 = np.uint64(0x9E3779B97F4A7C15)
 _W1 = np.uint64(0xBB67AE8584CAA73B)
-
-
-@njit(**_JIT)
-def exp_tile(x, out, scratch):
-    """out[i] = exp(x[i]) for |x| < 700 (no overflow or subnormal handling); ``scratch`` is an
-    int64 array of the same size.  Two vectorizable passes: reduce and evaluate, then scale."""
-    n = x.size
-    for i in range(n):
-        k = math.floor(x[i] * _LOG2E + 0.5)
-        r = (x[i] - k * _LN2_HI) - k * _LN2_LO
-        p = _F12
-        p = p * r + _F11
-        p = p * r + _F10
-        p = p * r + _F9
-        p = p * r + _F8
-        p = p * r + _F7
-        p = p * r + _F6
-        p = p * r + _F5
-        p = p * r + _F4
-        p = p * r + _F3
-        p = p * r + _F2
-        p = p * r + _F1
-        out[i] = p * r + _F0
-        scratch[i] = (np.int64(k) + _BIAS) << _SHIFT
-    scale = scratch.view(np.float64)
-    for i in range(n):
-        out[i] *= scale[i]
-
-
-@njit(**_JIT)
-def normals_engine(key0, key1, n_tiles, n_steps):
-    z = np.empty(TILE)
-    acc = 0.0
-    for t in range(n_tiles):
-        for k in range(n_steps):
-            R.fill_normals(key0, key1, np.uint64(0), np.uint64(t * TILE), np.uint64(k), z)
-            acc += z[0]
-    return acc
 
 
 @njit(**_JIT)
@@ -104,35 +69,42 @@ def normals_agree(key0, key1, n_tiles, n_steps):
 
 
 @njit(**_JIT)
-def fused_walk(w, grid, mu, vol, poly, n_tiles, s_sum, sw_sum, st_sum, w_sum):
+def vecmath_exp(x, out):
+    """out[i] = vecmath.exp(x[i]) (a loop LLVM vectorizes)."""
+    for i in range(x.size):
+        out[i] = vecmath.exp(x[i])
+
+
+@njit(**_JIT)
+def fused_walk(w, grid, mu, vol, vectorized, n_tiles, s_sum, sw_sum, st_sum, w_sum):
     """One pass over the dates for ``n_tiles`` tiles of the same W (w[date, path]): the sums an
-    arithmetic Asian's value and pathwise tangents need, and the geometric twin's Σ W."""
-    x = np.empty(TILE)
-    e = np.empty(TILE)
-    scratch = np.empty(TILE, dtype=np.int64)
+    arithmetic Asian's value and pathwise tangents need, and the geometric twin's Σ W, with
+    ``vecmath.exp`` (``vectorized``) or libm's ``math.exp``."""
     for _ in range(n_tiles):
         for i in range(TILE):
             s_sum[i] = sw_sum[i] = st_sum[i] = w_sum[i] = 0.0
         for k in range(grid.size):
             t = grid[k]
-            for i in range(TILE):
-                x[i] = mu * t + vol * w[k, i]
-            if poly:
-                exp_tile(x, e, scratch)
+            if vectorized:
+                for i in range(TILE):
+                    e = vecmath.exp(mu * t + vol * w[k, i])
+                    s_sum[i] += e
+                    sw_sum[i] += e * w[k, i]
+                    st_sum[i] += e * t
             else:
                 for i in range(TILE):
-                    e[i] = math.exp(x[i])
+                    e = math.exp(mu * t + vol * w[k, i])
+                    s_sum[i] += e
+                    sw_sum[i] += e * w[k, i]
+                    st_sum[i] += e * t
             for i in range(TILE):
-                s_sum[i] += e[i]
-                sw_sum[i] += e[i] * w[k, i]
-                st_sum[i] += e[i] * t
                 w_sum[i] += w[k, i]
 
 
 @njit(**_JIT)
 def philox_tile(c0, c1, c2, c3, k0, k1, x0, x1, x2, x3):
     """Philox4x64-10 of the counters (c0[j], c1, c2, c3) for j < c0.size, rounds outer and
-    counters inner (vectorizable: the engine's own 32-bit-half multiply), into x0..x3."""
+    counters inner (the engine's multiply, one ``mul i128``), into x0..x3."""
     n = c0.size
     for j in range(n):
         x0[j], x1[j], x2[j], x3[j] = c0[j], c1, c2, c3
@@ -146,7 +118,6 @@ def philox_tile(c0, c1, c2, c3, k0, k1, x0, x1, x2, x3):
             hi1, lo1 = R._mulhilo64(_M1, x2[j])
             a, b, c, d = hi1 ^ x1[j] ^ y0, lo1, hi0 ^ x3[j] ^ y1, lo0
             x0[j], x1[j], x2[j], x3[j] = a, b, c, d
-
 
 
 @njit(**_JIT)
@@ -195,19 +166,16 @@ def _best(fn, *args, repeats=3):
 
 
 def measure(n_tiles=512, n_steps=252):
-    """ns per normal / per path-date of the engine's kernels and of the prototypes (1 thread)."""
+    """The checks and timings listed in the module docstring (ns per word / per path-date,
+    single thread); dict."""
     key0, key1 = np.uint64(R.seed_key(1)), np.uint64(R.name_key("X"))
-    out = {}
-    draws = n_tiles * TILE * n_steps
-    out["normals_engine_ns"] = 1e9 * _best(normals_engine, key0, key1, n_tiles, n_steps) / draws
-    out["normals_tile_ns"] = out["normals_engine_ns"]   # the prototype is the engine's now
-    out["normals_bits_differing"] = int(normals_agree(key0, key1, 64, n_steps))
+    out = {"normals_bits_differing": int(normals_agree(key0, key1, 64, n_steps))}
 
     x = np.random.default_rng(3).uniform(-5.0, 5.0, 1 << 16)
     got = np.empty_like(x)
-    exp_tile(x, got, np.empty(x.size, dtype=np.int64))
+    vecmath_exp(x, got)
     want = np.exp(x)
-    out["exp_tile_max_ulp"] = float(np.max(np.abs(got - want) / np.spacing(want)))
+    out["vecmath_exp_max_ulp"] = float(np.max(np.abs(got - want) / np.spacing(want)))
 
     out["philox_tile_bits_differing"] = int(philox_tile_agree(100, 16))
     out["philox_tile_ns_per_word"] = 1e9 * _best(philox_tile_rate, 20_000, 64) / (20_000 * 64 * 4)
@@ -217,23 +185,19 @@ def measure(n_tiles=512, n_steps=252):
         math.sqrt(grid[0])
     sums = [np.empty(TILE) for _ in range(4)]
     reps = n_tiles
-    for poly in (False, True):
-        t = _best(fused_walk, w, grid, 0.0, 0.2, poly, reps, *sums)
-        out["fused_walk_" + ("poly_exp" if poly else "libm_exp") + "_ns"] = \
+    for vectorized in (False, True):
+        t = _best(fused_walk, w, grid, 0.0, 0.2, vectorized, reps, *sums)
+        out["fused_walk_" + ("vecmath" if vectorized else "libm") + "_exp_ns"] = \
             1e9 * t / (reps * TILE * n_steps)
     return out
-
-
-if __name__ == "__main__":
-    for name, value in measure().items():
-        print(f"{name:32s} {value:.3g}")
 
 
 # -- the whole GBM engine re-jitted with its per-path helpers inlined --------------------------------
 
 #: The per-path helpers of ``mcgreeks.pricers.gbm`` that take arrays (inlining only these keeps
 #: the compile time reasonable; inlining every kernel took 11 minutes to compile here).
-PER_PATH_HELPERS = ("_walk", "_value", "_tangents", "_scores", "_estimate")
+PER_PATH_HELPERS = ("_walk", "_value", "_estimate", "_direct_estimate", "_direct", "_likelihood",
+                    "_derivative_parts")
 
 
 def inlined_gbm_pricer(only=PER_PATH_HELPERS):
@@ -272,12 +236,12 @@ def inlined_gbm_pricer(only=PER_PATH_HELPERS):
                 py = value.py_func
                 func = types.FunctionType(py.__code__, copy.__dict__, py.__name__,
                                           py.__defaults__, py.__closure__)
-                if value.targetoptions.get("parallel"):
-                    copy.__dict__[key] = njit(parallel=True, error_model="numpy")(func)
-                elif only is None or py.__name__ in only:
-                    copy.__dict__[key] = njit(inline="always", error_model="numpy")(func)
-                else:
-                    copy.__dict__[key] = njit(error_model="numpy")(func)
+                # the kernel's own options (error model, parallel, an rng helper's own
+                # inline="always"), without the on-disk cache
+                options = {k: v for k, v in value.targetoptions.items() if k != "nopython"}
+                if not options.get("parallel") and (only is None or py.__name__ in only):
+                    options["inline"] = "always"
+                copy.__dict__[key] = njit(**options)(func)
     by_name = {m.__name__: c for m, c in copies.items()}
     for module, copy in copies.items():          # imported kernels -> their recompiled twin
         for key, value in list(copy.__dict__.items()):
@@ -348,3 +312,8 @@ def inlined_comparison(repeats=4):
         numba.set_num_threads(saved)
         underlying.gbm_pricer = original
     return out
+
+
+if __name__ == "__main__":
+    for name, value in measure().items():
+        print(f"{name:32s} {value:.3g}")

@@ -2,20 +2,35 @@
 
 numba-compiled code shows as one opaque frame to Python profilers and this machine has no
 hardware counters for ``perf``, so the profile is taken by *decomposition*: a small driver calls
-the engine's own kernels on the same tiles of paths, adding one stage at a time (random numbers,
-Brownian path, payoff walk, tangent walk, scores, the control's walks); the engine's chunk kernel
-on one thread is the whole; a stage costs the difference of two runs.  All run single-threaded
-over the same paths; costs are per path-step (ns).  The stages are the engine's internals
-(``mcgreeks.pricers.gbm``); if their signatures change the profile reports that instead.
+the engine's own kernels on the same tiles of paths (same key, stream and paths as the main run),
+adding one stage at a time in the order the GBM pricer (``mcgreeks.pricers.gbm``) runs them:
 
-Micro-benchmarks state the limit: the counter-based generator alone (Philox4x64-10 and the AS241
-inverse normal, as ``mcgreeks.rng`` computes them), the same plus one ``exp`` per step (the
-least work a GBM path price needs), and the parts of the generator separately.  A prototype of
-Philox's 64×64→128-bit multiply as one LLVM ``mul i128`` (the engine builds it from four 32-bit
-products) is checked bit for bit against ``mcgreeks.rng.philox4x64_10`` and timed, to size
-that suggestion.
+0. random numbers: ``rng.fill_normals``, one call per grid date (Philox4x64-10 with a native
+   128-bit multiply, AS241 vectorized over the tile);
+1. + the Brownian path W on the grid (``engine.brownian_tile``, which draws those numbers);
+2. + each trade's one pass over its dates with the tile's paths as the inner loop
+   (``_accumulate``): e = exp(μt + σW) by the vectorizable ``mcgreeks.vecmath.exp`` and the
+   per-path sums Σe, ΣeW, Σet, the geometric twin's ΣW and the scores' Σ(ΔW)²/Δt;
+3. + per path, the payoff, its tangents and scores from those sums (``_fill``), for the trade and
+   its geometric twin (``_fill_trade``, which also does stage 2);
 
-    python -m benchmarks.profile_engine [--paths 65536]
+and the engine's chunk kernel on one thread is the whole: the rest (estimates, moments, the
+per-underlying totals, merge) is the chunk kernel minus stage 3.  A stage costs the difference of
+two timed runs.  All run single-threaded over the same paths; costs are per path-step (ns).  The
+stages are the engine's internals: if their signatures change the profile reports that instead
+of failing.
+
+Micro-benchmarks state the limit: the counter-based generator alone (``rng.fill_normals``), the
+same plus a Brownian step and one exp per step by ``mcgreeks.vecmath.exp``, the engine's exp (the
+least work a GBM path price needs), and parts: scalar Philox4x64-10 words
+(``rng.philox4x64_10``), scalar AS241 (``rng.ndtri``), libm's ``math.exp`` and ``vecmath.exp``
+in a loop, and ``fill_normals``' own two halves (``benchmarks/normals_speed.py``).
+
+The drivers here are compiled without numba's on-disk cache: a cached caller keeps the code of
+the kernels it was compiled with (numba checks only the caller's source file), and the point is
+to time the current engine.
+
+    python -m benchmarks.profile_engine [--paths 32768]
 """
 import argparse
 import math
@@ -23,13 +38,15 @@ import time
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
 
 from mcgreeks import rng as R
+from mcgreeks import vecmath
 
 TILE = 64
+#: Compile options of the drivers: no on-disk cache (see the module docstring); numpy's error
+#: model, as the engine's kernels, so that loops vectorize alike.
+_JIT = dict(cache=False, error_model="numpy")
 
 
 def best_time(func, *args, repeats=3):
@@ -45,7 +62,7 @@ def best_time(func, *args, repeats=3):
 
 # -- the limit: random numbers, one exp per step ----------------------------------------------------
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, **_JIT)
 def _rng_only(key0, key1, n_tiles, n_steps):
     total = 0.0
     for b in prange(n_tiles):
@@ -59,9 +76,10 @@ def _rng_only(key0, key1, n_tiles, n_steps):
     return total
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, **_JIT)
 def _rng_exp(key0, key1, n_tiles, n_steps, drift, sd):
-    """Arithmetic-average price floor: RNG, a Brownian step and one exp per path-step."""
+    """Arithmetic-average price floor: RNG, a Brownian step and one exp per path-step, the exp
+    being the engine's own (``vecmath.exp``, vectorized over the tile's paths)."""
     total = 0.0
     for b in prange(n_tiles):
         z = np.empty(TILE)
@@ -71,13 +89,13 @@ def _rng_exp(key0, key1, n_tiles, n_steps, drift, sd):
             R.fill_normals(key0, key1, np.uint64(0), np.uint64(b * TILE), np.uint64(k), z)
             for i in range(TILE):
                 x[i] += drift + sd * z[i]
-                acc[i] += math.exp(x[i])
+                acc[i] += vecmath.exp(x[i])
         for i in range(TILE):
             total += max(acc[i] / n_steps - 1.0, 0.0)
     return total
 
 
-@njit(cache=True)
+@njit(**_JIT)
 def _philox_only(n):
     s = np.uint64(0)
     for c in range(n):
@@ -87,7 +105,7 @@ def _philox_only(n):
     return s
 
 
-@njit(cache=True)
+@njit(**_JIT)
 def _inverse_normal_only(bits):
     s = 0.0
     for i in range(bits.size):
@@ -95,7 +113,7 @@ def _inverse_normal_only(bits):
     return s
 
 
-@njit(cache=True)
+@njit(**_JIT)
 def _exp_only(x):
     s = 0.0
     for i in range(x.size):
@@ -103,71 +121,22 @@ def _exp_only(x):
     return s
 
 
-# -- prototype: Philox with a native 128-bit multiply ------------------------------------------------
-
-@intrinsic
-def _mul_hi_lo(typingctx, a, b):
-    """(high, low) 64-bit words of the 128-bit product of two uint64, as one LLVM ``mul i128``."""
-    if a != types.uint64 or b != types.uint64:
-        return None
-    sig = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
-
-    def codegen(context, builder, signature, args):
-        wide = ir.IntType(128)
-        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
-        high = builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), ir.IntType(64))
-        low = builder.trunc(product, ir.IntType(64))
-        return context.make_tuple(builder, signature.return_type, (high, low))
-
-    return sig, codegen
-
-
-# Philox4x64 round constants (Salmon et al., SC'11, "Parallel random numbers: as easy as 1, 2, 3").
-_M0 = np.uint64(0xD2E7470EE14C6C93)
-_M1 = np.uint64(0xCA5A826395121157)
-_W0 = np.uint64(0x9E3779B97F4A7C15)
-_W1 = np.uint64(0xBB67AE8584CAA73B)
-
-
-@njit(cache=True)
-def philox_native(c0, c1, c2, c3, k0, k1):
-    """Philox4x64-10 with the multiply as ``mul i128``; must equal ``R.philox4x64_10``."""
-    x0, x1, x2, x3 = np.uint64(c0), np.uint64(c1), np.uint64(c2), np.uint64(c3)
-    y0, y1 = np.uint64(k0), np.uint64(k1)
-    for r in range(10):
-        if r > 0:
-            y0 += _W0
-            y1 += _W1
-        hi0, lo0 = _mul_hi_lo(_M0, x0)
-        hi1, lo1 = _mul_hi_lo(_M1, x2)
-        x0, x1, x2, x3 = hi1 ^ x1 ^ y0, lo1, hi0 ^ x3 ^ y1, lo0
-    return x0, x1, x2, x3
-
-
-@njit(cache=True)
-def _philox_native_only(n):
-    s = np.uint64(0)
-    for c in range(n):
-        w0, w1, w2, w3 = philox_native(np.uint64(c), np.uint64(1), np.uint64(0), np.uint64(0),
-                                       np.uint64(7), np.uint64(9))
-        s ^= w0 ^ w1 ^ w2 ^ w3
-    return s
-
-
-@njit(cache=True)
-def _philox_agree(counters, keys):
-    for i in range(counters.shape[0]):
-        a = R.philox4x64_10(counters[i, 0], counters[i, 1], counters[i, 2], counters[i, 3],
-                            keys[i, 0], keys[i, 1])
-        b = philox_native(counters[i, 0], counters[i, 1], counters[i, 2], counters[i, 3],
-                          keys[i, 0], keys[i, 1])
-        if a[0] != b[0] or a[1] != b[1] or a[2] != b[2] or a[3] != b[3]:
-            return False
-    return True
+@njit(**_JIT)
+def _vexp_only(x, y):
+    for i in range(x.size):
+        y[i] = vecmath.exp(x[i])
+    return y[0]
 
 
 def limits(n_paths=1 << 16, n_steps=252):
-    """Micro-benchmark rates (per second) of the generator and the price floor; dict."""
+    """Micro-benchmark rates (per second) of the generator and the price floor; dict.
+
+    rng_{1,2}: ``fill_normals`` normals/s on 1 and 2 threads; rng_exp_{1,2}: the same plus a
+    Brownian step and one ``vecmath.exp`` per path-step (path-steps/s); philox_words: scalar
+    Philox4x64-10 words/s; inverse_normal: scalar AS241 (``ndtri``)/s; exp / exp_vecmath: libm's
+    ``math.exp`` (scalar) and ``vecmath.exp`` (vectorized loop) per second; normals_philox_ns /
+    normals_ndtri_ns: ``fill_normals``' two halves per normal (``benchmarks/normals_speed.py``),
+    or normals_parts_error if those internals moved."""
     key0, key1 = np.uint64(R.seed_key(1)), np.uint64(R.name_key("X"))
     n_tiles = n_paths // TILE
     out = {}
@@ -183,16 +152,19 @@ def limits(n_paths=1 << 16, n_steps=252):
             numba.set_num_threads(saved)
     n = 1 << 21
     out["philox_words"] = 4 * n / best_time(_philox_only, n)
-    out["philox_native_words"] = 4 * n / best_time(_philox_native_only, n)
     bits = np.random.default_rng(0).integers(0, 2**63, size=n, dtype=np.uint64) * np.uint64(2)
     out["inverse_normal"] = n / best_time(_inverse_normal_only, bits)
     x = np.random.default_rng(0).standard_normal(n) * 0.1
     out["exp"] = n / best_time(_exp_only, x)
-    rg = np.random.default_rng(5)
-    counters = rg.integers(0, 2**63, size=(10_000, 4), dtype=np.uint64) * np.uint64(2) + \
-        rg.integers(0, 2, size=(10_000, 4), dtype=np.uint64)
-    keys = rg.integers(0, 2**63, size=(10_000, 2), dtype=np.uint64) * np.uint64(2)
-    out["philox_native_bit_identical"] = bool(_philox_agree(counters, keys))
+    out["exp_vecmath"] = n / best_time(_vexp_only, x, np.empty_like(x))
+    try:
+        from benchmarks import normals_speed
+        parts = normals_speed.measure(min(n_tiles, 512), n_steps, repeats=3)
+        out["normals_philox_ns"] = parts["philox"]
+        out["normals_ndtri_ns"] = parts["ndtri"]
+        out["normals_tail_fraction"] = parts["tail_fraction"]
+    except Exception as exc:             # rng internals moved
+        out["normals_parts_error"] = f"{type(exc).__name__}: {exc}"
     return out
 
 
@@ -203,58 +175,79 @@ def _stage_drivers():
     from mcgreeks import payoffs as P
     from mcgreeks.engine import brownian_tile
     from mcgreeks.models import gbm as model
-    from mcgreeks.pricers.gbm import N_Q, _fill
+    from mcgreeks.pricers.gbm import N_ACC, N_Q, _accumulate, _fill_trade
 
-    geometric = P.ASIAN_GEOMETRIC
-
-    @njit
-    def stage(level, key0, key1, n_tiles, grid, s0, rate, div, vol, ti, tf, fix_idx):
-        """level 0: RNG; 1: + Brownian path; 2: + payoff walk; 3: + tangent walk;
-        4: + scores; 5: + the control's walks.  (The rest, estimates and moments, is the
-        engine's chunk kernel minus level 5.)"""
+    @njit(**_JIT)
+    def stage(level, key0, key1, stream, n_tiles, grid, s0, rate, div, vol, ti, tf, fix_idx,
+              need_tangents, need_scores):
+        """level 0: random numbers; 1: + Brownian path; 2: + each trade's date pass
+        (``_accumulate``); 3: + its per-path quantities and its twin's (``_fill_trade``, which
+        repeats the date pass itself).  The rest is the chunk kernel minus level 3."""
         w = np.empty((grid.size, TILE))
         z = np.empty(TILE)
+        acc = np.empty((N_ACC, TILE))
         q = np.empty((N_Q, TILE))
         q_x = np.empty((N_Q, TILE))
         mu = model.log_drift(rate, div, vol)
-        kind = ti[0, P.KIND]
-        acc = 0.0
+        total = 0.0
         for tile in range(n_tiles):
             path = np.uint64(tile * TILE)
             if level == 0:
                 for k in range(grid.size):
-                    R.fill_normals(key0, key1, np.uint64(0), path, np.uint64(k), z)
-                    acc += z[0]
+                    R.fill_normals(key0, key1, stream, path, np.uint64(k), z)
+                    total += z[0]
                 continue
-            brownian_tile(key0, key1, np.uint64(0), path, TILE, grid, z, w)
+            brownian_tile(key0, key1, stream, path, TILE, grid, z, w)
             if level == 1:
-                acc += w[grid.size - 1, 0]
+                total += w[grid.size - 1, 0]
                 continue
-            _fill(kind, ti[0], tf[0], fix_idx, grid, w, TILE, s0, mu, vol, level >= 3,
-                  level >= 4, q)
-            if level == 5:
-                _fill(geometric, ti[0], tf[0], fix_idx, grid, w, TILE, s0, mu, vol, True, True,
-                      q_x)
-            acc += q[0, 0]
-        return acc
+            for j in range(ti.shape[0]):
+                if level == 2:
+                    _accumulate(ti[j, P.KIND], ti[j], fix_idx, grid, w, TILE, mu, vol,
+                                ti[j, P.CONTROL] == 1, need_scores, acc)
+                    total += acc[0, 0]
+                else:
+                    _fill_trade(ti[j], tf[j], fix_idx, grid, w, TILE, s0, mu, vol,
+                                need_tangents, need_scores, acc, q, q_x)
+                    total += q[0, 0]
+        return total
 
     return stage
 
 
-STAGES = ("random numbers (Philox + inverse normal)", "Brownian path W on the grid",
-          "payoff walk (one exp per date)", "tangent walk (a second exp per date)",
-          "likelihood-ratio scores", "control: the geometric twin's walks",
-          "estimates, moments, merge (chunk kernel - the above)")
+#: The decomposition's rows: stages 0-3 of the driver, then the rest of the chunk kernel.
+STAGES = ("random numbers (fill_normals: Philox + AS241)",
+          "Brownian path W on the grid (brownian_tile)",
+          "date pass: vecmath.exp and per-path sums (_accumulate)",
+          "per-path payoff, tangents, scores; the twin's too (_fill)",
+          "estimates, moments, totals, merge (chunk kernel - the above)")
+N_LEVELS = 4
 
 
-def decomposition(n_paths=1 << 15, payoff="asian_arithmetic", greeks=True):
+def _needs(job):
+    """(need_tangents, need_scores) as the engine's ``_trade_tile`` derives them from the main
+    run's slots (any trade needing them)."""
+    from mcgreeks import greeks as G
+    from mcgreeks import underlying
+
+    slots = underlying._number_slots(job.wanted(), len(job.records))
+    tangents = (slots[:, :, G.PATHWISE] >= 0) | (slots[:, :, G.MIXED] >= 0) | \
+        (slots[:, :, G.OPTIMAL] >= 0)
+    scores = (slots[:, :, G.LR] >= 0) | (slots[:, :, G.MIXED] >= 0) | \
+        (slots[:, :, G.OPTIMAL] >= 0) | (slots[:, :, G.VIBRATO] >= 0)
+    return bool(tangents.any()), bool(scores.any())
+
+
+def decomposition(n_paths=1 << 15, payoff="asian_arithmetic", greeks=True, repeats=3):
     """Per-stage single-thread cost (ns per path-step) of one call (252 fixings for the Asian)
     with the estimators mcgreeks' auto chooses (``greeks``) or the price alone, plus the
     engine's chunk kernel at 1 and 2 threads and (with Greeks) ``price_portfolio`` end to end.
-    Returns a dict, or {"error": why} if the internals changed."""
+    Returns a dict (``stages``: [(STAGES[i], ns)], their sum ``stage_total`` = the chunk kernel
+    on 1 thread), or {"error": why} if the internals changed."""
     from benchmarks import cases
     try:
         from mcgreeks import underlying
+        from mcgreeks.rng import STREAM_MAIN, name_key, seed_key
 
         trades, market = cases.trades(payoff), cases.gbm_market()
         row = cases.mcgreeks_all(trades, market, 4096).iloc[0]
@@ -262,19 +255,15 @@ def decomposition(n_paths=1 << 15, payoff="asian_arithmetic", greeks=True):
         n_tiles = n_paths // TILE
         job = underlying.pilot(cases.mcgreeks_job(trades, market, n_tiles * TILE,
                                                   methods=chosen))
-        control = job.records[0]["control"]
+        control = bool(job.records[0]["control"])
         grid, ti, tf, fix_idx = job.arrays
         p = job.params
+        need_tangents, need_scores = _needs(job)
         stage = _stage_drivers()
-        args = (np.uint64(1), np.uint64(2), n_tiles, grid, p["spot"], p["rate"], p["div_yield"],
-                p["vol"], ti, tf, fix_idx)
-        # without Greeks: no tangents, no scores; without a control: no twin
-        levels = [0, 1, 2] + ([3, 4] if greeks else []) + ([5] if control and greeks else [])
-        timed_levels = {level: best_time(stage, level, *args) for level in levels}
-        cumulative, last = [], 0.0
-        for level in range(6):
-            last = timed_levels.get(level, last)
-            cumulative.append(last)
+        args = (np.uint64(seed_key(job.seed)), np.uint64(name_key(job.name)),
+                np.uint64(STREAM_MAIN), n_tiles, grid, p["spot"], p["rate"], p["div_yield"],
+                p["vol"], ti, tf, fix_idx, need_tangents, need_scores)
+        steps = n_tiles * TILE * grid.size
 
         def chunk_kernel():
             underlying.simulate(job, 0, n_tiles * TILE)
@@ -283,13 +272,16 @@ def decomposition(n_paths=1 << 15, payoff="asian_arithmetic", greeks=True):
             cases.mcgreeks_all(trades, market, n_tiles * TILE)
 
         result = {"methods": chosen, "n_paths": n_tiles * TILE, "steps": int(grid.size),
-                  "payoff": payoff}
-        steps = n_tiles * TILE * grid.size
+                  "payoff": payoff, "control": control, "need_tangents": need_tangents,
+                  "need_scores": need_scores}
         saved = numba.get_num_threads()
         try:
+            numba.set_num_threads(1)
+            cumulative = [best_time(stage, level, *args, repeats=repeats)
+                          for level in range(N_LEVELS)]
             for threads in (1, 2):
                 numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-                result[f"chunk_{threads}"] = 1e9 * best_time(chunk_kernel) / steps
+                result[f"chunk_{threads}"] = 1e9 * best_time(chunk_kernel, repeats=repeats) / steps
                 if greeks:
                     result[f"portfolio_{threads}"] = 1e9 * best_time(end_to_end) / steps
         finally:
@@ -298,9 +290,8 @@ def decomposition(n_paths=1 << 15, payoff="asian_arithmetic", greeks=True):
         return {"error": f"{type(exc).__name__}: {exc}"}
     per_step = [1e9 * c / steps for c in cumulative] + [result["chunk_1"]]
     result["stages"] = [(STAGES[0], per_step[0])] + [
-        (STAGES[i], per_step[i] - per_step[i - 1]) for i in range(1, 7)
-        if i in levels or i == 6]
-    result["stage_total"] = per_step[6]
+        (STAGES[i], per_step[i] - per_step[i - 1]) for i in range(1, len(STAGES))]
+    result["stage_total"] = per_step[-1]
     return result
 
 
@@ -309,7 +300,12 @@ def main():
     parser.add_argument("--paths", type=int, default=1 << 15)
     args = parser.parse_args()
     for name, value in limits(args.paths).items():
-        print(f"{name:30s} {value:,.4g}" if not isinstance(value, bool) else f"{name:30s} {value}")
+        if isinstance(value, str):
+            print(f"{name:30s} {value}")
+        elif name.endswith(("_ns", "_fraction")):
+            print(f"{name:30s} {value:.3g}")
+        else:
+            print(f"{name:30s} {value:,.4g}/s  ({1e9 / value:.2f} ns)")
     for payoff, greeks, n in (("asian_arithmetic", True, args.paths),
                               ("european", False, 64 * args.paths)):
         d = decomposition(n, payoff, greeks)
@@ -317,10 +313,11 @@ def main():
         if "error" in d:
             print("decomposition skipped:", d["error"])
             continue
-        print("methods", d["methods"])
+        print("methods", d["methods"], "| control", d["control"], "| tangents",
+              d["need_tangents"], "| scores", d["need_scores"])
         for name, ns in d["stages"]:
-            print(f"{name:55s} {ns:6.2f} ns/path-step")
-        print(f"{'total = chunk kernel, 1 thread':55s} {d['stage_total']:6.2f}")
+            print(f"{name:62s} {ns:6.2f} ns/path-step")
+        print(f"{'total = chunk kernel, 1 thread':62s} {d['stage_total']:6.2f}")
         for threads in (1, 2):
             print(f"chunk kernel, {threads} thread(s): {d[f'chunk_{threads}']:6.2f} ns/path-step"
                   + (f"; price_portfolio: {d[f'portfolio_{threads}']:6.2f}" if greeks else ""))

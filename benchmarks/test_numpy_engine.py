@@ -19,7 +19,7 @@ import pytest
 import mcgreeks
 from mcgreeks.analytic import asian, black_scholes
 
-from benchmarks.numpy_engine import QUANTITIES, gbm_mc
+from benchmarks.numpy_engine import METHODS, QUANTITIES, gbm_mc
 
 MARKET = dict(spot=100.0, maturity=1.0, rate=0.03, vol=0.2, div_yield=0.01)
 #: Tolerance in standard errors (SPEC §6).
@@ -80,7 +80,8 @@ def test_arithmetic_asian_matches_mcgreeks():
     market = pd.DataFrame({"underlying": ["X"], "model": ["gbm"], "spot": [MARKET["spot"]],
                            "rate": [MARKET["rate"]], "div_yield": [MARKET["div_yield"]],
                            "vol": [MARKET["vol"]]})
-    row = mcgreeks.price_portfolio(trades, market, n_paths=n_paths, seed=13).iloc[0]
+    row = mcgreeks.price_portfolio(trades, market, n_paths=n_paths, seed=13,
+                                   method=dict(METHODS)).iloc[0]
     chosen = {g: row["method_" + g] for g in ("delta", "gamma", "vega", "rho", "theta")}
     mc = gbm_mc(payoff="asian_arithmetic", strike=100.0, n_fixings=n_fixings, n_paths=n_paths,
                 seed=13, methods=chosen, **MARKET)

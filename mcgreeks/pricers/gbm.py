@@ -401,7 +401,7 @@ def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, coef_j
     coef_j[g] = (w, c) are the blend weight and baseline (``estimators.optimal``)."""
     mu = gbm.log_drift(rate, div, vol)
     need_tangents = need_scores = False
-    for g in range(slots_j.shape[0]):
+    for g in range(1, slots_j.shape[0]):      # the price (g = 0) needs neither
         blended = slots_j[g, G.OPTIMAL] >= 0
         need_tangents |= slots_j[g, G.PATHWISE] >= 0 or slots_j[g, G.MIXED] >= 0 or blended
         # vibrato's baseline controls live in the score rows

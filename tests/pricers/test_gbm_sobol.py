@@ -59,12 +59,18 @@ def _scale():
 
 @pytest.fixture(scope="module")
 def runs():
-    return {s: price_portfolio(TRADES, MARKET, n_paths=N_PATHS, seed=7, sampler=s)
+    """optimal, not auto: under Sobol auto may pick an estimator whose per-path value is an
+    indicator of one coordinate (pathwise rho of a put), where 2^12 stratified points per
+    scrambling make the 16-scrambling SE collapse toward 0 (the error itself is then ~1e-5
+    relative); see README, Quasi-Monte Carlo."""
+    return {s: price_portfolio(TRADES, MARKET, n_paths=N_PATHS, seed=7, sampler=s,
+                               method="optimal")
             for s in ("sobol", "mc")}
 
 
 def test_prices_and_first_order_greeks_within_4se(runs):
-    assert_within_4se(runs["sobol"], _reference(), _scale(), ("price",) + FIRST_ORDER, "")
+    assert_within_4se(runs["sobol"], _reference(), _scale(), ("price",) + FIRST_ORDER,
+                      "optimal")
 
 
 def test_geometric_asian_price_error_tenfold_smaller_than_monte_carlo(runs):
