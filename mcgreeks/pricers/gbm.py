@@ -440,6 +440,10 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, d
     arguments are those of ``engine.paths_tile`` (empty for Monte Carlo)."""
     n_tiles = (n_paths + TILE - 1) // TILE
     n_blocks = (n_tiles + tiles_per_block - 1) // tiles_per_block
+    totals_wanted = np.zeros(slots.shape[1], dtype=np.bool_)
+    for j in range(agg_e.shape[0]):
+        for g in range(agg_e.shape[1]):
+            totals_wanted[g] |= agg_e[j, g] >= 0
     for b in prange(n_blocks):
         w = np.empty((grid.size, TILE))
         u = np.empty(TILE)
@@ -455,14 +459,18 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, d
             m = min(TILE, n_paths - first)
             paths_tile(key0, key1, stream, path0 + first, m, grid, sampler_dirs, sampler_shifts,
                        per_replicate, steps, weights, u, z, w)
-            agg[:, :] = 0.0
+            if agg_base >= 0:
+                agg[:, :m] = 0.0
             for j in range(ti.shape[0]):
                 _trade_tile(ti[j], tf[j], fix_idx, grid, w, m, s0, rate, div, vol, slots[j],
                             coef[j], bumps, agg_e[j], agg_w[j], acc, q, q_x, y, x, agg,
                             out[tile])
             if agg_base >= 0:
                 for g in range(agg.shape[0]):
-                    write_moments(agg[g], x, m, False, out[tile, agg_base + g])
+                    if totals_wanted[g]:
+                        write_moments(agg[g], x, m, False, out[tile, agg_base + g])
+                    else:       # a quantity no trade here has (vega under Heston, d_* here)
+                        out[tile, agg_base + g, :] = 0.0
 
 
 @kernel
