@@ -312,12 +312,16 @@ def _knocked_value(kind, ti, tf, u, x_extreme, log_level):
 
 
 @kernel
-def _shifted_value(kind, ti, tf, s_t, x_extreme, log_level, c):
-    """The payoff of the path with every log-price moved by c (S_t → S_t e^c at every date): a
-    digital's or a discrete barrier's (the extreme moves by c too)."""
+def _reflected_value(kind, ti, tf, s0, mu, vol, t_n, w_n, w1, x_extreme, log_level, k):
+    """The payoff of the path whose first increment W(t_1) is replaced by (1 - k) W(t_1) (k = 1:
+    zeroed, the centre; k = 2: reflected, the antithetic path): every later W moves by -k W(t_1),
+    so every log-price by c = -kσW(t_1).  A digital's or a discrete barrier's (whose extreme moves
+    by c too).  S_T is recomputed from the moved W, not scaled: at the centre of a one-date
+    payoff it must not depend on W(t_1) even by a rounding (S0 e^{μT} can sit on the strike)."""
+    s_t = gbm.spot_at(s0, mu, vol, t_n, w_n - k * w1)
     if kind == P.BARRIER:
-        return _knocked_value(kind, ti, tf, s_t * math.exp(c), x_extreme + c, log_level)
-    return P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t * math.exp(c))
+        return _knocked_value(kind, ti, tf, s_t, x_extreme - k * vol * w1, log_level)
+    return P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
 
 
 @kernel
@@ -340,12 +344,12 @@ def _vibrato(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol):
     sd = vol * math.sqrt(t1)
     z = w1 / math.sqrt(t1)
     g_last = fix_idx[off + n - 1]
-    s_t = gbm.spot_at(s0, mu, vol, grid[g_last], w[g_last, i])
+    t_n, w_n = grid[g_last], w[g_last, i]
     log_level = math.log(tf[P.LEVEL] / s0)
     x_extreme = q[X_EXT, i]
     f_up = q[F, i]
-    f_down = _shifted_value(kind, ti, tf, s_t, x_extreme, log_level, -2.0 * sd * z)
-    f_mid = _shifted_value(kind, ti, tf, s_t, x_extreme, log_level, -sd * z)
+    f_down = _reflected_value(kind, ti, tf, s0, mu, vol, t_n, w_n, w1, x_extreme, log_level, 2.0)
+    f_mid = _reflected_value(kind, ti, tf, s0, mu, vol, t_n, w_n, w1, x_extreme, log_level, 1.0)
     disc = math.exp(-rate * maturity)
     by_mean = vibrato.d_mean(f_up, f_down, z, sd)
     if g == G.DELTA:

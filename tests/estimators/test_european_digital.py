@@ -252,3 +252,22 @@ def test_vibrato_every_greek_of_digitals():
     that step with an antithetic pair (Giles 2009); auto blends it with lr (optimal)."""
     vib = price_portfolio(DIGITALS, MARKET, n_paths=N_PATHS, seed=SEED + 7, method="vibrato")
     assert_within_4se(vib, _closed_form(DIGITALS), _scale(DIGITALS), GREEKS, "vibrato")
+
+
+def test_vibrato_when_the_centre_sits_on_the_strike():
+    """S0 = K with r - q - σ²/2 = 0 puts vibrato's centre S0 e^{μT} exactly on the strike; its
+    baseline f(centre) must not depend on the path's normal, not even through a rounding."""
+    spot, rate, div_yield, vol, t = 100.0, 0.03, 0.01, 0.2, 1.0
+    trades = pd.DataFrame({"trade_id": ["DC", "DP"], "underlying": "X", "payoff": "digital",
+                           "option_type": ["call", "put"], "strike": spot, "maturity": t,
+                           "quantity": 1.0, "cash": 1.0})
+    market = pd.DataFrame({"underlying": ["X"], "model": ["gbm"], "spot": [spot],
+                           "rate": [rate], "div_yield": [div_yield], "vol": [vol]})
+    vib = price_portfolio(trades, market, n_paths=N_PATHS, seed=SEED + 8, method="vibrato")
+    ref = pd.DataFrame({tid: bs.digital(spot=spot, strike=spot, maturity=t, rate=rate, vol=vol,
+                                        div_yield=div_yield, is_call=call, cash=1.0)
+                        for tid, call in (("DC", True), ("DP", False))}).T
+    sd = vol * np.sqrt(t)      # the digital scales of _scale
+    scale = pd.DataFrame({"price": 1.0, "delta": 1 / (spot * sd), "gamma": 1 / (spot * sd) ** 2,
+                          "vega": 1 / vol, "rho": t / sd, "theta": 1 / t}, index=["DC", "DP"])
+    assert_within_4se(vib, ref, scale, GREEKS, "vibrato")
