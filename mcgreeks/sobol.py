@@ -42,7 +42,7 @@ from mcgreeks._jit import kernel
 from mcgreeks.rng import philox4x64_10
 
 __all__ = ["MAX_DIM", "BITS", "directions", "scrambled_directions", "point_bits",
-           "fill_bits", "fill_uniforms", "points"]
+           "fill_uniforms", "points"]
 
 #: Largest dimension count with Joe-Kuo direction numbers (SciPy's ``Sobol.MAXDIM``).
 MAX_DIM = int(_sobol._MAXDIM)
@@ -162,19 +162,6 @@ def _next_bits(dirs, r, dim_k, i, x):
         t >>= _U1
         c += 1
     return x ^ np.uint64(dirs[r, dim_k, c])
-
-
-@kernel
-def fill_bits(dirs, shifts, r, index0, dim_k, out):
-    """``out[k] = point_bits(dirs, shifts, r, index0 + k, dim_k)`` for k < out.size (integer
-    ``out``; needs ``index0 + out.size <= 2**32``).  No allocation."""
-    i = np.uint64(index0)
-    x = point_bits(dirs, shifts, r, i, dim_k)
-    for k in range(out.size):
-        if k > 0:
-            i += _U1
-            x = _next_bits(dirs, r, dim_k, i, x)
-        out[k] = x
 
 
 @kernel

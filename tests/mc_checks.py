@@ -1,4 +1,8 @@
-"""The Monte Carlo acceptance check shared by the estimator and pricer tests (test support)."""
+"""The Monte Carlo acceptance check shared by the estimator and pricer tests, and the one-thread
+switch the reproducibility tests use (test support)."""
+import contextlib
+
+import numba
 
 #: 4 SE must be under this fraction of a Greek's natural size for a comparison to count.
 MEANINGFUL = 0.05
@@ -20,3 +24,16 @@ def assert_within_4se(result, reference, scale, greeks, method):
         if g != "price" and method:
             assert (result["method_" + g] == method).all(), (g, method)
     assert not failures, "\n".join(failures)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """numba runs on one thread inside the block; the reproducibility tests compare that with
+    the default two (and need them)."""
+    assert numba.config.NUMBA_NUM_THREADS >= 2, "the thread test needs two threads"
+    saved = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(saved)

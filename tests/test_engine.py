@@ -1,9 +1,9 @@
 """The engine's promises: same bits whatever the threads, blocks or chunks; errors that shrink
 like 1/sqrt(N); exact merging of tile moments."""
-import numba
 import numpy as np
 import pytest
 
+from mc_checks import one_thread
 from mcgreeks import engine, price_portfolio
 
 
@@ -15,18 +15,13 @@ def test_bit_identical_across_threads_blocks_and_chunks(one_underlying):
     trades, market = one_underlying
     n = 50_003  # not a multiple of the tile: the last tile is partial
     reference = price_portfolio(trades, market, n_paths=n, seed=11)
-    saved = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one_thread = price_portfolio(trades, market, n_paths=n, seed=11)
-    finally:
-        numba.set_num_threads(saved)
-    assert numba.config.NUMBA_NUM_THREADS >= 2, "the thread test needs two threads"
+    with one_thread():
+        single = price_portfolio(trades, market, n_paths=n, seed=11)
     small_blocks = price_portfolio(trades, market, n_paths=n, seed=11,
                                    chunk_paths=4096, block_paths=64)
     odd_chunks = price_portfolio(trades, market, n_paths=n, seed=11,
                                  chunk_paths=3 * engine.TILE * 100, block_paths=10 * engine.TILE)
-    for other in (one_thread, small_blocks, odd_chunks):
+    for other in (single, small_blocks, odd_chunks):
         np.testing.assert_array_equal(_numbers(other), _numbers(reference))
         assert other.filter(like="method_").equals(reference.filter(like="method_"))
 

@@ -8,7 +8,6 @@ from scipy.stats import qmc
 from mcgreeks import sobol
 from mcgreeks.sobol import (
     directions,
-    fill_bits,
     fill_uniforms,
     point_bits,
     points,
@@ -19,9 +18,10 @@ KEY = (0x1234_5678_9ABC_DEF0, 0x0FED_CBA9_8765_4321)
 
 
 def run_bits(dirs, shifts, r, index0, n, d):
-    out = np.empty(n, dtype=np.uint64)
-    fill_bits(dirs, shifts, r, index0, d, out)
-    return out
+    """The integer points behind fill_uniforms: u = (x + 1/2)·2^-32 is exact, so x is too."""
+    out = np.empty(n)
+    fill_uniforms(dirs, shifts, r, index0, d, out)
+    return (out * 2.0 ** 32 - 0.5).astype(np.uint64)
 
 
 # --- the unscrambled sequence is SciPy's ----------------------------------------------------------

@@ -2,12 +2,11 @@
 and first-order Greeks within 4 scrambling standard errors of the closed forms
 (mcgreeks.analytic, checked against QuantLib in tests/analytic); the error reduction against plain
 Monte Carlo; the same bits on any thread count or chunking; every payoff and estimator."""
-import numba
 import numpy as np
 import pandas as pd
 import pytest
 
-from mc_checks import assert_within_4se
+from mc_checks import assert_within_4se, one_thread
 from mcgreeks import engine, price_portfolio
 from mcgreeks.analytic import asian, black_scholes as bs
 from mcgreeks.validation import InputError
@@ -86,16 +85,11 @@ def _numbers(table):
 def test_same_bits_on_one_or_two_threads_and_any_chunking():
     kw = dict(n_paths=N_PATHS, seed=3, sampler="sobol")
     reference = price_portfolio(TRADES, MARKET, **kw)
-    saved = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one_thread = price_portfolio(TRADES, MARKET, **kw)
-    finally:
-        numba.set_num_threads(saved)
-    assert numba.config.NUMBA_NUM_THREADS >= 2, "the thread test needs two threads"
+    with one_thread():
+        single = price_portfolio(TRADES, MARKET, **kw)
     chunked = price_portfolio(TRADES, MARKET, **kw, chunk_paths=engine.SEGMENT,
                               block_paths=3 * engine.TILE)
-    for other in (one_thread, chunked):
+    for other in (single, chunked):
         np.testing.assert_array_equal(_numbers(other), _numbers(reference))
 
 

@@ -19,10 +19,10 @@
 """
 import math
 
-import numba
 import numpy as np
 import pytest
 
+from mc_checks import one_thread
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks.analytic.heston import heston_european
@@ -466,15 +466,10 @@ def test_the_pricer_uses_the_paths_of_sample_paths():
 
 
 def test_bit_identical_across_threads_chunks_and_blocks():
-    assert numba.config.NUMBA_NUM_THREADS >= 2, "the thread test needs two threads"
     records = european_records(1.0, (100.0, 95.0)) + ZOO[3:]
     kw = dict(n_paths=3000, seed=13)
-    saved = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
+    with one_thread():
         one = run(MARKET, records, **kw)
-    finally:
-        numba.set_num_threads(saved)
     two = run(MARKET, records, **kw)
     small = run(MARKET, records, **kw, chunk_paths=640, block_paths=128)
     odd = run(MARKET, records, **kw, chunk_paths=1000, block_paths=200)

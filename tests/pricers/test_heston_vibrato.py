@@ -40,13 +40,12 @@ H. Albrecher et al. (2007), "The little Heston trap" (the characteristic functio
 """
 import math
 
-import numba
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import integrate
 
-from mc_checks import MEANINGFUL
+from mc_checks import MEANINGFUL, one_thread
 from mcgreeks import engine, price_portfolio
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
@@ -440,19 +439,14 @@ def test_auto_takes_the_lower_variance_candidate_and_vibrato_on_request():
 def test_bit_identical_across_threads_chunks_and_blocks():
     """Vibrato slots (and the pilot that weighs them under auto) give the same bits on 1 and 2
     threads and any chunking, with the zero-noise fallback busy (Andersen's case I)."""
-    assert numba.config.NUMBA_NUM_THREADS >= 2, "the thread test needs two threads"
     trades, market = _portfolio()
     market = pd.DataFrame([dict(underlying="H", model="heston", **ANDERSEN_1)])
     kw = dict(n_paths=5003, seed=11, steps_per_year=STEPS_PER_YEAR)
     methods = ("auto", "vibrato")
-    saved = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
+    with one_thread():
         one = [price_portfolio(trades, market, method=m, **kw) for m in methods]
         one_run = run(ANDERSEN_1, records_of((100.0, 90.0)), ("lr", "vibrato"), n_paths=3000,
                       seed=13, steps_per_year=STEPS_PER_YEAR)
-    finally:
-        numba.set_num_threads(saved)
     for m, reference in zip(methods, one):
         for other in (price_portfolio(trades, market, method=m, **kw),
                       price_portfolio(trades, market, method=m, chunk_paths=4096, block_paths=64,
