@@ -13,6 +13,7 @@ random numbers, maps W_t to W_t·sqrt(T'/T).
 """
 import math
 
+from mcgreeks import vecmath
 from mcgreeks._jit import kernel
 
 
@@ -24,8 +25,9 @@ def log_drift(rate, div_yield, vol):
 
 @kernel
 def spot_at(s0, mu, vol, t, w):
-    """Spot at time t (years) given W_t = w, with mu = log_drift(...)."""
-    return s0 * math.exp(mu * t + vol * w)
+    """Spot at time t (years) given W_t = w, with mu = log_drift(...).  (``vecmath.exp``, so that
+    the pricers' per-path loops vectorize.)"""
+    return s0 * vecmath.exp(mu * t + vol * w)
 
 
 # -- tangents dS_t/dθ ------------------------------------------------------------------------------

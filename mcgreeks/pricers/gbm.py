@@ -52,16 +52,16 @@ def _walk(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
         g = fix_idx[off + k]
         x = mu * grid[g] * c + vol * w[g, i] * root_c      # log(S_t / S0)
         if kind == P.ASIAN_ARITHMETIC:
-            total += math.exp(x)
+            total += vecmath.exp(x)
         elif kind == P.ASIAN_GEOMETRIC:
             total += x
         elif discrete_barrier and (x <= log_level if down else x >= log_level):
             knocked = True
-    s_last = s0 * math.exp(x)
+    s_last = s0 * vecmath.exp(x)
     if kind == P.ASIAN_ARITHMETIC:
         return s0 * total / n, s_last, knocked
     if kind == P.ASIAN_GEOMETRIC:
-        return s0 * math.exp(total / n), s_last, knocked
+        return s0 * vecmath.exp(total / n), s_last, knocked
     return s_last, s_last, knocked
 
 
@@ -150,6 +150,12 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_sc
     continuous_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
     discrete_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 0
     log_level = math.log(tf[P.LEVEL] / s0)
+    if (kind == P.EUROPEAN or kind == P.DIGITAL) and not (need_tangents or need_scores):
+        # The payoff alone (price and fd slots): a loop simple enough to vectorize.
+        for i in range(m):
+            q[F, i] = P.value(kind, omega, strike, cash,
+                              gbm.spot_at(s0, mu, vol, t_n, w[g_last, i]))
+        return
     for i in range(m):
         w_n = w[g_last, i]
         if kind == P.ASIAN_ARITHMETIC:
@@ -159,7 +165,7 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_sc
                                             (mu * et + 0.5 * vol * ew) / maturity)
         elif kind == P.ASIAN_GEOMETRIC:
             w_mean = acc[W_SUM, i] / n
-            u = s0 * math.exp(mu * t_mean + vol * w_mean)
+            u = s0 * vecmath.exp(mu * t_mean + vol * w_mean)
             t_spot, t_vol, t_rate, t_mat = (u / s0, u * (w_mean - vol * t_mean), u * t_mean,
                                             u * (mu * t_mean + 0.5 * vol * w_mean) / maturity)
         else:
