@@ -40,6 +40,7 @@ import math
 import numpy as np
 from numba import njit
 
+from benchmarks.profile_engine import best_time
 from mcgreeks import rng as R
 from mcgreeks import vecmath
 
@@ -154,17 +155,6 @@ def philox_tile_agree(n_calls, n):
     return bad
 
 
-def _best(fn, *args, repeats=3):
-    import time
-    fn(*args)
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn(*args)
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def measure(n_tiles=512, n_steps=252):
     """The checks and timings listed in the module docstring (ns per word / per path-date,
     single thread); dict."""
@@ -178,7 +168,7 @@ def measure(n_tiles=512, n_steps=252):
     out["vecmath_exp_max_ulp"] = float(np.max(np.abs(got - want) / np.spacing(want)))
 
     out["philox_tile_bits_differing"] = int(philox_tile_agree(100, 16))
-    out["philox_tile_ns_per_word"] = 1e9 * _best(philox_tile_rate, 20_000, 64) / (20_000 * 64 * 4)
+    out["philox_tile_ns_per_word"] = 1e9 * best_time(philox_tile_rate, 20_000, 64) / (20_000 * 64 * 4)
 
     grid = np.arange(1, n_steps + 1) * (252 / 365) / n_steps
     w = np.cumsum(np.random.default_rng(4).standard_normal((n_steps, TILE)), axis=0) * \
@@ -186,7 +176,7 @@ def measure(n_tiles=512, n_steps=252):
     sums = [np.empty(TILE) for _ in range(4)]
     reps = n_tiles
     for vectorized in (False, True):
-        t = _best(fused_walk, w, grid, 0.0, 0.2, vectorized, reps, *sums)
+        t = best_time(fused_walk, w, grid, 0.0, 0.2, vectorized, reps, *sums)
         out["fused_walk_" + ("vecmath" if vectorized else "libm") + "_exp_ns"] = \
             1e9 * t / (reps * TILE * n_steps)
     return out

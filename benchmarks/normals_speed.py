@@ -21,12 +21,11 @@ against the scalar ``rng.normal``.
     python -m benchmarks.normals_speed [--tiles 512] [--draws 252] [--repeats 7]
 """
 import argparse
-import math
-import time
 
 import numpy as np
 from numba import njit
 
+from benchmarks.profile_engine import best_time
 from mcgreeks import rng as R
 
 TILE = 64
@@ -74,16 +73,6 @@ def _ndtri(u, n_tiles, z, buf):
     return acc
 
 
-def _best(func, *args, repeats):
-    func(*args)
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func(*args)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def check_bits(key0, key1):
     """fill_normals equals the scalar definition on a few aligned and unaligned tiles."""
     for path0, size in ((0, TILE), (5 * TILE, TILE), (TILE + 1, 61), (2**64 - 32, TILE)):
@@ -101,11 +90,12 @@ def measure(n_tiles=512, n_draws=252, repeats=7):
     check_bits(key0, key1)
     draws = n_tiles * n_draws * TILE
     z = np.empty(TILE)
-    out = {"philox": _best(_philox, key0, key1, n_tiles, n_draws, z, repeats=repeats)}
+    out = {"philox": best_time(_philox, key0, key1, n_tiles, n_draws, z, repeats=repeats)}
     u = _uniform_tiles(key0, key1, 8, 256)
-    out["ndtri"] = _best(_ndtri, u, n_tiles * n_draws, z, np.empty(R._SCRATCH), repeats=repeats)
-    out["total"] = _best(_total, key0, key1, 0, n_tiles, n_draws, z, repeats=repeats)
-    unaligned = _best(_total, key0, key1, 1, n_tiles, n_draws, np.empty(61), repeats=repeats)
+    out["ndtri"] = best_time(_ndtri, u, n_tiles * n_draws, z, np.empty(R._SCRATCH),
+                             repeats=repeats)
+    out["total"] = best_time(_total, key0, key1, 0, n_tiles, n_draws, z, repeats=repeats)
+    unaligned = best_time(_total, key0, key1, 1, n_tiles, n_draws, np.empty(61), repeats=repeats)
     out = {name: 1e9 * seconds / draws for name, seconds in out.items()}
     out["total_unaligned"] = 1e9 * unaligned / (n_tiles * n_draws * 61)
     out["tail_fraction"] = float(np.mean(np.abs(u - 0.5) > R._SPLIT1))
