@@ -198,15 +198,16 @@ def _segments(job, args, n_slots, stream, first_path, n_paths, segment=engine.SE
         block_paths=job.block_paths, segment=segment)
 
 
-def _fit_coefficients(job, n_paths):
-    """Fit each GBM likelihood-ratio, vibrato or optimal estimate's (w, c) on the pilot paths."""
+def _pilot_covariances(job, n_paths):
+    """{(trade, quantity): covariance of its ``estimators.optimal`` components} on the pilot
+    paths, for each GBM estimate (or auto candidate set) with a likelihood-ratio part."""
     fitted = np.zeros((len(job.records), G.N_QUANTITIES), dtype=np.int64)
     for j, c in enumerate(job.choices):
         for g, e in c.items():       # e is a code, or a tuple of auto candidates
             fitted[j, g] = bool({G.LR, G.OPTIMAL, G.VIBRATO}
                                 & set(e if isinstance(e, tuple) else (e,)))
     if not fitted.any():
-        return
+        return {}
     grid, ti, tf, fix_idx = job.arrays
     p = job.params
     sums = np.zeros((-(-n_paths // engine.TILE), len(job.records), G.N_QUANTITIES,
@@ -217,8 +218,13 @@ def _fit_coefficients(job, n_paths):
     total = np.zeros(sums.shape[1:])
     for tile in sums:            # in path order, so the fit is the same on any thread count
         total += tile
-    for j, g in zip(*np.nonzero(fitted)):
-        cov = optimal.covariance(total[j, g], n_paths)
+    return {(j, g): optimal.covariance(total[j, g], n_paths)
+            for j, g in zip(*np.nonzero(fitted))}
+
+
+def _fit_coefficients(job, covariances):
+    """Each such estimate's (w, c) for the estimator (or candidates) it has now."""
+    for (j, g), cov in covariances.items():
         choice = job.choices[j][g]
         blended = choice == G.OPTIMAL or (isinstance(choice, tuple) and G.OPTIMAL in choice)
         job.coef[j, g] = optimal.coefficients(cov, blended,
@@ -230,8 +236,10 @@ def pilot(job):
     """Fit the likelihood-ratio baselines and blend weights, resolve auto choices (lowest pilot
     variance; ties keep the preference order) and fit the pilot control coefficients.  Returns
     the job, updated."""
+    covariances = {}
     if job.params["model"] == "gbm":
-        _fit_coefficients(job, min(PILOT_PATHS, job.n_paths))
+        covariances = _pilot_covariances(job, min(PILOT_PATHS, job.n_paths))
+        _fit_coefficients(job, covariances)
     piloted = [(j, g, e) for j, c in enumerate(job.choices) for g, cands in c.items()
                for e in (cands if isinstance(cands, tuple)
                          else (cands,) if job.records[j]["control"] else ())]
@@ -265,8 +273,8 @@ def pilot(job):
             if isinstance(cands, tuple):
                 c[g] = min(cands, key=lambda e: se[index[(j, g, e)]])
                 decided = True
-    if decided and job.params["model"] == "gbm":
-        _fit_coefficients(job, n)       # now for the estimator chosen
+    if decided:
+        _fit_coefficients(job, covariances)       # now for the estimator chosen
     return job
 
 
