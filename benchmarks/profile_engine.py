@@ -179,7 +179,7 @@ def _stage_drivers():
 
     @njit(**_JIT)
     def stage(level, key0, key1, stream, n_tiles, grid, s0, rate, div, vol, ti, tf, fix_idx,
-              need_tangents, need_scores):
+              need_tangents, scores):
         """level 0: random numbers; 1: + Brownian path; 2: + each trade's date pass
         (``_accumulate``); 3: + its per-path quantities and its twin's (``_fill_trade``, which
         repeats the date pass itself).  The rest is the chunk kernel minus level 3."""
@@ -204,11 +204,11 @@ def _stage_drivers():
             for j in range(ti.shape[0]):
                 if level == 2:
                     _accumulate(ti[j, P.KIND], ti[j], fix_idx, grid, w, TILE, mu, vol,
-                                ti[j, P.CONTROL] == 1, need_scores, acc)
+                                ti[j, P.CONTROL] == 1, scores, acc)
                     total += acc[0, 0]
                 else:
                     _fill_trade(ti[j], tf[j], fix_idx, grid, w, TILE, s0, mu, vol,
-                                need_tangents, need_scores, acc, q, q_x)
+                                need_tangents, scores, acc, q, q_x)
                     total += q[0, 0]
         return total
 
@@ -225,17 +225,20 @@ N_LEVELS = 4
 
 
 def _needs(job):
-    """(need_tangents, need_scores) as the engine's ``_trade_tile`` derives them from the main
-    run's slots (any trade needing them)."""
+    """(need_tangents, scores) as the engine's ``_trade_tile`` derives them from the main run's
+    slots (any trade needing them; scores is a ``SCORES_*`` level of ``mcgreeks.pricers.gbm``)."""
     from mcgreeks import greeks as G
     from mcgreeks import underlying
+    from mcgreeks.pricers import gbm as pricer
 
     slots = underlying._number_slots(job.wanted(), len(job.records))
     tangents = (slots[:, :, G.PATHWISE] >= 0) | (slots[:, :, G.MIXED] >= 0) | \
         (slots[:, :, G.OPTIMAL] >= 0)
-    scores = (slots[:, :, G.LR] >= 0) | (slots[:, :, G.MIXED] >= 0) | \
-        (slots[:, :, G.OPTIMAL] >= 0) | (slots[:, :, G.VIBRATO] >= 0)
-    return bool(tangents.any()), bool(scores.any())
+    all_scores = (slots[:, :, G.LR] >= 0) | (slots[:, :, G.OPTIMAL] >= 0) | \
+        (slots[:, :, G.VIBRATO] >= 0)
+    scores = pricer.SCORES_ALL if all_scores.any() else (
+        pricer.SCORES_SPOT if (slots[:, :, G.MIXED] >= 0).any() else pricer.SCORES_NONE)
+    return bool(tangents.any()), scores
 
 
 def decomposition(n_paths=1 << 15, payoff="asian_arithmetic", greeks=True, repeats=3):
@@ -258,11 +261,11 @@ def decomposition(n_paths=1 << 15, payoff="asian_arithmetic", greeks=True, repea
         control = bool(job.records[0]["control"])
         grid, ti, tf, fix_idx = job.arrays
         p = job.params
-        need_tangents, need_scores = _needs(job)
+        need_tangents, scores = _needs(job)
         stage = _stage_drivers()
         args = (np.uint64(seed_key(job.seed)), np.uint64(name_key(job.name)),
                 np.uint64(STREAM_MAIN), n_tiles, grid, p["spot"], p["rate"], p["div_yield"],
-                p["vol"], ti, tf, fix_idx, need_tangents, need_scores)
+                p["vol"], ti, tf, fix_idx, need_tangents, scores)
         steps = n_tiles * TILE * grid.size
 
         def chunk_kernel():
@@ -273,7 +276,7 @@ def decomposition(n_paths=1 << 15, payoff="asian_arithmetic", greeks=True, repea
 
         result = {"methods": chosen, "n_paths": n_tiles * TILE, "steps": int(grid.size),
                   "payoff": payoff, "control": control, "need_tangents": need_tangents,
-                  "need_scores": need_scores}
+                  "scores": scores}
         saved = numba.get_num_threads()
         try:
             numba.set_num_threads(1)
@@ -314,7 +317,7 @@ def main():
             print("decomposition skipped:", d["error"])
             continue
         print("methods", d["methods"], "| control", d["control"], "| tangents",
-              d["need_tangents"], "| scores", d["need_scores"])
+              d["need_tangents"], "| scores", d["scores"])
         for name, ns in d["stages"]:
             print(f"{name:62s} {ns:6.2f} ns/path-step")
         print(f"{'total = chunk kernel, 1 thread':62s} {d['stage_total']:6.2f}")

@@ -35,7 +35,7 @@ MEAN, M2, MEAN_X, M2_X, C_XY = range(5)
 N_MOMENTS = 5
 
 
-@kernel
+@kernel(inline=True)
 def tile_moments(x, m):
     """Mean and centred sum of squares of x[:m], two-pass for accuracy."""
     s = 0.0
@@ -49,7 +49,7 @@ def tile_moments(x, m):
     return mean, m2
 
 
-@kernel
+@kernel(inline=True)
 def write_moments(y, x, m, with_control, out):
     """Write the tile moments of estimates y[:m] (and of their controls x[:m]) into out[:]."""
     out[MEAN], out[M2] = tile_moments(y, m)
@@ -63,7 +63,7 @@ def write_moments(y, x, m, with_control, out):
         out[MEAN_X] = out[M2_X] = out[C_XY] = 0.0
 
 
-@kernel
+@kernel(inline=True)
 def brownian_tile(key0, key1, stream, path, m, grid, z, w):
     """W at the grid dates (years) for paths path..path+m-1 into w[k, i]: draw k of a path is the
     standard normal increment over (grid[k-1], grid[k]]."""
@@ -76,7 +76,7 @@ def brownian_tile(key0, key1, stream, path, m, grid, z, w):
         t_prev = grid[k]
 
 
-@kernel
+@kernel(inline=True)
 def sobol_tile(dirs, shifts, per_replicate, path, m, steps, weights, u, z, w):
     """W at the grid dates for paths path..path+m-1 from scrambled Sobol points, built by the
     Brownian bridge: path p is point p % per_replicate of randomization p // per_replicate
@@ -92,7 +92,7 @@ def sobol_tile(dirs, shifts, per_replicate, path, m, steps, weights, u, z, w):
     bridge.build_tile(steps[0], steps[1], steps[2], weights[0], weights[1], weights[2], z, w, m)
 
 
-@kernel
+@kernel(inline=True)
 def paths_tile(key0, key1, stream, path, m, grid, sampler_dirs, sampler_shifts, per_replicate,
                steps, weights, u, z, w):
     """W at the grid dates for one tile of paths: Monte Carlo (``brownian_tile``) when

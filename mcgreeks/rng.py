@@ -86,7 +86,7 @@ from numba.np.arrayobj import populate_array
 
 from mcgreeks import _jit
 from mcgreeks._jit import kernel
-from mcgreeks.vecmath import bits_double, double_bits
+from mcgreeks.vecmath import bits_double, double_bits, fma
 
 __all__ = [
     "STREAM_MAIN",
@@ -389,8 +389,10 @@ def _central(u):
     """AS241's central-region value for ``|u - 1/2| <= 0.425`` (garbage elsewhere, no branch)."""
     q = u - 0.5
     r = _CONST1 - q * q
-    num = ((((((_A7 * r + _A6) * r + _A5) * r + _A4) * r + _A3) * r + _A2) * r + _A1) * r + _A0
-    den = ((((((_B7 * r + _B6) * r + _B5) * r + _B4) * r + _B3) * r + _B2) * r + _B1) * r + 1.0
+    num = fma(fma(fma(fma(fma(fma(fma(_A7, r, _A6), r, _A5), r, _A4), r, _A3), r, _A2), r, _A1),
+              r, _A0)
+    den = fma(fma(fma(fma(fma(fma(fma(_B7, r, _B6), r, _B5), r, _B4), r, _B3), r, _B2), r, _B1),
+              r, 1.0)
     return q * num / den
 
 
@@ -423,8 +425,8 @@ def _tail(v):
         x = r - _SPLIT2
         a7, a6, a5, a4, a3, a2, a1, a0 = _E7, _E6, _E5, _E4, _E3, _E2, _E1, _E0
         b7, b6, b5, b4, b3, b2, b1 = _F7, _F6, _F5, _F4, _F3, _F2, _F1
-    num = ((((((a7 * x + a6) * x + a5) * x + a4) * x + a3) * x + a2) * x + a1) * x + a0
-    den = ((((((b7 * x + b6) * x + b5) * x + b4) * x + b3) * x + b2) * x + b1) * x + 1.0
+    num = fma(fma(fma(fma(fma(fma(fma(a7, x, a6), x, a5), x, a4), x, a3), x, a2), x, a1), x, a0)
+    den = fma(fma(fma(fma(fma(fma(fma(b7, x, b6), x, b5), x, b4), x, b3), x, b2), x, b1), x, 1.0)
     # sign * num is exact, so this is -(num / den) or num / den bit for bit
     return sign * num / den
 

@@ -80,18 +80,24 @@ def _value(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
     return f * (1.0 - alive if ti[P.KNOCK_IN] == 1 else alive)
 
 
+# Which scores a tile needs: none; the spot's alone (mixed gamma: the first step's); or all,
+# which take the sum of squared increments over every date (likelihood ratio, optimal's blend,
+# the baseline's controls).
+SCORES_NONE, SCORES_SPOT, SCORES_ALL = range(3)
+
 # Per-path sums over a trade's dates, rows of the ``acc`` buffer (``_accumulate``).
 E_SUM, EW_SUM, ET_SUM, W_SUM, Q_SUM, X_EXTREME = range(6)
 N_ACC = 6
 
 
-@kernel
-def _accumulate(kind, ti, fix_idx, grid, w, m, mu, vol, twin, need_scores, acc):
+@kernel(inline=True)
+def _accumulate(kind, ti, fix_idx, grid, w, m, mu, vol, twin, scores, acc):
     """One pass over a trade's dates with the tile's paths as the inner loop, so that it
     vectorizes: per path, with e = S_t/S0 = exp(μt + σW_t), Σe, ΣeW and Σet (an arithmetic
     average and its tangents), ΣW (a geometric average, or an arithmetic one's geometric twin
     when ``twin``), the extreme of log(S_t/S0) (a discrete barrier: the minimum for a down
-    barrier, else the maximum), and Σ(ΔW)²/Δt over the dates (the scores)."""
+    barrier, else the maximum), and Σ(ΔW)²/Δt over the dates (with ``scores`` SCORES_ALL).
+    """
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     acc[:, :m] = 0.0
     down = ti[P.DOWN] == 1
@@ -119,7 +125,7 @@ def _accumulate(kind, ti, fix_idx, grid, w, m, mu, vol, twin, need_scores, acc):
         elif discrete_barrier:
             for i in range(m):
                 acc[X_EXTREME, i] = max(acc[X_EXTREME, i], mu * t + vol * w[g, i])
-        if need_scores:
+        if scores == SCORES_ALL:
             inv_dt = 1.0 / (t - t_prev)
             if g_prev < 0:
                 for i in range(m):
@@ -131,8 +137,8 @@ def _accumulate(kind, ti, fix_idx, grid, w, m, mu, vol, twin, need_scores, acc):
         t_prev, g_prev = t, g
 
 
-@kernel
-def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, acc, q):
+@kernel(inline=True)
+def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores, acc, q):
     """Per-path quantities of one trade (as payoff ``kind``) over a tile into the rows of ``q``,
     from the sums ``acc`` of ``_accumulate``: the payoff, its underlying quantity u (terminal
     spot, or average) and slope, the tangents of u (the chain rule along the path; Glasserman
@@ -150,7 +156,8 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_sc
     continuous_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
     discrete_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 0
     log_level = math.log(tf[P.LEVEL] / s0)
-    if (kind == P.EUROPEAN or kind == P.DIGITAL) and not (need_tangents or need_scores):
+    if (kind == P.EUROPEAN or kind == P.DIGITAL) and not need_tangents and \
+            scores == SCORES_NONE:
         # The payoff alone (price and fd slots): a loop simple enough to vectorize.
         for i in range(m):
             q[F, i] = P.value(kind, omega, strike, cash,
@@ -198,30 +205,31 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_sc
         if need_tangents:
             q[U, i], q[SLOPE, i] = u, slope
             q[T_SPOT, i], q[T_VOL, i], q[T_RATE, i], q[T_MAT, i] = t_spot, t_vol, t_rate, t_mat
-        if need_scores:
-            w1, q_sum = w[g_first, i], acc[Q_SUM, i]
+        if scores != SCORES_NONE:
+            w1 = w[g_first, i]
             q[SC_SPOT, i] = gbm.score_spot(s0, vol, t1, w1)
             q[SC2_SPOT, i] = gbm.score2_spot(s0, vol, t1, w1)
+            q[Z_FIRST, i] = w1 / math.sqrt(t1)
+        if scores == SCORES_ALL:
+            q_sum = acc[Q_SUM, i]
             q[SC_VOL, i] = gbm.score_vol(vol, n, q_sum, w_n)
             q[SC_RATE, i] = gbm.score_rate(vol, w_n)
             q[SC_MAT, i] = gbm.score_maturity(mu, vol, maturity, n, q_sum, w_n)
-            q[Z_FIRST, i] = w1 / math.sqrt(t1)
             q[Z_LAST, i] = w_n / math.sqrt(t_n)
             q[Q_EXCESS, i] = q_sum - n
 
 
-@kernel
-def _fill_trade(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, acc, q,
-                q_x):
+@kernel(inline=True)
+def _fill_trade(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores, acc, q, q_x):
     """The trade's per-path quantities into q and, when it has a control, its geometric twin's
     (same dates, same path) into q_x: one pass over the dates serves both."""
     kind = ti[P.KIND]
     control = ti[P.CONTROL] == 1
-    _accumulate(kind, ti, fix_idx, grid, w, m, mu, vol, control, need_scores, acc)
-    _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, acc, q)
+    _accumulate(kind, ti, fix_idx, grid, w, m, mu, vol, control, scores, acc)
+    _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores, acc, q)
     if control:
         _fill(P.ASIAN_GEOMETRIC, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents,
-              need_scores, acc, q_x)
+              scores, acc, q_x)
 
 
 @kernel
@@ -253,7 +261,7 @@ def _fd(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, base, bumps):
                        h * tf[P.MATURITY])
 
 
-@kernel
+@kernel(inline=True)
 def _derivative_parts(g, q, i, maturity, rate, disc):
     """(tangent, score, explicit payoff derivative, ∂D/∂θ) of first-order quantity g on path i;
     theta's are those of ∂/∂T (its sign is applied by the callers)."""
@@ -266,7 +274,7 @@ def _derivative_parts(g, q, i, maturity, rate, disc):
     return q[T_MAT, i], q[SC_MAT, i], q[X_MAT, i], -rate * disc
 
 
-@kernel
+@kernel(inline=True)
 def _direct(g, q, i, s0, rate, maturity, disc):
     """One path's pathwise estimate of first-order quantity g, or its mixed gamma."""
     if g == G.GAMMA:
@@ -276,7 +284,7 @@ def _direct(g, q, i, s0, rate, maturity, disc):
     return -d if g == G.THETA else d
 
 
-@kernel
+@kernel(inline=True)
 def _likelihood(g, q, i, rate, maturity, disc):
     """One path's likelihood-ratio estimate of quantity g."""
     f = q[F, i]
@@ -288,7 +296,7 @@ def _likelihood(g, q, i, rate, maturity, disc):
     return -d if g == G.THETA else d
 
 
-@kernel
+@kernel(inline=True)
 def _estimate(g, e, q, i, rate, maturity, disc, direct, coef, baseline):
     """One path's estimate of quantity g by estimator e (not fd) from the tile quantities q and
     the path's ``direct`` estimate (pathwise, mixed or vibrato, per ``_direct_estimate``).
@@ -372,7 +380,7 @@ def _vibrato(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol):
     return -disc * (mu * by_mean + 0.5 * vol / math.sqrt(t1) * by_sd - rate * price)
 
 
-@kernel
+@kernel(inline=True)
 def _direct_estimate(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol, disc):
     """One path's direct estimate of quantity g: vibrato for a payoff that jumps (a digital or
     a discrete barrier), else pathwise (mixed for gamma)."""
@@ -381,7 +389,7 @@ def _direct_estimate(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol
     return _direct(g, q, i, s0, rate, tf[P.MATURITY], disc)
 
 
-@kernel
+@kernel(inline=True)
 def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, bumps, coef,
                baseline, x):
     """One path's estimate of (g, e) for each path of the tile into x[:m]."""
@@ -401,7 +409,7 @@ def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, b
         x[i] = _estimate(g, e, q, i, rate, maturity, disc, direct, coef, baseline)
 
 
-@kernel
+@kernel(inline=True)
 def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, coef_j, bumps, agg_e,
                 agg_w, acc, q, q_x, y, x, agg, out_tile):
     """All wanted estimates of one trade over one tile; with a control (an arithmetic Asian's
@@ -410,17 +418,19 @@ def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, coef_j
     as agg_w[g] · (y, -x, 1): the position's quantity, and its control's fixed coefficient.
     coef_j[g] = (w, c) are the blend weight and baseline (``estimators.optimal``)."""
     mu = gbm.log_drift(rate, div, vol)
-    need_tangents = need_scores = False
+    need_tangents = False
+    scores = SCORES_NONE
     for g in range(1, slots_j.shape[0]):      # the price (g = 0) needs neither
         blended = slots_j[g, G.OPTIMAL] >= 0
         need_tangents |= slots_j[g, G.PATHWISE] >= 0 or slots_j[g, G.MIXED] >= 0 or blended
+        if slots_j[g, G.MIXED] >= 0:
+            scores = max(scores, SCORES_SPOT)
         # vibrato's baseline controls live in the score rows
-        need_scores |= (slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0 or blended
-                        or slots_j[g, G.VIBRATO] >= 0)
+        if slots_j[g, G.LR] >= 0 or blended or slots_j[g, G.VIBRATO] >= 0:
+            scores = SCORES_ALL
     kind = ti[P.KIND]
     control = ti[P.CONTROL] == 1
-    _fill_trade(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, need_scores, acc, q,
-                q_x)
+    _fill_trade(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores, acc, q, q_x)
     for g in range(slots_j.shape[0]):
         for e in range(slots_j.shape[1]):
             k = slots_j[g, e]
@@ -521,7 +531,8 @@ def pilot_chunk(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, f
         mu = gbm.log_drift(rate, div, vol)
         for j in range(ti.shape[0]):
             control = ti[j, P.CONTROL] == 1
-            _fill_trade(ti[j], tf[j], fix_idx, grid, w, m, s0, mu, vol, True, True, acc, q, q_x)
+            _fill_trade(ti[j], tf[j], fix_idx, grid, w, m, s0, mu, vol, True, SCORES_ALL, acc, q,
+                        q_x)
             maturity = tf[j, P.MATURITY]
             disc = math.exp(-rate * maturity)
             for g in range(fitted.shape[1]):
