@@ -43,8 +43,8 @@ from numba import njit
 from benchmarks.profile_engine import best_time
 from mcgreeks import rng as R
 from mcgreeks import vecmath
+from mcgreeks.engine import TILE
 
-TILE = 64
 _JIT = dict(cache=False, error_model="numpy")
 
 # Philox4x64 round multipliers and key increments (Salmon et al., SC'11).

@@ -1,7 +1,7 @@
 """Nanoseconds per standard normal of ``mcgreeks.rng.fill_normals``, single thread.
 
-The engine asks for the draws of one tile of paths at a time (64 paths, ``path0`` a multiple of
-64, one draw number per call), so that is what is timed: ``fill_normals`` over ``--tiles`` tiles
+The engine asks for the draws of one tile of paths at a time (``engine.TILE`` paths, ``path0``
+a multiple of it, one draw number per call), so that is what is timed: ``fill_normals`` over ``--tiles`` tiles
 times ``--draws`` draws, and its two parts on the same tiles:
 
 - ``philox``: the Philox4x64-10 words turned into uniforms (``rng._fill_groups``);
@@ -27,8 +27,8 @@ from numba import njit
 
 from benchmarks.profile_engine import best_time
 from mcgreeks import rng as R
+from mcgreeks.engine import TILE
 
-TILE = 64
 _JIT = dict(cache=False, error_model="numpy")
 
 
@@ -68,7 +68,8 @@ def _ndtri(u, n_tiles, z, buf):
     acc = 0.0
     for j in range(n_tiles):
         z[:] = u[j % u.shape[0]]
-        R._uniforms_to_normals(z, buf)
+        for b in range(0, z.size, R._BLOCK):     # fill_normals' blocks
+            R._uniforms_to_normals(z[b:b + R._BLOCK], buf)
         acc += z[0]
     return acc
 

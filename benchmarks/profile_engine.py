@@ -42,8 +42,8 @@ from numba import njit, prange
 
 from mcgreeks import rng as R
 from mcgreeks import vecmath
+from mcgreeks.engine import TILE
 
-TILE = 64
 #: Compile options of the drivers: no on-disk cache (see the module docstring); numpy's error
 #: model, as the engine's kernels, so that loops vectorize alike.
 _JIT = dict(cache=False, error_model="numpy")

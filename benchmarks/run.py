@@ -892,7 +892,7 @@ def write_report(data, out_dir, mode):
         add("Micro-benchmarks in numba of what any GBM path price must do (`benchmarks/"
             "profile_engine.py`): the engine's own counter-based normals (`rng.fill_normals`: "
             "Philox4x64-10 with each 64×64→128-bit product one native `mul i128`, AS241 "
-            "vectorized over the 64 paths of a tile, its tails gathered and taken through its own "
+            "vectorized over the paths of a tile, its tails gathered and taken through its own "
             "log), and those plus one Brownian step and one `exp` per path-step by the engine's "
             "vectorizable `vecmath.exp` (the arithmetic-average floor).\n")
         add("| kernel | 1 thread | 2 threads |\n|---|---|---|")
@@ -934,7 +934,7 @@ def write_report(data, out_dir, mode):
                     + ")" + (" with the geometric control" if prof.get("control", True) else "")
                     + ". A driver calls the engine's own kernels on the main run's paths, adding "
                     "one stage at a time in the pricer's order: the normals; the Brownian path; "
-                    "the trade's one pass over its dates with the tile's 64 paths as the inner "
+                    "the trade's one pass over its dates with the tile's paths as the inner "
                     "loop (`_accumulate`: `vecmath.exp` and the per-path sums, the twin's ΣW and "
                     "the scores' Σ(ΔW)²/Δt included); then per path, the payoff, tangents and "
                     "scores of the trade and of its geometric twin from those sums (`_fill`). "
