@@ -226,10 +226,10 @@ def _fill_trade(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores,
     kind = ti[P.KIND]
     control = ti[P.CONTROL] == 1
     _accumulate(kind, ti, fix_idx, grid, w, m, mu, vol, control, scores, acc)
-    _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores, acc, q)
-    if control:
-        _fill(P.ASIAN_GEOMETRIC, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents,
-              scores, acc, q_x)
+    # one call site for both sides: each inlined copy costs compile time
+    for twin in range(2 if control else 1):
+        _fill(P.ASIAN_GEOMETRIC if twin else kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol,
+              need_tangents, scores, acc, q_x if twin else q)
 
 
 @kernel
@@ -436,11 +436,10 @@ def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, coef_j
             k = slots_j[g, e]
             if k < 0:
                 continue
-            _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, bumps,
-                       coef_j[g], True, y)
-            if control:
-                _estimates(g, e, P.ASIAN_GEOMETRIC, ti, tf, fix_idx, grid, w, m, s0, rate, div,
-                           vol, q_x, bumps, coef_j[g], False, x)
+            for twin in range(2 if control else 1):     # one inlined copy, as in _fill_trade
+                _estimates(g, e, P.ASIAN_GEOMETRIC if twin else kind, ti, tf, fix_idx, grid, w,
+                           m, s0, rate, div, vol, q_x if twin else q, bumps, coef_j[g],
+                           not twin, x if twin else y)
             write_moments(y, x, m, control, out_tile[k])
             if agg_e[g] == e:
                 for i in range(m):
