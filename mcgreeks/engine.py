@@ -35,6 +35,12 @@ SEGMENT = 1 << 14
 #: its control x (when it has one), and their centred sum of cross products.
 MEAN, M2, MEAN_X, M2_X, C_XY = range(5)
 N_MOMENTS = 5
+#: A merged state (a segment's, the run's) keeps, beside those moments, what the tail test
+#: (``se_reliability``) reads from its tiles: their number, and the sum, sum of squares and
+#: largest of their centred sums of squares of y.  Sums and a maximum merge exactly, in any
+#: order, so the test is as reproducible as the estimate.
+TILES, TILE_M2, TILE_M2_SQ, TILE_M2_MAX = range(5, 9)
+N_STATE = 9
 
 
 #: Partial sums a tile's sums are split into.  A sum over one accumulator is a chain of
@@ -146,10 +152,12 @@ def paths_tile(key0, key1, stream, path, m, grid, sampler_dirs, sampler_shifts, 
 @kernel
 def _merge(count, state, m, moments):
     """Fold one group of m paths with ``moments`` into (count, state) (pairwise update; the cross
-    term likewise).  count is a 1-element array."""
+    term likewise).  count is a 1-element array.  ``moments`` is a tile's (N_MOMENTS columns:
+    it counts as one tile of the tail statistics) or a merged state (N_STATE columns)."""
     n_a = count[0]
     n_ab = n_a + m
     w = n_a * m / n_ab
+    merged = moments.shape[1] == N_STATE
     for k in range(state.shape[0]):
         dy = moments[k, MEAN] - state[k, MEAN]
         dx = moments[k, MEAN_X] - state[k, MEAN_X]
@@ -158,6 +166,17 @@ def _merge(count, state, m, moments):
         state[k, M2] += moments[k, M2] + dy * dy * w
         state[k, M2_X] += moments[k, M2_X] + dx * dx * w
         state[k, C_XY] += moments[k, C_XY] + dy * dx * w
+        if merged:
+            state[k, TILES] += moments[k, TILES]
+            state[k, TILE_M2] += moments[k, TILE_M2]
+            state[k, TILE_M2_SQ] += moments[k, TILE_M2_SQ]
+            state[k, TILE_M2_MAX] = max(state[k, TILE_M2_MAX], moments[k, TILE_M2_MAX])
+        else:
+            tile_m2 = moments[k, M2]
+            state[k, TILES] += 1.0
+            state[k, TILE_M2] += tile_m2
+            state[k, TILE_M2_SQ] += tile_m2 * tile_m2
+            state[k, TILE_M2_MAX] = max(state[k, TILE_M2_MAX], tile_m2)
     count[0] = n_ab
 
 
@@ -171,14 +190,14 @@ def merge_tiles(out, n_paths, count, state):
 def simulate_segments(chunk, args, *, key0, key1, stream, first_path, n_paths, n_slots,
                       chunk_paths=1 << 16, block_paths=1 << 12, segment=SEGMENT):
     """Moments of each segment of paths first_path..first_path+n_paths-1 (first_path a multiple
-    of SEGMENT): (counts[n_segments], states[n_segments, slot, 5]).  The work a worker does.
+    of SEGMENT): (counts[n_segments], states[n_segments, slot, N_STATE]).  The work a worker does.
     ``segment`` (a power of two from TILE to SEGMENT) makes segments smaller, so that each of a
     randomized QMC run's replicates is a whole number of them."""
     if first_path % SEGMENT:
         raise ValueError(f"first_path has value {first_path}: must be a multiple of {SEGMENT}")
     n_segments = -(-n_paths // segment)
     counts = np.zeros((n_segments, 1))
-    states = np.zeros((n_segments, n_slots, N_MOMENTS))
+    states = np.zeros((n_segments, n_slots, N_STATE))
     size = max(SEGMENT, chunk_paths // SEGMENT * SEGMENT)
     tiles_per_block = max(1, block_paths // TILE)
     for start in range(0, n_paths, size):
@@ -203,7 +222,7 @@ def merge_segments(counts, states):
 
 def run(chunk, args, *, key0, key1, stream, n_paths, n_slots, chunk_paths=1 << 16,
         block_paths=1 << 12):
-    """Simulate ``n_paths`` paths with a pricer's ``chunk`` kernel: (count, moments[slot, 5]).
+    """Simulate ``n_paths`` paths with a pricer's ``chunk`` kernel: (count, state[slot, N_STATE]).
 
     ``chunk(key0, key1, stream, path0, n, tiles_per_block, *args, out)`` fills out[tile, slot] with
     each tile's moments (``write_moments``).  ``chunk_paths`` bounds memory (rounded to whole
@@ -217,7 +236,7 @@ def run(chunk, args, *, key0, key1, stream, n_paths, n_slots, chunk_paths=1 << 1
 
 def estimate_replicates(counts, states, control_mean, beta):
     """Mean and standard error per slot from R independent replicates of a randomized QMC run
-    (counts[R], states[R, slot, 5], each a replicate's merged moments): the mean of the replicate
+    (counts[R], states[R, slot, N_STATE], each a replicate's merged moments): the mean of the replicate
     means, and the standard deviation of the replicate means over √R (Owen 1997; Glasserman
     2004, §5.4).  Where ``control_mean`` is not NaN, each replicate's mean is ȳ - β(x̄ - E[x])
     with the given ``beta`` (fitted beforehand, e.g. on a pilot, so the estimate stays unbiased).
@@ -254,3 +273,26 @@ def estimate(count, state, control_mean=None):
     with np.errstate(divide="ignore", invalid="ignore"):
         reduction = np.where(m2 > 0, state[:, M2] / m2, 1.0)
     return mean, se, reduction, beta
+
+
+def se_reliability(state):
+    """How far each slot's standard error can be trusted, from its tiles (batch means of the
+    variance): (relative error of the SE, the largest tile's share of the sum of squares).
+
+    The squared SE is S / (n (n - 1)) with S the sum of squares; S is, up to the small spread
+    of tile means, the sum of the tiles' own sums of squares M2_t, i.i.d. over tiles, so its
+    relative standard error is sqrt(T var(M2_t)) / S, estimated from the T tiles' M2_t.  That
+    is sqrt((kurtosis - 1) / n) for light tails (kurtosis of the per-path estimate, the
+    classical error of a sample variance), and half of it is the relative error of the SE.
+    With heavy tails (a tail index below 4: infinite kurtosis) a few tiles hold most of S and
+    the statistic is large; with an infinite variance (index below 2) it stays of order 1
+    however many paths are run, as does the largest tile's share.  Slots whose estimate is
+    the same on every path (S = 0) get 0 and 0: their SE of 0 is exact.
+    """
+    tiles = state[:, TILES]
+    total = state[:, TILE_M2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = np.maximum(state[:, TILE_M2_SQ] - total * total / tiles, 0.0) / (tiles - 1.0)
+        rel = np.where((total > 0) & (tiles > 1), 0.5 * np.sqrt(tiles * spread) / total, 0.0)
+        share = np.where(total > 0, state[:, TILE_M2_MAX] / total, 0.0)
+    return rel, share

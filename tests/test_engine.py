@@ -62,7 +62,7 @@ def test_merge_of_tile_moments_matches_numpy():
     for t in range(n_tiles):
         sl = slice(t * engine.TILE, (t + 1) * engine.TILE)
         engine.write_moments(y[sl], x[sl], y[sl].size, True, out[t, 0])
-    state, count = np.zeros((1, engine.N_MOMENTS)), np.zeros(1)
+    state, count = np.zeros((1, engine.N_STATE)), np.zeros(1)
     engine.merge_tiles(out, x.size, count, state)
     assert count[0] == x.size
     assert state[0, engine.MEAN] == pytest.approx(y.mean(), rel=1e-14)
@@ -86,3 +86,57 @@ def test_control_variate_estimate_is_the_regression_estimate():
     assert mean[0] == pytest.approx(intercept + slope * 1.0, rel=1e-12)
     assert se[0] == pytest.approx(np.sqrt((residual**2).sum() / (x.size - 2) / x.size), rel=1e-12)
     assert reduction[0] == pytest.approx(y.var() / residual.var(), rel=1e-9)
+
+
+def _merged_state(y):
+    """The run state of per-path estimates y, merged tile by tile as the engine does."""
+    n_tiles = -(-y.size // engine.TILE)
+    out = np.empty((n_tiles, 1, engine.N_MOMENTS))
+    for t in range(n_tiles):
+        sl = slice(t * engine.TILE, (t + 1) * engine.TILE)
+        engine.write_moments(y[sl], y[sl], y[sl].size, False, out[t, 0])
+    state, count = np.zeros((1, engine.N_STATE)), np.zeros(1)
+    engine.merge_tiles(out, y.size, count, state)
+    return state
+
+
+def test_tail_statistics_merge_exactly_across_segments():
+    """Tiles merged into two segments, then the segments, give the tail columns of one pass."""
+    y = np.random.default_rng(3).standard_t(3, size=40 * engine.TILE)
+    whole = _merged_state(y)
+    half = y.size // 2
+    parts = [_merged_state(y[:half]), _merged_state(y[half:])]
+    count, state = engine.merge_segments(np.array([[half], [y.size - half]], dtype=float),
+                                         np.stack(parts))
+    tiles = y.reshape(-1, engine.TILE)
+    m2 = ((tiles - tiles.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    assert state[0, engine.TILES] == whole[0, engine.TILES] == tiles.shape[0]
+    assert state[0, engine.TILE_M2] == pytest.approx(m2.sum(), rel=1e-13)
+    assert state[0, engine.TILE_M2_SQ] == pytest.approx((m2 ** 2).sum(), rel=1e-13)
+    assert state[0, engine.TILE_M2_MAX] == pytest.approx(m2.max(), rel=1e-14)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_se_reliability_is_the_error_of_a_sample_variance(seed):
+    """Normal estimates: the SE's relative error is sqrt(2 / n) / 2 (kurtosis 3), within the
+    statistic's own noise; uniform ones (kurtosis 9/5): sqrt(0.8 / n) / 2."""
+    rng = np.random.default_rng(seed)
+    n = 2000 * engine.TILE
+    for draw, kurtosis in ((rng.normal(size=n), 3.0), (rng.uniform(size=n), 1.8)):
+        rel, share = engine.se_reliability(_merged_state(draw))
+        assert rel[0] == pytest.approx(0.5 * np.sqrt((kurtosis - 1.0) / n), rel=0.1)
+        assert share[0] < 3.0 / 2000
+
+
+def test_se_reliability_flags_infinite_variance():
+    """Pareto tails of index 1.5 (infinite variance): the SE's relative error stays of order
+    one at any n, and one tile holds a large share of the sum of squares."""
+    rng = np.random.default_rng(11)
+    heavy = rng.pareto(1.5, size=2000 * engine.TILE)
+    rel, share = engine.se_reliability(_merged_state(heavy))
+    assert rel[0] > 0.2 and share[0] > 0.05
+
+
+def test_se_reliability_of_a_constant_estimate_is_exact():
+    rel, share = engine.se_reliability(_merged_state(np.full(10 * engine.TILE, 2.5)))
+    assert rel[0] == 0.0 and share[0] == 0.0
