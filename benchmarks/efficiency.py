@@ -36,6 +36,7 @@ import pandas as pd  # noqa: E402
 import mcgreeks  # noqa: E402
 from benchmarks.cases import HESTON, HESTON_GREEKS  # noqa: E402
 from benchmarks.run import log, machine, timed  # noqa: E402
+from benchmarks.sections import section  # noqa: E402
 from mcgreeks import InputError  # noqa: E402
 from mcgreeks.analytic import asian, barrier, black_scholes, heston  # noqa: E402
 from mcgreeks.greeks import ESTIMATORS, GBM_GREEKS  # noqa: E402
@@ -517,8 +518,11 @@ def write_report(data, out_dir):
         add(f"| {SHORT[c['case']]} | {c['greek']} | {c['estimator']} | {c['sampler']} | "
             f"{c['value']:.6g} | {c['se']:.3g} | {c['variance']:.3g} | "
             f"{c['time_per_path'] * 1e6:.3f} | {fmt_x(c['rel'])} | {fmt_x(c['var_ratio'])} |")
-    with open(os.path.join(out_dir, "EFFICIENCY.md"), "w") as f:
-        f.write("\n".join(L) + "\n")
+    path = os.path.join(out_dir, "EFFICIENCY.md")
+    # benchmarks/heston_feller.py writes its own section of this file: keep it
+    kept = section(path, "<!-- heston-feller -->", "<!-- /heston-feller -->")
+    with open(path, "w") as f:
+        f.write("\n".join(L) + "\n" + ("\n" + kept + "\n" if kept else ""))
 
 
 def plot(cells, out_dir, mode):

@@ -35,6 +35,7 @@ import argparse
 import importlib.util
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -46,6 +47,10 @@ from mcgreeks.pricers import heston as HP
 from mcgreeks.rng import STREAM_MAIN, name_key, seed_key
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+from benchmarks.sections import put_section, section  # noqa: E402
+
 CASES = {
     "I": dict(kappa=0.5, vbar=0.04, xi=1.0, corr=-0.9, maturity=10.0, confirmed=True),
     "II": dict(kappa=0.3, vbar=0.04, xi=0.9, corr=-0.5, maturity=15.0, confirmed=False),
@@ -242,21 +247,15 @@ _PW_BEGIN, _PW_END = "<!-- pathwise-vs-fd -->", "<!-- /pathwise-vs-fd -->"
 
 def _section(path, begin=_BEGIN, end=_END):
     """A marked section of an existing report ('' if none)."""
-    if not os.path.exists(path):
-        return ""
-    text = open(path).read()
-    if begin not in text or end not in text:
-        return ""
-    return text[text.index(begin):text.index(end) + len(end)]
+    return section(path, begin, end)
 
 
-def _put_section(path, section, begin, end):
+def _put_section(path, text, begin, end):
     """Replace (or append) a marked section of the report."""
-    text = open(path).read() if os.path.exists(path) else "# Heston Monte Carlo\n"
-    old = _section(path, begin, end)
-    text = text.replace(old, section) if old else text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(path, "w") as fh:
-        fh.write(text)
+    if not os.path.exists(path):
+        with open(path, "w") as fh:
+            fh.write("# Heston Monte Carlo\n")
+    put_section(path, text, begin, end)
 
 
 PW_SETS = {

@@ -16,10 +16,11 @@ from mcgreeks.rng import seed_key
 from mcgreeks.validation import InputError, check_market, check_trades
 
 COLUMNS = (list(G.QUANTITIES) + [q + "_se" for q in G.QUANTITIES]
-           + ["method_" + g for g in G.GREEKS] + ["error"])
+           + ["method_" + g for g in G.GREEKS] + ["error", "warning"])
 
 DIAGNOSTIC_COLUMNS = ["trade_id", "quantity", "method", "weight", "control",
-                      "control_beta", "variance_reduction"]
+                      "control_beta", "variance_reduction", "se_uncertainty",
+                      "largest_tile_share", "reason"]
 ON_ERROR = ("fail", "skip")
 
 
@@ -124,8 +125,9 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         coefficient is the pilot's (on Monte Carlo paths of its own stream).
       randomizations: number of independent scramblings for sobol (default 16).
       fd_bumps: bump sizes of the ``fd`` estimator, overriding any of {"spot": 0.01 (of S0),
-        "vol": 0.01 (of σ), "rate": 0.001, "maturity": 0.01 (of T)} and, for Heston, "v0",
-        "kappa", "vbar", "xi" (0.01, relative) and "corr" (0.01, absolute).
+        "vol": 0.01 (of σ), "rate": 0.001, "maturity": 0.01 (of T; 0.1 under Heston)} and, for
+        Heston, "v0", "kappa", "vbar", "xi" (0.1, relative: see
+        ``pricers.heston.DEFAULT_BUMPS``) and "corr" (0.01, absolute).
       on_error: "fail" raises on the first bad row; "skip" prices the good rows and gives each
         bad one its reason in ``error`` (NaN numbers).
       client: a ``dask.distributed.Client``; underlyings (and large underlyings' path ranges)
@@ -138,12 +140,17 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
     Returns:
       DataFrame indexed by ``trade_id`` in input order with the columns of SPEC §2, position
       level (unit value × quantity).  Rows that cannot be priced carry the reason in ``error``.
-      ``aggregate(results)`` sums it per underlying with standard errors from per-path totals.
+      ``warning`` names every column whose standard error failed the tail test on the main run
+      (its own relative error, from the spread of 128-path tiles, above 10 %: heavy tails), or
+      is empty.  ``aggregate(results)`` sums it per underlying with standard errors from
+      per-path totals.
       With ``diagnostics=True``, the pair (results, diagnostics): a DataFrame with one row per
       (trade_id, quantity) giving the estimator, the optimal blend's weight w on pathwise/mixed
       (NaN for other estimators), the control
-      variate and its fitted coefficient (control_beta), and the variance_reduction factor
-      (variance without / with the control; 1 without one).
+      variate and its fitted coefficient (control_beta), the variance_reduction factor
+      (variance without / with the control; 1 without one), se_uncertainty (the relative error
+      of the SE itself, ``engine.se_reliability``), largest_tile_share (of the sum of squares)
+      and reason (for an auto choice made on the pilot: what the pilot measured).
 
     Raises:
       InputError: (with on_error="fail") a table violates SPEC §1 or ``method`` is invalid for a
@@ -228,7 +235,7 @@ def _table(rows, trade_ids):
     index = pd.Index(trade_ids, name="trade_id", dtype=object)
     data = {}
     for col in COLUMNS:
-        if col == "error" or col.startswith("method_"):
+        if col in ("error", "warning") or col.startswith("method_"):
             data[col] = pd.Series([r.get(col, "") for r in rows], index=index, dtype=object)
         else:
             data[col] = pd.Series([r.get(col, np.nan) for r in rows], index=index, dtype=float)

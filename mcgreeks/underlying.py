@@ -26,6 +26,12 @@ from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
 #: Paths of the pilot run (its own random stream, never reused).
 PILOT_PATHS = 4096
 
+#: The tail test (``engine.se_reliability``): an auto candidate whose pilot standard error is
+#: itself uncertain by more than this fraction is not trusted (a light-tailed estimate's is
+#: sqrt((kurtosis - 1) / n) / 2, about 2 % on the pilot for a kurtosis of 10), and a main-run
+#: estimate whose standard error is uncertain by more than this gets a row ``warning``.
+TAIL_LIMIT = 0.1
+
 
 @dataclass
 class Job:
@@ -47,6 +53,7 @@ class Job:
     sampler: str = "mc"
     randomizations: int = 16
     pilot_beta: dict = field(default_factory=dict)
+    reasons: dict = field(default_factory=dict)
 
     def __post_init__(self):
         # The geometric-Asian control has a closed form under GBM only.
@@ -260,22 +267,50 @@ def pilot(job):
         beta = engine.estimate(count, state, means)[3]
         reps = _replicates(counts, states, SOBOL_PILOT_REPLICATES)
         se = engine.estimate_replicates(*reps, means, beta)[1]
+        uncertain = np.zeros(len(piloted))      # the tile test has no meaning across scramblings
+        size = f"{SOBOL_PILOT_REPLICATES} scramblings of {sampler[2]:,} points"
     else:
         counts, states = _segments(job, _kernel_args(job, piloted), len(piloted), STREAM_PILOT,
                                    0, n)
         count, state = engine.merge_segments(counts, states)
         _, se, _, beta = engine.estimate(count, state, means)
+        uncertain = engine.se_reliability(state)[0]
+        size = f"{n:,} paths"
     job.pilot_beta = {key: float(beta[k]) for k, key in enumerate(piloted)}
     index = {key: k for k, key in enumerate(piloted)}
     decided = False
     for j, c in enumerate(job.choices):
         for g, cands in list(c.items()):
             if isinstance(cands, tuple):
-                c[g] = min(cands, key=lambda e: se[index[(j, g, e)]])
+                ks = {e: index[(j, g, e)] for e in cands}
+                c[g] = _decide(cands, {e: se[k] for e, k in ks.items()},
+                               {e: uncertain[k] for e, k in ks.items()})
+                job.reasons[(j, g)] = _reason(size, cands, se, uncertain, ks, c[g])
                 decided = True
     if decided:
         _fit_coefficients(job, covariances)       # now for the estimator chosen
     return job
+
+
+def _decide(candidates, se, uncertain):
+    """The auto choice: the lowest pilot SE among the candidates that pass the tail test (their
+    SE uncertain by at most TAIL_LIMIT); if none does, fd when it is a candidate (a difference
+    quotient is bounded path by path), else the lowest SE.  Ties keep the preference order."""
+    trusted = [e for e in candidates if uncertain[e] <= TAIL_LIMIT]
+    pool = trusted or ([G.FD] if G.FD in candidates else list(candidates))
+    return min(pool, key=lambda e: se[e])
+
+
+def _reason(size, candidates, se, uncertain, slot_of, chosen):
+    """One line for the diagnostics: what the pilot measured of each candidate, and the pick."""
+    parts = []
+    for e in candidates:
+        k = slot_of[e]
+        text = f"{G.ESTIMATORS[e]} SE {se[k]:.3g}"
+        if uncertain[k] > TAIL_LIMIT:
+            text += f" (failed the tail test: SE uncertain by {uncertain[k]:.0%})"
+        parts.append(text)
+    return f"auto on a pilot of {size}: " + ", ".join(parts) + f"; took {G.ESTIMATORS[chosen]}"
 
 
 def _totals_weights(job, wanted):
@@ -323,28 +358,36 @@ def finish(job, counts, states):
         no_control = np.full(G.N_QUANTITIES, np.nan)
         total, total_se, _, _ = engine.estimate_replicates(
             rep_counts, rep_states[:, len(wanted):], no_control, np.zeros(G.N_QUANTITIES))
+        uncertain = share = np.full(len(wanted), np.nan)   # no tile test across scramblings
     else:
         count, state = engine.merge_segments(counts, states)
         mean, se, reduction, beta = engine.estimate(count, state[:len(wanted)], means)
         total, total_se, _, _ = engine.estimate(count, state[len(wanted):])
+        uncertain, share = engine.se_reliability(state[:len(wanted)])
     index = {key: k for k, key in enumerate(wanted)}
     rows, diagnostics = [], []
     for j, (r, c) in enumerate(zip(job.records, job.choices)):
         q = r["quantity"]
-        row = {}
+        row, warnings = {}, []
         for g, e in [(G.PRICE, 0)] + list(c.items()):
             quantity, k = G.QUANTITIES[g], index[(j, g, e)]
             row[quantity] = q * mean[k]
             row[quantity + "_se"] = abs(q) * se[k]
             if g != G.PRICE:
                 row["method_" + quantity] = G.ESTIMATORS[e]
+            if uncertain[k] > TAIL_LIMIT:
+                warnings.append(f"{quantity}_se uncertain by {uncertain[k]:.0%} (heavy tails: "
+                                f"one 128-path tile holds {share[k]:.0%} of the variance)")
             w = job.coef[j, g, optimal.W]
             diagnostics.append({"trade_id": r["trade_id"], "quantity": quantity,
                                 "method": G.ESTIMATORS[e] if g != G.PRICE else "",
                                 "weight": w if g != G.PRICE and e == G.OPTIMAL else np.nan,
                                 "control": "geometric_asian" if r["control"] else "",
                                 "control_beta": beta[k] if r["control"] else np.nan,
-                                "variance_reduction": reduction[k]})
+                                "variance_reduction": reduction[k],
+                                "se_uncertainty": uncertain[k], "largest_tile_share": share[k],
+                                "reason": job.reasons.get((j, g), "")})
+        row["warning"] = "; ".join(warnings)
         rows.append(row)
     present = sorted({g for _, g, _ in wanted})
     totals = {"trades": [r["trade_id"] for r in job.records],

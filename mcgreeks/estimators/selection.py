@@ -4,9 +4,12 @@
 every Greek it can estimate at all under the trade's model (pathwise: first-order Greeks; mixed: gamma; fd: all;
 lr: all under GBM, delta, gamma and rho under Heston); the other Greeks stay on auto, visibly so in their ``method_`` columns.  An estimator asked for a
 Greek it is invalid for on a trade's payoff is an error, never a silently biased number.  For auto,
-the candidates are the valid estimators other than fd (fd only when nothing else is valid): the
-optimal blend where it is offered (it is never worse than either estimator it blends), otherwise
-the one with the lowest variance in a pilot run.
+the candidates are the valid estimators other than fd (fd only when nothing else is valid; under
+Heston fd instead of, or beside, pathwise where pathwise can be heavy-tailed,
+``heston.auto_candidates``):
+the optimal blend where it is offered (it is never worse than either estimator it blends),
+otherwise the one with the lowest variance in a pilot run among those whose pilot passes the
+tail test (``underlying.pilot``).
 """
 from mcgreeks import greeks as G
 from mcgreeks import payoffs
@@ -59,9 +62,11 @@ def choices(record, plan, model="gbm", params=None, sampler="mc"):
     default, explicit = plan
     if model == "heston":
         valid_for = lambda g: heston.valid_estimators(kind, g, continuous, params)  # noqa: E731
+        auto_for = lambda g: heston.auto_candidates(kind, g, continuous, params)  # noqa: E731
         reason = heston.why_invalid
     else:
         valid_for = lambda g: valid_estimators(kind, g, continuous)  # noqa: E731
+        auto_for = lambda g: tuple(e for e in valid_for(g) if e != G.FD) or (G.FD,)  # noqa: E731
         reason = why_invalid
     out = {}
     for g in MODEL_GREEKS[model]:
@@ -69,7 +74,7 @@ def choices(record, plan, model="gbm", params=None, sampler="mc"):
                             else "auto")
         valid = valid_for(g)
         if name == "auto":
-            candidates = tuple(e for e in valid if e != G.FD) or (G.FD,)
+            candidates = auto_for(g)
             if G.OPTIMAL in candidates and sampler != "sobol":
                 candidates = (G.OPTIMAL,)
             out[g] = candidates[0] if len(candidates) == 1 else candidates

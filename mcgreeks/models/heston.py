@@ -40,11 +40,20 @@ The tangents are the exact derivatives of the *discretized* map:
   derivative does not see these jumps.  Both branches match the first two conditional moments
   of v_k, so the expected effect of a switch is of third order in the step's standard deviation;
   ``benchmarks/heston_bias.py --pathwise-vs-fd`` measures it against bump-and-revalue of the QE
-  scheme itself (common random numbers), which does see the jumps: resolved only at 4 steps a
-  year (d_xi -2 %), within noise (~0.1-0.5 %) at 12.  Near v = 0 with the Feller condition badly
-  violated, the exponential branch's quantile moves by ~psi times its mean's move, so the
-  tangents are heavy-tailed there (still exact and unbiased; fd with 1 % bumps can then have
-  the smaller variance).
+  scheme itself (common random numbers), which does see the jumps.
+- When the Feller condition fails, the tangents of the variance path are not usable as they
+  stand.  The flow of the square-root process is singular once v reaches 0: for
+  2 kappa vbar / xi^2 < 1/2, d sqrt(v_t) / d sqrt(v_0) = exp(int ((xi^2 - 4 kappa vbar)
+  / (8 v) - kappa / 2) dt), and int dt / v diverges at a visit to 0.  The discretized map
+  follows it with steep stretches a few paths cross.  Measured (``benchmarks/heston_feller.py``,
+  EFFICIENCY.md): the pathwise theta and d_v0 ... d_xi have tail index 1.1-2.9 (Hill) below a
+  Feller ratio of 1/4, so an infinite variance, with 0.1 % of the paths holding 80-99.7 % of the
+  sum of squares; the sample standard error then means nothing and the sample mean is mostly
+  too small in magnitude.  A larger psi_c makes it worse (index 0.75-0.85 at psi_c = 2: the
+  quadratic branch's b^2 has an infinite slope in psi at psi = 2).  From a Feller ratio of about
+  1/2 the index is above 5.  The pricer's ``auto`` therefore takes bump-and-revalue below a
+  ratio of 1/2 and lets a pilot with a tail test choose up to 1
+  (``pricers.heston.auto_candidates``).
 
 References
 ----------
@@ -78,9 +87,10 @@ N_DIR = 6
 
 #: Per-step coefficient columns (``step_coefficients``): the step length, the drift (r - q) dt,
 #: the conditional mean m = M0 + M1 v and variance s^2 = S0 + S1 v of the QE variance step,
-#: Andersen's K0 ... K3 (K4 = K3 for gamma1 = gamma2 = 1/2) and A = K2 + K4 / 2.
-DT, DRIFT, M0, M1, S0, S1, K0, K1, K2, K3, A = range(11)
-N_COEF = 11
+#: Andersen's K0 ... K3 (K4 = K3 for gamma1 = gamma2 = 1/2), A = K2 + K4 / 2 and the switching
+#: value psi_c (a coefficient, not a compiled constant, so studies can vary it).
+DT, DRIFT, M0, M1, S0, S1, K0, K1, K2, K3, A, PSI = range(12)
+N_COEF = 12
 
 #: Scenario columns (``scenarios``): grid scale c and the model parameters of one simulation.
 SC_SCALE, SC_V0, SC_KAPPA, SC_VBAR, SC_XI, SC_CORR = range(6)
@@ -134,7 +144,8 @@ def feller_ratio(params):
 
 # -- per-step coefficients and their parameter derivatives (Python, once per run) ---------------
 
-def step_coefficients(dt, *, drift_rate, kappa, vbar, xi, corr, derivatives=False):
+def step_coefficients(dt, *, drift_rate, kappa, vbar, xi, corr, derivatives=False,
+                      psi_c=PSI_C):
     """The path-independent coefficients of every step (columns ``DT`` ... ``A``), shape
     (n_steps, N_COEF); with ``derivatives=True`` also their derivatives along the tangent
     directions, shape (n_steps, N_COEF, N_DIR) (the scale direction multiplies every step by c,
@@ -144,8 +155,11 @@ def step_coefficients(dt, *, drift_rate, kappa, vbar, xi, corr, derivatives=Fals
     M0 = vbar (1 - E), M1 = E, S1 = xi^2 E (1 - E) / kappa, S0 = vbar xi^2 (1 - E)^2 / (2 kappa),
     K0 = -corr kappa vbar dt / xi, K1 = dt (kappa corr / xi - 1/2) / 2 - corr / xi,
     K2 = dt (kappa corr / xi - 1/2) / 2 + corr / xi, K3 = dt (1 - corr^2) / 2, A = K2 + K3 / 2
-    (Andersen 2008, with gamma1 = gamma2 = 1/2).
+    (Andersen 2008, with gamma1 = gamma2 = 1/2); PSI = ``psi_c``, in [1, 2] (Andersen's
+    range: the quadratic branch needs psi <= 2, the exponential one psi >= 1).
     """
+    if not 1.0 <= psi_c <= 2.0:
+        raise ValueError(f"psi_c has value {psi_c!r}: must be in [1, 2]")
     dt = np.asarray(dt, dtype=float)
     e = np.exp(-kappa * dt)
     one_e = -np.expm1(-kappa * dt)
@@ -163,6 +177,7 @@ def step_coefficients(dt, *, drift_rate, kappa, vbar, xi, corr, derivatives=Fals
     c[:, K2] = half + corr / xi
     c[:, K3] = 0.5 * dt * (1.0 - corr * corr)
     c[:, A] = c[:, K2] + 0.5 * c[:, K3]
+    c[:, PSI] = psi_c
     if not derivatives:
         return c
     d = np.zeros((dt.size, N_COEF, N_DIR))
@@ -210,14 +225,14 @@ def scenario_row(params, scale=1.0, **moves):
     return np.array([scale, p["v0"], p["kappa"], p["vbar"], p["xi"], p["corr"]])
 
 
-def scenario_coefficients(dt, params, scenarios):
+def scenario_coefficients(dt, params, scenarios, psi_c=PSI_C):
     """Step coefficients of every scenario row: shape (n_scenarios, n_steps, N_COEF)."""
     out = np.empty((len(scenarios), np.size(dt), N_COEF))
     for s, row in enumerate(scenarios):
         out[s] = step_coefficients(np.asarray(dt) * row[SC_SCALE],
                                    drift_rate=params["rate"] - params["div_yield"],
                                    kappa=row[SC_KAPPA], vbar=row[SC_VBAR], xi=row[SC_XI],
-                                   corr=row[SC_CORR])
+                                   corr=row[SC_CORR], psi_c=psi_c)
     return out
 
 
@@ -242,7 +257,7 @@ def qe_step(v, zv, zs, coef, partials):
     a_coef = coef[A]
     vm = vs = lm = ls = la = 0.0
     log_m = 0.0
-    if psi <= PSI_C:
+    if psi <= coef[PSI]:
         t = 2.0 / psi
         root = math.sqrt(t * (t - 1.0))
         b2 = t - 1.0 + root

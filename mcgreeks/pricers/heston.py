@@ -26,15 +26,17 @@ fd revalues on the same normals: spot and rate bumps need no new path (x = ln(S/
 depend on S0, and r only adds r t); maturity and the five model parameters re-simulate the tile
 with the bumped parameters (``chunk``).
 
-Bump sizes (``heston_bumps``): spot 1 % of S0, rate 10 bp, maturity 1 % of T (the whole grid
-scales, the normals of each step are kept), v0, kappa, vbar and xi 1 % of their value (v0 = 0:
-1 % of vbar, one-sided), corr 0.01 absolute, clipped to [-1, 1] (the quotient divides by the
-clipped width).
+Bump sizes (``heston_bumps``): spot 1 % of S0, rate 10 bp, maturity 10 % of T (the whole grid
+scales, the normals of each step are kept), v0, kappa, vbar and xi 10 % of their value (v0 = 0:
+10 % of vbar, one-sided), corr 0.01 absolute, clipped to [-1, 1] (the quotient divides by the
+clipped width).  Why 10 %: ``DEFAULT_BUMPS``.
 
 Pathwise under QE differentiates the QE map inside its branches; see ``models.heston`` for what
-that leaves out (the switch at psi_c: measured below the noise, 0.1-0.3 % of the quantity, even
-at 4 steps a year) and for the variance of the tangents when the Feller condition is badly
-violated (heavy-tailed; then fd can have the smaller standard error).
+that leaves out (the switch at psi_c) and for the variance of the tangents when the Feller
+condition fails: below a Feller ratio of about 1/2 the pathwise theta and d_v0 ... d_xi have an
+infinite variance (tail index 1.1-2.9, measured), so their sample standard error means nothing;
+``auto`` takes fd there and pilots the two against each other up to a ratio of 1
+(``auto_candidates``).
 """
 import math
 
@@ -63,9 +65,25 @@ HESTON_GREEKS = ("delta", "gamma", "rho", "theta", "d_v0", "d_kappa", "d_vbar", 
 #: Bump sizes, in the order of the kernels' array; the first four keep ``fd.bumps``' layout.
 BUMP_NAMES = ("spot", "vol", "rate", "maturity", "v0", "kappa", "vbar", "xi", "corr")
 B_SPOT, B_VOL, B_RATE, B_MAT, B_V0, B_KAPPA, B_VBAR, B_XI, B_CORR = range(9)
+#: Maturity and the variance parameters are bumped by 10 %, not GBM's 1 %: they move the variance
+#: path, and QE's map from normals to variances jumps where a step's psi crosses psi_c, so with
+#: common random numbers a small bump's quotient is a jump over 2h on a fraction ~h of paths:
+#: tail index 1, an infinite variance (measured: Hill index 1.0-1.5 at 1 % whenever
+#: 2 kappa vbar / xi^2 < 1/2, 3.7-9 at 10 %; ``benchmarks/heston_feller.py``).  The central
+#: quotient's own bias at 10 % is 0.3 % of the value or less on the benchmark's cases.
 DEFAULT_BUMPS = {"spot": fd.SPOT_REL, "vol": fd.VOL_REL, "rate": fd.RATE_ABS,
-                 "maturity": fd.MATURITY_REL, "v0": 1e-2, "kappa": 1e-2, "vbar": 1e-2,
-                 "xi": 1e-2, "corr": 1e-2}
+                 "maturity": 0.1, "v0": 0.1, "kappa": 0.1, "vbar": 0.1, "xi": 0.1,
+                 "corr": 1e-2}
+
+#: Feller ratios 2 kappa vbar / xi^2 between which ``auto`` pilots pathwise theta and
+#: d_v0 ... d_xi against fd with a tail test (``auto_candidates``); below the first it takes fd,
+#: from the second pathwise.  The pathwise derivative of the variance path follows the flow of
+#: the square-root process, which is singular at visits to 0 below a ratio of 1/2 (the flow
+#: derivative of sqrt(v) is exp(int ((xi^2 - 4 kappa vbar) / (8 v) - kappa / 2) dt)); measured on
+#: QE at 52-64 steps a year (``benchmarks/heston_feller.py``): tail index 1.1-2.9 below 0.25,
+#: above 5 from 0.48.  A 4,096-path pilot can miss tails that rare, so below 1/2 the theory
+#: decides, not the pilot.
+PATHWISE_FELLER = (0.5, 1.0)
 
 # Per-path quantities kept for a tile, rows of the ``q`` buffer.  VB_MEAN, VB_MEAN2: vibrato's
 # first and second derivatives of E[f | path before its last noisy step] in that step's mean
@@ -120,6 +138,25 @@ def _valid(kind, greek, continuous):
     if greek == G.THETA or D_V0_Q <= greek <= D_CORR_Q:
         return (G.PATHWISE, G.FD) if smooth else (G.FD,)
     return ()
+
+
+def auto_candidates(kind, greek, continuous=False, params=None):
+    """The estimators ``auto`` chooses among for ``greek`` of payoff ``kind`` under Heston, in
+    order of preference: the valid ones other than fd (fd alone where nothing else is valid).
+    For theta and d_v0 ... d_xi, whose pathwise estimates run through the variance path's
+    tangents, the Feller ratio of ``params`` against ``PATHWISE_FELLER`` decides: below 1/2 fd
+    replaces pathwise (whose variance is infinite there), up to 1 both are candidates and a
+    pilot with a tail test decides (``underlying.pilot``)."""
+    valid = valid_estimators(kind, greek, continuous, params)
+    out = tuple(e for e in valid if e != G.FD) or (G.FD,)
+    variance_path = greek == G.THETA or D_V0_Q <= greek <= D_XI_Q
+    if variance_path and params is not None and G.PATHWISE in out:
+        ratio = H.feller_ratio(params)
+        if ratio < PATHWISE_FELLER[0]:
+            out = tuple(e for e in out if e != G.PATHWISE) + (G.FD,)
+        elif ratio < PATHWISE_FELLER[1]:
+            out += (G.FD,)
+    return out
 
 
 def why_invalid(kind, greek, estimator, continuous=False):
