@@ -16,7 +16,7 @@ from mcgreeks import price_portfolio
 DATA = Path(__file__).resolve().parents[1] / "data"
 PATHS = 2000
 SEED = 7
-TEXT_OUT = ["error"] + ["method_" + g for g in G.GREEKS]
+TEXT_OUT = ["error", "warning"] + ["method_" + g for g in G.GREEKS]
 
 
 def run_cli(*args, cwd):
