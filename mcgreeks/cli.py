@@ -101,8 +101,9 @@ def format_table(results):
     shown = [q for q in G.QUANTITIES if results[q].notna().any()]
     view = pd.DataFrame({q: [_with_error(v, s) for v, s in zip(results[q], results[q + "_se"])]
                          for q in shown}, index=results.index)
-    if "error" in results and (results["error"] != "").any():
-        view["error"] = results["error"]
+    for column in ("error", "warning"):
+        if column in results and (results[column] != "").any():
+            view[column] = results[column]
     return view.to_string()
 
 

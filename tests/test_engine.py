@@ -53,17 +53,25 @@ def test_standard_errors_shrink_like_one_over_sqrt_n(one_underlying):
         assert ratio.between(1.8, 2.2).all(), (column, ratio.tolist())
 
 
+def _merged_state(y, x=None):
+    """(state, count) of per-path estimates y (with controls x), merged tile by tile as the
+    engine does."""
+    n_tiles = -(-y.size // engine.TILE)
+    out = np.empty((n_tiles, 1, engine.N_MOMENTS))
+    for t in range(n_tiles):
+        sl = slice(t * engine.TILE, (t + 1) * engine.TILE)
+        engine.write_moments(y[sl], y[sl] if x is None else x[sl], y[sl].size, x is not None,
+                             out[t, 0])
+    state, count = np.zeros((1, engine.N_STATE)), np.zeros(1)
+    engine.merge_tiles(out, y.size, count, state)
+    return state, count
+
+
 def test_merge_of_tile_moments_matches_numpy():
     rng = np.random.default_rng(0)
     x = rng.normal(3.0, 2.0, size=1000)
     y = 2.0 * x + rng.normal(size=x.size)          # a correlated second series
-    n_tiles = -(-x.size // engine.TILE)
-    out = np.empty((n_tiles, 1, engine.N_MOMENTS))
-    for t in range(n_tiles):
-        sl = slice(t * engine.TILE, (t + 1) * engine.TILE)
-        engine.write_moments(y[sl], x[sl], y[sl].size, True, out[t, 0])
-    state, count = np.zeros((1, engine.N_STATE)), np.zeros(1)
-    engine.merge_tiles(out, x.size, count, state)
+    state, count = _merged_state(y, x)
     assert count[0] == x.size
     assert state[0, engine.MEAN] == pytest.approx(y.mean(), rel=1e-14)
     assert state[0, engine.MEAN_X] == pytest.approx(x.mean(), rel=1e-14)
@@ -88,24 +96,14 @@ def test_control_variate_estimate_is_the_regression_estimate():
     assert reduction[0] == pytest.approx(y.var() / residual.var(), rel=1e-9)
 
 
-def _merged_state(y):
-    """The run state of per-path estimates y, merged tile by tile as the engine does."""
-    n_tiles = -(-y.size // engine.TILE)
-    out = np.empty((n_tiles, 1, engine.N_MOMENTS))
-    for t in range(n_tiles):
-        sl = slice(t * engine.TILE, (t + 1) * engine.TILE)
-        engine.write_moments(y[sl], y[sl], y[sl].size, False, out[t, 0])
-    state, count = np.zeros((1, engine.N_STATE)), np.zeros(1)
-    engine.merge_tiles(out, y.size, count, state)
-    return state
 
 
 def test_tail_statistics_merge_exactly_across_segments():
     """Tiles merged into two segments, then the segments, give the tail columns of one pass."""
     y = np.random.default_rng(3).standard_t(3, size=40 * engine.TILE)
-    whole = _merged_state(y)
+    whole = _merged_state(y)[0]
     half = y.size // 2
-    parts = [_merged_state(y[:half]), _merged_state(y[half:])]
+    parts = [_merged_state(y[:half])[0], _merged_state(y[half:])[0]]
     count, state = engine.merge_segments(np.array([[half], [y.size - half]], dtype=float),
                                          np.stack(parts))
     tiles = y.reshape(-1, engine.TILE)
@@ -123,7 +121,7 @@ def test_se_reliability_is_the_error_of_a_sample_variance(seed):
     rng = np.random.default_rng(seed)
     n = 2000 * engine.TILE
     for draw, kurtosis in ((rng.normal(size=n), 3.0), (rng.uniform(size=n), 1.8)):
-        rel, share = engine.se_reliability(_merged_state(draw))
+        rel, share = engine.se_reliability(_merged_state(draw)[0])
         assert rel[0] == pytest.approx(0.5 * np.sqrt((kurtosis - 1.0) / n), rel=0.1)
         assert share[0] < 3.0 / 2000
 
@@ -133,10 +131,10 @@ def test_se_reliability_flags_infinite_variance():
     one at any n, and one tile holds a large share of the sum of squares."""
     rng = np.random.default_rng(11)
     heavy = rng.pareto(1.5, size=2000 * engine.TILE)
-    rel, share = engine.se_reliability(_merged_state(heavy))
+    rel, share = engine.se_reliability(_merged_state(heavy)[0])
     assert rel[0] > 0.2 and share[0] > 0.05
 
 
 def test_se_reliability_of_a_constant_estimate_is_exact():
-    rel, share = engine.se_reliability(_merged_state(np.full(10 * engine.TILE, 2.5)))
+    rel, share = engine.se_reliability(_merged_state(np.full(10 * engine.TILE, 2.5))[0])
     assert rel[0] == 0.0 and share[0] == 0.0
