@@ -472,6 +472,8 @@ def main(argv=None):
     ap.add_argument("--part", choices=("diagnosis", "seeds", "cost", "all"), default="all",
                     help="what to (re)measure; the other parts are kept from DIR/heston_feller.json")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    ap.add_argument("--seeds", type=int, help="seeds per case (default 100, quick 20)")
+    ap.add_argument("--paths", type=int, help="paths per seed (default 50,000, quick 20,000)")
     args = ap.parse_args(argv)
     start = time.perf_counter()
     saved = os.path.join(args.out, "heston_feller.json")
@@ -487,6 +489,7 @@ def main(argv=None):
         data["diagnosis"] = diagnosis(counts, 50_000 if args.quick else 200_000)
     if args.part in ("seeds", "all"):
         n_seeds, n_paths = (20, 20_000) if args.quick else (100, 50_000)
+        n_seeds, n_paths = args.seeds or n_seeds, args.paths or n_paths
         cases = {}
         for key in CASES:
             t0 = time.perf_counter()
