@@ -141,7 +141,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
       DataFrame indexed by ``trade_id`` in input order with the columns of SPEC §2, position
       level (unit value × quantity).  Rows that cannot be priced carry the reason in ``error``.
       ``warning`` names every column whose standard error failed the tail test on the main run
-      (its own relative error, from the spread of 128-path tiles, above 10 %: heavy tails), or
+      (its own relative error, from the spread of 128-path tiles, above 20 %: heavy tails), or
       is empty.  ``aggregate(results)`` sums it per underlying with standard errors from
       per-path totals.
       With ``diagnostics=True``, the pair (results, diagnostics): a DataFrame with one row per

@@ -286,10 +286,10 @@ def pilot(job):
     for j, c in enumerate(job.choices):
         for g, cands in list(c.items()):
             if isinstance(cands, tuple):
-                ks = {e: index[(j, g, e)] for e in cands}
-                c[g] = _decide(cands, {e: se[k] for e, k in ks.items()},
-                               {e: uncertain[k] for e, k in ks.items()})
-                job.reasons[(j, g)] = _reason(size, cands, se, uncertain, ks, c[g])
+                se_of = {e: se[index[(j, g, e)]] for e in cands}
+                uncertain_of = {e: uncertain[index[(j, g, e)]] for e in cands}
+                c[g] = _decide(cands, se_of, uncertain_of)
+                job.reasons[(j, g)] = _reason(size, cands, se_of, uncertain_of, c[g])
                 decided = True
     if decided:
         _fit_coefficients(job, covariances)       # now for the estimator chosen
@@ -298,21 +298,21 @@ def pilot(job):
 
 def _decide(candidates, se, uncertain):
     """The auto choice: the lowest pilot SE among the candidates that pass the tail test (their
-    SE uncertain by at most PILOT_TAIL_LIMIT); if none does, fd when it is a candidate (a difference
-    quotient is bounded path by path), else the lowest SE.  Ties keep the preference order."""
+    SE uncertain by at most PILOT_TAIL_LIMIT); if none does, fd when it is a candidate (a
+    difference quotient is bounded path by path), else the lowest SE.  Ties keep the preference order."""
     trusted = [e for e in candidates if uncertain[e] <= PILOT_TAIL_LIMIT]
     pool = trusted or ([G.FD] if G.FD in candidates else list(candidates))
     return min(pool, key=lambda e: se[e])
 
 
-def _reason(size, candidates, se, uncertain, slot_of, chosen):
-    """One line for the diagnostics: what the pilot measured of each candidate, and the pick."""
+def _reason(size, candidates, se, uncertain, chosen):
+    """One line for the diagnostics: what the pilot measured of each candidate (``se`` and
+    ``uncertain`` map a candidate to its figure, as for ``_decide``), and the pick."""
     parts = []
     for e in candidates:
-        k = slot_of[e]
-        text = f"{G.ESTIMATORS[e]} SE {se[k]:.3g}"
-        if uncertain[k] > PILOT_TAIL_LIMIT:
-            text += f" (failed the tail test: SE uncertain by {uncertain[k]:.0%})"
+        text = f"{G.ESTIMATORS[e]} SE {se[e]:.3g}"
+        if uncertain[e] > PILOT_TAIL_LIMIT:
+            text += f" (failed the tail test: SE uncertain by {uncertain[e]:.0%})"
         parts.append(text)
     return f"auto on a pilot of {size}: " + ", ".join(parts) + f"; took {G.ESTIMATORS[chosen]}"
 

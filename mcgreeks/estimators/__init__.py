@@ -34,6 +34,14 @@ def valid_estimators(kind, greek, continuous=False):
     return ()
 
 
+def auto_candidates(valid):
+    """The estimators ``auto`` chooses among from the ``valid`` ones (in order of preference):
+    all but fd, whose bump bias and re-simulation cost make it the last resort; fd alone where
+    nothing else is valid.  (Heston widens this where pathwise can be heavy-tailed:
+    ``pricers.heston.auto_candidates``.)"""
+    return tuple(e for e in valid if e != FD) or (FD,)
+
+
 def why_invalid(kind, greek, estimator, continuous=False):
     """Why ``estimator`` cannot estimate ``greek`` of payoff ``kind`` (for error messages)."""
     if estimator == PATHWISE and greek == GAMMA:

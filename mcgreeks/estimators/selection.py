@@ -13,7 +13,7 @@ tail test (``underlying.pilot``).
 """
 from mcgreeks import greeks as G
 from mcgreeks import payoffs
-from mcgreeks.estimators import valid_estimators, why_invalid
+from mcgreeks.estimators import auto_candidates, valid_estimators, why_invalid
 from mcgreeks.pricers import heston
 from mcgreeks.validation import InputError
 
@@ -66,7 +66,7 @@ def choices(record, plan, model="gbm", params=None, sampler="mc"):
         reason = heston.why_invalid
     else:
         valid_for = lambda g: valid_estimators(kind, g, continuous)  # noqa: E731
-        auto_for = lambda g: tuple(e for e in valid_for(g) if e != G.FD) or (G.FD,)  # noqa: E731
+        auto_for = lambda g: auto_candidates(valid_for(g))  # noqa: E731
         reason = why_invalid
     out = {}
     for g in MODEL_GREEKS[model]:

@@ -49,6 +49,7 @@ from mcgreeks import payoffs as P
 from mcgreeks._jit import kernel
 from mcgreeks.engine import TILE, tile_moments
 from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, pathwise, vibrato
+from mcgreeks.estimators import auto_candidates as _auto_candidates
 from mcgreeks.estimators import why_invalid as _gbm_why_invalid
 from mcgreeks.models import heston as H
 
@@ -142,13 +143,12 @@ def _valid(kind, greek, continuous):
 
 def auto_candidates(kind, greek, continuous=False, params=None):
     """The estimators ``auto`` chooses among for ``greek`` of payoff ``kind`` under Heston, in
-    order of preference: the valid ones other than fd (fd alone where nothing else is valid).
+    order of preference: ``estimators.auto_candidates`` of the valid ones.
     For theta and d_v0 ... d_xi, whose pathwise estimates run through the variance path's
     tangents, the Feller ratio of ``params`` against ``PATHWISE_FELLER`` decides: below 1/2 fd
     replaces pathwise (whose variance is infinite there), up to 1 both are candidates and a
     pilot with a tail test decides (``underlying.pilot``)."""
-    valid = valid_estimators(kind, greek, continuous, params)
-    out = tuple(e for e in valid if e != G.FD) or (G.FD,)
+    out = _auto_candidates(valid_estimators(kind, greek, continuous, params))
     variance_path = greek == G.THETA or D_V0_Q <= greek <= D_XI_Q
     if variance_path and params is not None and G.PATHWISE in out:
         ratio = H.feller_ratio(params)
