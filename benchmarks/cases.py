@@ -10,10 +10,16 @@ pilot included).  Its price alone has no public switch, so ``mcgreeks_price_only
 engine for the price slots only through the portfolio layer's internals; if those change, it
 says so instead of failing the run.
 """
+import importlib.util
+import os
+import sys
+
 import numpy as np
 import pandas as pd
 
 import mcgreeks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DAYS = 252
 MATURITY = DAYS / 365.0
@@ -101,3 +107,18 @@ def mcgreeks_price_only(trade_table, market, n_paths, seed=1):
     except Exception as exc:
         raise RuntimeError(f"mcgreeks internals changed ({type(exc).__name__}: {exc})") from None
     return np.array([r["price"] for r in rows]), np.array([r["price_se"] for r in rows])
+
+
+def test_module(relative_path):
+    """A test module of the repository loaded by path (tests/ is not a package), so that a
+    benchmark measures the cases its tests check rather than a copy of them.  tests/ goes on
+    sys.path first, as pytest's ``pythonpath`` setting puts it, for the tests' shared helpers."""
+    helpers = os.path.join(ROOT, "tests")
+    if helpers not in sys.path:
+        sys.path.insert(0, helpers)
+    path = os.path.join(ROOT, relative_path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

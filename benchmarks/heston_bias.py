@@ -32,7 +32,6 @@ Reference: L. Andersen (2008), "Simple and efficient simulation of the Heston st
 volatility model", J. Computational Finance 11(3).
 """
 import argparse
-import importlib.util
 import math
 import os
 import sys
@@ -49,6 +48,7 @@ from mcgreeks.rng import STREAM_MAIN, name_key, seed_key
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+from benchmarks.cases import test_module  # noqa: E402
 from benchmarks.sections import put_section, section  # noqa: E402
 
 CASES = {
@@ -216,11 +216,7 @@ def write_bias_report(path, tables, steps, n_paths, cost, cost_paths, command, e
 # -- allowances for tests/pricers/test_heston_mc.py ------------------------------------------------
 
 def _load_test_module():
-    path = os.path.join(ROOT, "tests", "pricers", "test_heston_mc.py")
-    spec = importlib.util.spec_from_file_location("heston_mc_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return test_module(os.path.join("tests", "pricers", "test_heston_mc.py"))
 
 
 def allowances():

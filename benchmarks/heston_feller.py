@@ -44,6 +44,7 @@ from mcgreeks.engine import TILE  # noqa: E402
 from mcgreeks.models import heston as H  # noqa: E402
 from mcgreeks.rng import name_key, seed_key  # noqa: E402
 
+from benchmarks.cases import test_module  # noqa: E402
 from benchmarks.sections import put_section  # noqa: E402
 
 QUANTITIES = ("price", "delta", "gamma", "rho", "theta", "d_v0", "d_kappa", "d_vbar", "d_xi",
@@ -52,29 +53,12 @@ QUANTITIES = ("price", "delta", "gamma", "rho", "theta", "d_v0", "d_kappa", "d_v
 DIAGNOSED = {"theta": "scale", "d_v0": "v0", "d_kappa": "kappa", "d_vbar": "vbar",
              "d_xi": "xi", "d_corr": "corr"}
 
-#: The seed study's cases: (label, market parameters, option).
-CASES = {
-    "A": ("3y put, K 90, Feller 0.04, corr -0.9 (the issue's)",
-          dict(spot=100.0, rate=0.02, div_yield=0.0, v0=0.04, kappa=0.5, vbar=0.04, xi=1.0,
-               corr=-0.9),
-          dict(strike=90.0, maturity=3.0, option_type="put")),
-    "B": ("0.5y call, ATM, Feller 0.10, corr -0.5, v0 > vbar",
-          dict(spot=100.0, rate=0.01, div_yield=0.0, v0=0.09, kappa=1.0, vbar=0.04, xi=0.9,
-               corr=-0.5),
-          dict(strike=100.0, maturity=0.5, option_type="call")),
-    "C": ("5y put, K 110, Feller 0.05, corr +0.3, v0 < vbar",
-          dict(spot=100.0, rate=0.03, div_yield=0.01, v0=0.02, kappa=0.3, vbar=0.05, xi=0.8,
-               corr=0.3),
-          dict(strike=110.0, maturity=5.0, option_type="put")),
-    "D": ("1y put, ATM, Feller 1.78 (satisfied), corr -0.7",
-          dict(spot=100.0, rate=0.02, div_yield=0.0, v0=0.04, kappa=2.0, vbar=0.04, xi=0.3,
-               corr=-0.7),
-          dict(strike=100.0, maturity=1.0, option_type="put")),
-    "E": ("case C's call: 5y, K 110, Feller 0.05, corr +0.3 (moment explosion, see below)",
-          dict(spot=100.0, rate=0.03, div_yield=0.01, v0=0.02, kappa=0.3, vbar=0.05, xi=0.8,
-               corr=0.3),
-          dict(strike=110.0, maturity=5.0, option_type="call")),
-}
+#: The seed study's cases, key -> (label, market parameters, option): A-D are the cases of
+#: tests/pricers/test_heston_feller.py (which checks them at CI size), E is C's call.
+_TESTED = test_module(os.path.join("tests", "pricers", "test_heston_feller.py")).CASES
+CASES = {name[0]: (name[3:], params, option) for name, (params, option, _, _) in _TESTED.items()}
+CASES["E"] = ("C's call: 5y, K 110, Feller 0.05, corr +0.3 (moment explosion, see below)",
+              CASES["C"][1], dict(CASES["C"][2], option_type="call"))
 #: Cases the acceptance is judged on (E shows the warning at work instead).
 CALIBRATED = ("A", "B", "C", "D")
 STEPS_PER_YEAR = 64
