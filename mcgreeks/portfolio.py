@@ -10,13 +10,23 @@ import pandas as pd
 from mcgreeks import engine, underlying
 from mcgreeks import greeks as G
 from mcgreeks.estimators import fd
-from mcgreeks.estimators.selection import choices, method_plan
+from mcgreeks.estimators.selection import MODEL_GREEKS, choices, greek_plan, method_plan
 from mcgreeks.pricers import heston
+from mcgreeks.risk import PORTFOLIO_MEASURES, check_sum, risk_table
 from mcgreeks.rng import seed_key
 from mcgreeks.validation import InputError, check_market, check_trades
 
-COLUMNS = (list(G.QUANTITIES) + [q + "_se" for q in G.QUANTITIES]
-           + ["method_" + g for g in G.GREEKS] + ["error", "warning"])
+
+
+def columns(quantities):
+    """The results' columns for the quantity codes present (price first), in docs order."""
+    names = [G.QUANTITIES[g] for g in sorted(set(quantities) | {G.PRICE})]
+    return (names + [q + "_se" for q in names] + ["method_" + q for q in names[1:]]
+            + ["error", "warning"])
+
+
+#: Every column price_portfolio can return (``greeks="all"`` on a book with every model).
+COLUMNS = columns(range(G.N_QUANTITIES))
 
 DIAGNOSTIC_COLUMNS = ["trade_id", "quantity", "method", "weight", "control",
                       "control_beta", "variance_reduction", "se_uncertainty",
@@ -62,7 +72,7 @@ def _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error):
         raise InputError(str(exc)) from None
 
 
-def _validated(trades, market, plan, on_error, sampler="mc"):
+def _validated(trades, market, plan, on_error, sampler="mc", asked=tuple(range(1, G.N_QUANTITIES))):
     """Clean records (None for a bad row) and per-row problems; with on_error="fail", raise the
     first problem instead (market rows first, then trades in input order)."""
     market_params, bad_market, market_problems = check_market(market)
@@ -75,7 +85,7 @@ def _validated(trades, market, plan, on_error, sampler="mc"):
         if r is not None:
             params = market_params[r["underlying"]]
             try:
-                pick = choices(r, plan, params["model"], params, sampler)
+                pick = choices(r, plan, params["model"], params, sampler, asked)
             except InputError as exc:
                 p.append(str(exc))
         picks.append(pick)
@@ -88,9 +98,9 @@ def _validated(trades, market, plan, on_error, sampler="mc"):
 
 def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", steps_per_year=None,
                     *, scheme="qe", control_variate=True, lr_baseline=True, sampler="mc",
-                    randomizations=16, fd_bumps=None, on_error="fail",
-                    client=None, progress=None, diagnostics=False, chunk_paths=1 << 16,
-                    block_paths=1 << 12):
+                    randomizations=16, fd_bumps=None, on_error="fail", greeks="all",
+                    risk=False, client=None, progress=None, diagnostics=False,
+                    chunk_paths=1 << 16, block_paths=1 << 12):
     """Price every trade and its Greeks, each with its Monte Carlo standard error.
 
     Args:
@@ -130,6 +140,14 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         ``pricers.heston.DEFAULT_BUMPS``) and "corr" (0.01, absolute).
       on_error: "fail" raises on the first bad row; "skip" prices the good rows and gives each
         bad one its reason in ``error`` (NaN numbers).
+      greeks: "all" (default), "none" (the price alone) or the Greeks wanted, as a list or one
+        comma-separated string ("delta,vega,d_xi").  Only those are computed: the kernels skip
+        the tangents, scores and re-simulations nobody asked for.  The columns of a Greek not
+        asked, or defined by no model in the book (vega without a GBM underlying, d_* without a
+        Heston one), are absent.
+      risk: also return the long risk table (``mcgreeks.risk``): one row per (trade, measure)
+        computed, with columns trade_id, measure, underlying, underlying_2, value, se, method;
+        ``mcgreeks.aggregate_risk`` sums it per (measure, underlying, underlying_2).
       client: a ``dask.distributed.Client``; underlyings (and large underlyings' path ranges)
         are then priced on its cluster, with the same result to the bit.
       progress: called as ``progress(name, n_trades)`` after each underlying is priced.
@@ -139,7 +157,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
 
     Returns:
       DataFrame indexed by ``trade_id`` in input order with the columns of SPEC §2, position
-      level (unit value × quantity).  Rows that cannot be priced carry the reason in ``error``.
+      level (unit value × quantity), for the quantities asked (``greeks``).  Rows that cannot be priced carry the reason in ``error``.
       ``warning`` names every column whose standard error failed the tail test on the main run
       (its own relative error, from the spread of 128-path tiles, above 20 %: heavy tails), or
       is empty.  ``aggregate(results)`` sums it per underlying with standard errors from
@@ -151,6 +169,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
       (variance without / with the control; 1 without one), se_uncertainty (the relative error
       of the SE itself, ``engine.se_reliability``), largest_tile_share (of the sum of squares)
       and reason (for an auto choice made on the pilot: what the pilot measured).
+      With ``risk=True``, (results, risk), or (results, risk, diagnostics) with both.
 
     Raises:
       InputError: (with on_error="fail") a table violates SPEC §1 or ``method`` is invalid for a
@@ -159,8 +178,10 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
     """
     bumps = _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error)
     _check_sampler(sampler, randomizations, int(n_paths))
-    plan = method_plan(method)
-    market_params, records, problems, picks = _validated(trades, market, plan, on_error, sampler)
+    asked = greek_plan(greeks)
+    plan = method_plan(method, asked)
+    market_params, records, problems, picks = _validated(trades, market, plan, on_error, sampler,
+                                                         asked)
 
     rows = [{"error": "; ".join(p)} if p else {} for p in problems]
     trade_ids = _unique([r["trade_id"] if r else _trade_label(trades, i)
@@ -203,15 +224,21 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
             rows[i].update(row)
         notes += job_notes
         totals[job.name] = job_totals
-    table = _table(rows, trade_ids)
+    models = {market_params[r["underlying"]]["model"] for r in records if r is not None} or \
+        {p["model"] for p in market_params.values()}
+    defined = {g for m in models for g in MODEL_GREEKS[m]}
+    table = _table(rows, trade_ids, [g for g in asked if g in defined])
     # Plain numbers only: attrs travel with the table (and into Parquet metadata).
     table.attrs["totals"] = totals
-    if not diagnostics:
-        return table
-    order = {tid: i for i, tid in enumerate(table.index)}
-    notes.sort(key=lambda d: order[d["trade_id"]])
-    return table, pd.DataFrame(notes, columns=DIAGNOSTIC_COLUMNS).set_index(
-        ["trade_id", "quantity"])
+    out = (table,)
+    if risk:
+        out += (risk_table(table, records),)
+    if diagnostics:
+        order = {tid: i for i, tid in enumerate(table.index)}
+        notes.sort(key=lambda d: order[d["trade_id"]])
+        out += (pd.DataFrame(notes, columns=DIAGNOSTIC_COLUMNS).set_index(
+            ["trade_id", "quantity"]),)
+    return out if len(out) > 1 else table
 
 
 def _unique(labels):
@@ -230,11 +257,12 @@ def _trade_label(trades, i):
     return text.strip() if text and text.strip() else f"<row {i + 1}>"
 
 
-def _table(rows, trade_ids):
-    """The output DataFrame of SPEC §2 from one dict per trade (absent numbers are NaN)."""
+def _table(rows, trade_ids, quantities):
+    """The output DataFrame of SPEC §2 from one dict per trade, with the columns of the price and
+    the Greek codes ``quantities`` (absent numbers are NaN)."""
     index = pd.Index(trade_ids, name="trade_id", dtype=object)
     data = {}
-    for col in COLUMNS:
+    for col in columns(quantities):
         if col in ("error", "warning") or col.startswith("method_"):
             data[col] = pd.Series([r.get(col, "") for r in rows], index=index, dtype=object)
         else:
@@ -255,9 +283,11 @@ def aggregate(results, by="underlying"):
       results: the DataFrame returned by ``price_portfolio``, unfiltered.
       by: "underlying" (a row per underlying and a "total" row) or None (the total only).
     Returns:
-      DataFrame indexed by underlying (and "total") with n_trades and, per quantity, its sum and
-      its ``_se``.  A quantity defined for only some underlyings (vega, the Heston d_*) is summed
-      over those.
+      DataFrame indexed by underlying (and "total") with n_trades and, per quantity in
+      ``results``, its sum and its ``_se`` (NaN where the underlying's model lacks it).  The
+      "total" row carries only price, rho and theta: a delta or a model sensitivity is per unit
+      of its own underlying's spot or parameter, and those of different names do not add
+      (``mcgreeks.risk``).
     Raises:
       ValueError: ``results`` lacks the per-path totals, or its rows no longer match them.
     """
@@ -267,6 +297,7 @@ def aggregate(results, by="underlying"):
     if totals is None:
         raise ValueError("results carry no per-path totals: pass the DataFrame that "
                          "price_portfolio returned")
+    measures = [q for q in G.QUANTITIES if q in results.columns]
     out = {}
     for name, summary in totals.items():
         rows = results.loc[[t for t in summary["trades"] if t in results.index]]
@@ -274,23 +305,24 @@ def aggregate(results, by="underlying"):
             raise ValueError(f"underlying {name!r}: results lack some of its priced trades; "
                              "aggregate the unfiltered results")
         entry = {"n_trades": len(rows)}
-        for q in G.QUANTITIES:
+        for q in measures:
             if q not in summary:
                 entry[q], entry[q + "_se"] = np.nan, np.nan
                 continue
             value, se = float(rows[q].sum()), summary[q][1]
-            if abs(value - summary[q][0]) > 0.5 * se + 1e-9 * (abs(value) + 1.0):
-                raise ValueError(f"underlying {name!r}: the rows' {q} no longer matches the "
-                                 "priced portfolio; aggregate the unchanged results")
+            check_sum(value, summary[q][0], se, f"underlying {name!r}: the rows' {q}")
             entry[q], entry[q + "_se"] = value, se
         out[name] = entry
     table = pd.DataFrame.from_dict(out, orient="index",
-                                   columns=["n_trades"] + [c for q in G.QUANTITIES
+                                   columns=["n_trades"] + [c for q in measures
                                                            for c in (q, q + "_se")])
     total = {"n_trades": int(table["n_trades"].sum())}
-    for q in G.QUANTITIES:
-        total[q] = table[q].sum(min_count=1)
-        total[q + "_se"] = float(np.sqrt((table[q + "_se"] ** 2).sum(min_count=1)))
+    for q in measures:
+        if q in PORTFOLIO_MEASURES:
+            total[q] = table[q].sum(min_count=1)
+            total[q + "_se"] = float(np.sqrt((table[q + "_se"] ** 2).sum(min_count=1)))
+        else:       # shares of one name do not add to shares of another
+            total[q] = total[q + "_se"] = np.nan
     table.loc["total"] = pd.Series(total)
     table.index.name = by or "portfolio"
     return table.loc[["total"]] if by is None else table

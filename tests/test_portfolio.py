@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mcgreeks import aggregate, price_portfolio
+from mcgreeks import InputError, aggregate, price_portfolio
 
 QUANTITIES = ("price", "delta", "gamma", "vega", "rho", "theta")
 MARKET = pd.DataFrame({"underlying": ["X", "Y"], "model": "gbm", "spot": [100.0, 50.0],
@@ -56,9 +56,12 @@ def test_aggregates_are_sums_of_rows_and_the_total_adds_errors_in_quadrature():
     assert table.at["X", "n_trades"] == 3 and table.at["total", "n_trades"] == 5
     for q in QUANTITIES:
         assert table.at["X", q] == pytest.approx(results.loc[["c", "p", "d"], q].sum(), rel=1e-12)
-        assert table.at["total", q] == pytest.approx(results[q].sum(), rel=1e-12)
-        assert table.at["total", q + "_se"] == pytest.approx(
-            np.hypot(table.at["X", q + "_se"], table.at["Y", q + "_se"]), rel=1e-12)
+        if q in ("price", "rho", "theta"):
+            assert table.at["total", q] == pytest.approx(results[q].sum(), rel=1e-12)
+            assert table.at["total", q + "_se"] == pytest.approx(
+                np.hypot(table.at["X", q + "_se"], table.at["Y", q + "_se"]), rel=1e-12)
+        else:   # shares (and vol points) of X and of Y do not add
+            assert np.isnan(table.at["total", q]) and np.isnan(table.at["total", q + "_se"])
         # correlated rows: the honest SE is not the quadrature sum of row SEs
         assert table.at["X", q + "_se"] != pytest.approx(
             np.sqrt((results.loc[["c", "p", "d"], q + "_se"] ** 2).sum()), rel=1e-3)
@@ -78,3 +81,53 @@ def test_aggregate_refuses_filtered_or_foreign_results():
         aggregate(changed)
     with pytest.raises(ValueError, match="no per-path totals"):
         aggregate(pd.DataFrame(results))  # a bare copy without attrs
+
+
+# -- greeks: pay for what is asked ------------------------------------------------------------
+
+HESTON = pd.DataFrame({"underlying": ["H"], "model": ["heston"], "spot": [100.0],
+                       "rate": [0.02], "div_yield": [0.0], "v0": [0.04], "kappa": [1.5],
+                       "vbar": [0.04], "xi": [0.3], "corr": [-0.6]})
+
+
+@pytest.mark.parametrize("greeks,names", [
+    ("none", []), ("delta", ["delta"]), (["vega", "delta"], ["delta", "vega"]),
+    ("rho, theta", ["rho", "theta"]), ("all", ["delta", "gamma", "vega", "rho", "theta"])])
+def test_only_the_greeks_asked_are_columns_and_they_equal_the_full_run(greeks, names):
+    trades = _trades([dict(trade_id="c", quantity=2.0),
+                      dict(trade_id="d", payoff="digital", cash=5.0, strike=105.0),
+                      dict(trade_id="a", payoff="asian_arithmetic", n_fixings=12)])
+    some = price_portfolio(trades, MARKET, n_paths=8192, seed=5, greeks=greeks)
+    every = price_portfolio(trades, MARKET, n_paths=8192, seed=5)
+    assert list(some.columns) == (["price"] + names + ["price_se"] + [q + "_se" for q in names]
+                                  + ["method_" + q for q in names] + ["error", "warning"])
+    # the same paths and estimators: what is computed does not depend on what else is
+    for q in ["price"] + names:
+        assert (some[q] == every[q]).all() and (some[q + "_se"] == every[q + "_se"]).all()
+
+
+def test_a_gbm_book_has_no_heston_columns_and_a_heston_book_no_vega():
+    gbm = price_portfolio(_trades([dict(trade_id="c")]), MARKET, n_paths=4096)
+    assert not [c for c in gbm.columns if c.startswith("d_")]
+    heston = price_portfolio(_trades([dict(trade_id="h", underlying="H")]), HESTON,
+                             n_paths=4096, steps_per_year=12, greeks="delta,vega,d_xi")
+    assert [c for c in heston.columns if not c.endswith("_se")][:3] == ["price", "delta", "d_xi"]
+    assert "vega" not in heston.columns
+
+
+def test_a_bad_greek_name_is_an_error_listing_the_valid_ones():
+    trades = _trades([dict(trade_id="c")])
+    with pytest.raises(InputError, match=r"'detla'.*valid: all, none, or any of delta, gamma"):
+        price_portfolio(trades, MARKET, greeks="delta,detla")
+    with pytest.raises(InputError, match="gamma, which greeks does not ask"):
+        price_portfolio(trades, MARKET, greeks=["delta"], method={"gamma": "lr"})
+
+
+def test_price_only_skips_the_work_of_the_greeks():
+    """greeks="none" runs no Greek estimator: the kernels see only the price slots, so the run
+    is the price-only run (no pilot, no tangents; the heavy Heston re-simulations are absent)."""
+    trades = _trades([dict(trade_id="h", underlying="H", maturity=2.0)])
+    results, notes = price_portfolio(trades, HESTON, n_paths=4096, steps_per_year=12,
+                                     greeks="none", diagnostics=True)
+    assert list(notes.index.get_level_values("quantity")) == ["price"]
+    assert list(results.columns) == ["price", "price_se", "error", "warning"]

@@ -30,8 +30,31 @@ _APPLIES = {"gbm": {"pathwise": _FIRST_ORDER, "mixed": (G.GAMMA,), "lr": MODEL_G
                        "optimal": (), "vibrato": (G.DELTA, G.GAMMA)}}
 
 
-def method_plan(method):
-    """(default name, {greek code: name}) from the ``method`` argument; InputError if bad."""
+def greek_plan(greeks):
+    """The Greek codes asked for, in column order, from the ``greeks`` argument: "all", "none",
+    a list of names or one comma-separated string of them.  InputError naming a bad name and
+    listing the valid ones."""
+    if isinstance(greeks, str):
+        text = greeks.strip().lower()
+        if text in ("all", "none"):
+            return tuple(range(1, G.N_QUANTITIES)) if text == "all" else ()
+        names = [n.strip() for n in text.split(",") if n.strip()]
+    else:
+        try:
+            names = [str(n).strip().lower() for n in greeks]
+        except TypeError:
+            raise InputError(f"greeks has value {greeks!r}: must be 'all', 'none' or a list of "
+                             "Greek names") from None
+    bad = [n for n in names if n not in G.GREEKS]
+    if bad:
+        raise InputError(f"greeks has value {bad[0]!r}: not a Greek; valid: all, none, or any of "
+                         + ", ".join(G.GREEKS))
+    return tuple(g for g in range(1, G.N_QUANTITIES) if G.QUANTITIES[g] in names)
+
+
+def method_plan(method, asked=tuple(range(1, G.N_QUANTITIES))):
+    """(default name, {greek code: name}) from the ``method`` argument; InputError if bad,
+    including a per-Greek method for a Greek not ``asked`` (codes from ``greek_plan``)."""
     if isinstance(method, str):
         name = method.lower()
         if name != "auto" and name not in G.ESTIMATORS:
@@ -45,12 +68,16 @@ def method_plan(method):
         if name not in ("auto",) + G.ESTIMATORS:
             raise InputError(f"method[{greek!r}] = {name!r}: must be auto or one of "
                              + ", ".join(G.ESTIMATORS))
+        if G.QUANTITIES.index(greek) not in asked:
+            raise InputError(f"method names an estimator for {greek}, which greeks does not ask "
+                             "for: add it to greeks or drop it from method")
         explicit[G.QUANTITIES.index(greek)] = name
     return "auto", explicit
 
 
-def choices(record, plan, model="gbm", params=None, sampler="mc"):
-    """Per Greek code of ``model``: the estimator code, or the tuple of candidates a pilot
+def choices(record, plan, model="gbm", params=None, sampler="mc",
+            asked=tuple(range(1, G.N_QUANTITIES))):
+    """Per Greek code of ``model`` that is ``asked`` (``greek_plan``): the estimator code, or the tuple of candidates a pilot
     decides among.  A per-Greek choice for a Greek the model lacks (vega under Heston) is moot.
     With ``sampler="sobol"`` auto keeps optimal among the candidates rather than taking it: its
     weights are fitted for Monte Carlo variance, and quasi-Monte Carlo favours smooth estimators
@@ -70,6 +97,8 @@ def choices(record, plan, model="gbm", params=None, sampler="mc"):
         reason = why_invalid
     out = {}
     for g in MODEL_GREEKS[model]:
+        if g not in asked:
+            continue
         name = explicit.get(g, default if default == "auto" or g in _APPLIES[model][default]
                             else "auto")
         valid = valid_for(g)

@@ -1,0 +1,108 @@
+"""The long risk table: one row per (trade, measure), and its sums with honest standard errors.
+
+The wide results table has a column per Greek; a risk system wants a row per number, keyed by
+what it is a sensitivity to.  Each row names its ``measure`` (price, delta, ..., d_corr) and the
+underlying it refers to; ``underlying_2`` is the second name of a measure that has two (a
+cross-gamma, a pair correlation) and empty otherwise, so multi-asset measures take their place
+without a change of schema.
+
+Sums never mix underlyings: a delta is in shares of its own underlying, so deltas of two names do
+not add.  Only measures in the same unit whatever the underlying (the price, rho and theta, all in
+currency, per unit of rate and per year) have a portfolio total.
+"""
+import numpy as np
+import pandas as pd
+
+from mcgreeks import greeks as G
+
+RISK_COLUMNS = ["trade_id", "measure", "underlying", "underlying_2", "value", "se", "method"]
+AGGREGATE_COLUMNS = ["measure", "underlying", "underlying_2", "n_trades", "value", "se"]
+#: Measures with a portfolio total, in the same unit on every underlying.
+PORTFOLIO_MEASURES = ("price", "rho", "theta")
+#: The ``underlying`` label of a portfolio total row.
+TOTAL = "total"
+
+
+def risk_table(results, records):
+    """The long risk table of a ``price_portfolio`` result.
+
+    Args:
+      results: the wide results (index trade_id, attrs["totals"] as ``price_portfolio`` sets).
+      records: the clean trade records in the results' row order (None for a bad row).
+    Returns:
+      DataFrame with columns ``RISK_COLUMNS``, one row per (priced trade, measure computed), in
+      trade order then column order; value and se at position level, as in ``results``.  Its
+      attrs["totals"] lists, per (measure, underlying, underlying_2), the sum and the standard
+      error from per-path totals that ``aggregate_risk`` uses.
+    """
+    measures = [q for q in G.QUANTITIES if q in results.columns]
+    rows = []
+    for (trade_id, row), r in zip(results.iterrows(), records):
+        if r is None or row["error"]:
+            continue
+        for q in measures:
+            if np.isnan(row[q]):            # not defined by this trade's model
+                continue
+            rows.append((trade_id, q, r["underlying"], "", row[q], row[q + "_se"],
+                         row.get("method_" + q, "") if q != "price" else ""))
+    table = pd.DataFrame(rows, columns=RISK_COLUMNS)
+    table = table.astype({"value": float, "se": float})
+    table.attrs["totals"] = [
+        {"measure": q, "underlying": name, "underlying_2": "", "value": summary[q][0],
+         "se": summary[q][1], "trades": summary["trades"]}
+        for name, summary in results.attrs.get("totals", {}).items()
+        for q in measures if q in summary]
+    return table
+
+
+def aggregate_risk(risk):
+    """Sum the long risk table per (measure, underlying, underlying_2), with standard errors.
+
+    Values are the sums of the rows; standard errors come from the per-path totals carried while
+    pricing (trades on one underlying share paths, so their errors are correlated and do not add
+    in quadrature).  Rows with underlying "total" add price, rho and theta over underlyings,
+    errors in quadrature (underlyings are simulated independently).
+
+    Args:
+      risk: the risk table ``price_portfolio(..., risk=True)`` returned, unfiltered.
+    Returns:
+      DataFrame with columns ``AGGREGATE_COLUMNS``, per-underlying rows in first-seen order of
+      (underlying, measure), then the total rows.
+    Raises:
+      ValueError: ``risk`` lacks its per-path totals, or its rows no longer match them.
+    """
+    totals = risk.attrs.get("totals")
+    if totals is None:
+        raise ValueError("risk carries no per-path totals: pass the table that "
+                         "price_portfolio(..., risk=True) returned")
+    rows = []
+    for t in totals:
+        key = (risk["measure"] == t["measure"]) & (risk["underlying"] == t["underlying"]) \
+            & (risk["underlying_2"] == t["underlying_2"])
+        part = risk[key]
+        if sorted(part["trade_id"]) != sorted(t["trades"]):
+            raise ValueError(f"underlying {t['underlying']!r}: risk lacks some of the rows of "
+                             f"{t['measure']}; aggregate the unfiltered table")
+        value = float(part["value"].sum())
+        check_sum(value, t["value"], t["se"], f"underlying {t['underlying']!r}: the rows' "
+                  f"{t['measure']}")
+        rows.append((t["measure"], t["underlying"], t["underlying_2"], len(part), value, t["se"]))
+    table = pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
+    order = {q: i for i, q in enumerate(G.QUANTITIES)}
+    names = list(dict.fromkeys(table["underlying"]))
+    table = table.iloc[sorted(range(len(table)), key=lambda i: (
+        names.index(table["underlying"].iat[i]), order.get(table["measure"].iat[i], 99)))]
+    total = [(q, TOTAL, "", int(part["n_trades"].sum()), float(part["value"].sum()),
+              float(np.sqrt((part["se"] ** 2).sum())))
+             for q in PORTFOLIO_MEASURES
+             for part in [table[table["measure"] == q]] if len(part)]
+    return pd.concat([table, pd.DataFrame(total, columns=AGGREGATE_COLUMNS)],
+                     ignore_index=True)
+
+
+def check_sum(value, carried, se, what):
+    """Raise ValueError when a sum of rows differs from the per-path total carried for it beyond
+    rounding (half its SE): the rows were edited after pricing."""
+    if abs(value - carried) > 0.5 * se + 1e-9 * (abs(value) + 1.0):
+        raise ValueError(f"{what} no longer matches the priced portfolio; aggregate the "
+                         "unchanged results")
