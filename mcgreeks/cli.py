@@ -98,7 +98,7 @@ def _with_error(value, se):
 
 def format_table(results):
     """The results as an aligned text table of value ± standard error, for a terminal."""
-    shown = [q for q in G.QUANTITIES if results[q].notna().any()]
+    shown = [q for q in G.QUANTITIES if q in results and results[q].notna().any()]
     view = pd.DataFrame({q: [_with_error(v, s) for v, s in zip(results[q], results[q + "_se"])]
                          for q in shown}, index=results.index)
     for column in ("error", "warning"):
