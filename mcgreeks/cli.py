@@ -23,6 +23,7 @@ import pandas as pd
 
 import mcgreeks
 from mcgreeks import greeks as G
+from mcgreeks.formatting import with_error
 from mcgreeks.portfolio import aggregate, price_portfolio
 from mcgreeks.validation import InputError
 
@@ -86,20 +87,10 @@ def _parse_method(text):
     return {k.strip(): v.strip() for k, v in (item.split("=", 1) for item in items)}
 
 
-def _with_error(value, se):
-    """'value ± se' with the se to two significant digits and the value to the same decimals."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if not se > 0 or math.isnan(se):
-        return f"{value:.6g}"
-    decimals = max(0, 1 - math.floor(math.log10(se)))
-    return f"{value:.{decimals}f} ± {se:.{decimals}f}"
-
-
 def format_table(results):
     """The results as an aligned text table of value ± standard error, for a terminal."""
     shown = [q for q in G.QUANTITIES if q in results and results[q].notna().any()]
-    view = pd.DataFrame({q: [_with_error(v, s) for v, s in zip(results[q], results[q + "_se"])]
+    view = pd.DataFrame({q: [with_error(v, s) for v, s in zip(results[q], results[q + "_se"])]
                          for q in shown}, index=results.index)
     for column in ("error", "warning"):
         if column in results and (results[column] != "").any():
