@@ -17,10 +17,11 @@ same estimators, written the way a careful NumPy user would write it:
 - every estimate with its standard error, from per-chunk means and centred sums of squares
   and cross products merged exactly (Chan, Golub & LeVeque 1983).
 
-Conventions are mcgreeks' (SPEC §2): vega per 1.00 of volatility, rho per 1.00 of rate with the
-dividend yield held fixed, theta = -∂V/∂T per year with the fixing schedule scaling with T (so
-W_t scales as sqrt(T) under common random numbers).  Several strikes may share one set of paths
-(``strike`` an array), as trades on one underlying share paths in mcgreeks.
+Conventions are mcgreeks' (docs/reference.md#output-columns): vega per 1.00 of volatility, rho
+per 1.00 of rate with the dividend yield held fixed, theta = -∂V/∂T per year with the fixing
+schedule scaling with T (so W_t scales as sqrt(T) under common random numbers).  Several strikes
+may share one set of paths (``strike`` an array), as trades on one underlying share paths in
+mcgreeks.
 
 The random streams are NumPy's, not mcgreeks' Philox, so the numbers agree with mcgreeks within
 standard errors, not to the bit.  The engine is single-threaded (NumPy is, apart from BLAS).

@@ -22,7 +22,7 @@ from mcgreeks.analytic import asian, black_scholes
 from benchmarks.numpy_engine import METHODS, QUANTITIES, gbm_mc
 
 MARKET = dict(spot=100.0, maturity=1.0, rate=0.03, vol=0.2, div_yield=0.01)
-#: Tolerance in standard errors (SPEC §6).
+#: Tolerance in standard errors, as in the project's Monte Carlo tests.
 Z = 4.0
 
 

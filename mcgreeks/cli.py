@@ -1,4 +1,4 @@
-"""The ``mcgreeks`` command line (SPEC §5): argument parsing, files, logs; no pricing logic.
+"""The ``mcgreeks`` command line: argument parsing, files, logs (docs/reference.md#command-line).
 
 ``mcgreeks price`` prices a portfolio; with ``--out`` it writes the results (and with ``--by
 underlying`` the aggregates) whole or not at all, and beside them an audit manifest from which

@@ -3,7 +3,7 @@
 Kernels see only integers; the tables see only names.  This module is the one mapping between them.
 """
 
-#: Output quantities, in column order (SPEC §2).  Index 0 is the price itself.
+#: Output quantities in column order (docs/reference.md#output-columns); index 0 is the price.
 QUANTITIES = ("price", "delta", "gamma", "vega", "rho", "theta",
               "d_v0", "d_kappa", "d_vbar", "d_xi", "d_corr")
 GREEKS = QUANTITIES[1:]

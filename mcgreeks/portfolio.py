@@ -1,4 +1,5 @@
-"""Portfolio pricing: DataFrames in, one row per trade out (SPEC §2), and aggregation.
+"""Portfolio pricing: DataFrames in, one row per trade out (docs/reference.md#output-columns), and
+aggregation.
 
 This layer validates the tables, turns them into plain records once, hands each underlying's
 pricing to ``underlying`` (here, or on a Dask cluster through ``distributed``), and turns the
@@ -104,7 +105,8 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
     """Price every trade and its Greeks, each with its Monte Carlo standard error.
 
     Args:
-      trades, market: DataFrames with the columns of SPEC §1.
+      trades, market: DataFrames with the columns of docs/reference.md#trades and
+        docs/reference.md#market.
       n_paths: Monte Carlo paths per underlying (trades on one underlying share them).
       seed: integer in [0, 2**64); with the inputs it fixes every bit of the result, whatever the
         thread count, ``chunk_paths``, ``block_paths`` or cluster.
@@ -156,7 +158,8 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         neither changes the result.
 
     Returns:
-      DataFrame indexed by ``trade_id`` in input order with the columns of SPEC §2, position
+      DataFrame indexed by ``trade_id`` in input order with the columns of
+      docs/reference.md#output-columns, position
       level (unit value × quantity), for the quantities asked (``greeks``).  Rows that cannot be priced carry the reason in ``error``.
       ``warning`` names every column whose standard error failed the tail test on the main run
       (its own relative error, from the spread of 128-path tiles, above 20 %: heavy tails), or
@@ -172,9 +175,10 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
       With ``risk=True``, (results, risk), or (results, risk, diagnostics) with both.
 
     Raises:
-      InputError: (with on_error="fail") a table violates SPEC §1 or ``method`` is invalid for a
-        trade; the message names the trade or underlying, the column and the value.  Bad
-        arguments and missing columns raise whatever ``on_error`` says.
+      InputError: (with on_error="fail") a table breaks a rule of docs/reference.md#input-errors
+        or ``method`` is invalid for a trade; the message names the trade or underlying, the
+        column and the value.  Bad arguments and missing columns raise whatever ``on_error``
+        says.
     """
     bumps = _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error)
     _check_sampler(sampler, randomizations, int(n_paths))
@@ -258,8 +262,8 @@ def _trade_label(trades, i):
 
 
 def _table(rows, trade_ids, quantities):
-    """The output DataFrame of SPEC §2 from one dict per trade, with the columns of the price and
-    the Greek codes ``quantities`` (absent numbers are NaN)."""
+    """The results DataFrame (docs/reference.md#output-columns) from one dict per trade, with
+    the columns of the price and the Greek codes ``quantities`` (absent numbers are NaN)."""
     index = pd.Index(trade_ids, name="trade_id", dtype=object)
     data = {}
     for col in columns(quantities):

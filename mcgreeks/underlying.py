@@ -88,7 +88,7 @@ class Job:
 
 
 def _schedule(record):
-    """The dates (years) a trade's payoff reads: t_i = i·T/n, or just T (SPEC §1)."""
+    """The dates (years) a trade's payoff reads: t_i = i·T/n or T (docs/reference.md#payoffs)."""
     kind = payoffs.KINDS[record["payoff"]]
     n = payoffs.schedule(kind, record.get("monitoring") == "continuous", record["maturity"],
                          record.get("n_fixings") or 1)

@@ -1,4 +1,4 @@
-"""Checking the trades and market tables against SPEC §1.
+"""Checking the trades and market tables against the rules of docs/reference.md#input-errors.
 
 Every problem is reported as one line naming the trade (or underlying), the column and the value,
 so a nightly job's log says exactly which input row to fix.  Checks return the problems per row
@@ -22,7 +22,8 @@ MARKET_COLUMNS = ("underlying", "model", "spot", "rate")
 
 
 class InputError(ValueError):
-    """Input that violates SPEC §1; the message names the row, the column and the value."""
+    """Input that breaks a rule of docs/reference.md#input-errors; the message names the row,
+    the column and the value."""
 
 
 def _missing(value):

@@ -1,6 +1,7 @@
-"""The command line (SPEC §5), run as a real subprocess: CSV and Parquet in and out, results
-identical to ``price_portfolio`` in-process, and bad input reported as one line with exit 2 and
-no output file (a pre-existing one is left untouched; no temporary file is left behind)."""
+"""The command line (docs/reference.md#command-line), run as a real subprocess: CSV and Parquet
+in and out, results identical to ``price_portfolio`` in-process, and bad input reported as one
+line with exit 2 and no output file (a pre-existing one is left untouched; no temporary file is
+left behind)."""
 import os
 import subprocess
 import sys

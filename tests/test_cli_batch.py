@@ -34,7 +34,8 @@ def _set(table, key_column, key, column, value):
     table.loc[table[key_column] == key, column] = value
 
 
-# Every bad-input case of SPEC §1 that concerns a row (a missing column concerns the table).
+# Every bad-input case of docs/reference.md#input-errors that concerns a row (a missing column
+# concerns the table).
 ROW_CASES = {
     "unknown payoff": ("trades", "T001", "payoff", "lookback", ["T001"]),
     "unknown underlying": ("trades", "T002", "underlying", "NOPE", ["T002"]),

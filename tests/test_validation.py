@@ -1,6 +1,7 @@
-"""SPEC §1 input checks through the public API: every violation raises ``mcgreeks.InputError``
-whose one-line message names the trade (or underlying), the column and the bad value; inputs that
-are valid but not priced yet are not errors but carry their reason in the row's ``error`` column."""
+"""Input checks (docs/reference.md#input-errors) through the public API: every violation raises
+``mcgreeks.InputError`` whose one-line message names the trade (or underlying), the column and
+the bad value; inputs that are valid but not priced yet are not errors but carry their reason in
+the row's ``error`` column."""
 import math
 import re
 

@@ -2,7 +2,7 @@
 
 Every function takes keyword-only arguments that broadcast against each other and returns a
 ``dict`` with the keys ``"price", "delta", "gamma", "vega", "rho", "theta"`` for ONE unit of
-the option (SPEC §2):
+the option (docs/reference.md#output-columns):
 
 * delta = ∂V/∂S₀, gamma = ∂²V/∂S₀²,
 * vega = ∂V/∂σ per 1.00 of volatility,

@@ -1,6 +1,6 @@
 """Semi-analytic European option prices and Greeks under the Heston (1993) model.
 
-Dynamics (SPEC §1):
+Dynamics (docs/reference.md#market):
 
     dS = (r - q) S dt + sqrt(v) S dW1,   dv = kappa (vbar - v) dt + xi sqrt(v) dW2,
     d<W1, W2> = corr dt.

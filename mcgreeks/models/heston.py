@@ -1,4 +1,4 @@
-"""Heston stochastic volatility: paths, tangents and scores (SPEC §1):
+"""Heston stochastic volatility: paths, tangents and scores (docs/reference.md#market):
 dS = (r - q) S dt + sqrt(v) S dW1, dv = kappa (vbar - v) dt + xi sqrt(v) dW2, d<W1, W2> = corr dt.
 
 The path is simulated on a time grid (``grid[0] < ... < grid[N-1]``, years, starting from
@@ -114,9 +114,10 @@ def check_params(params):
     """Validated Heston parameters as a dict of floats.
 
     ``params`` maps spot, rate, div_yield (default 0), v0, kappa, vbar, xi, corr to numbers
-    (SPEC §1 units: variances per year, kappa per year, xi per sqrt(year)).  Raises ValueError
-    naming the first parameter that is missing, not finite or outside its domain.  A violated
-    Feller condition (2 kappa vbar < xi^2) is allowed: both schemes handle it.
+    (units of docs/reference.md#market: variances per year, kappa per year, xi per
+    sqrt(year)).  Raises ValueError naming the first parameter that is missing, not finite or
+    outside its domain.  A violated Feller condition (2 kappa vbar < xi^2) is allowed: both
+    schemes handle it.
     """
     out = {}
     for name, ok, rule in _CHECKS:

@@ -60,7 +60,7 @@ DEFAULT_STEPS_PER_YEAR = 52
 #: Quantity codes beyond greeks.THETA (greeks.QUANTITIES order).
 D_V0_Q, D_KAPPA_Q, D_VBAR_Q, D_XI_Q, D_CORR_Q = range(6, 11)
 N_QUANTITIES = 11
-#: The sensitivities Heston defines (SPEC §2; vega is GBM only).
+#: The sensitivities Heston defines (docs/reference.md#output-columns; vega is GBM only).
 HESTON_GREEKS = ("delta", "gamma", "rho", "theta", "d_v0", "d_kappa", "d_vbar", "d_xi", "d_corr")
 
 #: Bump sizes, in the order of the kernels' array; the first four keep ``fd.bumps``' layout.

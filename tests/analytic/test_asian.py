@@ -88,7 +88,7 @@ def test_matches_quantlib_on_grid(today):
 def test_quantlib_theta_is_calendar_theta_not_ours(today):
     """QuantLib's theta keeps the fixing dates fixed while time passes: it is the
     Black–Scholes PDE value rV − (r − q)SΔ − σ²S²Γ/2.  Ours moves the fixings with T
-    (SPEC), so the two differ for n > 1 and coincide for n = 1."""
+    (docs/reference.md#output-columns), so the two differ for n > 1 and coincide for n = 1."""
     s, k, r, q, v = 100.0, 95.0, 0.03, 0.01, 0.25
     for n, step in ((1, 365), (12, 30)):
         ql_theta = _ql_discrete(today, s, k, n, step, r, q, v, True)[5]
