@@ -6,9 +6,9 @@ Maturity 252 calendar days (T = 252/365 years) so that QuantLib's whole-day date
 at exactly t_i = i·T/n.
 
 mcgreeks is called through its public ``price_portfolio`` (``auto`` estimators, all Greeks, the
-pilot included).  Its price alone has no public switch, so ``mcgreeks_price_only`` asks the
-engine for the price slots only through the portfolio layer's internals; if those change, it
-says so instead of failing the run.
+pilot included; the price alone with ``greeks="none"``).  ``mcgreeks_job`` builds an engine job
+through the portfolio layer's internals for the profiling scripts; if those change, it says so
+instead of failing the run.
 """
 import importlib.util
 import os
@@ -96,17 +96,11 @@ def mcgreeks_job(trade_table, market, n_paths, *, seed=1, methods=None):
 
 
 def mcgreeks_price_only(trade_table, market, n_paths, seed=1):
-    """The price of every trade alone (no Greeks), from mcgreeks' engine with the control variate
-    ``price_portfolio`` uses by default (its pilot fits the control's coefficient).
-
-    Returns (prices, standard errors), or raises RuntimeError naming what changed."""
-    job = mcgreeks_job(trade_table, market, n_paths, seed=seed)
-    try:
-        from mcgreeks import underlying
-        rows = underlying.price(job)[0]
-    except Exception as exc:
-        raise RuntimeError(f"mcgreeks internals changed ({type(exc).__name__}: {exc})") from None
-    return np.array([r["price"] for r in rows]), np.array([r["price_se"] for r in rows])
+    """The price of every trade alone (``greeks="none"``: no Greek is computed), with the
+    control variate ``price_portfolio`` uses by default.  Returns (prices, standard errors)."""
+    results = mcgreeks.price_portfolio(trade_table, market, n_paths=n_paths, seed=seed,
+                                       greeks="none")
+    return results["price"].to_numpy(), results["price_se"].to_numpy()
 
 
 def test_module(relative_path):
