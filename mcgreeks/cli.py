@@ -10,6 +10,7 @@ row, the column and the value, and no output file.
 """
 import argparse
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -40,6 +41,8 @@ def read_table(path, what):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{what} file '{path}' does not exist")
+    if path.stat().st_size == 0:
+        raise InputError(f"{what} file '{path}' is empty")
     try:
         if path.suffix.lower() == ".parquet":
             table = pd.read_parquet(path)
@@ -49,7 +52,49 @@ def read_table(path, what):
     except Exception as exc:  # a malformed file is bad input, reported in one line
         raise InputError(f"{what} file '{path}' could not be read: {exc}") from exc
     table.columns = [str(c).strip() for c in table.columns]
+    if len(table) == 0:
+        raise InputError(f"{what} file '{path}' has no rows")
     return table
+
+
+#: Optional extras: name -> the module that must import.
+EXTRAS = {"parquet": "pyarrow", "dask": "dask.distributed"}
+
+
+def need_extra(extra, why):
+    """Raise InputError naming the extra to install if its module cannot be imported."""
+    try:
+        importlib.import_module(EXTRAS[extra])
+    except ImportError:
+        raise InputError(f"{why} needs the optional '{extra}' extra: "
+                         f"pip install 'mcgreeks[{extra}]'") from None
+
+
+def _check_extras(settings, inputs, outputs):
+    """Every optional extra the job will use is installed, checked before anything is priced."""
+    for name, path in list(inputs.items()) + list(outputs.items()):
+        if path and Path(path).suffix.lower() == ".parquet":
+            need_extra("parquet", f"Parquet file '{path}' ({name})")
+    for flag in ("workers", "scheduler"):
+        if settings.get(flag):
+            need_extra("dask", f"--{flag}")
+
+
+#: Packages whose versions the manifest records, when installed.
+VERSIONED = ("numba", "llvmlite", "numpy", "scipy", "pandas", "pyarrow", "dask", "distributed")
+
+
+def installed_versions():
+    """{package: version} of the installed ones among VERSIONED, read from their metadata
+    (nothing is imported: the optional extras may be absent)."""
+    from importlib import metadata
+    versions = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
 
 
 def write_table(table, path):
@@ -129,6 +174,7 @@ class _Log:
 
 def _parser():
     parser = argparse.ArgumentParser(prog="mcgreeks", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mcgreeks {mcgreeks.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     price = commands.add_parser("price", help="price a portfolio and its Greeks")
     price.add_argument("trades", help="trades table (.csv or .parquet)")
@@ -201,6 +247,7 @@ def _price(settings, inputs, out, log, quiet, argv):
     started = datetime.now(timezone.utc)
     if out:
         _check_out(out)
+    _check_extras(settings, inputs, {"out": out})
     method = _parse_method(settings["method"])
     trades = read_table(inputs["trades"], "trades")
     market = read_table(inputs["market"], "market")
@@ -248,8 +295,7 @@ def _price(settings, inputs, out, log, quiet, argv):
             write_table(totals, written["by_underlying"])
         manifest = {
             "mcgreeks": mcgreeks.__version__,
-            "versions": {name: __import__(name).__version__
-                         for name in ("numba", "numpy", "pandas", "scipy", "pyarrow")},
+            "versions": installed_versions(),
             "python": platform.python_version(), "platform": platform.platform(),
             "command": argv, "settings": settings,
             "inputs": {k: {"path": str(Path(v).resolve()), "sha256": sha256(v)}
