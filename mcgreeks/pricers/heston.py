@@ -41,7 +41,6 @@ infinite variance (tail index 1.1-2.9, measured), so their sample standard error
 import math
 
 import numpy as np
-from numba import prange
 
 from mcgreeks import engine
 from mcgreeks import greeks as G
@@ -309,10 +308,10 @@ def _tangent_v(j, k, i, tv):
 
 
 @kernel
-def _pathwise(ti, tf, fix_idx, grid, x, tx, i, s0, log_s0, weight, q):
+def _pathwise(ti, tf, fix_idx, grid, x, tx, i, s0, log_s0, weight, n_pw, q):
     """u, f'(u) (times the barrier's alive indicator ``weight``) and the pathwise derivatives
-    f'(u) du/d(direction j) into q[U, i], q[SLOPE, i], q[PW + j, i] (Glasserman 2004, §7.2.2
-    for the Asian sums)."""
+    f'(u) du/d(direction j), j < n_pw, into q[U, i], q[SLOPE, i], q[PW + j, i] (Glasserman 2004,
+    §7.2.2 for the Asian sums).  n_pw = 2 (S0 and r, exact without tangents) or N_PW."""
     kind = ti[P.KIND]
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     for j in range(N_PW):
@@ -323,38 +322,39 @@ def _pathwise(ti, tf, fix_idx, grid, x, tx, i, s0, log_s0, weight, q):
             g = fix_idx[off + k]
             s = math.exp(log_s0 + x[g, i])
             u += s
-            for j in range(N_PW):
+            for j in range(n_pw):
                 q[PW + j, i] += s * _tangent_y(j, g, i, s0, grid, tx)
         u /= n
-        for j in range(N_PW):
+        for j in range(n_pw):
             q[PW + j, i] /= n
     elif kind == P.ASIAN_GEOMETRIC:
         mean_y = 0.0
         for k in range(n):
             g = fix_idx[off + k]
             mean_y += (log_s0 + x[g, i]) / n
-            for j in range(N_PW):
+            for j in range(n_pw):
                 q[PW + j, i] += _tangent_y(j, g, i, s0, grid, tx) / n
         u = math.exp(mean_y)
-        for j in range(N_PW):
+        for j in range(n_pw):
             q[PW + j, i] *= u
     else:
         g = fix_idx[off + n - 1]
         u = math.exp(log_s0 + x[g, i])
-        for j in range(N_PW):
+        for j in range(n_pw):
             q[PW + j, i] = u * _tangent_y(j, g, i, s0, grid, tx)
     slope = P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u) * weight
     q[U, i] = u
     q[SLOPE, i] = slope
-    for j in range(N_PW):
+    for j in range(n_pw):
         q[PW + j, i] *= slope
 
 
 @kernel
-def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, q):
+def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_pw, q):
     """Continuous barrier: f = vanilla(S_T) W (out) or vanilla (1 - W) (in), W the product of the
     steps' bridge survivals; q[PW + j, i] = df/d(direction j), by the product rule along the path
-    (W and dW accumulated step by step, never dividing by a survival that may be 0)."""
+    (W and dW accumulated step by step, never dividing by a survival that may be 0); j < n_pw
+    as in ``_pathwise``."""
     kind = ti[P.KIND]
     down = ti[P.DOWN] == 1
     log_level = math.log(tf[P.LEVEL])
@@ -370,7 +370,7 @@ def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, q)
         dtk = grid[k] - t_prev
         var = 0.5 * (v_prev + v[k, i]) * dtk
         p, p0, p1, pv, _ = H.bridge_step(down, log_level, y0, y1, var)
-        for j in range(N_PW):
+        for j in range(n_pw):
             dvar = 0.5 * (_tangent_v(j, k - 1, i, tv) + _tangent_v(j, k, i, tv)) * dtk
             if j == 2 + H.D_SCALE:
                 dvar += var
@@ -387,7 +387,7 @@ def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, q)
     knock_in = ti[P.KNOCK_IN] == 1
     weight = 1.0 - w if knock_in else w
     sign = -1.0 if knock_in else 1.0
-    for j in range(N_PW):
+    for j in range(n_pw):
         q[PW + j, i] = (slope * s_t * _tangent_y(j, g_last, i, s0, grid, tx) * weight
                         + sign * vanilla * q[PW + j, i])
     q[U, i] = s_t
@@ -445,8 +445,9 @@ def _vibrato(tf, kind, k, x, v, z, i, log_s0, f, scheme, coef, corr_bar, v0):
 
 @kernel
 def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coef, corr_bar,
-          need_pw, need_sc, need_vb, q):
-    """Per-path quantities of one trade over a tile into the rows of ``q``."""
+          need_pw, n_pw, need_sc, need_vb, q):
+    """Per-path quantities of one trade over a tile into the rows of ``q`` (pathwise derivatives
+    along the first ``n_pw`` directions)."""
     kind = ti[P.KIND]
     continuous = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
     log_s0 = math.log(s0)
@@ -459,13 +460,14 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coe
         q[X_SPOT, i] = q[X_SPOT2, i] = 0.0
         if need_pw:
             if continuous:
-                _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, q)
+                _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_pw,
+                                  q)
             else:
                 weight = 1.0
                 if kind == P.BARRIER:
                     knocked = _walk(ti, tf, fix_idx, grid, x, i, log_s0, 0.0)[2]
                     weight = 1.0 if knocked == (ti[P.KNOCK_IN] == 1) else 0.0
-                _pathwise(ti, tf, fix_idx, grid, x, tx, i, s0, log_s0, weight, q)
+                _pathwise(ti, tf, fix_idx, grid, x, tx, i, s0, log_s0, weight, n_pw, q)
         if need_sc:
             c1 = cs[g_first, i]
             g1 = gs[g_first, i]
@@ -545,13 +547,16 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
     maturity = tf[P.MATURITY]
     disc = math.exp(-rate * maturity)
     need_pw = need_sc = need_vb = False
+    n_pw = 2             # S0 and r: exact; the tangents' directions only for theta and d_*
     for g in range(slots_j.shape[0]):
         need_pw |= slots_j[g, G.PATHWISE] >= 0 and g != G.PRICE
         need_pw |= slots_j[g, G.MIXED] >= 0
+        if g >= G.THETA and slots_j[g, G.PATHWISE] >= 0:
+            n_pw = N_PW
         need_sc |= slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0
         need_vb |= slots_j[g, G.VIBRATO] >= 0
     _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coef, corr_bar,
-          need_pw, need_sc, need_vb, q)
+          need_pw, n_pw, need_sc, need_vb, q)
     for g in range(slots_j.shape[0]):
         for e in range(slots_j.shape[1]):
             k = slots_j[g, e]
@@ -573,7 +578,77 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
             _add_total(g, e, buf, m, agg_e_j, agg_w_j, agg)
 
 
-@kernel(parallel=True)
+@kernel
+def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, scens, dcoef, ti,
+           tf, fix_idx, slots, bumps, fd_scen, fd_den, flags, agg_e, agg_w, agg_base,
+           first_tile, end_tile, out):
+    """Tiles first_tile..end_tile-1 of ``chunk`` (one parallel task), with their own scratch."""
+    n_steps = grid.size
+    n_trades = ti.shape[0]
+    want_tangents = flags[0] == 1
+    want_lr = flags[1] == 1
+    want_resim = flags[2] == 1
+    log_s0 = math.log(s0)
+    corr_bar = H.correlation_complement(scens[0, H.SC_CORR])
+    z = np.empty((2 * n_steps, TILE))
+    x = np.empty((n_steps, TILE))
+    v = np.empty((n_steps, TILE))
+    nt = n_steps if want_tangents else 1
+    tx = np.empty((H.N_DIR, nt, TILE))
+    tv = np.empty((H.N_DIR, nt, TILE))
+    nl = n_steps if want_lr else 1
+    gs = np.empty((nl, TILE))
+    cs = np.empty((nl, TILE))
+    nr = n_steps if want_resim else 1
+    xs = np.empty((nr, TILE))
+    vs = np.empty((nr, TILE))
+    state_v = np.empty(TILE)
+    tan_x = np.empty((H.N_DIR, TILE))
+    tan_v = np.empty((H.N_DIR, TILE))
+    q = np.empty((N_Q, TILE))
+    buf = np.empty(TILE)
+    up = np.empty((n_trades, TILE))
+    agg = np.empty((slots.shape[1], TILE))
+    for tile in range(first_tile, end_tile):
+        first = tile * TILE
+        m = min(TILE, n_paths - first)
+        agg[:, :] = 0.0
+        H.tile_normals(key0, key1, stream, path0 + first, m, n_steps, z)
+        H.simulate_tile(z, m, scheme, coefs[0], scens[0], dcoef, want_tangents, want_lr, x, v,
+                        tx, tv, gs, cs, state_v, tan_x, tan_v)
+        for j in range(n_trades):
+            _trade_tile(ti[j], tf[j], fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate,
+                        scens[0, H.SC_V0], scheme, coefs[0], corr_bar, slots[j], bumps,
+                        agg_e[j], agg_w[j], agg, q, buf, out[tile])
+        for g in range(G.THETA, N_QUANTITIES if want_resim else G.THETA):
+            s_up = fd_scen[g, 0]
+            if s_up < 0:
+                continue
+            for side in range(2):
+                s = fd_scen[g, side]
+                H.simulate_tile(z, m, scheme, coefs[s], scens[s], dcoef, False, False, xs, vs,
+                                tx, tv, gs, cs, state_v, tan_x, tan_v)
+                c = scens[s, H.SC_SCALE]
+                for j in range(n_trades):
+                    k = slots[j, g, G.FD]
+                    if k < 0:
+                        continue
+                    for i in range(m):
+                        val = _revalue(ti[j], tf[j], fix_idx, grid, c, xs, vs, i, log_s0,
+                                       rate, 0.0, scens[s, H.SC_V0])
+                        if side == 0:
+                            up[j, i] = val
+                        else:
+                            d = (up[j, i] - val) / fd_den[g]
+                            buf[i] = -d / tf[j, P.MATURITY] if g == G.THETA else d
+                    if side == 1:
+                        _store(buf, m, out[tile, k])
+                        _add_total(g, G.FD, buf, m, agg_e[j], agg_w[j], agg)
+        if agg_base >= 0:
+            for g in range(agg.shape[0]):
+                _store(agg[g], m, out[tile, agg_base + g])
+
+
 def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, scheme, s0, rate, coefs,
           scens, dcoef, ti, tf, fix_idx, slots, bumps, fd_scen, fd_den, flags, agg_e, agg_w,
           agg_base, out):
@@ -586,75 +661,14 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, scheme, s0,
     coefs[s], scens[s]: step coefficients and parameters of scenario s (0: the base; the others
     the fd bumps, fd_scen[g] = (up, down) scenario of quantity g or -1, fd_den[g] the parameter
     difference between them); flags = (tangents wanted, scores wanted, re-simulations wanted).
-    ``prepare`` builds the arguments from grid to flags.
+    ``prepare`` builds the arguments from grid to flags.  Blocks of ``tiles_per_block`` tiles
+    run in parallel (``engine.for_blocks``).
     """
     n_tiles = (n_paths + TILE - 1) // TILE
-    n_blocks = (n_tiles + tiles_per_block - 1) // tiles_per_block
-    n_steps = grid.size
-    n_trades = ti.shape[0]
-    want_tangents = flags[0] == 1
-    want_lr = flags[1] == 1
-    want_resim = flags[2] == 1
-    log_s0 = math.log(s0)
-    corr_bar = H.correlation_complement(scens[0, H.SC_CORR])
-    for b in prange(n_blocks):
-        z = np.empty((2 * n_steps, TILE))
-        x = np.empty((n_steps, TILE))
-        v = np.empty((n_steps, TILE))
-        nt = n_steps if want_tangents else 1
-        tx = np.empty((H.N_DIR, nt, TILE))
-        tv = np.empty((H.N_DIR, nt, TILE))
-        nl = n_steps if want_lr else 1
-        gs = np.empty((nl, TILE))
-        cs = np.empty((nl, TILE))
-        nr = n_steps if want_resim else 1
-        xs = np.empty((nr, TILE))
-        vs = np.empty((nr, TILE))
-        state_v = np.empty(TILE)
-        tan_x = np.empty((H.N_DIR, TILE))
-        tan_v = np.empty((H.N_DIR, TILE))
-        q = np.empty((N_Q, TILE))
-        buf = np.empty(TILE)
-        up = np.empty((n_trades, TILE))
-        agg = np.empty((slots.shape[1], TILE))
-        for tile in range(b * tiles_per_block, min(n_tiles, (b + 1) * tiles_per_block)):
-            first = tile * TILE
-            m = min(TILE, n_paths - first)
-            agg[:, :] = 0.0
-            H.tile_normals(key0, key1, stream, path0 + first, m, n_steps, z)
-            H.simulate_tile(z, m, scheme, coefs[0], scens[0], dcoef, want_tangents, want_lr, x, v,
-                            tx, tv, gs, cs, state_v, tan_x, tan_v)
-            for j in range(n_trades):
-                _trade_tile(ti[j], tf[j], fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate,
-                            scens[0, H.SC_V0], scheme, coefs[0], corr_bar, slots[j], bumps,
-                            agg_e[j], agg_w[j], agg, q, buf, out[tile])
-            for g in range(G.THETA, N_QUANTITIES if want_resim else G.THETA):
-                s_up = fd_scen[g, 0]
-                if s_up < 0:
-                    continue
-                for side in range(2):
-                    s = fd_scen[g, side]
-                    H.simulate_tile(z, m, scheme, coefs[s], scens[s], dcoef, False, False, xs, vs,
-                                    tx, tv, gs, cs, state_v, tan_x, tan_v)
-                    c = scens[s, H.SC_SCALE]
-                    for j in range(n_trades):
-                        k = slots[j, g, G.FD]
-                        if k < 0:
-                            continue
-                        for i in range(m):
-                            val = _revalue(ti[j], tf[j], fix_idx, grid, c, xs, vs, i, log_s0,
-                                           rate, 0.0, scens[s, H.SC_V0])
-                            if side == 0:
-                                up[j, i] = val
-                            else:
-                                d = (up[j, i] - val) / fd_den[g]
-                                buf[i] = -d / tf[j, P.MATURITY] if g == G.THETA else d
-                        if side == 1:
-                            _store(buf, m, out[tile, k])
-                            _add_total(g, G.FD, buf, m, agg_e[j], agg_w[j], agg)
-            if agg_base >= 0:
-                for g in range(agg.shape[0]):
-                    _store(agg[g], m, out[tile, agg_base + g])
+    engine.for_blocks(_block, n_tiles, tiles_per_block,
+                      (key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, scens,
+                       dcoef, ti, tf, fix_idx, slots, bumps, fd_scen, fd_den, flags, agg_e,
+                       agg_w, agg_base), (out,))
 
 
 # -- Python side -----------------------------------------------------------------------------------
@@ -752,7 +766,8 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
     _, dcoef = H.step_coefficients(dt, drift_rate=p["rate"] - p["div_yield"], kappa=p["kappa"],
                                    vbar=p["vbar"], xi=p["xi"], corr=p["corr"], derivatives=True)
     greeks = slots[:, 1:, :]
-    flags = np.array([(greeks[:, :, [G.PATHWISE, G.MIXED]] >= 0).any(),
+    # Tangent processes only when a pathwise theta or d_* reads them (``_trade_tile``'s n_pw).
+    flags = np.array([(slots[:, G.THETA:, G.PATHWISE] >= 0).any(),
                       (greeks[:, :, [G.LR, G.MIXED]] >= 0).any(),
                       (fd_scen[:, 0] >= 0).any()], dtype=np.int64)
     tf = np.ascontiguousarray(tf, dtype=float)
