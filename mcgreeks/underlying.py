@@ -201,11 +201,23 @@ def _kernel_args(job, wanted, totals=None, sampler=None):
             job.coef, job.bumps, agg_e, agg_w, agg_base) + (sampler or _MC_SAMPLER)
 
 
+#: Heston path-steps (counting each re-simulated fd scenario) per kernel call, about 0.2 s on
+#: two cores.  Python sees Ctrl-C and SIGTERM only between calls, and a Heston underlying with
+#: its fd re-simulations would otherwise spend seconds in one call of ``chunk_paths`` paths.
+CALL_PATH_STEPS = 1 << 24
+
+
 def _segments(job, args, n_slots, stream, first_path, n_paths, segment=engine.SEGMENT):
-    chunk = heston_pricer.chunk if job.params["model"] == "heston" else gbm_pricer.chunk
+    chunk_paths = job.chunk_paths
+    if job.params["model"] == "heston":
+        chunk = heston_pricer.chunk
+        grid, scenarios = args[0], args[5]
+        chunk_paths = min(chunk_paths, CALL_PATH_STEPS // (grid.size * len(scenarios)))
+    else:
+        chunk = gbm_pricer.chunk
     return engine.simulate_segments(
         chunk, args, key0=seed_key(job.seed), key1=name_key(job.name), stream=stream,
-        first_path=first_path, n_paths=n_paths, n_slots=n_slots, chunk_paths=job.chunk_paths,
+        first_path=first_path, n_paths=n_paths, n_slots=n_slots, chunk_paths=chunk_paths,
         block_paths=job.block_paths, segment=segment)
 
 
