@@ -36,7 +36,6 @@ Uniforms are ``(x + 0.5) * 2**-32``: the midpoints of the 2**-32 grid, in the OP
 import functools
 
 import numpy as np
-from scipy.stats import _sobol
 
 from mcgreeks._jit import kernel
 from mcgreeks.rng import philox4x64_10
@@ -44,8 +43,10 @@ from mcgreeks.rng import philox4x64_10
 __all__ = ["MAX_DIM", "BITS", "directions", "scrambled_directions", "point_bits",
            "fill_uniforms", "points"]
 
-#: Largest dimension count with Joe-Kuo direction numbers (SciPy's ``Sobol.MAXDIM``).
-MAX_DIM = int(_sobol._MAXDIM)
+#: Largest dimension count with Joe-Kuo direction numbers (SciPy's ``Sobol.MAXDIM``; written
+#: out, as tests/test_sobol.py checks, because importing scipy.stats costs half a second of every
+#: process's start whether or not it uses Sobol points).
+MAX_DIM = 21201
 #: Bits per coordinate; at most ``2**BITS`` distinct points per randomization.
 BITS = 32
 
@@ -71,6 +72,8 @@ def directions(dim):
     from SciPy's ``scipy.stats._sobol._initialize_v`` (see the module docstring).  Cached per
     ``dim``; the returned array is read-only.
     """
+    from scipy.stats import _sobol
+
     _check_dim(dim)
     v = np.zeros((dim, BITS), dtype=np.uint32)
     _sobol._initialize_v(v, dim=dim, bits=BITS)

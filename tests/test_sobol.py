@@ -38,6 +38,8 @@ def test_unscrambled_equals_scipy(d):
 
 
 def test_direction_numbers_are_joe_kuo():
+    from scipy.stats import _sobol
+    assert sobol.MAX_DIM == _sobol._MAXDIM      # written out in mcgreeks.sobol
     v = directions(sobol.MAX_DIM)
     assert v.shape == (21201, 32) and v.dtype == np.uint32
     assert np.all(v[:, 0] == 2 ** 31)  # m_1 = 1 in every dimension
