@@ -15,7 +15,7 @@ from mcgreeks.estimators.selection import MODEL_GREEKS, choices, greek_plan, met
 from mcgreeks.pricers import heston
 from mcgreeks.risk import PORTFOLIO_MEASURES, check_sum, risk_table
 from mcgreeks.rng import seed_key
-from mcgreeks.validation import InputError, check_market, check_trades
+from mcgreeks.validation import InputError, check_market, check_trades, raise_problems
 
 
 
@@ -74,11 +74,11 @@ def _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error):
 
 
 def _validated(trades, market, plan, on_error, sampler="mc", asked=tuple(range(1, G.N_QUANTITIES))):
-    """Clean records (None for a bad row) and per-row problems; with on_error="fail", raise the
-    first problem instead (market rows first, then trades in input order)."""
+    """Clean records (None for a bad row) and per-row problems; with on_error="fail", raise
+    instead, listing every problem of the market table, or else of the trades table."""
     market_params, bad_market, market_problems = check_market(market)
-    if market_problems and on_error == "fail":
-        raise InputError(market_problems[0])
+    if on_error == "fail":
+        raise_problems(market_problems, "market")
     records, problems = check_trades(trades, market_params, bad_market)
     picks = []
     for r, p in zip(records, problems):
@@ -91,9 +91,7 @@ def _validated(trades, market, plan, on_error, sampler="mc", asked=tuple(range(1
                 p.append(str(exc))
         picks.append(pick)
     if on_error == "fail":
-        for p in problems:
-            if p:
-                raise InputError(p[0])
+        raise_problems(problems, "trades")
     return market_params, records, problems, picks
 
 
@@ -140,7 +138,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         "vol": 0.01 (of σ), "rate": 0.001, "maturity": 0.01 (of T; 0.1 under Heston)} and, for
         Heston, "v0", "kappa", "vbar", "xi" (0.1, relative: see
         ``pricers.heston.DEFAULT_BUMPS``) and "corr" (0.01, absolute).
-      on_error: "fail" raises on the first bad row; "skip" prices the good rows and gives each
+      on_error: "fail" raises, listing every bad row; "skip" prices the good rows and gives each
         bad one its reason in ``error`` (NaN numbers).
       greeks: "all" (default), "none" (the price alone) or the Greeks wanted, as a list or one
         comma-separated string ("delta,vega,d_xi").  Only those are computed: the kernels skip
@@ -177,8 +175,9 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
     Raises:
       InputError: (with on_error="fail") a table breaks a rule of docs/reference.md#input-errors
         or ``method`` is invalid for a trade; the message names the trade or underlying, the
-        column and the value.  Bad arguments and missing columns raise whatever ``on_error``
-        says.
+        column and the value, one line per problem (at most
+        ``validation.REPORT_LIMIT``, the rest counted) after a first line counting them when
+        there are several.  Bad arguments and missing columns raise whatever ``on_error`` says.
     """
     bumps = _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error)
     _check_sampler(sampler, randomizations, int(n_paths))

@@ -26,6 +26,35 @@ class InputError(ValueError):
     the column and the value."""
 
 
+#: At most this many problems are listed in one error; the rest are counted.
+REPORT_LIMIT = 20
+
+
+def raise_problems(problems, table, limit=REPORT_LIMIT):
+    """Raise one InputError reporting every problem, or return if there is none.
+
+    ``problems`` holds one line per problem, or per row the list of its lines (as
+    ``check_trades`` returns them); ``table`` names the table ("trades", "market").  A single
+    problem is its own one-line message.  Several give a first line counting them (and the
+    rows, for per-row lists), then one line each, at most ``limit`` of them, then
+    "... and N more".
+    """
+    rows = [p if isinstance(p, list) else [p] for p in problems]
+    rows = [r for r in rows if r]
+    lines = [line for r in rows for line in r]
+    if not lines:
+        return
+    if len(lines) == 1:
+        raise InputError(lines[0])
+    per_row = any(isinstance(p, list) for p in problems)
+    head = (f"{len(lines)} problems in the {table} table"
+            + (f" ({len(rows)} rows)" if per_row and len(rows) != len(lines) else "") + ":")
+    shown = [f"  {line}" for line in lines[:limit]]
+    if len(lines) > limit:
+        shown.append(f"  ... and {len(lines) - limit} more")
+    raise InputError("\n".join([head] + shown))
+
+
 def _missing(value):
     return value is None or (isinstance(value, float) and math.isnan(value)) or (
         isinstance(value, str) and value.strip() == "") or value is pd.NA

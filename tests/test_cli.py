@@ -212,8 +212,6 @@ BAD_INPUTS = [
     ("zero vol", _edit_market(1, "vol", "0"), [], ["BOLT", "vol", "0"]),
     ("negative spot", _edit_market(2, "spot", "-1850"), [], ["CRUX", "spot", "-1850"]),
     ("heston corr 1.5", _heston_corr, [], ["HEST", "corr", "1.5"]),
-    ("pathwise on digitals", None, ["--method", "pathwise"],
-     ["T005", "method", "pathwise", "digital"]),
     ("unknown method", None, ["--method", "bogus"], ["method", "bogus"]),
     ("one path", None, ["--paths", "1"], ["paths", "1"]),
 ]
@@ -309,4 +307,48 @@ def test_out_into_missing_directory_is_bad_input(tmp_path):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("mcgreeks: error:"), proc.stderr
     assert "no_such_dir" in lines[0]
+    assert listing(tmp_path) == []
+
+
+# --- several bad rows: all reported (up to a limit), one line each ----------------------------
+
+def test_every_bad_row_is_reported(tmp_path):
+    trades, market = sample_text()
+    trades.loc[0, "payoff"] = "lookback"             # T001
+    trades.loc[3, "strike"] = "-5"                   # T004
+    trades.loc[40, "maturity"] = "0"                 # T041
+    trades.to_csv(tmp_path / "trades.csv", index=False)
+    proc = run_cli("trades.csv", "--market", DATA / "market.csv", "--paths", PATHS, "--out",
+                   "r.csv", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "mcgreeks: error: 3 problems in the trades table:", proc.stderr
+    assert len(lines) == 4, proc.stderr
+    for line, words in zip(lines[1:], [("'T001'", "payoff", "lookback"),
+                                       ("'T004'", "strike", "-5"),
+                                       ("'T041'", "maturity", "0")]):
+        assert all(w in line for w in words), (words, line)
+    assert listing(tmp_path) == ["trades.csv"]
+
+
+def test_a_method_invalid_for_many_trades_lists_them_up_to_the_limit(tmp_path):
+    """--method pathwise is invalid for every digital and discretely monitored barrier of the
+    sample: the first 20 are listed in input order and the rest counted."""
+    from mcgreeks.validation import REPORT_LIMIT
+    trades, market = sample_tables()
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   "--method", "pathwise", "--out", "r.csv", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    jumps = (trades["payoff"] == "digital") | ((trades["payoff"] == "barrier") & (
+        trades["monitoring"] == "discrete"))
+    bad = list(trades.loc[jumps, "trade_id"])
+    assert len(bad) > REPORT_LIMIT
+    lines = proc.stderr.splitlines()
+    assert lines[0] == f"mcgreeks: error: {len(bad)} problems in the trades table:"
+    assert len(lines) == 1 + REPORT_LIMIT + 1
+    for line, tid in zip(lines[1:-1], bad):
+        assert f"trade '{tid}'" in line and "method" in line and "pathwise" in line, line
+    assert lines[-1].strip() == f"... and {len(bad) - REPORT_LIMIT} more"
     assert listing(tmp_path) == []

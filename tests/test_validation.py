@@ -274,7 +274,9 @@ def test_a_heston_greek_choice_binds_heston_trades_only():
 ], ids=["pathwise on digital", "pathwise delta on digital", "pathwise vega on digital",
         "pathwise gamma of call", "mixed gamma of digital", "mixed delta"])
 def test_explicitly_invalid_estimator_names_the_trade(method, trades, who, greek):
-    message = _raises(trades, _market(), method=method)
+    # where both trades are invalid for the method, both are reported, one line each
+    lines = _raises(trades, _market(), method=method).split("\n")
+    message = next(line for line in lines if f"'{who}'" in line)
     _assert_names(message, who=who, column="method")
     assert greek in message
     name = method if isinstance(method, str) else next(iter(method.values()))
@@ -350,3 +352,78 @@ def test_heston_only_market_row_is_not_an_error_when_unused():
     result = price_portfolio(_trades(), _market(), n_paths=PATHS)
     assert (result["error"] == "").all()
     assert list(result.index) == ["T1", "T2"]
+
+
+# --- with on_error="fail", every problem is reported, not just the first -----------------------
+
+def _many_trades(n):
+    """``n`` good European calls on X, T1..Tn."""
+    return pd.DataFrame({"trade_id": [f"T{i + 1}" for i in range(n)], "underlying": "X",
+                         "payoff": "european", "option_type": "call", "strike": 100.0,
+                         "maturity": 1.0}).astype({"strike": object, "payoff": object})
+
+
+def test_every_bad_row_is_reported_one_line_each():
+    trades = _many_trades(6)
+    trades.loc[0, "payoff"] = "lookback"      # T1
+    trades.loc[3, "strike"] = -5.0            # T4
+    trades.loc[5, "underlying"] = "NOPE"      # T6
+    lines = _raises(trades, _market()).split("\n")
+    assert lines[0] == "3 problems in the trades table:"
+    assert len(lines) == 4
+    for line, (who, column, value) in zip(lines[1:], [("T1", "payoff", "lookback"),
+                                                     ("T4", "strike", -5.0),
+                                                     ("T6", "underlying", "NOPE")]):
+        _assert_names(line, who=who, column=column, value=value)
+
+
+def test_a_row_with_two_problems_is_counted_once_as_a_row():
+    trades = _many_trades(3)
+    trades.loc[1, "strike"] = "abc"
+    trades.loc[1, "maturity"] = 0.0
+    trades.loc[2, "payoff"] = "lookback"
+    lines = _raises(trades, _market()).split("\n")
+    assert lines[0] == "3 problems in the trades table (2 rows):"
+    _assert_names(lines[1], who="T2", column="strike", value="abc")
+    _assert_names(lines[2], who="T2", column="maturity", value=0.0)
+    _assert_names(lines[3], who="T3", column="payoff", value="lookback")
+
+
+def test_more_problems_than_the_limit_are_counted():
+    from mcgreeks.validation import REPORT_LIMIT
+    n = REPORT_LIMIT + 7
+    trades = _many_trades(n)
+    trades["strike"] = [-float(i + 1) for i in range(n)]
+    lines = _raises(trades, _market()).split("\n")
+    assert lines[0] == f"{n} problems in the trades table:"
+    assert len(lines) == 1 + REPORT_LIMIT + 1
+    for i, line in enumerate(lines[1:-1]):
+        _assert_names(line, who=f"T{i + 1}", column="strike", value=-float(i + 1))
+    assert lines[-1].strip() == "... and 7 more"
+
+
+def test_every_bad_market_row_is_reported():
+    market = _market(vol=[0.0, np.nan], corr=[np.nan, 1.5])
+    lines = _raises(_trades(), market).split("\n")
+    assert lines[0] == "2 problems in the market table:"
+    _assert_names(lines[1], who="X", column="vol", value=0.0)
+    _assert_names(lines[2], who="H", column="corr", value=1.5)
+
+
+def test_an_invalid_method_is_listed_with_the_cell_problems():
+    """A method invalid for a trade's payoff is one more problem of that row's, in row order."""
+    trades = _trades()
+    trades.loc[0, "strike"] = -1.0
+    lines = _raises(trades, _market(), method="pathwise").split("\n")
+    assert lines[0] == "2 problems in the trades table:"
+    _assert_names(lines[1], who="T1", column="strike", value=-1.0)
+    assert "T2" in lines[2] and "pathwise" in lines[2] and "digital" in lines[2]
+
+
+def test_skip_still_gives_each_bad_row_its_reasons():
+    trades = _many_trades(3)
+    trades.loc[1, "strike"] = "abc"
+    trades.loc[1, "maturity"] = 0.0
+    result = price_portfolio(trades, _market(), n_paths=PATHS, on_error="skip")
+    assert "strike" in result.loc["T2", "error"] and "maturity" in result.loc["T2", "error"]
+    assert (result.loc[["T1", "T3"], "error"] == "").all()
