@@ -15,7 +15,10 @@ index, or -1 when the caller does not want it; only wanted slots are computed.  
 module owns what every pricer shares: tiles, Brownian increments, moments and their merging.
 """
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 
 from mcgreeks import bridge, sobol
@@ -147,6 +150,59 @@ def paths_tile(key0, key1, stream, path, m, grid, sampler_dirs, sampler_shifts, 
         brownian_tile(key0, key1, stream, path, m, grid, u, w)
     else:
         sobol_tile(sampler_dirs, sampler_shifts, per_replicate, path, m, steps, weights, u, z, w)
+
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _executor():
+    """The process's worker threads (as many as numba may use), started on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
+                                       thread_name_prefix="mcgreeks")
+        return _pool
+
+
+def for_blocks(block, n_tiles, tiles_per_block, head, tail):
+    """Run ``block(*head, first_tile, end_tile, *tail)`` over consecutive blocks of
+    ``tiles_per_block`` tiles covering tiles 0..n_tiles-1, on ``numba.get_num_threads()``
+    threads, each taking the next block when it is free.
+
+    ``block`` is a non-parallel kernel that releases the GIL (``_jit.kernel``: nogil) and writes
+    only its own tiles' outputs, so the order blocks run in changes no bit.  Python threads
+    instead of a ``prange`` loop: a parallel kernel costs numba's parfor passes and two more
+    LLVM optimizations of everything it inlines (its gufunc and itself), about two thirds of
+    the cold compile of the sample book, for no speed (a block is milliseconds of work, the
+    call a few microseconds).  Ctrl-C stops the threads after their current block."""
+    n_blocks = -(-n_tiles // tiles_per_block)
+    bounds = [(b * tiles_per_block, min(n_tiles, (b + 1) * tiles_per_block))
+              for b in range(n_blocks)]
+    threads = min(numba.get_num_threads(), n_blocks)
+    if threads <= 1:
+        for first, end in bounds:
+            block(*head, first, end, *tail)
+        return
+    todo = iter(bounds)
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def work():
+        while not stop.is_set():
+            with lock:
+                nxt = next(todo, None)
+            if nxt is None:
+                return
+            block(*head, nxt[0], nxt[1], *tail)
+
+    futures = [_executor().submit(work) for _ in range(threads)]
+    try:
+        for f in futures:
+            f.result()
+    finally:
+        stop.set()
 
 
 @kernel

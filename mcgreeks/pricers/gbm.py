@@ -16,12 +16,12 @@ normal per grid step, or a Sobol point per path), then for each trade:
 import math
 
 import numpy as np
-from numba import prange
 
+from mcgreeks import engine
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks import vecmath
-from mcgreeks._jit import kernel
+from mcgreeks._jit import borrow, keep, kernel
 from mcgreeks.engine import TILE, brownian_tile, paths_tile, write_moments
 from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, optimal, pathwise, vibrato
 from mcgreeks.models import gbm
@@ -449,47 +449,59 @@ def _trade_tile(ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, slots_j, coef_j
                         agg[g, i] -= agg_w[g, 1] * x[i]
 
 
-@kernel(parallel=True)
+@kernel
+def _block(key0, key1, stream, path0, n_paths, grid, s0, rate, div, vol, ti, tf, fix_idx, slots,
+           coef, bumps, agg_e, agg_w, agg_base, totals_wanted, sampler_dirs, sampler_shifts,
+           per_replicate, steps, weights, first_tile, end_tile, out):
+    """Tiles first_tile..end_tile-1 of ``chunk`` (one parallel task), with their own scratch.
+    Every array is ``borrow``ed: no reference counting in the loops."""
+    grid, ti, tf, fix_idx, slots, coef = (borrow(grid), borrow(ti), borrow(tf), borrow(fix_idx),
+                                          borrow(slots), borrow(coef))
+    bumps, agg_e, agg_w, totals_wanted = (borrow(bumps), borrow(agg_e), borrow(agg_w),
+                                          borrow(totals_wanted))
+    sampler_dirs, sampler_shifts = borrow(sampler_dirs), borrow(sampler_shifts)
+    steps, weights, out = borrow(steps), borrow(weights), borrow(out)
+    w_, u_ = np.empty((grid.size, TILE)), np.empty(TILE)
+    z_ = np.empty((grid.size if sampler_dirs.shape[0] else 0, TILE))
+    acc_, q_, q_x_ = np.empty((N_ACC, TILE)), np.empty((N_Q, TILE)), np.empty((N_Q, TILE))
+    y_, x_, agg_ = np.empty(TILE), np.empty(TILE), np.empty((slots.shape[1], TILE))
+    w, u, z, acc = borrow(w_), borrow(u_), borrow(z_), borrow(acc_)
+    q, q_x, y, x, agg = borrow(q_), borrow(q_x_), borrow(y_), borrow(x_), borrow(agg_)
+    for tile in range(first_tile, end_tile):
+        first = tile * TILE
+        m = min(TILE, n_paths - first)
+        paths_tile(key0, key1, stream, path0 + first, m, grid, sampler_dirs, sampler_shifts,
+                   per_replicate, steps, weights, u, z, w)
+        if agg_base >= 0:
+            agg[:, :m] = 0.0
+        for j in range(ti.shape[0]):
+            _trade_tile(ti[j], tf[j], fix_idx, grid, w, m, s0, rate, div, vol, slots[j],
+                        coef[j], bumps, agg_e[j], agg_w[j], acc, q, q_x, y, x, agg,
+                        out[tile])
+        if agg_base >= 0:
+            for g in range(agg.shape[0]):
+                if totals_wanted[g]:
+                    write_moments(agg[g], x, m, False, out[tile, agg_base + g])
+                else:       # a quantity no trade here has (vega under Heston, d_* here)
+                    out[tile, agg_base + g, :] = 0.0
+    keep(w_), keep(u_), keep(z_), keep(acc_), keep(q_), keep(q_x_)
+    keep(y_), keep(x_), keep(agg_)
+
+
 def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, div, vol,
           ti, tf, fix_idx, slots, coef, bumps, agg_e, agg_w, agg_base, sampler_dirs,
           sampler_shifts, per_replicate, steps, weights, out):
     """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
     moments per slot to out[tile, slot, :] (``engine.write_moments``); with agg_base >= 0, the
     moments of the per-path totals of each quantity to slots agg_base + g.  The sampler
-    arguments are those of ``engine.paths_tile`` (empty for Monte Carlo)."""
+    arguments are those of ``engine.paths_tile`` (empty for Monte Carlo).  Blocks of
+    ``tiles_per_block`` tiles run in parallel (``engine.for_blocks``)."""
     n_tiles = (n_paths + TILE - 1) // TILE
-    n_blocks = (n_tiles + tiles_per_block - 1) // tiles_per_block
-    totals_wanted = np.zeros(slots.shape[1], dtype=np.bool_)
-    for j in range(agg_e.shape[0]):
-        for g in range(agg_e.shape[1]):
-            totals_wanted[g] |= agg_e[j, g] >= 0
-    for b in prange(n_blocks):
-        w = np.empty((grid.size, TILE))
-        u = np.empty(TILE)
-        z = np.empty((grid.size if sampler_dirs.shape[0] else 0, TILE))
-        acc = np.empty((N_ACC, TILE))
-        q = np.empty((N_Q, TILE))
-        q_x = np.empty((N_Q, TILE))
-        y = np.empty(TILE)
-        x = np.empty(TILE)
-        agg = np.empty((slots.shape[1], TILE))
-        for tile in range(b * tiles_per_block, min(n_tiles, (b + 1) * tiles_per_block)):
-            first = tile * TILE
-            m = min(TILE, n_paths - first)
-            paths_tile(key0, key1, stream, path0 + first, m, grid, sampler_dirs, sampler_shifts,
-                       per_replicate, steps, weights, u, z, w)
-            if agg_base >= 0:
-                agg[:, :m] = 0.0
-            for j in range(ti.shape[0]):
-                _trade_tile(ti[j], tf[j], fix_idx, grid, w, m, s0, rate, div, vol, slots[j],
-                            coef[j], bumps, agg_e[j], agg_w[j], acc, q, q_x, y, x, agg,
-                            out[tile])
-            if agg_base >= 0:
-                for g in range(agg.shape[0]):
-                    if totals_wanted[g]:
-                        write_moments(agg[g], x, m, False, out[tile, agg_base + g])
-                    else:       # a quantity no trade here has (vega under Heston, d_* here)
-                        out[tile, agg_base + g, :] = 0.0
+    totals_wanted = (np.asarray(agg_e) >= 0).any(axis=0)
+    engine.for_blocks(_block, n_tiles, tiles_per_block,
+                      (key0, key1, stream, path0, n_paths, grid, s0, rate, div, vol, ti, tf,
+                       fix_idx, slots, coef, bumps, agg_e, agg_w, agg_base, totals_wanted,
+                       sampler_dirs, sampler_shifts, per_replicate, steps, weights), (out,))
 
 
 @kernel
@@ -509,21 +521,19 @@ def _components(g, kind, ti, tf, fix_idx, grid, w, q, q_x, i, s0, rate, div, vol
                                                                     q[Q_EXCESS, i])
 
 
-@kernel(parallel=True)
-def pilot_chunk(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, fix_idx, fitted,
-                out):
-    """Per-tile sums of the components of each fitted (trade j, quantity g) (fitted[j, g] == 1)
-    over paths 0..n_paths-1: out[tile, j, g] = (Σv, Σ v_a v_b for a <= b), for
-    ``estimators.optimal.covariance`` once summed over tiles in order."""
-    n_tiles = (n_paths + TILE - 1) // TILE
+@kernel
+def _pilot_block(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, fix_idx, fitted,
+                 first_tile, end_tile, out):
+    """Tiles first_tile..end_tile-1 of ``pilot_chunk`` (one parallel task); arrays borrowed as
+    in ``_block``."""
+    grid, ti, tf, fix_idx = borrow(grid), borrow(ti), borrow(tf), borrow(fix_idx)
+    fitted, out = borrow(fitted), borrow(out)
     n_c = optimal.N_COMPONENTS
-    for tile in prange(n_tiles):
-        w = np.empty((grid.size, TILE))
-        z = np.empty(TILE)
-        acc = np.empty((N_ACC, TILE))
-        q = np.empty((N_Q, TILE))
-        q_x = np.empty((N_Q, TILE))
-        v = np.empty(n_c)
+    w_, z_, acc_ = np.empty((grid.size, TILE)), np.empty(TILE), np.empty((N_ACC, TILE))
+    q_, q_x_, v_ = np.empty((N_Q, TILE)), np.empty((N_Q, TILE)), np.empty(n_c)
+    w, z, acc = borrow(w_), borrow(z_), borrow(acc_)
+    q, q_x, v = borrow(q_), borrow(q_x_), borrow(v_)
+    for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
         brownian_tile(key0, key1, stream, first, m, grid, z, w)
@@ -548,3 +558,19 @@ def pilot_chunk(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, f
                         for b in range(a, n_c):
                             sums[k] += v[a] * v[b]
                             k += 1
+    keep(w_), keep(z_), keep(acc_), keep(q_), keep(q_x_), keep(v_)
+
+
+#: Tiles per parallel task of the pilot (its 4,096 paths are 32 tiles).
+PILOT_TILES_PER_BLOCK = 4
+
+
+def pilot_chunk(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, fix_idx, fitted,
+                out):
+    """Per-tile sums of the components of each fitted (trade j, quantity g) (fitted[j, g] == 1)
+    over paths 0..n_paths-1: out[tile, j, g] = (Σv, Σ v_a v_b for a <= b), for
+    ``estimators.optimal.covariance`` once summed over tiles in order."""
+    n_tiles = (n_paths + TILE - 1) // TILE
+    engine.for_blocks(_pilot_block, n_tiles, PILOT_TILES_PER_BLOCK,
+                      (key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, fix_idx,
+                       fitted), (out,))

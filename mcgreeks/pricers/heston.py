@@ -45,7 +45,7 @@ import numpy as np
 from mcgreeks import engine
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
-from mcgreeks._jit import kernel
+from mcgreeks._jit import borrow, keep, kernel
 from mcgreeks.engine import TILE, tile_moments
 from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, pathwise, vibrato
 from mcgreeks.estimators import auto_candidates as _auto_candidates
@@ -582,7 +582,12 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
 def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, scens, dcoef, ti,
            tf, fix_idx, slots, bumps, fd_scen, fd_den, flags, agg_e, agg_w, agg_base,
            first_tile, end_tile, out):
-    """Tiles first_tile..end_tile-1 of ``chunk`` (one parallel task), with their own scratch."""
+    """Tiles first_tile..end_tile-1 of ``chunk`` (one parallel task), with their own scratch.
+    Every array is ``borrow``ed: no reference counting in the loops."""
+    grid, coefs, scens, dcoef = borrow(grid), borrow(coefs), borrow(scens), borrow(dcoef)
+    ti, tf, fix_idx, slots = borrow(ti), borrow(tf), borrow(fix_idx), borrow(slots)
+    bumps, fd_scen, fd_den, flags = borrow(bumps), borrow(fd_scen), borrow(fd_den), borrow(flags)
+    agg_e, agg_w, out = borrow(agg_e), borrow(agg_w), borrow(out)
     n_steps = grid.size
     n_trades = ti.shape[0]
     want_tangents = flags[0] == 1
@@ -590,25 +595,20 @@ def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, sc
     want_resim = flags[2] == 1
     log_s0 = math.log(s0)
     corr_bar = H.correlation_complement(scens[0, H.SC_CORR])
-    z = np.empty((2 * n_steps, TILE))
-    x = np.empty((n_steps, TILE))
-    v = np.empty((n_steps, TILE))
     nt = n_steps if want_tangents else 1
-    tx = np.empty((H.N_DIR, nt, TILE))
-    tv = np.empty((H.N_DIR, nt, TILE))
     nl = n_steps if want_lr else 1
-    gs = np.empty((nl, TILE))
-    cs = np.empty((nl, TILE))
     nr = n_steps if want_resim else 1
-    xs = np.empty((nr, TILE))
-    vs = np.empty((nr, TILE))
-    state_v = np.empty(TILE)
-    tan_x = np.empty((H.N_DIR, TILE))
-    tan_v = np.empty((H.N_DIR, TILE))
-    q = np.empty((N_Q, TILE))
-    buf = np.empty(TILE)
-    up = np.empty((n_trades, TILE))
-    agg = np.empty((slots.shape[1], TILE))
+    z_, x_, v_ = np.empty((2 * n_steps, TILE)), np.empty((n_steps, TILE)), np.empty((n_steps, TILE))
+    tx_, tv_ = np.empty((H.N_DIR, nt, TILE)), np.empty((H.N_DIR, nt, TILE))
+    gs_, cs_, xs_, vs_ = (np.empty((nl, TILE)), np.empty((nl, TILE)), np.empty((nr, TILE)),
+                          np.empty((nr, TILE)))
+    state_v_, tan_x_, tan_v_ = np.empty(TILE), np.empty((H.N_DIR, TILE)), np.empty((H.N_DIR, TILE))
+    q_, buf_, up_ = np.empty((N_Q, TILE)), np.empty(TILE), np.empty((n_trades, TILE))
+    agg_ = np.empty((slots.shape[1], TILE))
+    z, x, v, tx, tv = borrow(z_), borrow(x_), borrow(v_), borrow(tx_), borrow(tv_)
+    gs, cs, xs, vs = borrow(gs_), borrow(cs_), borrow(xs_), borrow(vs_)
+    state_v, tan_x, tan_v = borrow(state_v_), borrow(tan_x_), borrow(tan_v_)
+    q, buf, up, agg = borrow(q_), borrow(buf_), borrow(up_), borrow(agg_)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
@@ -647,6 +647,9 @@ def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, sc
         if agg_base >= 0:
             for g in range(agg.shape[0]):
                 _store(agg[g], m, out[tile, agg_base + g])
+    keep(z_), keep(x_), keep(v_), keep(tx_), keep(tv_), keep(gs_), keep(cs_), keep(xs_)
+    keep(vs_), keep(state_v_), keep(tan_x_), keep(tan_v_), keep(q_), keep(buf_), keep(up_)
+    keep(agg_)
 
 
 def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, scheme, s0, rate, coefs,
