@@ -1,21 +1,33 @@
 """The ``mcgreeks`` command line: argument parsing, files, logs (docs/reference.md#command-line).
 
 ``mcgreeks price`` prices a portfolio; with ``--out`` it writes the results (and with ``--by
-underlying`` the aggregates) whole or not at all, and beside them an audit manifest from which
-``mcgreeks reproduce MANIFEST`` reruns the job bit for bit.
+underlying`` the aggregates, with ``--risk-out`` the long risk table) and beside them an audit
+manifest from which ``mcgreeks reproduce MANIFEST`` reruns the job bit for bit.  The files appear
+together or not at all: each is written to a hidden temporary file, then all are renamed, the
+manifest last.
 
-Exit status: 0 when every row priced, 1 when some rows carry an ``error`` (``--on-error skip``, or
-valid rows the engine cannot price yet), 2 on bad input or usage: one line on stderr naming the
-row, the column and the value, and no output file.
+Exit status:
+  0    every row priced;
+  1    some rows carry an ``error`` (``--on-error skip``, or valid rows the engine cannot price);
+  2    bad input or usage, or an optional extra (parquet, dask) missing for what was asked: on
+       stderr one line naming the row, the column and the value (with ``--on-error fail`` and
+       several bad rows, a first line counting them and one line each), and no output file;
+  130  interrupted by SIGINT (Ctrl-C), 143 terminated by SIGTERM: one line on stderr, no output
+       file and no temporary file (unless the signal came after the last rename: then every
+       output file is there, whole).
 """
 import argparse
+import contextlib
 import hashlib
 import importlib
 import json
+import logging
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,20 +109,145 @@ def installed_versions():
     return versions
 
 
+def _encode(table, path, suffix):
+    """Write ``table`` (a DataFrame; a dict for .json) to ``path`` in the format ``suffix``
+    names (.parquet, .json, else CSV)."""
+    suffix = suffix.lower()
+    if suffix == ".parquet":
+        table.to_parquet(path)
+    elif suffix == ".json":
+        Path(path).write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+    else:
+        # an unnamed RangeIndex (the long risk table's) only numbers the rows: not a column
+        keyed = table.index.name is not None or not isinstance(table.index, pd.RangeIndex)
+        table.to_csv(path, index=keyed)
+
+
+class OutputSet:
+    """Output files that appear together or not at all.
+
+    ``add`` writes each to a hidden temporary file beside its destination; ``commit`` renames
+    them all in the order added (add the manifest last), with SIGINT and SIGTERM held until the
+    last rename.  Leaving the ``with`` block without a commit (an error, an interrupt) removes
+    every temporary file.  If a rename itself fails, the files already renamed are removed
+    again (a file they replaced is not brought back).
+    """
+
+    def __init__(self):
+        self.files = []                       # (temporary, destination), in commit order
+
+    def __enter__(self):
+        return self
+
+    def add(self, table, path):
+        """Write ``table`` for ``path``; returns the temporary file (to hash it, say)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.files.append((tmp, path))
+        _encode(table, tmp, path.suffix)
+        return tmp
+
+    def commit(self):
+        renamed = []
+        with signals_held():
+            try:
+                for tmp, path in self.files:
+                    os.replace(tmp, path)
+                    renamed.append(path)
+            except BaseException:
+                for path in renamed:
+                    path.unlink(missing_ok=True)
+                raise
+            self.files = []
+
+    def __exit__(self, *exc):
+        for tmp, _ in self.files:
+            tmp.unlink(missing_ok=True)
+        self.files = []
+        return False
+
+
 def write_table(table, path):
     """Write ``table`` to ``path`` whole or not at all: a temporary file, then an atomic rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with OutputSet() as files:
+        files.add(table, path)
+        files.commit()
+
+
+# --- stopping on SIGINT and SIGTERM ---------------------------------------------------------
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived.  A BaseException, so that no ``except Exception`` between the
+    signal and ``main`` takes it for an error of its own."""
+
+    def __init__(self, signum, after_commit=False):
+        super().__init__(signum)
+        self.signum, self.after_commit = signum, after_commit
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_held = {"active": False, "pending": None}
+
+
+def _on_signal(signum, frame):
+    # Later signals are ignored: the first one's clean-up (temporary files) must finish.
+    for s in _STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+    if _held["active"]:
+        _held["pending"] = signum
+        return
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Hold SIGINT and SIGTERM during the block (the renames of an OutputSet) and act on one
+    that arrived when it ends, so that a set of files is never half renamed."""
+    _held["active"], _held["pending"] = True, None
     try:
-        if path.suffix.lower() == ".parquet":
-            table.to_parquet(tmp)
-        elif path.suffix.lower() == ".json":
-            tmp.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
-        else:
-            table.to_csv(tmp)
-        os.replace(tmp, path)
+        yield
     finally:
-        tmp.unlink(missing_ok=True)
+        _held["active"] = False
+    if _held["pending"] is not None:
+        raise Stopped(_held["pending"], after_commit=True)
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """Within the block, SIGINT and SIGTERM raise Stopped in this (the main) thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _on_signal) for s in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def in_background(func, /, *args, **kwargs):
+    """``func(*args, **kwargs)``, run in a worker thread while this thread waits for it.
+
+    Python runs signal handlers in the main thread only, between bytecodes; a numba kernel
+    called from the main thread would delay a Ctrl-C until it returns.  The kernels release
+    the GIL, so with the work in another thread the main thread takes the signal at once.
+    The worker is a daemon: when a signal stops the run, the process exits without it."""
+    outcome = {}
+
+    def work():
+        try:
+            outcome["value"] = func(*args, **kwargs)
+        except BaseException as exc:            # handed to the waiting thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="mcgreeks-pricing", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def sha256(path):
@@ -188,6 +325,14 @@ def _parser():
                        help="time steps per year of discretized models (GBM is exact)")
     price.add_argument("--out", help="write the results to FILE.csv or FILE.parquet, with an "
                                      "audit manifest FILE.manifest.json beside it")
+    price.add_argument("--greeks", default="all",
+                       help="what to compute besides the price: all (default), none (the price "
+                            "alone), or a comma-separated list such as delta,vega,d_xi; the "
+                            "others are not computed and their columns are absent")
+    price.add_argument("--risk-out", metavar="FILE",
+                       help="also write the long risk table (one row per trade and measure: "
+                            "trade_id, measure, underlying, underlying_2, value, se, method) "
+                            "to FILE.csv or FILE.parquet, together with --out's files")
     price.add_argument("--by", choices=["underlying"], help="also aggregate per underlying and "
                        "in total (printed, and written to FILE.by_underlying.csv|parquet)")
     price.add_argument("--on-error", choices=["fail", "skip"], default="fail",
@@ -225,11 +370,23 @@ def manifest_path(out):
     return out.with_name(out.name + ".manifest.json")
 
 
-def _check_out(out):
+def _check_out(out, flag="--out"):
     if Path(out).suffix.lower() not in OUTPUT_FORMATS:
-        raise InputError(f"--out has value '{out}': the file must end in .csv or .parquet")
+        raise InputError(f"{flag} has value '{out}': the file must end in .csv or .parquet")
     if not Path(out).resolve().parent.is_dir():
-        raise InputError(f"--out has value '{out}': its folder does not exist")
+        raise InputError(f"{flag} has value '{out}': its folder does not exist")
+
+
+def _check_outputs(out, risk_out):
+    """Both output flags name writable .csv/.parquet files, and the risk table would not
+    overwrite one of --out's files."""
+    if out:
+        _check_out(out)
+    if risk_out:
+        _check_out(risk_out, "--risk-out")
+        if out and Path(risk_out).resolve() in {Path(p).resolve() for p in (
+                out, _sibling(out, "by_underlying"), manifest_path(out))}:
+            raise InputError(f"--risk-out has value '{risk_out}': that is one of --out's files")
 
 
 def _client(settings):
@@ -242,32 +399,45 @@ def _client(settings):
     return None
 
 
+def _close_client(client, settings):
+    if settings.get("workers"):
+        from mcgreeks.distributed import close_local
+        close_local(client)
+    else:
+        client.close()
+
+
 def _price(settings, inputs, out, log, quiet, argv):
     """Run one pricing job; write outputs and manifest.  Returns the exit status."""
     started = datetime.now(timezone.utc)
-    if out:
-        _check_out(out)
-    _check_extras(settings, inputs, {"out": out})
+    risk_out = settings.get("risk_out")
+    _check_outputs(out, risk_out)
+    _check_extras(settings, inputs, {"out": out, "risk_out": risk_out})
     method = _parse_method(settings["method"])
     trades = read_table(inputs["trades"], "trades")
     market = read_table(inputs["market"], "market")
     # Nothing is logged before the inputs are validated: bad input gets exactly one line.
     client = _client(settings)
+    stopped = False
     try:
-        results, notes = price_portfolio(
+        priced = in_background(
+            price_portfolio,
             trades, market, n_paths=settings["paths"], seed=settings["seed"], method=method,
             steps_per_year=settings["steps_per_year"], on_error=settings["on_error"],
             control_variate=settings["control_variate"],
             lr_baseline=settings.get("lr_baseline", True),
             sampler=settings.get("sampler", "mc"),
             randomizations=settings.get("randomizations", 16), client=client, diagnostics=True,
+            greeks=settings.get("greeks", "all"), risk=bool(risk_out),
             progress=log.progress(market["underlying"].nunique()))
+    except Stopped:
+        stopped = True      # the process ends now: no waiting on a cluster to shut down
+        raise
     finally:
         log.close()
-        if client is not None:
-            client.close()
-            if settings.get("workers"):
-                client.cluster.close()
+        if client is not None and not stopped:
+            _close_client(client, settings)
+    results, risk, notes = priced if risk_out else (priced[0], None, priced[1])
     failed = int((results["error"] != "").sum())
     where = (f" on {settings['workers']} local Dask workers" if settings.get("workers") else
              f" on the Dask cluster at {settings['scheduler']}" if settings.get("scheduler") else "")
@@ -287,31 +457,43 @@ def _price(settings, inputs, out, log, quiet, argv):
         if totals is not None:
             print("\n" + format_table(totals.assign(error="")))
         print("values are per position, ± one standard error")
+    tables = {}                       # name -> (destination, table), written together
     if out:
-        written = {"results": out}
-        write_table(results, out)
+        tables["results"] = (out, results)
         if totals is not None:
-            written["by_underlying"] = _sibling(out, "by_underlying")
-            write_table(totals, written["by_underlying"])
-        manifest = {
-            "mcgreeks": mcgreeks.__version__,
-            "versions": installed_versions(),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "command": argv, "settings": settings,
-            "inputs": {k: {"path": str(Path(v).resolve()), "sha256": sha256(v)}
-                       for k, v in inputs.items()},
-            "outputs": {k: {"path": str(Path(v).resolve()), "sha256": sha256(v)}
-                        for k, v in written.items()},
-            "started": started.isoformat(), "finished": datetime.now(timezone.utc).isoformat(),
-            "rows": {"trades": len(results), "priced": len(results) - failed, "failed": failed},
-        }
-        write_table(manifest, manifest_path(out))
-        log(f"wrote {', '.join(str(p) for p in written.values())} and {manifest_path(out)}")
+            tables["by_underlying"] = (_sibling(out, "by_underlying"), totals)
+    if risk_out:
+        tables["risk"] = (risk_out, risk)
+    with OutputSet() as files:
+        digests = {name: sha256(files.add(table, path)) for name, (path, table) in tables.items()}
+        if out:
+            files.add(_manifest(settings, inputs, tables, digests, argv, started, results,
+                                failed), manifest_path(out))
+        files.commit()
+    if tables:
+        log(f"wrote {', '.join(str(path) for path, _ in tables.values())}"
+            + (f" and {manifest_path(out)}" if out else ""))
     if failed:
         print(f"mcgreeks: {failed} rows could not be priced (see the error column)",
               file=sys.stderr)
         return 1
     return 0
+
+
+def _manifest(settings, inputs, tables, digests, argv, started, results, failed):
+    """The audit record of a run: versions, command, settings, inputs' and outputs' hashes."""
+    return {
+        "mcgreeks": mcgreeks.__version__,
+        "versions": installed_versions(),
+        "python": platform.python_version(), "platform": platform.platform(),
+        "command": argv, "settings": settings,
+        "inputs": {k: {"path": str(Path(v).resolve()), "sha256": sha256(v)}
+                   for k, v in inputs.items()},
+        "outputs": {name: {"path": str(Path(path).resolve()), "sha256": digests[name]}
+                    for name, (path, _) in tables.items()},
+        "started": started.isoformat(), "finished": datetime.now(timezone.utc).isoformat(),
+        "rows": {"trades": len(results), "priced": len(results) - failed, "failed": failed},
+    }
 
 
 def _reproduce(args, log):
@@ -322,17 +504,56 @@ def _reproduce(args, log):
             raise InputError(f"manifest input '{name}' ({entry['path']}) is missing or has "
                              "changed since the run: its sha256 differs")
         inputs[name] = entry["path"]
-    status = _price(manifest["settings"], inputs, args.out, log, args.quiet, sys.argv)
-    original = manifest["outputs"]["results"]
-    same = sha256(args.out) == original["sha256"]
-    log(f"{'identical to' if same else 'DIFFERENT from'} the original results "
-        f"(sha256 {original['sha256'][:12]}…)")
+    settings = dict(manifest["settings"])
+    rerun = {"results": args.out}
+    if settings.get("risk_out"):
+        # the rerun's risk table goes beside its results: FILE.risk.<the original's format>
+        rerun["risk"] = _sibling(args.out, "risk").with_suffix(Path(settings["risk_out"]).suffix)
+        settings["risk_out"] = str(rerun["risk"])
+    status = _price(settings, inputs, args.out, log, args.quiet, sys.argv)
+    same = True
+    for name, path in rerun.items():
+        original = manifest["outputs"][name]
+        same_file = sha256(path) == original["sha256"]
+        log(f"{path}: {'identical to' if same_file else 'DIFFERENT from'} the original {name} "
+            f"(sha256 {original['sha256'][:12]}…)")
+        same = same and same_file
     return status if same else 1
 
 
 def main(argv=None):
+    """Run the command line; returns the exit status (a signal ends the process itself)."""
     args = _parser().parse_args(argv)
     log = _Log(args.quiet)
+    with _stop_on_signals():
+        try:
+            return _run(args, log, argv)
+        except Stopped as stop:
+            _stopped(stop, log)
+
+
+def _stopped(stop, log):
+    """Say in one line that a signal stopped the run, and end the process with 128 + signal.
+
+    Temporary files are gone by now (removed on the way out of OutputSet).  ``os._exit``,
+    because a pricing thread inside a kernel, or a Dask cluster, would otherwise hold the
+    exit up; local Dask workers are killed first (they ignore the signal, see
+    ``distributed.local_client``)."""
+    from mcgreeks import distributed
+
+    logging.disable(logging.CRITICAL)     # a cluster's threads have nothing more to say
+    log.close()
+    what = "interrupted" if stop.signum == signal.SIGINT else "terminated"
+    done = ("after its output files were written" if stop.after_commit else
+            "before writing any output file")
+    print(f"mcgreeks: {what} ({signal.Signals(stop.signum).name}) {done}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    distributed.kill_local()
+    os._exit(128 + stop.signum)
+
+
+def _run(args, log, argv):
     try:
         if args.command == "reproduce":
             return _reproduce(args, log)
@@ -340,7 +561,8 @@ def main(argv=None):
                     "steps_per_year": args.steps_per_year, "on_error": args.on_error,
                     "by": args.by, "control_variate": not args.no_control_variate,
                     "lr_baseline": not args.no_lr_baseline, "sampler": args.sampler,
-                    "randomizations": args.randomizations,
+                    "randomizations": args.randomizations, "greeks": args.greeks,
+                    "risk_out": args.risk_out,
                     "workers": args.workers, "scheduler": args.scheduler}
         return _price(settings, {"trades": args.trades, "market": args.market}, args.out, log,
                       args.quiet, sys.argv if argv is None else ["mcgreeks"] + list(argv))

@@ -5,6 +5,15 @@ segment moments come back and are merged here in path order (``engine.merge_segm
 result does not depend on how many workers there are or which did what.  Workers import
 mcgreeks themselves and load the compiled kernels from numba's on-disk cache.
 """
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import weakref
+
 import numpy as np
 
 from mcgreeks import engine, underlying
@@ -40,10 +49,122 @@ def price_jobs(client, jobs, progress=None):
     return results
 
 
+#: Local clusters started here and not yet closed: [client, scratch folder].
+_LOCAL = []
+
+
 def local_client(n_workers):
-    """A ``LocalCluster`` of ``n_workers`` single-threaded worker processes and its client."""
+    """A ``LocalCluster`` of ``n_workers`` single-threaded worker processes and its client.
+
+    The workers keep their scratch files in a folder of their own, removed by ``close_local``
+    or ``kill_local``.  They start with SIGINT and SIGTERM blocked, so a Ctrl-C, which the
+    terminal sends to the whole process group, reaches only this process, which then ends them
+    (``kill_local``) instead of each worker shutting down noisily on its own.
+    """
+    import dask
     from dask.distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"})
-    return Client(cluster)
+    _quiet_resource_tracker()
+    entry = [None, tempfile.mkdtemp(prefix="mcgreeks-dask-")]
+    _LOCAL.append(entry)
+    started = {}
+
+    def start():
+        # A thread inherits the signal mask of the thread that starts it, and a process that of
+        # the thread that spawns it: the cluster's threads and workers keep these blocked.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            # No dashboard; the scheduler's HTTP server (health checks) on a free local port,
+            # not on 8787, which another cluster may hold (Dask then warns).  The scheduler's
+            # and nannies' scratch space too in the folder (Dask's default is shared, in /tmp).
+            with dask.config.set({"temporary-directory": entry[1]}), _one_numba_thread():
+                cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                       processes=True, dashboard_address=None,
+                                       env={"NUMBA_NUM_THREADS": "1"}, local_directory=entry[1],
+                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+                started["client"] = Client(cluster)
+            # if the caller closes the cluster itself, the folder goes when it is collected or
+            # at exit
+            weakref.finalize(cluster, shutil.rmtree, entry[1], True)
+        except BaseException as exc:
+            started["error"] = exc
+
+    # Started in a thread of its own, so that this one (the main thread, in the CLI) is free
+    # to take a signal while the workers start, which takes seconds.
+    starter = threading.Thread(target=start, name="mcgreeks-cluster-start", daemon=True)
+    starter.start()
+    while starter.is_alive():
+        starter.join(0.1)
+    if "error" in started:
+        _LOCAL.remove(entry)
+        shutil.rmtree(entry[1], ignore_errors=True)
+        raise started["error"]
+    entry[0] = started["client"]
+    return entry[0]
+
+
+@contextlib.contextmanager
+def _one_numba_thread():
+    """NUMBA_NUM_THREADS=1 in this process's environment while the workers are spawned.
+
+    A spawned worker imports numba (with mcgreeks) before Dask applies the cluster's ``env``,
+    so numba would size its thread pool from the machine's cores and later, on compiling a
+    kernel, find the environment saying 1 and fail ("Cannot set NUMBA_NUM_THREADS to a
+    different value once the threads have been launched").  Set before the spawn, the worker
+    sees 1 from the start.  Restored at once: this process's own numba reads it again only
+    when it compiles, and nothing compiles here while the workers start."""
+    previous = os.environ.get("NUMBA_NUM_THREADS")
+    os.environ["NUMBA_NUM_THREADS"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["NUMBA_NUM_THREADS"]
+        else:
+            os.environ["NUMBA_NUM_THREADS"] = previous
+
+
+def close_local(client):
+    """Close ``client`` and its local cluster, and remove the workers' scratch folder."""
+    client.close()
+    client.cluster.close()
+    for entry in [e for e in _LOCAL if e[0] is client]:
+        _LOCAL.remove(entry)
+        shutil.rmtree(entry[1], ignore_errors=True)
+
+
+def kill_local():
+    """For a process about to exit on a signal: if it started local clusters, end its worker
+    processes at once (SIGKILL: nothing to print, nothing to wait for; they may still be
+    starting, so they are found as this process's children, all but multiprocessing's resource
+    tracker, which removes what they leave) and remove their scratch folders."""
+    if not _LOCAL:
+        return
+    import psutil                       # a dependency of dask.distributed
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                child.kill()
+        except psutil.Error:            # already gone
+            pass
+    while _LOCAL:
+        shutil.rmtree(_LOCAL.pop()[1], ignore_errors=True)
+
+
+def _quiet_resource_tracker():
+    """Start multiprocessing's resource tracker (which Dask's worker processes use) with its
+    stderr on /dev/null.  When this process ends on a signal without closing the cluster, the
+    tracker still removes the semaphores the workers' queues left, but would also print a
+    warning about them on the user's terminal.  No-op if the tracker already runs."""
+    from multiprocessing import resource_tracker
+
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        resource_tracker.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

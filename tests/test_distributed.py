@@ -1,10 +1,14 @@
 """A real two-worker Dask LocalCluster gives the serial result to the bit."""
+import os
+import signal
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from mcgreeks import aggregate, engine, price_portfolio
-from mcgreeks.distributed import _tasks_per_job, local_client
+from mcgreeks.distributed import _tasks_per_job, close_local, local_client
 
 MARKET = pd.DataFrame({"underlying": ["A", "B", "C"], "model": "gbm", "spot": [100.0, 40.0, 7.5],
                        "rate": [0.03, 0.0, -0.01], "div_yield": [0.01, 0.0, 0.02],
@@ -28,8 +32,7 @@ N_PATHS = 5 * engine.SEGMENT + 123        # several segments and a partial one p
 def client():
     client = local_client(2)
     yield client
-    client.close()
-    client.cluster.close()
+    close_local(client)
 
 
 def test_local_cluster_is_bit_identical_to_serial(client):
@@ -47,3 +50,51 @@ def test_large_underlyings_are_split_into_path_ranges():
     jobs = [type("J", (), {"n_paths": N_PATHS})()] * 3
     per_task = _tasks_per_job(jobs, 2)
     assert per_task < -(-N_PATHS // engine.SEGMENT)
+
+
+def _blocked_signals(pid):
+    """The signals blocked in process ``pid``'s main thread, from /proc."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("SigBlk:"):
+            mask = int(line.split()[1], 16)
+            return {s for s in range(1, 65) if mask >> (s - 1) & 1}
+    raise AssertionError("no SigBlk line")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
+def test_workers_leave_signals_to_the_parent_and_scratch_goes_with_the_cluster():
+    """A Ctrl-C goes to the whole process group: the workers must not act on it (the CLI ends
+    them itself), and they keep their scratch files in a folder removed on close."""
+    client = local_client(2)
+    try:
+        pids = list(client.run(os.getpid).values())
+        assert len(pids) == 2 and os.getpid() not in pids
+        for pid in pids:
+            assert {signal.SIGINT, signal.SIGTERM} <= _blocked_signals(pid)
+        assert signal.SIGINT not in _blocked_signals(os.getpid())     # the parent takes them
+        folders = client.run(lambda dask_worker: dask_worker.local_directory).values()
+        scratch = {next(p for p in Path(f).parents if p.name.startswith("mcgreeks-dask-"))
+                   for f in folders}
+        assert len(scratch) == 1
+        scratch = scratch.pop()
+        assert scratch.is_dir()
+    finally:
+        close_local(client)
+    assert not scratch.exists()
+
+
+def test_workers_numba_sees_one_thread_from_the_start():
+    """The workers' numba is configured for the one thread the cluster gives each worker from
+    its import on, so a kernel compiled in a worker (a cold cache) does not fail on a thread
+    count that changed under it."""
+    def numba_threads():
+        import numba
+        return os.environ.get("NUMBA_NUM_THREADS"), numba.config.NUMBA_NUM_THREADS
+
+    before = os.environ.get("NUMBA_NUM_THREADS")
+    client = local_client(2)
+    try:
+        assert list(client.run(numba_threads).values()) == [("1", 1)] * 2
+    finally:
+        close_local(client)
+    assert os.environ.get("NUMBA_NUM_THREADS") == before      # this process's left as it was
