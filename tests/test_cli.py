@@ -352,3 +352,105 @@ def test_a_method_invalid_for_many_trades_lists_them_up_to_the_limit(tmp_path):
         assert f"trade '{tid}'" in line and "method" in line and "pathwise" in line, line
     assert lines[-1].strip() == f"... and {len(bad) - REPORT_LIMIT} more"
     assert listing(tmp_path) == []
+
+
+# --- --greeks and --risk-out -------------------------------------------------------------------
+
+def read_risk_csv(path):
+    """The long risk table read back: text columns as text, numbers by Python's float."""
+    back = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for c in ("value", "se"):
+        back[c] = np.array([float(x) if x != "" else np.nan for x in back[c]], dtype=np.float64)
+    return back
+
+
+@pytest.mark.parametrize("greeks", ["none", "delta,vega,d_xi", "all"])
+def test_greeks_flag_matches_price_portfolio(tmp_path, greeks):
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   "--seed", SEED, "--greeks", greeks, "--out", "r.csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    trades, market = sample_tables()
+    same = price_portfolio(trades, market, n_paths=PATHS, seed=SEED, greeks=greeks)
+    back = read_csv_out(tmp_path / "r.csv")
+    assert_same_results(back, same)
+    if greeks == "none":
+        assert not any(c in back for g in G.GREEKS for c in (g, g + "_se", "method_" + g))
+    elif greeks != "all":
+        assert {c for c in back if c in G.QUANTITIES} == {"price", "delta", "vega", "d_xi"}
+    import json
+    manifest = json.loads((tmp_path / "r.csv.manifest.json").read_text())
+    assert manifest["settings"]["greeks"] == greeks
+
+
+def test_bad_greek_name_is_one_line_listing_the_valid_ones(tmp_path):
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   "--greeks", "delta,vanna", "--out", "r.csv", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcgreeks: error:"), proc.stderr
+    assert "vanna" in lines[0]
+    for name in G.GREEKS:
+        assert name in lines[0], name
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_risk_out_is_the_long_table_of_price_portfolio(tmp_path, suffix):
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   "--seed", SEED, "--greeks", "delta,d_v0", "--out", "r.csv", "--by",
+                   "underlying", "--risk-out", f"risk.{suffix}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert listing(tmp_path) == sorted(["r.csv", "r.by_underlying.csv", "r.csv.manifest.json",
+                                        f"risk.{suffix}"])
+    trades, market = sample_tables()
+    _, risk = price_portfolio(trades, market, n_paths=PATHS, seed=SEED, greeks="delta,d_v0",
+                              risk=True)
+    back = (pd.read_parquet(tmp_path / f"risk.{suffix}") if suffix == "parquet"
+            else read_risk_csv(tmp_path / f"risk.{suffix}"))
+    assert list(back.columns) == ["trade_id", "measure", "underlying", "underlying_2", "value",
+                                  "se", "method"]
+    assert len(back) == len(risk)
+    for c in ("trade_id", "measure", "underlying", "underlying_2", "method"):
+        assert list(back[c]) == list(risk[c]), c
+    for c in ("value", "se"):
+        np.testing.assert_array_equal(back[c].to_numpy(float), risk[c].to_numpy(float))
+    assert set(back["measure"]) == {"price", "delta", "d_v0"}
+    import json
+    manifest = json.loads((tmp_path / "r.csv.manifest.json").read_text())
+    assert set(manifest["outputs"]) == {"results", "by_underlying", "risk"}
+    assert manifest["settings"]["risk_out"] == f"risk.{suffix}"
+
+
+def test_risk_out_alone_and_reproduce_reruns_it(tmp_path):
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   "--greeks", "gamma", "--risk-out", "alone.csv", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert listing(tmp_path) == ["alone.csv"]           # no --out: no manifest
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   "--greeks", "gamma", "--risk-out", "risk.parquet", "--out", "r.csv",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    again = subprocess.run([sys.executable, "-m", "mcgreeks.cli", "reproduce",
+                            "r.csv.manifest.json", "--out", "again.csv"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again.risk.parquet").read_bytes() == \
+        (tmp_path / "risk.parquet").read_bytes()
+    assert (tmp_path / "again.csv").read_bytes() == (tmp_path / "r.csv").read_bytes()
+    assert "identical to the original risk" in again.stderr
+    assert "gamma" in read_csv_out(tmp_path / "again.csv")
+    assert "delta" not in read_csv_out(tmp_path / "again.csv")
+
+
+@pytest.mark.parametrize("risk_out, words", [("r.csv", "one of --out's files"),
+                                              ("r.csv.manifest.json", "must end in"),
+                                              ("risk.txt", "must end in"),
+                                              ("nowhere/risk.csv", "folder does not exist")])
+def test_bad_risk_out_is_usage_error(tmp_path, risk_out, words):
+    proc = run_cli(DATA / "trades.csv", "--market", DATA / "market.csv", "--paths", PATHS,
+                   "--out", "r.csv", "--risk-out", risk_out, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "--risk-out" in lines[0] and words in lines[0], proc.stderr
+    assert listing(tmp_path) == []
