@@ -167,13 +167,6 @@ class OutputSet:
         return False
 
 
-def write_table(table, path):
-    """Write ``table`` to ``path`` whole or not at all: a temporary file, then an atomic rename."""
-    with OutputSet() as files:
-        files.add(table, path)
-        files.commit()
-
-
 # --- stopping on SIGINT and SIGTERM ---------------------------------------------------------
 
 class Stopped(BaseException):
