@@ -220,3 +220,73 @@ def test_a_signal_during_the_renames_waits_for_the_last(tmp_path):
     assert len(calls) == 3
     assert sorted(os.listdir(tmp_path)) == ["a.csv", "a.csv.manifest.json", "b.csv"]
     assert signal.getsignal(signal.SIGINT) is handler
+
+
+# --- Ctrl-C typed on a terminal -------------------------------------------------------------
+
+def _ctrl_c_on_a_terminal(tmp_path, extra, ready):
+    """Run the CLI on a pseudo-terminal that is its controlling terminal, with the progress bar
+    drawn there; once ``ready(screen)``, type Ctrl-C (the terminal sends SIGINT to the whole
+    foreground process group, workers included).  Returns (returncode, seconds from the
+    keystroke to the end, the screen before, the screen after)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def controlling_terminal():
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcgreeks.cli", "price", DATA / "trades.csv", "--market",
+         DATA / "market.csv", "--out", "r.csv", *extra], cwd=out, stdin=follower,
+        stdout=follower, stderr=follower, start_new_session=True,
+        preexec_fn=controlling_terminal, close_fds=True)
+    os.close(follower)
+    screen, after, sent = b"", b"", None
+    try:
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:              # the terminal closed: every process of it ended
+                break
+            if not data:
+                break
+            if sent is None:
+                screen += data
+                if ready(screen.decode(errors="replace")):
+                    sent = time.perf_counter()
+                    os.write(leader, b"\x03")
+            else:
+                after += data
+        proc.wait(timeout=30)
+        took = time.perf_counter() - sent if sent else None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    return (proc.returncode, took, screen.decode(errors="replace"),
+            after.decode(errors="replace"), os.listdir(out))
+
+
+@pytest.mark.parametrize("extra, priced", [((), "4/6"), (("--workers", "2"), "1/6")],
+                         ids=["serial", "workers"])
+def test_ctrl_c_on_a_terminal(tmp_path, extra, priced):
+    """What the issue saw: Ctrl-C on a terminal, progress bar drawn, Dask workers in the same
+    process group.  Now: exit 130 within 2 s, the bar and one line, no traceback or warning."""
+    code, took, before, after, written = _ctrl_c_on_a_terminal(
+        tmp_path, extra, lambda screen: priced in screen)
+    assert took is not None, "the run ended before Ctrl-C: " + before
+    assert code == 130, before + after
+    assert took < BOUND, f"{took:.2f} s"
+    text = after.replace("\r", "\n")
+    lines = [line for line in text.split("\n") if line.strip() and "underlying" not in line
+             and line.strip() != "^C"]
+    assert lines == ["mcgreeks: interrupted (SIGINT) before writing any output file"], after
+    assert "Traceback" not in before + after and "distributed" not in before + after
+    assert written == []
