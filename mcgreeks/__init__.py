@@ -1,9 +1,26 @@
-"""mcgreeks: Monte Carlo prices and Greeks with standard errors, compiled with numba."""
-from mcgreeks.option import OptionResult, price_option
-from mcgreeks.portfolio import aggregate, price_portfolio
-from mcgreeks.risk import aggregate_risk
-from mcgreeks.validation import InputError
+"""mcgreeks: Monte Carlo prices and Greeks with standard errors, compiled with numba.
 
-__all__ = ["price_portfolio", "price_option", "OptionResult", "aggregate", "aggregate_risk",
-           "InputError"]
+The public names are imported at first use (PEP 562), so ``import mcgreeks`` and the command
+line's start are quick, and a Ctrl-C while pandas and numba load is handled like any other.
+"""
+import importlib
+
 __version__ = "0.1.0"
+
+#: Public name -> the module that defines it.
+_PUBLIC = {"price_portfolio": "mcgreeks.portfolio", "aggregate": "mcgreeks.portfolio",
+           "price_option": "mcgreeks.option", "OptionResult": "mcgreeks.option",
+           "aggregate_risk": "mcgreeks.risk", "InputError": "mcgreeks.validation"}
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mcgreeks' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
