@@ -190,3 +190,16 @@ def keep(typingctx, a):
         return context.get_dummy_value()
 
     return types.none(a), codegen
+
+
+#: model -> the child process compiling its kernels into the cache (``warmup.start_background``).
+BACKGROUND = {}
+
+
+def wait_for_background(model):
+    """If a child process is compiling ``model``'s kernels, wait for it to end (the kernels are
+    then loaded from the cache instead of compiled again here).  True if it succeeded."""
+    child = BACKGROUND.pop(model, None)
+    if child is None:
+        return False
+    return child.wait() == 0

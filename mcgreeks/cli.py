@@ -283,19 +283,24 @@ class _Log:
         if not self.quiet:
             print(f"[{time.perf_counter() - self.start:8.2f}s] {message}", file=sys.stderr)
 
-    def progress(self, n_underlyings):
-        """A callback for price_portfolio's progress: a tqdm bar on a terminal, else log lines."""
+    def progress(self, trades, market, settings):
+        """A callback for price_portfolio's progress (``warmup.RunProgress``): the first-run
+        message when kernels must be compiled, then a tqdm bar on a terminal, else log lines,
+        over compile and pricing, with an ETA weighted by each underlying's estimated cost."""
+        from mcgreeks.warmup import RunProgress
+        bar = None
         if not self.quiet and sys.stderr.isatty():
             from tqdm import tqdm
-            self.bar = tqdm(total=n_underlyings, unit="underlying", file=sys.stderr)
 
-        def update(name, n_trades):
-            if self.bar is not None:
-                self.bar.update(1)
-                self.bar.set_postfix_str(name)
-            else:
-                self(f"priced {name} ({n_trades} trades)")
-        return update
+            def bar(total):
+                return tqdm(total=total, file=sys.stderr, unit="s",
+                            bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+        self.bar = RunProgress(trades, market, n_paths=settings["paths"],
+                               steps_per_year=settings["steps_per_year"],
+                               sampler=settings.get("sampler", "mc"),
+                               log=self if not self.quiet else None, bar=bar,
+                               parallel=not (settings.get("workers") or settings.get("scheduler")))
+        return self.bar
 
     def close(self):
         if self.bar is not None:
@@ -345,6 +350,9 @@ def _parser():
     where.add_argument("--workers", type=int, help="start a local Dask cluster of N processes")
     where.add_argument("--scheduler", help="join the Dask cluster at this scheduler ADDRESS")
     price.add_argument("--quiet", action="store_true", help="no progress bar, logs or table")
+    warm = commands.add_parser("warmup", help="compile the kernels for this machine ahead of a "
+                               "run (a first run otherwise compiles what its book needs)")
+    warm.add_argument("--quiet", action="store_true", help="no log lines")
     reproduce = commands.add_parser("reproduce", help="rerun a job from its audit manifest")
     reproduce.add_argument("manifest", help="FILE.manifest.json written by 'mcgreeks price'")
     reproduce.add_argument("--out", required=True, help="where to write the rerun's results")
@@ -422,7 +430,7 @@ def _price(settings, inputs, out, log, quiet, argv):
             sampler=settings.get("sampler", "mc"),
             randomizations=settings.get("randomizations", 16), client=client, diagnostics=True,
             greeks=settings.get("greeks", "all"), risk=bool(risk_out),
-            progress=log.progress(market["underlying"].nunique()))
+            progress=log.progress(trades, market, settings))
     except Stopped:
         stopped = True      # the process ends now: no waiting on a cluster to shut down
         raise
@@ -548,6 +556,12 @@ def _stopped(stop, log):
 
 def _run(args, log, argv):
     try:
+        if args.command == "warmup":
+            from mcgreeks import _jit, warmup
+            log("compiling the kernels for this machine (GBM, Sobol, Heston)")
+            seconds = warmup.warmup(progress=lambda part: log(f"ready: {part}"))
+            log(f"kernels ready in {seconds:.0f} s, cached in {_jit.cache_dir()}")
+            return 0
         if args.command == "reproduce":
             return _reproduce(args, log)
         settings = {"paths": args.paths, "seed": args.seed, "method": args.method,

@@ -240,7 +240,8 @@ def _merge(count, state, m, moments):
 def merge_tiles(out, n_paths, count, state):
     """Fold tile moments (out[tile]) of n_paths consecutive paths into (count, state), in order."""
     for tile in range(out.shape[0]):
-        _merge(count, state, min(TILE, n_paths - tile * TILE), out[tile])
+        # a float count, as merge_segments passes: one compiled _merge, same bits
+        _merge(count, state, float(min(TILE, n_paths - tile * TILE)), out[tile])
 
 
 def simulate_segments(chunk, args, *, key0, key1, stream, first_path, n_paths, n_slots,

@@ -37,7 +37,7 @@ import functools
 
 import numpy as np
 
-from mcgreeks._jit import kernel
+from mcgreeks._jit import kernel, wait_for_background
 from mcgreeks.rng import philox4x64_10
 
 __all__ = ["MAX_DIM", "BITS", "directions", "scrambled_directions", "point_bits",
@@ -134,6 +134,7 @@ def scrambled_directions(key0, key1, n_randomizations, dim):
         raise ValueError(f"n_randomizations has value {n_randomizations}: must be >= 1")
     dirs = np.empty((n_randomizations, dim, BITS), dtype=np.uint32)
     shifts = np.empty((n_randomizations, dim), dtype=np.uint32)
+    wait_for_background("gbm")          # a child may be compiling this kernel (mcgreeks.warmup)
     _scramble_all(directions(dim), np.uint64(key0), np.uint64(key1), dirs, shifts)
     return dirs, shifts
 

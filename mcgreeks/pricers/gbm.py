@@ -21,7 +21,7 @@ from mcgreeks import engine
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks import vecmath
-from mcgreeks._jit import borrow, keep, kernel
+from mcgreeks._jit import borrow, keep, kernel, wait_for_background
 from mcgreeks.engine import TILE, brownian_tile, paths_tile, write_moments
 from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, optimal, pathwise, vibrato
 from mcgreeks.models import gbm
@@ -498,6 +498,7 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, d
     ``tiles_per_block`` tiles run in parallel (``engine.for_blocks``)."""
     n_tiles = (n_paths + TILE - 1) // TILE
     totals_wanted = (np.asarray(agg_e) >= 0).any(axis=0)
+    wait_for_background("gbm")
     engine.for_blocks(_block, n_tiles, tiles_per_block,
                       (key0, key1, stream, path0, n_paths, grid, s0, rate, div, vol, ti, tf,
                        fix_idx, slots, coef, bumps, agg_e, agg_w, agg_base, totals_wanted,
@@ -571,6 +572,7 @@ def pilot_chunk(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, f
     over paths 0..n_paths-1: out[tile, j, g] = (Σv, Σ v_a v_b for a <= b), for
     ``estimators.optimal.covariance`` once summed over tiles in order."""
     n_tiles = (n_paths + TILE - 1) // TILE
+    wait_for_background("gbm")
     engine.for_blocks(_pilot_block, n_tiles, PILOT_TILES_PER_BLOCK,
                       (key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, fix_idx,
                        fitted), (out,))

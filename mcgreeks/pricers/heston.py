@@ -45,7 +45,7 @@ import numpy as np
 from mcgreeks import engine
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
-from mcgreeks._jit import borrow, keep, kernel
+from mcgreeks._jit import borrow, keep, kernel, wait_for_background
 from mcgreeks.engine import TILE, tile_moments
 from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, pathwise, vibrato
 from mcgreeks.estimators import auto_candidates as _auto_candidates
@@ -668,6 +668,7 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, scheme, s0,
     run in parallel (``engine.for_blocks``).
     """
     n_tiles = (n_paths + TILE - 1) // TILE
+    wait_for_background("heston")
     engine.for_blocks(_block, n_tiles, tiles_per_block,
                       (key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, scens,
                        dcoef, ti, tf, fix_idx, slots, bumps, fd_scen, fd_den, flags, agg_e,
