@@ -107,7 +107,7 @@ def per_path(params, option, n_paths, *, steps_per_year=STEPS_PER_YEAR, psi_c=H.
     _, dcoef = H.step_coefficients(dt, drift_rate=p["rate"] - p["div_yield"], kappa=p["kappa"],
                                    vbar=p["vbar"], xi=p["xi"], corr=p["corr"], derivatives=True,
                                    psi_c=psi_c)
-    z = np.empty((2 * n, TILE))
+    z = np.empty((3 * n, TILE))          # normals, then the tails (H.tile_normals)
     x, v = np.empty((n, TILE)), np.empty((n, TILE))
     tx, tv = np.empty((H.N_DIR, n, TILE)), np.empty((H.N_DIR, n, TILE))
     gs, cs = np.empty((n, TILE)), np.empty((n, TILE))

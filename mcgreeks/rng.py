@@ -326,6 +326,10 @@ def _log(x):
     return kf * _LN2_HI - ((hfsq - (s * (hfsq + r) + kf * _LN2_LO)) - f)
 
 
+#: The branch-free logarithm above, for other modules' loops over tiles (``models.heston``).
+log = _log
+
+
 # --- AS241 PPND16 coefficients (Wichura 1988) --------------------------------------------------
 _SPLIT1 = 0.425
 _SPLIT2 = 5.0

@@ -71,7 +71,7 @@ import math
 import numpy as np
 
 from mcgreeks._jit import kernel
-from mcgreeks.rng import fill_normals
+from mcgreeks.rng import bits_to_uniform, fill_normals, log, philox4x64_10
 
 #: Scheme codes.
 QE, EULER = 0, 1
@@ -95,7 +95,6 @@ N_COEF = 12
 #: Scenario columns (``scenarios``): grid scale c and the model parameters of one simulation.
 SC_SCALE, SC_V0, SC_KAPPA, SC_VBAR, SC_XI, SC_CORR = range(6)
 
-_SQRT_HALF = math.sqrt(0.5)
 
 #: Parameter checks, in the order errors are reported: (name, test, rule).
 _CHECKS = (
@@ -239,9 +238,58 @@ def scenario_coefficients(dt, params, scenarios, psi_c=PSI_C):
 
 # -- one step of one path ------------------------------------------------------------------------
 
+@kernel(inline=True)
+def _quadratic(m, psi, zv, a_coef):
+    """Andersen's quadratic branch (psi <= psi_c): v_next = a (b + zv)^2 with
+    b^2 = 2/psi - 1 + sqrt(2/psi (2/psi - 1)) and a = m / (1 + b^2), and ln M = A b^2 a / (1 - 2 A a)
+    - ln(1 - 2 A a) / 2 where 1 - 2 A a > 0 (``corrected``; else log_m = 0).
+    Returns (v_next, log_m, corrected, t, root, b2, b, a, bz, den) for ``qe_step``'s partials."""
+    t = 2.0 / psi
+    root = math.sqrt(t * (t - 1.0))
+    b2 = t - 1.0 + root
+    b = math.sqrt(b2)
+    a = m / (1.0 + b2)
+    bz = b + zv
+    v_next = a * bz * bz
+    den = 1.0 - 2.0 * a_coef * a
+    corrected = den > 0.0
+    log_m = a_coef * b2 * a / den - 0.5 * log(den) if corrected else 0.0
+    return v_next, log_m, corrected, t, root, b2, b, a, bz, den
+
+
+@kernel(inline=True)
+def _exponential(m, psi, tail, a_coef):
+    """Andersen's exponential branch (psi > psi_c) given tail = 1 - U (U = Phi(zv)):
+    p = (psi - 1) / (psi + 1), beta = (1 - p) / m, v_next = ln((1 - p) / (1 - U)) / beta, or 0 (the
+    atom) when U <= p; ln M = ln(p + beta (1 - p) / (beta - A)) where beta > A (``corrected``).
+    Returns (v_next, log_m, corrected, p, beta, ell) with ell = beta v_next."""
+    p = (psi - 1.0) / (psi + 1.0)
+    beta = (1.0 - p) / m
+    ratio = 2.0 / (psi + 1.0) / tail                 # (1 - p) / (1 - U), 1 - p without cancellation
+    ell = log(ratio) if ratio > 1.0 else 0.0
+    v_next = ell / beta
+    corrected = beta > a_coef
+    log_m = log(p + beta * (1.0 - p) / (beta - a_coef)) if corrected else 0.0
+    return v_next, log_m, corrected, p, beta, ell
+
+
+@kernel(inline=True)
+def _log_spot_step(coef, v, v_next, zs, corrected, log_m):
+    """(dx, sig): the log-spot increment drift + corr_term + K2 v_next + sig zs with
+    sig = sqrt(K3 (v + v_next)) and corr_term = -ln M - K3 v / 2 (Andersen's K0* + K1 v) when the
+    martingale correction exists, else K0 + K1 v."""
+    if corrected:
+        corr_term = -log_m - 0.5 * coef[K3] * v
+    else:
+        corr_term = coef[K0] + coef[K1] * v
+    sig = math.sqrt(coef[K3] * (v + v_next))
+    return coef[DRIFT] + corr_term + coef[K2] * v_next + sig * zs, sig
+
+
 @kernel
-def qe_step(v, zv, zs, coef, partials):
-    """One QE step from variance v with normals (zv, zs) and the step's coefficient row.
+def qe_step(v, zv, zs, tail, coef, partials):
+    """One QE step from variance v with normals (zv, zs), tail = 1 - U of zv = Phi^-1(U)
+    (``tile_normals``) and the step's coefficient row.
 
     Returns (v_next, dx, sig, vm, vs, lm, ls, la, corrected):
     - v_next >= 0, the log-spot increment dx = drift + corr_term + K2 v_next + sig zs with
@@ -251,25 +299,15 @@ def qe_step(v, zv, zs, coef, partials):
     - with ``partials``: the derivatives of v_next with respect to m and s^2 (vm, vs) and of
       ln M with respect to m, s^2 and A (lm, ls, la), for the tangents (m and s^2 are the
       conditional mean and variance of v_next); zeros otherwise.
+    The same arithmetic, hence the same bits, as ``qe_tile_step`` (logarithms by ``rng.log``).
     """
     m = coef[M0] + coef[M1] * v
     s2 = coef[S0] + coef[S1] * v
     psi = s2 / (m * m)
     a_coef = coef[A]
     vm = vs = lm = ls = la = 0.0
-    log_m = 0.0
     if psi <= coef[PSI]:
-        t = 2.0 / psi
-        root = math.sqrt(t * (t - 1.0))
-        b2 = t - 1.0 + root
-        b = math.sqrt(b2)
-        a = m / (1.0 + b2)
-        bz = b + zv
-        v_next = a * bz * bz
-        den = 1.0 - 2.0 * a_coef * a
-        corrected = den > 0.0
-        if corrected:
-            log_m = a_coef * b2 * a / den - 0.5 * math.log(den)
+        v_next, log_m, corrected, t, root, b2, b, a, bz, den = _quadratic(m, psi, zv, a_coef)
         if partials:
             psi_m = -2.0 * psi / m
             psi_s = 1.0 / (m * m)
@@ -288,19 +326,7 @@ def qe_step(v, zv, zs, coef, partials):
                 ls = l_psi * psi_s
                 la = b2 * a / (den * den) + a / den
     else:
-        p = (psi - 1.0) / (psi + 1.0)
-        beta = (1.0 - p) / m
-        tail = 0.5 * math.erfc(zv * _SQRT_HALF)          # 1 - U with U = Phi(zv), no cancellation
-        if tail >= 1.0 - p:                              # U <= p: the atom at zero
-            v_next = 0.0
-            ell = 0.0
-        else:
-            ell = math.log1p(-p) - math.log(tail)        # ln((1 - p) / (1 - U)) > 0
-            v_next = ell / beta
-        corrected = beta > a_coef
-        if corrected:
-            mm = p + beta * (1.0 - p) / (beta - a_coef)
-            log_m = math.log(mm)
+        v_next, log_m, corrected, p, beta, ell = _exponential(m, psi, tail, a_coef)
         if partials:
             psi_m = -2.0 * psi / m
             psi_s = 1.0 / (m * m)
@@ -310,6 +336,7 @@ def qe_step(v, zv, zs, coef, partials):
                 vm = ell / (1.0 - p) + v_p * p_psi * psi_m
                 vs = v_p * p_psi * psi_s
             if corrected:
+                mm = p + beta * (1.0 - p) / (beta - a_coef)
                 gap = beta - a_coef
                 mm_p = 1.0 - beta / gap
                 mm_beta = -(1.0 - p) * a_coef / (gap * gap)
@@ -320,13 +347,34 @@ def qe_step(v, zv, zs, coef, partials):
                 lm = (mm_beta * beta_m + mm_psi * psi_m) / mm
                 ls = mm_psi * psi_s / mm
                 la = mm_a / mm
-    if corrected:
-        corr_term = -log_m - 0.5 * coef[K3] * v
-    else:
-        corr_term = coef[K0] + coef[K1] * v
-    sig = math.sqrt(coef[K3] * (v + v_next))
-    dx = coef[DRIFT] + corr_term + coef[K2] * v_next + sig * zs
+    dx, sig = _log_spot_step(coef, v, v_next, zs, corrected, log_m)
     return v_next, dx, sig, vm, vs, lm, ls, la, corrected
+
+
+@kernel(inline=True)
+def qe_tile_step(coef, zs, zv, tail, m, state_v, state_x, x_next, v_next):
+    """One QE step of m paths at once, without tangents or scores: from the variances state_v
+    and log-spots state_x, x_next[i] = state_x[i] = state_x[i] + dx and v_next[i] = state_v[i] =
+    the new variance (zs, zv, tail: the step's rows of ``tile_normals``).
+
+    Bit for bit ``qe_step`` (the same expressions), written so that LLVM vectorizes it: both
+    branches are computed for every path and one is selected."""
+    psi_c = coef[PSI]
+    a_coef = coef[A]
+    for i in range(m):
+        vi = state_v[i]
+        mean = coef[M0] + coef[M1] * vi
+        psi = (coef[S0] + coef[S1] * vi) / (mean * mean)
+        vq, lq, cq = _quadratic(mean, psi, zv[i], a_coef)[:3]
+        ve, le, ce = _exponential(mean, psi, tail[i], a_coef)[:3]
+        quadratic = psi <= psi_c
+        vn = vq if quadratic else ve
+        dx = _log_spot_step(coef, vi, vn, zs[i], cq if quadratic else ce,
+                            lq if quadratic else le)[0]
+        state_x[i] += dx
+        x_next[i] = state_x[i]
+        v_next[i] = vn
+        state_v[i] = vn
 
 
 @kernel
@@ -381,21 +429,59 @@ def last_noise(scheme, coef, corr_bar, v0, v, z, k, i):
     return 0.0, 0.0, -1
 
 
+@kernel
+def qe_tile_path(coef, z, m, state_v, state_x, x, v):
+    """x and v of m paths over the whole grid by ``qe_tile_step``, from the variances state_v
+    (overwritten) and the draws z (``tile_normals``); state_x is scratch of m values.
+    The running log-spot lives in state_x, not in x[k - 1]: with two rows of one array LLVM
+    cannot rule out their overlap and does not vectorize the step (measured: 62 against 20 ns a
+    path-step)."""
+    for i in range(m):
+        state_x[i] = 0.0
+    n_steps = coef.shape[0]
+    for k in range(n_steps):
+        qe_tile_step(coef[k], z[2 * k], z[2 * k + 1], z[2 * n_steps + k], m, state_v, state_x,
+                     x[k], v[k])
+
+
 # -- a tile of paths over the whole grid ---------------------------------------------------------
 
 @kernel
 def tile_normals(key0, key1, stream, path, m, n_steps, z):
-    """z[j, :m] = draw j of paths path..path+m-1, j = 0 .. 2 n_steps - 1 (zs of step k is row
-    2k, zv row 2k + 1)."""
+    """The draws of paths path..path+m-1 into z (3 n_steps rows): z[j, :m] = normal draw j,
+    j = 0 .. 2 n_steps - 1 (zs of step k is row 2k, zv row 2k + 1), and z[2 n_steps + k, :m] =
+    1 - U of zv = Phi^-1(U), which QE's exponential branch needs.
+
+    1 - U comes from the uniform itself (the same Philox word as the normal's, ``rng.normal``):
+    U = (k + 1/2) 2^-52 lies on a grid symmetric about 1/2, so 1 - U is exact; recomputing it
+    as Phi(-zv) would cost a libm erfc per path-step, which no loop vectorizes."""
     for j in range(2 * n_steps):
         fill_normals(key0, key1, stream, np.uint64(path), np.uint64(j), z[j, :m])
+    for k in range(n_steps):
+        _fill_tails(key0, key1, stream, path, m, 2 * k + 1, z[2 * n_steps + k])
+
+
+@kernel(inline=True)
+def _fill_tails(key0, key1, stream, path, m, draw, out):
+    """out[i] = 1 - U for normal ``draw`` of path path + i, i < m (word path & 3 of one Philox
+    call per group of four paths, as ``rng.normal``)."""
+    k0, k1, s, d = np.uint64(key0), np.uint64(key1), np.uint64(stream), np.uint64(draw)
+    w0 = w1 = w2 = w3 = np.uint64(0)
+    for i in range(m):
+        p = np.uint64(path) + np.uint64(i)
+        j = p & np.uint64(3)
+        if i == 0 or j == np.uint64(0):
+            w0, w1, w2, w3 = philox4x64_10(p >> np.uint64(2), d, s, np.uint64(0), k0, k1)
+        w = w0 if j == np.uint64(0) else (w1 if j == np.uint64(1) else
+                                          (w2 if j == np.uint64(2) else w3))
+        out[i] = 1.0 - bits_to_uniform(w)
 
 
 @kernel
 def simulate_tile(z, m, scheme, coef, scen, dcoef, want_tangents, want_lr, x, v, tx, tv, gs, cs,
                   state_v, tan_x, tan_v):
     """Simulate m paths on the whole grid with one scenario's coefficients ``coef`` (n_steps,
-    N_COEF) and parameters ``scen`` (a scenario row), from the normals z (``tile_normals``).
+    N_COEF) and parameters ``scen`` (a scenario row), from the draws z (``tile_normals``).
 
     Writes x[k, i] = ln(S_{t_{k+1}} / S0) and v[k, i] (>= 0; v+ for Euler) for k = 0..n_steps-1.
     With ``want_tangents``: tx[d, k, i], tv[d, k, i], the derivatives of x and v along the
@@ -414,6 +500,10 @@ def simulate_tile(z, m, scheme, coef, scen, dcoef, want_tangents, want_lr, x, v,
             for i in range(m):
                 tan_x[d, i] = 0.0
                 tan_v[d, i] = 1.0 if d == D_V0 else 0.0
+    if scheme == QE and not want_tangents and not want_lr:
+        # The fd re-simulations and the price alone; tan_x is free scratch.
+        qe_tile_path(coef, z, m, state_v, tan_x[0], x, v)
+        return
     for k in range(n_steps):
         row = coef[k]
         dt = row[DT]
@@ -423,7 +513,8 @@ def simulate_tile(z, m, scheme, coef, scen, dcoef, want_tangents, want_lr, x, v,
             vi = state_v[i]
             x_prev = x[k - 1, i] if k > 0 else 0.0
             if scheme == QE:
-                v_next, dx, sig, vm, vs, lm, ls, la, corrected = qe_step(vi, zv, zs, row,
+                tail = z[2 * n_steps + k, i]
+                v_next, dx, sig, vm, vs, lm, ls, la, corrected = qe_step(vi, zv, zs, tail, row,
                                                                          want_tangents)
                 if want_tangents:
                     dk = dcoef[k]
@@ -554,7 +645,7 @@ def sample_paths(params, grid, n_paths, *, key0, key1, stream=0, scheme="qe", fi
     n = grid.size
     x = np.empty((n, n_paths))
     v = np.empty((n, n_paths))
-    z = np.empty((2 * n, TILE))
+    z = np.empty((3 * n, TILE))
     xt, vt = np.empty((n, TILE)), np.empty((n, TILE))
     dummy3 = np.empty((N_DIR, 1, 1))
     dummy2 = np.empty((1, 1))

@@ -598,7 +598,7 @@ def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, sc
     nt = n_steps if want_tangents else 1
     nl = n_steps if want_lr else 1
     nr = n_steps if want_resim else 1
-    z_, x_, v_ = np.empty((2 * n_steps, TILE)), np.empty((n_steps, TILE)), np.empty((n_steps, TILE))
+    z_, x_, v_ = np.empty((3 * n_steps, TILE)), np.empty((n_steps, TILE)), np.empty((n_steps, TILE))
     tx_, tv_ = np.empty((H.N_DIR, nt, TILE)), np.empty((H.N_DIR, nt, TILE))
     gs_, cs_, xs_, vs_ = (np.empty((nl, TILE)), np.empty((nl, TILE)), np.empty((nr, TILE)),
                           np.empty((nr, TILE)))

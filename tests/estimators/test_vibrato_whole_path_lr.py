@@ -472,10 +472,10 @@ def test_numpy_qe_is_the_engines_scheme(market):
     assert grid.size == N_STEPS and np.allclose(np.diff(grid), HESTON_MATURITY / N_STEPS)
     key0, key1 = seed_key(SEED), name_key("Q")
     x_engine, v_engine = H.sample_paths(market, grid, TILE, key0=key0, key1=key1)
-    z = np.empty((2 * N_STEPS, TILE))
+    z = np.empty((3 * N_STEPS, TILE))       # normals, then the tails the engine's QE reads
     H.tile_normals(np.uint64(key0), np.uint64(key1), np.uint64(0), 0, TILE, N_STEPS, z)
     x, v = np.empty_like(x_engine), np.empty_like(v_engine)
-    for k, xk, vk, _ in _qe_paths(market, z[0::2], z[1::2]):
+    for k, xk, vk, _ in _qe_paths(market, z[0:2 * N_STEPS:2], z[1:2 * N_STEPS:2]):
         x[k], v[k] = xk, vk
     np.testing.assert_allclose(x, x_engine, rtol=0, atol=1e-12)
     np.testing.assert_allclose(v, v_engine, rtol=0, atol=1e-12)
