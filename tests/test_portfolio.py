@@ -131,3 +131,16 @@ def test_price_only_skips_the_work_of_the_greeks():
                                      greeks="none", diagnostics=True)
     assert list(notes.index.get_level_values("quantity")) == ["price"]
     assert list(results.columns) == ["price", "price_se", "error", "warning"]
+
+
+def test_heston_price_is_the_same_bits_whatever_greeks_are_asked():
+    """The price alone takes the vectorized QE step, a run with scores and tangents the per-path
+    one: the same paths either way."""
+    trades = _trades([dict(trade_id="h", underlying="H", option_type="put", maturity=1.5),
+                      dict(trade_id="b", underlying="H", payoff="barrier", barrier=130.0,
+                           barrier_type="up_out", monitoring="continuous")])
+    runs = [price_portfolio(trades, HESTON, n_paths=4096, seed=8, steps_per_year=24, greeks=g)
+            for g in ("none", "delta,d_xi", "all")]
+    for run in runs[1:]:
+        assert (run["price"] == runs[0]["price"]).all()
+        assert (run["price_se"] == runs[0]["price_se"]).all()
