@@ -143,7 +143,7 @@ def _cli(*args):
     """Run the installed command (the console script if on PATH, else the module), as a user
     would, and return its standard output."""
     exe = shutil.which("mcgreeks")
-    command = [exe] if exe else [sys.executable, "-m", "mcgreeks.cli"]
+    command = [exe] if exe else [sys.executable, "-m", "mcgreeks"]
     done = subprocess.run(command + list(args), capture_output=True, text=True, timeout=120,
                           env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 0, done.stderr
@@ -174,6 +174,21 @@ def test_every_command_and_flag_is_documented():
             if not re.search(re.escape(flag) + r"(?![a-z0-9-])", docs):
                 missing.append(f"{command} {flag}")
     assert missing == []
+
+
+def test_every_documented_command_and_flag_exists():
+    """The other direction: docs/ describe no subcommand or flag the command line lacks."""
+    docs = _doc_text()
+    top = _cli("--help")
+    commands = _subcommands(top)
+    known = set(_flags(top)) | {"--help"}
+    for command in commands:
+        known |= set(_flags(_cli(command, "--help")))
+    documented_commands = set(re.findall(r"^#{2,} mcgreeks ([a-z-]+)$", docs, flags=re.M))
+    documented_flags = {span.split()[0].split("=")[0] for span in _code_spans(docs)
+                        if span.startswith("--")}
+    assert sorted(documented_commands - set(commands)) == []
+    assert sorted(documented_flags - known) == []
 
 
 def _slug(heading):
