@@ -322,7 +322,8 @@ def _parser():
     price.add_argument("--steps-per-year", type=float, default=None,
                        help="time steps per year of discretized models (GBM is exact)")
     price.add_argument("--out", help="write the results to FILE.csv or FILE.parquet, with an "
-                                     "audit manifest FILE.manifest.json beside it")
+                                     "audit manifest FILE.csv.manifest.json (or "
+                                     "FILE.parquet.manifest.json) beside it")
     price.add_argument("--greeks", default="all",
                        help="what to compute besides the price: all (default), none (the price "
                             "alone), or a comma-separated list such as delta,vega,d_xi; the "
