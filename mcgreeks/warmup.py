@@ -8,8 +8,8 @@ Monte Carlo and Sobol sampling and under Heston with the QE and Euler schemes, e
 the automatic choice of estimator (which pilots, blends and falls back to finite differences).
 ``cache_is_warm()`` says, without compiling anything, whether a model's kernels are cached.
 
-A cold ``mcgreeks price`` compiles only the models its book has.  With two or more models on a
-machine of two or more cores, the models priced later are compiled by a child process
+A cold ``mcgreeks price`` compiles only the models its book has.  With two or more models and a
+spare core (``_spare_core``), the models priced later are compiled by a child process
 (``python -m mcgreeks.warmup MODEL``) while this one compiles and prices the first; a pricer
 waits for its model's child (``_jit.wait_for_background``) and then loads its kernels from the
 cache.  numba compiles one kernel at a time per process, so this is what uses the second core.
@@ -152,6 +152,19 @@ def _cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def _spare_core():
+    """Whether a child compile would get a core of its own: two or more cores, and a 1-minute
+    load average below cores - 1 (on a busy machine the child only takes time from this
+    process: measured, the sample book's cold run took 52 s with a child and 41 s without at a
+    load of 3.3 on 2 cores)."""
+    cores = _cores()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return cores >= 2 and load < cores - 1
+
+
 def start_background(model):
     """Compile ``model``'s kernels in a child process, now; ``_jit.wait_for_background(model)``
     waits for it.  The child ends if this process does."""
@@ -172,7 +185,7 @@ def warmup(progress=None, models=MODELS, parallel=True):
     Returns the seconds it took."""
     start = time.perf_counter()
     models = tuple(models)
-    if parallel and _cores() >= 2:
+    if parallel and _spare_core():
         for model in models[1:]:
             start_background(model)
     compile_model(models[0], progress)
@@ -245,14 +258,17 @@ class RunProgress:
     def __init__(self, trades, market, *, n_paths=100_000, steps_per_year=None, sampler="mc",
                  log=None, bar=None, parallel=True):
         self.log = log or (lambda message: None)
-        self.items = estimate_seconds(trades, market, n_paths, steps_per_year)
+        try:
+            self.items = estimate_seconds(trades, market, n_paths, steps_per_year)
+        except Exception:      # malformed tables: price_portfolio says what is wrong with them
+            self.items = []
         order = []
         for _, model, _, _ in self.items:
             if model not in order:
                 order.append(model)
         self.cold = [m for m in order if not cache_is_warm(m)]
         # The first model compiles here; with a second core, the others in children.
-        self.background = self.cold[1:] if parallel and _cores() >= 2 else []
+        self.background = self.cold[1:] if parallel and _spare_core() else []
         self.compile = {}
         for model in self.cold:
             seconds = COMPILE_SECONDS[model] + (COMPILE_SECONDS["sobol"]
