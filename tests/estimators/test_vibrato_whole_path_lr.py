@@ -570,6 +570,7 @@ def test_heston_vibrato_matches_the_closed_form(heston_vibrato):
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.slow
 def test_heston_comparator_agrees_with_the_engine(heston_vibrato, heston_lr):
     """Independent streams, the same discretized model: the NumPy price within 4 combined SE
     of mcgreeks' (a check of the scheme's law), and whole-path LR delta and gamma within 4
@@ -599,6 +600,7 @@ def heston_ratios(heston_vibrato, heston_lr):
     return out
 
 
+@pytest.mark.slow
 def test_heston_vibrato_variance_at_least_5x_below_whole_path_lr(heston_vibrato, heston_lr):
     """Per path, same model and grid; the comparator's variance known to within 5 %."""
     ratios = heston_ratios(heston_vibrato, heston_lr)
@@ -606,6 +608,7 @@ def test_heston_vibrato_variance_at_least_5x_below_whole_path_lr(heston_vibrato,
     assert not bad, bad
 
 
+@pytest.mark.slow
 def test_report_ratios(gbm_vibrato, heston_vibrato, heston_lr):
     """Prints the measured ratios (run with -s); asserts nothing new."""
     for (tid, g), (plain, baselined) in gbm_ratios(gbm_vibrato).items():

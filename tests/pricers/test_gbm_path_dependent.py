@@ -110,22 +110,26 @@ def _scale(trades):
     return _natural_scale(trades.merge(MARKET, on="underlying").set_index("trade_id"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["pathwise", "lr"])
 def test_geometric_asian_against_closed_form(geometric_runs, method):
     assert_within_4se(geometric_runs[method], _reference(GEOMETRIC, _geometric), _scale(GEOMETRIC),
            ("price",) + FIRST_ORDER, method)
 
 
+@pytest.mark.slow
 def test_geometric_asian_lr_gamma(geometric_runs):
     assert_within_4se(geometric_runs["lr_few"], _reference(GEOMETRIC_FEW, _geometric),
            _scale(GEOMETRIC_FEW), ("gamma",), "lr")
 
 
+@pytest.mark.slow
 def test_geometric_asian_mixed_gamma(geometric_runs):
     result = geometric_runs["pathwise"]
     assert_within_4se(result, _reference(GEOMETRIC, _geometric), _scale(GEOMETRIC), ("gamma",), "mixed")
 
 
+@pytest.mark.slow
 def test_geometric_asian_fd(geometric_runs):
     assert_within_4se(geometric_runs["fd"], _reference(GEOMETRIC, _geometric, bumps={}), _scale(GEOMETRIC),
            GREEKS, "fd")
@@ -177,6 +181,7 @@ def test_barrier_grid_covers_every_type():
     assert CONTINUOUS.underlying.nunique() >= 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,greeks", [("pathwise", ("price",) + FIRST_ORDER),
                                            ("lr", ("price",) + GREEKS)])
 def test_continuous_barrier_against_reiner_rubinstein(barrier_runs, method, greeks):
@@ -184,11 +189,13 @@ def test_continuous_barrier_against_reiner_rubinstein(barrier_runs, method, gree
            method)
 
 
+@pytest.mark.slow
 def test_continuous_barrier_fd(barrier_runs):
     assert_within_4se(barrier_runs["fd"], _reference(CONTINUOUS, _continuous, bumps={}), _scale(CONTINUOUS),
            GREEKS, "fd")
 
 
+@pytest.mark.slow
 def test_continuous_barrier_gamma_auto_is_lr(barrier_runs):
     assert (barrier_runs["pathwise"]["method_gamma"] == "lr").all()
 
@@ -263,6 +270,7 @@ def test_discrete_barrier_matches_bgk(barrier_type, option_type, level):
     assert 4 * r.at["B", "price_se"] < 0.015 * bgk
 
 
+@pytest.mark.slow
 def test_discrete_barrier_greeks_lr_agrees_with_fd():
     trades = _barrier_trades("discrete", 12)
     lr = price_portfolio(trades, MARKET, n_paths=100_000, seed=SEED, method="lr")
@@ -295,6 +303,7 @@ def vibrato_runs():
                                   **kw)}
 
 
+@pytest.mark.slow
 def test_vibrato_discrete_barrier_delta_agrees_with_lr(vibrato_runs):
     """Two unbiased estimators on independent paths; 4 combined SE under 5 % of delta's scale.
     (Gamma's agreement at this N would not be meaningful: the digital closed-form test covers
@@ -305,6 +314,7 @@ def test_vibrato_discrete_barrier_delta_agrees_with_lr(vibrato_runs):
     assert (4 * se < MEANINGFUL).all(), se
 
 
+@pytest.mark.slow
 def test_vibrato_discrete_barrier_variance_against_whole_path_lr(vibrato_runs):
     """Same paths: the variance ratio whole-path LR / vibrato (delta, gamma), recorded and
     bounded below.  Measured 4-8× for delta and 2.5-6× for gamma: the first step is T/252 long and
@@ -316,6 +326,7 @@ def test_vibrato_discrete_barrier_variance_against_whole_path_lr(vibrato_runs):
 
 # -- arithmetic Asian -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_arithmetic_asian_estimators_agree():
     """No closed form: pathwise, LR, mixed and fd (independent seeds) agree within 4 combined SEs.
     With the control variate the SEs are small enough to see fd's O(h²) bump bias at the default

@@ -69,6 +69,7 @@ def study(request):
     return request.param, params, option, _runs(params, option, RUNS, n_paths, steps_per_year)
 
 
+@pytest.mark.slow
 def test_error_bars_are_calibrated_over_independent_runs(study):
     name, params, option, results = study
     exact = _reference(params, option)
@@ -85,6 +86,7 @@ def test_error_bars_are_calibrated_over_independent_runs(study):
     assert not failures, f"{name}: " + "; ".join(failures)
 
 
+@pytest.mark.slow
 def test_auto_avoids_pathwise_where_its_variance_is_infinite(study):
     name, params, option, results = study
     ratio = 2 * params["kappa"] * params["vbar"] / params["xi"] ** 2
@@ -96,6 +98,7 @@ def test_auto_avoids_pathwise_where_its_variance_is_infinite(study):
     assert (results["warning"] == "").mean() > 0.95, results["warning"].value_counts()
 
 
+@pytest.mark.slow
 def test_standard_errors_fall_as_one_over_root_n():
     """Case A: the median SE over runs at 4,096 paths is 4x that at 65,536 (1/sqrt(N)), each
     quantity within 10 %."""

@@ -297,6 +297,7 @@ def test_the_sets_cover_feller_violation():
     assert len(violated) >= 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("set_index", range(len(SETS)), ids=SET_NAMES)
 def test_european_price_and_sensitivities_match_the_closed_form(set_index, european_results):
     name, market, maturity, strikes = SETS[set_index]
@@ -327,6 +328,7 @@ LOOSE_CATCH = 0.5     # and the relative error their tolerance is sure to catch 
                       # is at least half its natural size (a quarter for STRICT quantities)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("set_index", range(len(SETS)), ids=SET_NAMES)
 def test_the_tolerances_are_tight(set_index, european_results):
     """For the best estimator of each quantity (the one ``auto`` would keep if fd were allowed):
@@ -359,6 +361,7 @@ def test_the_tolerances_are_tight(set_index, european_results):
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.slow
 def test_estimators_agree_on_european_options(european_results):
     """pathwise, lr, mixed against fd on the same paths (fd shifted by the closed form's
     difference-quotient bias); the SE of a difference is at most the sum of the SEs."""
@@ -409,6 +412,7 @@ def zoo_results():
     return run(MARKET, ZOO, n_paths=N_PATHS, seed=SEED + 1)
 
 
+@pytest.mark.slow
 def test_every_payoff_prices_with_every_offered_estimator(zoo_results):
     for (j, q, e), (mean, se) in zoo_results.items():
         assert math.isfinite(mean) and math.isfinite(se) and se >= 0.0, (ZOO[j], q, e)
@@ -416,6 +420,7 @@ def test_every_payoff_prices_with_every_offered_estimator(zoo_results):
         assert zoo_results[(j, "price", "mc")][0] >= 0.0
 
 
+@pytest.mark.slow
 def test_estimators_agree_with_fd_on_every_payoff(zoo_results):
     failures = []
     for (j, q, e), (got, se) in zoo_results.items():

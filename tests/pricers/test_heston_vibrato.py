@@ -244,6 +244,7 @@ def test_the_sets_include_a_violated_feller_condition():
     assert any(H.feller_ratio(market) < 2.0 / 3.0 for _, market, _, _ in SETS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("set_index", range(len(SETS)), ids=SET_NAMES)
 def test_vibrato_matches_the_closed_form(set_index, results):
     """Delta and gamma of the call and the put within 4 SE plus the measured bias (tolerance
@@ -272,6 +273,7 @@ def test_vibrato_matches_the_closed_form(set_index, results):
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.slow
 def test_one_step_vibrato_is_noisier_than_lr(results):
     """Per trade, same paths: Var(vibrato) / Var(lr), measured 6.4-28 for delta and 4e3-8e6 for
     gamma on these sets (module docstring: Heston's lr already conditions on the whole variance
