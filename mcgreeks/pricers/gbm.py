@@ -22,7 +22,7 @@ from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks import vecmath
 from mcgreeks._jit import borrow, keep, kernel, wait_for_background
-from mcgreeks.engine import TILE, brownian_tile, paths_tile, write_moments
+from mcgreeks.engine import TILE, brownian_tile, sobol_tile, write_moments
 from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, optimal, pathwise, vibrato
 from mcgreeks.models import gbm
 
@@ -428,10 +428,10 @@ def _block(key0, key1, stream, path0, n_paths, grid, s0, rate, div, vol, ti, tf,
                                           borrow(slots), borrow(coef))
     bumps, agg_e, agg_w, totals_wanted = (borrow(bumps), borrow(agg_e), borrow(agg_w),
                                           borrow(totals_wanted))
-    sampler_dirs, sampler_shifts = borrow(sampler_dirs), borrow(sampler_shifts)
-    steps, weights, out = borrow(steps), borrow(weights), borrow(out)
+    sampler_shifts, steps, weights = borrow(sampler_shifts), borrow(steps), borrow(weights)
+    out = borrow(out)
     w_, u_ = np.empty((grid.size, TILE)), np.empty(TILE)
-    z_ = np.empty((grid.size if sampler_dirs.shape[0] else 0, TILE))
+    z_ = np.empty((grid.size if sampler_dirs is not None else 0, TILE))
     acc_, q_, q_x_ = np.empty((N_ACC, TILE)), np.empty((N_Q, TILE)), np.empty((N_Q, TILE))
     y_, x_, agg_ = np.empty(TILE), np.empty(TILE), np.empty((slots.shape[1], TILE))
     w, u, z, acc = borrow(w_), borrow(u_), borrow(z_), borrow(acc_)
@@ -439,8 +439,13 @@ def _block(key0, key1, stream, path0, n_paths, grid, s0, rate, div, vol, ti, tf,
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
-        paths_tile(key0, key1, stream, path0 + first, m, grid, sampler_dirs, sampler_shifts,
-                   per_replicate, steps, weights, u, z, w)
+        # Monte Carlo passes sampler_dirs = None: numba prunes the branch not taken before
+        # compiling, so a Monte Carlo book does not compile the Sobol kernels, nor the reverse
+        if sampler_dirs is None:
+            brownian_tile(key0, key1, stream, path0 + first, m, grid, u, w)
+        else:
+            sobol_tile(borrow(sampler_dirs), sampler_shifts, per_replicate, path0 + first, m,
+                       steps, weights, u, z, w)
         if agg_base >= 0:
             agg[:, :m] = 0.0
         for j in range(ti.shape[0]):
@@ -500,6 +505,8 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, d
     ``tiles_per_block`` tiles run in parallel (``engine.for_blocks``)."""
     n_tiles = (n_paths + TILE - 1) // TILE
     totals_wanted = (np.asarray(agg_e) >= 0).any(axis=0)
+    if sampler_dirs.shape[0] == 0:
+        sampler_dirs = None         # Monte Carlo: a _block compiled without the Sobol branch
     wait_for_background("gbm")
     engine.for_blocks(_block, n_tiles, tiles_per_block,
                       (key0, key1, stream, path0, n_paths, grid, s0, rate, div, vol, ti, tf,
