@@ -546,8 +546,10 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
     coef: the base scenario's step coefficients; corr_bar = sqrt(1 - corr²)."""
     maturity = tf[P.MATURITY]
     disc = math.exp(-rate * maturity)
-    need_pw = need_sc = need_vb = False
-    n_pw = 2             # S0 and r: exact; the tangents' directions only for theta and d_*
+    # np.bool_ and np.int64, not literals: numba would type (and compile) _fill for the literal
+    # False and 2 first, then again for bool and int64 once the loop below widens them
+    need_pw = need_sc = need_vb = np.bool_(False)
+    n_pw = np.int64(2)   # S0 and r: exact; the tangents' directions only for theta and d_*
     for g in range(slots_j.shape[0]):
         need_pw |= slots_j[g, G.PATHWISE] >= 0 and g != G.PRICE
         need_pw |= slots_j[g, G.MIXED] >= 0
