@@ -3,10 +3,13 @@ warm, in new processes.
 
 Runs ``mcgreeks price data/trades.csv --market data/market.csv --quiet`` with a fresh
 ``NUMBA_CACHE_DIR`` (cold: the kernels are compiled, the Heston ones by a child process while
-the GBM ones compile here, see ``mcgreeks.warmup``), then again on that cache (warm), and
+the GBM ones compile here when a core is spare, see ``mcgreeks.warmup``), then again on that
+cache (warm), and
 ``--repeats`` times each.  Also (``--parts``) what each model's compile costs alone
 (``python -m mcgreeks.warmup MODEL`` on an empty cache: the figures behind
-``warmup.COMPILE_SECONDS``) and the cold run in one process without the child (Python API).
+``warmup.COMPILE_SECONDS``), the cold CLI run with and without the child compile forced
+(``MCGREEKS_COMPILE_CHILD``; by default a child is used when a core is spare) and the cold run
+in one process (Python API).
 Reports wall and CPU seconds (user + system of the run and its children) and peak memory (the
 largest max RSS of the run's processes, ``getrusage(RUSAGE_CHILDREN)`` of a wrapper process),
 with the machine's load average before each run; writes the ``first-run`` section of
@@ -37,9 +40,9 @@ IN_PROCESS = ("import pandas as pd; from mcgreeks import price_portfolio; "
               f"pd.read_csv({os.path.join(DATA, 'market.csv')!r}))")
 
 
-def one(command, cache):
-    """Run ``command`` in a wrapper process with NUMBA_CACHE_DIR=cache: wall, CPU (the command
-    and everything it waited for) and the largest max RSS among them."""
+def one(command, cache, **env_vars):
+    """Run ``command`` in a wrapper process with NUMBA_CACHE_DIR=cache (and ``env_vars``): wall,
+    CPU (the command and everything it waited for) and the largest max RSS among them."""
     wrapper = ("import json, resource, subprocess, sys, time\n"
                "t = time.perf_counter()\n"
                "code = subprocess.run(json.loads(sys.argv[1])).returncode\n"
@@ -49,6 +52,7 @@ def one(command, cache):
                " rss_mib=u.ru_maxrss / 1024)))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CACHE")}
     env["NUMBA_CACHE_DIR"] = cache
+    env.update(env_vars)
     load = os.getloadavg()[0]
     out = subprocess.run([sys.executable, "-c", wrapper, json.dumps(command)], env=env,
                          cwd=ROOT, capture_output=True, text=True, check=True)
@@ -74,6 +78,10 @@ def main():
             rows.append(("sample book, CLI", "warm", one(CLI, cache)))
         print(rows[-2], rows[-1], flush=True)
     if args.parts:
+        for forced in ("1", "0"):
+            with tempfile.TemporaryDirectory(prefix="mcgreeks-cold-") as cache:
+                rows.append((f"sample book, CLI, MCGREEKS_COMPILE_CHILD={forced}", "empty",
+                             one(CLI, cache, MCGREEKS_COMPILE_CHILD=forced)))
         with tempfile.TemporaryDirectory(prefix="mcgreeks-cold-") as cache:
             rows.append(("sample book, Python, one process", "empty",
                          one([sys.executable, "-c", IN_PROCESS], cache)))
@@ -85,7 +93,7 @@ def main():
             rows.append(("mcgreeks warmup (everything)", "empty",
                          one([sys.executable, "-m", "mcgreeks.cli", "warmup", "--quiet"],
                              cache)))
-        print(rows[-4:], flush=True)
+        print(rows[-6:], flush=True)
     m = machine()
     lines = [BEGIN, "## First run: the sample book end to end (new processes; seconds)", "",
              f"`python benchmarks/first_run.py{' --parts' if args.parts else ''}` on "
