@@ -99,8 +99,10 @@ def main():
              f"`python benchmarks/first_run.py{' --parts' if args.parts else ''}` on "
              f"{m.get('cpu', 'unknown')}, {os.cpu_count()} cores; numba "
              f"{m.get('versions', {}).get('numba', '?')}.  Cold: an empty `NUMBA_CACHE_DIR`; "
-             "CPU = user + system of the run and its child processes; load = the 1-minute load "
-             "average when the run started (other processes on the machine).", "",
+             "CPU = user + system of the run and its child processes; peak memory = the largest "
+             "of its processes (a child compiling the Heston kernels runs beside the main one "
+             "when a core is spare); load = the 1-minute load average when the run started "
+             "(other processes on the machine).", "",
              "| run | numba cache | wall | CPU | peak memory | load |", "|---|---|---|---|---|---|"]
     for label, cache, r in rows:
         lines.append(f"| {label} | {cache} | {r['wall']:.1f} | {r['cpu']:.1f} | "
