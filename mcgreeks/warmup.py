@@ -34,11 +34,11 @@ MODELS = ("gbm", "heston")
 
 #: Seconds to compile each model's kernels (single-threaded; numba compiles one at a time),
 #: from benchmarks/first_run.py --parts on this project's 2-core benchmark machine at a load
-#: of 1.2-1.4 (RESULTS.md, "First run"): Heston alone 17.0 s, GBM with Sobol 26.8 s, each less
-#: 1.5 s of start-up and 1.5 s of pricing the synthetic book; GBM with Monte Carlo and its
-#: pilot alone is what the one-process cold run (36.3 s) has left after Heston, start-up and
-#: the sample book's 6 s of pricing; Sobol's own block kernel is the rest of the GBM part.
-COMPILE_SECONDS = {"gbm": 13.0, "sobol": 11.0, "heston": 14.0}
+#: of 1.2-1.4 (RESULTS.md, "First run"): Heston is ``warmup heston`` (17.0 s) less 1.5 s of
+#: start-up and a little pricing; GBM with Monte Carlo and its pilot is the cold run without a
+#: child (36.3 s) less the warm run (7.0 s: start-up and pricing) less Heston; Sobol's own
+#: block kernel is ``warmup gbm`` (26.8 s) less start-up and GBM.
+COMPILE_SECONDS = {"gbm": 14.0, "sobol": 11.0, "heston": 15.0}
 #: Seconds to start a child Python and import mcgreeks (the same measurement).
 CHILD_START_SECONDS = 1.5
 
