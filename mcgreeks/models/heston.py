@@ -242,8 +242,9 @@ def scenario_coefficients(dt, params, scenarios, psi_c=PSI_C):
 def _quadratic(m, psi, zv, a_coef):
     """Andersen's quadratic branch (psi <= psi_c): v_next = a (b + zv)^2 with
     b^2 = 2/psi - 1 + sqrt(2/psi (2/psi - 1)) and a = m / (1 + b^2), and ln M = A b^2 a / (1 - 2 A a)
-    - ln(1 - 2 A a) / 2 where 1 - 2 A a > 0 (``corrected``; else log_m = 0).
-    Returns (v_next, log_m, corrected, t, root, b2, b, a, bz, den) for ``qe_step``'s partials."""
+    - ln(1 - 2 A a) / 2 where den = 1 - 2 A a > 0 (``corrected``; ``_quadratic_log_m``).
+    Returns (v_next, corrected, t, root, b2, b, a, bz, den); the logarithm is left to the
+    caller, so that a tile computes one for both branches."""
     t = 2.0 / psi
     root = math.sqrt(t * (t - 1.0))
     b2 = t - 1.0 + root
@@ -252,25 +253,34 @@ def _quadratic(m, psi, zv, a_coef):
     bz = b + zv
     v_next = a * bz * bz
     den = 1.0 - 2.0 * a_coef * a
-    corrected = den > 0.0
-    log_m = a_coef * b2 * a / den - 0.5 * log(den) if corrected else 0.0
-    return v_next, log_m, corrected, t, root, b2, b, a, bz, den
+    return v_next, den > 0.0, t, root, b2, b, a, bz, den
+
+
+@kernel(inline=True)
+def _quadratic_log_m(a_coef, b2, a, den, log_den):
+    """ln M of the quadratic branch, given log_den = ln(1 - 2 A a) (``_quadratic``'s den)."""
+    return a_coef * b2 * a / den - 0.5 * log_den
 
 
 @kernel(inline=True)
 def _exponential(m, psi, tail, a_coef):
     """Andersen's exponential branch (psi > psi_c) given tail = 1 - U (U = Phi(zv)):
     p = (psi - 1) / (psi + 1), beta = (1 - p) / m, v_next = ln((1 - p) / (1 - U)) / beta, or 0 (the
-    atom) when U <= p; ln M = ln(p + beta (1 - p) / (beta - A)) where beta > A (``corrected``).
-    Returns (v_next, log_m, corrected, p, beta, ell) with ell = beta v_next."""
+    atom) when U <= p; ln M = ln(mm), mm = p + beta (1 - p) / (beta - A), where beta > A
+    (``corrected``).  Returns (ratio, corrected, mm, p, beta), ratio = (1 - p) / (1 - U): the
+    logarithms of ratio and mm are left to the caller (``_exponential_v``)."""
     p = (psi - 1.0) / (psi + 1.0)
     beta = (1.0 - p) / m
     ratio = 2.0 / (psi + 1.0) / tail                 # (1 - p) / (1 - U), 1 - p without cancellation
-    ell = log(ratio) if ratio > 1.0 else 0.0
-    v_next = ell / beta
-    corrected = beta > a_coef
-    log_m = log(p + beta * (1.0 - p) / (beta - a_coef)) if corrected else 0.0
-    return v_next, log_m, corrected, p, beta, ell
+    mm = p + beta * (1.0 - p) / (beta - a_coef)
+    return ratio, beta > a_coef, mm, p, beta
+
+
+@kernel(inline=True)
+def _exponential_v(ratio, beta, log_ratio):
+    """(v_next, ell) of the exponential branch given log_ratio = ln(ratio) (``_exponential``)."""
+    ell = log_ratio if ratio > 1.0 else 0.0
+    return ell / beta, ell
 
 
 @kernel(inline=True)
@@ -307,7 +317,8 @@ def qe_step(v, zv, zs, tail, coef, partials):
     a_coef = coef[A]
     vm = vs = lm = ls = la = 0.0
     if psi <= coef[PSI]:
-        v_next, log_m, corrected, t, root, b2, b, a, bz, den = _quadratic(m, psi, zv, a_coef)
+        v_next, corrected, t, root, b2, b, a, bz, den = _quadratic(m, psi, zv, a_coef)
+        log_m = _quadratic_log_m(a_coef, b2, a, den, log(den)) if corrected else 0.0
         if partials:
             psi_m = -2.0 * psi / m
             psi_s = 1.0 / (m * m)
@@ -326,7 +337,9 @@ def qe_step(v, zv, zs, tail, coef, partials):
                 ls = l_psi * psi_s
                 la = b2 * a / (den * den) + a / den
     else:
-        v_next, log_m, corrected, p, beta, ell = _exponential(m, psi, tail, a_coef)
+        ratio, corrected, mm, p, beta = _exponential(m, psi, tail, a_coef)
+        v_next, ell = _exponential_v(ratio, beta, log(ratio))
+        log_m = log(mm) if corrected else 0.0
         if partials:
             psi_m = -2.0 * psi / m
             psi_s = 1.0 / (m * m)
@@ -336,7 +349,6 @@ def qe_step(v, zv, zs, tail, coef, partials):
                 vm = ell / (1.0 - p) + v_p * p_psi * psi_m
                 vs = v_p * p_psi * psi_s
             if corrected:
-                mm = p + beta * (1.0 - p) / (beta - a_coef)
                 gap = beta - a_coef
                 mm_p = 1.0 - beta / gap
                 mm_beta = -(1.0 - p) * a_coef / (gap * gap)
@@ -365,12 +377,18 @@ def qe_tile_step(coef, zs, zv, tail, m, state_v, state_x, x_next, v_next):
         vi = state_v[i]
         mean = coef[M0] + coef[M1] * vi
         psi = (coef[S0] + coef[S1] * vi) / (mean * mean)
-        vq, lq, cq = _quadratic(mean, psi, zv[i], a_coef)[:3]
-        ve, le, ce = _exponential(mean, psi, tail[i], a_coef)[:3]
+        vq, cq, _, _, b2, _, a, _, den = _quadratic(mean, psi, zv[i], a_coef)
+        ratio, ce, mm, _, beta = _exponential(mean, psi, tail[i], a_coef)
         quadratic = psi <= psi_c
-        vn = vq if quadratic else ve
-        dx = _log_spot_step(coef, vi, vn, zs[i], cq if quadratic else ce,
-                            lq if quadratic else le)[0]
+        # one logarithm serves the martingale correction of either branch
+        log_corr = log(den if quadratic else mm)
+        ve = _exponential_v(ratio, beta, log(1.0 if quadratic else ratio))[0]
+        corrected = cq if quadratic else ce
+        if quadratic:
+            vn, log_m = vq, _quadratic_log_m(a_coef, b2, a, den, log_corr)
+        else:
+            vn, log_m = ve, log_corr
+        dx = _log_spot_step(coef, vi, vn, zs[i], corrected, log_m if corrected else 0.0)[0]
         state_x[i] += dx
         x_next[i] = state_x[i]
         v_next[i] = vn
