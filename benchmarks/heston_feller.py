@@ -126,7 +126,7 @@ def per_path(params, option, n_paths, *, steps_per_year=STEPS_PER_YEAR, psi_c=H.
         m = min(TILE, n_paths - start)
         sl = slice(start, start + m)
         H.tile_normals(key0, key1, np.uint64(0), start, m, n, z)
-        H.simulate_tile(z, m, H.QE, coefs[0], scens[0], dcoef, True, False, x, v, tx, tv, gs,
+        H.simulate_tile(z, m, H.QE, coefs[0], scens[0], dcoef, 0, False, x, v, tx, tv, gs,
                         cs, *scratch)
         value, s_t = discounted(1.0, m)
         price[sl] = value
@@ -140,7 +140,7 @@ def per_path(params, option, n_paths, *, steps_per_year=STEPS_PER_YEAR, psi_c=H.
         for q, h, up, dn, den in plan:
             vals = []
             for s in (up, dn):
-                H.simulate_tile(z, m, H.QE, coefs[s], scens[s], dcoef, False, False, x, v, tx,
+                H.simulate_tile(z, m, H.QE, coefs[s], scens[s], dcoef, H.N_DIR, False, x, v, tx,
                                 tv, gs, cs, *scratch)
                 vals.append(discounted(scens[s, H.SC_SCALE], m)[0])
             quotient = (vals[0] - vals[1]) / den

@@ -496,19 +496,22 @@ def _fill_tails(key0, key1, stream, path, m, draw, out):
 
 
 @kernel
-def simulate_tile(z, m, scheme, coef, scen, dcoef, want_tangents, want_lr, x, v, tx, tv, gs, cs,
+def simulate_tile(z, m, scheme, coef, scen, dcoef, tangents_from, want_lr, x, v, tx, tv, gs, cs,
                   state_v, tan_x, tan_v):
     """Simulate m paths on the whole grid with one scenario's coefficients ``coef`` (n_steps,
     N_COEF) and parameters ``scen`` (a scenario row), from the draws z (``tile_normals``).
 
     Writes x[k, i] = ln(S_{t_{k+1}} / S0) and v[k, i] (>= 0; v+ for Euler) for k = 0..n_steps-1.
-    With ``want_tangents``: tx[d, k, i], tv[d, k, i], the derivatives of x and v along the
-    directions d (``DIRECTIONS``), using ``dcoef`` (n_steps, N_COEF, N_DIR) (QE) or the
+    With ``tangents_from`` < N_DIR: tx[d, k, i], tv[d, k, i], the derivatives of x and v along
+    the directions d = tangents_from .. N_DIR - 1 (``DIRECTIONS``; each direction's tangent
+    process is independent of the others', so a pathwise d_corr alone carries one, not six;
+    the rows of the directions before keep their starting values), using ``dcoef`` (n_steps, N_COEF, N_DIR) (QE) or the
     scenario's parameters (Euler).  With ``want_lr``: gs[k, i] = sum_{j<=k} sig_j zs_j and
     cs[k, i] = sum_{j<=k} sig_j^2 (see the module docstring).  state_v, tan_x, tan_v are
     scratch arrays of shapes (TILE,), (N_DIR, TILE), (N_DIR, TILE).
     """
     n_steps = coef.shape[0]
+    want_tangents = tangents_from < N_DIR
     kappa, vbar, xi, corr = scen[SC_KAPPA], scen[SC_VBAR], scen[SC_XI], scen[SC_CORR]
     corr_bar = correlation_complement(corr)
     for i in range(m):
@@ -536,7 +539,7 @@ def simulate_tile(z, m, scheme, coef, scen, dcoef, want_tangents, want_lr, x, v,
                                                                          want_tangents)
                 if want_tangents:
                     dk = dcoef[k]
-                    for d in range(N_DIR):
+                    for d in range(tangents_from, N_DIR):
                         dvi = tan_v[d, i]
                         dm = dk[M0, d] + dk[M1, d] * vi + row[M1] * dvi
                         ds = dk[S0, d] + dk[S1, d] * vi + row[S1] * dvi
@@ -561,7 +564,7 @@ def simulate_tile(z, m, scheme, coef, scen, dcoef, want_tangents, want_lr, x, v,
                 if want_tangents:
                     vp = vi if vi > 0.0 else 0.0
                     noise = corr * zv + corr_bar * zs
-                    for d in range(N_DIR):
+                    for d in range(tangents_from, N_DIR):
                         dvp = tan_v[d, i] if vi > 0.0 else 0.0
                         ddt = dt if d == D_SCALE else 0.0
                         dsq = 0.0
@@ -671,7 +674,7 @@ def sample_paths(params, grid, n_paths, *, key0, key1, stream=0, scheme="qe", fi
         m = min(TILE, n_paths - start)
         tile_normals(np.uint64(key0), np.uint64(key1), np.uint64(stream), first_path + start, m,
                      n, z)
-        simulate_tile(z, m, SCHEMES[scheme], coef, scen, np.empty((n, N_COEF, N_DIR)), False,
+        simulate_tile(z, m, SCHEMES[scheme], coef, scen, np.empty((n, N_COEF, N_DIR)), N_DIR,
                       False, xt, vt, dummy3, dummy3, dummy2, dummy2, np.empty(TILE),
                       np.empty((N_DIR, TILE)), np.empty((N_DIR, TILE)))
         x[:, start:start + m] = xt[:, :m]

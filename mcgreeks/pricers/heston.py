@@ -592,7 +592,8 @@ def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, sc
     agg_e, agg_w, out = borrow(agg_e), borrow(agg_w), borrow(out)
     n_steps = grid.size
     n_trades = ti.shape[0]
-    want_tangents = flags[0] == 1
+    tangents_from = flags[0]         # first tangent direction carried (H.N_DIR: none)
+    want_tangents = tangents_from < H.N_DIR
     want_lr = flags[1] == 1
     want_resim = flags[2] == 1
     log_s0 = math.log(s0)
@@ -616,7 +617,7 @@ def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, sc
         m = min(TILE, n_paths - first)
         agg[:, :] = 0.0
         H.tile_normals(key0, key1, stream, path0 + first, m, n_steps, z)
-        H.simulate_tile(z, m, scheme, coefs[0], scens[0], dcoef, want_tangents, want_lr, x, v,
+        H.simulate_tile(z, m, scheme, coefs[0], scens[0], dcoef, tangents_from, want_lr, x, v,
                         tx, tv, gs, cs, state_v, tan_x, tan_v)
         for j in range(n_trades):
             _trade_tile(ti[j], tf[j], fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate,
@@ -628,7 +629,7 @@ def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, sc
                 continue
             for side in range(2):
                 s = fd_scen[g, side]
-                H.simulate_tile(z, m, scheme, coefs[s], scens[s], dcoef, False, False, xs, vs,
+                H.simulate_tile(z, m, scheme, coefs[s], scens[s], dcoef, H.N_DIR, False, xs, vs,
                                 tx, tv, gs, cs, state_v, tan_x, tan_v)
                 c = scens[s, H.SC_SCALE]
                 for j in range(n_trades):
@@ -772,8 +773,11 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
     _, dcoef = H.step_coefficients(dt, drift_rate=p["rate"] - p["div_yield"], kappa=p["kappa"],
                                    vbar=p["vbar"], xi=p["xi"], corr=p["corr"], derivatives=True)
     greeks = slots[:, 1:, :]
-    # Tangent processes only when a pathwise theta or d_* reads them (``_trade_tile``'s n_pw).
-    flags = np.array([(slots[:, G.THETA:, G.PATHWISE] >= 0).any(),
+    # Tangent processes only along the directions a pathwise theta or d_* reads (``_trade_tile``'s
+    # n_pw), from the first of them: theta is direction 0 (the grid scale), d_v0 ... d_corr 1-5.
+    tangent_quantities = np.nonzero((slots[:, G.THETA:, G.PATHWISE] >= 0).any(axis=0))[0]
+    tangents_from = tangent_quantities.min() if tangent_quantities.size else H.N_DIR
+    flags = np.array([tangents_from,
                       (greeks[:, :, [G.LR, G.MIXED]] >= 0).any(),
                       (fd_scen[:, 0] >= 0).any()], dtype=np.int64)
     tf = np.ascontiguousarray(tf, dtype=float)

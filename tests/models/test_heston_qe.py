@@ -24,7 +24,7 @@ def _simulate(params, want_lr, n_steps=104, years=2.0, path=0):
     H.tile_normals(7, 11, 0, path, TILE, n_steps, z)
     x, v = np.empty((n_steps, TILE)), np.empty((n_steps, TILE))
     lr = np.empty((n_steps, TILE)), np.empty((n_steps, TILE))
-    H.simulate_tile(z, TILE, H.QE, coef, scen, np.empty((n_steps, H.N_COEF, H.N_DIR)), False,
+    H.simulate_tile(z, TILE, H.QE, coef, scen, np.empty((n_steps, H.N_COEF, H.N_DIR)), H.N_DIR,
                     want_lr, x, v, np.empty((H.N_DIR, 1, 1)), np.empty((H.N_DIR, 1, 1)), *lr,
                     np.empty(TILE), np.empty((H.N_DIR, TILE)), np.empty((H.N_DIR, TILE)))
     return x, v, z
