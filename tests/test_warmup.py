@@ -151,3 +151,21 @@ print(compiled)
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split("\n")[:2] == ["True", "[]"]
+
+
+def test_a_compile_child_only_when_a_core_is_idle_now(monkeypatch):
+    """With every core busy the first-run compile stays in one process; the override wins."""
+    from mcgreeks import warmup
+    monkeypatch.delenv("MCGREEKS_COMPILE_CHILD", raising=False)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(os.cpu_count() or 1)]
+    try:
+        time.sleep(0.3)
+        assert warmup._idle_cores() < 0.9
+        assert not warmup._spare_core()
+        monkeypatch.setenv("MCGREEKS_COMPILE_CHILD", "1")
+        assert warmup._spare_core()
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
