@@ -225,7 +225,7 @@ N_LEVELS = 4
 
 
 def _needs(job):
-    """(need_tangents, scores) as the engine's ``_trade_tile`` derives them from the main run's
+    """(need_tangents, scores) as the engine's GBM ``_block`` derives them from the main run's
     slots (any trade needing them; scores is a ``SCORES_*`` level of ``mcgreeks.pricers.gbm``)."""
     from mcgreeks import greeks as G
     from mcgreeks import underlying
