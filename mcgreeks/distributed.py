@@ -11,7 +11,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import weakref
 
 import numpy as np
@@ -67,7 +66,7 @@ def local_client(n_workers):
     _quiet_resource_tracker()
     entry = [None, tempfile.mkdtemp(prefix="mcgreeks-dask-")]
     _LOCAL.append(entry)
-    started = {}
+    from mcgreeks.cli import in_background
 
     def start():
         # A thread inherits the signal mask of the thread that starts it, and a process that of
@@ -82,24 +81,19 @@ def local_client(n_workers):
                                        processes=True, dashboard_address=None,
                                        env={"NUMBA_NUM_THREADS": "1"}, local_directory=entry[1],
                                        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
-                started["client"] = Client(cluster)
-            # if the caller closes the cluster itself, the folder goes when it is collected or
-            # at exit
-            weakref.finalize(cluster, shutil.rmtree, entry[1], True)
-        except BaseException as exc:
-            started["error"] = exc
+                client = Client(cluster)
+        except BaseException:
+            _LOCAL.remove(entry)
+            shutil.rmtree(entry[1], ignore_errors=True)
+            raise
+        # if the caller closes the cluster itself, the folder goes when it is collected or at
+        # exit
+        weakref.finalize(cluster, shutil.rmtree, entry[1], True)
+        return client
 
     # Started in a thread of its own, so that this one (the main thread, in the CLI) is free
     # to take a signal while the workers start, which takes seconds.
-    starter = threading.Thread(target=start, name="mcgreeks-cluster-start", daemon=True)
-    starter.start()
-    while starter.is_alive():
-        starter.join(0.1)
-    if "error" in started:
-        _LOCAL.remove(entry)
-        shutil.rmtree(entry[1], ignore_errors=True)
-        raise started["error"]
-    entry[0] = started["client"]
+    entry[0] = in_background(start)
     return entry[0]
 
 

@@ -45,10 +45,10 @@ def _worker_children(pid):
     return out
 
 
-def interrupt_run(tmp_path, signum, wait_for, extra=(), to_group=True):
-    """Start the CLI on the sample book in its own session (as a shell job), read its log until
-    ``wait_for(line, proc)`` is true, send ``signum`` (to the whole group, as a terminal's Ctrl-C
-    or systemd's stop does, or to the process alone), and wait for it to end.
+def interrupt_run(tmp_path, signum, wait, extra=(), to_group=True):
+    """Start the CLI on the sample book in its own session (as a shell job), wait until
+    ``wait(proc)`` returns (the stderr lines it read), send ``signum`` (to the whole group, as a
+    terminal's Ctrl-C or systemd's stop does, or to the process alone), and wait for it to end.
 
     Returns (returncode, seconds from the signal to the end, stderr lines before the signal,
     stderr after it, the output folder's entries, the private temporary folder's entries)."""
@@ -61,14 +61,8 @@ def interrupt_run(tmp_path, signum, wait_for, extra=(), to_group=True):
          DATA / "market.csv", "--out", "r.csv", "--by", "underlying", "--risk-out",
          "risk.csv", *extra], cwd=out, env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True, start_new_session=True)
-    before = []
     try:
-        for line in proc.stderr:
-            before.append(line)
-            if wait_for(line, proc):
-                break
-        else:
-            raise AssertionError("the run ended before the signal: " + "".join(before))
+        before = wait(proc)
         sent = time.perf_counter()
         (os.killpg if to_group else os.kill)(proc.pid, signum)
         proc.wait(timeout=30)
@@ -88,7 +82,14 @@ def interrupt_run(tmp_path, signum, wait_for, extra=(), to_group=True):
 
 def pricing_after(name):
     """Wait until the log says underlying ``name`` is priced: the run is pricing the next."""
-    return lambda line, proc: f"priced {name} " in line
+    def wait(proc):
+        before = []
+        for line in proc.stderr:
+            before.append(line)
+            if f"priced {name} " in line:
+                return before
+        raise AssertionError("the run ended before the signal: " + "".join(before))
+    return wait
 
 
 CASES = [
@@ -126,35 +127,14 @@ def test_sigint_while_the_cluster_starts(tmp_path):
         while not _worker_children(proc.pid):
             assert time.perf_counter() < deadline and proc.poll() is None
             time.sleep(0.02)
-        return True
+        return []
 
-    out, scratch = tmp_path / "out", tmp_path / "tmp"
-    out.mkdir()
-    scratch.mkdir()
-    env = dict(os.environ, TMPDIR=str(scratch))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mcgreeks.cli", "price", DATA / "trades.csv", "--market",
-         DATA / "market.csv", "--out", "r.csv", "--workers", "2"], cwd=out, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        workers_spawned(proc)
-        sent = time.perf_counter()
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=30)
-        took = time.perf_counter() - sent
-        err = proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stderr.close()
-    assert proc.returncode == 130, err
+    returncode, took, _, after, out, scratch = interrupt_run(
+        tmp_path, signal.SIGINT, workers_spawned, ("--workers", "2"))
+    assert returncode == 130, after
     assert took < BOUND, f"{took:.2f} s"
-    assert err.splitlines() == ["mcgreeks: interrupted (SIGINT) before writing any output file"]
-    deadline = time.perf_counter() + 2
-    while _group_alive(proc.pid) and time.perf_counter() < deadline:
-        time.sleep(0.05)
-    assert _group_alive(proc.pid) == []
-    assert os.listdir(out) == [] and os.listdir(scratch) == []
+    assert after.splitlines() == ["mcgreeks: interrupted (SIGINT) before writing any output file"]
+    assert out == [] and scratch == []
 
 
 # --- the output set, in-process -----------------------------------------------------------------
