@@ -22,7 +22,6 @@ import hashlib
 import importlib
 import json
 import logging
-import math
 import os
 import platform
 import signal
@@ -234,7 +233,7 @@ def in_background(func, /, *args, **kwargs):
         except BaseException as exc:            # handed to the waiting thread
             outcome["error"] = exc
 
-    worker = threading.Thread(target=work, name="mcgreeks-pricing", daemon=True)
+    worker = threading.Thread(target=work, name="mcgreeks-background", daemon=True)
     worker.start()
     while worker.is_alive():
         worker.join(0.1)

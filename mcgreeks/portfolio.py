@@ -73,7 +73,7 @@ def _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error):
         raise InputError(str(exc)) from None
 
 
-def _validated(trades, market, plan, on_error, sampler="mc", asked=tuple(range(1, G.N_QUANTITIES))):
+def _validated(trades, market, plan, on_error, sampler, asked):
     """Clean records (None for a bad row) and per-row problems; with on_error="fail", raise
     instead, listing every problem of the market table, or else of the trades table."""
     market_params, bad_market, market_problems = check_market(market)

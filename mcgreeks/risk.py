@@ -66,8 +66,9 @@ def aggregate_risk(risk):
     Args:
       risk: the risk table ``price_portfolio(..., risk=True)`` returned, unfiltered.
     Returns:
-      DataFrame with columns ``AGGREGATE_COLUMNS``, per-underlying rows in first-seen order of
-      (underlying, measure), then the total rows.
+      DataFrame with columns ``AGGREGATE_COLUMNS``, per-underlying rows in the order of the
+      per-path totals (``risk_table``: underlying by underlying, measures in column order), then
+      the total rows.
     Raises:
       ValueError: ``risk`` lacks its per-path totals, or its rows no longer match them.
     """
@@ -88,10 +89,6 @@ def aggregate_risk(risk):
                   f"{t['measure']}")
         rows.append((t["measure"], t["underlying"], t["underlying_2"], len(part), value, t["se"]))
     table = pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
-    order = {q: i for i, q in enumerate(G.QUANTITIES)}
-    names = list(dict.fromkeys(table["underlying"]))
-    table = table.iloc[sorted(range(len(table)), key=lambda i: (
-        names.index(table["underlying"].iat[i]), order.get(table["measure"].iat[i], 99)))]
     total = [(q, TOTAL, "", int(part["n_trades"].sum()), float(part["value"].sum()),
               float(np.sqrt((part["se"] ** 2).sum())))
              for q in PORTFOLIO_MEASURES

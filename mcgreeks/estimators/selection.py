@@ -30,6 +30,10 @@ _APPLIES = {"gbm": {"pathwise": _FIRST_ORDER, "mixed": (G.GAMMA,), "lr": MODEL_G
                        "optimal": (), "vibrato": (G.DELTA, G.GAMMA)}}
 
 
+#: The codes of every Greek (``greeks="all"``).
+ALL_GREEKS = tuple(range(1, G.N_QUANTITIES))
+
+
 def greek_plan(greeks):
     """The Greek codes asked for, in column order, from the ``greeks`` argument: "all", "none",
     a list of names or one comma-separated string of them.  InputError naming a bad name and
@@ -37,7 +41,7 @@ def greek_plan(greeks):
     if isinstance(greeks, str):
         text = greeks.strip().lower()
         if text in ("all", "none"):
-            return tuple(range(1, G.N_QUANTITIES)) if text == "all" else ()
+            return ALL_GREEKS if text == "all" else ()
         names = [n.strip() for n in text.split(",") if n.strip()]
     else:
         try:
@@ -52,7 +56,7 @@ def greek_plan(greeks):
     return tuple(g for g in range(1, G.N_QUANTITIES) if G.QUANTITIES[g] in names)
 
 
-def method_plan(method, asked=tuple(range(1, G.N_QUANTITIES))):
+def method_plan(method, asked=ALL_GREEKS):
     """(default name, {greek code: name}) from the ``method`` argument; InputError if bad,
     including a per-Greek method for a Greek not ``asked`` (codes from ``greek_plan``)."""
     if isinstance(method, str):
@@ -76,7 +80,7 @@ def method_plan(method, asked=tuple(range(1, G.N_QUANTITIES))):
 
 
 def choices(record, plan, model="gbm", params=None, sampler="mc",
-            asked=tuple(range(1, G.N_QUANTITIES))):
+            asked=ALL_GREEKS):
     """Per Greek code of ``model`` that is ``asked`` (``greek_plan``): the estimator code, or the tuple of candidates a pilot
     decides among.  A per-Greek choice for a Greek the model lacks (vega under Heston) is moot.
     With ``sampler="sobol"`` auto keeps optimal among the candidates rather than taking it: its
