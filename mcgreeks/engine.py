@@ -142,17 +142,6 @@ def sobol_tile(dirs, shifts, per_replicate, path, m, steps, weights, u, z, w):
     bridge.build_tile(steps[0], steps[1], steps[2], weights[0], weights[1], weights[2], z, w, m)
 
 
-@kernel(inline=True)
-def paths_tile(key0, key1, stream, path, m, grid, sampler_dirs, sampler_shifts, per_replicate,
-               steps, weights, u, z, w):
-    """W at the grid dates for one tile of paths: Monte Carlo (``brownian_tile``) when
-    ``sampler_dirs`` is empty, else randomized QMC (``sobol_tile``)."""
-    if sampler_dirs.shape[0] == 0:
-        brownian_tile(key0, key1, stream, path, m, grid, u, w)
-    else:
-        sobol_tile(sampler_dirs, sampler_shifts, per_replicate, path, m, steps, weights, u, z, w)
-
-
 _pool = None
 _pool_lock = threading.Lock()
 

@@ -115,13 +115,13 @@ def _trade_arrays(records):
     return grid, ti, tf, np.concatenate(fix_idx).astype(np.int64)
 
 
-#: The Monte Carlo sampler's arguments of ``engine.paths_tile`` (no Sobol directions).
+#: The Monte Carlo sampler's arguments of ``engine.sobol_tile`` (no Sobol directions).
 _MC_SAMPLER = (np.zeros((0, 1, sobol.BITS), dtype=np.uint32), np.zeros((0, 1), dtype=np.uint32),
                1, np.zeros((3, 1), dtype=np.int64), np.zeros((3, 1)))
 
 
 def _sampler_args(job, first=0, count=None):
-    """``engine.paths_tile``'s sampler arguments: for sobol, the scrambled direction numbers of
+    """``engine.sobol_tile``'s sampler arguments: for sobol, the scrambled direction numbers of
     randomizations first..first+count-1 (default: the job's 0..randomizations-1; keyed by seed
     and underlying, one dimension per grid date), the main run's points per replicate and the
     Brownian-bridge plan of the grid."""

@@ -268,15 +268,6 @@ def estimate_seconds(trades, market, n_paths=100_000, steps_per_year=None, threa
     return out
 
 
-def cold_models(market):
-    """The models of ``market`` whose kernels are not cached yet, in order of appearance."""
-    present = []
-    for model in market.get("model", pd.Series(dtype=str)).astype(str).str.strip().str.lower():
-        if model in MODELS and model not in present:
-            present.append(model)
-    return [m for m in present if not cache_is_warm(m)]
-
-
 class RunProgress:
     """The command line's progress over one pricing run: compile (when the cache is cold) and
     the underlyings, by estimated seconds, so that its ETA weighs a Heston underlying by its

@@ -501,7 +501,7 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, d
     """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
     moments per slot to out[tile, slot, :] (``engine.write_moments``); with agg_base >= 0, the
     moments of the per-path totals of each quantity to slots agg_base + g.  The sampler
-    arguments are those of ``engine.paths_tile`` (empty for Monte Carlo).  Blocks of
+    arguments are those of ``engine.sobol_tile`` (empty for Monte Carlo).  Blocks of
     ``tiles_per_block`` tiles run in parallel (``engine.for_blocks``)."""
     n_tiles = (n_paths + TILE - 1) // TILE
     totals_wanted = (np.asarray(agg_e) >= 0).any(axis=0)
