@@ -14,6 +14,27 @@ KINDS = {"european": EUROPEAN, "digital": DIGITAL, "asian_arithmetic": ASIAN_ARI
          "asian_geometric": ASIAN_GEOMETRIC, "barrier": BARRIER}
 #: Payoffs whose value jumps (so pathwise derivatives of them are biased).
 DISCONTINUOUS = frozenset({DIGITAL, BARRIER})
+
+#: Smoothness classes, from which the valid estimators follow (``estimators``' validity table):
+#: LIPSCHITZ, a payoff continuous and piecewise differentiable in the path (pathwise and mixed
+#: valid); JUMP, a payoff with jumps (pathwise biased: likelihood ratio, vibrato, fd);
+#: BRIDGED, a payoff made smooth by a survival weight that depends on the parameters itself
+#: (a continuously monitored barrier: pathwise valid for first-order Greeks, the weight's
+#: explicit derivatives included; no mixed gamma, which would need the weight's kink).
+LIPSCHITZ, JUMP, BRIDGED = range(3)
+
+
+def smoothness(kind, continuous=False):
+    """The smoothness class of payoff ``kind`` (``continuous``: a continuously monitored barrier)."""
+    if kind == BARRIER:
+        return BRIDGED if continuous else JUMP
+    return JUMP if kind == DIGITAL else LIPSCHITZ
+
+
+def one_date(kind):
+    """Whether the payoff reads the path at its maturity alone (so a parameter entering the law
+    of ln S_T only through its mean has a one-date likelihood ratio)."""
+    return kind == EUROPEAN or kind == DIGITAL
 BARRIER_KINDS = {"up_out": (False, False), "up_in": (False, True),
                  "down_out": (True, False), "down_in": (True, True)}   # name -> (down, knock_in)
 
