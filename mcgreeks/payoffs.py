@@ -1,17 +1,42 @@
-"""Payoffs of a simulated path, and their derivatives with respect to the path.
+"""Payoffs: what one unit of a trade pays on a path, read at the trade's own dates, and the
+derivatives of it the estimators need, written once for every model.
 
-A payoff knows nothing of the model that made the path: it sees spot values and returns the
-undiscounted cash flow of one unit, f, and where f is Lipschitz its slope f' = df/dS, which the
-pathwise estimators contract with the model's tangent dS/dθ.
+A payoff knows nothing of the model that made the path.  The model hands it the path as a
+*view*: on path i, ln S at grid date g is
+
+    y = a + b·grid[g] + c·X[g, i]
+
+for the model's state rows X and three scalars (GBM: X = W, a = ln S0, b = r - q - σ²/2,
+c = σ, and a maturity bump that scales the dates by k gives b·k, c·√k; Heston: X = ln(S/S0),
+a = ln S0, b = a rate bump, c = 1).  From its dates t_1 < ... < t_n the payoff reads:
+- its *underlying quantity* u: S at maturity (European, digital, a barrier's vanilla part),
+  the arithmetic or geometric average of S (Asians), or the maximum (minimum) of S (lookback
+  call (put)) over its dates;
+- the extreme of ln S over its dates, a discrete barrier's knock test (``observe``,
+  ``accumulate`` and ``quantity``);
+- the weights ω_k = ∂u/∂ln S_{t_k} of its dates, through which every model's tangents chain:
+  ∂u/∂θ = Σ_k ω_k ∂ln S_{t_k}/∂θ.  A model whose ∂ln S_t/∂θ is affine in (1, t, X_t), as
+  GBM's are, needs only the moments Σω, Σω t and Σω X (``quantity``); a model that carries
+  tangent rows, as Heston does, contracts them (``contract``).
+The cash flow is f(u) (``value``), with its slope f'(u) where f is Lipschitz, times a barrier's
+weight: the indicator of its knock state (discrete monitoring) or the survival probability of
+the Brownian bridge between dates (continuous monitoring, ``bridge_survival``, whose segments
+and variances the model provides).  It is paid at the maturity (``payment_time``).  Its
+smoothness class (``smoothness``) decides which estimators are valid (``estimators.validity``).
 
 Kinds are integer codes so kernels can branch on them without Python objects; ``omega`` is +1
 for a call and -1 for a put, which turns every call formula into its put twin.
 """
+import math
+
+from mcgreeks import vecmath
 from mcgreeks._jit import kernel
 
-EUROPEAN, DIGITAL, ASIAN_ARITHMETIC, ASIAN_GEOMETRIC, BARRIER = range(5)
+EUROPEAN, DIGITAL, ASIAN_ARITHMETIC, ASIAN_GEOMETRIC, BARRIER, LOOKBACK = range(6)
 KINDS = {"european": EUROPEAN, "digital": DIGITAL, "asian_arithmetic": ASIAN_ARITHMETIC,
-         "asian_geometric": ASIAN_GEOMETRIC, "barrier": BARRIER}
+         "asian_geometric": ASIAN_GEOMETRIC, "barrier": BARRIER, "lookback": LOOKBACK}
+#: Payoffs that read the path at ``n_fixings`` equally spaced dates (the others at maturity).
+FIXED_DATES = frozenset({ASIAN_ARITHMETIC, ASIAN_GEOMETRIC, LOOKBACK})
 #: Payoffs whose value jumps (so pathwise derivatives of them are biased).
 DISCONTINUOUS = frozenset({DIGITAL, BARRIER})
 
@@ -29,6 +54,13 @@ def smoothness(kind, continuous=False):
     if kind == BARRIER:
         return BRIDGED if continuous else JUMP
     return JUMP if kind == DIGITAL else LIPSCHITZ
+
+
+@kernel
+def jumps(ti):
+    """Whether a trade's payoff is of class JUMP (``smoothness``), read from its integer columns
+    in a kernel: a digital, a discretely monitored barrier."""
+    return ti[KIND] == DIGITAL or (ti[KIND] == BARRIER and ti[CONTINUOUS] == 0)
 
 
 def one_date(kind):
@@ -68,6 +100,204 @@ def slope(kind, omega, strike, cash, u):
 def schedule(kind, continuous, maturity, n_fixings):
     """Number of dates the payoff reads, equally spaced at t_i = i·T/n (1 for a terminal payoff
     or a continuously monitored barrier, whose path between dates is integrated out)."""
-    if kind == ASIAN_ARITHMETIC or kind == ASIAN_GEOMETRIC or (kind == BARRIER and not continuous):
+    if kind == ASIAN_ARITHMETIC or kind == ASIAN_GEOMETRIC or kind == LOOKBACK or (
+            kind == BARRIER and not continuous):
         return n_fixings
     return 1
+
+
+@kernel
+def payment_time(kind, tf):
+    """When the cash flow is paid, in years: at the maturity for every payoff so far (an
+    exercise rule will make it path-dependent)."""
+    return tf[MATURITY]
+
+
+# -- reading the path -------------------------------------------------------------------------
+
+@kernel(inline=True)
+def _takes_min(kind, ti, tf):
+    """Whether the payoff's extreme is a minimum: a down barrier's, a lookback put's."""
+    return (kind == BARRIER and ti[DOWN] == 1) or (kind == LOOKBACK and tf[OMEGA] < 0.0)
+
+
+@kernel
+def observe(kind, ti, tf, fix_idx, grid, x, i, a, b, c):
+    """One walk over the trade's dates on path i of the view (a, b, c) of state rows x:
+    (u, ln S at the last date, the extreme of ln S over the dates: a minimum for a down barrier
+    or a lookback put, else a maximum)."""
+    off, n = ti[FIX_OFF], ti[FIX_N]
+    lowest = _takes_min(kind, ti, tf)
+    total = 0.0
+    extreme = math.inf if lowest else -math.inf
+    y = a
+    for k in range(n):
+        g = fix_idx[off + k]
+        y = a + b * grid[g] + c * x[g, i]
+        if kind == ASIAN_ARITHMETIC:
+            total += vecmath.exp(y)
+        elif kind == ASIAN_GEOMETRIC:
+            total += y
+        elif lowest:
+            extreme = min(extreme, y)
+        else:
+            extreme = max(extreme, y)
+    if kind == ASIAN_ARITHMETIC:
+        return total / n, y, extreme
+    if kind == ASIAN_GEOMETRIC:
+        return vecmath.exp(total / n), y, extreme
+    if kind == LOOKBACK:
+        return vecmath.exp(extreme), y, extreme
+    return vecmath.exp(y), y, extreme
+
+
+@kernel
+def knock_weight(ti, survival):
+    """A barrier's weight on its vanilla payoff given the probability that the barrier was not
+    touched: the survival itself for a knock-out, its complement for a knock-in."""
+    return 1.0 - survival if ti[KNOCK_IN] == 1 else survival
+
+
+@kernel
+def discrete_survival(ti, tf, extreme):
+    """1 if a discretely monitored barrier was not touched at the trade's dates (``extreme`` of
+    ln S over them, ``observe``), else 0; 1 for any other payoff."""
+    if ti[KIND] != BARRIER or ti[CONTINUOUS] == 1:
+        return 1.0
+    log_level = math.log(tf[LEVEL])
+    touched = extreme <= log_level if ti[DOWN] == 1 else extreme >= log_level
+    return 0.0 if touched else 1.0
+
+
+@kernel
+def cash_flow(kind, ti, tf, u, extreme):
+    """Undiscounted cash flow of one unit given its quantity u and the path's extreme of ln S:
+    f(u) times a discrete barrier's knock weight (a continuous barrier's weight is applied by
+    the caller, which knows the model's bridge)."""
+    f = value(kind, tf[OMEGA], tf[STRIKE], tf[CASH], u)
+    if kind == BARRIER and ti[CONTINUOUS] == 0:
+        f *= knock_weight(ti, discrete_survival(ti, tf, extreme))
+    return f
+
+
+# Per-path sums over a trade's dates, rows of the ``acc`` buffer of ``accumulate``.
+SUM_E, SUM_ET, SUM_EX, SUM_X, EXTREME, ARG_EXTREME = range(6)
+N_ACC = 6
+
+
+@kernel(inline=True)
+def accumulate(kind, ti, tf, fix_idx, grid, x, m, a, b, c, twin, acc):
+    """One pass over a trade's dates with the tile's m paths as the inner loop, so that it
+    vectorizes: per path, with e = S_t = exp(y_t), Σe, Σe t, Σe X (an arithmetic average and
+    its weights' moments), ΣX (a geometric average, or an arithmetic one's geometric ``twin``),
+    the extreme of y and the grid index where it is reached (a lookback; a discrete barrier's
+    knock test).  ``quantity`` finishes each path."""
+    off, n = ti[FIX_OFF], ti[FIX_N]
+    arithmetic = kind == ASIAN_ARITHMETIC
+    geometric = kind == ASIAN_GEOMETRIC or twin
+    extremes = kind == LOOKBACK or (kind == BARRIER and ti[CONTINUOUS] == 0)
+    lowest = _takes_min(kind, ti, tf)
+    acc[:, :m] = 0.0
+    if extremes:
+        acc[EXTREME, :m] = math.inf if lowest else -math.inf
+    for k in range(n):
+        g = fix_idx[off + k]
+        t = grid[g]
+        if arithmetic:
+            for i in range(m):
+                e = vecmath.exp(a + b * t + c * x[g, i])
+                acc[SUM_E, i] += e
+                acc[SUM_ET, i] += e * t
+                acc[SUM_EX, i] += e * x[g, i]
+        if geometric:
+            for i in range(m):
+                acc[SUM_X, i] += x[g, i]
+        if extremes:
+            for i in range(m):
+                y = a + b * t + c * x[g, i]
+                beyond = y < acc[EXTREME, i] if lowest else y > acc[EXTREME, i]
+                if beyond:
+                    acc[EXTREME, i] = y
+                    acc[ARG_EXTREME, i] = g
+
+
+@kernel
+def mean_date(ti, fix_idx, grid):
+    """The mean of a trade's dates (years), t̄ = Σ t_k / n."""
+    off, n = ti[FIX_OFF], ti[FIX_N]
+    total = 0.0
+    for k in range(n):
+        total += grid[fix_idx[off + k]] / n
+    return total
+
+
+@kernel(inline=True)
+def quantity(kind, ti, fix_idx, grid, x, acc, i, a, b, c, t_mean):
+    """Path i's (u, extreme of y, Σω, Σω t, Σω X) from the sums of ``accumulate`` (``kind``
+    ASIAN_GEOMETRIC reads an arithmetic Asian's twin), ω_k = ∂u/∂y_k; t_mean = ``mean_date``.
+    The moments chain a tangent affine in (1, t, X): ∂u/∂θ = α Σω + β Σω t + γ Σω X for
+    ∂y_t/∂θ = α + β t + γ X_t."""
+    off, n = ti[FIX_OFF], ti[FIX_N]
+    extreme = acc[EXTREME, i]
+    if kind == ASIAN_ARITHMETIC:
+        u = acc[SUM_E, i] / n
+        return u, extreme, u, acc[SUM_ET, i] / n, acc[SUM_EX, i] / n
+    if kind == ASIAN_GEOMETRIC:
+        x_mean = acc[SUM_X, i] / n
+        u = vecmath.exp(a + b * t_mean + c * x_mean)
+        return u, extreme, u, u * t_mean, u * x_mean
+    g = fix_idx[off + n - 1]
+    if kind == LOOKBACK:
+        g = int(acc[ARG_EXTREME, i])
+    t, x_g = grid[g], x[g, i]
+    u = vecmath.exp(a + b * t + c * x_g)
+    return u, extreme, u, u * t, u * x_g
+
+
+@kernel(inline=True)
+def contract(kind, ti, fix_idx, grid, x, acc, i, a, b, c, u, rows, first, end, out, out_row):
+    """out[out_row + d, i] = Σ_k ω_k rows[d, g_k, i] for d in first..end-1: the derivative of u
+    along tangent rows of ln S (∂y/∂θ_d at each grid date) given by the model; u from
+    ``quantity``."""
+    off, n = ti[FIX_OFF], ti[FIX_N]
+    for d in range(first, end):
+        out[out_row + d, i] = 0.0
+    if kind == ASIAN_ARITHMETIC or kind == ASIAN_GEOMETRIC:
+        for k in range(n):
+            g = fix_idx[off + k]
+            if kind == ASIAN_ARITHMETIC:
+                w = vecmath.exp(a + b * grid[g] + c * x[g, i]) / n
+            else:
+                w = u / n
+            for d in range(first, end):
+                out[out_row + d, i] += w * rows[d, g, i]
+        return
+    g = fix_idx[off + n - 1]
+    if kind == LOOKBACK:
+        g = int(acc[ARG_EXTREME, i])
+    for d in range(first, end):
+        out[out_row + d, i] = u * rows[d, g, i]
+
+
+# -- continuous monitoring --------------------------------------------------------------------
+
+@kernel
+def bridge_survival(down, log_level, y0, y1, var):
+    """Probability that ln S, a Brownian bridge from y0 to y1 with variance ``var`` over a
+    segment, stays on the alive side of ln H = ``log_level``, and its derivatives.
+
+    P = 1 - exp(-2 a b / var), a = u (y0 - ln H), b = u (y1 - ln H), u = +1 for a down barrier,
+    -1 for an up barrier; P = 0 when either end is on the far side, P = 1 when var = 0 and both
+    ends are alive (Glasserman 2004, §6.4: the reflection principle).  Returns
+    (P, ∂P/∂y0, ∂P/∂y1, ∂P/∂var, ∂²P/∂y0²).  (In S0: ∂P/∂S0 = ∂P/∂y0 / S0 and
+    ∂²P/∂S0² = (∂²P/∂y0² - ∂P/∂y0) / S0².)"""
+    u = 1.0 if down else -1.0
+    a = u * (y0 - log_level)
+    b = u * (y1 - log_level)
+    if a <= 0.0 or b <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    if var <= 0.0:
+        return 1.0, 0.0, 0.0, 0.0, 0.0
+    e = math.exp(-2.0 * a * b / var)
+    g0 = 2.0 * b * u / var
+    return 1.0 - e, e * g0, e * 2.0 * a * u / var, -e * 2.0 * a * b / (var * var), -e * g0 * g0

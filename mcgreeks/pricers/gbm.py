@@ -1,16 +1,19 @@
 """GBM pricer: exact Brownian paths on the union of the trades' dates, every payoff, every estimator.
 
 For one tile of paths, W is drawn on the underlying's grid (the union of all its trades' dates, one
-normal per grid step, or a Sobol point per path), then for each trade:
-- one pass over its dates, the tile's paths as the inner loop, gathers per-path sums
-  (``_accumulate``): the average and its tangent sums, a discrete barrier's extreme, the squared
-  increments the scores need, and an arithmetic Asian's geometric twin;
-- per path, the payoff, its tangents with respect to S0, σ, r, T (pathwise and mixed estimators)
-  and the scores of the law of W on the trade's own dates (likelihood ratio) follow from those
-  sums (``_fill``); a continuously monitored barrier takes the log-Brownian-bridge survival weight
-  of [0, T] and its derivatives, which make it exact (no monitoring bias) and its Greeks smooth;
+normal per grid step, or a Sobol point per path), then for each trade, which reads the path as the
+view ln S_t = ln S0 + μt + σW_t (``payoffs``):
+- one pass over its dates, the tile's paths as the inner loop, gathers the payoff's per-path sums
+  (``payoffs.accumulate``: an average and its date-weight moments, an extreme, an arithmetic
+  Asian's geometric twin) and the squared increments the scores need (``_score_sums``);
+- per path, the payoff, its tangents with respect to S0, σ, r, T (pathwise and mixed estimators:
+  ``models.gbm.tangents`` of the date-weight moments) and the scores of the law of W on the
+  trade's own dates (likelihood ratio) follow from those sums (``_fill``); a continuously
+  monitored barrier takes the Brownian-bridge survival weight of [0, T] and its derivatives,
+  which make it exact (no monitoring bias) and its Greeks smooth;
 - fd revalues the payoff by walking the dates again with bumped parameters on the same W (common
-  random numbers: ``_walk``, ``_value``); vibrato uses the last step's Gaussian law (``_vibrato``).
+  random numbers: ``_value``, ``payoffs.observe``); vibrato uses the first step's Gaussian law
+  (``_vibrato``).
 ``_estimate`` combines these with the estimator formulas; the engine sums tiles in order.
 """
 import math
@@ -33,51 +36,19 @@ N_Q = 20
 
 
 @kernel
-def _walk(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
-    """Walk a trade's dates on path i with parameters (s0, mu = log drift, vol), dates scaled by c
-    (W by √c, as common random numbers give under a maturity bump).
-
-    Returns (u, s_last, knocked): the payoff's underlying quantity (terminal spot, arithmetic or
-    geometric average), the spot at the last date, and whether a discretely monitored barrier was
-    touched at one of the dates."""
-    off, n = ti[P.FIX_OFF], ti[P.FIX_N]
-    root_c = math.sqrt(c)
-    discrete_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 0
-    log_level = math.log(tf[P.LEVEL] / s0) if discrete_barrier else 0.0
-    down = ti[P.DOWN] == 1
-    total = 0.0
-    knocked = False
-    x = 0.0
-    for k in range(n):
-        g = fix_idx[off + k]
-        x = mu * grid[g] * c + vol * w[g, i] * root_c      # log(S_t / S0)
-        if kind == P.ASIAN_ARITHMETIC:
-            total += vecmath.exp(x)
-        elif kind == P.ASIAN_GEOMETRIC:
-            total += x
-        elif discrete_barrier and (x <= log_level if down else x >= log_level):
-            knocked = True
-    s_last = s0 * vecmath.exp(x)
-    if kind == P.ASIAN_ARITHMETIC:
-        return s0 * total / n, s_last, knocked
-    if kind == P.ASIAN_GEOMETRIC:
-        return s0 * vecmath.exp(total / n), s_last, knocked
-    return s_last, s_last, knocked
-
-
-@kernel
 def _value(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
-    """Undiscounted payoff of one unit on path i (see ``_walk`` for the arguments)."""
-    u, s_last, knocked = _walk(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c)
-    f = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
-    if kind != P.BARRIER:
-        return f
-    if ti[P.CONTINUOUS] == 1:
-        alive = gbm.bridge_survival(ti[P.DOWN] == 1, tf[P.LEVEL], s0, s_last,
-                                    vol * vol * tf[P.MATURITY] * c)[0]
-    else:
-        alive = 0.0 if knocked else 1.0
-    return f * (1.0 - alive if ti[P.KNOCK_IN] == 1 else alive)
+    """Undiscounted payoff of one unit on path i with parameters (s0, mu = log drift, vol), dates
+    scaled by c (W by √c, as common random numbers give under a maturity bump)."""
+    root_c = math.sqrt(c)
+    u, y_last, extreme = P.observe(kind, ti, tf, fix_idx, grid, w, i, math.log(s0), mu * c,
+                                   vol * root_c)
+    f = P.cash_flow(kind, ti, tf, u, extreme)
+    if kind == P.BARRIER and ti[P.CONTINUOUS] == 1 and f != 0.0:
+        # GBM's bridge over [0, T] is exact: one segment, log-variance σ²T
+        survival = P.bridge_survival(ti[P.DOWN] == 1, math.log(tf[P.LEVEL]), math.log(s0), y_last,
+                                     vol * vol * tf[P.MATURITY] * c)[0]
+        f *= P.knock_weight(ti, survival)
+    return f
 
 
 # Which scores a tile needs: none; the spot's alone (mixed gamma: the first step's); or all,
@@ -85,126 +56,83 @@ def _value(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
 # the baseline's controls).
 SCORES_NONE, SCORES_SPOT, SCORES_ALL = range(3)
 
-# Per-path sums over a trade's dates, rows of the ``acc`` buffer (``_accumulate``).
-E_SUM, EW_SUM, ET_SUM, W_SUM, Q_SUM, X_EXTREME = range(6)
-N_ACC = 6
+#: Row of the tile buffer ``acc`` (after the payoff's own, ``payoffs.accumulate``) holding
+#: Σ(ΔW)²/Δt over the trade's dates, which the scores of σ and T read.
+Q_SUM = P.N_ACC
+N_ACC = P.N_ACC + 1
 
 
 @kernel(inline=True)
-def _accumulate(kind, ti, fix_idx, grid, w, m, mu, vol, twin, scores, acc):
-    """One pass over a trade's dates with the tile's paths as the inner loop, so that it
-    vectorizes: per path, with e = S_t/S0 = exp(μt + σW_t), Σe, ΣeW and Σet (an arithmetic
-    average and its tangents), ΣW (a geometric average, or an arithmetic one's geometric twin
-    when ``twin``), the extreme of log(S_t/S0) (a discrete barrier: the minimum for a down
-    barrier, else the maximum), and Σ(ΔW)²/Δt over the dates (with ``scores`` SCORES_ALL).
-    """
+def _score_sums(ti, fix_idx, grid, w, m, acc):
+    """Σ(ΔW)²/Δt over the trade's dates per path into acc[Q_SUM] (tile-inner, vectorizes)."""
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
-    acc[:, :m] = 0.0
-    down = ti[P.DOWN] == 1
-    discrete_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 0
-    if discrete_barrier:
-        acc[X_EXTREME, :m] = math.inf if down else -math.inf
-    arithmetic = kind == P.ASIAN_ARITHMETIC
-    geometric = kind == P.ASIAN_GEOMETRIC or twin
+    acc[Q_SUM, :m] = 0.0
     t_prev, g_prev = 0.0, -1
     for k in range(n):
         g = fix_idx[off + k]
         t = grid[g]
-        if arithmetic:
+        inv_dt = 1.0 / (t - t_prev)
+        if g_prev < 0:
             for i in range(m):
-                e = vecmath.exp(mu * t + vol * w[g, i])
-                acc[E_SUM, i] += e
-                acc[EW_SUM, i] += e * w[g, i]
-                acc[ET_SUM, i] += e * t
-        if geometric:
+                acc[Q_SUM, i] += w[g, i] * w[g, i] * inv_dt
+        else:
             for i in range(m):
-                acc[W_SUM, i] += w[g, i]
-        if discrete_barrier and down:
-            for i in range(m):
-                acc[X_EXTREME, i] = min(acc[X_EXTREME, i], mu * t + vol * w[g, i])
-        elif discrete_barrier:
-            for i in range(m):
-                acc[X_EXTREME, i] = max(acc[X_EXTREME, i], mu * t + vol * w[g, i])
-        if scores == SCORES_ALL:
-            inv_dt = 1.0 / (t - t_prev)
-            if g_prev < 0:
-                for i in range(m):
-                    acc[Q_SUM, i] += w[g, i] * w[g, i] * inv_dt
-            else:
-                for i in range(m):
-                    dw = w[g, i] - w[g_prev, i]
-                    acc[Q_SUM, i] += dw * dw * inv_dt
+                dw = w[g, i] - w[g_prev, i]
+                acc[Q_SUM, i] += dw * dw * inv_dt
         t_prev, g_prev = t, g
 
 
 @kernel(inline=True)
 def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores, acc, q):
     """Per-path quantities of one trade (as payoff ``kind``) over a tile into the rows of ``q``,
-    from the sums ``acc`` of ``_accumulate``: the payoff, its underlying quantity u (terminal
-    spot, or average) and slope, the tangents of u (the chain rule along the path; Glasserman
-    2004, §7.2.2 for the Asian sums), the scores of the law of W on the trade's own dates and,
-    for a continuously monitored barrier, the bridge weight's explicit derivatives."""
+    from the sums ``acc`` of ``payoffs.accumulate`` and ``_score_sums``: the payoff, its
+    underlying quantity u and slope, the tangents of u (``models.gbm.tangents`` of the payoff's
+    date-weight moments: the chain rule along the path; Glasserman 2004, §7.2.2), the scores of
+    the law of W on the trade's own dates and, for a continuously monitored barrier, the bridge
+    weight's explicit derivatives."""
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     maturity = tf[P.MATURITY]
     omega, strike, cash = tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH]
     g_first, g_last = fix_idx[off], fix_idx[off + n - 1]
     t1, t_n = grid[g_first], grid[g_last]
-    t_mean = 0.0
-    for k in range(n):
-        t_mean += grid[fix_idx[off + k]] / n
-    down, knock_in = ti[P.DOWN] == 1, ti[P.KNOCK_IN] == 1
+    log_s0 = math.log(s0)
+    down = ti[P.DOWN] == 1
     continuous_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
-    discrete_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 0
-    log_level = math.log(tf[P.LEVEL] / s0)
     if (kind == P.EUROPEAN or kind == P.DIGITAL) and not need_tangents and \
             scores == SCORES_NONE:
         # The payoff alone (price and fd slots): a loop simple enough to vectorize.
         for i in range(m):
             q[F, i] = P.value(kind, omega, strike, cash,
-                              gbm.spot_at(s0, mu, vol, t_n, w[g_last, i]))
+                              vecmath.exp(log_s0 + mu * t_n + vol * w[g_last, i]))
         return
+    t_mean = P.mean_date(ti, fix_idx, grid)
+    log_level = math.log(tf[P.LEVEL])
     for i in range(m):
         w_n = w[g_last, i]
-        if kind == P.ASIAN_ARITHMETIC:
-            u = s0 * acc[E_SUM, i] / n
-            ew, et = s0 * acc[EW_SUM, i] / n, s0 * acc[ET_SUM, i] / n
-            t_spot, t_vol, t_rate, t_mat = (u / s0, ew - vol * et, et,
-                                            (mu * et + 0.5 * vol * ew) / maturity)
-        elif kind == P.ASIAN_GEOMETRIC:
-            w_mean = acc[W_SUM, i] / n
-            u = s0 * vecmath.exp(mu * t_mean + vol * w_mean)
-            t_spot, t_vol, t_rate, t_mat = (u / s0, u * (w_mean - vol * t_mean), u * t_mean,
-                                            u * (mu * t_mean + 0.5 * vol * w_mean) / maturity)
-        else:
-            u = gbm.spot_at(s0, mu, vol, t_n, w_n)
-            t_spot, t_vol, t_rate, t_mat = (
-                gbm.tangent_spot(u, s0), gbm.tangent_vol(u, vol, t_n, w_n),
-                gbm.tangent_rate(u, t_n), gbm.tangent_maturity(u, mu, vol, t_n, w_n, maturity))
-        f = P.value(kind, omega, strike, cash, u)
-        slope = P.slope(kind, omega, strike, cash, u)
+        u, extreme, sw, swt, swx = P.quantity(kind, ti, fix_idx, grid, w, acc, i, log_s0, mu,
+                                              vol, t_mean)
+        f = P.cash_flow(kind, ti, tf, u, extreme)
+        slope = P.slope(kind, omega, strike, cash, u) * P.discrete_survival(ti, tf, extreme)
         q[X_SPOT, i] = q[X_VOL, i] = q[X_MAT, i] = q[X_SPOT2, i] = 0.0
-        if discrete_barrier:
-            q[X_EXT, i] = acc[X_EXTREME, i]
-            f = _knocked_value(kind, ti, tf, u, acc[X_EXTREME, i], log_level)
-        elif continuous_barrier:
-            # f = vanilla(S_T) × weight(S0, S_T, σ²T): the weight's own derivatives enter as
-            # explicit terms, and its S_T-derivative joins the slope.
+        q[X_EXT, i] = extreme
+        if continuous_barrier:
+            # f = vanilla(S_T) × weight(ln S0, ln S_T, σ²T): the weight's own derivatives enter
+            # as explicit terms, and its S_T-derivative joins the slope.
             var = vol * vol * maturity
-            p, p_s1, p_s0, p_var, p_s0s0, p_s0s1 = gbm.bridge_survival(down, tf[P.LEVEL], s0,
-                                                                        u, var)
-            sign = 1.0
-            if knock_in:
-                p, sign = 1.0 - p, -1.0
-            q[X_SPOT, i] = sign * f * p_s0
+            p, p_y0, p_y1, p_var, p_y0y0 = P.bridge_survival(down, log_level, log_s0,
+                                                             math.log(u), var)
+            sign = -1.0 if ti[P.KNOCK_IN] == 1 else 1.0
+            q[X_SPOT, i] = sign * f * p_y0 / s0
             q[X_VOL, i] = sign * f * p_var * 2.0 * var / vol
             q[X_MAT, i] = sign * f * p_var * var / maturity
-            q[X_SPOT2, i] = sign * f * p_s0s0
-            slope = slope * p + sign * f * p_s1
-            f *= p
+            q[X_SPOT2, i] = sign * f * (p_y0y0 - p_y0) / (s0 * s0)
+            slope = slope * P.knock_weight(ti, p) + sign * f * p_y1 / u
+            f *= P.knock_weight(ti, p)
         q[F, i] = f
         if need_tangents:
             q[U, i], q[SLOPE, i] = u, slope
-            q[T_SPOT, i], q[T_VOL, i], q[T_RATE, i], q[T_MAT, i] = t_spot, t_vol, t_rate, t_mat
+            q[T_SPOT, i], q[T_VOL, i], q[T_RATE, i], q[T_MAT, i] = gbm.tangents(
+                s0, mu, vol, maturity, sw, swt, swx)
         if scores != SCORES_NONE:
             w1 = w[g_first, i]
             q[SC_SPOT, i] = gbm.score_spot(s0, vol, t1, w1)
@@ -225,7 +153,9 @@ def _fill_trade(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores,
     (same dates, same path) into q_x: one pass over the dates serves both."""
     kind = ti[P.KIND]
     control = ti[P.CONTROL] == 1
-    _accumulate(kind, ti, fix_idx, grid, w, m, mu, vol, control, scores, acc)
+    P.accumulate(kind, ti, tf, fix_idx, grid, w, m, math.log(s0), mu, vol, control, acc)
+    if scores == SCORES_ALL:
+        _score_sums(ti, fix_idx, grid, w, m, acc)
     # one call site for both sides: each inlined copy costs compile time
     for twin in range(2 if control else 1):
         _fill(P.ASIAN_GEOMETRIC if twin else kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol,
@@ -316,26 +246,15 @@ def _estimate(g, e, q, i, rate, maturity, disc, direct, coef, baseline):
 
 
 @kernel
-def _knocked_value(kind, ti, tf, u, x_extreme, log_level):
-    """A discrete barrier's payoff given its vanilla quantity u (S_T) and the extreme of
-    log(S_t/S0) over its dates."""
-    f = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
-    touched = x_extreme <= log_level if ti[P.DOWN] == 1 else x_extreme >= log_level
-    alive = 0.0 if touched else 1.0
-    return f * (1.0 - alive if ti[P.KNOCK_IN] == 1 else alive)
-
-
-@kernel
-def _reflected_value(kind, ti, tf, s0, mu, vol, t_n, w_n, w1, x_extreme, log_level, k):
+def _reflected_value(kind, ti, tf, log_s0, mu, vol, t_n, w_n, w1, extreme, k):
     """The payoff of the path whose first increment W(t_1) is replaced by (1 - k) W(t_1) (k = 1:
     zeroed, the centre; k = 2: reflected, the antithetic path): every later W moves by -k W(t_1),
-    so every log-price by c = -kσW(t_1).  A digital's or a discrete barrier's (whose extreme moves
-    by c too).  S_T is recomputed from the moved W, not scaled: at the centre of a one-date
-    payoff it must not depend on W(t_1) even by a rounding (S0 e^{μT} can sit on the strike)."""
-    s_t = gbm.spot_at(s0, mu, vol, t_n, w_n - k * w1)
-    if kind == P.BARRIER:
-        return _knocked_value(kind, ti, tf, s_t, x_extreme - k * vol * w1, log_level)
-    return P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
+    so every log-price by -kσW(t_1), the extreme of ln S with them.  A digital's or a discrete
+    barrier's (payoffs of class JUMP read S_T).  ln S_T is recomputed from the moved W, not
+    shifted: at the centre of a one-date payoff it must not depend on W(t_1) even by a rounding
+    (S0 e^{μT} can sit on the strike)."""
+    s_t = vecmath.exp(log_s0 + mu * t_n + vol * (w_n - k * w1))
+    return P.cash_flow(kind, ti, tf, s_t, extreme - k * vol * w1)
 
 
 @kernel
@@ -359,11 +278,11 @@ def _vibrato(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol):
     z = w1 / math.sqrt(t1)
     g_last = fix_idx[off + n - 1]
     t_n, w_n = grid[g_last], w[g_last, i]
-    log_level = math.log(tf[P.LEVEL] / s0)
-    x_extreme = q[X_EXT, i]
+    log_s0 = math.log(s0)
+    extreme = q[X_EXT, i]
     f_up = q[F, i]
-    f_down = _reflected_value(kind, ti, tf, s0, mu, vol, t_n, w_n, w1, x_extreme, log_level, 2.0)
-    f_mid = _reflected_value(kind, ti, tf, s0, mu, vol, t_n, w_n, w1, x_extreme, log_level, 1.0)
+    f_down = _reflected_value(kind, ti, tf, log_s0, mu, vol, t_n, w_n, w1, extreme, 2.0)
+    f_mid = _reflected_value(kind, ti, tf, log_s0, mu, vol, t_n, w_n, w1, extreme, 1.0)
     disc = math.exp(-rate * maturity)
     by_mean = vibrato.d_mean(f_up, f_down, z, sd)
     if g == G.DELTA:
@@ -384,7 +303,7 @@ def _vibrato(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol):
 def _direct_estimate(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol, disc):
     """One path's direct estimate of quantity g: vibrato for a payoff that jumps (a digital or
     a discrete barrier), else pathwise (mixed for gamma)."""
-    if kind == P.DIGITAL or (kind == P.BARRIER and ti[P.CONTINUOUS] == 0):
+    if P.jumps(ti):
         return _vibrato(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol)
     return _direct(g, q, i, s0, rate, tf[P.MATURITY], disc)
 
