@@ -272,19 +272,18 @@ def cost(key, n_paths, repeats=3):
     the nine sensitivities before (pathwise, mixed gamma: what ``auto`` took until this study)
     and after (what ``auto`` takes now on this case)."""
     from mcgreeks import greeks as G
-    from mcgreeks import underlying
+    from mcgreeks.estimators import validity
+    from mcgreeks.kernel_inputs import trade_arrays
     from mcgreeks.pricers import heston as HP
     from mcgreeks.rng import STREAM_MAIN
 
     _, params, option = CASES[key]
     record = dict(trade_id=key, underlying=key, payoff="european", quantity=1.0, cash=1.0,
                   control=False, **option)
-    grid, ti, tf, fix = underlying._trade_arrays([record])
+    grid, ti, tf, fix = trade_arrays([record])
     picks = {}
-    for g in range(1, HP.N_QUANTITIES):
-        if g == G.VEGA:
-            continue
-        cands = HP.auto_candidates(0, g, False, H.check_params(params))
+    for g in validity.HESTON.greeks:
+        cands = validity.auto_candidates(validity.HESTON, 0, g, False, H.check_params(params))
         picks[g] = G.FD if G.FD in cands and len(cands) > 1 else cands[0]
     before = {g: (G.MIXED if g == G.GAMMA else G.PATHWISE) for g in picks}
     configs = {"price alone": {}, "price + 9 sensitivities, before (pathwise, mixed gamma)":

@@ -247,17 +247,20 @@ def inlined_comparison(repeats=4):
     runs interleaved (so machine load hits both alike), best of ``repeats``; ns per path for a
     European (all Greeks, per-underlying totals included) and an Asian with 252 fixings, plus
     whether ``price_portfolio`` gives the same bits and the inlined copy's compile time."""
+    import dataclasses
+    import sys
     import time
 
     import numba
 
     from benchmarks import cases
-    from mcgreeks import underlying
+    from mcgreeks import models, underlying
     from mcgreeks.rng import STREAM_MAIN
 
-    original = underlying.gbm_pricer           # the module whose ``chunk`` the engine launches
+    original = models.MODELS["gbm"]            # its ``pricer`` holds the kernels the engine runs
     t = time.perf_counter()
     inlined = inlined_gbm_pricer(PER_PATH_HELPERS)
+    sys.modules[inlined.__name__] = inlined
     out = {}
     saved = numba.get_num_threads()
     numba.set_num_threads(1)
@@ -268,16 +271,16 @@ def inlined_comparison(repeats=4):
             chosen = {g: reference.iloc[0]["method_" + g] for g in cases.GBM_GREEKS}
             job = underlying.pilot(cases.mcgreeks_job(trades, market, n, methods=chosen))
             wanted = job.wanted()
-            args = underlying._kernel_args(job, wanted, underlying._totals_weights(job, wanted))
+            args = underlying.kernel_args(job, wanted, underlying.totals_weights(job, wanted))
 
             def main_run():
-                underlying._segments(job, args, job.n_slots, STREAM_MAIN, 0, n)
+                underlying.segments(job, args, job.n_slots, STREAM_MAIN, 0, n)
 
             best = {"engine": math.inf, "inlined": math.inf}
             tables = {}
             for rep in range(repeats + 1):
-                for label, module in (("engine", original), ("inlined", inlined)):
-                    underlying.gbm_pricer = module
+                for label, module in (("engine", original.pricer), ("inlined", inlined.__name__)):
+                    models.MODELS["gbm"] = dataclasses.replace(original, pricer=module)
                     try:
                         if rep == 0:
                             t0 = time.perf_counter()
@@ -290,7 +293,7 @@ def inlined_comparison(repeats=4):
                         main_run()
                         best[label] = min(best[label], time.perf_counter() - t0)
                     finally:
-                        underlying.gbm_pricer = original
+                        models.MODELS["gbm"] = original
             a, b = tables["engine"], tables["inlined"]
             cols = [c for c in a.columns if a[c].dtype.kind == "f"]
             out[payoff] = {"engine_ns_per_path": 1e9 * best["engine"] / n,
@@ -300,7 +303,8 @@ def inlined_comparison(repeats=4):
                                                                 equal_nan=True))}
     finally:
         numba.set_num_threads(saved)
-        underlying.gbm_pricer = original
+        models.MODELS["gbm"] = original
+        sys.modules.pop(inlined.__name__, None)
     return out
 
 

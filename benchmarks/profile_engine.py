@@ -228,10 +228,10 @@ def _needs(job):
     """(need_tangents, scores) as the engine's GBM ``_block`` derives them from the main run's
     slots (any trade needing them; scores is a ``SCORES_*`` level of ``mcgreeks.pricers.gbm``)."""
     from mcgreeks import greeks as G
-    from mcgreeks import underlying
+    from mcgreeks.kernel_inputs import number_slots
     from mcgreeks.pricers import gbm as pricer
 
-    slots = underlying._number_slots(job.wanted(), len(job.records))
+    slots = number_slots(job.wanted(), len(job.records))
     tangents = (slots[:, :, G.PATHWISE] >= 0) | (slots[:, :, G.MIXED] >= 0) | \
         (slots[:, :, G.OPTIMAL] >= 0)
     all_scores = (slots[:, :, G.LR] >= 0) | (slots[:, :, G.OPTIMAL] >= 0) | \

@@ -8,6 +8,7 @@ QUANTITIES = ("price", "delta", "gamma", "vega", "rho", "theta",
               "d_v0", "d_kappa", "d_vbar", "d_xi", "d_corr")
 GREEKS = QUANTITIES[1:]
 PRICE, DELTA, GAMMA, VEGA, RHO, THETA = range(6)
+D_V0, D_KAPPA, D_VBAR, D_XI, D_CORR = range(6, 11)
 N_QUANTITIES = len(QUANTITIES)
 
 #: Estimators, in the order of the kernels' estimator axis.
@@ -20,3 +21,5 @@ N_ESTIMATORS = len(ESTIMATORS)
 
 #: Greeks a GBM model defines (vega is GBM only; d_* are Heston only).
 GBM_GREEKS = ("delta", "gamma", "vega", "rho", "theta")
+#: Greeks a Heston model defines.
+HESTON_GREEKS = ("delta", "gamma", "rho", "theta", "d_v0", "d_kappa", "d_vbar", "d_xi", "d_corr")

@@ -10,14 +10,43 @@ import pandas as pd
 
 from mcgreeks import greeks as G
 from mcgreeks.formatting import with_error
+from mcgreeks.models import COMMON_PARAMETERS, MODELS
 from mcgreeks.portfolio import price_portfolio
 from mcgreeks.validation import InputError
 
 #: Keyword arguments that describe the contract (trades columns) and the model (market columns).
 CONTRACT = ("payoff", "option_type", "strike", "maturity", "quantity", "cash", "barrier",
             "barrier_type", "monitoring", "n_fixings")
-MODEL = ("spot", "rate", "div_yield", "vol", "v0", "kappa", "vbar", "xi", "corr")
-HESTON_PARAMETERS = ("v0", "kappa", "vbar", "xi", "corr")
+MODEL = tuple(p.name for p in COMMON_PARAMETERS) + tuple(
+    p.name for m in MODELS.values() for p in m.parameters)
+#: The model of an option that names none: the one whose parameters it is given, else this.
+DEFAULT_MODEL = "gbm"
+
+
+def _names(parameters):
+    """'a, b and c' of the parameters' names."""
+    names = [p.name for p in parameters]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _model_of(model, values):
+    """The model's name: ``model``; else the model other than ``DEFAULT_MODEL`` whose first
+    own parameter is given, or ``DEFAULT_MODEL``.  InputError when another model's own
+    parameters are given too."""
+    model = model or next((name for name, m in MODELS.items()
+                           if name != DEFAULT_MODEL and values[m.parameters[0].name] is not None),
+                          DEFAULT_MODEL)
+    own = MODELS.get(model)      # an unknown name is the market check's to report
+    for other in MODELS.values():
+        if own is None or other is own \
+                or all(values[p.name] is None for p in other.parameters):
+            continue
+        what = (f"{other.parameters[0].name} is a {other.label} parameter"
+                if len(other.parameters) == 1
+                else f"{_names(other.parameters)} are {other.label} parameters")
+        raise InputError(f"price_option: {what}; pass model={other.name!r} (and no "
+                         f"{_names(own.parameters)}) or drop them")
+    return model
 
 
 @dataclass(frozen=True)
@@ -84,13 +113,7 @@ def price_option(payoff="european", option_type="call", *, spot, strike, maturit
     Raises:
       InputError: a bad value, named with its keyword (the column of the same name).
     """
-    model = model or ("heston" if v0 is not None else "gbm")
-    if model == "gbm" and any(p is not None for p in (v0, kappa, vbar, xi, corr)):
-        raise InputError("price_option: v0, kappa, vbar, xi and corr are Heston parameters; "
-                         "pass model='heston' (and no vol) or drop them")
-    if model == "heston" and vol is not None:
-        raise InputError("price_option: vol is the GBM volatility; a Heston model takes v0, "
-                         "kappa, vbar, xi and corr")
+    model = _model_of(model, locals())
     for name in ("on_error", "risk", "diagnostics"):
         if name in options:
             raise InputError(f"price_option: {name} is a price_portfolio option only")
@@ -112,9 +135,9 @@ def price_option(payoff="european", option_type="call", *, spot, strike, maturit
     terms = [f"{payoff} {option_type}", f"K={strike:g}", f"T={maturity:g}"]
     if barrier is not None:
         terms.append(f"{barrier_type or ''} barrier {barrier:g}".strip())
-    shown = ("vol",) if model == "gbm" else HESTON_PARAMETERS
-    params = ", ".join(f"{p}={values[p]:g}" for p in ("spot", "rate", "div_yield") + shown
-                       if values[p] is not None)
+    shown = COMMON_PARAMETERS + (MODELS[model].parameters if model in MODELS else ())
+    params = ", ".join(f"{p.name}={values[p.name]:g}" for p in shown
+                       if values[p.name] is not None)
     description = (f"{', '.join(terms)} under {model} ({params}); {n_paths:,} paths, seed {seed}"
                    + (f", quantity {quantity:g}" if quantity != 1 else ""))
     return OptionResult(table, description, row["warning"])

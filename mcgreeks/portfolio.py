@@ -10,9 +10,8 @@ import pandas as pd
 
 from mcgreeks import engine, underlying
 from mcgreeks import greeks as G
-from mcgreeks.estimators import fd
-from mcgreeks.estimators.selection import MODEL_GREEKS, choices, greek_plan, method_plan
-from mcgreeks.pricers import heston
+from mcgreeks.estimators.selection import choices, greek_plan, method_plan
+from mcgreeks.models import MODELS
 from mcgreeks.risk import PORTFOLIO_MEASURES, check_sum, risk_table
 from mcgreeks.rng import seed_key
 from mcgreeks.validation import InputError, check_market, check_trades, raise_problems
@@ -65,10 +64,7 @@ def _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error):
         raise InputError(f"on_error has value {on_error!r}: must be one of " + ", ".join(ON_ERROR))
     try:
         seed_key(seed)
-        bumps = {"heston": heston.heston_bumps(fd_bumps)}   # knows every bump name
-        bumps["gbm"] = fd.bumps({k: v for k, v in (fd_bumps or {}).items()
-                                 if k in fd.DEFAULT_BUMPS})
-        return bumps
+        return {name: model.bump_sizes(fd_bumps) for name, model in MODELS.items()}
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
@@ -137,7 +133,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
       fd_bumps: bump sizes of the ``fd`` estimator, overriding any of {"spot": 0.01 (of S0),
         "vol": 0.01 (of σ), "rate": 0.001, "maturity": 0.01 (of T; 0.1 under Heston)} and, for
         Heston, "v0", "kappa", "vbar", "xi" (0.1, relative: see
-        ``pricers.heston.DEFAULT_BUMPS``) and "corr" (0.01, absolute).
+        ``estimators.fd.HESTON_BUMPS``) and "corr" (0.01, absolute).
       on_error: "fail" raises, listing every bad row; "skip" prices the good rows and gives each
         bad one its reason in ``error`` (NaN numbers).
       greeks: "all" (default), "none" (the price alone) or the Greeks wanted, as a list or one
@@ -201,7 +197,8 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         jobs.append(underlying.Job(name, params, [records[i] for i in idx], [picks[i] for i in idx],
                                    seed=seed, n_paths=int(n_paths), bumps=bumps[params["model"]],
                                    control_variate=control_variate, lr_baseline=lr_baseline,
-                                   sampler=sampler if params["model"] == "gbm" else "mc",
+                                   sampler=(sampler if sampler in MODELS[params["model"]].samplers
+                                            else "mc"),
                                    randomizations=int(randomizations),
                                    chunk_paths=chunk_paths,
                                    block_paths=block_paths, steps_per_year=steps_per_year,
@@ -229,7 +226,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         totals[job.name] = job_totals
     models = {market_params[r["underlying"]]["model"] for r in records if r is not None} or \
         {p["model"] for p in market_params.values()}
-    defined = {g for m in models for g in MODEL_GREEKS[m]}
+    defined = {g for m in models for g in MODELS[m].greeks}
     table = _table(rows, trade_ids, [g for g in asked if g in defined])
     # Plain numbers only: attrs travel with the table (and into Parquet metadata).
     table.attrs["totals"] = totals

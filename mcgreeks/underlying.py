@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mcgreeks import bridge, engine, payoffs, sobol
+from mcgreeks import bridge, engine, sobol
 from mcgreeks import greeks as G
 from mcgreeks.analytic.asian import geometric_asian
 from mcgreeks.estimators import fd, optimal
-from mcgreeks.pricers import gbm as gbm_pricer
-from mcgreeks.pricers import heston as heston_pricer
+from mcgreeks.kernel_inputs import MC_SAMPLER, no_totals, number_slots, trade_arrays
+from mcgreeks.models import MODELS
 from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
 
 #: Paths of the pilot run (its own random stream, never reused).
@@ -60,14 +60,19 @@ class Job:
     reasons: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        # The geometric-Asian control has a closed form under GBM only.
-        control = self.control_variate and self.params["model"] == "gbm"
+        # The geometric-Asian control's closed form is known under some models only.
+        control = self.control_variate and self.model.geometric_control
         self.records = [dict(r, control=control and r["payoff"] == "asian_arithmetic")
                         for r in self.records]
-        self.arrays = _trade_arrays(self.records)
+        self.arrays = trade_arrays(self.records)
         # (w, c) per (trade, quantity): blend weight and baseline (estimators.optimal).
         self.coef = np.zeros((len(self.records), G.N_QUANTITIES, optimal.N_COEFFICIENTS))
-        self.sampler_args = _sampler_args(self)
+        self.sampler_args = sampler_args(self)
+
+    @property
+    def model(self):
+        """The underlying's model record (``mcgreeks.models``)."""
+        return MODELS[self.params["model"]]
 
     @property
     def segment(self):
@@ -87,46 +92,13 @@ class Job:
         return out + [(j, g, e) for j, c in enumerate(self.choices) for g, e in c.items()]
 
 
-def _schedule(record):
-    """The dates (years) a trade's payoff reads: t_i = i·T/n or T (docs/reference.md#payoffs)."""
-    kind = payoffs.KINDS[record["payoff"]]
-    n = payoffs.schedule(kind, record.get("monitoring") == "continuous", record["maturity"],
-                         record.get("n_fixings") or 1)
-    return np.arange(1, n + 1) * record["maturity"] / n
-
-
-def _trade_arrays(records):
-    """The union grid of all trades' dates and the pricer's per-trade arrays (ti, tf, fix_idx)."""
-    dates = [_schedule(r) for r in records]
-    grid = np.unique(np.concatenate(dates))
-    ti = np.zeros((len(records), payoffs.N_INT_COLUMNS), dtype=np.int64)
-    tf = np.zeros((len(records), payoffs.N_FLOAT_COLUMNS))
-    fix_idx, offset = [], 0
-    for j, (r, d) in enumerate(zip(records, dates)):
-        down, knock_in = payoffs.BARRIER_KINDS.get(r.get("barrier_type"), (False, False))
-        ti[j] = (payoffs.KINDS[r["payoff"]], down, knock_in, r.get("monitoring") == "continuous",
-                 offset, d.size, r["control"])
-        # A trade without a barrier gets level 1.0, not 0: the kernels' logs of the level are
-        # evaluated speculatively by LLVM, and log(0) takes libm's slow path (~60 ns a call).
-        tf[j] = (1.0 if r["option_type"] == "call" else -1.0, r["strike"], r["cash"],
-                 r.get("barrier") or 1.0, r["maturity"])
-        fix_idx.append(np.searchsorted(grid, d))
-        offset += d.size
-    return grid, ti, tf, np.concatenate(fix_idx).astype(np.int64)
-
-
-#: The Monte Carlo sampler's arguments of ``engine.sobol_tile`` (no Sobol directions).
-_MC_SAMPLER = (np.zeros((0, 1, sobol.BITS), dtype=np.uint32), np.zeros((0, 1), dtype=np.uint32),
-               1, np.zeros((3, 1), dtype=np.int64), np.zeros((3, 1)))
-
-
-def _sampler_args(job, first=0, count=None):
-    """``engine.sobol_tile``'s sampler arguments: for sobol, the scrambled direction numbers of
+def sampler_args(job, first=0, count=None):
+    """The GBM kernel's sampler arguments (``engine.sobol_tile``'s): for sobol, the scrambled direction numbers of
     randomizations first..first+count-1 (default: the job's 0..randomizations-1; keyed by seed
     and underlying, one dimension per grid date), the main run's points per replicate and the
     Brownian-bridge plan of the grid."""
     if job.sampler != "sobol":
-        return _MC_SAMPLER
+        return MC_SAMPLER
     grid = job.arrays[0]
     count = count or job.randomizations
     dirs, shifts = sobol.scrambled_directions(seed_key(job.seed), name_key(job.name),
@@ -158,12 +130,8 @@ def _control_means(job, wanted):
             means[k] = geometric_asian(**args)[G.QUANTITIES[g]]
             continue
         price = lambda **moved: geometric_asian(**{**args, **moved})["price"]  # noqa: E731
-        spot_rel, vol_rel, rate_abs, maturity_rel = bumps
-        s0, vol, t = args["spot"], args["vol"], args["maturity"]
-        h = {G.DELTA: spot_rel * s0, G.GAMMA: spot_rel * s0, G.VEGA: vol_rel * vol,
-             G.RHO: rate_abs, G.THETA: maturity_rel * t}[g]
-        name = {G.DELTA: "spot", G.GAMMA: "spot", G.VEGA: "vol", G.RHO: "rate",
-                G.THETA: "maturity"}[g]
+        name = fd.BUMPED[g]
+        h = fd.step(bumps, name, args[name])
         up, down = price(**{name: args[name] + h}), price(**{name: args[name] - h})
         if g == G.GAMMA:
             means[k] = fd.second(up, price(), down, h)
@@ -172,58 +140,36 @@ def _control_means(job, wanted):
     return means
 
 
-def _number_slots(wanted, n_trades):
-    """slots[j, g, e] = consecutive indices for the (j, g, e) in ``wanted``, -1 elsewhere."""
-    slots = np.full((n_trades, G.N_QUANTITIES, G.N_ESTIMATORS), -1, dtype=np.int64)
-    for k, (j, g, e) in enumerate(wanted):
-        slots[j, g, e] = k
-    return slots
-
-
-def _kernel_args(job, wanted, totals=None, sampler=None):
-    """The model pricer's chunk arguments after the common ones.  With ``totals`` = (agg_e,
-    agg_w), the per-path totals of each quantity go to the N_QUANTITIES slots after the wanted
-    ones.  ``sampler``: ``_sampler_args`` (None: Monte Carlo)."""
-    grid, ti, tf, fix_idx = job.arrays
-    slots = _number_slots(wanted, len(job.records))
+def kernel_args(job, wanted, totals=None, sampler=None):
+    """The arguments of the job's model's chunk kernel after the random-number keys, for the
+    (trade, quantity, estimator) estimates ``wanted`` in slot order (``Job.wanted``; a pilot's
+    candidates).  With ``totals`` = (agg_e, agg_w) (``totals_weights``), the per-path totals of
+    each quantity go to the N_QUANTITIES slots after the wanted ones.  ``sampler``:
+    ``sampler_args`` (None: Monte Carlo).  For ``segments``."""
+    slots = number_slots(wanted, len(job.records))
     if totals is None:
-        agg_e = np.full((len(ti), G.N_QUANTITIES), -1, dtype=np.int64)
-        agg_w, agg_base = np.zeros((len(ti), G.N_QUANTITIES, 3)), -1
+        totals = no_totals(len(job.records))
     else:
-        (agg_e, agg_w), agg_base = totals, len(wanted)
-    p = job.params
-    if p["model"] == "heston":
-        args, _ = heston_pricer.prepare(params=p, ti=ti, tf=tf, fix_idx=fix_idx, payoff_grid=grid,
-                                        slots=slots, bumps=job.bumps,
-                                        steps_per_year=job.steps_per_year, scheme=job.scheme)
-        return args + (agg_e, agg_w, agg_base)
-    return (grid, p["spot"], p["rate"], p["div_yield"], p["vol"], ti, tf, fix_idx, slots,
-            job.coef, job.bumps, agg_e, agg_w, agg_base) + (sampler or _MC_SAMPLER)
+        totals = totals + (len(wanted),)
+    return job.model.kernel_inputs(job, slots, totals, sampler)
 
 
-#: Heston path-steps (counting each re-simulated fd scenario) per kernel call, about 0.2 s on
-#: two cores.  Python sees Ctrl-C and SIGTERM only between calls, and a Heston underlying with
-#: its fd re-simulations would otherwise spend seconds in one call of ``chunk_paths`` paths.
-CALL_PATH_STEPS = 1 << 24
-
-
-def _segments(job, args, n_slots, stream, first_path, n_paths, segment=engine.SEGMENT):
-    chunk_paths = job.chunk_paths
-    if job.params["model"] == "heston":
-        chunk = heston_pricer.chunk
-        grid, scenarios = args[0], args[5]
-        chunk_paths = min(chunk_paths, CALL_PATH_STEPS // (grid.size * len(scenarios)))
-    else:
-        chunk = gbm_pricer.chunk
+def segments(job, args, n_slots, stream, first_path, n_paths, segment=engine.SEGMENT):
+    """The segment moments (``engine.simulate_segments``) of the job's model's chunk kernel with
+    arguments ``args`` (``kernel_args``, ``n_slots`` slots) over paths first_path ..
+    first_path + n_paths - 1 of random stream ``stream``."""
+    model = job.model
     return engine.simulate_segments(
-        chunk, args, key0=seed_key(job.seed), key1=name_key(job.name), stream=stream,
-        first_path=first_path, n_paths=n_paths, n_slots=n_slots, chunk_paths=chunk_paths,
-        block_paths=job.block_paths, segment=segment)
+        model.kernels().chunk, args, key0=seed_key(job.seed), key1=name_key(job.name),
+        stream=stream, first_path=first_path, n_paths=n_paths, n_slots=n_slots,
+        chunk_paths=model.call_paths(args, job.chunk_paths), block_paths=job.block_paths,
+        segment=segment)
 
 
 def _pilot_covariances(job, n_paths):
     """{(trade, quantity): covariance of its ``estimators.optimal`` components} on the pilot
-    paths, for each GBM estimate (or auto candidate set) with a likelihood-ratio part."""
+    paths, for each estimate (or auto candidate set) with a likelihood-ratio part, under a model
+    whose pilot fits them (``Model.pilot_inputs``)."""
     fitted = np.zeros((len(job.records), G.N_QUANTITIES), dtype=np.int64)
     for j, c in enumerate(job.choices):
         for g, e in c.items():       # e is a code, or a tuple of auto candidates
@@ -231,13 +177,10 @@ def _pilot_covariances(job, n_paths):
                                 & set(e if isinstance(e, tuple) else (e,)))
     if not fitted.any():
         return {}
-    grid, ti, tf, fix_idx = job.arrays
-    p = job.params
     sums = np.zeros((-(-n_paths // engine.TILE), len(job.records), G.N_QUANTITIES,
                      optimal.N_COMPONENTS * (optimal.N_COMPONENTS + 3) // 2))
-    gbm_pricer.pilot_chunk(seed_key(job.seed), name_key(job.name), STREAM_PILOT, n_paths, grid,
-                           p["spot"], p["rate"], p["div_yield"], p["vol"], ti, tf, fix_idx,
-                           fitted, sums)
+    job.model.kernels().pilot_chunk(seed_key(job.seed), name_key(job.name), STREAM_PILOT, n_paths,
+                                    *job.model.pilot_inputs(job), fitted, sums)
     total = np.zeros(sums.shape[1:])
     for tile in sums:            # in path order, so the fit is the same on any thread count
         total += tile
@@ -260,7 +203,7 @@ def pilot(job):
     variance; ties keep the preference order) and fit the pilot control coefficients.  Returns
     the job, updated."""
     covariances = {}
-    if job.params["model"] == "gbm":
+    if job.model.pilot_inputs is not None:
         covariances = _pilot_covariances(job, min(PILOT_PATHS, job.n_paths))
         _fit_coefficients(job, covariances)
     piloted = [(j, g, e) for j, c in enumerate(job.choices) for g, cands in c.items()
@@ -275,8 +218,8 @@ def pilot(job):
                                       for e in c.values()):
         # Candidates are compared by their error across scramblings the main run has not used,
         # each the size of a main-run replicate.
-        sampler = _sampler_args(job, job.randomizations, SOBOL_PILOT_REPLICATES)
-        counts, states = _segments(job, _kernel_args(job, piloted, sampler=sampler),
+        sampler = sampler_args(job, job.randomizations, SOBOL_PILOT_REPLICATES)
+        counts, states = segments(job, kernel_args(job, piloted, sampler=sampler),
                                    len(piloted), STREAM_PILOT, 0,
                                    SOBOL_PILOT_REPLICATES * sampler[2], job.segment)
         count, state = engine.merge_segments(counts, states)
@@ -286,7 +229,7 @@ def pilot(job):
         uncertain = np.zeros(len(piloted))      # the tile test has no meaning across scramblings
         size = f"{SOBOL_PILOT_REPLICATES} scramblings of {sampler[2]:,} points"
     else:
-        counts, states = _segments(job, _kernel_args(job, piloted), len(piloted), STREAM_PILOT,
+        counts, states = segments(job, kernel_args(job, piloted), len(piloted), STREAM_PILOT,
                                    0, n)
         count, state = engine.merge_segments(counts, states)
         _, se, _, beta = engine.estimate(count, state, means)
@@ -300,7 +243,7 @@ def pilot(job):
             if isinstance(cands, tuple):
                 se_of = {e: se[index[(j, g, e)]] for e in cands}
                 uncertain_of = {e: uncertain[index[(j, g, e)]] for e in cands}
-                c[g] = _decide(cands, se_of, uncertain_of)
+                c[g] = decide(cands, se_of, uncertain_of)
                 job.reasons[(j, g)] = _reason(size, cands, se_of, uncertain_of, c[g])
                 decided = True
     if decided:
@@ -308,7 +251,7 @@ def pilot(job):
     return job
 
 
-def _decide(candidates, se, uncertain):
+def decide(candidates, se, uncertain):
     """The auto choice: the lowest pilot SE among the candidates that pass the tail test (their
     SE uncertain by at most PILOT_TAIL_LIMIT); if none does, fd when it is a candidate (a
     difference quotient is bounded path by path), else the lowest SE.  Ties keep the preference order."""
@@ -319,7 +262,7 @@ def _decide(candidates, se, uncertain):
 
 def _reason(size, candidates, se, uncertain, chosen):
     """One line for the diagnostics: what the pilot measured of each candidate (``se`` and
-    ``uncertain`` map a candidate to its figure, as for ``_decide``), and the pick."""
+    ``uncertain`` map a candidate to its figure, as for ``decide``), and the pick."""
     parts = []
     for e in candidates:
         text = f"{G.ESTIMATORS[e]} SE {se[e]:.3g}"
@@ -329,7 +272,7 @@ def _reason(size, candidates, se, uncertain, chosen):
     return f"auto on a pilot of {size}: " + ", ".join(parts) + f"; took {G.ESTIMATORS[chosen]}"
 
 
-def _totals_weights(job, wanted):
+def totals_weights(job, wanted):
     """(agg_e, agg_w) for the per-path totals: each trade's chosen estimator of each quantity
     weighted by its quantity, minus its control at the pilot's coefficient (fixed before the main
     run, so the total is a plain per-path sum)."""
@@ -348,8 +291,8 @@ def _totals_weights(job, wanted):
 def simulate(job, first_path, n_paths):
     """Main-run segment moments of paths first_path..first_path+n_paths-1 (whole segments)."""
     wanted = job.wanted()
-    args = _kernel_args(job, wanted, _totals_weights(job, wanted), sampler=job.sampler_args)
-    return _segments(job, args, job.n_slots, STREAM_MAIN, first_path, n_paths, job.segment)
+    args = kernel_args(job, wanted, totals_weights(job, wanted), sampler=job.sampler_args)
+    return segments(job, args, job.n_slots, STREAM_MAIN, first_path, n_paths, job.segment)
 
 
 def _replicates(counts, states, n_replicates):

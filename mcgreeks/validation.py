@@ -9,13 +9,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from mcgreeks.models import COMMON_PARAMETERS, MODELS
 from mcgreeks.payoffs import KINDS
 
-MODELS = ("gbm", "heston")
 OPTION_TYPES = ("call", "put")
 BARRIER_TYPES = ("up_out", "up_in", "down_out", "down_in")
 MONITORING = ("discrete", "continuous")
-HESTON_PARAMS = ("v0", "kappa", "vbar", "xi", "corr")
 
 TRADE_COLUMNS = ("trade_id", "underlying", "payoff", "option_type", "strike", "maturity")
 MARKET_COLUMNS = ("underlying", "model", "spot", "rate")
@@ -134,18 +133,10 @@ def check_market(market):
         elif name in out or name in bad:
             row.fail("underlying", "duplicate underlying")
             out.pop(name, None)
-        params = {"model": row.choice("model", MODELS),
-                  "spot": row.number("spot", low=0.0),
-                  "rate": row.number("rate"),
-                  "div_yield": row.number("div_yield", default=0.0)}
-        if params["model"] == "gbm":
-            params["vol"] = row.number("vol", low=0.0)
-        elif params["model"] == "heston":
-            params["v0"] = row.number("v0", low=0.0, low_open=False)
-            params["kappa"] = row.number("kappa", low=0.0)
-            params["vbar"] = row.number("vbar", low=0.0)
-            params["xi"] = row.number("xi", low=0.0)
-            params["corr"] = row.number("corr", low=-1.0, low_open=False, high=1.0)
+        model = row.choice("model", tuple(MODELS))
+        own = MODELS[model].parameters if model else ()
+        params = {"model": model,
+                  **{p.name: row.number(p.name, **p.bounds()) for p in COMMON_PARAMETERS + own}}
         problems += row.problems
         if row.problems:
             bad.setdefault(name, row.problems[0])

@@ -1,33 +1,22 @@
 """Which estimator each trade's Greeks take: the user's ``method`` against the validity table.
 
 ``method`` is "auto", one estimator name, or {greek: name}.  One name asks for that estimator of
-every Greek it can estimate at all under the trade's model (pathwise: first-order Greeks; mixed: gamma; fd: all;
-lr: all under GBM, delta, gamma and rho under Heston); the other Greeks stay on auto, visibly so in their ``method_`` columns.  An estimator asked for a
+every Greek it can estimate for some payoff under the trade's model (``validity.applies``;
+pathwise: first-order Greeks; mixed: gamma; fd: all; lr: all under GBM, delta, gamma and rho
+under Heston); the other Greeks stay on auto, visibly so in their ``method_`` columns.  An estimator asked for a
 Greek it is invalid for on a trade's payoff is an error, never a silently biased number.  For auto,
 the candidates are the valid estimators other than fd (fd only when nothing else is valid; under
 Heston fd instead of, or beside, pathwise where pathwise can be heavy-tailed,
-``heston.auto_candidates``):
+``validity.auto_candidates``):
 the optimal blend where it is offered (it is never worse than either estimator it blends),
 otherwise the one with the lowest variance in a pilot run among those whose pilot passes the
 tail test (``underlying.pilot``).
 """
 from mcgreeks import greeks as G
 from mcgreeks import payoffs
-from mcgreeks.estimators import auto_candidates, valid_estimators, why_invalid
-from mcgreeks.pricers import heston
+from mcgreeks.estimators.validity import applies, auto_candidates, valid_estimators, why_invalid
+from mcgreeks.models import MODELS
 from mcgreeks.validation import InputError
-
-#: The Greek codes each model defines.
-MODEL_GREEKS = {"gbm": tuple(G.QUANTITIES.index(g) for g in G.GBM_GREEKS),
-                "heston": tuple(G.QUANTITIES.index(g) for g in heston.HESTON_GREEKS)}
-_FIRST_ORDER = tuple(g for g in range(1, G.N_QUANTITIES) if g != G.GAMMA)
-#: The Greeks an estimator can estimate at all, per model (whatever the payoff).
-_APPLIES = {"gbm": {"pathwise": _FIRST_ORDER, "mixed": (G.GAMMA,), "lr": MODEL_GREEKS["gbm"],
-                    "fd": MODEL_GREEKS["gbm"], "optimal": MODEL_GREEKS["gbm"],
-                    "vibrato": MODEL_GREEKS["gbm"]},
-            "heston": {"pathwise": _FIRST_ORDER, "mixed": (G.GAMMA,),
-                       "lr": (G.DELTA, G.GAMMA, G.RHO), "fd": MODEL_GREEKS["heston"],
-                       "optimal": (), "vibrato": (G.DELTA, G.GAMMA)}}
 
 
 #: The codes of every Greek (``greeks="all"``).
@@ -91,23 +80,16 @@ def choices(record, plan, model="gbm", params=None, sampler="mc",
     kind = payoffs.KINDS[record["payoff"]]
     continuous = record.get("monitoring") == "continuous"
     default, explicit = plan
-    if model == "heston":
-        valid_for = lambda g: heston.valid_estimators(kind, g, continuous, params)  # noqa: E731
-        auto_for = lambda g: heston.auto_candidates(kind, g, continuous, params)  # noqa: E731
-        reason = heston.why_invalid
-    else:
-        valid_for = lambda g: valid_estimators(kind, g, continuous)  # noqa: E731
-        auto_for = lambda g: auto_candidates(valid_for(g))  # noqa: E731
-        reason = why_invalid
+    cap = MODELS[model].capability
+    everywhere = () if default == "auto" else applies(cap, G.ESTIMATORS.index(default))
     out = {}
-    for g in MODEL_GREEKS[model]:
+    for g in cap.greeks:
         if g not in asked:
             continue
-        name = explicit.get(g, default if default == "auto" or g in _APPLIES[model][default]
-                            else "auto")
-        valid = valid_for(g)
+        name = explicit.get(g, default if default == "auto" or g in everywhere else "auto")
+        valid = valid_estimators(cap, kind, g, continuous, params)
         if name == "auto":
-            candidates = auto_for(g)
+            candidates = auto_candidates(cap, kind, g, continuous, params)
             if G.OPTIMAL in candidates and sampler != "sobol":
                 candidates = (G.OPTIMAL,)
             out[g] = candidates[0] if len(candidates) == 1 else candidates
@@ -117,7 +99,7 @@ def choices(record, plan, model="gbm", params=None, sampler="mc",
             raise InputError(
                 f"trade {record['trade_id']!r}: column 'method' has value {name!r} for "
                 f"{G.QUANTITIES[g]} of a {record['payoff']} {record['option_type']}: "
-                f"{reason(kind, g, e, continuous)}; valid: "
+                f"{why_invalid(cap, kind, g, e, continuous, params)}; valid: "
                 + ", ".join(G.ESTIMATORS[v] for v in valid))
         out[g] = e
     return out

@@ -111,9 +111,9 @@ from scipy.stats import norm
 
 from mc_checks import MEANINGFUL, assert_within_4se
 from mcgreeks import price_portfolio
-from mcgreeks import underlying as U
 from mcgreeks.analytic import black_scholes as bs
 from mcgreeks.engine import TILE
+from mcgreeks.kernel_inputs import trade_arrays
 from mcgreeks.models import heston as H
 from mcgreeks.rng import name_key, seed_key
 from mcgreeks.validation import check_market, check_trades
@@ -343,7 +343,7 @@ def test_gbm_digitals_sit_on_a_252_step_grid():
     assert not any(problems)
     for name, *_ in GBM_SETS:
         mine = [dict(r, control=False) for r in records if r["underlying"] == name]
-        assert U._trade_arrays(mine)[0].size == N_STEPS
+        assert trade_arrays(mine)[0].size == N_STEPS
 
 
 def test_gbm_vibrato_matches_the_closed_form(gbm_vibrato):

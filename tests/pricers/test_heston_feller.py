@@ -18,7 +18,7 @@ import mcgreeks
 from mcgreeks import greeks as G
 from mcgreeks import underlying
 from mcgreeks.analytic.heston import heston_european
-from mcgreeks.pricers import heston as HP
+from mcgreeks.estimators import validity
 
 QUANTITIES = ("price", "delta", "gamma", "rho", "theta", "d_v0", "d_kappa", "d_vbar", "d_xi",
               "d_corr")
@@ -91,7 +91,7 @@ def test_auto_avoids_pathwise_where_its_variance_is_infinite(study):
     name, params, option, results = study
     ratio = 2 * params["kappa"] * params["vbar"] / params["xi"] ** 2
     for q in ("theta", "d_v0", "d_kappa", "d_vbar", "d_xi"):
-        expected = "fd" if ratio < HP.PATHWISE_FELLER[0] else "pathwise"
+        expected = "fd" if ratio < validity.PATHWISE_FELLER[0] else "pathwise"
         assert (results["method_" + q] == expected).all(), (name, q)
     assert (results["method_d_corr"] == "pathwise").all()
     # their calibrated SEs carry no warning (the tail test's own noise aside)
@@ -133,23 +133,25 @@ def test_auto_candidates_follow_the_feller_ratio():
     european = 0
     for xi, expected in ((1.0, (G.FD,)), (0.35, (G.PATHWISE, G.FD)), (0.2, (G.PATHWISE,))):
         params = dict(base, xi=xi)           # Feller ratios 0.08, 0.65, 2
-        for g in (G.THETA, HP.D_V0_Q, HP.D_KAPPA_Q, HP.D_VBAR_Q, HP.D_XI_Q):
-            assert HP.auto_candidates(european, g, False, params) == expected, (xi, g)
-        assert HP.auto_candidates(european, HP.D_CORR_Q, False, params) == (G.PATHWISE,)
-        assert HP.auto_candidates(european, G.DELTA, False, params) == (G.PATHWISE, G.LR)
+        auto = lambda g: validity.auto_candidates(validity.HESTON, european, g,  # noqa: E731
+                                                  False, params)
+        for g in (G.THETA, G.D_V0, G.D_KAPPA, G.D_VBAR, G.D_XI):
+            assert auto(g) == expected, (xi, g)
+        assert auto(G.D_CORR) == (G.PATHWISE,)
+        assert auto(G.DELTA) == (G.PATHWISE, G.LR)
 
 
 def test_the_pilot_takes_no_candidate_that_fails_the_tail_test():
     pw, fd = G.PATHWISE, G.FD
     limit = underlying.PILOT_TAIL_LIMIT
     # pathwise has the smaller SE but fails the test: fd
-    assert underlying._decide((pw, fd), {pw: 0.1, fd: 0.5}, {pw: 2 * limit, fd: 0.01}) == fd
+    assert underlying.decide((pw, fd), {pw: 0.1, fd: 0.5}, {pw: 2 * limit, fd: 0.01}) == fd
     # both pass: the smaller SE
-    assert underlying._decide((pw, fd), {pw: 0.1, fd: 0.5}, {pw: 0.01, fd: 0.01}) == pw
-    assert underlying._decide((pw, fd), {pw: 0.5, fd: 0.1}, {pw: 0.01, fd: 0.01}) == fd
+    assert underlying.decide((pw, fd), {pw: 0.1, fd: 0.5}, {pw: 0.01, fd: 0.01}) == pw
+    assert underlying.decide((pw, fd), {pw: 0.5, fd: 0.1}, {pw: 0.01, fd: 0.01}) == fd
     # neither passes: fd, whose quotient is bounded path by path
-    assert underlying._decide((pw, fd), {pw: 0.1, fd: 0.5}, {pw: 1.0, fd: 1.0}) == fd
-    assert underlying._decide((pw, G.LR), {pw: 0.3, G.LR: 0.2}, {pw: 1.0, G.LR: 1.0}) == G.LR
+    assert underlying.decide((pw, fd), {pw: 0.1, fd: 0.5}, {pw: 1.0, fd: 1.0}) == fd
+    assert underlying.decide((pw, G.LR), {pw: 0.3, G.LR: 0.2}, {pw: 1.0, G.LR: 1.0}) == G.LR
 
 
 def test_a_payoff_with_infinite_variance_is_flagged():

@@ -26,6 +26,7 @@ from mc_checks import one_thread
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks.analytic.heston import heston_european
+from mcgreeks.estimators import fd, validity
 from mcgreeks.models import heston as H
 from mcgreeks.pricers import heston as HP
 from mcgreeks.rng import STREAM_MAIN, name_key, seed_key
@@ -35,7 +36,7 @@ SEED = 20261205
 #: The allowances below were measured with ALLOWANCE_FACTOR x N_PATHS paths and this seed.
 ALLOWANCE_SEED = 77
 ALLOWANCE_FACTOR = 8
-QUANTITIES = ("price",) + HP.HESTON_GREEKS
+QUANTITIES = ("price",) + G.HESTON_GREEKS
 #: Natural size of a quantity: the largest |closed-form value| over strikes F exp(m sqrt(vbar T)),
 #: m in MONEYNESS (a sensitivity that vanishes at one strike, e.g. d_corr at the money, is still
 #: judged at the scale it has on that model).
@@ -204,9 +205,10 @@ def all_slots(records, estimators=None):
     for j, r in enumerate(records):
         kind = P.KINDS[r["payoff"]]
         pairs = [(G.PRICE, G.PATHWISE)]
+        continuous = r.get("monitoring") == "continuous"
         for g in range(1, HP.N_QUANTITIES):
-            pairs += [(g, e) for e in HP.valid_estimators(kind, g, r.get("monitoring") ==
-                                                            "continuous")
+            pairs += [(g, e)
+                      for e in validity.valid_estimators(validity.HESTON, kind, g, continuous)
                       if estimators is None or G.ESTIMATORS[e] in estimators]
         for g, e in pairs:
             slots[j, g, e] = len(index)
@@ -239,7 +241,7 @@ def closed_form(market, expiry, strike_price, is_call, **moved):
 def fd_quotients(market, maturity, strike, is_call):
     """The central difference quotients of the closed form with the fd estimator's bumps, which
     the fd estimator estimates without bias (up to the scheme's own bias)."""
-    b = dict(zip(HP.BUMP_NAMES, HP.heston_bumps()))
+    b = fd.HESTON_BUMPS
     price = lambda **m: closed_form(market, maturity, strike, is_call, **m)["price"]  # noqa: E731
     base = price()
     s0, r = market["spot"], market["rate"]
@@ -371,7 +373,7 @@ def test_estimators_agree_on_european_options(european_results):
         for j, (kind, strike) in enumerate(zip(("call", "put"), strikes)):
             exact = closed_form(market, maturity, strike, kind == "call")
             quotient = fd_quotients(market, maturity, strike, kind == "call")
-            for q in HP.HESTON_GREEKS:
+            for q in G.HESTON_GREEKS:
                 fd_mean, fd_se = res[(j, q, "fd")]
                 for e in ("pathwise", "lr", "mixed"):
                     if (j, q, e) not in res:
@@ -533,7 +535,7 @@ def test_euler_pathwise_is_the_derivative_of_the_euler_scheme():
     for j, strike in enumerate((100.0, 95.0)):
         exact = closed_form(market, 1.0, strike, j == 0)
         quotient = fd_quotients(market, 1.0, strike, j == 0)
-        for q in HP.HESTON_GREEKS:
+        for q in G.HESTON_GREEKS:
             if (j, q, "pathwise") in res:
                 got, se = res[(j, q, "pathwise")]
                 fd_mean, fd_se = res[(j, q, "fd")]
@@ -573,5 +575,5 @@ def test_bad_parameters_and_unavailable_estimators_raise():
     lr[1, G.DELTA, G.LR] = 1
     with pytest.raises(ValueError, match="v0 > 0"):
         HP.run_heston(**dict(good, params=dict(MARKET, v0=0.0)), slots=lr)
-    assert HP.valid_estimators(P.DIGITAL, 7) == (G.FD,)
-    assert HP.valid_estimators(P.EUROPEAN, G.VEGA) == ()
+    assert validity.valid_estimators(validity.HESTON, P.DIGITAL, 7) == (G.FD,)
+    assert validity.valid_estimators(validity.HESTON, P.EUROPEAN, G.VEGA) == ()

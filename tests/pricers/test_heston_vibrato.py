@@ -38,6 +38,7 @@ References: M. B. Giles, "Vibrato Monte Carlo sensitivities", Monte Carlo and Qu
 Methods 2008, Springer (2009); S. L. Heston (1993), Rev. Financial Studies 6(2), 327-343 (P2);
 H. Albrecher et al. (2007), "The little Heston trap" (the characteristic function's form).
 """
+import functools
 import math
 
 import numpy as np
@@ -50,6 +51,7 @@ from mcgreeks import engine, price_portfolio
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks.analytic.heston import heston_european
+from mcgreeks.estimators import validity
 from mcgreeks.models import heston as H
 from mcgreeks.pricers import heston as HP
 from mcgreeks.rng import STREAM_MAIN, name_key, seed_key
@@ -380,18 +382,18 @@ def test_last_noise_walks_back_over_steps_without_noise():
 
 def test_validity_tables_and_errors():
     market = SETS[0][1]
+    valid = functools.partial(validity.valid_estimators, validity.HESTON)
     for g in (G.DELTA, G.GAMMA):
-        assert HP.valid_estimators(P.DIGITAL, g) == (G.LR, G.VIBRATO, G.FD)
-        assert HP.valid_estimators(P.DIGITAL, g, params=market) == (G.LR, G.VIBRATO, G.FD)
+        assert valid(P.DIGITAL, g) == (G.LR, G.VIBRATO, G.FD)
+        assert valid(P.DIGITAL, g, params=market) == (G.LR, G.VIBRATO, G.FD)
         # v0 = 0: lr's first step is degenerate, vibrato finds a noisy step (or the payoff is
         # flat in S0); |corr| = 1: no step has noise of its own
-        assert HP.valid_estimators(P.DIGITAL, g, params=dict(market, v0=0.0)) == (G.VIBRATO,
-                                                                                  G.FD)
-        assert HP.valid_estimators(P.DIGITAL, g, params=dict(market, corr=1.0)) == (G.FD,)
+        assert valid(P.DIGITAL, g, params=dict(market, v0=0.0)) == (G.VIBRATO, G.FD)
+        assert valid(P.DIGITAL, g, params=dict(market, corr=1.0)) == (G.FD,)
         for kind in (P.EUROPEAN, P.BARRIER, P.ASIAN_ARITHMETIC):
-            assert G.VIBRATO not in HP.valid_estimators(kind, g)
-    assert G.VIBRATO not in HP.valid_estimators(P.DIGITAL, G.RHO)
-    assert HP.why_invalid(P.EUROPEAN, G.DELTA, G.VIBRATO) == (
+            assert G.VIBRATO not in valid(kind, g)
+    assert G.VIBRATO not in valid(P.DIGITAL, G.RHO)
+    assert validity.why_invalid(validity.HESTON, P.EUROPEAN, G.DELTA, G.VIBRATO) == (
         "vibrato is offered for digitals' delta and gamma under Heston")
 
     grid, ti, tf, fix = digital_arrays(records_of((100.0, 95.0)))
