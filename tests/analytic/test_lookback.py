@@ -81,8 +81,7 @@ def test_against_quantlib(is_call, strike, extreme_ratio, rate, div):
 def test_rate_equal_dividend_limit():
     """At r = q the closed form's σ²/(2(r − q)) factor is replaced by its limit: at r = q ± 1e-7
     (the general expression, which loses ~1e-9 to cancellation there) the price is the
-    limit's plus rho × 1e-7, and the central
-    difference over r = q ± 1e-4 is the rho reported at r = q."""
+    limit's plus rho × 1e-7, and the central difference over r = q ± 1e-4 is the rho reported at r = q."""
     for is_call in (True, False):
         for strike in (90.0, 100.0, 110.0):
             kw = dict(spot=100.0, strike=strike, maturity=1.0, vol=0.25, div_yield=0.03,
