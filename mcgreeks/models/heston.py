@@ -601,29 +601,6 @@ def simulate_tile(z, m, scheme, coef, scen, dcoef, tangents_from, want_lr, x, v,
                     tv[d, k, i] = tan_v[d, i] if (scheme == QE or state_v[i] > 0.0) else 0.0
 
 
-# -- continuous barrier: Brownian-bridge survival of one step -------------------------------------
-
-@kernel
-def bridge_step(down, log_level, y0, y1, var):
-    """Probability that ln S, a Brownian bridge from y0 to y1 with variance ``var`` over the step,
-    stays on the alive side of ln H = ``log_level``, and its derivatives.
-
-    P = 1 - exp(-2 a b / var), a = u (y0 - ln H), b = u (y1 - ln H), u = +1 for a down barrier,
-    -1 for an up barrier; P = 0 when either end is on the far side, P = 1 when var = 0 and both
-    ends are alive (Glasserman 2004, §6.4).  Returns (P, dP/dy0, dP/dy1, dP/dvar, d2P/dy0^2).
-    """
-    u = 1.0 if down else -1.0
-    a = u * (y0 - log_level)
-    b = u * (y1 - log_level)
-    if a <= 0.0 or b <= 0.0:
-        return 0.0, 0.0, 0.0, 0.0, 0.0
-    if var <= 0.0:
-        return 1.0, 0.0, 0.0, 0.0, 0.0
-    e = math.exp(-2.0 * a * b / var)
-    g0 = 2.0 * b * u / var
-    return 1.0 - e, e * g0, e * 2.0 * a * u / var, -e * 2.0 * a * b / (var * var), -e * g0 * g0
-
-
 # -- paths for inspection (tests, diagnostics) ----------------------------------------------------
 
 def simulation_grid(payoff_dates, steps_per_year):

@@ -5,12 +5,14 @@ For one tile of paths the normals of every step are drawn once (``models.heston.
 step k uses draws 2k and 2k+1 of the path, so a number depends only on seed, underlying, path and
 draw), the path is simulated on the underlying's grid (the union of its trades' payoff dates and
 a uniform grid of ``steps_per_year`` steps per year), and then each trade, path by path:
-- reads ln S at its own dates (``_walk``, ``_value``);
+- reads ln S at its own dates through the view ln S_t = ln S0 + x_t (``payoffs``: ``_fill``,
+  and ``_value`` for a revaluation);
 - for pathwise and mixed estimators, the tangents of its payoff's underlying quantity (terminal
-  spot, average) along the eight directions S0, r, T, v0, kappa, vbar, xi, corr (``_pathwise``):
-  d ln S_t / d S0 = 1/S0 and d ln S_t / dr = t exactly; the other six come from the tangent
-  processes that ``models.heston.simulate_tile`` carries along the path (the chain rule through
-  each step of the discretized scheme);
+  spot, average, extreme) along the eight directions S0, r, T, v0, kappa, vbar, xi, corr
+  (``_fill``): d ln S_t / d S0 = 1/S0 and d ln S_t / dr = t exactly, chained through the
+  payoff's date-weight moments; the other six come from the tangent processes that
+  ``models.heston.simulate_tile`` carries along the path (the chain rule through each step of
+  the discretized scheme), contracted with the payoff's date weights (``payoffs.contract``);
 - for likelihood-ratio estimators, the scores of S0 (and of r for one-date payoffs) from the law
   of ln S at its first (last) date conditional on the variance path, a Gaussian
   (``models.heston``; Glasserman 2004, §7.3 for the Gaussian scores);
@@ -215,37 +217,10 @@ def _store(buf, m, out_row):
 # -- one trade on one path -------------------------------------------------------------------------
 
 @kernel
-def _walk(ti, tf, fix_idx, grid, x, i, log_s0, dr):
-    """Walk a trade's dates on path i: (u, ln S at the last date, knocked).  ln S_t = ln S0 + x_t
-    + dr t (dr: a rate bump, which moves ln S_t by exactly dr t in both schemes)."""
-    kind = ti[P.KIND]
-    off, n = ti[P.FIX_OFF], ti[P.FIX_N]
-    discrete_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 0
-    log_level = math.log(tf[P.LEVEL]) if discrete_barrier else 0.0
-    down = ti[P.DOWN] == 1
-    total = 0.0
-    knocked = False
-    y = log_s0
-    for k in range(n):
-        g = fix_idx[off + k]
-        y = log_s0 + x[g, i] + dr * grid[g]
-        if kind == P.ASIAN_ARITHMETIC:
-            total += math.exp(y)
-        elif kind == P.ASIAN_GEOMETRIC:
-            total += y
-        elif discrete_barrier and (y <= log_level if down else y >= log_level):
-            knocked = True
-    if kind == P.ASIAN_ARITHMETIC:
-        return total / n, y, knocked
-    if kind == P.ASIAN_GEOMETRIC:
-        return math.exp(total / n), y, knocked
-    return math.exp(y), y, knocked
-
-
-@kernel
 def _survival(ti, tf, grid, c, x, v, i, log_s0, dr, v0, g_last):
     """Product over the grid steps up to g_last of the Brownian-bridge survival of ln S with the
-    step's variance (v_{k-1} + v_k) dt_k c / 2 (dates scaled by c)."""
+    step's variance (v_{k-1} + v_k) dt_k c / 2 (dates scaled by c): Heston's segments of a
+    continuously monitored barrier are its grid steps."""
     down = ti[P.DOWN] == 1
     log_level = math.log(tf[P.LEVEL])
     y0 = log_s0
@@ -255,7 +230,7 @@ def _survival(ti, tf, grid, c, x, v, i, log_s0, dr, v0, g_last):
     for k in range(g_last + 1):
         y1 = log_s0 + x[k, i] + dr * grid[k]
         var = 0.5 * (v_prev + v[k, i]) * (grid[k] - t_prev) * c
-        w *= H.bridge_step(down, log_level, y0, y1, var)[0]
+        w *= P.bridge_survival(down, log_level, y0, y1, var)[0]
         if w == 0.0:
             break
         y0, v_prev, t_prev = y1, v[k, i], grid[k]
@@ -264,18 +239,15 @@ def _survival(ti, tf, grid, c, x, v, i, log_s0, dr, v0, g_last):
 
 @kernel
 def _value(ti, tf, fix_idx, grid, c, x, v, i, log_s0, dr, v0):
-    """Undiscounted payoff of one unit on path i (grid dates scaled by c, rate moved by dr)."""
+    """Undiscounted payoff of one unit on path i (grid dates scaled by c, rate moved by dr: the
+    payoff's view is ln S_t = ln S0 + dr t + x_t, ``payoffs``)."""
     kind = ti[P.KIND]
-    u, y_last, knocked = _walk(ti, tf, fix_idx, grid, x, i, log_s0, dr)
-    f = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
-    if kind != P.BARRIER:
-        return f
-    if ti[P.CONTINUOUS] == 1:
+    u, _, extreme = P.observe(kind, ti, tf, fix_idx, grid, x, i, log_s0, dr, 1.0)
+    f = P.cash_flow(kind, ti, tf, u, extreme)
+    if kind == P.BARRIER and ti[P.CONTINUOUS] == 1 and f != 0.0:
         g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
-        alive = _survival(ti, tf, grid, c, x, v, i, log_s0, dr, v0, g_last) if f != 0.0 else 1.0
-    else:
-        alive = 0.0 if knocked else 1.0
-    return f * (1.0 - alive if ti[P.KNOCK_IN] == 1 else alive)
+        f *= P.knock_weight(ti, _survival(ti, tf, grid, c, x, v, i, log_s0, dr, v0, g_last))
+    return f
 
 
 @kernel
@@ -308,53 +280,11 @@ def _tangent_v(j, k, i, tv):
 
 
 @kernel
-def _pathwise(ti, tf, fix_idx, grid, x, tx, i, s0, log_s0, weight, n_pw, q):
-    """u, f'(u) (times the barrier's alive indicator ``weight``) and the pathwise derivatives
-    f'(u) du/d(direction j), j < n_pw, into q[U, i], q[SLOPE, i], q[PW + j, i] (Glasserman 2004,
-    §7.2.2 for the Asian sums).  n_pw = 2 (S0 and r, exact without tangents) or N_PW."""
-    kind = ti[P.KIND]
-    off, n = ti[P.FIX_OFF], ti[P.FIX_N]
-    for j in range(N_PW):
-        q[PW + j, i] = 0.0
-    if kind == P.ASIAN_ARITHMETIC:
-        u = 0.0
-        for k in range(n):
-            g = fix_idx[off + k]
-            s = math.exp(log_s0 + x[g, i])
-            u += s
-            for j in range(n_pw):
-                q[PW + j, i] += s * _tangent_y(j, g, i, s0, grid, tx)
-        u /= n
-        for j in range(n_pw):
-            q[PW + j, i] /= n
-    elif kind == P.ASIAN_GEOMETRIC:
-        mean_y = 0.0
-        for k in range(n):
-            g = fix_idx[off + k]
-            mean_y += (log_s0 + x[g, i]) / n
-            for j in range(n_pw):
-                q[PW + j, i] += _tangent_y(j, g, i, s0, grid, tx) / n
-        u = math.exp(mean_y)
-        for j in range(n_pw):
-            q[PW + j, i] *= u
-    else:
-        g = fix_idx[off + n - 1]
-        u = math.exp(log_s0 + x[g, i])
-        for j in range(n_pw):
-            q[PW + j, i] = u * _tangent_y(j, g, i, s0, grid, tx)
-    slope = P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u) * weight
-    q[U, i] = u
-    q[SLOPE, i] = slope
-    for j in range(n_pw):
-        q[PW + j, i] *= slope
-
-
-@kernel
 def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_pw, q):
     """Continuous barrier: f = vanilla(S_T) W (out) or vanilla (1 - W) (in), W the product of the
     steps' bridge survivals; q[PW + j, i] = df/d(direction j), by the product rule along the path
     (W and dW accumulated step by step, never dividing by a survival that may be 0); j < n_pw
-    as in ``_pathwise``."""
+    as in ``_fill``."""
     kind = ti[P.KIND]
     down = ti[P.DOWN] == 1
     log_level = math.log(tf[P.LEVEL])
@@ -369,7 +299,7 @@ def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_
         y1 = log_s0 + x[k, i]
         dtk = grid[k] - t_prev
         var = 0.5 * (v_prev + v[k, i]) * dtk
-        p, p0, p1, pv, _ = H.bridge_step(down, log_level, y0, y1, var)
+        p, p0, p1, pv, _ = P.bridge_survival(down, log_level, y0, y1, var)
         for j in range(n_pw):
             dvar = 0.5 * (_tangent_v(j, k - 1, i, tv) + _tangent_v(j, k, i, tv)) * dtk
             if j == 2 + H.D_SCALE:
@@ -402,13 +332,13 @@ def _barrier_explicit(ti, tf, fix_idx, grid, x, v, i, s0, log_s0, v0):
     down = ti[P.DOWN] == 1
     log_level = math.log(tf[P.LEVEL])
     g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
-    p, p0, _, _, p00 = H.bridge_step(down, log_level, log_s0, log_s0 + x[0, i],
+    p, p0, _, _, p00 = P.bridge_survival(down, log_level, log_s0, log_s0 + x[0, i],
                                      0.5 * (v0 + v[0, i]) * grid[0])
     if p0 == 0.0 and p00 == 0.0:
         return 0.0, 0.0
     rest = 1.0
     for k in range(1, g_last + 1):
-        rest *= H.bridge_step(down, log_level, log_s0 + x[k - 1, i], log_s0 + x[k, i],
+        rest *= P.bridge_survival(down, log_level, log_s0 + x[k - 1, i], log_s0 + x[k, i],
                               0.5 * (v[k - 1, i] + v[k, i]) * (grid[k] - grid[k - 1]))[0]
         if rest == 0.0:
             return 0.0, 0.0
@@ -445,17 +375,28 @@ def _vibrato(tf, kind, k, x, v, z, i, log_s0, f, scheme, coef, corr_bar, v0):
 
 @kernel
 def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coef, corr_bar,
-          need_pw, n_pw, need_sc, need_vb, q):
-    """Per-path quantities of one trade over a tile into the rows of ``q`` (pathwise derivatives
-    along the first ``n_pw`` directions)."""
+          need_pw, n_pw, need_sc, need_vb, acc, q):
+    """Per-path quantities of one trade over a tile into the rows of ``q``: the payoff from the
+    sums of ``payoffs.accumulate`` (the view ln S_t = ln S0 + x_t); with ``need_pw``, u, its
+    slope (times a discrete barrier's knock weight) and the pathwise derivatives f'(u) du/dθ_j
+    along the first ``n_pw`` directions j: S0 and r from the payoff's date-weight moments
+    (d ln S_t/d S0 = 1/S0, d ln S_t/dr = t), the model's tangent rows tx by ``payoffs.contract``
+    (Glasserman 2004, §7.2.2); a continuous barrier's along its bridge (``_barrier_pathwise``)."""
     kind = ti[P.KIND]
     continuous = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
     log_s0 = math.log(s0)
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     g_first = 0 if continuous else fix_idx[off]
     g_last = fix_idx[off + n - 1]
+    P.accumulate(kind, ti, tf, fix_idx, grid, x, m, log_s0, 0.0, 1.0, False, acc)
+    t_mean = P.mean_date(ti, fix_idx, grid)
     for i in range(m):
-        f = _value(ti, tf, fix_idx, grid, 1.0, x, v, i, log_s0, 0.0, v0)
+        u, extreme, sw, swt, _ = P.quantity(kind, ti, fix_idx, grid, x, acc, i, log_s0, 0.0, 1.0,
+                                            t_mean)
+        f = P.cash_flow(kind, ti, tf, u, extreme)
+        if continuous and f != 0.0:
+            f *= P.knock_weight(ti, _survival(ti, tf, grid, 1.0, x, v, i, log_s0, 0.0, v0,
+                                              g_last))
         q[F, i] = f
         q[X_SPOT, i] = q[X_SPOT2, i] = 0.0
         if need_pw:
@@ -463,11 +404,16 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coe
                 _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_pw,
                                   q)
             else:
-                weight = 1.0
-                if kind == P.BARRIER:
-                    knocked = _walk(ti, tf, fix_idx, grid, x, i, log_s0, 0.0)[2]
-                    weight = 1.0 if knocked == (ti[P.KNOCK_IN] == 1) else 0.0
-                _pathwise(ti, tf, fix_idx, grid, x, tx, i, s0, log_s0, weight, n_pw, q)
+                slope = (P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
+                         * P.discrete_survival(ti, tf, extreme))
+                q[U, i], q[SLOPE, i] = u, slope
+                q[PW, i] = slope * sw / s0
+                q[PW + 1, i] = slope * swt
+                if n_pw > 2:
+                    P.contract(kind, ti, fix_idx, grid, x, acc, i, log_s0, 0.0, 1.0, u, tx, 0,
+                               H.N_DIR, q, PW + 2)
+                    for j in range(2, n_pw):
+                        q[PW + j, i] *= slope
         if need_sc:
             c1 = cs[g_first, i]
             g1 = gs[g_first, i]
@@ -540,7 +486,7 @@ def _add_total(g, e, buf, m, agg_e_j, agg_w_j, agg):
 
 @kernel
 def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme, coef,
-                corr_bar, slots_j, bumps, agg_e_j, agg_w_j, agg, q, buf, out_tile):
+                corr_bar, slots_j, bumps, agg_e_j, agg_w_j, agg, acc, q, buf, out_tile):
     """All wanted estimates of one trade over one tile, except the re-simulated fd ones (which
     ``chunk`` adds), and their contributions to the per-path totals.  z: the tile's normals;
     coef: the base scenario's step coefficients; corr_bar = sqrt(1 - corr²)."""
@@ -558,7 +504,7 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
         need_sc |= slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0
         need_vb |= slots_j[g, G.VIBRATO] >= 0
     _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coef, corr_bar,
-          need_pw, n_pw, need_sc, need_vb, q)
+          need_pw, n_pw, need_sc, need_vb, acc, q)
     for g in range(slots_j.shape[0]):
         for e in range(slots_j.shape[1]):
             k = slots_j[g, e]
@@ -607,11 +553,12 @@ def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, sc
                           np.empty((nr, TILE)))
     state_v_, tan_x_, tan_v_ = np.empty(TILE), np.empty((H.N_DIR, TILE)), np.empty((H.N_DIR, TILE))
     q_, buf_, up_ = np.empty((N_Q, TILE)), np.empty(TILE), np.empty((n_trades, TILE))
+    acc_ = np.empty((P.N_ACC, TILE))
     agg_ = np.empty((slots.shape[1], TILE))
     z, x, v, tx, tv = borrow(z_), borrow(x_), borrow(v_), borrow(tx_), borrow(tv_)
     gs, cs, xs, vs = borrow(gs_), borrow(cs_), borrow(xs_), borrow(vs_)
     state_v, tan_x, tan_v = borrow(state_v_), borrow(tan_x_), borrow(tan_v_)
-    q, buf, up, agg = borrow(q_), borrow(buf_), borrow(up_), borrow(agg_)
+    q, buf, up, agg, acc = borrow(q_), borrow(buf_), borrow(up_), borrow(agg_), borrow(acc_)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
@@ -622,7 +569,7 @@ def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, sc
         for j in range(n_trades):
             _trade_tile(ti[j], tf[j], fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate,
                         scens[0, H.SC_V0], scheme, coefs[0], corr_bar, slots[j], bumps,
-                        agg_e[j], agg_w[j], agg, q, buf, out[tile])
+                        agg_e[j], agg_w[j], agg, acc, q, buf, out[tile])
         for g in range(G.THETA, N_QUANTITIES if want_resim else G.THETA):
             s_up = fd_scen[g, 0]
             if s_up < 0:
@@ -652,7 +599,7 @@ def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, sc
                 _store(agg[g], m, out[tile, agg_base + g])
     keep(z_), keep(x_), keep(v_), keep(tx_), keep(tv_), keep(gs_), keep(cs_), keep(xs_)
     keep(vs_), keep(state_v_), keep(tan_x_), keep(tan_v_), keep(q_), keep(buf_), keep(up_)
-    keep(agg_)
+    keep(agg_), keep(acc_)
 
 
 def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, scheme, s0, rate, coefs,
