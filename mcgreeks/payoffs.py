@@ -96,14 +96,16 @@ def slope(kind, omega, strike, cash, u):
     return omega if omega * (u - strike) > 0.0 else 0.0
 
 
-@kernel
+def reads_fixings(kind, continuous=False):
+    """Whether the payoff reads the path at ``n_fixings`` equally spaced dates t_i = i·T/n (an
+    Asian, a lookback, a discretely monitored barrier), rather than at its maturity alone."""
+    return kind in FIXED_DATES or (kind == BARRIER and not continuous)
+
+
 def schedule(kind, continuous, maturity, n_fixings):
     """Number of dates the payoff reads, equally spaced at t_i = i·T/n (1 for a terminal payoff
     or a continuously monitored barrier, whose path between dates is integrated out)."""
-    if kind == ASIAN_ARITHMETIC or kind == ASIAN_GEOMETRIC or kind == LOOKBACK or (
-            kind == BARRIER and not continuous):
-        return n_fixings
-    return 1
+    return n_fixings if reads_fixings(kind, continuous) else 1
 
 
 @kernel

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mcgreeks.models import COMMON_PARAMETERS, MODELS
-from mcgreeks.payoffs import KINDS
+from mcgreeks.payoffs import KINDS, reads_fixings
 
 OPTION_TYPES = ("call", "put")
 BARRIER_TYPES = ("up_out", "up_in", "down_out", "down_in")
@@ -178,8 +178,8 @@ def check_trades(trades, market, bad_market=None):
             clean["barrier"] = row.number("barrier", low=0.0)
             clean["barrier_type"] = row.choice("barrier_type", BARRIER_TYPES)
             clean["monitoring"] = row.choice("monitoring", MONITORING, default="discrete")
-        if payoff in ("asian_arithmetic", "asian_geometric") or (
-                payoff == "barrier" and clean.get("monitoring") == "discrete"):
+        if payoff is not None and reads_fixings(KINDS[payoff],
+                                                clean.get("monitoring") == "continuous"):
             n = row.number("n_fixings", low=1.0, low_open=False)
             if n is not None and n != int(n):
                 row.fail("n_fixings", "must be a whole number")

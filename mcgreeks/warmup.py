@@ -28,7 +28,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from mcgreeks import _jit
+from mcgreeks import _jit, payoffs
 
 MODELS = ("gbm", "heston")
 
@@ -237,8 +237,8 @@ def warmup(progress=None, models=MODELS, parallel=True):
 
 def _dates(trade):
     n = trade.get("n_fixings")
-    fixed = trade.get("payoff") in ("asian_arithmetic", "asian_geometric") or (
-        trade.get("payoff") == "barrier" and trade.get("monitoring") == "discrete")
+    kind = payoffs.KINDS.get(trade.get("payoff"))
+    fixed = kind is not None and payoffs.reads_fixings(kind, trade.get("monitoring") == "continuous")
     return int(n) if fixed and n == n and n else 1
 
 

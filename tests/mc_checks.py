@@ -3,6 +3,8 @@ switch the reproducibility tests use (test support)."""
 import contextlib
 
 import numba
+import numpy as np
+import pandas as pd
 
 #: 4 SE must be under this fraction of a Greek's natural size for a comparison to count.
 MEANINGFUL = 0.05
@@ -24,6 +26,16 @@ def assert_within_4se(result, reference, scale, greeks, method):
         if g != "price" and method:
             assert (result["method_" + g] == method).all(), (g, method)
     assert not failures, "\n".join(failures)
+
+
+def natural_scale(p):
+    """Vanilla-sized scales of (price, Greeks) per row of ``p`` (columns spot, vol, maturity):
+    with sd = σ√T, (S, 1, 1/(S sd), S√T, S T, S σ/√T) for price, delta, gamma, vega, rho,
+    theta."""
+    sd = p.vol * np.sqrt(p.maturity)
+    return pd.DataFrame({"price": p.spot, "delta": 1.0 + 0 * p.spot, "gamma": 1 / (p.spot * sd),
+                         "vega": p.spot * np.sqrt(p.maturity), "rho": p.spot * p.maturity,
+                         "theta": p.spot * p.vol / np.sqrt(p.maturity)}).set_index(p.index)
 
 
 @contextlib.contextmanager

@@ -196,7 +196,7 @@ def _edit_market(row, column, value):
 
 BAD_INPUTS = [
     # id, edit of the text tables, extra args, words the message must contain
-    ("unknown payoff", _edit_trades(4, "payoff", "lookback"), [], ["T005", "payoff", "lookback"]),
+    ("unknown payoff", _edit_trades(4, "payoff", "chooser"), [], ["T005", "payoff", "chooser"]),
     ("unknown option_type", _edit_trades(0, "option_type", "cal"), [],
      ["T001", "option_type", "cal"]),
     ("negative strike", _edit_trades(6, "strike", "-5"), [], ["T007", "strike", "-5"]),
@@ -314,7 +314,7 @@ def test_out_into_missing_directory_is_bad_input(tmp_path):
 
 def test_every_bad_row_is_reported(tmp_path):
     trades, market = sample_text()
-    trades.loc[0, "payoff"] = "lookback"             # T001
+    trades.loc[0, "payoff"] = "chooser"             # T001
     trades.loc[3, "strike"] = "-5"                   # T004
     trades.loc[40, "maturity"] = "0"                 # T041
     trades.to_csv(tmp_path / "trades.csv", index=False)
@@ -325,7 +325,7 @@ def test_every_bad_row_is_reported(tmp_path):
     lines = proc.stderr.splitlines()
     assert lines[0] == "mcgreeks: error: 3 problems in the trades table:", proc.stderr
     assert len(lines) == 4, proc.stderr
-    for line, words in zip(lines[1:], [("'T001'", "payoff", "lookback"),
+    for line, words in zip(lines[1:], [("'T001'", "payoff", "chooser"),
                                        ("'T004'", "strike", "-5"),
                                        ("'T041'", "maturity", "0")]):
         assert all(w in line for w in words), (words, line)

@@ -37,7 +37,7 @@ def _set(table, key_column, key, column, value):
 # Every bad-input case of docs/reference.md#input-errors that concerns a row (a missing column
 # concerns the table).
 ROW_CASES = {
-    "unknown payoff": ("trades", "T001", "payoff", "lookback", ["T001"]),
+    "unknown payoff": ("trades", "T001", "payoff", "chooser", ["T001"]),
     "unknown underlying": ("trades", "T002", "underlying", "NOPE", ["T002"]),
     "strike zero": ("trades", "T003", "strike", "0", ["T003"]),
     "strike negative": ("trades", "T004", "strike", "-5", ["T004"]),

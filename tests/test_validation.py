@@ -90,7 +90,7 @@ def _set(column, value, row=1):
 
 TRADE_CASES = [
     # id, trades factory, trade named, column, value
-    ("unknown payoff", _set("payoff", "lookback"), "T2", "payoff", "lookback"),
+    ("unknown payoff", _set("payoff", "chooser"), "T2", "payoff", "chooser"),
     ("unknown option_type", _set("option_type", "straddle"), "T2", "option_type", "straddle"),
     ("empty option_type", _set("option_type", np.nan), "T2", "option_type", float("nan")),
     ("underlying not in market", _set("underlying", "NOPE"), "T2", "underlying", "NOPE"),
@@ -149,6 +149,9 @@ EXOTIC_CASES = [
      float("nan")),
     ("asian n_fixings text", "asian_arithmetic", {"n_fixings": "monthly"}, "n_fixings",
      "monthly"),
+    ("lookback n_fixings missing", "lookback", {"n_fixings": np.nan}, "n_fixings",
+     float("nan")),
+    ("lookback n_fixings fractional", "lookback", {"n_fixings": 0.5}, "n_fixings", 0.5),
 ]
 
 
@@ -365,13 +368,13 @@ def _many_trades(n):
 
 def test_every_bad_row_is_reported_one_line_each():
     trades = _many_trades(6)
-    trades.loc[0, "payoff"] = "lookback"      # T1
+    trades.loc[0, "payoff"] = "chooser"      # T1
     trades.loc[3, "strike"] = -5.0            # T4
     trades.loc[5, "underlying"] = "NOPE"      # T6
     lines = _raises(trades, _market()).split("\n")
     assert lines[0] == "3 problems in the trades table:"
     assert len(lines) == 4
-    for line, (who, column, value) in zip(lines[1:], [("T1", "payoff", "lookback"),
+    for line, (who, column, value) in zip(lines[1:], [("T1", "payoff", "chooser"),
                                                      ("T4", "strike", -5.0),
                                                      ("T6", "underlying", "NOPE")]):
         _assert_names(line, who=who, column=column, value=value)
@@ -381,12 +384,12 @@ def test_a_row_with_two_problems_is_counted_once_as_a_row():
     trades = _many_trades(3)
     trades.loc[1, "strike"] = "abc"
     trades.loc[1, "maturity"] = 0.0
-    trades.loc[2, "payoff"] = "lookback"
+    trades.loc[2, "payoff"] = "chooser"
     lines = _raises(trades, _market()).split("\n")
     assert lines[0] == "3 problems in the trades table (2 rows):"
     _assert_names(lines[1], who="T2", column="strike", value="abc")
     _assert_names(lines[2], who="T2", column="maturity", value=0.0)
-    _assert_names(lines[3], who="T3", column="payoff", value="lookback")
+    _assert_names(lines[3], who="T3", column="payoff", value="chooser")
 
 
 def test_more_problems_than_the_limit_are_counted():

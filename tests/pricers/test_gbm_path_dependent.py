@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mc_checks import MEANINGFUL, assert_within_4se
+from mc_checks import MEANINGFUL, assert_within_4se, natural_scale
 from mcgreeks import price_portfolio
 from mcgreeks.analytic import asian, barrier as rr
 from mcgreeks.estimators import fd
@@ -30,15 +30,6 @@ def _sets(n):
 
 SETS = _sets(12)
 MARKET = SETS[["underlying", "model", "spot", "rate", "div_yield", "vol"]]
-
-
-def _natural_scale(p):
-    """Vanilla-sized scales of (price, Greeks) per row, as in tests/estimators: with
-    sd = σ√T, (S, 1, 1/(S sd), S√T, S T, S σ/√T)."""
-    sd = p.vol * np.sqrt(p.maturity)
-    return pd.DataFrame({"price": p.spot, "delta": 1.0 + 0 * p.spot, "gamma": 1 / (p.spot * sd),
-                         "vega": p.spot * np.sqrt(p.maturity), "rho": p.spot * p.maturity,
-                         "theta": p.spot * p.vol / np.sqrt(p.maturity)}).set_index(p.index)
 
 
 def _reference(trades, formula, bumps=None):
@@ -107,7 +98,7 @@ def geometric_runs():
 
 
 def _scale(trades):
-    return _natural_scale(trades.merge(MARKET, on="underlying").set_index("trade_id"))
+    return natural_scale(trades.merge(MARKET, on="underlying").set_index("trade_id"))
 
 
 @pytest.mark.slow
