@@ -28,17 +28,18 @@ fd revalues on the same normals: spot and rate bumps need no new path (x = ln(S/
 depend on S0, and r only adds r t); maturity and the five model parameters re-simulate the tile
 with the bumped parameters (``chunk``).
 
-Bump sizes (``heston_bumps``): spot 1 % of S0, rate 10 bp, maturity 10 % of T (the whole grid
-scales, the normals of each step are kept), v0, kappa, vbar and xi 10 % of their value (v0 = 0:
-10 % of vbar, one-sided), corr 0.01 absolute, clipped to [-1, 1] (the quotient divides by the
-clipped width).  Why 10 %: ``DEFAULT_BUMPS``.
+Bump sizes (``estimators.fd.HESTON_BUMPS``): spot 1 % of S0, rate 10 bp, maturity 10 % of T
+(the whole grid scales, the normals of each step are kept), v0, kappa, vbar and xi 10 % of their
+value (v0 = 0: 10 % of vbar, one-sided), corr 0.01 absolute, clipped to [-1, 1] (the quotient
+divides by the clipped width); why 10 % is said there.
 
 Pathwise under QE differentiates the QE map inside its branches; see ``models.heston`` for what
 that leaves out (the switch at psi_c) and for the variance of the tangents when the Feller
 condition fails: below a Feller ratio of about 1/2 the pathwise theta and d_v0 ... d_xi have an
 infinite variance (tail index 1.1-2.9, measured), so their sample standard error means nothing;
 ``auto`` takes fd there and pilots the two against each other up to a ratio of 1
-(``auto_candidates``).
+(``estimators.validity.PATHWISE_FELLER``).  Which estimator is valid where is decided by the
+validity table (``estimators.validity``), which ``prepare`` checks the slots against.
 """
 import math
 
@@ -49,43 +50,13 @@ from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks._jit import borrow, keep, kernel, wait_for_background
 from mcgreeks.engine import TILE, tile_moments
-from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, pathwise, vibrato
-from mcgreeks.estimators import auto_candidates as _auto_candidates
-from mcgreeks.estimators import why_invalid as _gbm_why_invalid
+from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, pathwise, validity, vibrato
+from mcgreeks.kernel_inputs import no_totals
 from mcgreeks.models import heston as H
 
 #: Default time grid: weekly steps.  With QE the price bias at this grid is a few basis points of
 #: the spot on ordinary parameters (benchmarks/results/HESTON_BIAS.md).
 DEFAULT_STEPS_PER_YEAR = 52
-
-#: Quantity codes beyond greeks.THETA (greeks.QUANTITIES order).
-D_V0_Q, D_KAPPA_Q, D_VBAR_Q, D_XI_Q, D_CORR_Q = range(6, 11)
-N_QUANTITIES = 11
-#: The sensitivities Heston defines (docs/reference.md#output-columns; vega is GBM only).
-HESTON_GREEKS = ("delta", "gamma", "rho", "theta", "d_v0", "d_kappa", "d_vbar", "d_xi", "d_corr")
-
-#: Bump sizes, in the order of the kernels' array; the first four keep ``fd.bumps``' layout.
-BUMP_NAMES = ("spot", "vol", "rate", "maturity", "v0", "kappa", "vbar", "xi", "corr")
-B_SPOT, B_VOL, B_RATE, B_MAT, B_V0, B_KAPPA, B_VBAR, B_XI, B_CORR = range(9)
-#: Maturity and the variance parameters are bumped by 10 %, not GBM's 1 %: they move the variance
-#: path, and QE's map from normals to variances jumps where a step's psi crosses psi_c, so with
-#: common random numbers a small bump's quotient is a jump over 2h on a fraction ~h of paths:
-#: tail index 1, an infinite variance (measured: Hill index 1.0-1.5 at 1 % whenever
-#: 2 kappa vbar / xi^2 < 1/2, 3.7-9 at 10 %; ``benchmarks/heston_feller.py``).  The central
-#: quotient's own bias at 10 % is 0.3 % of the value or less on the benchmark's cases.
-DEFAULT_BUMPS = {"spot": fd.SPOT_REL, "vol": fd.VOL_REL, "rate": fd.RATE_ABS,
-                 "maturity": 0.1, "v0": 0.1, "kappa": 0.1, "vbar": 0.1, "xi": 0.1,
-                 "corr": 1e-2}
-
-#: Feller ratios 2 kappa vbar / xi^2 between which ``auto`` pilots pathwise theta and
-#: d_v0 ... d_xi against fd with a tail test (``auto_candidates``); below the first it takes fd,
-#: from the second pathwise.  The pathwise derivative of the variance path follows the flow of
-#: the square-root process, which is singular at visits to 0 below a ratio of 1/2 (the flow
-#: derivative of sqrt(v) is exp(int ((xi^2 - 4 kappa vbar) / (8 v) - kappa / 2) dt)); measured on
-#: QE at 52-64 steps a year (``benchmarks/heston_feller.py``): tail index 1.1-2.9 below 0.25,
-#: above 5 from 0.48.  A 4,096-path pilot can miss tails that rare, so below 1/2 the theory
-#: decides, not the pilot.
-PATHWISE_FELLER = (0.5, 1.0)
 
 # Per-path quantities kept for a tile, rows of the ``q`` buffer.  VB_MEAN, VB_MEAN2: vibrato's
 # first and second derivatives of E[f | path before its last noisy step] in that step's mean
@@ -96,113 +67,8 @@ N_PW = 2 + H.N_DIR
 N_Q = PW + N_PW
 
 # Model parameter of each re-simulated fd quantity (None: the grid scale).
-_RESIM = {G.THETA: None, D_V0_Q: "v0", D_KAPPA_Q: "kappa", D_VBAR_Q: "vbar", D_XI_Q: "xi",
-          D_CORR_Q: "corr"}
-
-
-def valid_estimators(kind, greek, continuous=False, params=None):
-    """Estimator codes that are unbiased (fd: up to its bump bias) for ``greek`` of payoff
-    ``kind`` under Heston, in order of preference; the Heston twin of
-    ``mcgreeks.estimators.valid_estimators``.  With ``params`` (the model's parameters), the
-    likelihood-ratio family (lr, mixed) is dropped when its first step is degenerate (v0 = 0 or
-    |corr| = 1), and vibrato when every step is (|corr| = 1: the spot has no noise of its own).
-
-    Pathwise (and mixed for gamma) needs a Lipschitz payoff, as under GBM.  Likelihood ratio is
-    offered where the scheme's transition density is available: delta and gamma (the law of ln S
-    at the payoff's first date given the variance path is Gaussian with ln S0 in its mean) and
-    rho of one-date payoffs (r enters that mean as r T); not for theta or the model parameters,
-    which move the variance path's law (QE's is not differentiable), so for digitals and
-    discrete barriers those are fd only.  Vibrato (likelihood ratio over the last noisy step of
-    ln S given the path before it, ``_vibrato``) is offered for digitals' delta and gamma, after
-    lr.  With v0 = 0 it stays valid: only a path with no spot noise at all up to the payoff date
-    lacks a noisy step, and there the payoff is a step function of S0 whose derivative is 0.
-    Vega is not defined under Heston.
-    """
-    out = _valid(kind, greek, continuous)
-    if params is not None and not (params["v0"] > 0.0 and abs(params["corr"]) < 1.0):
-        out = tuple(e for e in out if e not in (G.LR, G.MIXED))
-    if params is not None and not abs(params["corr"]) < 1.0:
-        out = tuple(e for e in out if e != G.VIBRATO)
-    return out
-
-
-def _valid(kind, greek, continuous):
-    smooth = kind not in P.DISCONTINUOUS or (kind == P.BARRIER and continuous)
-    jump = (G.VIBRATO,) if kind == P.DIGITAL else ()
-    if greek == G.DELTA:
-        return (G.PATHWISE, G.LR, G.FD) if smooth else (G.LR,) + jump + (G.FD,)
-    if greek == G.GAMMA:
-        return ((G.MIXED, G.LR, G.FD) if smooth and kind != P.BARRIER
-                else (G.LR,) + jump + (G.FD,))
-    if greek == G.RHO:
-        one_date = kind in (P.EUROPEAN, P.DIGITAL)
-        return (((G.PATHWISE,) if smooth else ()) + ((G.LR,) if one_date else ()) + (G.FD,))
-    if greek == G.THETA or D_V0_Q <= greek <= D_CORR_Q:
-        return (G.PATHWISE, G.FD) if smooth else (G.FD,)
-    return ()
-
-
-def auto_candidates(kind, greek, continuous=False, params=None):
-    """The estimators ``auto`` chooses among for ``greek`` of payoff ``kind`` under Heston, in
-    order of preference: ``estimators.auto_candidates`` of the valid ones.
-    For theta and d_v0 ... d_xi, whose pathwise estimates run through the variance path's
-    tangents, the Feller ratio of ``params`` against ``PATHWISE_FELLER`` decides: below 1/2 fd
-    replaces pathwise (whose variance is infinite there), up to 1 both are candidates and a
-    pilot with a tail test decides (``underlying.pilot``)."""
-    out = _auto_candidates(valid_estimators(kind, greek, continuous, params))
-    variance_path = greek == G.THETA or D_V0_Q <= greek <= D_XI_Q
-    if variance_path and params is not None and G.PATHWISE in out:
-        ratio = H.feller_ratio(params)
-        if ratio < PATHWISE_FELLER[0]:
-            out = tuple(e for e in out if e != G.PATHWISE) + (G.FD,)
-        elif ratio < PATHWISE_FELLER[1]:
-            out += (G.FD,)
-    return out
-
-
-def why_invalid(kind, greek, estimator, continuous=False):
-    """Why ``estimator`` cannot estimate ``greek`` of payoff ``kind`` under Heston."""
-    if greek == G.VEGA:
-        return "vega is a GBM Greek; Heston has d_v0 ... d_corr instead"
-    if estimator == G.OPTIMAL:
-        return "the optimal blend is offered under GBM only"
-    if estimator == G.LR and greek not in (G.DELTA, G.GAMMA, G.RHO):
-        return ("likelihood ratio under Heston covers delta, gamma and rho: the QE variance "
-                "step has no differentiable density in the model parameters or the maturity")
-    if estimator == G.LR and greek == G.RHO:
-        return "likelihood-ratio rho is offered for one-date payoffs (european, digital) only"
-    if estimator == G.VIBRATO:
-        return "vibrato is offered for digitals' delta and gamma under Heston"
-    return _gbm_why_invalid(kind, greek, estimator, continuous)
-
-
-def heston_bumps(overrides=None):
-    """The fd bump sizes as the kernel takes them, ordered as ``BUMP_NAMES``.
-
-    ``overrides`` is a mapping {name: size} (sizes in (0, 0.5]: relative for spot, maturity, v0,
-    kappa, vbar, xi; absolute for rate and corr), or an array of 4 sizes in the layout of
-    ``mcgreeks.estimators.fd.bumps`` (spot, vol, rate, maturity; the model parameters then take
-    their defaults), or of all 9.
-    """
-    sizes = dict(DEFAULT_BUMPS)
-    if overrides is None:
-        pass
-    elif isinstance(overrides, dict):
-        for name, size in overrides.items():
-            if name not in sizes:
-                raise ValueError(f"fd_bumps: unknown bump {name!r}; bumps are "
-                                 + ", ".join(BUMP_NAMES))
-            sizes[name] = size
-    else:
-        arr = np.asarray(overrides, dtype=float).ravel()
-        if arr.size not in (4, 9):
-            raise ValueError(f"bumps has {arr.size} entries: must be 4 (spot, vol, rate, "
-                             "maturity) or 9 (" + ", ".join(BUMP_NAMES) + ")")
-        sizes.update(zip(BUMP_NAMES, arr.tolist()))
-    for name, size in sizes.items():
-        if not 0 < size <= 0.5:
-            raise ValueError(f"fd_bumps[{name!r}] has value {size!r}: must be in (0, 0.5]")
-    return np.array([float(sizes[n]) for n in BUMP_NAMES])
+_RESIM = {G.THETA: None, G.D_V0: "v0", G.D_KAPPA: "kappa", G.D_VBAR: "vbar", G.D_XI: "xi",
+          G.D_CORR: "corr"}
 
 
 @kernel
@@ -432,11 +298,11 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coe
 def _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, i, s0, rate, v0, base, bumps):
     """Central bump-and-revalue of delta, gamma or rho on path i (no re-simulation needed)."""
     if g == G.RHO:
-        h = bumps[B_RATE]
+        h = bumps[fd.B_RATE]
         log_s0 = math.log(s0)
         return fd.central(_revalue(ti, tf, fix_idx, grid, 1.0, x, v, i, log_s0, rate, h, v0),
                           _revalue(ti, tf, fix_idx, grid, 1.0, x, v, i, log_s0, rate, -h, v0), h)
-    h = bumps[B_SPOT] * s0
+    h = bumps[fd.B_SPOT] * s0
     up = _revalue(ti, tf, fix_idx, grid, 1.0, x, v, i, math.log(s0 + h), rate, 0.0, v0)
     dn = _revalue(ti, tf, fix_idx, grid, 1.0, x, v, i, math.log(s0 - h), rate, 0.0, v0)
     return fd.central(up, dn, h) if g == G.DELTA else fd.second(up, base, dn, h)
@@ -570,7 +436,7 @@ def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, sc
             _trade_tile(ti[j], tf[j], fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate,
                         scens[0, H.SC_V0], scheme, coefs[0], corr_bar, slots[j], bumps,
                         agg_e[j], agg_w[j], agg, acc, q, buf, out[tile])
-        for g in range(G.THETA, N_QUANTITIES if want_resim else G.THETA):
+        for g in range(G.THETA, G.N_QUANTITIES if want_resim else G.THETA):
             s_up = fd_scen[g, 0]
             if s_up < 0:
                 continue
@@ -628,55 +494,37 @@ def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, scheme, s0,
 # -- Python side -----------------------------------------------------------------------------------
 
 def _check_slots(slots, ti, params):
-    """Raise ValueError for a slot no Heston estimator provides (see ``valid_estimators``)."""
-    lr_ok = params["v0"] > 0.0 and abs(params["corr"]) < 1.0
+    """Raise ValueError for a slot the validity table does not offer under Heston."""
     for j, g, e in zip(*np.nonzero(slots >= 0)):
         if g == G.PRICE:
             continue
         kind, continuous = int(ti[j, P.KIND]), bool(ti[j, P.CONTINUOUS])
-        problem = None
-        if g == G.VEGA:
-            problem = why_invalid(kind, g, e, continuous)
-        elif e == G.MIXED and (g != G.GAMMA or kind == P.BARRIER):
-            problem = why_invalid(kind, g, e, continuous)
-        elif e == G.PATHWISE and g == G.GAMMA:
-            problem = why_invalid(kind, g, e, continuous)
-        elif e == G.LR and (g not in (G.DELTA, G.GAMMA, G.RHO)
-                            or (g == G.RHO and kind not in (P.EUROPEAN, P.DIGITAL))):
-            problem = why_invalid(kind, g, e, continuous)
-        elif e in (G.LR, G.MIXED) and not lr_ok:
-            problem = ("the likelihood-ratio score needs a non-degenerate first step: v0 > 0 and "
-                       "|corr| < 1")
-        elif e == G.VIBRATO and (g not in (G.DELTA, G.GAMMA) or kind != P.DIGITAL):
-            problem = why_invalid(kind, g, e, continuous)
-        elif e == G.VIBRATO and not abs(params["corr"]) < 1.0:
-            problem = "vibrato needs the spot's own noise: |corr| < 1"
-        elif e == G.OPTIMAL:
-            problem = why_invalid(kind, g, e, continuous)
-        if problem:
+        if e not in validity.valid_estimators(validity.HESTON, kind, g, continuous, params):
             raise ValueError(f"trade {j}: {G.QUANTITIES[g]} by {G.ESTIMATORS[e]} is not "
-                             f"available under Heston: {problem}")
+                             "available under Heston: "
+                             + validity.why_invalid(validity.HESTON, kind, g, e, continuous,
+                                                    params))
 
 
 def _fd_scenarios(params, slots, b):
     """Scenario rows (base first) and, per quantity, the (up, down) rows and their difference."""
     rows = [H.scenario_row(params)]
-    fd_scen = np.full((N_QUANTITIES, 2), -1, dtype=np.int64)
-    fd_den = np.ones(N_QUANTITIES)
+    fd_scen = np.full((G.N_QUANTITIES, 2), -1, dtype=np.int64)
+    fd_den = np.ones(G.N_QUANTITIES)
     wanted = slots[:, :, G.FD] >= 0
     for g, name in _RESIM.items():
         if not wanted[:, g].any():
             continue
         if name is None:
-            h = b[B_MAT]
+            h = b[fd.B_MAT]
             up, dn = H.scenario_row(params, 1.0 + h), H.scenario_row(params, 1.0 - h)
             den = 2.0 * h
         else:
             value = params[name]
             if name == "corr":
-                hi, lo = min(value + b[B_CORR], 1.0), max(value - b[B_CORR], -1.0)
+                hi, lo = min(value + b[fd.B_CORR], 1.0), max(value - b[fd.B_CORR], -1.0)
             else:
-                size = b[BUMP_NAMES.index(name)]
+                size = b[fd.BUMP_NAMES.index(name)]
                 step = size * (value if value > 0.0 else params["vbar"])
                 hi, lo = value + step, max(value - step, 0.0)
             up, dn = H.scenario_row(params, **{name: hi}), H.scenario_row(params, **{name: lo})
@@ -700,9 +548,9 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
     spy = DEFAULT_STEPS_PER_YEAR if steps_per_year is None else steps_per_year
     slots = np.ascontiguousarray(slots, dtype=np.int64)
     ti = np.ascontiguousarray(ti, dtype=np.int64)
-    if slots.ndim != 3 or slots.shape[1:] != (N_QUANTITIES, G.N_ESTIMATORS) \
+    if slots.ndim != 3 or slots.shape[1:] != (G.N_QUANTITIES, G.N_ESTIMATORS) \
             or slots.shape[0] != ti.shape[0]:
-        raise ValueError(f"slots has shape {slots.shape}: must be (n_trades, {N_QUANTITIES}, "
+        raise ValueError(f"slots has shape {slots.shape}: must be (n_trades, {G.N_QUANTITIES}, "
                          f"{G.N_ESTIMATORS})")
     if slots.max(initial=-1) < 0:
         raise ValueError("slots: no estimate is wanted")
@@ -714,7 +562,7 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
     if not np.array_equal(grid[np.minimum(fix, grid.size - 1)], dates):
         raise ValueError("a payoff date is missing from the simulation grid")
     dt = np.diff(np.concatenate([[0.0], grid]))
-    b = heston_bumps(bumps)
+    b = fd.bumps(bumps, fd.HESTON_BUMPS)
     scens, fd_scen, fd_den = _fd_scenarios(p, slots, b)
     coefs = H.scenario_coefficients(dt, p, scens)
     _, dcoef = H.step_coefficients(dt, drift_rate=p["rate"] - p["div_yield"], kappa=p["kappa"],
@@ -733,12 +581,6 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
     return args, int(slots.max()) + 1
 
 
-def no_totals(n_trades):
-    """The (agg_e, agg_w, agg_base) tail of ``chunk``'s arguments that asks for no totals."""
-    return (np.full((n_trades, N_QUANTITIES), -1, dtype=np.int64),
-            np.zeros((n_trades, N_QUANTITIES, 3)), -1)
-
-
 def run_heston(*, key0, key1, stream, n_paths, params, ti, tf, fix_idx, payoff_grid, slots,
                bumps=None, steps_per_year=DEFAULT_STEPS_PER_YEAR, scheme="qe",
                chunk_paths=1 << 16, block_paths=1 << 12, first_path=0):
@@ -748,13 +590,13 @@ def run_heston(*, key0, key1, stream, n_paths, params, ti, tf, fix_idx, payoff_g
       key0, key1, stream: random-number keys (``rng.seed_key(seed)``, ``rng.name_key(name)``,
         ``rng.STREAM_MAIN``); normal draw d of path p is a pure function of them, p and d.
       params: dict with spot, rate, div_yield, v0, kappa, vbar, xi, corr (``models.heston``).
-      ti, tf, fix_idx, payoff_grid: the trades, as ``portfolio._trade_arrays`` builds them (the
+      ti, tf, fix_idx, payoff_grid: the trades, as ``kernel_inputs.trade_arrays`` builds them (the
         payoff dates are ``payoff_grid[fix_idx]``).
       slots: int array (n_trades, 11, greeks.N_ESTIMATORS): slots[j, g, e] = output index of
         quantity g (``greeks.QUANTITIES``, price..d_corr) of trade j by estimator e
-        (``greeks.ESTIMATORS``; the price takes any e), or -1.  See ``valid_estimators``; vega
+        (``greeks.ESTIMATORS``; the price takes any e), or -1.  See ``estimators.validity``; vega
         and optimal are refused.
-      bumps: fd bump sizes (``heston_bumps``): None, a dict, or an array of 4 or 9 sizes.
+      bumps: fd bump sizes (``estimators.fd.bumps``): None, a dict, or an array of 4 or 9 sizes.
       steps_per_year: uniform steps per year of the simulation grid (payoff dates are added);
         default ``DEFAULT_STEPS_PER_YEAR`` = 52.
       scheme: "qe" (Andersen's QE with martingale correction) or "euler" (full truncation).

@@ -200,13 +200,13 @@ def trade_arrays(records):
 def all_slots(records, estimators=None):
     """Slots for the price and every (Greek, estimator) Heston offers for each trade; returns
     (slots, {(j, quantity name, estimator name): slot})."""
-    slots = np.full((len(records), HP.N_QUANTITIES, G.N_ESTIMATORS), -1, dtype=np.int64)
+    slots = np.full((len(records), G.N_QUANTITIES, G.N_ESTIMATORS), -1, dtype=np.int64)
     index = {}
     for j, r in enumerate(records):
         kind = P.KINDS[r["payoff"]]
         pairs = [(G.PRICE, G.PATHWISE)]
         continuous = r.get("monitoring") == "continuous"
-        for g in range(1, HP.N_QUANTITIES):
+        for g in range(1, G.N_QUANTITIES):
             pairs += [(g, e)
                       for e in validity.valid_estimators(validity.HESTON, kind, g, continuous)
                       if estimators is None or G.ESTIMATORS[e] in estimators]
@@ -497,8 +497,8 @@ def test_per_path_totals_of_a_call_minus_a_put_are_a_forward():
     records = european_records(2.0, (100.0, 100.0))
     grid, ti, tf, fix = trade_arrays(records)
     slots, index = all_slots(records, ("pathwise",))
-    agg_e = np.full((2, HP.N_QUANTITIES), -1, dtype=np.int64)
-    agg_w = np.zeros((2, HP.N_QUANTITIES, 3))
+    agg_e = np.full((2, G.N_QUANTITIES), -1, dtype=np.int64)
+    agg_w = np.zeros((2, G.N_QUANTITIES, 3))
     for (j, q, e), k in index.items():
         g = G.QUANTITIES.index(q)
         agg_e[j, g] = G.ESTIMATORS.index(e) if e != "mc" else 0
@@ -510,7 +510,7 @@ def test_per_path_totals_of_a_call_minus_a_put_are_a_forward():
                              slots=slots, scheme=scheme)
         result = engine.run(HP.chunk, args + (agg_e, agg_w, n_wanted), key0=seed_key(4),
                             key1=name_key("F"), stream=STREAM_MAIN, n_paths=1 << 15,
-                            n_slots=n_wanted + HP.N_QUANTITIES)
+                            n_slots=n_wanted + G.N_QUANTITIES)
         if len(result) == 2:
             mean, se = engine.estimate(*result)[:2]
         else:
@@ -557,7 +557,7 @@ def test_bad_parameters_and_unavailable_estimators_raise():
     grid, ti, tf, fix = trade_arrays(records)
     good = dict(key0=1, key1=2, stream=0, n_paths=64, params=MARKET, ti=ti, tf=tf, fix_idx=fix,
                 payoff_grid=grid)
-    slots = np.full((2, HP.N_QUANTITIES, G.N_ESTIMATORS), -1)
+    slots = np.full((2, G.N_QUANTITIES, G.N_ESTIMATORS), -1)
     slots[0, G.PRICE, 0] = 0
     with pytest.raises(ValueError, match="xi"):
         HP.run_heston(**dict(good, params=dict(MARKET, xi=0.0)), slots=slots)

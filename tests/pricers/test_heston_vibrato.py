@@ -214,7 +214,7 @@ def digital_arrays(records):
 def run(market, records, estimators, *, n_paths, seed, name="V", **options):
     """{(j, quantity, estimator): (mean, se)}: the price and delta, gamma by each estimator."""
     grid, ti, tf, fix = digital_arrays(records)
-    slots = np.full((len(records), HP.N_QUANTITIES, G.N_ESTIMATORS), -1, dtype=np.int64)
+    slots = np.full((len(records), G.N_QUANTITIES, G.N_ESTIMATORS), -1, dtype=np.int64)
     index = {}
     for j in range(len(records)):
         for g, e in [(G.PRICE, G.PATHWISE)] + [(g, G.ESTIMATORS.index(e))
@@ -297,9 +297,9 @@ def vibrato_minus_lr(market, record, *, n_paths, seed, steps_per_year, scheme):
     """Mean and SE of vibrato minus lr of delta and of gamma per path, from the pricer's per-path
     totals: the same digital twice, once by each estimator, with weights +1 and -1."""
     grid, ti, tf, fix = digital_arrays([record, record])
-    slots = np.full((2, HP.N_QUANTITIES, G.N_ESTIMATORS), -1, dtype=np.int64)
-    agg_e = np.full((2, HP.N_QUANTITIES), -1, dtype=np.int64)
-    agg_w = np.zeros((2, HP.N_QUANTITIES, 3))
+    slots = np.full((2, G.N_QUANTITIES, G.N_ESTIMATORS), -1, dtype=np.int64)
+    agg_e = np.full((2, G.N_QUANTITIES), -1, dtype=np.int64)
+    agg_w = np.zeros((2, G.N_QUANTITIES, 3))
     for j, e, w in ((0, G.VIBRATO, 1.0), (1, G.LR, -1.0)):
         for g in (G.DELTA, G.GAMMA):
             slots[j, g, e] = int(slots.max()) + 1
@@ -309,7 +309,7 @@ def vibrato_minus_lr(market, record, *, n_paths, seed, steps_per_year, scheme):
                          steps_per_year=steps_per_year, scheme=scheme)
     result = engine.run(HP.chunk, args + (agg_e, agg_w, n_wanted), key0=seed_key(seed),
                         key1=name_key("D"), stream=STREAM_MAIN, n_paths=n_paths,
-                        n_slots=n_wanted + HP.N_QUANTITIES)
+                        n_slots=n_wanted + G.N_QUANTITIES)
     mean, se = engine.estimate(*result)[:2] if len(result) == 2 else result[:2]
     return {q: (mean[n_wanted + G.QUANTITIES.index(q)], se[n_wanted + G.QUANTITIES.index(q)])
             for q in ("delta", "gamma")}
@@ -399,7 +399,7 @@ def test_validity_tables_and_errors():
     grid, ti, tf, fix = digital_arrays(records_of((100.0, 95.0)))
     good = dict(key0=1, key1=2, stream=0, n_paths=64, params=market, ti=ti, tf=tf, fix_idx=fix,
                 payoff_grid=grid)
-    base = np.full((2, HP.N_QUANTITIES, G.N_ESTIMATORS), -1)
+    base = np.full((2, G.N_QUANTITIES, G.N_ESTIMATORS), -1)
     base[0, G.PRICE, 0] = 0
     european = ti.copy()
     european[1, P.KIND] = P.EUROPEAN
