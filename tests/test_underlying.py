@@ -5,7 +5,6 @@ written here), and ``price`` on a job built as ``price_portfolio`` builds it.  T
 rule and the Feller band are in tests/pricers/test_heston_feller.py."""
 import numpy as np
 import pandas as pd
-import pytest
 
 import mcgreeks
 from mcgreeks import greeks as G
