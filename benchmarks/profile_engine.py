@@ -175,14 +175,15 @@ def _stage_drivers():
     from mcgreeks import payoffs as P
     from mcgreeks.engine import brownian_tile
     from mcgreeks.models import gbm as model
-    from mcgreeks.pricers.gbm import N_ACC, N_Q, _accumulate, _fill_trade
+    from mcgreeks.pricers.gbm import N_ACC, N_Q, SCORES_ALL, _fill_trade, _score_sums
 
     @njit(**_JIT)
     def stage(level, key0, key1, stream, n_tiles, grid, s0, rate, div, vol, ti, tf, fix_idx,
               need_tangents, scores):
-        """level 0: random numbers; 1: + Brownian path; 2: + each trade's date pass
-        (``_accumulate``); 3: + its per-path quantities and its twin's (``_fill_trade``, which
-        repeats the date pass itself).  The rest is the chunk kernel minus level 3."""
+        """level 0: random numbers; 1: + Brownian path; 2: + each trade's date passes
+        (``payoffs.accumulate``, and ``_score_sums`` with all scores); 3: + its per-path
+        quantities and its twin's (``_fill_trade``, which repeats the date passes itself).  The
+        rest is the chunk kernel minus level 3."""
         w = np.empty((grid.size, TILE))
         z = np.empty(TILE)
         acc = np.empty((N_ACC, TILE))
@@ -203,8 +204,10 @@ def _stage_drivers():
                 continue
             for j in range(ti.shape[0]):
                 if level == 2:
-                    _accumulate(ti[j, P.KIND], ti[j], fix_idx, grid, w, TILE, mu, vol,
-                                ti[j, P.CONTROL] == 1, scores, acc)
+                    P.accumulate(ti[j, P.KIND], ti[j], tf[j], fix_idx, grid, w, TILE,
+                                 math.log(s0), mu, vol, ti[j, P.CONTROL] == 1, acc)
+                    if scores == SCORES_ALL:
+                        _score_sums(ti[j], fix_idx, grid, w, TILE, acc)
                     total += acc[0, 0]
                 else:
                     _fill_trade(ti[j], tf[j], fix_idx, grid, w, TILE, s0, mu, vol,
@@ -218,27 +221,20 @@ def _stage_drivers():
 #: The decomposition's rows: stages 0-3 of the driver, then the rest of the chunk kernel.
 STAGES = ("random numbers (fill_normals: Philox + AS241)",
           "Brownian path W on the grid (brownian_tile)",
-          "date pass: vecmath.exp and per-path sums (_accumulate)",
+          "date pass: vecmath.exp and per-path sums (payoffs.accumulate, _score_sums)",
           "per-path payoff, tangents, scores; the twin's too (_fill)",
           "estimates, moments, totals, merge (chunk kernel - the above)")
 N_LEVELS = 4
 
 
 def _needs(job):
-    """(need_tangents, scores) as the engine's GBM ``_block`` derives them from the main run's
-    slots (any trade needing them; scores is a ``SCORES_*`` level of ``mcgreeks.pricers.gbm``)."""
-    from mcgreeks import greeks as G
+    """(need_tangents, scores) as the engine's GBM pricer derives them from the main run's slots
+    (``pricers.gbm.needs``; any trade needing them; scores is a ``SCORES_*`` level)."""
     from mcgreeks.kernel_inputs import number_slots
     from mcgreeks.pricers import gbm as pricer
 
-    slots = number_slots(job.wanted(), len(job.records))
-    tangents = (slots[:, :, G.PATHWISE] >= 0) | (slots[:, :, G.MIXED] >= 0) | \
-        (slots[:, :, G.OPTIMAL] >= 0)
-    all_scores = (slots[:, :, G.LR] >= 0) | (slots[:, :, G.OPTIMAL] >= 0) | \
-        (slots[:, :, G.VIBRATO] >= 0)
-    scores = pricer.SCORES_ALL if all_scores.any() else (
-        pricer.SCORES_SPOT if (slots[:, :, G.MIXED] >= 0).any() else pricer.SCORES_NONE)
-    return bool(tangents.any()), scores
+    needs = pricer.needs(number_slots(job.wanted(), len(job.records)))
+    return bool(needs[:, 0].any()), int(needs[:, 1].max())
 
 
 def decomposition(n_paths=1 << 15, payoff="asian_arithmetic", greeks=True, repeats=3):

@@ -235,6 +235,12 @@ def merge_tiles(out, n_paths, count, state):
         _merge(count, state, float(min(TILE, n_paths - tile * TILE)), out[tile])
 
 
+def keys(key0, key1, stream):
+    """The random-number keys as the kernels take them: (key0, key1, stream) as uint64 (``rng``:
+    draw d of path p is a pure function of them, p and d)."""
+    return np.uint64(key0), np.uint64(key1), np.uint64(stream)
+
+
 def simulate_segments(chunk, args, *, key0, key1, stream, first_path, n_paths, n_slots,
                       chunk_paths=1 << 16, block_paths=1 << 12, segment=SEGMENT):
     """Moments of each segment of paths first_path..first_path+n_paths-1 (first_path a multiple
@@ -251,8 +257,7 @@ def simulate_segments(chunk, args, *, key0, key1, stream, first_path, n_paths, n
     for start in range(0, n_paths, size):
         n = min(size, n_paths - start)
         out = np.empty((-(-n // TILE), n_slots, N_MOMENTS))
-        chunk(np.uint64(key0), np.uint64(key1), np.uint64(stream), first_path + start, n,
-              tiles_per_block, *args, out)
+        chunk(keys(key0, key1, stream), first_path + start, n, tiles_per_block, *args, out)
         for seg in range(-(-n // segment)):
             k = start // segment + seg
             tiles = out[seg * (segment // TILE):(seg + 1) * (segment // TILE)]
@@ -272,7 +277,7 @@ def run(chunk, args, *, key0, key1, stream, n_paths, n_slots, chunk_paths=1 << 1
         block_paths=1 << 12):
     """Simulate ``n_paths`` paths with a pricer's ``chunk`` kernel: (count, state[slot, N_STATE]).
 
-    ``chunk(key0, key1, stream, path0, n, tiles_per_block, *args, out)`` fills out[tile, slot] with
+    ``chunk(keys, path0, n, tiles_per_block, *args, out)`` fills out[tile, slot] with
     each tile's moments (``write_moments``).  ``chunk_paths`` bounds memory (rounded to whole
     segments) and ``block_paths`` sets the parallel grain; neither changes a bit of the result.
     """

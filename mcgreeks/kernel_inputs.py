@@ -1,15 +1,53 @@
-"""The arguments of the models' kernels, built from one underlying's ``underlying.Job``.
+"""The arguments of the models' kernels, built from one underlying's ``underlying.Job``, as named
+records (numba takes a named tuple of arrays and numbers as one typed argument, fields read by
+name).
 
-Every model's chunk kernel takes the trades as arrays (``trade_arrays``), the wanted estimates as
-slot numbers (``number_slots``) and the per-path totals' weights (``no_totals`` when none are
-wanted); what comes between them is the model's own (``gbm``, ``heston``), and the model
-registry (``mcgreeks.models``) says which builder a model uses.  The pricers are imported when a
-builder runs, so this module (and the registry) import no kernels.
+Every model's chunk kernel takes ``chunk(keys, path0, n_paths, tiles_per_block, book, paths,
+plan, totals, ..., out)``: the random-number keys (key0, key1, stream), the trades (``Book``:
+``trade_arrays``), the model's own path inputs (``GbmPaths``, ``HestonPaths``), the wanted
+estimates (``Plan``: slot numbers from ``number_slots``) and the per-path totals (``Totals``;
+``no_totals`` when none are wanted).  The model registry (``mcgreeks.models``) says which builder
+a model uses (``gbm``, ``heston``).  The pricers are imported when a builder runs, so this
+module (and the registry) import no kernels.
 """
+from collections import namedtuple
+
 import numpy as np
 
 from mcgreeks import greeks as G
-from mcgreeks import payoffs, sobol
+from mcgreeks import payoffs
+
+
+#: A book of trades on one grid.  grid: the dates (years, increasing) the paths are read at;
+#: ti, tf: per trade the integer and float columns of ``payoffs`` (``payoffs.KIND`` ...,
+#: ``payoffs.OMEGA`` ...); fix_idx: trade j's dates are grid[fix_idx[ti[j, FIX_OFF]:][:ti[j,
+#: FIX_N]]].
+Book = namedtuple("Book", "grid ti tf fix_idx")
+#: The estimates wanted.  slots[j, g, e]: the output index of trade j's quantity g
+#: (``greeks.QUANTITIES``) by estimator e (``greeks.ESTIMATORS``), or -1; needs[j]: what trade j's
+#: estimates read of a path, the model's flags (GBM: ``pricers.gbm.needs``); coef[j, g]: the
+#: optimal blend's weight and baseline (``estimators.optimal``; empty for a model without);
+#: bumps: the fd bump sizes in the model's order (``estimators.fd``).
+Plan = namedtuple("Plan", "slots needs coef bumps")
+#: Per-path totals of each quantity over the trades.  estimator[j, g]: the estimator of trade j's
+#: quantity g that enters the total (-1: none); weights[j, g] = (quantity, control coefficient,
+#: coefficient × the control's mean): the total adds weights[0]·y - weights[1]·x + weights[2];
+#: base: the first of the N_QUANTITIES slots the totals go to (-1: no totals); wanted[g]:
+#: whether any trade enters quantity g's total.
+Totals = namedtuple("Totals", "estimator weights base wanted")
+#: GBM's paths: spot, rate, dividend yield, volatility, and Sobol points' inputs of
+#: ``engine.sobol_tile`` besides their direction numbers (shifts, points per replicate, the
+#: Brownian-bridge steps and weights), which go to the kernel on their own: None for Monte Carlo,
+#: so that numba prunes the Sobol branch (it prunes on an argument being None, not a field).
+GbmPaths = namedtuple("GbmPaths", "spot rate div_yield vol shifts per_replicate steps weights")
+#: Heston's paths (``pricers.heston.prepare``): scheme code, spot, rate; per scenario (0: the
+#: base, then the fd bumps' up and down) its step coefficients coefs[s] and parameters
+#: scenarios[s]; dcoef, the base's coefficient derivatives along the tangent directions;
+#: tangents_from, the first direction carried (``models.heston.N_DIR``: none); want_lr, whether
+#: the scores are accumulated; fd_scenario[g] = (up, down) scenario of quantity g or -1,
+#: fd_denominator[g] its parameter difference.
+HestonPaths = namedtuple("HestonPaths", "scheme spot rate coefs scenarios dcoef tangents_from "
+                                        "want_lr fd_scenario fd_denominator")
 
 
 def _schedule(record):
@@ -52,45 +90,57 @@ def number_slots(wanted, n_trades):
     return slots
 
 
+def totals(estimator, weights, base):
+    """The ``Totals`` record: per-path totals of quantity g over the trades whose
+    estimator[j, g] >= 0, weighted by weights[j, g], into slots base + g."""
+    estimator = np.ascontiguousarray(estimator, dtype=np.int64)
+    return Totals(estimator, np.ascontiguousarray(weights, dtype=float), np.int64(base),
+                  (estimator >= 0).any(axis=0))
+
+
 def no_totals(n_trades):
-    """The (agg_e, agg_w, agg_base) that ask a chunk kernel for no per-path totals."""
-    return (np.full((n_trades, G.N_QUANTITIES), -1, dtype=np.int64),
-            np.zeros((n_trades, G.N_QUANTITIES, 3)), -1)
+    """The ``Totals`` that ask a chunk kernel for no per-path totals."""
+    return totals(np.full((n_trades, G.N_QUANTITIES), -1, dtype=np.int64),
+                  np.zeros((n_trades, G.N_QUANTITIES, 3)), -1)
 
 
-#: The Monte Carlo sampler's arguments of the GBM kernel (no Sobol directions).
-MC_SAMPLER = (np.zeros((0, 1, sobol.BITS), dtype=np.uint32), np.zeros((0, 1), dtype=np.uint32),
-              1, np.zeros((3, 1), dtype=np.int64), np.zeros((3, 1)))
+#: The Monte Carlo sampler's fields of ``GbmPaths`` (no Sobol points) and direction numbers.
+MC_SAMPLER = (None, (np.zeros((0, 1), dtype=np.uint32), np.int64(1),
+                     np.zeros((3, 1), dtype=np.int64), np.zeros((3, 1))))
 
 
 def gbm(job, slots, totals, sampler=None):
-    """``pricers.gbm.chunk``'s arguments after the random-number keys: the trades, the slots,
-    the blends' coefficients and bumps, the ``totals`` (agg_e, agg_w, agg_base) and the
-    sampler's (``underlying.sampler_args``; None: Monte Carlo)."""
-    grid, ti, tf, fix_idx = job.arrays
+    """``pricers.gbm.chunk``'s arguments after the keys, path range and block size: (book,
+    paths, plan, totals, sobol_dirs) for the ``slots`` wanted, the ``totals`` record and the
+    sampler (``underlying.sampler_args``: (direction numbers, (shifts, points per replicate,
+    bridge steps, bridge weights)); None: Monte Carlo)."""
+    from mcgreeks.pricers import gbm as pricer
+    dirs, fields = sampler or MC_SAMPLER
     p = job.params
-    return (grid, p["spot"], p["rate"], p["div_yield"], p["vol"], ti, tf, fix_idx, slots,
-            job.coef, job.bumps) + totals + (sampler or MC_SAMPLER)
+    paths = GbmPaths(float(p["spot"]), float(p["rate"]), float(p["div_yield"]), float(p["vol"]),
+                     *fields)
+    plan = Plan(slots, pricer.needs(slots), job.coef, job.bumps)
+    return Book(*job.arrays), paths, plan, totals, dirs
 
 
 def gbm_pilot(job):
-    """``pricers.gbm.pilot_chunk``'s model and trade arguments (between the path count and the
-    ``fitted`` flags)."""
-    grid, ti, tf, fix_idx = job.arrays
+    """``pricers.gbm.pilot_chunk``'s (book, paths) (between the path count and the ``fitted``
+    flags): Monte Carlo paths."""
     p = job.params
-    return grid, p["spot"], p["rate"], p["div_yield"], p["vol"], ti, tf, fix_idx
+    return Book(*job.arrays), GbmPaths(float(p["spot"]), float(p["rate"]),
+                                       float(p["div_yield"]), float(p["vol"]), *MC_SAMPLER[1])
 
 
 def heston(job, slots, totals, sampler=None):
-    """``pricers.heston.chunk``'s arguments after the random-number keys (``prepare`` validates
-    and builds the grid, scenarios and fd plan), then the ``totals``; Heston has Monte Carlo
+    """``pricers.heston.chunk``'s arguments after the keys, path range and block size (``prepare``
+    validates and builds the simulation grid, scenarios and fd plan); Heston has Monte Carlo
     paths only, so ``sampler`` is ignored."""
     from mcgreeks.pricers import heston as pricer
     grid, ti, tf, fix_idx = job.arrays
     args, _ = pricer.prepare(params=job.params, ti=ti, tf=tf, fix_idx=fix_idx, payoff_grid=grid,
                              slots=slots, bumps=job.bumps, steps_per_year=job.steps_per_year,
-                             scheme=job.scheme)
-    return args + totals
+                             scheme=job.scheme, totals=totals)
+    return args
 
 
 #: Heston path-steps (counting each re-simulated fd scenario) per kernel call, about 0.2 s on
@@ -102,5 +152,5 @@ CALL_PATH_STEPS = 1 << 24
 def heston_call_paths(args, chunk_paths):
     """Paths per call of ``pricers.heston.chunk`` with arguments ``args`` (``heston``): at most
     ``chunk_paths``, and at most CALL_PATH_STEPS path-steps over all scenarios."""
-    grid, scenarios = args[0], args[5]
-    return min(chunk_paths, CALL_PATH_STEPS // (grid.size * len(scenarios)))
+    book, paths = args[0], args[1]
+    return min(chunk_paths, CALL_PATH_STEPS // (book.grid.size * len(paths.scenarios)))

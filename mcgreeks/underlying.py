@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mcgreeks import bridge, engine, sobol
+from mcgreeks import bridge, engine, kernel_inputs, sobol
 from mcgreeks import greeks as G
 from mcgreeks.analytic.asian import geometric_asian
 from mcgreeks.estimators import fd, optimal
@@ -93,10 +93,12 @@ class Job:
 
 
 def sampler_args(job, first=0, count=None):
-    """The GBM kernel's sampler arguments (``engine.sobol_tile``'s): for sobol, the scrambled direction numbers of
-    randomizations first..first+count-1 (default: the job's 0..randomizations-1; keyed by seed
-    and underlying, one dimension per grid date), the main run's points per replicate and the
-    Brownian-bridge plan of the grid."""
+    """The GBM kernel's sampler arguments (``engine.sobol_tile``'s), (direction numbers,
+    (shifts, points per replicate, bridge steps, bridge weights)): for sobol, the scrambled
+    direction numbers of randomizations first..first+count-1 (default: the job's
+    0..randomizations-1; keyed by seed and underlying, one dimension per grid date), the main
+    run's points per replicate and the Brownian-bridge plan of the grid
+    (``kernel_inputs.GbmPaths``)."""
     if job.sampler != "sobol":
         return MC_SAMPLER
     grid = job.arrays[0]
@@ -104,9 +106,9 @@ def sampler_args(job, first=0, count=None):
     dirs, shifts = sobol.scrambled_directions(seed_key(job.seed), name_key(job.name),
                                               first + count, grid.size)
     p = bridge.plan(grid)
-    return (np.ascontiguousarray(dirs[first:]), np.ascontiguousarray(shifts[first:]),
-            job.n_paths // job.randomizations, np.stack([p.order, p.left, p.right]),
-            np.stack([p.a, p.b, p.s]))
+    return (np.ascontiguousarray(dirs[first:]),
+            (np.ascontiguousarray(shifts[first:]), np.int64(job.n_paths // job.randomizations),
+             np.stack([p.order, p.left, p.right]), np.stack([p.a, p.b, p.s])))
 
 
 #: Scramblings of a Sobol pilot, each as large as a main-run replicate: estimators' quasi-Monte
@@ -150,7 +152,7 @@ def kernel_args(job, wanted, totals=None, sampler=None):
     if totals is None:
         totals = no_totals(len(job.records))
     else:
-        totals = totals + (len(wanted),)
+        totals = kernel_inputs.totals(*totals, len(wanted))
     return job.model.kernel_inputs(job, slots, totals, sampler)
 
 
@@ -179,8 +181,9 @@ def _pilot_covariances(job, n_paths):
         return {}
     sums = np.zeros((-(-n_paths // engine.TILE), len(job.records), G.N_QUANTITIES,
                      optimal.N_COMPONENTS * (optimal.N_COMPONENTS + 3) // 2))
-    job.model.kernels().pilot_chunk(seed_key(job.seed), name_key(job.name), STREAM_PILOT, n_paths,
-                                    *job.model.pilot_inputs(job), fitted, sums)
+    job.model.kernels().pilot_chunk(engine.keys(seed_key(job.seed), name_key(job.name),
+                                                STREAM_PILOT),
+                                    n_paths, *job.model.pilot_inputs(job), fitted, sums)
     total = np.zeros(sums.shape[1:])
     for tile in sums:            # in path order, so the fit is the same on any thread count
         total += tile
@@ -221,13 +224,13 @@ def pilot(job):
         sampler = sampler_args(job, job.randomizations, SOBOL_PILOT_REPLICATES)
         counts, states = segments(job, kernel_args(job, piloted, sampler=sampler),
                                    len(piloted), STREAM_PILOT, 0,
-                                   SOBOL_PILOT_REPLICATES * sampler[2], job.segment)
+                                   SOBOL_PILOT_REPLICATES * sampler[1][1], job.segment)
         count, state = engine.merge_segments(counts, states)
         beta = engine.estimate(count, state, means)[3]
         reps = _replicates(counts, states, SOBOL_PILOT_REPLICATES)
         se = engine.estimate_replicates(*reps, means, beta)[1]
         uncertain = np.zeros(len(piloted))      # the tile test has no meaning across scramblings
-        size = f"{SOBOL_PILOT_REPLICATES} scramblings of {sampler[2]:,} points"
+        size = f"{SOBOL_PILOT_REPLICATES} scramblings of {sampler[1][1]:,} points"
     else:
         counts, states = segments(job, kernel_args(job, piloted), len(piloted), STREAM_PILOT,
                                    0, n)

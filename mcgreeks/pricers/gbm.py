@@ -328,65 +328,68 @@ def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, b
         x[i] = _estimate(g, e, q, i, rate, maturity, disc, direct, coef, baseline)
 
 
+def needs(slots):
+    """What each trade's wanted estimates read of a path, per trade j: (tangents wanted, scores:
+    SCORES_NONE, SCORES_SPOT or SCORES_ALL), for ``kernel_inputs.Plan.needs``.  The price
+    (g = 0) needs neither; pathwise, mixed and optimal read tangents; mixed the spot's score;
+    lr, optimal and vibrato (whose baseline controls live in the score rows) all scores."""
+    greeks = np.asarray(slots)[:, 1:, :] >= 0
+    out = np.zeros((len(greeks), 2), dtype=np.int64)
+    out[:, 0] = greeks[:, :, [G.PATHWISE, G.MIXED, G.OPTIMAL]].any(axis=(1, 2))
+    out[:, 1] = np.where(greeks[:, :, [G.LR, G.OPTIMAL, G.VIBRATO]].any(axis=(1, 2)), SCORES_ALL,
+                         np.where(greeks[:, :, G.MIXED].any(axis=1), SCORES_SPOT, SCORES_NONE))
+    return out
+
+
 @kernel
-def _block(key0, key1, stream, path0, n_paths, grid, s0, rate, div, vol, ti, tf, fix_idx, slots,
-           coef, bumps, agg_e, agg_w, agg_base, totals_wanted, sampler_dirs, sampler_shifts,
-           per_replicate, steps, weights, first_tile, end_tile, out):
+def _block(keys, path0, n_paths, book, paths, plan, totals, sobol_dirs, first_tile, end_tile,
+           out):
     """Tiles first_tile..end_tile-1 of ``chunk`` (one parallel task), with their own scratch.
     Every array is ``borrow``ed: no reference counting in the loops.
 
     Per tile: the paths, then for each trade all its wanted estimates; with a control (an
     arithmetic Asian's geometric twin on the same path, same estimator), their joint moments.
-    The estimate of quantity g by estimator agg_e[j, g] is also added, per path, to the
-    underlying's total agg[g] as agg_w[j, g] · (y, -x, 1): the position's quantity, and its
-    control's fixed coefficient.  coef[j, g] = (w, c) are the blend weight and baseline
-    (``estimators.optimal``).  The trade's part is written out here rather than inlined from
-    a function of its own: numba inlines by copying the callee's IR, and copying this one cost
-    2.7 of the GBM kernels' 19 CPU s of compile (measured)."""
-    grid, ti, tf, fix_idx, slots, coef = (borrow(grid), borrow(ti), borrow(tf), borrow(fix_idx),
-                                          borrow(slots), borrow(coef))
-    bumps, agg_e, agg_w, totals_wanted = (borrow(bumps), borrow(agg_e), borrow(agg_w),
-                                          borrow(totals_wanted))
-    sampler_shifts, steps, weights = borrow(sampler_shifts), borrow(steps), borrow(weights)
+    The estimate of quantity g by estimator totals.estimator[j, g] is also added, per path, to
+    the underlying's total of g (``kernel_inputs.Totals``).  The trade's part is written out here
+    rather than inlined from a function of its own: numba inlines by copying the callee's IR,
+    and copying this one cost 2.7 of the GBM kernels' 19 CPU s of compile (measured)."""
+    key0, key1, stream = keys
+    grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
+        borrow(book.fix_idx)
+    slots, trade_needs, coef, bumps = borrow(plan.slots), borrow(plan.needs), borrow(plan.coef), \
+        borrow(plan.bumps)
+    agg_e, agg_w, totals_wanted = borrow(totals.estimator), borrow(totals.weights), \
+        borrow(totals.wanted)
+    agg_base = totals.base
+    s0, rate, div, vol = paths.spot, paths.rate, paths.div_yield, paths.vol
     out = borrow(out)
     w_, u_ = np.empty((grid.size, TILE)), np.empty(TILE)
-    z_ = np.empty((grid.size if sampler_dirs is not None else 0, TILE))
+    z_ = np.empty((grid.size if sobol_dirs is not None else 0, TILE))
     acc_, q_, q_x_ = np.empty((N_ACC, TILE)), np.empty((N_Q, TILE)), np.empty((N_Q, TILE))
     y_, x_, agg_ = np.empty(TILE), np.empty(TILE), np.empty((slots.shape[1], TILE))
     w, u, z, acc = borrow(w_), borrow(u_), borrow(z_), borrow(acc_)
     q, q_x, y, x, agg = borrow(q_), borrow(q_x_), borrow(y_), borrow(x_), borrow(agg_)
+    mu = gbm.log_drift(rate, div, vol)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
-        # Monte Carlo passes sampler_dirs = None: numba prunes the branch not taken before
+        # Monte Carlo passes sobol_dirs = None: numba prunes the branch not taken before
         # compiling, so a Monte Carlo book does not compile the Sobol kernels, nor the reverse
-        if sampler_dirs is None:
+        if sobol_dirs is None:
             brownian_tile(key0, key1, stream, path0 + first, m, grid, u, w)
         else:
-            sobol_tile(borrow(sampler_dirs), sampler_shifts, per_replicate, path0 + first, m,
-                       steps, weights, u, z, w)
+            sobol_tile(borrow(sobol_dirs), borrow(paths.shifts), paths.per_replicate,
+                       path0 + first, m, borrow(paths.steps), borrow(paths.weights), u, z, w)
         if agg_base >= 0:
             agg[:, :m] = 0.0
         for j in range(ti.shape[0]):
             ti_j, tf_j, slots_j, coef_j, agg_e_j, agg_w_j = (ti[j], tf[j], slots[j], coef[j],
                                                               agg_e[j], agg_w[j])
             out_tile = out[tile]
-            mu = gbm.log_drift(rate, div, vol)
-            need_tangents = False
-            scores = SCORES_NONE
-            for g in range(1, slots_j.shape[0]):      # the price (g = 0) needs neither
-                blended = slots_j[g, G.OPTIMAL] >= 0
-                need_tangents |= (slots_j[g, G.PATHWISE] >= 0 or slots_j[g, G.MIXED] >= 0
-                                  or blended)
-                if slots_j[g, G.MIXED] >= 0:
-                    scores = max(scores, SCORES_SPOT)
-                # vibrato's baseline controls live in the score rows
-                if slots_j[g, G.LR] >= 0 or blended or slots_j[g, G.VIBRATO] >= 0:
-                    scores = SCORES_ALL
             kind = ti_j[P.KIND]
             control = ti_j[P.CONTROL] == 1
-            _fill_trade(ti_j, tf_j, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores,
-                        acc, q, q_x)
+            _fill_trade(ti_j, tf_j, fix_idx, grid, w, m, s0, mu, vol, trade_needs[j, 0] == 1,
+                        trade_needs[j, 1], acc, q, q_x)
             for g in range(slots_j.shape[0]):
                 for e in range(slots_j.shape[1]):
                     k = slots_j[g, e]
@@ -414,23 +417,17 @@ def _block(key0, key1, stream, path0, n_paths, grid, s0, rate, div, vol, ti, tf,
     keep(y_), keep(x_), keep(agg_)
 
 
-def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, s0, rate, div, vol,
-          ti, tf, fix_idx, slots, coef, bumps, agg_e, agg_w, agg_base, sampler_dirs,
-          sampler_shifts, per_replicate, steps, weights, out):
+def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, sobol_dirs, out):
     """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
-    moments per slot to out[tile, slot, :] (``engine.write_moments``); with agg_base >= 0, the
-    moments of the per-path totals of each quantity to slots agg_base + g.  The sampler
-    arguments are those of ``engine.sobol_tile`` (empty for Monte Carlo).  Blocks of
-    ``tiles_per_block`` tiles run in parallel (``engine.for_blocks``)."""
+    moments per slot to out[tile, slot, :] (``engine.write_moments``); with totals.base >= 0, the
+    moments of the per-path totals of each quantity to slots totals.base + g.  The arguments are
+    the records of ``kernel_inputs`` (``kernel_inputs.gbm`` builds them); ``sobol_dirs`` are the
+    Sobol direction numbers, or None for Monte Carlo.  Blocks of ``tiles_per_block`` tiles run in
+    parallel (``engine.for_blocks``)."""
     n_tiles = (n_paths + TILE - 1) // TILE
-    totals_wanted = (np.asarray(agg_e) >= 0).any(axis=0)
-    if sampler_dirs.shape[0] == 0:
-        sampler_dirs = None         # Monte Carlo: a _block compiled without the Sobol branch
     wait_for_background("gbm")
     engine.for_blocks(_block, n_tiles, tiles_per_block,
-                      (key0, key1, stream, path0, n_paths, grid, s0, rate, div, vol, ti, tf,
-                       fix_idx, slots, coef, bumps, agg_e, agg_w, agg_base, totals_wanted,
-                       sampler_dirs, sampler_shifts, per_replicate, steps, weights), (out,))
+                      (keys, path0, n_paths, book, paths, plan, totals, sobol_dirs), (out,))
 
 
 @kernel
@@ -451,22 +448,24 @@ def _components(g, kind, ti, tf, fix_idx, grid, w, q, q_x, i, s0, rate, div, vol
 
 
 @kernel
-def _pilot_block(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, fix_idx, fitted,
-                 first_tile, end_tile, out):
+def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
     """Tiles first_tile..end_tile-1 of ``pilot_chunk`` (one parallel task); arrays borrowed as
     in ``_block``."""
-    grid, ti, tf, fix_idx = borrow(grid), borrow(ti), borrow(tf), borrow(fix_idx)
+    key0, key1, stream = keys
+    grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
+        borrow(book.fix_idx)
+    s0, rate, div, vol = paths.spot, paths.rate, paths.div_yield, paths.vol
     fitted, out = borrow(fitted), borrow(out)
     n_c = optimal.N_COMPONENTS
     w_, z_, acc_ = np.empty((grid.size, TILE)), np.empty(TILE), np.empty((N_ACC, TILE))
     q_, q_x_, v_ = np.empty((N_Q, TILE)), np.empty((N_Q, TILE)), np.empty(n_c)
     w, z, acc = borrow(w_), borrow(z_), borrow(acc_)
     q, q_x, v = borrow(q_), borrow(q_x_), borrow(v_)
+    mu = gbm.log_drift(rate, div, vol)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
         brownian_tile(key0, key1, stream, first, m, grid, z, w)
-        mu = gbm.log_drift(rate, div, vol)
         for j in range(ti.shape[0]):
             control = ti[j, P.CONTROL] == 1
             _fill_trade(ti[j], tf[j], fix_idx, grid, w, m, s0, mu, vol, True, SCORES_ALL, acc, q,
@@ -494,13 +493,11 @@ def _pilot_block(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, 
 PILOT_TILES_PER_BLOCK = 4
 
 
-def pilot_chunk(key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, fix_idx, fitted,
-                out):
+def pilot_chunk(keys, n_paths, book, paths, fitted, out):
     """Per-tile sums of the components of each fitted (trade j, quantity g) (fitted[j, g] == 1)
     over paths 0..n_paths-1: out[tile, j, g] = (Σv, Σ v_a v_b for a <= b), for
     ``estimators.optimal.covariance`` once summed over tiles in order."""
     n_tiles = (n_paths + TILE - 1) // TILE
     wait_for_background("gbm")
     engine.for_blocks(_pilot_block, n_tiles, PILOT_TILES_PER_BLOCK,
-                      (key0, key1, stream, n_paths, grid, s0, rate, div, vol, ti, tf, fix_idx,
-                       fitted), (out,))
+                      (keys, n_paths, book, paths, fitted), (out,))

@@ -45,13 +45,12 @@ import math
 
 import numpy as np
 
-from mcgreeks import engine
+from mcgreeks import engine, kernel_inputs
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks._jit import borrow, keep, kernel, wait_for_background
 from mcgreeks.engine import TILE, tile_moments
 from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, pathwise, validity, vibrato
-from mcgreeks.kernel_inputs import no_totals
 from mcgreeks.models import heston as H
 
 #: Default time grid: weekly steps.  With QE the price bias at this grid is a few basis points of
@@ -393,21 +392,24 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
 
 
 @kernel
-def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, scens, dcoef, ti,
-           tf, fix_idx, slots, bumps, fd_scen, fd_den, flags, agg_e, agg_w, agg_base,
-           first_tile, end_tile, out):
+def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile, out):
     """Tiles first_tile..end_tile-1 of ``chunk`` (one parallel task), with their own scratch.
     Every array is ``borrow``ed: no reference counting in the loops."""
-    grid, coefs, scens, dcoef = borrow(grid), borrow(coefs), borrow(scens), borrow(dcoef)
-    ti, tf, fix_idx, slots = borrow(ti), borrow(tf), borrow(fix_idx), borrow(slots)
-    bumps, fd_scen, fd_den, flags = borrow(bumps), borrow(fd_scen), borrow(fd_den), borrow(flags)
-    agg_e, agg_w, out = borrow(agg_e), borrow(agg_w), borrow(out)
+    key0, key1, stream = keys
+    grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
+        borrow(book.fix_idx)
+    coefs, scens, dcoef = borrow(paths.coefs), borrow(paths.scenarios), borrow(paths.dcoef)
+    fd_scen, fd_den = borrow(paths.fd_scenario), borrow(paths.fd_denominator)
+    scheme, s0, rate = paths.scheme, paths.spot, paths.rate
+    slots, bumps = borrow(plan.slots), borrow(plan.bumps)
+    agg_e, agg_w, agg_base = borrow(totals.estimator), borrow(totals.weights), totals.base
+    out = borrow(out)
     n_steps = grid.size
     n_trades = ti.shape[0]
-    tangents_from = flags[0]         # first tangent direction carried (H.N_DIR: none)
+    tangents_from = paths.tangents_from         # first tangent direction carried (N_DIR: none)
     want_tangents = tangents_from < H.N_DIR
-    want_lr = flags[1] == 1
-    want_resim = flags[2] == 1
+    want_lr = paths.want_lr == 1
+    want_resim = fd_scen[G.THETA:, 0].max() >= 0
     log_s0 = math.log(s0)
     corr_bar = H.correlation_complement(scens[0, H.SC_CORR])
     nt = n_steps if want_tangents else 1
@@ -468,27 +470,19 @@ def _block(key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, sc
     keep(agg_), keep(acc_)
 
 
-def chunk(key0, key1, stream, path0, n_paths, tiles_per_block, grid, scheme, s0, rate, coefs,
-          scens, dcoef, ti, tf, fix_idx, slots, bumps, fd_scen, fd_den, flags, agg_e, agg_w,
-          agg_base, out):
+def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, out):
     """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
     moments per slot to out[tile, slot, :] (mean and M2; further moments zero); with
-    agg_base >= 0, the moments of the per-path totals of each quantity to slots agg_base + g
-    (agg_e[j, g]: the estimator of trade j's quantity g that enters the total, or -1; agg_w[j, g]:
-    its weights, as in ``pricers.gbm``).
-
-    coefs[s], scens[s]: step coefficients and parameters of scenario s (0: the base; the others
-    the fd bumps, fd_scen[g] = (up, down) scenario of quantity g or -1, fd_den[g] the parameter
-    difference between them); flags = (tangents wanted, scores wanted, re-simulations wanted).
-    ``prepare`` builds the arguments from grid to flags.  Blocks of ``tiles_per_block`` tiles
-    run in parallel (``engine.for_blocks``).
+    totals.base >= 0, the moments of the per-path totals of each quantity to slots
+    totals.base + g.  The arguments are the records of ``kernel_inputs`` (``prepare`` builds
+    them: the trades on the simulation grid, ``kernel_inputs.HestonPaths`` with the fd
+    scenarios, the plan and the totals).  Blocks of ``tiles_per_block`` tiles run in parallel
+    (``engine.for_blocks``).
     """
     n_tiles = (n_paths + TILE - 1) // TILE
     wait_for_background("heston")
     engine.for_blocks(_block, n_tiles, tiles_per_block,
-                      (key0, key1, stream, path0, n_paths, grid, scheme, s0, rate, coefs, scens,
-                       dcoef, ti, tf, fix_idx, slots, bumps, fd_scen, fd_den, flags, agg_e,
-                       agg_w, agg_base), (out,))
+                      (keys, path0, n_paths, book, paths, plan, totals), (out,))
 
 
 # -- Python side -----------------------------------------------------------------------------------
@@ -536,11 +530,12 @@ def _fd_scenarios(params, slots, b):
 
 
 def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
-            steps_per_year=DEFAULT_STEPS_PER_YEAR, scheme="qe"):
-    """Validate the inputs and build the ``chunk`` kernel's arguments from ``grid`` to ``flags``
-    (the simulation grid, the scenarios' step coefficients, the fd plan).  Returns (args,
-    n_slots); the caller appends (agg_e, agg_w, agg_base) for per-path totals, or
-    ``no_totals(n_trades)``.
+            steps_per_year=DEFAULT_STEPS_PER_YEAR, scheme="qe", totals=None):
+    """Validate the inputs and build the ``chunk`` kernel's arguments after its path range:
+    (book, paths, plan, totals), the records of ``kernel_inputs``: the trades on the simulation
+    grid, the scenarios' step coefficients and fd plan, the slots and bumps, and ``totals``
+    (a ``kernel_inputs.Totals``, or (estimator, weights, base) arrays; None: no per-path
+    totals).  Returns (args, n_slots).
     Raises ValueError as ``run_heston`` does."""
     p = H.check_params(params)
     if scheme not in H.SCHEMES:
@@ -572,12 +567,18 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
     # n_pw), from the first of them: theta is direction 0 (the grid scale), d_v0 ... d_corr 1-5.
     tangent_quantities = np.nonzero((slots[:, G.THETA:, G.PATHWISE] >= 0).any(axis=0))[0]
     tangents_from = tangent_quantities.min() if tangent_quantities.size else H.N_DIR
-    flags = np.array([tangents_from,
-                      (greeks[:, :, [G.LR, G.MIXED]] >= 0).any(),
-                      (fd_scen[:, 0] >= 0).any()], dtype=np.int64)
+    want_lr = (greeks[:, :, [G.LR, G.MIXED]] >= 0).any()
     tf = np.ascontiguousarray(tf, dtype=float)
-    args = (grid, np.int64(H.SCHEMES[scheme]), p["spot"], p["rate"], coefs, scens, dcoef, ti, tf,
-            fix, slots, b, fd_scen, fd_den, flags)
+    paths = kernel_inputs.HestonPaths(np.int64(H.SCHEMES[scheme]), p["spot"], p["rate"], coefs,
+                                      scens, dcoef, np.int64(tangents_from), np.int64(want_lr),
+                                      fd_scen, fd_den)
+    plan = kernel_inputs.Plan(slots, np.zeros((len(ti), 0), dtype=np.int64),
+                              np.zeros((len(ti), 0, 0)), b)
+    if totals is None:
+        totals = kernel_inputs.no_totals(len(ti))
+    elif not isinstance(totals, kernel_inputs.Totals):
+        totals = kernel_inputs.totals(*totals)
+    args = (kernel_inputs.Book(grid, ti, tf, fix), paths, plan, totals)
     return args, int(slots.max()) + 1
 
 
@@ -619,7 +620,6 @@ def run_heston(*, key0, key1, stream, n_paths, params, ti, tf, fix_idx, payoff_g
     args, n_slots = prepare(params=params, ti=ti, tf=tf, fix_idx=fix_idx,
                             payoff_grid=payoff_grid, slots=slots, bumps=bumps,
                             steps_per_year=steps_per_year, scheme=scheme)
-    args = args + no_totals(len(ti))
     extra = {"first_path": first_path} if first_path else {}
     result = engine.run(chunk, args, key0=key0, key1=key1, stream=stream, n_paths=n_paths,
                         n_slots=n_slots, chunk_paths=chunk_paths, block_paths=block_paths,

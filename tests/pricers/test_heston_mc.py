@@ -507,8 +507,8 @@ def test_per_path_totals_of_a_call_minus_a_put_are_a_forward():
     market = SETS[4][1] | dict(rate=0.03, div_yield=0.01)   # Feller violated
     for scheme in ("qe", "euler"):
         args, _ = HP.prepare(params=market, ti=ti, tf=tf, fix_idx=fix, payoff_grid=grid,
-                             slots=slots, scheme=scheme)
-        result = engine.run(HP.chunk, args + (agg_e, agg_w, n_wanted), key0=seed_key(4),
+                             slots=slots, scheme=scheme, totals=(agg_e, agg_w, n_wanted))
+        result = engine.run(HP.chunk, args, key0=seed_key(4),
                             key1=name_key("F"), stream=STREAM_MAIN, n_paths=1 << 15,
                             n_slots=n_wanted + G.N_QUANTITIES)
         if len(result) == 2:

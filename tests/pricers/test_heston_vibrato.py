@@ -306,8 +306,9 @@ def vibrato_minus_lr(market, record, *, n_paths, seed, steps_per_year, scheme):
             agg_e[j, g], agg_w[j, g, 0] = e, w
     n_wanted = int(slots.max()) + 1
     args, _ = HP.prepare(params=market, ti=ti, tf=tf, fix_idx=fix, payoff_grid=grid, slots=slots,
-                         steps_per_year=steps_per_year, scheme=scheme)
-    result = engine.run(HP.chunk, args + (agg_e, agg_w, n_wanted), key0=seed_key(seed),
+                         steps_per_year=steps_per_year, scheme=scheme,
+                         totals=(agg_e, agg_w, n_wanted))
+    result = engine.run(HP.chunk, args, key0=seed_key(seed),
                         key1=name_key("D"), stream=STREAM_MAIN, n_paths=n_paths,
                         n_slots=n_wanted + G.N_QUANTITIES)
     mean, se = engine.estimate(*result)[:2] if len(result) == 2 else result[:2]
