@@ -210,8 +210,8 @@ def _stage_drivers():
                         _score_sums(ti[j], fix_idx, grid, w, TILE, acc)
                     total += acc[0, 0]
                 else:
-                    _fill_trade(ti[j], tf[j], fix_idx, grid, w, TILE, s0, mu, vol,
-                                need_tangents, scores, acc, q, q_x)
+                    _fill_trade(ti[j], tf[j], fix_idx, grid, w, TILE, s0, rate, mu, vol,
+                                need_tangents, scores, False, acc, q, q_x)
                     total += q[0, 0]
         return total
 

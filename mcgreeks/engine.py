@@ -114,6 +114,22 @@ def write_moments(y, x, m, with_control, out):
 
 
 @kernel(inline=True)
+def add_to_total(g, e, y, x, m, control, estimator, weights, agg):
+    """Add one trade's estimates y[:m] of quantity g by estimator e (and its control's x[:m]) to
+    the underlying's per-path totals agg[g] when e is the estimator its total uses
+    (estimator[g], ``kernel_inputs.Totals``): weights[g] = (quantity, control coefficient,
+    coefficient × the control's mean) gives quantity · y - coefficient · x + that constant, so
+    the total's control part has mean zero and the total is a plain per-path sum."""
+    if estimator[g] != e:
+        return
+    for i in range(m):
+        agg[g, i] += weights[g, 0] * y[i] + weights[g, 2]
+    if control:
+        for i in range(m):
+            agg[g, i] -= weights[g, 1] * x[i]
+
+
+@kernel(inline=True)
 def brownian_tile(key0, key1, stream, path, m, grid, z, w):
     """W at the grid dates (years) for paths path..path+m-1 into w[k, i]: draw k of a path is the
     standard normal increment over (grid[k-1], grid[k]]."""

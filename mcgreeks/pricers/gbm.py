@@ -25,14 +25,14 @@ from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks import vecmath
 from mcgreeks._jit import borrow, keep, kernel, wait_for_background
-from mcgreeks.engine import TILE, brownian_tile, sobol_tile, write_moments
-from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, optimal, pathwise, vibrato
+from mcgreeks.engine import TILE, add_to_total, brownian_tile, sobol_tile, write_moments
+from mcgreeks.estimators import combine as C
+from mcgreeks.estimators import fd, optimal, vibrato
 from mcgreeks.models import gbm
 
-# Per-path quantities kept for a tile, rows of the ``q`` buffer.
-(F, SLOPE, U, T_SPOT, T_VOL, T_RATE, T_MAT, SC_SPOT, SC2_SPOT, SC_VOL, SC_RATE, SC_MAT,
- X_SPOT, X_VOL, X_MAT, X_SPOT2, Z_FIRST, Z_LAST, Q_EXCESS, X_EXT) = range(20)
-N_Q = 20
+# Per-path quantities kept for a tile: the rows of ``estimators.combine``.
+F, U, SLOPE = C.F, C.U, C.SLOPE
+N_Q = C.N_ROWS
 
 
 @kernel
@@ -83,13 +83,15 @@ def _score_sums(ti, fix_idx, grid, w, m, acc):
 
 
 @kernel(inline=True)
-def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores, acc, q):
-    """Per-path quantities of one trade (as payoff ``kind``) over a tile into the rows of ``q``,
-    from the sums ``acc`` of ``payoffs.accumulate`` and ``_score_sums``: the payoff, its
-    underlying quantity u and slope, the tangents of u (``models.gbm.tangents`` of the payoff's
-    date-weight moments: the chain rule along the path; Glasserman 2004, §7.2.2), the scores of
-    the law of W on the trade's own dates and, for a continuously monitored barrier, the bridge
-    weight's explicit derivatives."""
+def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, rate, mu, vol, need_tangents, scores,
+          need_vibrato, acc, q):
+    """Per-path quantities of one trade (as payoff ``kind``) over a tile into the rows of ``q``
+    (``estimators.combine``), from the sums ``acc`` of ``payoffs.accumulate`` and
+    ``_score_sums``: the payoff, its underlying quantity u and slope, the pathwise derivatives
+    (``models.gbm.tangents`` of the payoff's date-weight moments: the chain rule along the path;
+    Glasserman 2004, §7.2.2), the scores of the law of W on the trade's own dates, for a
+    continuously monitored barrier the bridge weight's explicit derivatives, and with
+    ``need_vibrato`` (a payoff that jumps) the vibrato estimates (``_vibrato``)."""
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     maturity = tf[P.MATURITY]
     omega, strike, cash = tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH]
@@ -113,8 +115,7 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores,
                                               vol, t_mean)
         f = P.cash_flow(kind, ti, tf, u, extreme)
         slope = P.slope(kind, omega, strike, cash, u) * P.discrete_survival(ti, tf, extreme)
-        q[X_SPOT, i] = q[X_VOL, i] = q[X_MAT, i] = q[X_SPOT2, i] = 0.0
-        q[X_EXT, i] = extreme
+        x_spot = x_vol = x_mat = x_spot2 = 0.0
         if continuous_barrier:
             # f = vanilla(S_T) × weight(ln S0, ln S_T, σ²T): the weight's own derivatives enter
             # as explicit terms, and its S_T-derivative joins the slope.
@@ -122,44 +123,54 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores,
             p, p_y0, p_y1, p_var, p_y0y0 = P.bridge_survival(down, log_level, log_s0,
                                                              math.log(u), var)
             sign = -1.0 if ti[P.KNOCK_IN] == 1 else 1.0
-            q[X_SPOT, i] = sign * f * p_y0 / s0
-            q[X_VOL, i] = sign * f * p_var * 2.0 * var / vol
-            q[X_MAT, i] = sign * f * p_var * var / maturity
-            q[X_SPOT2, i] = sign * f * (p_y0y0 - p_y0) / (s0 * s0)
+            x_spot = sign * f * p_y0 / s0
+            x_vol = sign * f * p_var * 2.0 * var / vol
+            x_mat = sign * f * p_var * var / maturity
+            x_spot2 = sign * f * (p_y0y0 - p_y0) / (s0 * s0)
             slope = slope * P.knock_weight(ti, p) + sign * f * p_y1 / u
             f *= P.knock_weight(ti, p)
         q[F, i] = f
+        q[C.X + G.DELTA, i], q[C.X + G.VEGA, i], q[C.X + G.THETA, i] = x_spot, x_vol, x_mat
+        q[C.X + G.RHO, i], q[C.X2, i] = 0.0, x_spot2
         if need_tangents:
             q[U, i], q[SLOPE, i] = u, slope
-            q[T_SPOT, i], q[T_VOL, i], q[T_RATE, i], q[T_MAT, i] = gbm.tangents(
-                s0, mu, vol, maturity, sw, swt, swx)
+            t_spot, t_vol, t_rate, t_mat = gbm.tangents(s0, mu, vol, maturity, sw, swt, swx)
+            q[C.D + G.DELTA, i] = slope * t_spot + x_spot
+            q[C.D + G.VEGA, i] = slope * t_vol + x_vol
+            q[C.D + G.RHO, i] = slope * t_rate + 0.0
+            q[C.D + G.THETA, i] = slope * t_mat + x_mat
         if scores != SCORES_NONE:
             w1 = w[g_first, i]
-            q[SC_SPOT, i] = gbm.score_spot(s0, vol, t1, w1)
-            q[SC2_SPOT, i] = gbm.score2_spot(s0, vol, t1, w1)
-            q[Z_FIRST, i] = w1 / math.sqrt(t1)
+            q[C.SC + G.DELTA, i] = gbm.score_spot(s0, vol, t1, w1)
+            q[C.SC2, i] = gbm.score2_spot(s0, vol, t1, w1)
+            q[C.Z_FIRST, i] = w1 / math.sqrt(t1)
         if scores == SCORES_ALL:
             q_sum = acc[Q_SUM, i]
-            q[SC_VOL, i] = gbm.score_vol(vol, n, q_sum, w_n)
-            q[SC_RATE, i] = gbm.score_rate(vol, w_n)
-            q[SC_MAT, i] = gbm.score_maturity(mu, vol, maturity, n, q_sum, w_n)
-            q[Z_LAST, i] = w_n / math.sqrt(t_n)
-            q[Q_EXCESS, i] = q_sum - n
+            q[C.SC + G.VEGA, i] = gbm.score_vol(vol, n, q_sum, w_n)
+            q[C.SC + G.RHO, i] = gbm.score_rate(vol, w_n)
+            q[C.SC + G.THETA, i] = gbm.score_maturity(mu, vol, maturity, n, q_sum, w_n)
+            q[C.Z_LAST, i] = w_n / math.sqrt(t_n)
+            q[C.Q_EXCESS, i] = q_sum - n
+        if need_vibrato:
+            _vibrato(kind, ti, tf, fix_idx, grid, w, i, s0, rate, mu, vol, f, extreme, q)
 
 
 @kernel(inline=True)
-def _fill_trade(ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores, acc, q, q_x):
+def _fill_trade(ti, tf, fix_idx, grid, w, m, s0, rate, mu, vol, need_tangents, scores,
+                need_vibrato, acc, q, q_x):
     """The trade's per-path quantities into q and, when it has a control, its geometric twin's
-    (same dates, same path) into q_x: one pass over the dates serves both."""
+    (same dates, same path) into q_x: one pass over the dates serves both.  Vibrato's rows only
+    for a payoff that jumps (``payoffs.jumps``)."""
     kind = ti[P.KIND]
     control = ti[P.CONTROL] == 1
     P.accumulate(kind, ti, tf, fix_idx, grid, w, m, math.log(s0), mu, vol, control, acc)
     if scores == SCORES_ALL:
         _score_sums(ti, fix_idx, grid, w, m, acc)
+    need_vibrato = need_vibrato and P.jumps(ti)
     # one call site for both sides: each inlined copy costs compile time
     for twin in range(2 if control else 1):
-        _fill(P.ASIAN_GEOMETRIC if twin else kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol,
-              need_tangents, scores, acc, q_x if twin else q)
+        _fill(P.ASIAN_GEOMETRIC if twin else kind, ti, tf, fix_idx, grid, w, m, s0, rate, mu,
+              vol, need_tangents, scores, need_vibrato, acc, q_x if twin else q)
 
 
 @kernel
@@ -191,60 +202,6 @@ def _fd(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, base, bumps):
                        h * tf[P.MATURITY])
 
 
-@kernel(inline=True)
-def _derivative_parts(g, q, i, maturity, rate, disc):
-    """(tangent, score, explicit payoff derivative, ∂D/∂θ) of first-order quantity g on path i;
-    theta's are those of ∂/∂T (its sign is applied by the callers)."""
-    if g == G.DELTA:
-        return q[T_SPOT, i], q[SC_SPOT, i], q[X_SPOT, i], 0.0
-    if g == G.VEGA:
-        return q[T_VOL, i], q[SC_VOL, i], q[X_VOL, i], 0.0
-    if g == G.RHO:
-        return q[T_RATE, i], q[SC_RATE, i], 0.0, -maturity * disc
-    return q[T_MAT, i], q[SC_MAT, i], q[X_MAT, i], -rate * disc
-
-
-@kernel(inline=True)
-def _direct(g, q, i, s0, rate, maturity, disc):
-    """One path's pathwise estimate of first-order quantity g, or its mixed gamma."""
-    if g == G.GAMMA:
-        return mixed.gamma(disc, q[SLOPE, i], q[T_SPOT, i], -q[U, i] / (s0 * s0), q[SC_SPOT, i])
-    tangent, _, explicit, ddisc = _derivative_parts(g, q, i, maturity, rate, disc)
-    d = pathwise.first_order(disc, ddisc, q[F, i], q[SLOPE, i], tangent, explicit)
-    return -d if g == G.THETA else d
-
-
-@kernel(inline=True)
-def _likelihood(g, q, i, rate, maturity, disc):
-    """One path's likelihood-ratio estimate of quantity g."""
-    f = q[F, i]
-    if g == G.GAMMA:
-        return lr.second_order(disc, f, q[SC2_SPOT, i], q[SC_SPOT, i], q[X_SPOT, i],
-                               q[X_SPOT2, i])
-    _, score, explicit, ddisc = _derivative_parts(g, q, i, maturity, rate, disc)
-    d = lr.first_order(disc, ddisc, f, score, explicit)
-    return -d if g == G.THETA else d
-
-
-@kernel(inline=True)
-def _estimate(g, e, q, i, rate, maturity, disc, direct, coef, baseline):
-    """One path's estimate of quantity g by estimator e (not fd) from the tile quantities q and
-    the path's ``direct`` estimate (pathwise, mixed or vibrato, per ``_direct_estimate``).
-    Likelihood ratio, vibrato and optimal take the baseline c = ``coef[1:]`` and the blend
-    weight (``coef[0]`` for optimal, 0 for lr, 1 for vibrato; ``estimators.optimal``), the
-    baseline's controls only when ``baseline`` (a control twin goes without)."""
-    if g == G.PRICE:
-        return disc * q[F, i]
-    if e == G.PATHWISE or e == G.MIXED:
-        return direct
-    likelihood = _likelihood(g, q, i, rate, maturity, disc) if e != G.VIBRATO else 0.0
-    w = coef[optimal.W] if e == G.OPTIMAL else (1.0 if e == G.VIBRATO else 0.0)
-    if not baseline:
-        return optimal.blend(w, coef, direct, likelihood, 0.0, 0.0, 0.0, 0.0, 0.0)
-    c1, c2, c3, c4, c5 = optimal.controls(q[Z_FIRST, i], q[Z_LAST, i], q[Q_EXCESS, i])
-    return optimal.blend(w, coef, direct, likelihood, c1, c2, c3, c4, c5)
-
-
 @kernel
 def _reflected_value(kind, ti, tf, log_s0, mu, vol, t_n, w_n, w1, extreme, k):
     """The payoff of the path whose first increment W(t_1) is replaced by (1 - k) W(t_1) (k = 1:
@@ -258,8 +215,10 @@ def _reflected_value(kind, ti, tf, log_s0, mu, vol, t_n, w_n, w1, extreme, k):
 
 
 @kernel
-def _vibrato(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol):
-    """One path's vibrato estimate of quantity g of a digital or a discrete barrier.
+def _vibrato(kind, ti, tf, fix_idx, grid, w, i, s0, rate, mu, vol, f, extreme, q):
+    """Path i's vibrato estimates of every Greek of a digital or a discrete barrier (payoff f,
+    extreme of ln S over its dates) into q's rows VB + g (``estimators.combine``: divided by the
+    discount).
 
     S0 enters the path only through the first step of the trade's dates, (0, t_1], which is
     exact under GBM: ln S_{t_1} = ln S0 + μt_1 + s Z with s = σ√t_1, and every later log-price
@@ -269,43 +228,28 @@ def _vibrato(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol):
     digital (one date) that step is the whole path and is also the last step of Giles' vibrato,
     so the Greeks in σ, r and T follow from the same Gaussian: its mean μ_T = ln S0 + (r - q -
     σ²/2)T and sd σ√T.  A discrete barrier's σ, r, T move every step, where its earlier dates'
-    jumps would bias a pathwise part: those Greeks stay lr."""
+    jumps would bias a pathwise part: the validity table offers those by lr only."""
     maturity = tf[P.MATURITY]
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     t1, w1 = grid[fix_idx[off]], w[fix_idx[off], i]
-    mu = gbm.log_drift(rate, div, vol)
     sd = vol * math.sqrt(t1)
     z = w1 / math.sqrt(t1)
     g_last = fix_idx[off + n - 1]
     t_n, w_n = grid[g_last], w[g_last, i]
     log_s0 = math.log(s0)
-    extreme = q[X_EXT, i]
-    f_up = q[F, i]
     f_down = _reflected_value(kind, ti, tf, log_s0, mu, vol, t_n, w_n, w1, extreme, 2.0)
     f_mid = _reflected_value(kind, ti, tf, log_s0, mu, vol, t_n, w_n, w1, extreme, 1.0)
-    disc = math.exp(-rate * maturity)
-    by_mean = vibrato.d_mean(f_up, f_down, z, sd)
-    if g == G.DELTA:
-        return disc * by_mean / s0
-    if g == G.GAMMA:
-        return disc * (vibrato.d2_mean(f_up, f_down, f_mid, z, sd) - by_mean) / (s0 * s0)
-    by_sd = vibrato.d_sd(f_up, f_down, f_mid, z, sd)
-    price = 0.5 * (f_up + f_down)
-    if g == G.VEGA:       # ∂μ_T/∂σ = -σT, ∂s/∂σ = √T
-        return disc * (-vol * t1 * by_mean + math.sqrt(t1) * by_sd)
-    if g == G.RHO:        # ∂μ_T/∂r = T, and the discount's -T
-        return disc * (t1 * by_mean - maturity * price)
-    # theta = -∂V/∂T: ∂μ_T/∂T = μ, ∂s/∂T = σ/(2√T), and the discount's -r
-    return -disc * (mu * by_mean + 0.5 * vol / math.sqrt(t1) * by_sd - rate * price)
-
-
-@kernel(inline=True)
-def _direct_estimate(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol, disc):
-    """One path's direct estimate of quantity g: vibrato for a payoff that jumps (a digital or
-    a discrete barrier), else pathwise (mixed for gamma)."""
-    if P.jumps(ti):
-        return _vibrato(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div, vol)
-    return _direct(g, q, i, s0, rate, tf[P.MATURITY], disc)
+    by_mean = vibrato.d_mean(f, f_down, z, sd)
+    by_sd = vibrato.d_sd(f, f_down, f_mid, z, sd)
+    price = 0.5 * (f + f_down)
+    q[C.VB + G.DELTA, i] = by_mean / s0
+    q[C.VB + G.GAMMA, i] = (vibrato.d2_mean(f, f_down, f_mid, z, sd) - by_mean) / (s0 * s0)
+    # ∂μ_T/∂σ = -σT, ∂s/∂σ = √T
+    q[C.VB + G.VEGA, i] = -vol * t1 * by_mean + math.sqrt(t1) * by_sd
+    # ∂μ_T/∂r = T, and the discount's -T
+    q[C.VB + G.RHO, i] = t1 * by_mean - maturity * price
+    # ∂/∂T (theta's sign is combine's): ∂μ_T/∂T = μ, ∂s/∂T = σ/(2√T), and the discount's -r
+    q[C.VB + G.THETA, i] = mu * by_mean + 0.5 * vol / math.sqrt(t1) * by_sd - rate * price
 
 
 @kernel(inline=True)
@@ -319,23 +263,21 @@ def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, b
             x[i] = _fd(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol,
                        disc * q[F, i], bumps)
         return
-    with_direct = g != G.PRICE and e != G.LR
+    jumps = P.jumps(ti)
     for i in range(m):
-        direct = 0.0
-        if with_direct:
-            direct = _direct_estimate(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div,
-                                      vol, disc)
-        x[i] = _estimate(g, e, q, i, rate, maturity, disc, direct, coef, baseline)
+        x[i] = C.estimate(g, e, q, i, s0, rate, maturity, disc, jumps, coef, baseline)
 
 
 def needs(slots):
     """What each trade's wanted estimates read of a path, per trade j: (tangents wanted, scores:
-    SCORES_NONE, SCORES_SPOT or SCORES_ALL), for ``kernel_inputs.Plan.needs``.  The price
-    (g = 0) needs neither; pathwise, mixed and optimal read tangents; mixed the spot's score;
-    lr, optimal and vibrato (whose baseline controls live in the score rows) all scores."""
+    SCORES_NONE, SCORES_SPOT or SCORES_ALL, vibrato wanted), for ``kernel_inputs.Plan.needs``.
+    The price (g = 0) needs none; pathwise, mixed and optimal read tangents; mixed the spot's
+    score; lr, optimal and vibrato (whose baseline controls live in the score rows) all scores;
+    vibrato and optimal (the direct part of a payoff that jumps) the vibrato rows."""
     greeks = np.asarray(slots)[:, 1:, :] >= 0
-    out = np.zeros((len(greeks), 2), dtype=np.int64)
+    out = np.zeros((len(greeks), 3), dtype=np.int64)
     out[:, 0] = greeks[:, :, [G.PATHWISE, G.MIXED, G.OPTIMAL]].any(axis=(1, 2))
+    out[:, 2] = greeks[:, :, [G.VIBRATO, G.OPTIMAL]].any(axis=(1, 2))
     out[:, 1] = np.where(greeks[:, :, [G.LR, G.OPTIMAL, G.VIBRATO]].any(axis=(1, 2)), SCORES_ALL,
                          np.where(greeks[:, :, G.MIXED].any(axis=1), SCORES_SPOT, SCORES_NONE))
     return out
@@ -388,8 +330,9 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, sobol_dirs, first_ti
             out_tile = out[tile]
             kind = ti_j[P.KIND]
             control = ti_j[P.CONTROL] == 1
-            _fill_trade(ti_j, tf_j, fix_idx, grid, w, m, s0, mu, vol, trade_needs[j, 0] == 1,
-                        trade_needs[j, 1], acc, q, q_x)
+            _fill_trade(ti_j, tf_j, fix_idx, grid, w, m, s0, rate, mu, vol,
+                        trade_needs[j, 0] == 1, trade_needs[j, 1], trade_needs[j, 2] == 1, acc, q,
+                        q_x)
             for g in range(slots_j.shape[0]):
                 for e in range(slots_j.shape[1]):
                     k = slots_j[g, e]
@@ -401,12 +344,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, sobol_dirs, first_ti
                                    q_x if twin else q, bumps, coef_j[g], not twin,
                                    x if twin else y)
                     write_moments(y, x, m, control, out_tile[k])
-                    if agg_e_j[g] == e:
-                        for i in range(m):
-                            agg[g, i] += agg_w_j[g, 0] * y[i] + agg_w_j[g, 2]
-                        if control:
-                            for i in range(m):
-                                agg[g, i] -= agg_w_j[g, 1] * x[i]
+                    add_to_total(g, e, y, x, m, control, agg_e_j, agg_w_j, agg)
         if agg_base >= 0:
             for g in range(agg.shape[0]):
                 if totals_wanted[g]:
@@ -431,20 +369,18 @@ def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, sobo
 
 
 @kernel
-def _components(g, kind, ti, tf, fix_idx, grid, w, q, q_x, i, s0, rate, div, vol, disc, control,
-                v):
+def _components(g, ti, q, q_x, i, s0, rate, disc, maturity, control, v):
     """The pilot's components of quantity g on path i into v (``estimators.optimal``)."""
-    maturity = tf[P.MATURITY]
-    v[optimal.DIRECT] = _direct_estimate(g, kind, ti, tf, fix_idx, grid, w, q, i, s0, rate, div,
-                                         vol, disc)
-    v[optimal.LIKELIHOOD] = _likelihood(g, q, i, rate, maturity, disc)
+    jumps = P.jumps(ti)
+    v[optimal.DIRECT] = C.direct(g, q, i, s0, rate, maturity, disc, jumps)
+    v[optimal.LIKELIHOOD] = C.likelihood(g, q, i, rate, maturity, disc)
     v[optimal.DIRECT_X] = v[optimal.LIKELIHOOD_X] = 0.0
     if control:
-        v[optimal.DIRECT_X] = _direct(g, q_x, i, s0, rate, maturity, disc)
-        v[optimal.LIKELIHOOD_X] = _likelihood(g, q_x, i, rate, maturity, disc)
+        v[optimal.DIRECT_X] = C.direct(g, q_x, i, s0, rate, maturity, disc, False)
+        v[optimal.LIKELIHOOD_X] = C.likelihood(g, q_x, i, rate, maturity, disc)
     c = optimal.FIRST_CONTROL
-    v[c], v[c + 1], v[c + 2], v[c + 3], v[c + 4] = optimal.controls(q[Z_FIRST, i], q[Z_LAST, i],
-                                                                    q[Q_EXCESS, i])
+    v[c], v[c + 1], v[c + 2], v[c + 3], v[c + 4] = optimal.controls(
+        q[C.Z_FIRST, i], q[C.Z_LAST, i], q[C.Q_EXCESS, i])
 
 
 @kernel
@@ -468,8 +404,8 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
         brownian_tile(key0, key1, stream, first, m, grid, z, w)
         for j in range(ti.shape[0]):
             control = ti[j, P.CONTROL] == 1
-            _fill_trade(ti[j], tf[j], fix_idx, grid, w, m, s0, mu, vol, True, SCORES_ALL, acc, q,
-                        q_x)
+            _fill_trade(ti[j], tf[j], fix_idx, grid, w, m, s0, rate, mu, vol, True, SCORES_ALL,
+                        True, acc, q, q_x)
             maturity = tf[j, P.MATURITY]
             disc = math.exp(-rate * maturity)
             for g in range(fitted.shape[1]):
@@ -478,8 +414,7 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
                 sums = out[tile, j, g]
                 sums[:] = 0.0
                 for i in range(m):
-                    _components(g, ti[j, P.KIND], ti[j], tf[j], fix_idx, grid, w, q, q_x, i, s0,
-                                rate, div, vol, disc, control, v)
+                    _components(g, ti[j], q, q_x, i, s0, rate, disc, maturity, control, v)
                     k = n_c
                     for a in range(n_c):
                         sums[a] += v[a]

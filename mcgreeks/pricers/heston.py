@@ -49,34 +49,37 @@ from mcgreeks import engine, kernel_inputs
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks._jit import borrow, keep, kernel, wait_for_background
-from mcgreeks.engine import TILE, tile_moments
-from mcgreeks.estimators import fd, likelihood_ratio as lr, mixed, pathwise, validity, vibrato
+from mcgreeks.engine import TILE, add_to_total, write_moments
+from mcgreeks.estimators import combine as C
+from mcgreeks.estimators import fd, optimal, validity, vibrato
 from mcgreeks.models import heston as H
 
 #: Default time grid: weekly steps.  With QE the price bias at this grid is a few basis points of
 #: the spot on ordinary parameters (benchmarks/results/HESTON_BIAS.md).
 DEFAULT_STEPS_PER_YEAR = 52
 
-# Per-path quantities kept for a tile, rows of the ``q`` buffer.  VB_MEAN, VB_MEAN2: vibrato's
-# first and second derivatives of E[f | path before its last noisy step] in that step's mean
-# (``_fill``).  PW + j: pathwise derivative of the undiscounted payoff along direction j = 0
-# (S0), 1 (r), 2 + d (models.heston direction d: grid scale, v0, kappa, vbar, xi, corr).
-F, SLOPE, U, SC_SPOT, SC2_SPOT, SC_RATE, X_SPOT, X_SPOT2, VB_MEAN, VB_MEAN2, PW = range(11)
+# Per-path quantities kept for a tile: the rows of ``estimators.combine``.  Pathwise
+# derivatives are taken along N_PW directions j: 0 (S0), 1 (r), 2 + d (models.heston direction d:
+# grid scale, v0, kappa, vbar, xi, corr), whose rows are those of delta, rho, theta and d_v0 ...
+# d_corr (``_pw_row``; the grid scale's row becomes theta's ∂/∂T once divided by T).
+F, U, SLOPE = C.F, C.U, C.SLOPE
 N_PW = 2 + H.N_DIR
-N_Q = PW + N_PW
+N_Q = C.N_ROWS
+
+
+@kernel(inline=True)
+def _pw_row(j):
+    """The row of q holding the pathwise derivative along direction j."""
+    if j == 0:
+        return C.D + G.DELTA
+    if j == 1:
+        return C.D + G.RHO
+    return C.D + G.THETA + (j - 2)
+
 
 # Model parameter of each re-simulated fd quantity (None: the grid scale).
 _RESIM = {G.THETA: None, G.D_V0: "v0", G.D_KAPPA: "kappa", G.D_VBAR: "vbar", G.D_XI: "xi",
           G.D_CORR: "corr"}
-
-
-@kernel
-def _store(buf, m, out_row):
-    """Write the tile's (mean, M2) of buf[:m] into out_row[0:2] and zero any further moments the
-    engine keeps (control-variate moments: Heston slots have no control)."""
-    out_row[0], out_row[1] = tile_moments(buf, m)
-    for r in range(2, out_row.size):
-        out_row[r] = 0.0
 
 
 # -- one trade on one path -------------------------------------------------------------------------
@@ -147,15 +150,15 @@ def _tangent_v(j, k, i, tv):
 @kernel
 def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_pw, q):
     """Continuous barrier: f = vanilla(S_T) W (out) or vanilla (1 - W) (in), W the product of the
-    steps' bridge survivals; q[PW + j, i] = df/d(direction j), by the product rule along the path
-    (W and dW accumulated step by step, never dividing by a survival that may be 0); j < n_pw
-    as in ``_fill``."""
+    steps' bridge survivals; q[_pw_row(j), i] = df/d(direction j), by the product rule along the
+    path (W and dW accumulated step by step, never dividing by a survival that may be 0);
+    j < n_pw as in ``_fill``."""
     kind = ti[P.KIND]
     down = ti[P.DOWN] == 1
     log_level = math.log(tf[P.LEVEL])
     g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
     for j in range(N_PW):
-        q[PW + j, i] = 0.0
+        q[_pw_row(j), i] = 0.0
     w = 1.0
     y0 = log_s0
     v_prev = v0
@@ -171,7 +174,7 @@ def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_
                 dvar += var
             dp = (p0 * _tangent_y(j, k - 1, i, s0, grid, tx)
                   + p1 * _tangent_y(j, k, i, s0, grid, tx) + pv * dvar)
-            q[PW + j, i] = q[PW + j, i] * p + w * dp
+            q[_pw_row(j), i] = q[_pw_row(j), i] * p + w * dp
         w *= p
         if w == 0.0:
             break
@@ -183,8 +186,8 @@ def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_
     weight = 1.0 - w if knock_in else w
     sign = -1.0 if knock_in else 1.0
     for j in range(n_pw):
-        q[PW + j, i] = (slope * s_t * _tangent_y(j, g_last, i, s0, grid, tx) * weight
-                        + sign * vanilla * q[PW + j, i])
+        q[_pw_row(j), i] = (slope * s_t * _tangent_y(j, g_last, i, s0, grid, tx) * weight
+                            + sign * vanilla * q[_pw_row(j), i])
     q[U, i] = s_t
     q[SLOPE, i] = slope * weight
 
@@ -263,7 +266,7 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coe
             f *= P.knock_weight(ti, _survival(ti, tf, grid, 1.0, x, v, i, log_s0, 0.0, v0,
                                               g_last))
         q[F, i] = f
-        q[X_SPOT, i] = q[X_SPOT2, i] = 0.0
+        q[C.X + G.DELTA, i] = q[C.X + G.RHO, i] = q[C.X2, i] = 0.0
         if need_pw:
             if continuous:
                 _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_pw,
@@ -272,25 +275,30 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coe
                 slope = (P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
                          * P.discrete_survival(ti, tf, extreme))
                 q[U, i], q[SLOPE, i] = u, slope
-                q[PW, i] = slope * sw / s0
-                q[PW + 1, i] = slope * swt
+                q[C.D + G.DELTA, i] = slope * sw / s0
+                q[C.D + G.RHO, i] = slope * swt
                 if n_pw > 2:
                     P.contract(kind, ti, fix_idx, grid, x, acc, i, log_s0, 0.0, 1.0, u, tx, 0,
-                               H.N_DIR, q, PW + 2)
+                               H.N_DIR, q, C.D + G.THETA)
                     for j in range(2, n_pw):
-                        q[PW + j, i] *= slope
+                        q[_pw_row(j), i] *= slope
+            if n_pw > 2:      # the grid scale c = T'/T: d/dT = (1/T) d/dc
+                q[C.D + G.THETA, i] /= tf[P.MATURITY]
         if need_sc:
             c1 = cs[g_first, i]
             g1 = gs[g_first, i]
-            q[SC_SPOT, i] = g1 / (s0 * c1)
-            q[SC2_SPOT, i] = (g1 * g1 / c1 - g1 - 1.0) / (s0 * s0 * c1)
-            q[SC_RATE, i] = gs[g_last, i] * grid[g_last] / cs[g_last, i]
+            q[C.SC + G.DELTA, i] = g1 / (s0 * c1)
+            q[C.SC2, i] = (g1 * g1 / c1 - g1 - 1.0) / (s0 * s0 * c1)
+            q[C.SC + G.RHO, i] = gs[g_last, i] * grid[g_last] / cs[g_last, i]
             if continuous:
-                q[X_SPOT, i], q[X_SPOT2, i] = _barrier_explicit(ti, tf, fix_idx, grid, x, v, i,
-                                                                s0, log_s0, v0)
+                q[C.X + G.DELTA, i], q[C.X2, i] = _barrier_explicit(ti, tf, fix_idx, grid, x, v,
+                                                                    i, s0, log_s0, v0)
         if need_vb:
-            q[VB_MEAN, i], q[VB_MEAN2, i] = _vibrato(tf, kind, g_last, x, v, z, i, log_s0, f,
-                                                     scheme, coef, corr_bar, v0)
+            # V = disc E[h(ln S0 + c)]: dV/dS0 = disc h'/S0, d²V/dS0² = disc (h'' - h')/S0²
+            by_mean, by_mean2 = _vibrato(tf, kind, g_last, x, v, z, i, log_s0, f, scheme, coef,
+                                         corr_bar, v0)
+            q[C.VB + G.DELTA, i] = by_mean / s0
+            q[C.VB + G.GAMMA, i] = (by_mean2 - by_mean) / (s0 * s0)
 
 
 @kernel
@@ -308,53 +316,12 @@ def _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, i, s0, rate, v0, base, bumps):
 
 
 @kernel
-def _estimate(g, e, q, i, s0, rate, maturity, disc):
-    """One path's estimate of quantity g by estimator e (not fd) from the tile quantities q."""
-    f = q[F, i]
-    if g == G.PRICE:
-        return disc * f
-    if e == G.VIBRATO:
-        # V = disc E[h(ln S0 + c)]: dV/dS0 = disc h'/S0, d²V/dS0² = disc (h'' - h')/S0²
-        if g == G.DELTA:
-            return disc * q[VB_MEAN, i] / s0
-        return disc * (q[VB_MEAN2, i] - q[VB_MEAN, i]) / (s0 * s0)
-    if g == G.GAMMA:
-        if e == G.MIXED:
-            return mixed.gamma(disc, q[SLOPE, i], q[U, i] / s0, -q[U, i] / (s0 * s0),
-                               q[SC_SPOT, i])
-        return lr.second_order(disc, f, q[SC2_SPOT, i], q[SC_SPOT, i], q[X_SPOT, i],
-                               q[X_SPOT2, i])
-    if g == G.DELTA:
-        if e == G.PATHWISE:
-            return pathwise.first_order(disc, 0.0, f, 1.0, q[PW, i], 0.0)
-        return lr.first_order(disc, 0.0, f, q[SC_SPOT, i], q[X_SPOT, i])
-    if g == G.RHO:
-        if e == G.PATHWISE:
-            return pathwise.first_order(disc, -maturity * disc, f, 1.0, q[PW + 1, i], 0.0)
-        return lr.first_order(disc, -maturity * disc, f, q[SC_RATE, i], 0.0)
-    if g == G.THETA:  # -dV/dT, the grid scaling with T
-        return -pathwise.first_order(disc, -rate * disc, f, 1.0,
-                                     q[PW + 2 + H.D_SCALE, i] / maturity, 0.0)
-    return pathwise.first_order(disc, 0.0, f, 1.0, q[PW + 2 + (g - G.THETA), i], 0.0)
-
-
-@kernel
-def _add_total(g, e, buf, m, agg_e_j, agg_w_j, agg):
-    """Add a trade's estimate of quantity g by estimator e, per path, to the underlying's total
-    agg[g] when e is the estimator the totals use: agg_w[g, 0] * y + agg_w[g, 2] (the layout of
-    ``pricers.gbm``; Heston has no control, so agg_w[g, 1] is unused)."""
-    if agg_e_j[g] != e:
-        return
-    for i in range(m):
-        agg[g, i] += agg_w_j[g, 0] * buf[i] + agg_w_j[g, 2]
-
-
-@kernel
 def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme, coef,
-                corr_bar, slots_j, bumps, agg_e_j, agg_w_j, agg, acc, q, buf, out_tile):
+                corr_bar, slots_j, blend_j, bumps, agg_e_j, agg_w_j, agg, acc, q, buf, out_tile):
     """All wanted estimates of one trade over one tile, except the re-simulated fd ones (which
     ``chunk`` adds), and their contributions to the per-path totals.  z: the tile's normals;
-    coef: the base scenario's step coefficients; corr_bar = sqrt(1 - corr²)."""
+    coef: the base scenario's step coefficients; corr_bar = sqrt(1 - corr²); blend_j: the
+    trade's blend coefficients (zero: Heston fits none)."""
     maturity = tf[P.MATURITY]
     disc = math.exp(-rate * maturity)
     # np.bool_ and np.int64, not literals: numba would type (and compile) _fill for the literal
@@ -385,10 +352,12 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
                     buf[i] = _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, i, s0, rate, v0,
                                            disc * q[F, i], bumps)
             else:
+                jumps = P.jumps(ti)
                 for i in range(m):
-                    buf[i] = _estimate(g, e, q, i, s0, rate, maturity, disc)
-            _store(buf, m, out_tile[k])
-            _add_total(g, e, buf, m, agg_e_j, agg_w_j, agg)
+                    buf[i] = C.estimate(g, e, q, i, s0, rate, maturity, disc, jumps, blend_j[g],
+                                        False)
+            write_moments(buf, buf, m, False, out_tile[k])
+            add_to_total(g, e, buf, buf, m, False, agg_e_j, agg_w_j, agg)
 
 
 @kernel
@@ -401,7 +370,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
     coefs, scens, dcoef = borrow(paths.coefs), borrow(paths.scenarios), borrow(paths.dcoef)
     fd_scen, fd_den = borrow(paths.fd_scenario), borrow(paths.fd_denominator)
     scheme, s0, rate = paths.scheme, paths.spot, paths.rate
-    slots, bumps = borrow(plan.slots), borrow(plan.bumps)
+    slots, bumps, blend = borrow(plan.slots), borrow(plan.bumps), borrow(plan.coef)
     agg_e, agg_w, agg_base = borrow(totals.estimator), borrow(totals.weights), totals.base
     out = borrow(out)
     n_steps = grid.size
@@ -436,7 +405,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
                         tx, tv, gs, cs, state_v, tan_x, tan_v)
         for j in range(n_trades):
             _trade_tile(ti[j], tf[j], fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate,
-                        scens[0, H.SC_V0], scheme, coefs[0], corr_bar, slots[j], bumps,
+                        scens[0, H.SC_V0], scheme, coefs[0], corr_bar, slots[j], blend[j], bumps,
                         agg_e[j], agg_w[j], agg, acc, q, buf, out[tile])
         for g in range(G.THETA, G.N_QUANTITIES if want_resim else G.THETA):
             s_up = fd_scen[g, 0]
@@ -460,11 +429,11 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
                             d = (up[j, i] - val) / fd_den[g]
                             buf[i] = -d / tf[j, P.MATURITY] if g == G.THETA else d
                     if side == 1:
-                        _store(buf, m, out[tile, k])
-                        _add_total(g, G.FD, buf, m, agg_e[j], agg_w[j], agg)
+                        write_moments(buf, buf, m, False, out[tile, k])
+                        add_to_total(g, G.FD, buf, buf, m, False, agg_e[j], agg_w[j], agg)
         if agg_base >= 0:
             for g in range(agg.shape[0]):
-                _store(agg[g], m, out[tile, agg_base + g])
+                write_moments(agg[g], agg[g], m, False, out[tile, agg_base + g])
     keep(z_), keep(x_), keep(v_), keep(tx_), keep(tv_), keep(gs_), keep(cs_), keep(xs_)
     keep(vs_), keep(state_v_), keep(tan_x_), keep(tan_v_), keep(q_), keep(buf_), keep(up_)
     keep(agg_), keep(acc_)
@@ -573,7 +542,7 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
                                       scens, dcoef, np.int64(tangents_from), np.int64(want_lr),
                                       fd_scen, fd_den)
     plan = kernel_inputs.Plan(slots, np.zeros((len(ti), 0), dtype=np.int64),
-                              np.zeros((len(ti), 0, 0)), b)
+                              np.zeros((len(ti), G.N_QUANTITIES, optimal.N_COEFFICIENTS)), b)
     if totals is None:
         totals = kernel_inputs.no_totals(len(ti))
     elif not isinstance(totals, kernel_inputs.Totals):
