@@ -283,6 +283,18 @@ def contract(kind, ti, fix_idx, grid, x, acc, i, a, b, c, u, rows, first, end, o
 
 # -- continuous monitoring --------------------------------------------------------------------
 
+@kernel(inline=True)
+def bridge_alive(down, log_level, y0, y1, var):
+    """The probability P of ``bridge_survival`` alone, with ``vecmath.exp`` and no early return,
+    so that a loop over a tile's paths vectorizes: 1 - exp(-2 a b / var) where both ends are
+    alive (1 when var = 0), else 0."""
+    u = 1.0 if down else -1.0
+    a = u * (y0 - log_level)
+    b = u * (y1 - log_level)
+    exponent = -2.0 * a * b / var if var > 0.0 else -math.inf
+    return 1.0 - vecmath.exp(exponent) if (a > 0.0 and b > 0.0) else 0.0
+
+
 @kernel
 def bridge_survival(down, log_level, y0, y1, var):
     """Probability that ln S, a Brownian bridge from y0 to y1 with variance ``var`` over a

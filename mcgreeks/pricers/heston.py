@@ -84,45 +84,44 @@ _RESIM = {G.THETA: None, G.D_V0: "v0", G.D_KAPPA: "kappa", G.D_VBAR: "vbar", G.D
 
 # -- one trade on one path -------------------------------------------------------------------------
 
-@kernel
-def _survival(ti, tf, grid, c, x, v, i, log_s0, dr, v0, g_last):
-    """Product over the grid steps up to g_last of the Brownian-bridge survival of ln S with the
-    step's variance (v_{k-1} + v_k) dt_k c / 2 (dates scaled by c): Heston's segments of a
-    continuously monitored barrier are its grid steps."""
+@kernel(inline=True)
+def _survival(ti, tf, fix_idx, grid, c, x, v, m, log_s0, dr, v0, alive):
+    """alive[i] = the product over the grid steps up to the trade's maturity of the
+    Brownian-bridge survival of ln S on path i, with the step's variance (v_{k-1} + v_k) dt_k c / 2
+    (dates scaled by c, rate moved by dr): Heston's segments of a continuously monitored barrier
+    are its grid steps.  Steps outer, the tile's paths inner, so that it vectorizes."""
     down = ti[P.DOWN] == 1
     log_level = math.log(tf[P.LEVEL])
-    y0 = log_s0
-    v_prev = v0
-    t_prev = 0.0
-    w = 1.0
-    for k in range(g_last + 1):
-        y1 = log_s0 + x[k, i] + dr * grid[k]
-        var = 0.5 * (v_prev + v[k, i]) * (grid[k] - t_prev) * c
-        w *= P.bridge_survival(down, log_level, y0, y1, var)[0]
-        if w == 0.0:
-            break
-        y0, v_prev, t_prev = y1, v[k, i], grid[k]
-    return w
+    g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
+    for i in range(m):
+        y1 = log_s0 + x[0, i] + dr * grid[0]
+        alive[i] = P.bridge_alive(down, log_level, log_s0, y1,
+                                  0.5 * (v0 + v[0, i]) * grid[0] * c)
+    for k in range(1, g_last + 1):
+        t0, t1 = grid[k - 1], grid[k]
+        for i in range(m):
+            y0 = log_s0 + x[k - 1, i] + dr * t0
+            y1 = log_s0 + x[k, i] + dr * t1
+            alive[i] *= P.bridge_alive(down, log_level, y0, y1,
+                                       0.5 * (v[k - 1, i] + v[k, i]) * (t1 - t0) * c)
 
 
 @kernel
-def _value(ti, tf, fix_idx, grid, c, x, v, i, log_s0, dr, v0):
-    """Undiscounted payoff of one unit on path i (grid dates scaled by c, rate moved by dr: the
-    payoff's view is ln S_t = ln S0 + dr t + x_t, ``payoffs``)."""
+def _values(ti, tf, fix_idx, grid, c, x, v, m, log_s0, dr, v0, acc, alive, out):
+    """Undiscounted payoffs of one unit on the tile's paths into out[:m] (grid dates scaled by c,
+    rate moved by dr: the payoff's view is ln S_t = ln S0 + dr t + x_t, ``payoffs``), the
+    tile's paths as the inner loop: the fd revaluations."""
     kind = ti[P.KIND]
-    u, _, extreme = P.observe(kind, ti, tf, fix_idx, grid, x, i, log_s0, dr, 1.0)
-    f = P.cash_flow(kind, ti, tf, u, extreme)
-    if kind == P.BARRIER and ti[P.CONTINUOUS] == 1 and f != 0.0:
-        g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
-        f *= P.knock_weight(ti, _survival(ti, tf, grid, c, x, v, i, log_s0, dr, v0, g_last))
-    return f
-
-
-@kernel
-def _revalue(ti, tf, fix_idx, grid, c, x, v, i, log_s0, rate, dr, v0):
-    """Discounted payoff of path i under moved parameters (same normals): the fd revaluation."""
-    return math.exp(-(rate + dr) * tf[P.MATURITY] * c) * _value(ti, tf, fix_idx, grid, c, x, v, i,
-                                                                 log_s0, dr, v0)
+    P.accumulate(kind, ti, tf, fix_idx, grid, x, m, log_s0, dr, 1.0, False, acc)
+    t_mean = P.mean_date(ti, fix_idx, grid)
+    for i in range(m):
+        u, extreme, _, _, _ = P.quantity(kind, ti, fix_idx, grid, x, acc, i, log_s0, dr, 1.0,
+                                         t_mean)
+        out[i] = P.cash_flow(kind, ti, tf, u, extreme)
+    if kind == P.BARRIER and ti[P.CONTINUOUS] == 1:
+        _survival(ti, tf, fix_idx, grid, c, x, v, m, log_s0, dr, v0, alive)
+        for i in range(m):
+            out[i] *= P.knock_weight(ti, alive[i])
 
 
 @kernel
@@ -243,7 +242,7 @@ def _vibrato(tf, kind, k, x, v, z, i, log_s0, f, scheme, coef, corr_bar, v0):
 
 @kernel
 def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coef, corr_bar,
-          need_pw, n_pw, need_sc, need_vb, acc, q):
+          need_pw, n_pw, need_sc, need_vb, acc, alive, q):
     """Per-path quantities of one trade over a tile into the rows of ``q``: the payoff from the
     sums of ``payoffs.accumulate`` (the view ln S_t = ln S0 + x_t); with ``need_pw``, u, its
     slope (times a discrete barrier's knock weight) and the pathwise derivatives f'(u) du/dθ_j
@@ -258,13 +257,14 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coe
     g_last = fix_idx[off + n - 1]
     P.accumulate(kind, ti, tf, fix_idx, grid, x, m, log_s0, 0.0, 1.0, False, acc)
     t_mean = P.mean_date(ti, fix_idx, grid)
+    if continuous:
+        _survival(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, 0.0, v0, alive)
     for i in range(m):
         u, extreme, sw, swt, _ = P.quantity(kind, ti, fix_idx, grid, x, acc, i, log_s0, 0.0, 1.0,
                                             t_mean)
         f = P.cash_flow(kind, ti, tf, u, extreme)
-        if continuous and f != 0.0:
-            f *= P.knock_weight(ti, _survival(ti, tf, grid, 1.0, x, v, i, log_s0, 0.0, v0,
-                                              g_last))
+        if continuous:
+            f *= P.knock_weight(ti, alive[i])
         q[F, i] = f
         q[C.X + G.DELTA, i] = q[C.X + G.RHO, i] = q[C.X2, i] = 0.0
         if need_pw:
@@ -301,23 +301,37 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coe
             q[C.VB + G.GAMMA, i] = (by_mean2 - by_mean) / (s0 * s0)
 
 
-@kernel
-def _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, i, s0, rate, v0, base, bumps):
-    """Central bump-and-revalue of delta, gamma or rho on path i (no re-simulation needed)."""
+@kernel(inline=True)
+def _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, m, s0, rate, v0, disc, q, bumps, acc, alive,
+                  up, down, out):
+    """Central bump-and-revalue of delta, gamma or rho on the tile's paths into out[:m]: spot and
+    rate bumps need no new path (x = ln(S/S0) does not depend on S0; r moves ln S_t by r t).
+    up, down: scratch of the tile's size."""
+    log_s0 = math.log(s0)
     if g == G.RHO:
         h = bumps[fd.B_RATE]
-        log_s0 = math.log(s0)
-        return fd.central(_revalue(ti, tf, fix_idx, grid, 1.0, x, v, i, log_s0, rate, h, v0),
-                          _revalue(ti, tf, fix_idx, grid, 1.0, x, v, i, log_s0, rate, -h, v0), h)
+        _values(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, h, v0, acc, alive, up)
+        _values(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, -h, v0, acc, alive, down)
+        d_up = math.exp(-(rate + h) * tf[P.MATURITY] * 1.0)
+        d_down = math.exp(-(rate + -h) * tf[P.MATURITY] * 1.0)
+        for i in range(m):
+            out[i] = fd.central(d_up * up[i], d_down * down[i], h)
+        return
     h = bumps[fd.B_SPOT] * s0
-    up = _revalue(ti, tf, fix_idx, grid, 1.0, x, v, i, math.log(s0 + h), rate, 0.0, v0)
-    dn = _revalue(ti, tf, fix_idx, grid, 1.0, x, v, i, math.log(s0 - h), rate, 0.0, v0)
-    return fd.central(up, dn, h) if g == G.DELTA else fd.second(up, base, dn, h)
+    _values(ti, tf, fix_idx, grid, 1.0, x, v, m, math.log(s0 + h), 0.0, v0, acc, alive, up)
+    _values(ti, tf, fix_idx, grid, 1.0, x, v, m, math.log(s0 - h), 0.0, v0, acc, alive, down)
+    d = math.exp(-(rate + 0.0) * tf[P.MATURITY] * 1.0)
+    for i in range(m):
+        if g == G.DELTA:
+            out[i] = fd.central(d * up[i], d * down[i], h)
+        else:
+            out[i] = fd.second(d * up[i], disc * q[F, i], d * down[i], h)
 
 
 @kernel
 def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme, coef,
-                corr_bar, slots_j, blend_j, bumps, agg_e_j, agg_w_j, agg, acc, q, buf, out_tile):
+                corr_bar, slots_j, blend_j, bumps, agg_e_j, agg_w_j, agg, acc, alive, up, down, q,
+                buf, out_tile):
     """All wanted estimates of one trade over one tile, except the re-simulated fd ones (which
     ``chunk`` adds), and their contributions to the per-path totals.  z: the tile's normals;
     coef: the base scenario's step coefficients; corr_bar = sqrt(1 - corr²); blend_j: the
@@ -336,7 +350,7 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
         need_sc |= slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0
         need_vb |= slots_j[g, G.VIBRATO] >= 0
     _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coef, corr_bar,
-          need_pw, n_pw, need_sc, need_vb, acc, q)
+          need_pw, n_pw, need_sc, need_vb, acc, alive, q)
     for g in range(slots_j.shape[0]):
         for e in range(slots_j.shape[1]):
             k = slots_j[g, e]
@@ -348,9 +362,8 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
             elif e == G.FD:
                 if g != G.DELTA and g != G.GAMMA and g != G.RHO:
                     continue  # re-simulated in ``chunk``
-                for i in range(m):
-                    buf[i] = _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, i, s0, rate, v0,
-                                           disc * q[F, i], bumps)
+                _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, m, s0, rate, v0, disc, q, bumps,
+                              acc, alive, up, down, buf)
             else:
                 jumps = P.jumps(ti)
                 for i in range(m):
@@ -390,12 +403,14 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
                           np.empty((nr, TILE)))
     state_v_, tan_x_, tan_v_ = np.empty(TILE), np.empty((H.N_DIR, TILE)), np.empty((H.N_DIR, TILE))
     q_, buf_, up_ = np.empty((N_Q, TILE)), np.empty(TILE), np.empty((n_trades, TILE))
-    acc_ = np.empty((P.N_ACC, TILE))
+    acc_, alive_, down_ = np.empty((P.N_ACC, TILE)), np.empty(TILE), np.empty(TILE)
+    disc_up_ = np.empty(n_trades)
     agg_ = np.empty((slots.shape[1], TILE))
     z, x, v, tx, tv = borrow(z_), borrow(x_), borrow(v_), borrow(tx_), borrow(tv_)
     gs, cs, xs, vs = borrow(gs_), borrow(cs_), borrow(xs_), borrow(vs_)
     state_v, tan_x, tan_v = borrow(state_v_), borrow(tan_x_), borrow(tan_v_)
     q, buf, up, agg, acc = borrow(q_), borrow(buf_), borrow(up_), borrow(agg_), borrow(acc_)
+    alive, down, disc_up = borrow(alive_), borrow(down_), borrow(disc_up_)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
@@ -406,7 +421,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
         for j in range(n_trades):
             _trade_tile(ti[j], tf[j], fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate,
                         scens[0, H.SC_V0], scheme, coefs[0], corr_bar, slots[j], blend[j], bumps,
-                        agg_e[j], agg_w[j], agg, acc, q, buf, out[tile])
+                        agg_e[j], agg_w[j], agg, acc, alive, up[0], down, q, buf, out[tile])
         for g in range(G.THETA, G.N_QUANTITIES if want_resim else G.THETA):
             s_up = fd_scen[g, 0]
             if s_up < 0:
@@ -420,13 +435,15 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
                     k = slots[j, g, G.FD]
                     if k < 0:
                         continue
-                    for i in range(m):
-                        val = _revalue(ti[j], tf[j], fix_idx, grid, c, xs, vs, i, log_s0,
-                                       rate, 0.0, scens[s, H.SC_V0])
-                        if side == 0:
-                            up[j, i] = val
-                        else:
-                            d = (up[j, i] - val) / fd_den[g]
+                    # the discount once per trade and side
+                    disc = math.exp(-(rate + 0.0) * tf[j, P.MATURITY] * c)
+                    _values(ti[j], tf[j], fix_idx, grid, c, xs, vs, m, log_s0, 0.0,
+                            scens[s, H.SC_V0], acc, alive, up[j] if side == 0 else down)
+                    if side == 0:
+                        disc_up[j] = disc
+                    else:
+                        for i in range(m):
+                            d = (disc_up[j] * up[j, i] - disc * down[i]) / fd_den[g]
                             buf[i] = -d / tf[j, P.MATURITY] if g == G.THETA else d
                     if side == 1:
                         write_moments(buf, buf, m, False, out[tile, k])
@@ -436,7 +453,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
                 write_moments(agg[g], agg[g], m, False, out[tile, agg_base + g])
     keep(z_), keep(x_), keep(v_), keep(tx_), keep(tv_), keep(gs_), keep(cs_), keep(xs_)
     keep(vs_), keep(state_v_), keep(tan_x_), keep(tan_v_), keep(q_), keep(buf_), keep(up_)
-    keep(agg_), keep(acc_)
+    keep(agg_), keep(acc_), keep(alive_), keep(down_), keep(disc_up_)
 
 
 def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, out):
