@@ -71,7 +71,7 @@ def trade_arrays(records):
     for j, (r, d) in enumerate(zip(records, dates)):
         down, knock_in = payoffs.BARRIER_KINDS.get(r.get("barrier_type"), (False, False))
         ti[j] = (payoffs.KINDS[r["payoff"]], down, knock_in, r.get("monitoring") == "continuous",
-                 offset, d.size, r["control"])
+                 offset, d.size, r["control"], 0)
         # A trade without a barrier gets level 1.0, not 0: the kernels' logs of the level are
         # evaluated speculatively by LLVM, and log(0) takes libm's slow path (~60 ns a call).
         tf[j] = (1.0 if r["option_type"] == "call" else -1.0, r["strike"], r["cash"],

@@ -70,9 +70,11 @@ def one_date(kind):
 BARRIER_KINDS = {"up_out": (False, False), "up_in": (False, True),
                  "down_out": (True, False), "down_in": (True, True)}   # name -> (down, knock_in)
 
-# Columns of the per-trade arrays the kernels take (ints and floats kept apart).
-KIND, DOWN, KNOCK_IN, CONTINUOUS, FIX_OFF, FIX_N, CONTROL = range(7)   # int64 columns
-N_INT_COLUMNS = 7
+# Columns of the per-trade arrays the kernels take (ints and floats kept apart).  ASSET: which
+# asset of the model's state the payoff reads (the first axis of its state rows; 0 while every
+# model has one asset).
+KIND, DOWN, KNOCK_IN, CONTINUOUS, FIX_OFF, FIX_N, CONTROL, ASSET = range(8)   # int64 columns
+N_INT_COLUMNS = 8
 OMEGA, STRIKE, CASH, LEVEL, MATURITY = range(5)                         # float64 columns
 N_FLOAT_COLUMNS = 5
 
@@ -237,6 +239,8 @@ def mean_date(ti, fix_idx, grid):
 def quantity(kind, ti, fix_idx, grid, x, acc, i, a, b, c, t_mean):
     """Path i's (u, extreme of y, Σω, Σω t, Σω X) from the sums of ``accumulate`` (``kind``
     ASIAN_GEOMETRIC reads an arithmetic Asian's twin), ω_k = ∂u/∂y_k; t_mean = ``mean_date``.
+    The extreme is the accumulated one for a lookback or a discrete barrier, which read it, and
+    means nothing for the other payoffs.
     The moments chain a tangent affine in (1, t, X): ∂u/∂θ = α Σω + β Σω t + γ Σω X for
     ∂y_t/∂θ = α + β t + γ X_t."""
     off, n = ti[FIX_OFF], ti[FIX_N]

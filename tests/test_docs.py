@@ -43,6 +43,7 @@ def _book():
              monitoring="discrete", n_fixings=4),
         dict(payoff="barrier", option_type="put", barrier=80.0, barrier_type="down_in",
              monitoring="continuous"),
+        dict(payoff="lookback", option_type="put", n_fixings=4),
     ]
     rows = []
     for name in ("G", "H"):

@@ -24,7 +24,7 @@ SCRIPT = """
 import numpy as np
 from mcgreeks import _jit
 from mcgreeks.pricers import gbm
-ti = np.array([0, 0, 0, 0, 0, 1, 0], dtype=np.int64)   # european, dates 0..0, no control
+ti = np.array([0, 0, 0, 0, 0, 1, 0, 0], dtype=np.int64)  # european, dates 0..0, asset 0
 tf = np.array([1.0, 100.0, 0.0, 1.0, 1.0])              # call, strike 100, maturity 1
 value = gbm._value(0, ti, tf, np.zeros(1, dtype=np.int64), np.ones(1), np.full((1, 1), 0.3),
                    0, 100.0, 0.0, 0.2, 1.0)

@@ -73,6 +73,10 @@ import numpy as np
 from mcgreeks._jit import kernel
 from mcgreeks.rng import bits_to_uniform, fill_normals, log, philox4x64_10
 
+#: Assets a Heston path carries: the first axis of the state rows x[asset, date, path] and
+#: v[asset, date, path] its pricer keeps.
+N_ASSETS = 1
+
 #: Scheme codes.
 QE, EULER = 0, 1
 SCHEMES = {"qe": QE, "euler": EULER}

@@ -305,7 +305,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, sobol_dirs, first_ti
     agg_base = totals.base
     s0, rate, div, vol = paths.spot, paths.rate, paths.div_yield, paths.vol
     out = borrow(out)
-    w_, u_ = np.empty((grid.size, TILE)), np.empty(TILE)
+    # the model's state, W per asset (one: GBM has a single asset), at the grid dates
+    w_, u_ = np.empty((gbm.N_ASSETS, grid.size, TILE)), np.empty(TILE)
     z_ = np.empty((grid.size if sobol_dirs is not None else 0, TILE))
     acc_, q_, q_x_ = np.empty((N_ACC, TILE)), np.empty((N_Q, TILE)), np.empty((N_Q, TILE))
     y_, x_, agg_ = np.empty(TILE), np.empty(TILE), np.empty((slots.shape[1], TILE))
@@ -318,10 +319,10 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, sobol_dirs, first_ti
         # Monte Carlo passes sobol_dirs = None: numba prunes the branch not taken before
         # compiling, so a Monte Carlo book does not compile the Sobol kernels, nor the reverse
         if sobol_dirs is None:
-            brownian_tile(key0, key1, stream, path0 + first, m, grid, u, w)
+            brownian_tile(key0, key1, stream, path0 + first, m, grid, u, w[0])
         else:
             sobol_tile(borrow(sobol_dirs), borrow(paths.shifts), paths.per_replicate,
-                       path0 + first, m, borrow(paths.steps), borrow(paths.weights), u, z, w)
+                       path0 + first, m, borrow(paths.steps), borrow(paths.weights), u, z, w[0])
         if agg_base >= 0:
             agg[:, :m] = 0.0
         for j in range(ti.shape[0]):
@@ -330,7 +331,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, sobol_dirs, first_ti
             out_tile = out[tile]
             kind = ti_j[P.KIND]
             control = ti_j[P.CONTROL] == 1
-            _fill_trade(ti_j, tf_j, fix_idx, grid, w, m, s0, rate, mu, vol,
+            w_j = w[ti_j[P.ASSET]]          # the state of the asset the payoff reads
+            _fill_trade(ti_j, tf_j, fix_idx, grid, w_j, m, s0, rate, mu, vol,
                         trade_needs[j, 0] == 1, trade_needs[j, 1], trade_needs[j, 2] == 1, acc, q,
                         q_x)
             for g in range(slots_j.shape[0]):
@@ -340,7 +342,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, sobol_dirs, first_ti
                         continue
                     for twin in range(2 if control else 1):     # one inlined copy
                         _estimates(g, e, P.ASIAN_GEOMETRIC if twin else kind, ti_j, tf_j,
-                                   fix_idx, grid, w, m, s0, rate, div, vol,
+                                   fix_idx, grid, w_j, m, s0, rate, div, vol,
                                    q_x if twin else q, bumps, coef_j[g], not twin,
                                    x if twin else y)
                     write_moments(y, x, m, control, out_tile[k])
@@ -393,7 +395,8 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
     s0, rate, div, vol = paths.spot, paths.rate, paths.div_yield, paths.vol
     fitted, out = borrow(fitted), borrow(out)
     n_c = optimal.N_COMPONENTS
-    w_, z_, acc_ = np.empty((grid.size, TILE)), np.empty(TILE), np.empty((N_ACC, TILE))
+    w_, z_, acc_ = (np.empty((gbm.N_ASSETS, grid.size, TILE)), np.empty(TILE),
+                    np.empty((N_ACC, TILE)))
     q_, q_x_, v_ = np.empty((N_Q, TILE)), np.empty((N_Q, TILE)), np.empty(n_c)
     w, z, acc = borrow(w_), borrow(z_), borrow(acc_)
     q, q_x, v = borrow(q_), borrow(q_x_), borrow(v_)
@@ -401,11 +404,11 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
-        brownian_tile(key0, key1, stream, first, m, grid, z, w)
+        brownian_tile(key0, key1, stream, first, m, grid, z, w[0])
         for j in range(ti.shape[0]):
             control = ti[j, P.CONTROL] == 1
-            _fill_trade(ti[j], tf[j], fix_idx, grid, w, m, s0, rate, mu, vol, True, SCORES_ALL,
-                        True, acc, q, q_x)
+            _fill_trade(ti[j], tf[j], fix_idx, grid, w[ti[j, P.ASSET]], m, s0, rate, mu, vol,
+                        True, SCORES_ALL, True, acc, q, q_x)
             maturity = tf[j, P.MATURITY]
             disc = math.exp(-rate * maturity)
             for g in range(fitted.shape[1]):

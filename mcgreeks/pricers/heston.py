@@ -397,10 +397,12 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
     nt = n_steps if want_tangents else 1
     nl = n_steps if want_lr else 1
     nr = n_steps if want_resim else 1
-    z_, x_, v_ = np.empty((3 * n_steps, TILE)), np.empty((n_steps, TILE)), np.empty((n_steps, TILE))
+    # the model's state per asset (one: this Heston has a single asset) at the grid dates
+    z_ = np.empty((3 * n_steps, TILE))
+    x_, v_ = np.empty((H.N_ASSETS, n_steps, TILE)), np.empty((H.N_ASSETS, n_steps, TILE))
     tx_, tv_ = np.empty((H.N_DIR, nt, TILE)), np.empty((H.N_DIR, nt, TILE))
-    gs_, cs_, xs_, vs_ = (np.empty((nl, TILE)), np.empty((nl, TILE)), np.empty((nr, TILE)),
-                          np.empty((nr, TILE)))
+    gs_, cs_ = np.empty((nl, TILE)), np.empty((nl, TILE))
+    xs_, vs_ = np.empty((H.N_ASSETS, nr, TILE)), np.empty((H.N_ASSETS, nr, TILE))
     state_v_, tan_x_, tan_v_ = np.empty(TILE), np.empty((H.N_DIR, TILE)), np.empty((H.N_DIR, TILE))
     q_, buf_, up_ = np.empty((N_Q, TILE)), np.empty(TILE), np.empty((n_trades, TILE))
     acc_, alive_, down_ = np.empty((P.N_ACC, TILE)), np.empty(TILE), np.empty(TILE)
@@ -416,10 +418,11 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
         m = min(TILE, n_paths - first)
         agg[:, :] = 0.0
         H.tile_normals(key0, key1, stream, path0 + first, m, n_steps, z)
-        H.simulate_tile(z, m, scheme, coefs[0], scens[0], dcoef, tangents_from, want_lr, x, v,
-                        tx, tv, gs, cs, state_v, tan_x, tan_v)
+        H.simulate_tile(z, m, scheme, coefs[0], scens[0], dcoef, tangents_from, want_lr, x[0],
+                        v[0], tx, tv, gs, cs, state_v, tan_x, tan_v)
         for j in range(n_trades):
-            _trade_tile(ti[j], tf[j], fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate,
+            a = ti[j, P.ASSET]              # the asset the payoff reads
+            _trade_tile(ti[j], tf[j], fix_idx, grid, x[a], v[a], tx, tv, gs, cs, z, m, s0, rate,
                         scens[0, H.SC_V0], scheme, coefs[0], corr_bar, slots[j], blend[j], bumps,
                         agg_e[j], agg_w[j], agg, acc, alive, up[0], down, q, buf, out[tile])
         for g in range(G.THETA, G.N_QUANTITIES if want_resim else G.THETA):
@@ -428,8 +431,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
                 continue
             for side in range(2):
                 s = fd_scen[g, side]
-                H.simulate_tile(z, m, scheme, coefs[s], scens[s], dcoef, H.N_DIR, False, xs, vs,
-                                tx, tv, gs, cs, state_v, tan_x, tan_v)
+                H.simulate_tile(z, m, scheme, coefs[s], scens[s], dcoef, H.N_DIR, False, xs[0],
+                                vs[0], tx, tv, gs, cs, state_v, tan_x, tan_v)
                 c = scens[s, H.SC_SCALE]
                 for j in range(n_trades):
                     k = slots[j, g, G.FD]
@@ -437,7 +440,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
                         continue
                     # the discount once per trade and side
                     disc = math.exp(-(rate + 0.0) * tf[j, P.MATURITY] * c)
-                    _values(ti[j], tf[j], fix_idx, grid, c, xs, vs, m, log_s0, 0.0,
+                    a = ti[j, P.ASSET]
+                    _values(ti[j], tf[j], fix_idx, grid, c, xs[a], vs[a], m, log_s0, 0.0,
                             scens[s, H.SC_V0], acc, alive, up[j] if side == 0 else down)
                     if side == 0:
                         disc_up[j] = disc
