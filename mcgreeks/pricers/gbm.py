@@ -366,7 +366,8 @@ def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, sobo
     parallel (``engine.for_blocks``)."""
     n_tiles = (n_paths + TILE - 1) // TILE
     wait_for_background("gbm")
-    engine.for_blocks(_block, n_tiles, tiles_per_block,
+    engine.for_blocks(_block, n_tiles, engine.block_tiles(tiles_per_block, n_tiles,
+                                                          book.grid.size),
                       (keys, path0, n_paths, book, paths, plan, totals, sobol_dirs), (out,))
 
 
