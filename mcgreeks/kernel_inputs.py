@@ -44,10 +44,10 @@ GbmPaths = namedtuple("GbmPaths", "spot rate div_yield vol shifts per_replicate 
 #: base, then the fd bumps' up and down) its step coefficients coefs[s] and parameters
 #: scenarios[s]; dcoef, the base's coefficient derivatives along the tangent directions;
 #: tangents_from, the first direction carried (``models.heston.N_DIR``: none); want_lr, whether
-#: the scores are accumulated; fd_scenario[g] = (up, down) scenario of quantity g or -1,
-#: fd_denominator[g] its parameter difference.
+#: the scores are accumulated; want_resim, whether any fd re-simulates; fd_scenario[g] =
+#: (up, down) scenario of quantity g or -1, fd_denominator[g] its parameter difference.
 HestonPaths = namedtuple("HestonPaths", "scheme spot rate coefs scenarios dcoef tangents_from "
-                                        "want_lr fd_scenario fd_denominator")
+                                        "want_lr want_resim fd_scenario fd_denominator")
 
 
 def _schedule(record):

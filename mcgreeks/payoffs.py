@@ -189,13 +189,14 @@ SUM_E, SUM_ET, SUM_EX, SUM_X, EXTREME, ARG_EXTREME = range(6)
 N_ACC = 6
 
 
-@kernel(inline=True)
+@kernel
 def accumulate(kind, ti, tf, fix_idx, grid, x, m, a, b, c, twin, acc):
     """One pass over a trade's dates with the tile's m paths as the inner loop, so that it
     vectorizes: per path, with e = S_t = exp(y_t), Σe, Σe t, Σe X (an arithmetic average and
     its weights' moments), ΣX (a geometric average, or an arithmetic one's geometric ``twin``),
     the extreme of y and the grid index where it is reached (a lookback; a discrete barrier's
-    knock test).  ``quantity`` finishes each path."""
+    knock test).  ``quantity`` finishes each path.  Called once per trade and tile, so not
+    inlined: one compiled copy serves every pricer."""
     off, n = ti[FIX_OFF], ti[FIX_N]
     arithmetic = kind == ASIAN_ARITHMETIC
     geometric = kind == ASIAN_GEOMETRIC or twin
@@ -283,6 +284,13 @@ def contract(kind, ti, fix_idx, grid, x, acc, i, a, b, c, u, rows, first, end, o
         g = int(acc[ARG_EXTREME, i])
     for d in range(first, end):
         out[out_row + d, i] = u * rows[d, g, i]
+
+
+#: ``quantity`` and ``contract`` called rather than inlined, for a pricer whose paths cost
+#: microseconds (Heston): one compiled copy saves compile time, where inlining saves a GBM path's
+#: few nanoseconds (a call passes every array as about ten scalars).
+quantity_called = kernel(quantity.py_func)
+contract_called = kernel(contract.py_func)
 
 
 # -- continuous monitoring --------------------------------------------------------------------

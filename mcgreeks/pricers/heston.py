@@ -49,7 +49,7 @@ from mcgreeks import engine, kernel_inputs
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks._jit import borrow, keep, kernel, wait_for_background
-from mcgreeks.engine import TILE, add_to_total, write_moments
+from mcgreeks.engine import TILE, add_to_total_called, store_moments
 from mcgreeks.estimators import combine as C
 from mcgreeks.estimators import fd, optimal, validity, vibrato
 from mcgreeks.models import heston as H
@@ -84,7 +84,7 @@ _RESIM = {G.THETA: None, G.D_V0: "v0", G.D_KAPPA: "kappa", G.D_VBAR: "vbar", G.D
 
 # -- one trade on one path -------------------------------------------------------------------------
 
-@kernel(inline=True)
+@kernel
 def _survival(ti, tf, fix_idx, grid, c, x, v, m, log_s0, dr, v0, alive):
     """alive[i] = the product over the grid steps up to the trade's maturity of the
     Brownian-bridge survival of ln S on path i, with the step's variance (v_{k-1} + v_k) dt_k c / 2
@@ -115,8 +115,8 @@ def _values(ti, tf, fix_idx, grid, c, x, v, m, log_s0, dr, v0, acc, alive, out):
     P.accumulate(kind, ti, tf, fix_idx, grid, x, m, log_s0, dr, 1.0, False, acc)
     t_mean = P.mean_date(ti, fix_idx, grid)
     for i in range(m):
-        u, extreme, _, _, _ = P.quantity(kind, ti, fix_idx, grid, x, acc, i, log_s0, dr, 1.0,
-                                         t_mean)
+        u, extreme, _, _, _ = P.quantity_called(kind, ti, fix_idx, grid, x, acc, i, log_s0, dr,
+                                                1.0, t_mean)
         out[i] = P.cash_flow(kind, ti, tf, u, extreme)
     if kind == P.BARRIER and ti[P.CONTINUOUS] == 1:
         _survival(ti, tf, fix_idx, grid, c, x, v, m, log_s0, dr, v0, alive)
@@ -260,8 +260,8 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coe
     if continuous:
         _survival(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, 0.0, v0, alive)
     for i in range(m):
-        u, extreme, sw, swt, _ = P.quantity(kind, ti, fix_idx, grid, x, acc, i, log_s0, 0.0, 1.0,
-                                            t_mean)
+        u, extreme, sw, swt, _ = P.quantity_called(kind, ti, fix_idx, grid, x, acc, i, log_s0,
+                                                   0.0, 1.0, t_mean)
         f = P.cash_flow(kind, ti, tf, u, extreme)
         if continuous:
             f *= P.knock_weight(ti, alive[i])
@@ -278,8 +278,8 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coe
                 q[C.D + G.DELTA, i] = slope * sw / s0
                 q[C.D + G.RHO, i] = slope * swt
                 if n_pw > 2:
-                    P.contract(kind, ti, fix_idx, grid, x, acc, i, log_s0, 0.0, 1.0, u, tx, 0,
-                               H.N_DIR, q, C.D + G.THETA)
+                    P.contract_called(kind, ti, fix_idx, grid, x, acc, i, log_s0, 0.0, 1.0, u, tx,
+                                      0, H.N_DIR, q, C.D + G.THETA)
                     for j in range(2, n_pw):
                         q[_pw_row(j), i] *= slope
             if n_pw > 2:      # the grid scale c = T'/T: d/dT = (1/T) d/dc
@@ -301,7 +301,7 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coe
             q[C.VB + G.GAMMA, i] = (by_mean2 - by_mean) / (s0 * s0)
 
 
-@kernel(inline=True)
+@kernel
 def _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, m, s0, rate, v0, disc, q, bumps, acc, alive,
                   up, down, out):
     """Central bump-and-revalue of delta, gamma or rho on the tile's paths into out[:m]: spot and
@@ -367,10 +367,10 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
             else:
                 jumps = P.jumps(ti)
                 for i in range(m):
-                    buf[i] = C.estimate(g, e, q, i, s0, rate, maturity, disc, jumps, blend_j[g],
-                                        False)
-            write_moments(buf, buf, m, False, out_tile[k])
-            add_to_total(g, e, buf, buf, m, False, agg_e_j, agg_w_j, agg)
+                    buf[i] = C.estimate_called(g, e, q, i, s0, rate, maturity, disc, jumps,
+                                               blend_j[g], False)
+            store_moments(buf, m, out_tile[k])
+            add_to_total_called(g, e, buf, buf, m, False, agg_e_j, agg_w_j, agg)
 
 
 @kernel
@@ -391,7 +391,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
     tangents_from = paths.tangents_from         # first tangent direction carried (N_DIR: none)
     want_tangents = tangents_from < H.N_DIR
     want_lr = paths.want_lr == 1
-    want_resim = fd_scen[G.THETA:, 0].max() >= 0
+    want_resim = paths.want_resim == 1
     log_s0 = math.log(s0)
     corr_bar = H.correlation_complement(scens[0, H.SC_CORR])
     nt = n_steps if want_tangents else 1
@@ -450,11 +450,11 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
                             d = (disc_up[j] * up[j, i] - disc * down[i]) / fd_den[g]
                             buf[i] = -d / tf[j, P.MATURITY] if g == G.THETA else d
                     if side == 1:
-                        write_moments(buf, buf, m, False, out[tile, k])
-                        add_to_total(g, G.FD, buf, buf, m, False, agg_e[j], agg_w[j], agg)
+                        store_moments(buf, m, out[tile, k])
+                        add_to_total_called(g, G.FD, buf, buf, m, False, agg_e[j], agg_w[j], agg)
         if agg_base >= 0:
             for g in range(agg.shape[0]):
-                write_moments(agg[g], agg[g], m, False, out[tile, agg_base + g])
+                store_moments(agg[g], m, out[tile, agg_base + g])
     keep(z_), keep(x_), keep(v_), keep(tx_), keep(tv_), keep(gs_), keep(cs_), keep(xs_)
     keep(vs_), keep(state_v_), keep(tan_x_), keep(tan_v_), keep(q_), keep(buf_), keep(up_)
     keep(agg_), keep(acc_), keep(alive_), keep(down_), keep(disc_up_)
@@ -561,7 +561,7 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
     tf = np.ascontiguousarray(tf, dtype=float)
     paths = kernel_inputs.HestonPaths(np.int64(H.SCHEMES[scheme]), p["spot"], p["rate"], coefs,
                                       scens, dcoef, np.int64(tangents_from), np.int64(want_lr),
-                                      fd_scen, fd_den)
+                                      np.int64((fd_scen[:, 0] >= 0).any()), fd_scen, fd_den)
     plan = kernel_inputs.Plan(slots, np.zeros((len(ti), 0), dtype=np.int64),
                               np.zeros((len(ti), G.N_QUANTITIES, optimal.N_COEFFICIENTS)), b)
     if totals is None:
