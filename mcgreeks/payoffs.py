@@ -113,7 +113,8 @@ def schedule(kind, continuous, maturity, n_fixings):
 @kernel
 def payment_time(kind, tf):
     """When the cash flow is paid, in years: at the maturity for every payoff so far (an
-    exercise rule will make it path-dependent)."""
+    exercise rule will make it path-dependent).  Every pricer discounts from it, and
+    ``estimators.combine`` differentiates that discount (rho: -t D)."""
     return tf[MATURITY]
 
 

@@ -32,17 +32,19 @@ N_ROWS = VB + G.N_QUANTITIES
 
 
 @kernel(inline=True)
-def _discount_derivative(g, rate, maturity, disc):
-    """∂D/∂θ_g of the discount D = exp(-r T): -T D for rho, -r D for ∂/∂T, else 0."""
+def _discount_derivative(g, rate, pay, disc):
+    """∂D/∂θ_g of the discount D = exp(-r t_pay) of a cash flow paid at ``pay``
+    (``payoffs.payment_time``): -t_pay D for rho, -r D for ∂/∂T (a payment at the maturity
+    moves with it), else 0."""
     if g == G.RHO:
-        return -maturity * disc
+        return -pay * disc
     if g == G.THETA:
         return -rate * disc
     return 0.0
 
 
 @kernel(inline=True)
-def direct(g, q, i, s0, rate, maturity, disc, jumps):
+def direct(g, q, i, s0, rate, pay, disc, jumps):
     """One path's direct estimate of quantity g: vibrato for a payoff that ``jumps``, else
     pathwise (mixed for gamma: the pathwise delta D f'(u) u/S0 differentiated by likelihood ratio
     through the spot's score, with ∂(u/S0)/∂S0 = -u/S0² at a fixed path, u being homogeneous of
@@ -53,25 +55,25 @@ def direct(g, q, i, s0, rate, maturity, disc, jumps):
         u = q[U, i]
         return mixed.gamma(disc, q[SLOPE, i], u / s0, -u / (s0 * s0), q[SC + G.DELTA, i])
     else:
-        d = pathwise.first_order(disc, _discount_derivative(g, rate, maturity, disc), q[F, i],
+        d = pathwise.first_order(disc, _discount_derivative(g, rate, pay, disc), q[F, i],
                                  1.0, q[D + g, i], 0.0)
     return -d if g == G.THETA else d
 
 
 @kernel(inline=True)
-def likelihood(g, q, i, rate, maturity, disc):
+def likelihood(g, q, i, rate, pay, disc):
     """One path's likelihood-ratio estimate of quantity g."""
     f = q[F, i]
     if g == G.GAMMA:
         return lr.second_order(disc, f, q[SC2, i], q[SC + G.DELTA, i], q[X + G.DELTA, i],
                                q[X2, i])
-    d = lr.first_order(disc, _discount_derivative(g, rate, maturity, disc), f, q[SC + g, i],
+    d = lr.first_order(disc, _discount_derivative(g, rate, pay, disc), f, q[SC + g, i],
                        q[X + g, i])
     return -d if g == G.THETA else d
 
 
 @kernel(inline=True)
-def estimate(g, e, q, i, s0, rate, maturity, disc, jumps, coef, baseline):
+def estimate(g, e, q, i, s0, rate, pay, disc, jumps, coef, baseline):
     """One path's estimate of quantity g by estimator e (not fd) from the rows of q.
     Likelihood ratio, vibrato and optimal take the baseline c = ``coef[1:]`` and the blend
     weight (``coef[0]`` for optimal, 0 for lr, 1 for vibrato; ``estimators.optimal``), the
@@ -80,9 +82,9 @@ def estimate(g, e, q, i, s0, rate, maturity, disc, jumps, coef, baseline):
     if g == G.PRICE:
         return disc * q[F, i]
     if e == G.PATHWISE or e == G.MIXED:
-        return direct(g, q, i, s0, rate, maturity, disc, jumps)
-    d = direct(g, q, i, s0, rate, maturity, disc, jumps) if e != G.LR else 0.0
-    ell = likelihood(g, q, i, rate, maturity, disc) if e != G.VIBRATO else 0.0
+        return direct(g, q, i, s0, rate, pay, disc, jumps)
+    d = direct(g, q, i, s0, rate, pay, disc, jumps) if e != G.LR else 0.0
+    ell = likelihood(g, q, i, rate, pay, disc) if e != G.VIBRATO else 0.0
     w = coef[optimal.W] if e == G.OPTIMAL else (1.0 if e == G.VIBRATO else 0.0)
     if not baseline:
         return optimal.blend(w, coef, d, ell, 0.0, 0.0, 0.0, 0.0, 0.0)

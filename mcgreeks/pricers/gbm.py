@@ -176,7 +176,7 @@ def _fill_trade(ti, tf, fix_idx, grid, w, m, s0, rate, mu, vol, need_tangents, s
 @kernel
 def _revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, c):
     """Discounted payoff of path i under moved parameters (same W): the fd revaluation."""
-    return math.exp(-rate * tf[P.MATURITY] * c) * _value(
+    return math.exp(-rate * P.payment_time(kind, tf) * c) * _value(
         kind, ti, tf, fix_idx, grid, w, i, s0, gbm.log_drift(rate, div, vol), vol, c)
 
 
@@ -247,7 +247,7 @@ def _vibrato(kind, ti, tf, fix_idx, grid, w, i, s0, rate, mu, vol, f, extreme, q
     # ∂μ_T/∂σ = -σT, ∂s/∂σ = √T
     q[C.VB + G.VEGA, i] = -vol * t1 * by_mean + math.sqrt(t1) * by_sd
     # ∂μ_T/∂r = T, and the discount's -T
-    q[C.VB + G.RHO, i] = t1 * by_mean - maturity * price
+    q[C.VB + G.RHO, i] = t1 * by_mean - P.payment_time(kind, tf) * price
     # ∂/∂T (theta's sign is combine's): ∂μ_T/∂T = μ, ∂s/∂T = σ/(2√T), and the discount's -r
     q[C.VB + G.THETA, i] = mu * by_mean + 0.5 * vol / math.sqrt(t1) * by_sd - rate * price
 
@@ -256,8 +256,8 @@ def _vibrato(kind, ti, tf, fix_idx, grid, w, i, s0, rate, mu, vol, f, extreme, q
 def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, bumps, coef,
                baseline, x):
     """One path's estimate of (g, e) for each path of the tile into x[:m]."""
-    maturity = tf[P.MATURITY]
-    disc = math.exp(-rate * maturity)
+    pay = P.payment_time(kind, tf)
+    disc = math.exp(-rate * pay)
     if e == G.FD:
         for i in range(m):
             x[i] = _fd(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol,
@@ -265,7 +265,7 @@ def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, b
         return
     jumps = P.jumps(ti)
     for i in range(m):
-        x[i] = C.estimate(g, e, q, i, s0, rate, maturity, disc, jumps, coef, baseline)
+        x[i] = C.estimate(g, e, q, i, s0, rate, pay, disc, jumps, coef, baseline)
 
 
 def needs(slots):
@@ -372,15 +372,15 @@ def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, sobo
 
 
 @kernel
-def _components(g, ti, q, q_x, i, s0, rate, disc, maturity, control, v):
+def _components(g, ti, q, q_x, i, s0, rate, disc, pay, control, v):
     """The pilot's components of quantity g on path i into v (``estimators.optimal``)."""
     jumps = P.jumps(ti)
-    v[optimal.DIRECT] = C.direct(g, q, i, s0, rate, maturity, disc, jumps)
-    v[optimal.LIKELIHOOD] = C.likelihood(g, q, i, rate, maturity, disc)
+    v[optimal.DIRECT] = C.direct(g, q, i, s0, rate, pay, disc, jumps)
+    v[optimal.LIKELIHOOD] = C.likelihood(g, q, i, rate, pay, disc)
     v[optimal.DIRECT_X] = v[optimal.LIKELIHOOD_X] = 0.0
     if control:
-        v[optimal.DIRECT_X] = C.direct(g, q_x, i, s0, rate, maturity, disc, False)
-        v[optimal.LIKELIHOOD_X] = C.likelihood(g, q_x, i, rate, maturity, disc)
+        v[optimal.DIRECT_X] = C.direct(g, q_x, i, s0, rate, pay, disc, False)
+        v[optimal.LIKELIHOOD_X] = C.likelihood(g, q_x, i, rate, pay, disc)
     c = optimal.FIRST_CONTROL
     v[c], v[c + 1], v[c + 2], v[c + 3], v[c + 4] = optimal.controls(
         q[C.Z_FIRST, i], q[C.Z_LAST, i], q[C.Q_EXCESS, i])
@@ -410,15 +410,15 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
             control = ti[j, P.CONTROL] == 1
             _fill_trade(ti[j], tf[j], fix_idx, grid, w[ti[j, P.ASSET]], m, s0, rate, mu, vol,
                         True, SCORES_ALL, True, acc, q, q_x)
-            maturity = tf[j, P.MATURITY]
-            disc = math.exp(-rate * maturity)
+            pay = P.payment_time(ti[j, P.KIND], tf[j])
+            disc = math.exp(-rate * pay)
             for g in range(fitted.shape[1]):
                 if fitted[j, g] == 0:
                     continue
                 sums = out[tile, j, g]
                 sums[:] = 0.0
                 for i in range(m):
-                    _components(g, ti[j], q, q_x, i, s0, rate, disc, maturity, control, v)
+                    _components(g, ti[j], q, q_x, i, s0, rate, disc, pay, control, v)
                     k = n_c
                     for a in range(n_c):
                         sums[a] += v[a]

@@ -312,15 +312,16 @@ def _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, m, s0, rate, v0, disc, q, bump
         h = bumps[fd.B_RATE]
         _values(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, h, v0, acc, alive, up)
         _values(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, -h, v0, acc, alive, down)
-        d_up = math.exp(-(rate + h) * tf[P.MATURITY] * 1.0)
-        d_down = math.exp(-(rate + -h) * tf[P.MATURITY] * 1.0)
+        pay = P.payment_time(ti[P.KIND], tf)
+        d_up = math.exp(-(rate + h) * pay * 1.0)
+        d_down = math.exp(-(rate + -h) * pay * 1.0)
         for i in range(m):
             out[i] = fd.central(d_up * up[i], d_down * down[i], h)
         return
     h = bumps[fd.B_SPOT] * s0
     _values(ti, tf, fix_idx, grid, 1.0, x, v, m, math.log(s0 + h), 0.0, v0, acc, alive, up)
     _values(ti, tf, fix_idx, grid, 1.0, x, v, m, math.log(s0 - h), 0.0, v0, acc, alive, down)
-    d = math.exp(-(rate + 0.0) * tf[P.MATURITY] * 1.0)
+    d = math.exp(-(rate + 0.0) * P.payment_time(ti[P.KIND], tf) * 1.0)
     for i in range(m):
         if g == G.DELTA:
             out[i] = fd.central(d * up[i], d * down[i], h)
@@ -336,8 +337,8 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
     ``chunk`` adds), and their contributions to the per-path totals.  z: the tile's normals;
     coef: the base scenario's step coefficients; corr_bar = sqrt(1 - corr²); blend_j: the
     trade's blend coefficients (zero: Heston fits none)."""
-    maturity = tf[P.MATURITY]
-    disc = math.exp(-rate * maturity)
+    pay = P.payment_time(ti[P.KIND], tf)
+    disc = math.exp(-rate * pay)
     # np.bool_ and np.int64, not literals: numba would type (and compile) _fill for the literal
     # False and 2 first, then again for bool and int64 once the loop below widens them
     need_pw = need_sc = need_vb = np.bool_(False)
@@ -367,7 +368,7 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
             else:
                 jumps = P.jumps(ti)
                 for i in range(m):
-                    buf[i] = C.estimate_called(g, e, q, i, s0, rate, maturity, disc, jumps,
+                    buf[i] = C.estimate_called(g, e, q, i, s0, rate, pay, disc, jumps,
                                                blend_j[g], False)
             store_moments(buf, m, out_tile[k])
             add_to_total_called(g, e, buf, buf, m, False, agg_e_j, agg_w_j, agg)
@@ -439,7 +440,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
                     if k < 0:
                         continue
                     # the discount once per trade and side
-                    disc = math.exp(-(rate + 0.0) * tf[j, P.MATURITY] * c)
+                    disc = math.exp(-(rate + 0.0) * P.payment_time(ti[j, P.KIND], tf[j]) * c)
                     a = ti[j, P.ASSET]
                     _values(ti[j], tf[j], fix_idx, grid, c, xs[a], vs[a], m, log_s0, 0.0,
                             scens[s, H.SC_V0], acc, alive, up[j] if side == 0 else down)
