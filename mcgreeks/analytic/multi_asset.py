@@ -43,7 +43,7 @@ one number ρ₁₂.  Units: ``maturity`` T in years, ``rate``, ``div_yields`` a
 continuously compounded annual figures.
 
 Finite-difference steps (central, truncation error about step²): spots 1e-4 relative for
-delta, 1e-3 relative for gamma and cross-gamma, vols 1e-4 relative, maturity 1e-4 relative,
+delta, 2.5e-4 relative for gamma and cross-gamma, vols 1e-4 relative, maturity 1e-4 relative,
 rate 1e-5 and correlation 1e-4 absolute.  Where a correlation bump would leave the set of
 valid (positive semidefinite) matrices, e.g. at ρ = ±1, the correlation derivative is the
 one-sided second-order difference on the valid side.
@@ -76,7 +76,7 @@ __all__ = ["bivariate_normal_cdf", "best_of", "worst_of", "exchange", "spread", 
 
 # Relative finite-difference steps: central differences, truncation ~ step**2.
 _H_FIRST = 1e-4
-_H_GAMMA = 1e-3
+_H_GAMMA = 2.5e-4
 _H_RATE = 1e-5  # absolute, per 1.00 of rate
 _H_CORR = 1e-4  # absolute
 
@@ -638,7 +638,7 @@ def basket(*, spots, strike, maturity, rate, vols, corr=None, div_yields=0.0, we
 
     Accuracy (measured in the tests, against QuantLib's ChoiBasketEngine and against finer
     rules): about 1e-11 relative for 2 to 4 assets and 2e-8 for 5 assets at correlations
-    within ±0.9 (the Greeks of 5 assets take about 4 s); the rule degrades when the correlation matrix is nearly singular (then the
+    within ±0.9 (for a price far below the basket's size, about 1e-12 of that size) (the Greeks of 5 assets take about 4 s); the rule degrades when the correlation matrix is nearly singular (then the
     pivot is nearly determined by the others and the inner price nearly kinked).
 
     Args:
