@@ -14,7 +14,8 @@ view ln S_t = ln S0 + μt + σW_t (``payoffs``):
 - fd revalues the payoff by walking the dates again with bumped parameters on the same W (common
   random numbers: ``_value``, ``payoffs.observe``); vibrato uses the first step's Gaussian law
   (``_vibrato``).
-``_estimate`` combines these with the estimator formulas; the engine sums tiles in order.
+``estimators.combine`` turns these rows into each estimator's estimate; the engine sums tiles
+in order.
 """
 import math
 

@@ -6,7 +6,7 @@ step k uses draws 2k and 2k+1 of the path, so a number depends only on seed, und
 draw), the path is simulated on the underlying's grid (the union of its trades' payoff dates and
 a uniform grid of ``steps_per_year`` steps per year), and then each trade, path by path:
 - reads ln S at its own dates through the view ln S_t = ln S0 + x_t (``payoffs``: ``_fill``,
-  and ``_value`` for a revaluation);
+  and ``_values`` for the revaluations, the tile's paths as the inner loop);
 - for pathwise and mixed estimators, the tangents of its payoff's underlying quantity (terminal
   spot, average, extreme) along the eight directions S0, r, T, v0, kappa, vbar, xi, corr
   (``_fill``): d ln S_t / d S0 = 1/S0 and d ln S_t / dr = t exactly, chained through the
@@ -25,8 +25,9 @@ a uniform grid of ``steps_per_year`` steps per year), and then each trade, path 
   error vanishes with the step; the probabilities are smooth, so the barrier's Greeks are
   pathwise-valid), and its derivatives (``_barrier_pathwise``).
 fd revalues on the same normals: spot and rate bumps need no new path (x = ln(S/S0) does not
-depend on S0, and r only adds r t); maturity and the five model parameters re-simulate the tile
-with the bumped parameters (``chunk``).
+depend on S0, and r only adds r t: ``_fd_spot_rate``); maturity and the five model parameters
+re-simulate the tile with the bumped parameters (``_block``).  ``estimators.combine`` turns the
+rows of ``_fill`` into each estimator's estimate.
 
 Bump sizes (``estimators.fd.HESTON_BUMPS``): spot 1 % of S0, rate 10 bp, maturity 10 % of T
 (the whole grid scales, the normals of each step are kept), v0, kappa, vbar and xi 10 % of their
