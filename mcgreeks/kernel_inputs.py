@@ -109,6 +109,14 @@ MC_SAMPLER = (None, (np.zeros((0, 1), dtype=np.uint32), np.int64(1),
                      np.zeros((3, 1), dtype=np.int64), np.zeros((3, 1))))
 
 
+def _gbm_paths(job, fields):
+    """The job's ``GbmPaths``, with the sampler ``fields`` (shifts, points per replicate, bridge
+    steps, bridge weights)."""
+    p = job.params
+    return GbmPaths(float(p["spot"]), float(p["rate"]), float(p["div_yield"]), float(p["vol"]),
+                    *fields)
+
+
 def gbm(job, slots, totals, sampler=None):
     """``pricers.gbm.chunk``'s arguments after the keys, path range and block size: (book,
     paths, plan, totals, sobol_dirs) for the ``slots`` wanted, the ``totals`` record and the
@@ -116,19 +124,14 @@ def gbm(job, slots, totals, sampler=None):
     bridge steps, bridge weights)); None: Monte Carlo)."""
     from mcgreeks.pricers import gbm as pricer
     dirs, fields = sampler or MC_SAMPLER
-    p = job.params
-    paths = GbmPaths(float(p["spot"]), float(p["rate"]), float(p["div_yield"]), float(p["vol"]),
-                     *fields)
     plan = Plan(slots, pricer.needs(slots), job.coef, job.bumps)
-    return Book(*job.arrays), paths, plan, totals, dirs
+    return Book(*job.arrays), _gbm_paths(job, fields), plan, totals, dirs
 
 
 def gbm_pilot(job):
     """``pricers.gbm.pilot_chunk``'s (book, paths) (between the path count and the ``fitted``
     flags): Monte Carlo paths."""
-    p = job.params
-    return Book(*job.arrays), GbmPaths(float(p["spot"]), float(p["rate"]),
-                                       float(p["div_yield"]), float(p["vol"]), *MC_SAMPLER[1])
+    return Book(*job.arrays), _gbm_paths(job, MC_SAMPLER[1])
 
 
 def heston(job, slots, totals, sampler=None):

@@ -297,13 +297,19 @@ contract_called = kernel(contract.py_func)
 # -- continuous monitoring --------------------------------------------------------------------
 
 @kernel(inline=True)
+def _bridge_ends(down, log_level, y0, y1):
+    """(u, a, b) of ``bridge_survival``: u = +1 for a down barrier, -1 for an up barrier, and
+    a = u (y0 - ln H), b = u (y1 - ln H), the ends' distances to the barrier (> 0: alive)."""
+    u = 1.0 if down else -1.0
+    return u, u * (y0 - log_level), u * (y1 - log_level)
+
+
+@kernel(inline=True)
 def bridge_alive(down, log_level, y0, y1, var):
     """The probability P of ``bridge_survival`` alone, with ``vecmath.exp`` and no early return,
     so that a loop over a tile's paths vectorizes: 1 - exp(-2 a b / var) where both ends are
     alive (1 when var = 0), else 0."""
-    u = 1.0 if down else -1.0
-    a = u * (y0 - log_level)
-    b = u * (y1 - log_level)
+    _, a, b = _bridge_ends(down, log_level, y0, y1)
     exponent = -2.0 * a * b / var if var > 0.0 else -math.inf
     return 1.0 - vecmath.exp(exponent) if (a > 0.0 and b > 0.0) else 0.0
 
@@ -318,9 +324,7 @@ def bridge_survival(down, log_level, y0, y1, var):
     ends are alive (Glasserman 2004, §6.4: the reflection principle).  Returns
     (P, ∂P/∂y0, ∂P/∂y1, ∂P/∂var, ∂²P/∂y0²).  (In S0: ∂P/∂S0 = ∂P/∂y0 / S0 and
     ∂²P/∂S0² = (∂²P/∂y0² - ∂P/∂y0) / S0².)"""
-    u = 1.0 if down else -1.0
-    a = u * (y0 - log_level)
-    b = u * (y1 - log_level)
+    u, a, b = _bridge_ends(down, log_level, y0, y1)
     if a <= 0.0 or b <= 0.0:
         return 0.0, 0.0, 0.0, 0.0, 0.0
     if var <= 0.0:

@@ -100,19 +100,6 @@ N_COEF = 12
 SC_SCALE, SC_V0, SC_KAPPA, SC_VBAR, SC_XI, SC_CORR = range(6)
 
 
-#: Parameter checks, in the order errors are reported: (name, test, rule).
-_CHECKS = (
-    ("spot", lambda x: x > 0, "must be > 0"),
-    ("rate", lambda x: True, "must be finite"),
-    ("div_yield", lambda x: True, "must be finite"),
-    ("v0", lambda x: x >= 0, "must be >= 0"),
-    ("kappa", lambda x: x > 0, "must be > 0"),
-    ("vbar", lambda x: x > 0, "must be > 0"),
-    ("xi", lambda x: x > 0, "must be > 0"),
-    ("corr", lambda x: -1 <= x <= 1, "must be in [-1, 1]"),
-)
-
-
 def check_params(params):
     """Validated Heston parameters as a dict of floats.
 
@@ -122,10 +109,13 @@ def check_params(params):
     outside its domain.  A violated Feller condition (2 kappa vbar < xi^2) is allowed: both
     schemes handle it.
     """
+    # the domains of the model registry, in the order errors are reported
+    from mcgreeks.models import COMMON_PARAMETERS, MODELS
     out = {}
-    for name, ok, rule in _CHECKS:
-        if name == "div_yield" and name not in params:
-            value = 0.0
+    for parameter in COMMON_PARAMETERS + MODELS["heston"].parameters:
+        name = parameter.name
+        if name not in params and parameter.default is not None:
+            value = parameter.default
         else:
             if name not in params:
                 raise ValueError(f"Heston parameter {name!r} is missing")
@@ -135,8 +125,8 @@ def check_params(params):
         except (TypeError, ValueError):
             raise ValueError(f"Heston parameter {name} has value {value!r}: must be a number") \
                 from None
-        if not math.isfinite(value) or not ok(value):
-            raise ValueError(f"Heston parameter {name} has value {value!r}: {rule}")
+        if not parameter.holds(value):
+            raise ValueError(f"Heston parameter {name} has value {value!r}: {parameter.rule()}")
         out[name] = value
     return out
 

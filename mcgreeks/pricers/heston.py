@@ -307,27 +307,26 @@ def _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, m, s0, rate, v0, disc, q, bump
                   up, down, out):
     """Central bump-and-revalue of delta, gamma or rho on the tile's paths into out[:m]: spot and
     rate bumps need no new path (x = ln(S/S0) does not depend on S0; r moves ln S_t by r t).
-    up, down: scratch of the tile's size."""
+    disc: the trade's unbumped discount; up, down: scratch of the tile's size."""
     log_s0 = math.log(s0)
     if g == G.RHO:
         h = bumps[fd.B_RATE]
         _values(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, h, v0, acc, alive, up)
         _values(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, -h, v0, acc, alive, down)
         pay = P.payment_time(ti[P.KIND], tf)
-        d_up = math.exp(-(rate + h) * pay * 1.0)
-        d_down = math.exp(-(rate + -h) * pay * 1.0)
+        d_up = math.exp(-(rate + h) * pay)
+        d_down = math.exp(-(rate - h) * pay)
         for i in range(m):
             out[i] = fd.central(d_up * up[i], d_down * down[i], h)
         return
     h = bumps[fd.B_SPOT] * s0
     _values(ti, tf, fix_idx, grid, 1.0, x, v, m, math.log(s0 + h), 0.0, v0, acc, alive, up)
     _values(ti, tf, fix_idx, grid, 1.0, x, v, m, math.log(s0 - h), 0.0, v0, acc, alive, down)
-    d = math.exp(-(rate + 0.0) * P.payment_time(ti[P.KIND], tf) * 1.0)
     for i in range(m):
         if g == G.DELTA:
-            out[i] = fd.central(d * up[i], d * down[i], h)
+            out[i] = fd.central(disc * up[i], disc * down[i], h)
         else:
-            out[i] = fd.second(d * up[i], disc * q[F, i], d * down[i], h)
+            out[i] = fd.second(disc * up[i], disc * q[F, i], disc * down[i], h)
 
 
 @kernel
@@ -441,7 +440,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
                     if k < 0:
                         continue
                     # the discount once per trade and side
-                    disc = math.exp(-(rate + 0.0) * P.payment_time(ti[j, P.KIND], tf[j]) * c)
+                    disc = math.exp(-rate * P.payment_time(ti[j, P.KIND], tf[j]) * c)
                     a = ti[j, P.ASSET]
                     _values(ti[j], tf[j], fix_idx, grid, c, xs[a], vs[a], m, log_s0, 0.0,
                             scens[s, H.SC_V0], acc, alive, up[j] if side == 0 else down)
