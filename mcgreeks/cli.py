@@ -313,6 +313,9 @@ def _parser():
     price = commands.add_parser("price", help="price a portfolio and its Greeks")
     price.add_argument("trades", help="trades table (.csv or .parquet)")
     price.add_argument("--market", required=True, help="market table (.csv or .parquet)")
+    price.add_argument("--correlations", metavar="FILE",
+                       help="correlations table (.csv or .parquet: underlying_1, underlying_2, "
+                            "corr): correlated underlyings are simulated together")
     price.add_argument("--paths", type=int, default=100_000, help="paths per underlying")
     price.add_argument("--seed", type=int, default=0, help="random seed in [0, 2**64)")
     price.add_argument("--method", default="auto",
@@ -417,13 +420,16 @@ def _price(settings, inputs, out, log, quiet, argv):
     method = _parse_method(settings["method"])
     trades = read_table(inputs["trades"], "trades")
     market = read_table(inputs["market"], "market")
+    correlations = (read_table(inputs["correlations"], "correlations")
+                    if inputs.get("correlations") else None)
     # Nothing is logged before the inputs are validated: bad input gets exactly one line.
     client = _client(settings)
     stopped = False
     try:
         priced = in_background(
             price_portfolio,
-            trades, market, n_paths=settings["paths"], seed=settings["seed"], method=method,
+            trades, market, correlations=correlations, n_paths=settings["paths"],
+            seed=settings["seed"], method=method,
             steps_per_year=settings["steps_per_year"], on_error=settings["on_error"],
             control_variate=settings["control_variate"],
             lr_baseline=settings.get("lr_baseline", True),
@@ -571,8 +577,11 @@ def _run(args, log, argv):
                     "randomizations": args.randomizations, "greeks": args.greeks,
                     "risk_out": args.risk_out,
                     "workers": args.workers, "scheduler": args.scheduler}
-        return _price(settings, {"trades": args.trades, "market": args.market}, args.out, log,
-                      args.quiet, sys.argv if argv is None else ["mcgreeks"] + list(argv))
+        inputs = {"trades": args.trades, "market": args.market}
+        if args.correlations:
+            inputs["correlations"] = args.correlations
+        return _price(settings, inputs, args.out, log, args.quiet,
+                      sys.argv if argv is None else ["mcgreeks"] + list(argv))
     except InputError as exc:
         print(f"mcgreeks: error: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,8 @@ import math
 
 import numpy as np
 
+from mcgreeks import kernel_inputs
+
 from mcgreeks.validation import (InputError, _missing, _number, _require, _Row, _text,
                                  raise_problems)
 
@@ -109,10 +111,12 @@ def check_correlations(table, market, bad_market=None):
 
 # --- simulation groups --------------------------------------------------------------------------
 
-def groups(names, pairs):
+def groups(names, pairs, together=()):
     """The simulation groups: the connected components of the graph whose vertices are
     ``names`` (every underlying of the market) and whose edges are the pairs of ``pairs``
-    ((name_a, name_b, corr), as ``check_correlations`` returns them) with corr != 0.
+    ((name_a, name_b, corr), as ``check_correlations`` returns them) with corr != 0, and the
+    names of each tuple of ``together`` (a multi-asset trade's underlyings, which must be
+    simulated on common paths even where uncorrelated).
 
     Returns a list of tuples of names.  Members are in code-point order of their names (Python
     string order), groups in the order of their first members; an underlying with no nonzero
@@ -143,6 +147,11 @@ def groups(names, pairs):
                 raise ValueError(f"correlation pair ({a!r}, {b!r}) names {n!r}, which is not "
                                  "among the names given")
         if corr != 0.0:
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    for linked in together:
+        for a, b in zip(linked, linked[1:]):
             ra, rb = root(a), root(b)
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
@@ -246,12 +255,12 @@ def cholesky(matrix, group=None):
     return out
 
 
-def simulation_groups(names, pairs):
-    """Every simulation group of ``names`` with its Cholesky factor: a list of (members,
-    L), in the order of ``groups``.  Every group whose matrix is not positive semidefinite is
-    reported, one line each, in one InputError (``raise_problems``)."""
+def simulation_groups(names, pairs, together=()):
+    """Every simulation group of ``names`` (``groups``, with ``together``) with its Cholesky
+    factor: a list of (members, L), in the order of ``groups``.  Every group whose matrix is not
+    positive semidefinite is reported, one line each, in one InputError (``raise_problems``)."""
     out, problems = [], []
-    for members in groups(names, pairs):
+    for members in groups(names, pairs, together):
         try:
             out.append((members, cholesky(group_matrix(members, pairs), members)))
         except InputError as error:
@@ -305,6 +314,60 @@ def cholesky_derivative(factor, i, j):
     for r in range(n):
         for c in range(r + 1):
             out[r, c] = math.fsum(rows[r][a] * phi[a][c] for a in range(c, r + 1))
+    return out
+
+
+# --- the law of a multi-asset trade's legs -----------------------------------------------------
+
+#: The smallest eigenvalue a multi-asset trade's own correlation matrix may have: its scores
+#: divide by it (C⁻¹), so a (nearly) singular one is refused rather than priced with an
+#: exploding variance.
+SINGULAR_LIMIT = 1e-8
+
+def trade_laws(job):
+    """The ``kernel_inputs.Legs`` of a job's multi-asset trades (records with ``legs``: their
+    underlyings' places in the group, and ``weights``): the law of each trade's own legs, from
+    the group's correlation matrix ``job.correlation`` (``pricers.gbm_multi``), with the pair
+    correlations bumped by ``job.pair_bump`` (absolute), clipped to [-1, 1] and to where the
+    moved matrix stays positive semidefinite."""
+    n, n_trades = len(job.members), len(job.records)
+    n_pairs = max([len(r["legs"]) * (len(r["legs"]) - 1) // 2 for r in job.records
+                   if r.get("legs")] + [0])
+    out = kernel_inputs.Legs(np.zeros((n_trades, n), dtype=np.int64), np.zeros((n_trades, n)),
+                             np.zeros((n_trades, n, n)), np.zeros((n_trades, n, n)),
+                             np.zeros((n_trades, n_pairs, n, n)),
+                             np.zeros((n_trades, n_pairs, 2, n, n)),
+                             np.full((n_trades, n_pairs), np.nan))
+    for j, r in enumerate(job.records):
+        idx = list(r.get("legs", ()))
+        if not idx:
+            continue
+        k = len(idx)
+        matrix = np.asarray(job.correlation)[np.ix_(idx, idx)]
+        factor = cholesky(matrix)
+        smallest = float(np.linalg.eigvalsh(matrix)[0])
+        if smallest < SINGULAR_LIMIT:
+            raise InputError(f"trade {r['trade_id']!r}: column 'underlying' has value "
+                             f"{r['underlying']!r}: the correlation matrix of these names is "
+                             f"singular (smallest eigenvalue {smallest:.3g}); its likelihood "
+                             "ratios and correlation sensitivities need it positive definite")
+        out.asset[j, :k], out.weight[j, :k] = idx, r["weights"]
+        out.inverse[j, :k, :k] = np.linalg.inv(factor)
+        out.precision[j, :k, :k] = np.linalg.inv(matrix)
+        for p, (a, b) in enumerate((a, b) for a in range(k) for b in range(a + 1, k)):
+            out.d_factor[j, p, :k, :k] = cholesky_derivative(factor, a, b)
+            ends = []
+            for side, sign in enumerate((1.0, -1.0)):
+                moved = matrix.copy()
+                c = float(np.clip(matrix[a, b] + sign * job.pair_bump, -1.0, 1.0))
+                moved[a, b] = moved[b, a] = c
+                try:
+                    out.bumped[j, p, side, :k, :k] = cholesky(moved)
+                except InputError:      # not PSD: this side stays at the base
+                    c = matrix[a, b]
+                    out.bumped[j, p, side, :k, :k] = factor
+                ends.append(c)
+            out.pair_width[j, p] = ends[0] - ends[1]
     return out
 
 

@@ -114,19 +114,24 @@ def write_moments(y, x, m, with_control, out):
 
 
 @kernel(inline=True)
-def add_to_total(g, e, y, x, m, control, estimator, weights, agg):
+def add_to_total(g, e, y, x, m, control, estimator, weights, target, agg):
     """Add one trade's estimates y[:m] of quantity g by estimator e (and its control's x[:m]) to
-    the underlying's per-path totals agg[g] when e is the estimator its total uses
-    (estimator[g], ``kernel_inputs.Totals``): weights[g] = (quantity, control coefficient,
-    coefficient × the control's mean) gives quantity · y - coefficient · x + that constant, so
-    the total's control part has mean zero and the total is a plain per-path sum."""
+    the per-path totals agg[target[g, 0]] (and agg[target[g, 1]] when it is >= 0) when e is the
+    estimator its totals use (estimator[g], ``kernel_inputs.Totals``): weights[g] = (quantity,
+    control coefficient, coefficient × the control's mean) gives quantity · y - coefficient · x
+    + that constant, so the total's control part has mean zero and the total is a plain per-path
+    sum."""
     if estimator[g] != e:
         return
-    for i in range(m):
-        agg[g, i] += weights[g, 0] * y[i] + weights[g, 2]
-    if control:
+    for side in range(2):
+        row = target[g, side]
+        if row < 0:
+            continue
         for i in range(m):
-            agg[g, i] -= weights[g, 1] * x[i]
+            agg[row, i] += weights[g, 0] * y[i] + weights[g, 2]
+        if control:
+            for i in range(m):
+                agg[row, i] -= weights[g, 1] * x[i]
 
 
 @kernel

@@ -10,6 +10,13 @@ GREEKS = QUANTITIES[1:]
 PRICE, DELTA, GAMMA, VEGA, RHO, THETA = range(6)
 D_V0, D_KAPPA, D_VBAR, D_XI, D_CORR = range(6, 11)
 N_QUANTITIES = len(QUANTITIES)
+#: Measures of trades on several underlyings that have no column of the wide table (one value
+#: per pair of names: the long risk table's rows), asked for by name like a Greek; their codes
+#: follow the quantities'.
+PAIR_MEASURES = ("cross_gamma", "d_pair_corr")
+CROSS_GAMMA, D_PAIR_CORR = range(N_QUANTITIES, N_QUANTITIES + 2)
+#: Every name ``greeks=`` accepts, in code order from 1.
+MEASURES = GREEKS + PAIR_MEASURES
 
 #: Estimators, in the order of the kernels' estimator axis.
 #: ``optimal`` is the per-path blend of pathwise (mixed for gamma) and likelihood ratio with the

@@ -16,6 +16,7 @@ import numpy as np
 
 from mcgreeks import greeks as G
 from mcgreeks import payoffs
+from mcgreeks.rng import name_key
 
 
 #: A book of trades on one grid.  grid: the dates (years, increasing) the paths are read at;
@@ -29,17 +30,29 @@ Book = namedtuple("Book", "grid ti tf fix_idx")
 #: optimal blend's weight and baseline (``estimators.optimal``; empty for a model without);
 #: bumps: the fd bump sizes in the model's order (``estimators.fd``).
 Plan = namedtuple("Plan", "slots needs coef bumps")
-#: Per-path totals of each quantity over the trades.  estimator[j, g]: the estimator of trade j's
-#: quantity g that enters the total (-1: none); weights[j, g] = (quantity, control coefficient,
-#: coefficient × the control's mean): the total adds weights[0]·y - weights[1]·x + weights[2];
-#: base: the first of the N_QUANTITIES slots the totals go to (-1: no totals); wanted[g]:
-#: whether any trade enters quantity g's total.
-Totals = namedtuple("Totals", "estimator weights base wanted")
-#: GBM's paths: spot, rate, dividend yield, volatility, and Sobol points' inputs of
-#: ``engine.sobol_tile`` besides their direction numbers (shifts, points per replicate, the
-#: Brownian-bridge steps and weights), which go to the kernel on their own: None for Monte Carlo,
-#: so that numba prunes the Sobol branch (it prunes on an argument being None, not a field).
-GbmPaths = namedtuple("GbmPaths", "spot rate div_yield vol shifts per_replicate steps weights")
+#: Per-path totals over the trades.  estimator[j, g]: the estimator of trade j's quantity g that
+#: enters the totals (-1: none); weights[j, g] = (quantity, control coefficient, coefficient ×
+#: the control's mean): a total adds weights[0]·y - weights[1]·x + weights[2]; target[j, g] =
+#: the two totals (rows) it adds to (-1: none; one underlying's book: row g, as each quantity
+#: has one total); base: the first of the slots the rows go to (-1: no totals); wanted[row]:
+#: whether any trade enters that row.
+Totals = namedtuple("Totals", "estimator weights target base wanted")
+#: GBM's paths, per asset of the simulation group (arrays of its size; one underlying: size 1):
+#: spot, rate, dividend yield, volatility, the name key of its random stream (``rng.name_key``)
+#: and the group's Cholesky factor mix (asset a's Brownian motion is Σ_l mix[a, l] B_l of the
+#: members' independent ones); then Sobol points' inputs of ``engine.sobol_tile`` besides their
+#: direction numbers (shifts, points per replicate, the Brownian-bridge steps and weights), which
+#: go to the kernel on their own: None for Monte Carlo, so that numba prunes the Sobol branch (it
+#: prunes on an argument being None, not a field).
+GbmPaths = namedtuple("GbmPaths", "spot rate div_yield vol names mix shifts per_replicate steps "
+                                  "weights")
+#: The legs of multi-asset trades (``pricers.gbm_multi``), per trade j, padded to the group's
+#: size n: asset[j, k] (its place in the group) and weight[j, k] of leg k < ti[j, LEG_N]; the
+#: law of its legs' Y = W(T)/√T ~ N(0, C): inverse[j] = L⁻¹ (C = L Lᵀ) and precision[j] = C⁻¹;
+#: per pair p of its legs (``gbm_multi.pairs``) d_factor[j, p] = ∂L/∂c_p, the factors
+#: bumped[j, p, 0 / 1] at c_p ± h (fd) and their width pair_width[j, p] (2h, or less where the
+#: bump was clipped to keep C positive semidefinite).
+Legs = namedtuple("Legs", "asset weight inverse precision d_factor bumped pair_width")
 #: Heston's paths (``pricers.heston.prepare``): scheme code, spot, rate; per scenario (0: the
 #: base, then the fd bumps' up and down) its step coefficients coefs[s] and parameters
 #: scenarios[s]; dcoef, the base's coefficient derivatives along the tangent directions;
@@ -71,7 +84,7 @@ def trade_arrays(records):
     for j, (r, d) in enumerate(zip(records, dates)):
         down, knock_in = payoffs.BARRIER_KINDS.get(r.get("barrier_type"), (False, False))
         ti[j] = (payoffs.KINDS[r["payoff"]], down, knock_in, r.get("monitoring") == "continuous",
-                 offset, d.size, r["control"], 0)
+                 offset, d.size, r["control"], r.get("asset", 0), len(r.get("legs", ())))
         # A trade without a barrier gets level 1.0, not 0: the kernels' logs of the level are
         # evaluated speculatively by LLVM, and log(0) takes libm's slow path (~60 ns a call).
         tf[j] = (1.0 if r["option_type"] == "call" else -1.0, r["strike"], r["cash"],
@@ -81,27 +94,36 @@ def trade_arrays(records):
     return grid, ti, tf, np.concatenate(fix_idx).astype(np.int64)
 
 
-def number_slots(wanted, n_trades):
+def number_slots(wanted, n_trades, n_quantities=G.N_QUANTITIES):
     """slots[j, g, e] = k for the k-th (trade j, quantity g, estimator e) in ``wanted``, -1
-    elsewhere: where the kernels write each estimate."""
-    slots = np.full((n_trades, G.N_QUANTITIES, G.N_ESTIMATORS), -1, dtype=np.int64)
+    elsewhere: where the kernels write each estimate.  The quantity axis has n_quantities: the
+    N_QUANTITIES, then a multi-asset trade's measures (``pricers.gbm_multi.measures``)."""
+    slots = np.full((n_trades, n_quantities, G.N_ESTIMATORS), -1, dtype=np.int64)
     for k, (j, g, e) in enumerate(wanted):
         slots[j, g, e] = k
     return slots
 
 
-def totals(estimator, weights, base):
-    """The ``Totals`` record: per-path totals of quantity g over the trades whose
-    estimator[j, g] >= 0, weighted by weights[j, g], into slots base + g."""
+def totals(estimator, weights, base, target=None, n_rows=G.N_QUANTITIES):
+    """The ``Totals`` record: per-path totals over the trades whose estimator[j, g] >= 0,
+    weighted by weights[j, g], into rows target[j, g] (default: row g) of n_rows, which go to
+    slots base + row."""
     estimator = np.ascontiguousarray(estimator, dtype=np.int64)
-    return Totals(estimator, np.ascontiguousarray(weights, dtype=float), np.int64(base),
-                  (estimator >= 0).any(axis=0))
+    if target is None:
+        target = np.full(estimator.shape + (2,), -1, dtype=np.int64)
+        target[:, :G.N_QUANTITIES, 0] = np.arange(G.N_QUANTITIES)
+    target = np.ascontiguousarray(target, dtype=np.int64)
+    wanted = np.zeros(n_rows, dtype=bool)
+    rows = target[estimator >= 0]
+    wanted[rows[rows >= 0]] = True
+    return Totals(estimator, np.ascontiguousarray(weights, dtype=float), target, np.int64(base),
+                  wanted)
 
 
-def no_totals(n_trades):
+def no_totals(n_trades, n_quantities=G.N_QUANTITIES):
     """The ``Totals`` that ask a chunk kernel for no per-path totals."""
-    return totals(np.full((n_trades, G.N_QUANTITIES), -1, dtype=np.int64),
-                  np.zeros((n_trades, G.N_QUANTITIES, 3)), -1)
+    return totals(np.full((n_trades, n_quantities), -1, dtype=np.int64),
+                  np.zeros((n_trades, n_quantities, 3)), -1)
 
 
 #: The Monte Carlo sampler's fields of ``GbmPaths`` (no Sobol points) and direction numbers.
@@ -112,20 +134,21 @@ MC_SAMPLER = (None, (np.zeros((0, 1), dtype=np.uint32), np.int64(1),
 def _gbm_paths(job, fields):
     """The job's ``GbmPaths``, with the sampler ``fields`` (shifts, points per replicate, bridge
     steps, bridge weights)."""
-    p = job.params
-    return GbmPaths(float(p["spot"]), float(p["rate"]), float(p["div_yield"]), float(p["vol"]),
-                    *fields)
+    column = lambda key: np.array([float(p[key]) for p in job.member_params])  # noqa: E731
+    names = np.array([name_key(name) for name in job.members], dtype=np.uint64)
+    return GbmPaths(column("spot"), column("rate"), column("div_yield"), column("vol"), names,
+                    np.ascontiguousarray(job.factor, dtype=float), *fields)
 
 
 def gbm(job, slots, totals, sampler=None):
     """``pricers.gbm.chunk``'s arguments after the keys, path range and block size: (book,
-    paths, plan, totals, sobol_dirs) for the ``slots`` wanted, the ``totals`` record and the
-    sampler (``underlying.sampler_args``: (direction numbers, (shifts, points per replicate,
+    paths, plan, totals, legs, sobol_dirs) for the ``slots`` wanted, the ``totals`` record and
+    the sampler (``underlying.sampler_args``: (direction numbers, (shifts, points per replicate,
     bridge steps, bridge weights)); None: Monte Carlo)."""
     from mcgreeks.pricers import gbm as pricer
     dirs, fields = sampler or MC_SAMPLER
     plan = Plan(slots, pricer.needs(slots), job.coef, job.bumps)
-    return Book(*job.arrays), _gbm_paths(job, fields), plan, totals, dirs
+    return Book(*job.arrays), _gbm_paths(job, fields), plan, totals, job.legs, dirs
 
 
 def gbm_pilot(job):

@@ -33,8 +33,12 @@ from mcgreeks import vecmath
 from mcgreeks._jit import kernel
 
 EUROPEAN, DIGITAL, ASIAN_ARITHMETIC, ASIAN_GEOMETRIC, BARRIER, LOOKBACK = range(6)
+BASKET, BEST_OF, WORST_OF, SPREAD = range(6, 10)
 KINDS = {"european": EUROPEAN, "digital": DIGITAL, "asian_arithmetic": ASIAN_ARITHMETIC,
-         "asian_geometric": ASIAN_GEOMETRIC, "barrier": BARRIER, "lookback": LOOKBACK}
+         "asian_geometric": ASIAN_GEOMETRIC, "barrier": BARRIER, "lookback": LOOKBACK,
+         "basket": BASKET, "best_of": BEST_OF, "worst_of": WORST_OF, "spread": SPREAD}
+#: Payoffs on several underlyings (their *legs*), read at the maturity (``legs_quantity``).
+MULTI_ASSET = frozenset({BASKET, BEST_OF, WORST_OF, SPREAD})
 #: Payoffs that read the path at ``n_fixings`` equally spaced dates (the others at maturity).
 FIXED_DATES = frozenset({ASIAN_ARITHMETIC, ASIAN_GEOMETRIC, LOOKBACK})
 #: Payoffs whose value jumps (so pathwise derivatives of them are biased).
@@ -64,17 +68,20 @@ def jumps(ti):
 
 
 def one_date(kind):
-    """Whether the payoff reads the path at its maturity alone (so a parameter entering the law
-    of ln S_T only through its mean has a one-date likelihood ratio)."""
+    """Whether a payoff on one underlying reads its path at the maturity alone (so a parameter
+    entering the law of ln S_T only through its mean has a one-date likelihood ratio).  Payoffs
+    on several underlyings have their own estimators (``pricers.gbm_multi``)."""
     return kind == EUROPEAN or kind == DIGITAL
 BARRIER_KINDS = {"up_out": (False, False), "up_in": (False, True),
                  "down_out": (True, False), "down_in": (True, True)}   # name -> (down, knock_in)
 
 # Columns of the per-trade arrays the kernels take (ints and floats kept apart).  ASSET: which
-# asset of the model's state the payoff reads (the first axis of its state rows; 0 while every
-# model has one asset).
-KIND, DOWN, KNOCK_IN, CONTINUOUS, FIX_OFF, FIX_N, CONTROL, ASSET = range(8)   # int64 columns
-N_INT_COLUMNS = 8
+# asset of the model's state the payoff reads (the first axis of its state rows: the trade's
+# underlying's place in its simulation group, ``correlation.simulation_groups``).  LEG_N: a
+# multi-asset trade's number of legs (0 for a trade on one underlying), described in
+# ``kernel_inputs.Legs``.
+KIND, DOWN, KNOCK_IN, CONTINUOUS, FIX_OFF, FIX_N, CONTROL, ASSET, LEG_N = range(9)
+N_INT_COLUMNS = 9
 OMEGA, STRIKE, CASH, LEVEL, MATURITY = range(5)                         # float64 columns
 N_FLOAT_COLUMNS = 5
 
@@ -96,6 +103,34 @@ def slope(kind, omega, strike, cash, u):
     if kind == DIGITAL:
         return 0.0
     return omega if omega * (u - strike) > 0.0 else 0.0
+
+
+@kernel(inline=True)
+def legs_quantity(kind, weights, log_s, n, du):
+    """The underlying quantity u of a multi-asset payoff (``MULTI_ASSET``) from its n legs'
+    log-spots at maturity log_s[:n] and weights w[:n] (docs/reference.md#multi-asset-trades):
+    Σ w_k S_k (basket), max_k w_k S_k (best_of), min_k w_k S_k (worst_of), w_1 S_1 - w_2 S_2
+    (spread); and its weights du[k] = ∂u/∂ln S_k, through which every model's tangents chain as
+    for a single asset (w_k S_k on the legs that set u, 0 on the others).  The cash flow is then
+    ``value``/``slope`` of a European on u."""
+    if kind == BASKET or kind == SPREAD:
+        u = 0.0
+        for k in range(n):
+            x = weights[k] * vecmath.exp(log_s[k])
+            if kind == SPREAD and k == 1:
+                x = -x
+            du[k] = x
+            u += x
+        return u
+    pick = 0
+    best = weights[0] * vecmath.exp(log_s[0])
+    for k in range(n):
+        x = weights[k] * vecmath.exp(log_s[k])
+        du[k] = 0.0
+        if (kind == BEST_OF and x > best) or (kind == WORST_OF and x < best):
+            best, pick = x, k
+    du[pick] = best
+    return best
 
 
 def reads_fixings(kind, continuous=False):

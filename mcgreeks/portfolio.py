@@ -10,9 +10,11 @@ import pandas as pd
 
 from mcgreeks import engine, underlying
 from mcgreeks import greeks as G
-from mcgreeks.estimators.selection import choices, greek_plan, method_plan
+from mcgreeks.correlation import check_correlations, group_matrix, simulation_groups
+from mcgreeks.estimators import fd
+from mcgreeks.estimators.selection import choices, greek_plan, method_plan, multi_asset_choices
 from mcgreeks.models import MODELS
-from mcgreeks.risk import PORTFOLIO_MEASURES, check_sum, risk_table
+from mcgreeks.risk import PORTFOLIO_MEASURES, check_sum, portfolio_total, risk_table
 from mcgreeks.rng import seed_key
 from mcgreeks.validation import InputError, check_market, check_trades, raise_problems
 
@@ -69,32 +71,102 @@ def _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error):
         raise InputError(str(exc)) from None
 
 
-def _validated(trades, market, plan, on_error, sampler, asked):
-    """Clean records (None for a bad row) and per-row problems; with on_error="fail", raise
-    instead, listing every problem of the market table, or else of the trades table."""
+def _validated(trades, market, correlations, plan, on_error, sampler, asked):
+    """Clean records (None for a bad row), per-row problems and the correlations' pairs; with
+    on_error="fail", raise instead, listing every problem of the market table, or else of the
+    trades table.  A bad correlations table raises whatever ``on_error`` says: pricing without
+    a row of it would simulate a pair as independent."""
     market_params, bad_market, market_problems = check_market(market)
     if on_error == "fail":
         raise_problems(market_problems, "market")
+    pairs = []
+    if correlations is not None:
+        pairs = check_correlations(correlations, market_params, bad_market)
+        _only_gbm_correlated(pairs, market_params)
     records, problems = check_trades(trades, market_params, bad_market)
     picks = []
     for r, p in zip(records, problems):
         pick = None
         if r is not None:
-            params = market_params[r["underlying"]]
             try:
-                pick = choices(r, plan, params["model"], params, sampler, asked)
+                if r.get("underlyings"):
+                    _only_gbm_legs(r, market_params)
+                    pick = multi_asset_choices(r, plan, asked)
+                else:
+                    params = market_params[r["underlying"]]
+                    pick = choices(r, plan, params["model"], params, sampler, asked)
             except InputError as exc:
                 p.append(str(exc))
         picks.append(pick)
     if on_error == "fail":
         raise_problems(problems, "trades")
-    return market_params, records, problems, picks
+    return market_params, records, problems, picks, pairs
+
+
+def _only_gbm_correlated(pairs, market_params):
+    """InputError naming the first correlations pair with a nonzero corr that links a Heston
+    underlying: correlated Heston simulation is not built yet."""
+    for a, b, corr in pairs:
+        for name in (a, b):
+            if corr != 0.0 and market_params[name]["model"] != "gbm":
+                raise InputError(f"correlations: pair ({a!r}, {b!r}) links {name!r}, a "
+                                 f"{market_params[name]['model']} underlying: correlated "
+                                 "simulation is built for gbm underlyings only so far")
+
+
+def _only_gbm_legs(record, market_params):
+    """InputError naming a multi-asset trade with a non-GBM leg (see ``_only_gbm_correlated``)."""
+    for name in record["underlyings"]:
+        if market_params[name]["model"] != "gbm":
+            raise InputError(f"trade {record['trade_id']!r}: column 'underlying' has value "
+                             f"{record['underlying']!r}: {name!r} is a "
+                             f"{market_params[name]['model']} underlying; trades on several "
+                             "underlyings are built for gbm underlyings only so far")
+
+
+def _jobs(records, picks, market_params, pairs, settings):
+    """One ``underlying.Job`` per simulation group with good trades (``correlation.groups``:
+    underlyings linked by a nonzero correlation or by a multi-asset trade), and per job the
+    row numbers of its trades in input order.  A group of one underlying is priced as before
+    correlations existed, to the bit; a larger one on Monte Carlo paths of its members'
+    streams mixed by its Cholesky factor.  ``settings``: the Job's engine options, with
+    ``bumps`` per model and the ``sampler`` asked."""
+    good = [i for i, (r, pick) in enumerate(zip(records, picks))
+            if r is not None and pick is not None]
+    together = [records[i]["underlyings"] for i in good if records[i].get("underlyings")]
+    names = sorted({n for i in good for n in records[i].get("underlyings",
+                                                             (records[i]["underlying"],))})
+    jobs, members = [], []
+    for group, _ in simulation_groups(names, pairs, together):
+        place = {name: a for a, name in enumerate(group)}
+        idx = [i for i in good if place.keys() >= set(records[i].get(
+            "underlyings", (records[i]["underlying"],)))]
+        if not idx:
+            continue
+        params = [market_params[name] for name in group]
+        model = params[0]["model"]
+        options = dict(settings, bumps=settings["bumps"][model],
+                       sampler=settings["sampler"] if settings["sampler"] in MODELS[model].samplers
+                       and len(group) == 1 else "mc")
+        records_ = [records[i] for i in idx]
+        if len(group) > 1:
+            records_ = [dict(r, legs=tuple(place[n] for n in r["underlyings"]))
+                        if r.get("underlyings") else dict(r, asset=place[r["underlying"]])
+                        for r in records_]
+            options.update(members=group, member_params=params,
+                           correlation=group_matrix(group, pairs))
+        jobs.append(underlying.Job(";".join(group), params[0], records_, [picks[i] for i in idx],
+                                   **options))
+        members.append(idx)
+    # in the order of their first trades, as the tables list underlyings
+    order = sorted(range(len(jobs)), key=lambda k: members[k][0])
+    return [jobs[k] for k in order], [members[k] for k in order]
 
 
 def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", steps_per_year=None,
                     *, scheme="qe", control_variate=True, lr_baseline=True, sampler="mc",
                     randomizations=16, fd_bumps=None, on_error="fail", greeks="all",
-                    risk=False, client=None, progress=None, diagnostics=False,
+                    risk=False, correlations=None, client=None, progress=None, diagnostics=False,
                     chunk_paths=1 << 16, block_paths=1 << 12):
     """Price every trade and its Greeks, each with its Monte Carlo standard error.
 
@@ -179,31 +251,21 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
     _check_sampler(sampler, randomizations, int(n_paths))
     asked = greek_plan(greeks)
     plan = method_plan(method, asked)
-    market_params, records, problems, picks = _validated(trades, market, plan, on_error, sampler,
-                                                         asked)
+    market_params, records, problems, picks, pairs = _validated(
+        trades, market, correlations, plan, on_error, sampler, asked)
 
     rows = [{"error": "; ".join(p)} if p else {} for p in problems]
     trade_ids = _unique([r["trade_id"] if r else _trade_label(trades, i)
                          for i, r in enumerate(records)])
-    jobs, members = [], []
     if scheme not in ("qe", "euler"):
         raise InputError(f"scheme has value {scheme!r}: must be qe or euler")
-    by_underlying = {}                       # underlying -> its good rows, in input order
-    for i, (r, pick) in enumerate(zip(records, picks)):
-        if r is not None and pick is not None:
-            by_underlying.setdefault(r["underlying"], []).append(i)
-    for name, idx in by_underlying.items():
-        params = market_params[name]
-        jobs.append(underlying.Job(name, params, [records[i] for i in idx], [picks[i] for i in idx],
-                                   seed=seed, n_paths=int(n_paths), bumps=bumps[params["model"]],
-                                   control_variate=control_variate, lr_baseline=lr_baseline,
-                                   sampler=(sampler if sampler in MODELS[params["model"]].samplers
-                                            else "mc"),
-                                   randomizations=int(randomizations),
-                                   chunk_paths=chunk_paths,
-                                   block_paths=block_paths, steps_per_year=steps_per_year,
-                                   scheme=scheme))
-        members.append(idx)
+    pair_bump = (fd_bumps or {}).get("pair_corr", fd.PAIR_CORR_ABS) \
+        if isinstance(fd_bumps, dict) or fd_bumps is None else fd.PAIR_CORR_ABS
+    jobs, members = _jobs(records, picks, market_params, pairs, dict(
+        seed=seed, n_paths=int(n_paths), bumps=bumps, control_variate=control_variate,
+        lr_baseline=lr_baseline, sampler=sampler, randomizations=int(randomizations),
+        chunk_paths=chunk_paths, block_paths=block_paths, steps_per_year=steps_per_year,
+        scheme=scheme, pair_bump=pair_bump))
 
     def report(job):
         if progress:
@@ -218,13 +280,14 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         from mcgreeks.distributed import price_jobs
         priced = price_jobs(client, jobs, report)
 
-    notes, totals = [], {}
+    notes, totals = [], []
     for job, idx, (job_rows, job_notes, job_totals) in zip(jobs, members, priced):
         for i, row in zip(idx, job_rows):
             rows[i].update(row)
         notes += job_notes
-        totals[job.name] = job_totals
-    models = {market_params[r["underlying"]]["model"] for r in records if r is not None} or \
+        totals += job_totals
+    models = {market_params[n]["model"] for r in records if r is not None
+              for n in r.get("underlyings", (r["underlying"],))} or \
         {p["model"] for p in market_params.values()}
     defined = {g for m in models for g in MODELS[m].greeks}
     table = _table(rows, trade_ids, [g for g in asked if g in defined])
@@ -232,7 +295,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
     table.attrs["totals"] = totals
     out = (table,)
     if risk:
-        out += (risk_table(table, records),)
+        out += (risk_table(table, records, [r.get("risk", ()) for r in rows]),)
     if diagnostics:
         order = {tid: i for i, tid in enumerate(table.index)}
         notes.sort(key=lambda d: order[d["trade_id"]])
@@ -298,20 +361,30 @@ def aggregate(results, by="underlying"):
         raise ValueError("results carry no per-path totals: pass the DataFrame that "
                          "price_portfolio returned")
     measures = [q for q in G.QUANTITIES if q in results.columns]
+    by_name = {}                   # underlying label -> {measure: its per-path total}
+    for t in totals:
+        if t["underlying"] != underlying.GROUP_TOTAL and not t["underlying_2"] \
+                and t["measure"] in measures:
+            by_name.setdefault(t["underlying"], {})[t["measure"]] = t
     out = {}
-    for name, summary in totals.items():
-        rows = results.loc[[t for t in summary["trades"] if t in results.index]]
-        if len(rows) != len(summary["trades"]):
-            raise ValueError(f"underlying {name!r}: results lack some of its priced trades; "
-                             "aggregate the unfiltered results")
-        entry = {"n_trades": len(rows)}
+    for name, summary in by_name.items():
+        entry = {"n_trades": len(summary["price"]["trades"]) if "price" in summary else 0}
         for q in measures:
             if q not in summary:
                 entry[q], entry[q + "_se"] = np.nan, np.nan
                 continue
-            value, se = float(rows[q].sum()), summary[q][1]
-            check_sum(value, summary[q][0], se, f"underlying {name!r}: the rows' {q}")
-            entry[q], entry[q + "_se"] = value, se
+            t = summary[q]
+            rows = results.loc[[tid for tid in t["trades"] if tid in results.index]]
+            if len(rows) != len(t["trades"]):
+                raise ValueError(f"underlying {name!r}: results lack some of its priced trades; "
+                                 "aggregate the unfiltered results")
+            if rows[q].isna().any():
+                # a multi-asset trade's leg: its value is in the long risk table, not a column
+                value = t["value"]
+            else:
+                value = float(rows[q].sum())
+                check_sum(value, t["value"], t["se"], f"underlying {name!r}: the rows' {q}")
+            entry[q], entry[q + "_se"] = value, t["se"]
         out[name] = entry
     table = pd.DataFrame.from_dict(out, orient="index",
                                    columns=["n_trades"] + [c for q in measures
@@ -320,7 +393,7 @@ def aggregate(results, by="underlying"):
     for q in measures:
         if q in PORTFOLIO_MEASURES:
             total[q] = table[q].sum(min_count=1)
-            total[q + "_se"] = float(np.sqrt((table[q + "_se"] ** 2).sum(min_count=1)))
+            total[q + "_se"] = portfolio_total(totals, q)[1]
         else:       # shares of one name do not add to shares of another
             total[q] = total[q + "_se"] = np.nan
     table.loc["total"] = pd.Series(total)

@@ -19,25 +19,30 @@ RISK_COLUMNS = ["trade_id", "measure", "underlying", "underlying_2", "value", "s
 AGGREGATE_COLUMNS = ["measure", "underlying", "underlying_2", "n_trades", "value", "se"]
 #: Measures with a portfolio total, in the same unit on every underlying.
 PORTFOLIO_MEASURES = ("price", "rho", "theta")
-#: The ``underlying`` label of a portfolio total row.
-TOTAL = "total"
+#: The ``underlying`` label of a portfolio total row, and of a simulation group's own totals in
+#: the per-path totals (``underlying.GROUP_TOTAL``).
+TOTAL = GROUP_TOTAL = "total"
 
 
-def risk_table(results, records):
+def risk_table(results, records, legs=None):
     """The long risk table of a ``price_portfolio`` result.
 
     Args:
       results: the wide results (index trade_id, attrs["totals"] as ``price_portfolio`` sets).
       records: the clean trade records in the results' row order (None for a bad row).
+      legs: per row, a multi-asset trade's per-name measures (measure, underlying,
+        underlying_2, value, se, method), which have no column of the wide table.
     Returns:
       DataFrame with columns ``RISK_COLUMNS``, one row per (priced trade, measure computed), in
-      trade order then column order; value and se at position level, as in ``results``.  Its
-      attrs["totals"] lists, per (measure, underlying, underlying_2), the sum and the standard
-      error from per-path totals that ``aggregate_risk`` uses.
+      trade order then column order (a multi-asset trade: price, its per-name measures, rho,
+      theta); value and se at position level, as in ``results``.  Its attrs["totals"] lists,
+      per (measure, underlying, underlying_2), the sum and the standard error from per-path
+      totals that ``aggregate_risk`` uses (and each simulation group's own totals).
     """
     measures = [q for q in G.QUANTITIES if q in results.columns]
+    legs = legs or [()] * len(results)
     rows = []
-    for (trade_id, row), r in zip(results.iterrows(), records):
+    for (trade_id, row), r, extra in zip(results.iterrows(), records, legs):
         if r is None or row["error"]:
             continue
         for q in measures:
@@ -45,30 +50,46 @@ def risk_table(results, records):
                 continue
             rows.append((trade_id, q, r["underlying"], "", row[q], row[q + "_se"],
                          row.get("method_" + q, "") if q != "price" else ""))
+            if q == "price":
+                rows += [(trade_id, *leg) for leg in extra]
     table = pd.DataFrame(rows, columns=RISK_COLUMNS)
     table = table.astype({"value": float, "se": float})
-    table.attrs["totals"] = [
-        {"measure": q, "underlying": name, "underlying_2": "", "value": summary[q][0],
-         "se": summary[q][1], "trades": summary["trades"]}
-        for name, summary in results.attrs.get("totals", {}).items()
-        for q in measures if q in summary]
+    table.attrs["totals"] = [dict(t) for t in results.attrs.get("totals", ())]
     return table
+
+
+def portfolio_total(totals, measure):
+    """(value, se) of ``measure`` (one of ``PORTFOLIO_MEASURES``) over the whole portfolio from
+    the per-path totals ``totals`` (a results' or risk table's attrs["totals"]): per simulation
+    group its own total (an underlying alone: its total), errors in quadrature across groups,
+    which are simulated independently."""
+    per_job = {}
+    for t in totals:
+        if t["measure"] != measure:
+            continue
+        job = t.get("job", t["underlying"])
+        if t["underlying"] == GROUP_TOTAL or job not in per_job:
+            per_job[job] = t
+    if not per_job:
+        return np.nan, np.nan
+    return (float(sum(t["value"] for t in per_job.values())),
+            float(np.sqrt(sum(t["se"] ** 2 for t in per_job.values()))))
 
 
 def aggregate_risk(risk):
     """Sum the long risk table per (measure, underlying, underlying_2), with standard errors.
 
     Values are the sums of the rows; standard errors come from the per-path totals carried while
-    pricing (trades on one underlying share paths, so their errors are correlated and do not add
-    in quadrature).  Rows with underlying "total" add price, rho and theta over underlyings,
-    errors in quadrature (underlyings are simulated independently).
+    pricing (trades on one underlying, or on the names of one simulation group, share paths, so
+    their errors are correlated and do not add in quadrature).  Rows with underlying "total" add
+    price, rho and theta over the portfolio (``portfolio_total``).
 
     Args:
       risk: the risk table ``price_portfolio(..., risk=True)`` returned, unfiltered.
     Returns:
       DataFrame with columns ``AGGREGATE_COLUMNS``, per-underlying rows in the order of the
-      per-path totals (``risk_table``: underlying by underlying, measures in column order), then
-      the total rows.
+      per-path totals (simulation group by group, as their trades fill them), then the total
+      rows.
     Raises:
       ValueError: ``risk`` lacks its per-path totals, or its rows no longer match them.
     """
@@ -78,6 +99,8 @@ def aggregate_risk(risk):
                          "price_portfolio(..., risk=True) returned")
     rows = []
     for t in totals:
+        if t["underlying"] == GROUP_TOTAL:
+            continue
         key = (risk["measure"] == t["measure"]) & (risk["underlying"] == t["underlying"]) \
             & (risk["underlying_2"] == t["underlying_2"])
         part = risk[key]
@@ -90,7 +113,7 @@ def aggregate_risk(risk):
         rows.append((t["measure"], t["underlying"], t["underlying_2"], len(part), value, t["se"]))
     table = pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
     total = [(q, TOTAL, "", int(part["n_trades"].sum()), float(part["value"].sum()),
-              float(np.sqrt((part["se"] ** 2).sum())))
+              portfolio_total(totals, q)[1])
              for q in PORTFOLIO_MEASURES
              for part in [table[table["measure"] == q]] if len(part)]
     return pd.concat([table, pd.DataFrame(total, columns=AGGREGATE_COLUMNS)],

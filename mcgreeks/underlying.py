@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mcgreeks import bridge, engine, kernel_inputs, sobol
+from mcgreeks import bridge, correlation, engine, kernel_inputs, sobol
 from mcgreeks import greeks as G
 from mcgreeks.analytic.asian import geometric_asian
 from mcgreeks.estimators import fd, optimal
 from mcgreeks.kernel_inputs import MC_SAMPLER, no_totals, number_slots, trade_arrays
 from mcgreeks.models import MODELS
+from mcgreeks.pricers import gbm_multi
+from mcgreeks.risk import GROUP_TOTAL
 from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
 
 #: Paths of the pilot run (its own random stream, never reused).
@@ -39,8 +41,14 @@ WARN_TAIL_LIMIT = 0.2
 
 @dataclass
 class Job:
-    """One underlying's pricing: its name and market parameters, its trades (clean records, in
-    input order) with their estimator choices, the seed, paths and engine options."""
+    """One simulation group's pricing: its name and market parameters, its trades (clean
+    records, in input order) with their estimator choices, the seed, paths and engine options.
+
+    A group of one underlying (the default) is that underlying.  Correlated underlyings are
+    simulated together as one group: ``members`` are their names (in group order), with their
+    market parameters ``member_params`` and ``correlation`` matrix; a record's ``asset`` is its
+    underlying's place in the group, and a multi-asset record's ``legs`` the places of its
+    names (with its ``weights``); ``pair_bump`` is the fd bump of a pair's correlation."""
     name: str
     params: dict
     records: list
@@ -58,13 +66,28 @@ class Job:
     randomizations: int = 16
     pilot_beta: dict = field(default_factory=dict)
     reasons: dict = field(default_factory=dict)
+    members: tuple = None
+    member_params: list = None
+    correlation: np.ndarray = None
+    pair_bump: float = fd.PAIR_CORR_ABS
 
     def __post_init__(self):
+        if self.members is None:
+            self.members, self.member_params = (self.name,), [self.params]
+            self.correlation = np.eye(1)
+        self.factor = correlation.cholesky(np.asarray(self.correlation, dtype=float),
+                                           self.members)
         # The geometric-Asian control's closed form is known under some models only.
         control = self.control_variate and self.model.geometric_control
         self.records = [dict(r, control=control and r["payoff"] == "asian_arithmetic")
                         for r in self.records]
         self.arrays = trade_arrays(self.records)
+        self.legs = correlation.trade_laws(self)
+        #: the quantity axis: N_QUANTITIES, then the measures of the largest multi-asset trade
+        self.n_quantities = G.N_QUANTITIES + max(
+            [len(gbm_multi.measures(len(r["legs"]))) for r in self.records if r.get("legs")]
+            + [0])
+        self.total_keys, self.targets = total_rows(self)
         # (w, c) per (trade, quantity): blend weight and baseline (estimators.optimal).
         self.coef = np.zeros((len(self.records), G.N_QUANTITIES, optimal.N_COEFFICIENTS))
         self.sampler_args = sampler_args(self)
@@ -84,12 +107,61 @@ class Job:
     @property
     def n_slots(self):
         """Slots of the main run: one per wanted estimate, then the per-path totals."""
-        return len(self.wanted()) + G.N_QUANTITIES
+        return len(self.wanted()) + len(self.total_keys)
 
     def wanted(self):
         """(trade, quantity, estimator) of the main run, in slot order (choices resolved)."""
         out = [(j, G.PRICE, 0) for j in range(len(self.records))]
         return out + [(j, g, e) for j, c in enumerate(self.choices) for g, e in c.items()]
+
+
+def total_rows(job):
+    """(keys, target): the job's per-path totals, one row each, keyed (measure, underlying,
+    underlying_2), and target[j, g] (``kernel_inputs.Totals``) the rows trade j's quantity g adds
+    to: its own underlying's row of g (a multi-asset trade: each leg's delta, gamma, vega in
+    its name's rows, a pair's measures in the pair's, price, rho and theta in the row of its
+    ``underlying`` label) and, in a group of several underlyings, price, rho and theta also in
+    the group's rows ``GROUP_TOTAL``.  A one-underlying job's rows are its N_QUANTITIES
+    quantities in order (row g: quantity g), as the kernels have always written them."""
+    keys, index = [], {}
+
+    def row(key):
+        if key not in index:
+            index[key] = len(keys)
+            keys.append(key)
+        return index[key]
+
+    grouped = len(job.members) > 1
+    if not grouped:
+        for q in G.QUANTITIES:
+            row((q, job.name, ""))
+    target = np.full((len(job.records), job.n_quantities, 2), -1, dtype=np.int64)
+    for j, r in enumerate(job.records):
+        portfolio = {}                  # quantity axis position -> measure, for GROUP_TOTAL rows
+        if r.get("legs"):
+            names = [job.members[a] for a in r["legs"]]
+            target[j, G.PRICE, 0] = row(("price", r["underlying"], ""))
+            portfolio[G.PRICE] = "price"
+            for m, (code, k, l) in enumerate(gbm_multi.measures(len(names))):
+                measure = gbm_multi.MEASURE_NAMES[code]
+                if l >= 0:
+                    a, b = sorted((r["legs"][k], r["legs"][l]))
+                    key = (measure, job.members[a], job.members[b])
+                elif k >= 0:
+                    key = (measure, names[k], "")
+                else:
+                    key = (measure, r["underlying"], "")
+                    portfolio[G.N_QUANTITIES + m] = measure
+                target[j, G.N_QUANTITIES + m, 0] = row(key)
+        else:
+            name = job.members[r.get("asset", 0)]
+            for g, q in enumerate(G.QUANTITIES):
+                target[j, g, 0] = row((q, name, ""))
+            portfolio = {G.PRICE: "price", G.RHO: "rho", G.THETA: "theta"}
+        if grouped:
+            for g, measure in portfolio.items():
+                target[j, g, 1] = row((measure, GROUP_TOTAL, ""))
+    return keys, target
 
 
 def sampler_args(job, first=0, count=None):
@@ -119,12 +191,13 @@ SOBOL_PILOT_REPLICATES = 4
 def _control_means(job, wanted):
     """E[x] of each slot's control: the geometric twin's closed-form value of the quantity, or for
     fd the closed form's own difference quotient with the same bumps; NaN without a control."""
-    records, params, bumps = job.records, job.params, job.bumps
+    records, bumps = job.records, job.bumps
     means = np.full(len(wanted), np.nan)
     for k, (j, g, e) in enumerate(wanted):
         r = records[j]
         if not r["control"]:
             continue
+        params = job.member_params[r.get("asset", 0)]
         args = dict(spot=params["spot"], strike=r["strike"], maturity=r["maturity"],
                     rate=params["rate"], vol=params["vol"], div_yield=params["div_yield"],
                     n_fixings=r["n_fixings"], is_call=r["option_type"] == "call")
@@ -148,11 +221,11 @@ def kernel_args(job, wanted, totals=None, sampler=None):
     candidates).  With ``totals`` = (agg_e, agg_w) (``totals_weights``), the per-path totals of
     each quantity go to the N_QUANTITIES slots after the wanted ones.  ``sampler``:
     ``sampler_args`` (None: Monte Carlo).  For ``segments``."""
-    slots = number_slots(wanted, len(job.records))
+    slots = number_slots(wanted, len(job.records), job.n_quantities)
     if totals is None:
-        totals = no_totals(len(job.records))
+        totals = no_totals(len(job.records), job.n_quantities)
     else:
-        totals = kernel_inputs.totals(*totals, len(wanted))
+        totals = kernel_inputs.totals(*totals, len(wanted), job.targets, len(job.total_keys))
     return job.model.kernel_inputs(job, slots, totals, sampler)
 
 
@@ -175,6 +248,8 @@ def _pilot_covariances(job, n_paths):
     fitted = np.zeros((len(job.records), G.N_QUANTITIES), dtype=np.int64)
     for j, c in enumerate(job.choices):
         for g, e in c.items():       # e is a code, or a tuple of auto candidates
+            if g >= G.N_QUANTITIES:  # a multi-asset trade's measures fit nothing
+                continue
             fitted[j, g] = bool({G.LR, G.OPTIMAL, G.VIBRATO}
                                 & set(e if isinstance(e, tuple) else (e,)))
     if not fitted.any():
@@ -279,8 +354,8 @@ def totals_weights(job, wanted):
     """(agg_e, agg_w) for the per-path totals: each trade's chosen estimator of each quantity
     weighted by its quantity, minus its control at the pilot's coefficient (fixed before the main
     run, so the total is a plain per-path sum)."""
-    agg_e = np.full((len(job.records), G.N_QUANTITIES), -1, dtype=np.int64)
-    agg_w = np.zeros((len(job.records), G.N_QUANTITIES, 3))
+    agg_e = np.full((len(job.records), job.n_quantities), -1, dtype=np.int64)
+    agg_w = np.zeros((len(job.records), job.n_quantities, 3))
     means = _control_means(job, wanted)
     for k, (j, g, e) in enumerate(wanted):
         r = job.records[j]
@@ -317,9 +392,9 @@ def finish(job, counts, states):
         beta = np.array([job.pilot_beta.get(key, 0.0) for key in wanted])
         mean, se, reduction, beta = engine.estimate_replicates(
             rep_counts, rep_states[:, :len(wanted)], means, beta)
-        no_control = np.full(G.N_QUANTITIES, np.nan)
+        n_rows = len(job.total_keys)
         total, total_se, _, _ = engine.estimate_replicates(
-            rep_counts, rep_states[:, len(wanted):], no_control, np.zeros(G.N_QUANTITIES))
+            rep_counts, rep_states[:, len(wanted):], np.full(n_rows, np.nan), np.zeros(n_rows))
         uncertain = share = np.full(len(wanted), np.nan)   # no tile test across scramblings
     else:
         count, state = engine.merge_segments(counts, states)
@@ -331,8 +406,23 @@ def finish(job, counts, states):
     for j, (r, c) in enumerate(zip(job.records, job.choices)):
         q = r["quantity"]
         row, warnings = {}, []
+        if r.get("legs"):
+            row["risk"] = []
         for g, e in [(G.PRICE, 0)] + list(c.items()):
-            quantity, k = G.QUANTITIES[g], index[(j, g, e)]
+            k = index[(j, g, e)]
+            if g >= G.N_QUANTITIES:
+                measure, name, name_2 = _multi_measure(job, r, g)
+                if measure not in ("rho", "theta"):
+                    row["risk"].append((measure, name, name_2, q * mean[k], abs(q) * se[k],
+                                        G.ESTIMATORS[e]))
+                    label = ":".join(x for x in (measure, name, name_2) if x)
+                    if uncertain[k] > WARN_TAIL_LIMIT:
+                        warnings.append(f"{label}_se uncertain by {uncertain[k]:.0%}")
+                    diagnostics.append(_diagnostic(job, r, j, g, e, k, label, beta, reduction,
+                                                   uncertain, share))
+                    continue
+                g = G.QUANTITIES.index(measure)
+            quantity = G.QUANTITIES[g]
             row[quantity] = q * mean[k]
             row[quantity + "_se"] = abs(q) * se[k]
             if g != G.PRICE:
@@ -340,21 +430,53 @@ def finish(job, counts, states):
             if uncertain[k] > WARN_TAIL_LIMIT:
                 warnings.append(f"{quantity}_se uncertain by {uncertain[k]:.0%} (heavy tails: "
                                 f"one 128-path tile holds {share[k]:.0%} of the variance)")
-            w = job.coef[j, g, optimal.W]
-            diagnostics.append({"trade_id": r["trade_id"], "quantity": quantity,
-                                "method": G.ESTIMATORS[e] if g != G.PRICE else "",
-                                "weight": w if g != G.PRICE and e == G.OPTIMAL else np.nan,
-                                "control": "geometric_asian" if r["control"] else "",
-                                "control_beta": beta[k] if r["control"] else np.nan,
-                                "variance_reduction": reduction[k],
-                                "se_uncertainty": uncertain[k], "largest_tile_share": share[k],
-                                "reason": job.reasons.get((j, g), "")})
+            diagnostics.append(_diagnostic(job, r, j, g, e, k, quantity, beta, reduction,
+                                           uncertain, share))
         row["warning"] = "; ".join(warnings)
         rows.append(row)
-    present = sorted({g for _, g, _ in wanted})
-    totals = {"trades": [r["trade_id"] for r in job.records],
-              **{G.QUANTITIES[g]: [float(total[g]), float(total_se[g])] for g in present}}
-    return rows, diagnostics, totals
+    return rows, diagnostics, _totals(job, wanted, total, total_se)
+
+
+def _multi_measure(job, record, g):
+    """(measure, underlying, underlying_2) of quantity g >= N_QUANTITIES of a multi-asset
+    record (``pricers.gbm_multi.measures``); rho and theta name the trade's ``underlying``."""
+    code, k, l = gbm_multi.measures(len(record["legs"]))[g - G.N_QUANTITIES]
+    names = [job.members[a] for a in record["legs"]]
+    measure = gbm_multi.MEASURE_NAMES[code]
+    if l >= 0:
+        a, b = sorted((record["legs"][k], record["legs"][l]))
+        return measure, job.members[a], job.members[b]
+    return measure, names[k] if k >= 0 else record["underlying"], ""
+
+
+def _diagnostic(job, r, j, g, e, k, quantity, beta, reduction, uncertain, share):
+    """The diagnostics row of trade j's quantity g by estimator e (slot k)."""
+    w = job.coef[j, g, optimal.W] if g < G.N_QUANTITIES else np.nan
+    return {"trade_id": r["trade_id"], "quantity": quantity,
+            "method": G.ESTIMATORS[e] if g != G.PRICE else "",
+            "weight": w if g != G.PRICE and e == G.OPTIMAL else np.nan,
+            "control": "geometric_asian" if r["control"] else "",
+            "control_beta": beta[k] if r["control"] else np.nan,
+            "variance_reduction": reduction[k],
+            "se_uncertainty": uncertain[k], "largest_tile_share": share[k],
+            "reason": job.reasons.get((j, g), "")}
+
+
+def _totals(job, wanted, total, total_se):
+    """The job's per-path totals as a list of {measure, underlying, underlying_2, value, se,
+    trades, job}: one per row of ``total_rows`` that some wanted estimate adds to, with the ids
+    of the trades that do (``risk.aggregate_risk``, ``portfolio.aggregate``)."""
+    trades = {}
+    for j, g, e in wanted:
+        for row in job.targets[j, g]:
+            if row >= 0:
+                trades.setdefault(int(row), [])
+                if job.records[j]["trade_id"] not in trades[row]:
+                    trades[row].append(job.records[j]["trade_id"])
+    return [{"measure": measure, "underlying": name, "underlying_2": name_2,
+             "value": float(total[row]), "se": float(total_se[row]), "trades": trades[row],
+             "job": job.name}
+            for row, (measure, name, name_2) in enumerate(job.total_keys) if row in trades]
 
 
 def price(job):

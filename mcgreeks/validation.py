@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mcgreeks.models import COMMON_PARAMETERS, MODELS
-from mcgreeks.payoffs import KINDS, reads_fixings
+from mcgreeks.payoffs import KINDS, MULTI_ASSET, reads_fixings
 
 OPTION_TYPES = ("call", "put")
 BARRIER_TYPES = ("up_out", "up_in", "down_out", "down_in")
@@ -163,17 +163,27 @@ def check_trades(trades, market, bad_market=None):
             row.fail("trade_id", "duplicate trade_id")
         seen.add(tid)
         underlying = _text(record.get("underlying"))
-        if underlying in (bad_market or {}):
+        raw_payoff = (_text(record.get("payoff")) or "").lower()
+        legs = None
+        if KINDS.get(raw_payoff) in MULTI_ASSET:
+            # import here: correlation builds on this module's row checks
+            from mcgreeks.correlation import multi_asset_cells
+            legs = multi_asset_cells(row, raw_payoff, market, bad_market)
+        elif underlying in (bad_market or {}):
             row.fail("underlying", f"its market row is invalid ({bad_market[underlying]})")
         elif underlying not in market:
             row.fail("underlying", "no such underlying in the market table")
         payoff = row.choice("payoff", tuple(KINDS))
         clean = {"trade_id": tid, "underlying": underlying, "payoff": payoff,
                  "option_type": row.choice("option_type", OPTION_TYPES),
-                 "strike": row.number("strike", low=0.0),
+                 # a spread's strike may be 0: the exchange option
+                 "strike": row.number("strike", low=0.0, low_open=payoff != "spread"),
                  "maturity": row.number("maturity", low=0.0),
                  "quantity": row.number("quantity", default=1.0),
                  "cash": row.number("cash", default=1.0) if payoff == "digital" else 1.0}
+        if legs is not None:
+            clean["underlyings"], clean["weights"] = legs["underlyings"], legs["weights"]
+            clean["underlying"] = ";".join(legs["underlyings"])
         if payoff == "barrier":
             clean["barrier"] = row.number("barrier", low=0.0)
             clean["barrier_type"] = row.choice("barrier_type", BARRIER_TYPES)

@@ -135,7 +135,8 @@ def test_number_slots_numbers_the_wanted_estimates_in_order():
 @pytest.mark.parametrize("n_trades", [1, 4])
 def test_no_totals_asks_for_none(n_trades):
     """No trade's estimator enters a total (-1), zero weights, and no slot for them (-1)."""
-    estimator, weights, base = tuple(no_totals(n_trades))[:3]
+    t = no_totals(n_trades)
+    estimator, weights, base = t.estimator, t.weights, t.base
     assert estimator.shape == (n_trades, G.N_QUANTITIES) and (estimator == -1).all()
     assert weights.shape == (n_trades, G.N_QUANTITIES, 3) and (weights == 0).all()
     assert base == -1

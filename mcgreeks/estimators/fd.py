@@ -14,15 +14,20 @@ from mcgreeks._jit import kernel
 
 #: Every bump, in the order of the kernels' bump arrays (a model's array is a prefix of it or the
 #: whole), and the index of each in them.
-BUMP_NAMES = ("spot", "vol", "rate", "maturity", "v0", "kappa", "vbar", "xi", "corr")
-B_SPOT, B_VOL, B_RATE, B_MAT, B_V0, B_KAPPA, B_VBAR, B_XI, B_CORR = range(9)
+#: "pair_corr", the correlation of two underlyings in a ``correlations`` pair, is in no model's
+#: array: a simulation group takes it on its own (``PAIR_CORR_ABS``).
+BUMP_NAMES = ("spot", "vol", "rate", "maturity", "v0", "kappa", "vbar", "xi", "corr", "pair_corr")
+B_SPOT, B_VOL, B_RATE, B_MAT, B_V0, B_KAPPA, B_VBAR, B_XI, B_CORR, B_PAIR_CORR = range(10)
 #: Bumps whose size is an absolute move of the parameter (rate: 0.001 is 10 bp; corr); every
 #: other size is a fraction of the parameter's value (maturity: the whole schedule scales).
-ABSOLUTE = frozenset({"rate", "corr"})
+ABSOLUTE = frozenset({"rate", "corr", "pair_corr"})
 #: The parameter each Greek's fd estimate bumps (gamma: the second difference in spot).
 BUMPED = {G.DELTA: "spot", G.GAMMA: "spot", G.VEGA: "vol", G.RHO: "rate", G.THETA: "maturity",
           G.D_V0: "v0", G.D_KAPPA: "kappa", G.D_VBAR: "vbar", G.D_XI: "xi", G.D_CORR: "corr"}
 
+#: A pair correlation's bump: ±0.01, clipped where the moved matrix would leave [-1, 1] or stop
+#: being positive semidefinite (the quotient then divides by the clipped width).
+PAIR_CORR_ABS = 1e-2
 SPOT_REL = 1e-2
 VOL_REL = 1e-2
 RATE_ABS = 1e-3

@@ -16,11 +16,12 @@ from mcgreeks import greeks as G
 from mcgreeks import payoffs
 from mcgreeks.estimators.validity import applies, auto_candidates, valid_estimators, why_invalid
 from mcgreeks.models import MODELS
+from mcgreeks.pricers import gbm_multi as M
 from mcgreeks.validation import InputError
 
 
-#: The codes of every Greek (``greeks="all"``).
-ALL_GREEKS = tuple(range(1, G.N_QUANTITIES))
+#: The codes of every Greek and pair measure (``greeks="all"``).
+ALL_GREEKS = tuple(range(1, G.N_QUANTITIES + len(G.PAIR_MEASURES)))
 
 
 def greek_plan(greeks):
@@ -38,11 +39,11 @@ def greek_plan(greeks):
         except TypeError:
             raise InputError(f"greeks has value {greeks!r}: must be 'all', 'none' or a list of "
                              "Greek names") from None
-    bad = [n for n in names if n not in G.GREEKS]
+    bad = [n for n in names if n not in G.MEASURES]
     if bad:
         raise InputError(f"greeks has value {bad[0]!r}: not a Greek; valid: all, none, or any of "
-                         + ", ".join(G.GREEKS))
-    return tuple(g for g in range(1, G.N_QUANTITIES) if G.QUANTITIES[g] in names)
+                         + ", ".join(G.MEASURES))
+    return tuple(g for g in ALL_GREEKS if G.MEASURES[g - 1] in names)
 
 
 def method_plan(method, asked=ALL_GREEKS):
@@ -102,4 +103,37 @@ def choices(record, plan, model="gbm", params=None, sampler="mc",
                 f"{why_invalid(cap, kind, g, e, continuous, params)}; valid: "
                 + ", ".join(G.ESTIMATORS[v] for v in valid))
         out[g] = e
+    return out
+
+
+#: The Greek code (``greek_plan``) each multi-asset measure is asked by.
+_ASKED_BY = {M.DELTA: G.DELTA, M.GAMMA: G.GAMMA, M.VEGA: G.VEGA, M.CROSS_GAMMA: G.CROSS_GAMMA,
+             M.PAIR_CORR: G.D_PAIR_CORR, M.RHO: G.RHO, M.THETA: G.THETA}
+
+
+def multi_asset_choices(record, plan, asked=ALL_GREEKS):
+    """``choices`` for a multi-asset trade (a record with ``underlyings``): {N_QUANTITIES + r: estimator
+    code} for each of its measures r (``pricers.gbm_multi.measures``) whose Greek is ``asked``.
+    Auto takes pathwise for first-order measures and mixed for second-order ones
+    (``gbm_multi.VALID``: the payoffs are Lipschitz); one estimator name applies where it is
+    valid, the rest stay auto; a per-Greek name invalid for a measure is an InputError.  A
+    per-Greek method names the wide table's Greeks, so cross_gamma and d_pair_corr follow the
+    default."""
+    default, explicit = plan
+    out = {}
+    for r, (code, _, _) in enumerate(M.measures(len(record["underlyings"]))):
+        greek = _ASKED_BY[code]
+        if greek not in asked:
+            continue
+        name = explicit.get(greek, default)
+        valid = M.VALID[code]
+        if name != "auto" and G.ESTIMATORS.index(name) not in valid:
+            if greek in explicit:
+                raise InputError(
+                    f"trade {record['trade_id']!r}: column 'method' has value {name!r} for "
+                    f"{G.QUANTITIES[greek]} of a {record['payoff']} {record['option_type']}: "
+                    "not offered on several underlyings; valid: "
+                    + ", ".join(G.ESTIMATORS[v] for v in valid))
+            name = "auto"
+        out[G.N_QUANTITIES + r] = valid[0] if name == "auto" else G.ESTIMATORS.index(name)
     return out

@@ -30,6 +30,7 @@ from mcgreeks.engine import TILE, add_to_total, brownian_tile, sobol_tile, write
 from mcgreeks.estimators import combine as C
 from mcgreeks.estimators import fd, optimal, vibrato
 from mcgreeks.models import gbm
+from mcgreeks.pricers import gbm_multi
 
 # Per-path quantities kept for a tile: the rows of ``estimators.combine``.
 F, U, SLOPE = C.F, C.U, C.SLOPE
@@ -284,55 +285,96 @@ def needs(slots):
     return out
 
 
+@kernel(inline=True)
+def group_tile(key0, stream, path, m, grid, names, mix, u, b, w):
+    """The simulation group's Brownian motions at the grid dates for paths path..path+m-1 into
+    w[asset, k, i]: each member l's own Brownian motion B_l from its own stream (key names[l],
+    ``engine.brownian_tile``) into b[l], mixed by the group's Cholesky factor, W_a = Σ_l
+    mix[a, l] B_l (Glasserman 2004, §2.3.3).  A group of one is its member's Brownian motion,
+    written straight into w (b unused), so an uncorrelated underlying keeps its numbers to the
+    bit."""
+    n = names.size
+    if n == 1:
+        brownian_tile(key0, names[0], stream, path, m, grid, u, w[0])
+        return
+    for a in range(n):
+        brownian_tile(key0, names[a], stream, path, m, grid, u, b[a])
+    for a in range(n):
+        for k in range(grid.size):
+            for i in range(m):
+                w[a, k, i] = 0.0
+            for l in range(a + 1):
+                c = mix[a, l]
+                for i in range(m):
+                    w[a, k, i] += c * b[l, k, i]
+
+
 @kernel
-def _block(keys, path0, n_paths, book, paths, plan, totals, sobol_dirs, first_tile, end_tile,
-           out):
+def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, first_tile,
+           end_tile, out):
     """Tiles first_tile..end_tile-1 of ``chunk`` (one parallel task), with their own scratch.
     Every array is ``borrow``ed: no reference counting in the loops.
 
-    Per tile: the paths, then for each trade all its wanted estimates; with a control (an
-    arithmetic Asian's geometric twin on the same path, same estimator), their joint moments.
-    The estimate of quantity g by estimator totals.estimator[j, g] is also added, per path, to
-    the underlying's total of g (``kernel_inputs.Totals``).  The trade's part is written out here
-    rather than inlined from a function of its own: numba inlines by copying the callee's IR,
-    and copying this one cost 2.7 of the GBM kernels' 19 CPU s of compile (measured)."""
-    key0, key1, stream = keys
+    Per tile: the paths of every asset of the group (``group_tile``), then for each trade all
+    its wanted estimates, read from its own asset's path with that asset's parameters; with a
+    control (an arithmetic Asian's geometric twin on the same path, same estimator), their joint
+    moments; a multi-asset trade's are ``gbm_multi.trade_tile``'s.  The estimate of quantity g
+    by estimator totals.estimator[j, g] is also added, per path, to its per-path totals
+    (``kernel_inputs.Totals``).  The trade's part is written out here rather than inlined from
+    a function of its own: numba inlines by copying the callee's IR, and copying this one cost
+    2.7 of the GBM kernels' 19 CPU s of compile (measured)."""
+    key0, _, stream = keys
     grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
         borrow(book.fix_idx)
     slots, trade_needs, coef, bumps = borrow(plan.slots), borrow(plan.needs), borrow(plan.coef), \
         borrow(plan.bumps)
-    agg_e, agg_w, totals_wanted = borrow(totals.estimator), borrow(totals.weights), \
-        borrow(totals.wanted)
+    agg_e, agg_w, agg_t = borrow(totals.estimator), borrow(totals.weights), \
+        borrow(totals.target)
+    totals_wanted = borrow(totals.wanted)
     agg_base = totals.base
-    s0, rate, div, vol = paths.spot, paths.rate, paths.div_yield, paths.vol
+    spot, rates, divs, vols = borrow(paths.spot), borrow(paths.rate), borrow(paths.div_yield), \
+        borrow(paths.vol)
+    names, mix = borrow(paths.names), borrow(paths.mix)
     out = borrow(out)
-    # the model's state, W per asset (one: GBM has a single asset), at the grid dates
-    w_, u_ = np.empty((gbm.N_ASSETS, grid.size, TILE)), np.empty(TILE)
+    n_assets = names.size
+    # the model's state, W per asset of the group at the grid dates, and the members' own B
+    w_, u_ = np.empty((n_assets, grid.size, TILE)), np.empty(TILE)
+    b_ = np.empty((n_assets if n_assets > 1 else 0, grid.size, TILE))
     z_ = np.empty((grid.size if sobol_dirs is not None else 0, TILE))
     acc_, q_, q_x_ = np.empty((N_ACC, TILE)), np.empty((N_Q, TILE)), np.empty((N_Q, TILE))
-    y_, x_, agg_ = np.empty(TILE), np.empty(TILE), np.empty((slots.shape[1], TILE))
-    w, u, z, acc = borrow(w_), borrow(u_), borrow(z_), borrow(acc_)
+    y_, x_, agg_ = np.empty(TILE), np.empty(TILE), np.empty((totals_wanted.size, TILE))
+    n_legs = legs.asset.shape[1]
+    rows_ = np.empty((gbm_multi.N_LEG_ROWS, n_legs, TILE))
+    vec_ = np.empty(3 * n_legs)
+    w, u, z, acc, b = borrow(w_), borrow(u_), borrow(z_), borrow(acc_), borrow(b_)
     q, q_x, y, x, agg = borrow(q_), borrow(q_x_), borrow(y_), borrow(x_), borrow(agg_)
-    mu = gbm.log_drift(rate, div, vol)
+    rows, vec = borrow(rows_), borrow(vec_)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
         # Monte Carlo passes sobol_dirs = None: numba prunes the branch not taken before
         # compiling, so a Monte Carlo book does not compile the Sobol kernels, nor the reverse
         if sobol_dirs is None:
-            brownian_tile(key0, key1, stream, path0 + first, m, grid, u, w[0])
+            group_tile(key0, stream, path0 + first, m, grid, names, mix, u, b, w)
         else:
             sobol_tile(borrow(sobol_dirs), borrow(paths.shifts), paths.per_replicate,
                        path0 + first, m, borrow(paths.steps), borrow(paths.weights), u, z, w[0])
         if agg_base >= 0:
             agg[:, :m] = 0.0
         for j in range(ti.shape[0]):
-            ti_j, tf_j, slots_j, coef_j, agg_e_j, agg_w_j = (ti[j], tf[j], slots[j], coef[j],
-                                                              agg_e[j], agg_w[j])
+            ti_j, tf_j, slots_j, coef_j, agg_e_j, agg_w_j, agg_t_j = (
+                ti[j], tf[j], slots[j], coef[j], agg_e[j], agg_w[j], agg_t[j])
             out_tile = out[tile]
             kind = ti_j[P.KIND]
+            if ti_j[P.LEG_N] > 0:
+                gbm_multi.trade_tile(j, book, legs, paths, plan, totals, w, m, rows, y, x, vec,
+                                     agg, out_tile)
+                continue
             control = ti_j[P.CONTROL] == 1
-            w_j = w[ti_j[P.ASSET]]          # the state of the asset the payoff reads
+            a = ti_j[P.ASSET]
+            w_j = w[a]          # the state of the asset the payoff reads
+            s0, rate, div, vol = spot[a], rates[a], divs[a], vols[a]
+            mu = gbm.log_drift(rate, div, vol)
             _fill_trade(ti_j, tf_j, fix_idx, grid, w_j, m, s0, rate, mu, vol,
                         trade_needs[j, 0] == 1, trade_needs[j, 1], trade_needs[j, 2] == 1, acc, q,
                         q_x)
@@ -347,18 +389,19 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, sobol_dirs, first_ti
                                    q_x if twin else q, bumps, coef_j[g], not twin,
                                    x if twin else y)
                     write_moments(y, x, m, control, out_tile[k])
-                    add_to_total(g, e, y, x, m, control, agg_e_j, agg_w_j, agg)
+                    add_to_total(g, e, y, x, m, control, agg_e_j, agg_w_j, agg_t_j, agg)
         if agg_base >= 0:
             for g in range(agg.shape[0]):
                 if totals_wanted[g]:
                     write_moments(agg[g], x, m, False, out[tile, agg_base + g])
                 else:       # a quantity no trade here has (vega under Heston, d_* here)
                     out[tile, agg_base + g, :] = 0.0
-    keep(w_), keep(u_), keep(z_), keep(acc_), keep(q_), keep(q_x_)
-    keep(y_), keep(x_), keep(agg_)
+    keep(w_), keep(u_), keep(z_), keep(acc_), keep(q_), keep(q_x_), keep(b_)
+    keep(y_), keep(x_), keep(agg_), keep(rows_), keep(vec_)
 
 
-def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, sobol_dirs, out):
+def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs, sobol_dirs,
+          out):
     """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
     moments per slot to out[tile, slot, :] (``engine.write_moments``); with totals.base >= 0, the
     moments of the per-path totals of each quantity to slots totals.base + g.  The arguments are
@@ -369,7 +412,7 @@ def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, sobo
     wait_for_background("gbm")
     engine.for_blocks(_block, n_tiles, engine.block_tiles(tiles_per_block, n_tiles,
                                                           book.grid.size),
-                      (keys, path0, n_paths, book, paths, plan, totals, sobol_dirs), (out,))
+                      (keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs), (out,))
 
 
 @kernel
@@ -391,25 +434,33 @@ def _components(g, ti, q, q_x, i, s0, rate, disc, pay, control, v):
 def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
     """Tiles first_tile..end_tile-1 of ``pilot_chunk`` (one parallel task); arrays borrowed as
     in ``_block``."""
-    key0, key1, stream = keys
+    key0, _, stream = keys
     grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
         borrow(book.fix_idx)
-    s0, rate, div, vol = paths.spot, paths.rate, paths.div_yield, paths.vol
+    spot, rates, divs, vols = borrow(paths.spot), borrow(paths.rate), borrow(paths.div_yield), \
+        borrow(paths.vol)
+    names, mix = borrow(paths.names), borrow(paths.mix)
     fitted, out = borrow(fitted), borrow(out)
     n_c = optimal.N_COMPONENTS
-    w_, z_, acc_ = (np.empty((gbm.N_ASSETS, grid.size, TILE)), np.empty(TILE),
+    n_assets = names.size
+    w_, z_, acc_ = (np.empty((n_assets, grid.size, TILE)), np.empty(TILE),
                     np.empty((N_ACC, TILE)))
+    b_ = np.empty((n_assets if n_assets > 1 else 0, grid.size, TILE))
     q_, q_x_, v_ = np.empty((N_Q, TILE)), np.empty((N_Q, TILE)), np.empty(n_c)
-    w, z, acc = borrow(w_), borrow(z_), borrow(acc_)
+    w, z, acc, b = borrow(w_), borrow(z_), borrow(acc_), borrow(b_)
     q, q_x, v = borrow(q_), borrow(q_x_), borrow(v_)
-    mu = gbm.log_drift(rate, div, vol)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
-        brownian_tile(key0, key1, stream, first, m, grid, z, w[0])
+        group_tile(key0, stream, first, m, grid, names, mix, z, b, w)
         for j in range(ti.shape[0]):
+            if ti[j, P.LEG_N] > 0:      # multi-asset trades fit nothing on the pilot
+                continue
             control = ti[j, P.CONTROL] == 1
-            _fill_trade(ti[j], tf[j], fix_idx, grid, w[ti[j, P.ASSET]], m, s0, rate, mu, vol,
+            a = ti[j, P.ASSET]
+            s0, rate, vol = spot[a], rates[a], vols[a]
+            mu = gbm.log_drift(rate, divs[a], vol)
+            _fill_trade(ti[j], tf[j], fix_idx, grid, w[a], m, s0, rate, mu, vol,
                         True, SCORES_ALL, True, acc, q, q_x)
             pay = P.payment_time(ti[j, P.KIND], tf[j])
             disc = math.exp(-rate * pay)
@@ -421,12 +472,12 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
                 for i in range(m):
                     _components(g, ti[j], q, q_x, i, s0, rate, disc, pay, control, v)
                     k = n_c
-                    for a in range(n_c):
-                        sums[a] += v[a]
-                        for b in range(a, n_c):
-                            sums[k] += v[a] * v[b]
+                    for c1 in range(n_c):
+                        sums[c1] += v[c1]
+                        for c2 in range(c1, n_c):
+                            sums[k] += v[c1] * v[c2]
                             k += 1
-    keep(w_), keep(z_), keep(acc_), keep(q_), keep(q_x_), keep(v_)
+    keep(w_), keep(z_), keep(acc_), keep(q_), keep(q_x_), keep(v_), keep(b_)
 
 
 #: Tiles per parallel task of the pilot (its 4,096 paths are 32 tiles).

@@ -331,8 +331,8 @@ def _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, m, s0, rate, v0, disc, q, bump
 
 @kernel
 def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme, coef,
-                corr_bar, slots_j, blend_j, bumps, agg_e_j, agg_w_j, agg, acc, alive, up, down, q,
-                buf, out_tile):
+                corr_bar, slots_j, blend_j, bumps, agg_e_j, agg_w_j, agg_t_j, agg, acc, alive, up,
+                down, q, buf, out_tile):
     """All wanted estimates of one trade over one tile, except the re-simulated fd ones (which
     ``chunk`` adds), and their contributions to the per-path totals.  z: the tile's normals;
     coef: the base scenario's step coefficients; corr_bar = sqrt(1 - corr²); blend_j: the
@@ -371,7 +371,7 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
                     buf[i] = C.estimate_called(g, e, q, i, s0, rate, pay, disc, jumps,
                                                blend_j[g], False)
             store_moments(buf, m, out_tile[k])
-            add_to_total_called(g, e, buf, buf, m, False, agg_e_j, agg_w_j, agg)
+            add_to_total_called(g, e, buf, buf, m, False, agg_e_j, agg_w_j, agg_t_j, agg)
 
 
 @kernel
@@ -386,6 +386,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
     scheme, s0, rate = paths.scheme, paths.spot, paths.rate
     slots, bumps, blend = borrow(plan.slots), borrow(plan.bumps), borrow(plan.coef)
     agg_e, agg_w, agg_base = borrow(totals.estimator), borrow(totals.weights), totals.base
+    agg_t = borrow(totals.target)
     out = borrow(out)
     n_steps = grid.size
     n_trades = ti.shape[0]
@@ -408,7 +409,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
     q_, buf_, up_ = np.empty((N_Q, TILE)), np.empty(TILE), np.empty((n_trades, TILE))
     acc_, alive_, down_ = np.empty((P.N_ACC, TILE)), np.empty(TILE), np.empty(TILE)
     disc_up_ = np.empty(n_trades)
-    agg_ = np.empty((slots.shape[1], TILE))
+    agg_ = np.empty((totals.wanted.size, TILE))
     z, x, v, tx, tv = borrow(z_), borrow(x_), borrow(v_), borrow(tx_), borrow(tv_)
     gs, cs, xs, vs = borrow(gs_), borrow(cs_), borrow(xs_), borrow(vs_)
     state_v, tan_x, tan_v = borrow(state_v_), borrow(tan_x_), borrow(tan_v_)
@@ -425,7 +426,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
             a = ti[j, P.ASSET]              # the asset the payoff reads
             _trade_tile(ti[j], tf[j], fix_idx, grid, x[a], v[a], tx, tv, gs, cs, z, m, s0, rate,
                         scens[0, H.SC_V0], scheme, coefs[0], corr_bar, slots[j], blend[j], bumps,
-                        agg_e[j], agg_w[j], agg, acc, alive, up[0], down, q, buf, out[tile])
+                        agg_e[j], agg_w[j], agg_t[j], agg, acc, alive, up[0], down, q, buf,
+                        out[tile])
         for g in range(G.THETA, G.N_QUANTITIES if want_resim else G.THETA):
             s_up = fd_scen[g, 0]
             if s_up < 0:
@@ -452,7 +454,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile
                             buf[i] = -d / tf[j, P.MATURITY] if g == G.THETA else d
                     if side == 1:
                         store_moments(buf, m, out[tile, k])
-                        add_to_total_called(g, G.FD, buf, buf, m, False, agg_e[j], agg_w[j], agg)
+                        add_to_total_called(g, G.FD, buf, buf, m, False, agg_e[j], agg_w[j],
+                                            agg_t[j], agg)
         if agg_base >= 0:
             for g in range(agg.shape[0]):
                 store_moments(agg[g], m, out[tile, agg_base + g])

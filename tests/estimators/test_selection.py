@@ -33,7 +33,8 @@ def code(name):
 # -- greek_plan ------------------------------------------------------------------------------------
 
 def test_greek_plan_all_and_none():
-    assert greek_plan("all") == tuple(range(1, G.N_QUANTITIES))
+    assert greek_plan("all") == tuple(range(1, G.N_QUANTITIES + 2))
+    assert greek_plan("cross_gamma,delta") == (G.DELTA, G.CROSS_GAMMA)
     assert greek_plan(" ALL ") == ALL_GREEKS
     assert greek_plan("none") == ()
 

@@ -373,7 +373,8 @@ def test_bridge_survival_matches_simulated_brownian_bridges(bridge):
 
 #: kind, continuous -> (reads its fixings, smoothness class, one date), from the module's
 #: documentation: averages, extremes and a discrete barrier read n dates; a continuous barrier
-#: integrates its path between dates out; a digital and a discrete barrier jump.
+#: integrates its path between dates out; a digital and a discrete barrier jump; payoffs on
+#: several underlyings read their maturity but are no single-asset "one date" payoff.
 CLASSES = {
     (P.EUROPEAN, False): (False, P.LIPSCHITZ, True),
     (P.DIGITAL, False): (False, P.JUMP, True),
@@ -382,6 +383,10 @@ CLASSES = {
     (P.BARRIER, False): (True, P.JUMP, False),
     (P.BARRIER, True): (False, P.BRIDGED, False),
     (P.LOOKBACK, False): (True, P.LIPSCHITZ, False),
+    (P.BASKET, False): (False, P.LIPSCHITZ, False),
+    (P.BEST_OF, False): (False, P.LIPSCHITZ, False),
+    (P.WORST_OF, False): (False, P.LIPSCHITZ, False),
+    (P.SPREAD, False): (False, P.LIPSCHITZ, False),
 }
 
 

@@ -1,0 +1,329 @@
+"""GBM trades on several correlated underlyings: basket, best-of, worst-of and spread options,
+their price and every sensitivity with its standard error, in the pass that prices them.
+
+A simulation group's Brownian motions are mixed by its Cholesky factor (``pricers.gbm``), so a
+multi-asset trade reads its n legs' log-spots at maturity
+
+    ln S_k(T) = ln S0_k + μ_k T + σ_k √T Y_k,    Y ~ N(0, C)
+
+with C the correlation matrix of its own legs.  Everything below is written in the trade's own
+law: its factor L (C = L Lᵀ), the independent normals Z = L⁻¹Y behind Y, and the precision
+ζ = C⁻¹Y, all read from ``kernel_inputs.Legs``.  Per path, with f the cash flow, u its
+underlying quantity (``payoffs.legs_quantity``) and p_k = f'(u) ∂u/∂ln S_k its pathwise
+weights, and s_k = ζ_k/(σ_k√T), the score of ln S0_k:
+
+- pathwise (Glasserman 2004, §7.2): delta_k = p_k/S0_k; vega_k = p_k(√T Y_k - σ_k T);
+  rho = T Σp_k (and the discount's -T f); theta from ∂ln S_k/∂T = μ_k + σ_k Y_k/(2√T) (and the
+  discount's -r f); ∂/∂c_kl = Σ_m p_m σ_m √T (dL Z)_m with dL = ∂L/∂c_kl
+  (``correlation.cholesky_derivative``), the reparameterization Y = L(c) Z;
+- likelihood ratio, the scores of the multivariate normal law of ln S(T) (Glasserman 2004,
+  §7.3): ∂/∂ln S0_k: s_k; ∂/∂σ_k: ζ_k(Y_k/σ_k - √T) - 1/σ_k; ∂/∂r: √T Σ ζ_k/σ_k;
+  ∂/∂c_kl: ζ_k ζ_l - (C⁻¹)_kl; second order in spot:
+  (s_k s_l - (C⁻¹)_kl/(σ_k σ_l T) - δ_kl s_k)/(S0_k S0_l);
+- mixed (pathwise then likelihood ratio): ∂²/∂S0_k∂S0_l = (p_l s_k - δ_kl p_k)/(S0_k S0_l),
+  symmetrized over (k, l) for a cross-gamma;
+- fd: central differences of the revalued payoff on the same normals (common random numbers);
+  a correlation bump revalues with the bumped factor, Y' = L(c ± h) Z.
+Every estimate is multiplied by the discount e^{-rT}.  Theta has no likelihood-ratio form here
+(its dates do not scale through a score of one date); every other measure has pathwise or mixed,
+lr and fd.
+
+A trade's measures (``measures``) are numbered after ``greeks.N_QUANTITIES`` on the quantity
+axis of ``kernel_inputs.Plan.slots``, so the engine's slots, moments and per-path totals serve
+them unchanged.
+"""
+import math
+
+from mcgreeks import greeks as G
+from mcgreeks import payoffs as P
+from mcgreeks import vecmath
+from mcgreeks._jit import kernel
+from mcgreeks.engine import add_to_total, write_moments
+from mcgreeks.estimators import fd
+from mcgreeks.models import gbm
+
+#: Measures of a multi-asset trade, in the order of its quantity axis (after N_QUANTITIES): per
+#: leg delta, gamma, vega; per pair of legs (k < l, in leg order) cross-gamma and pair
+#: correlation; then rho and theta.
+DELTA, GAMMA, VEGA, CROSS_GAMMA, PAIR_CORR, RHO, THETA = range(7)
+MEASURE_NAMES = ("delta", "gamma", "vega", "cross_gamma", "d_pair_corr", "rho", "theta")
+#: Estimators valid for each measure (the payoffs are Lipschitz: pathwise for first order,
+#: mixed for second order; lr for all but theta; fd for all), the first being auto's choice.
+VALID = {DELTA: (G.PATHWISE, G.LR, G.FD), GAMMA: (G.MIXED, G.LR, G.FD),
+         VEGA: (G.PATHWISE, G.LR, G.FD), CROSS_GAMMA: (G.MIXED, G.LR, G.FD),
+         PAIR_CORR: (G.PATHWISE, G.LR, G.FD), RHO: (G.PATHWISE, G.LR, G.FD),
+         THETA: (G.PATHWISE, G.FD)}
+
+#: Rows of the per-leg scratch rows[row, leg, path]: log-spot at maturity, Y, Z = L⁻¹Y,
+#: ζ = C⁻¹Y, pathwise weight p.
+LOG_S, Y, Z, ZETA, PW = range(5)
+N_LEG_ROWS = 5
+
+
+def pairs(n):
+    """The (k, l), k < l, pairs of n legs in measure order."""
+    return [(k, l) for k in range(n) for l in range(k + 1, n)]
+
+
+def measures(n):
+    """(measure code, k, l) of a trade with n legs, in quantity order (k, l: legs, -1 unused)."""
+    out = [(code, k, -1) for code in (DELTA, GAMMA, VEGA) for k in range(n)]
+    out += [(code, k, l) for code in (CROSS_GAMMA, PAIR_CORR) for k, l in pairs(n)]
+    return out + [(RHO, -1, -1), (THETA, -1, -1)]
+
+
+@kernel(inline=True)
+def _measure(r, n):
+    """(code, k, l) of quantity r of a trade with n legs (``measures``, in a kernel)."""
+    if r < 3 * n:
+        return r // n, r % n, -1
+    n_pairs = n * (n - 1) // 2
+    r -= 3 * n
+    if r >= 2 * n_pairs:
+        return RHO + r - 2 * n_pairs, -1, -1
+    code = CROSS_GAMMA if r < n_pairs else PAIR_CORR
+    p = r % n_pairs if n_pairs > 0 else 0
+    k = 0
+    while p >= n - 1 - k:
+        p -= n - 1 - k
+        k += 1
+    return code, k, k + 1 + p
+
+
+@kernel
+def _value(ti_j, tf_j, weights, n, log_s, du):
+    """The cash flow of one unit of a multi-asset trade whose legs have log-spots log_s[:n] at
+    maturity (``payoffs.legs_quantity``; du: scratch for its weights)."""
+    u = P.legs_quantity(ti_j[P.KIND], weights, log_s, n, du)
+    return P.value(P.EUROPEAN, tf_j[P.OMEGA], tf_j[P.STRIKE], 1.0, u)
+
+
+@kernel
+def _pair_of(p, n):
+    """(k, l) of pair p of n legs (``pairs``' order)."""
+    k = 0
+    while p >= n - 1 - k:
+        p -= n - 1 - k
+        k += 1
+    return k, k + 1 + p
+
+
+@kernel
+def _measure(r, n):
+    """(code, k, l) of the r-th measure of a trade with n legs (``measures``, in a kernel)."""
+    if r < 3 * n:
+        return r // n, r % n, -1
+    n_pairs = n * (n - 1) // 2
+    r -= 3 * n
+    if r >= 2 * n_pairs:
+        return RHO + r - 2 * n_pairs, -1, -1
+    k, l = _pair_of(r % n_pairs, n)
+    return (CROSS_GAMMA if r < n_pairs else PAIR_CORR), k, l
+
+
+@kernel
+def _revalued(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, side_k, side_l, vec):
+    """Path i's discounted cash flow with one parameter moved by side_k (+1, -1, 0) fd steps
+    (``estimators.fd``; the same normals): the spot of leg k (and of leg l by side_l: a
+    cross-gamma's corner), the volatility of leg k, the rate of every leg and the discount, the
+    maturity (dates, W as √T and the discount scale together), or pair (k, l)'s correlation
+    (Y' = L(c ± h) Z with the bumped factor ``Legs.bumped``).  vec: scratch of 2 n_max."""
+    n = ti_j[P.LEG_N]
+    t = tf_j[P.MATURITY]
+    root_t = math.sqrt(t)
+    rate = paths.rate[legs.asset[j, 0]]
+    disc = math.exp(-rate * t)
+    moved = vec[:n]
+    for q in range(n):
+        moved[q] = rows[LOG_S, q, i]
+    if code == DELTA or code == GAMMA or code == CROSS_GAMMA:
+        moved[k] += math.log1p(side_k * bumps[0])
+        if l >= 0:
+            moved[l] += math.log1p(side_l * bumps[0])
+    elif code == VEGA:
+        a = legs.asset[j, k]
+        vol = paths.vol[a]
+        moved_vol = vol * (1.0 + side_k * bumps[1])
+        moved[k] += (-0.5 * (moved_vol * moved_vol - vol * vol) * t
+                     + (moved_vol - vol) * root_t * rows[Y, k, i])
+    elif code == RHO:
+        h = side_k * bumps[2]
+        for q in range(n):
+            moved[q] += h * t
+        disc = math.exp(-(rate + h) * t)
+    elif code == THETA:
+        c = 1.0 + side_k * bumps[3]
+        for q in range(n):
+            a = legs.asset[j, q]
+            mu = gbm.log_drift(paths.rate[a], paths.div_yield[a], paths.vol[a])
+            moved[q] = (math.log(paths.spot[a]) + mu * t * c
+                        + paths.vol[a] * math.sqrt(t * c) * rows[Y, q, i])
+        disc = math.exp(-rate * t * c)
+    else:       # PAIR_CORR
+        factor = legs.bumped[j, _pair_index(k, l, n), 0 if side_k > 0 else 1]
+        for q in range(n):
+            y = 0.0
+            for s in range(q + 1):
+                y += factor[q, s] * rows[Z, s, i]
+            moved[q] += paths.vol[legs.asset[j, q]] * root_t * (y - rows[Y, q, i])
+    return disc * _value(ti_j, tf_j, legs.weight[j], n, moved, vec[n:])
+
+
+@kernel
+def _pair_index(k, l, n):
+    """Position of pair (k, l), k < l, in ``pairs``' order of n legs."""
+    return k * n - k * (k + 1) // 2 + (l - k - 1)
+
+
+@kernel
+def _fd(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, base, vec):
+    """Path i's central-difference estimate of measure (code, k, l) (``_revalued``); base: the
+    unmoved discounted cash flow."""
+    n = ti_j[P.LEG_N]
+    if code == CROSS_GAMMA:
+        h_k = bumps[0] * paths.spot[legs.asset[j, k]]
+        h_l = bumps[0] * paths.spot[legs.asset[j, l]]
+        corner = 0.0
+        for sk in (1.0, -1.0):
+            for sl in (1.0, -1.0):
+                corner += sk * sl * _revalued(j, ti_j, tf_j, legs, paths, bumps, rows, i, code,
+                                              k, l, sk, sl, vec)
+        return corner / (4.0 * h_k * h_l)
+    up = _revalued(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, 1.0, 0.0, vec)
+    down = _revalued(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, -1.0, 0.0, vec)
+    if code == DELTA or code == GAMMA:
+        h = bumps[0] * paths.spot[legs.asset[j, k]]
+        return fd.central(up, down, h) if code == DELTA else fd.second(up, base, down, h)
+    if code == VEGA:
+        return fd.central(up, down, bumps[1] * paths.vol[legs.asset[j, k]])
+    if code == RHO:
+        return fd.central(up, down, bumps[2])
+    if code == THETA:
+        return -fd.central(up, down, bumps[3] * tf_j[P.MATURITY])
+    return (up - down) / legs.pair_width[j, _pair_index(k, l, n)]
+
+
+@kernel
+def _estimate(j, ti_j, tf_j, legs, paths, bumps, rows, f, i, code, k, l, e, vec):
+    """Path i's estimate of measure (code, k, l) by estimator e (module docstring), discounted."""
+    n = ti_j[P.LEG_N]
+    t = tf_j[P.MATURITY]
+    root_t = math.sqrt(t)
+    a0 = legs.asset[j, 0]
+    rate = paths.rate[a0]
+    disc = math.exp(-rate * t)
+    if e == G.FD:
+        return _fd(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, disc * f[i], vec)
+    a_k = legs.asset[j, max(k, 0)]
+    s0_k, vol_k = paths.spot[a_k], paths.vol[a_k]
+    score_k = rows[ZETA, max(k, 0), i] / (vol_k * root_t)
+    if code == DELTA:
+        if e == G.PATHWISE:
+            return disc * rows[PW, k, i] / s0_k
+        return disc * f[i] * score_k / s0_k
+    if code == VEGA:
+        if e == G.PATHWISE:
+            return disc * rows[PW, k, i] * (root_t * rows[Y, k, i] - vol_k * t)
+        return disc * f[i] * (rows[ZETA, k, i] * (rows[Y, k, i] / vol_k - root_t) - 1.0 / vol_k)
+    if code == RHO:
+        total = 0.0
+        for q in range(n):
+            if e == G.PATHWISE:
+                total += rows[PW, q, i] * t
+            else:
+                total += f[i] * root_t * rows[ZETA, q, i] / paths.vol[legs.asset[j, q]]
+        return disc * (total - t * f[i])
+    if code == THETA:       # pathwise only: -∂V/∂T
+        total = 0.0
+        for q in range(n):
+            a = legs.asset[j, q]
+            vol = paths.vol[a]
+            mu = gbm.log_drift(paths.rate[a], paths.div_yield[a], vol)
+            total += rows[PW, q, i] * (mu + 0.5 * vol * rows[Y, q, i] / root_t)
+        return -disc * (total - rate * f[i])
+    if code == GAMMA:
+        if e == G.MIXED:
+            return disc * rows[PW, k, i] * (score_k - 1.0) / (s0_k * s0_k)
+        precision = legs.precision[j, k, k] / (vol_k * vol_k * t)
+        return disc * f[i] * (score_k * score_k - precision - score_k) / (s0_k * s0_k)
+    a_l = legs.asset[j, l]
+    s0_l, vol_l = paths.spot[a_l], paths.vol[a_l]
+    score_l = rows[ZETA, l, i] / (vol_l * root_t)
+    if code == CROSS_GAMMA:
+        if e == G.MIXED:
+            return disc * 0.5 * (rows[PW, l, i] * score_k + rows[PW, k, i] * score_l) / (
+                s0_k * s0_l)
+        precision = legs.precision[j, k, l] / (vol_k * vol_l * t)
+        return disc * f[i] * (score_k * score_l - precision) / (s0_k * s0_l)
+    # PAIR_CORR
+    if e == G.LR:
+        return disc * f[i] * (rows[ZETA, k, i] * rows[ZETA, l, i] - legs.precision[j, k, l])
+    d_factor = legs.d_factor[j, _pair_index(k, l, n)]
+    total = 0.0
+    for q in range(n):
+        dy = 0.0
+        for s in range(q + 1):
+            dy += d_factor[q, s] * rows[Z, s, i]
+        total += rows[PW, q, i] * paths.vol[legs.asset[j, q]] * root_t * dy
+    return disc * total
+
+
+@kernel
+def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg, out_tile):
+    """Trade j's (a multi-asset trade's) wanted estimates over one tile: their moments into
+    out_tile[slot] (``engine.write_moments``) and the per-path totals (``engine.add_to_total``).
+
+    w[asset, date, path]: the group's mixed Brownian motions on the grid; m: paths in the tile;
+    rows (N_LEG_ROWS, n_max, TILE), f and est (TILE,), vec (3 n_max): scratch."""
+    ti_j, tf_j = book.ti[j], book.tf[j]
+    n = ti_j[P.LEG_N]
+    t = tf_j[P.MATURITY]
+    root_t = math.sqrt(t)
+    g_t = book.fix_idx[ti_j[P.FIX_OFF]]
+    inverse, precision = legs.inverse[j], legs.precision[j]
+    for k in range(n):
+        a = legs.asset[j, k]
+        for i in range(m):
+            rows[Y, k, i] = w[a, g_t, i] / root_t
+    for k in range(n):
+        a = legs.asset[j, k]
+        log_s0 = math.log(paths.spot[a])
+        drift = gbm.log_drift(paths.rate[a], paths.div_yield[a], paths.vol[a]) * t
+        diffusion = paths.vol[a] * root_t
+        for i in range(m):
+            z = 0.0
+            for s in range(k + 1):
+                z += inverse[k, s] * rows[Y, s, i]
+            zeta = 0.0
+            for s in range(n):
+                zeta += precision[k, s] * rows[Y, s, i]
+            rows[Z, k, i], rows[ZETA, k, i] = z, zeta
+            rows[LOG_S, k, i] = log_s0 + drift + diffusion * rows[Y, k, i]
+    omega, strike = tf_j[P.OMEGA], tf_j[P.STRIKE]
+    for i in range(m):
+        u = P.legs_quantity(ti_j[P.KIND], legs.weight[j], rows[LOG_S, :, i], n, vec)
+        f[i] = P.value(P.EUROPEAN, omega, strike, 1.0, u)
+        slope = P.slope(P.EUROPEAN, omega, strike, 1.0, u)
+        for k in range(n):
+            rows[PW, k, i] = slope * vec[k]
+    slots_j = plan.slots[j]
+    if slots_j[G.PRICE, 0] >= 0:
+        disc = math.exp(-paths.rate[legs.asset[j, 0]] * t)
+        for i in range(m):
+            est[i] = disc * f[i]
+        write_moments(est, est, m, False, out_tile[slots_j[G.PRICE, 0]])
+        add_to_total(G.PRICE, 0, est, est, m, False, totals.estimator[j], totals.weights[j],
+                     totals.target[j], agg)
+    for r in range(slots_j.shape[0] - G.N_QUANTITIES):
+        g = G.N_QUANTITIES + r
+        for e in range(slots_j.shape[1]):
+            slot = slots_j[g, e]
+            if slot < 0:
+                continue
+            code, k, l = _measure(r, n)
+            for i in range(m):
+                est[i] = _estimate(j, ti_j, tf_j, legs, paths, plan.bumps, rows, f, i, code, k,
+                                   l, e, vec)
+            write_moments(est, est, m, False, out_tile[slot])
+            add_to_total(g, e, est, est, m, False, totals.estimator[j], totals.weights[j],
+                         totals.target[j], agg)
