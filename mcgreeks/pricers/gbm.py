@@ -343,7 +343,9 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
     z_ = np.empty((grid.size if sobol_dirs is not None else 0, TILE))
     acc_, q_, q_x_ = np.empty((N_ACC, TILE)), np.empty((N_Q, TILE)), np.empty((N_Q, TILE))
     y_, x_, agg_ = np.empty(TILE), np.empty(TILE), np.empty((totals_wanted.size, TILE))
-    n_legs = legs.asset.shape[1]
+    # legs is None for a book without multi-asset trades: numba prunes their branch, which
+    # then costs such a book no compile time
+    n_legs = legs.asset.shape[1] if legs is not None else 0
     rows_ = np.empty((gbm_multi.N_LEG_ROWS, n_legs, TILE))
     vec_ = np.empty(3 * n_legs)
     w, u, z, acc, b = borrow(w_), borrow(u_), borrow(z_), borrow(acc_), borrow(b_)
@@ -366,10 +368,11 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
                 ti[j], tf[j], slots[j], coef[j], agg_e[j], agg_w[j], agg_t[j])
             out_tile = out[tile]
             kind = ti_j[P.KIND]
-            if ti_j[P.LEG_N] > 0:
-                gbm_multi.trade_tile(j, book, legs, paths, plan, totals, w, m, rows, y, x, vec,
-                                     agg, out_tile)
-                continue
+            if legs is not None:
+                if ti_j[P.LEG_N] > 0:
+                    gbm_multi.trade_tile(j, book, legs, paths, plan, totals, w, m, rows, y, x,
+                                         vec, agg, out_tile)
+                    continue
             control = ti_j[P.CONTROL] == 1
             a = ti_j[P.ASSET]
             w_j = w[a]          # the state of the asset the payoff reads
@@ -405,8 +408,9 @@ def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs
     """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
     moments per slot to out[tile, slot, :] (``engine.write_moments``); with totals.base >= 0, the
     moments of the per-path totals of each quantity to slots totals.base + g.  The arguments are
-    the records of ``kernel_inputs`` (``kernel_inputs.gbm`` builds them); ``sobol_dirs`` are the
-    Sobol direction numbers, or None for Monte Carlo.  Blocks of ``tiles_per_block`` tiles run in
+    the records of ``kernel_inputs`` (``kernel_inputs.gbm`` builds them); ``legs`` the
+    ``kernel_inputs.Legs`` of its multi-asset trades, or None when it has none; ``sobol_dirs``
+    the Sobol direction numbers, or None for Monte Carlo.  Blocks of ``tiles_per_block`` tiles run in
     parallel (``engine.for_blocks``)."""
     n_tiles = (n_paths + TILE - 1) // TILE
     wait_for_background("gbm")
