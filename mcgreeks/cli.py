@@ -282,7 +282,7 @@ class _Log:
         if not self.quiet:
             print(f"[{time.perf_counter() - self.start:8.2f}s] {message}", file=sys.stderr)
 
-    def progress(self, trades, market, settings):
+    def progress(self, trades, market, settings, correlations=None):
         """A callback for price_portfolio's progress (``warmup.RunProgress``): the first-run
         message when kernels must be compiled, then a tqdm bar on a terminal, else log lines,
         over compile and pricing, with an ETA weighted by each underlying's estimated cost."""
@@ -298,7 +298,8 @@ class _Log:
                                steps_per_year=settings["steps_per_year"],
                                sampler=settings.get("sampler", "mc"),
                                log=self if not self.quiet else None, bar=bar,
-                               parallel=not (settings.get("workers") or settings.get("scheduler")))
+                               parallel=not (settings.get("workers") or settings.get("scheduler")),
+                               correlations=correlations)
         return self.bar
 
     def close(self):
@@ -436,7 +437,7 @@ def _price(settings, inputs, out, log, quiet, argv):
             sampler=settings.get("sampler", "mc"),
             randomizations=settings.get("randomizations", 16), client=client, diagnostics=True,
             greeks=settings.get("greeks", "all"), risk=bool(risk_out),
-            progress=log.progress(trades, market, settings))
+            progress=log.progress(trades, market, settings, correlations))
     except Stopped:
         stopped = True      # the process ends now: no waiting on a cluster to shut down
         raise

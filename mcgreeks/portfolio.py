@@ -148,13 +148,11 @@ def _jobs(records, picks, market_params, pairs, settings):
         options = dict(settings, bumps=settings["bumps"][model],
                        sampler=settings["sampler"] if settings["sampler"] in MODELS[model].samplers
                        and len(group) == 1 else "mc")
-        records_ = [records[i] for i in idx]
-        if len(group) > 1:
-            records_ = [dict(r, legs=tuple(place[n] for n in r["underlyings"]))
-                        if r.get("underlyings") else dict(r, asset=place[r["underlying"]])
-                        for r in records_]
-            options.update(members=group, member_params=params,
-                           correlation=group_matrix(group, pairs))
+        records_ = [dict(r, legs=tuple(place[n] for n in r["underlyings"]))
+                    if r.get("underlyings") else dict(r, asset=place[r["underlying"]])
+                    for r in (records[i] for i in idx)]
+        options.update(members=group, member_params=params,
+                       correlation=group_matrix(group, pairs))
         jobs.append(underlying.Job(";".join(group), params[0], records_, [picks[i] for i in idx],
                                    **options))
         members.append(idx)

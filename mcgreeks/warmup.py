@@ -82,34 +82,46 @@ def _book_trades(underlying):
 
 def synthetic_book():
     """(trades, market): every payoff on a GBM underlying WG and a Heston one WH (whose Feller
-    ratio, 0.6, makes ``auto`` pilot pathwise against fd)."""
-    trades = pd.DataFrame(_book_trades("WG") + _book_trades("WH"))
+    ratio, 0.6, makes ``auto`` pilot pathwise against fd), and a basket of WG and a second GBM
+    underlying WG2 (``correlated_book``)."""
+    basket = {"trade_id": "WGB", "underlying": "WG;WG2", "payoff": "basket", "option_type": "call",
+              "strike": 200.0, "maturity": 0.5, "quantity": 1.0, "weights": "1;1"}
+    trades = pd.DataFrame(_book_trades("WG") + _book_trades("WH") + [basket])
     market = pd.DataFrame([
         {"underlying": "WG", "model": "gbm", "spot": 100.0, "rate": 0.03, "div_yield": 0.01,
          "vol": 0.2, "v0": np.nan, "kappa": np.nan, "vbar": np.nan, "xi": np.nan,
+         "corr": np.nan},
+        {"underlying": "WG2", "model": "gbm", "spot": 100.0, "rate": 0.03, "div_yield": 0.0,
+         "vol": 0.3, "v0": np.nan, "kappa": np.nan, "vbar": np.nan, "xi": np.nan,
          "corr": np.nan},
         {"underlying": "WH", "model": "heston", "spot": 100.0, "rate": 0.03, "div_yield": 0.01,
          "vol": np.nan, "v0": 0.04, "kappa": 1.5, "vbar": 0.04, "xi": 0.4472, "corr": -0.6}])
     return trades, market
 
 
+#: The synthetic book's correlations: WG and WG2 form a simulation group.
+CORRELATIONS = pd.DataFrame({"underlying_1": ["WG"], "underlying_2": ["WG2"], "corr": [0.5]})
+
+
 def _runs(model):
-    """The price_portfolio calls that compile ``model``'s kernels: (label, keyword arguments)."""
+    """The price_portfolio calls that compile ``model``'s kernels: (label, underlyings priced,
+    keyword arguments)."""
     small = 2048        # 16 Sobol scramblings of 128 points; the pilot and the main run
     if model == "gbm":
-        return [("GBM, Monte Carlo", dict(n_paths=small)),
-                ("GBM, Sobol", dict(n_paths=small, sampler="sobol"))]
-    return [("Heston, QE", dict(n_paths=small)),
-            ("Heston, Euler", dict(n_paths=small, scheme="euler", steps_per_year=12))]
+        return [("GBM, Monte Carlo", ("WG",), dict(n_paths=small)),
+                ("GBM, Sobol", ("WG",), dict(n_paths=small, sampler="sobol")),
+                ("GBM, correlated", ("WG", "WG;WG2"),
+                 dict(n_paths=small, correlations=CORRELATIONS))]
+    return [("Heston, QE", ("WH",), dict(n_paths=small)),
+            ("Heston, Euler", ("WH",), dict(n_paths=small, scheme="euler", steps_per_year=12))]
 
 
 def compile_model(model, progress=None):
     """Compile (or load) ``model``'s kernels by pricing the synthetic book's trades of it."""
     from mcgreeks.portfolio import price_portfolio
     trades, market = synthetic_book()
-    name = "WG" if model == "gbm" else "WH"
-    for label, kwargs in _runs(model):
-        price_portfolio(trades[trades["underlying"] == name], market, seed=1, **kwargs)
+    for label, names, kwargs in _runs(model):
+        price_portfolio(trades[trades["underlying"].isin(names)], market, seed=1, **kwargs)
         if progress:
             progress(label)
     mark_warm(model)
@@ -242,21 +254,48 @@ def _dates(trade):
     return int(n) if fixed and n == n and n else 1
 
 
-def estimate_seconds(trades, market, n_paths=100_000, steps_per_year=None, threads=None):
-    """[(underlying, model, n_trades, seconds)]: a rough wall time to price each underlying
-    (cost model above, ``threads`` cores; default numba's), in the order price_portfolio takes
-    them (first appearance in ``trades``).  Rows it cannot read are skipped."""
+def _job_names(trades, market, correlations):
+    """Per trade, the name price_portfolio gives its job: its simulation group's names joined
+    by ``;`` (``correlation.groups``; an underlying alone: its name), read best-effort from the
+    raw tables (a malformed cell leaves the trade's own ``underlying`` text)."""
+    from mcgreeks.correlation import groups
+    cells = [str(u) for u in trades["underlying"]]
+    lists = [[n.strip() for n in cell.split(";")] for cell in cells]
+    names = {str(n) for n in market["underlying"]} | {n for names in lists for n in names}
+    pairs = []
+    if correlations is not None:
+        for r in correlations.to_dict("records"):
+            try:
+                pairs.append((str(r["underlying_1"]), str(r["underlying_2"]), float(r["corr"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+    pairs = [p for p in pairs if p[0] in names and p[1] in names]
+    label = {n: ";".join(g) for g in groups(names, pairs, [t for t in lists if len(t) > 1])
+             for n in g}
+    return [label.get(names_[0], cell) for names_, cell in zip(lists, cells)]
+
+
+def estimate_seconds(trades, market, n_paths=100_000, steps_per_year=None, threads=None,
+                     correlations=None):
+    """[(job, model, n_trades, seconds)]: a rough wall time to price each simulation group
+    (``_job_names``; an underlying alone is its own) (cost model above, ``threads`` cores;
+    default numba's), in the order price_portfolio takes them (first appearance in
+    ``trades``).  A multi-asset trade costs as many trades as it has names and pairs.  Rows it
+    cannot read are skipped."""
     import numba
     threads = max(1, threads or numba.get_num_threads())
     models = {str(r.get("underlying")): str(r.get("model", "")).strip().lower()
               for r in market.to_dict("records")}
     out = []
-    for name, group in trades.groupby(trades["underlying"].astype(str), sort=False):
-        model = models.get(name)
+    jobs = pd.Series(_job_names(trades, market, correlations), index=trades.index)
+    for name, group in trades.groupby(jobs, sort=False):
+        model = models.get(name.split(";")[0])
         records = group.to_dict("records")
         if model == "gbm":
+            legs = [len(str(r["underlying"]).split(";")) for r in records]
+            n_trades = sum(n * (n + 1) // 2 for n in legs)
             dates = sum(_dates(r) for r in records)
-            cpu = n_paths * (GBM_TRADE * len(records) + GBM_DATE * dates) + PILOT_SECONDS
+            cpu = n_paths * (GBM_TRADE * n_trades + GBM_DATE * dates) + PILOT_SECONDS
         elif model == "heston":
             spy = steps_per_year or 52
             maturity = pd.to_numeric(group["maturity"], errors="coerce").max()
@@ -280,10 +319,11 @@ class RunProgress:
     Call the object as price_portfolio's ``progress(name, n_trades)``; ``close()`` at the end."""
 
     def __init__(self, trades, market, *, n_paths=100_000, steps_per_year=None, sampler="mc",
-                 log=None, bar=None, parallel=True):
+                 log=None, bar=None, parallel=True, correlations=None):
         self.log = log or (lambda message: None)
         try:
-            self.items = estimate_seconds(trades, market, n_paths, steps_per_year)
+            self.items = estimate_seconds(trades, market, n_paths, steps_per_year,
+                                          correlations=correlations)
         except Exception:      # malformed tables: price_portfolio says what is wrong with them
             self.items = []
         order = []
