@@ -72,24 +72,6 @@ def measures(n):
     return out + [(RHO, -1, -1), (THETA, -1, -1)]
 
 
-@kernel(inline=True)
-def _measure(r, n):
-    """(code, k, l) of quantity r of a trade with n legs (``measures``, in a kernel)."""
-    if r < 3 * n:
-        return r // n, r % n, -1
-    n_pairs = n * (n - 1) // 2
-    r -= 3 * n
-    if r >= 2 * n_pairs:
-        return RHO + r - 2 * n_pairs, -1, -1
-    code = CROSS_GAMMA if r < n_pairs else PAIR_CORR
-    p = r % n_pairs if n_pairs > 0 else 0
-    k = 0
-    while p >= n - 1 - k:
-        p -= n - 1 - k
-        k += 1
-    return code, k, k + 1 + p
-
-
 @kernel
 def _value(ti_j, tf_j, weights, n, log_s, du):
     """The cash flow of one unit of a multi-asset trade whose legs have log-spots log_s[:n] at
@@ -204,68 +186,98 @@ def _fd(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, base, vec):
 
 
 @kernel
-def _estimate(j, ti_j, tf_j, legs, paths, bumps, rows, f, i, code, k, l, e, vec):
-    """Path i's estimate of measure (code, k, l) by estimator e (module docstring), discounted."""
+def _estimates(j, ti_j, tf_j, legs, paths, bumps, rows, f, m, code, k, l, e, est, vec):
+    """The estimates of measure (code, k, l) by estimator e on the tile's m paths into est[:m]
+    (module docstring), discounted.  Every formula but fd's runs with the paths as the inner
+    loop over the per-leg rows, so it vectorizes."""
     n = ti_j[P.LEG_N]
     t = tf_j[P.MATURITY]
     root_t = math.sqrt(t)
-    a0 = legs.asset[j, 0]
-    rate = paths.rate[a0]
+    rate = paths.rate[legs.asset[j, 0]]
     disc = math.exp(-rate * t)
     if e == G.FD:
-        return _fd(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, disc * f[i], vec)
-    a_k = legs.asset[j, max(k, 0)]
-    s0_k, vol_k = paths.spot[a_k], paths.vol[a_k]
-    score_k = rows[ZETA, max(k, 0), i] / (vol_k * root_t)
-    if code == DELTA:
-        if e == G.PATHWISE:
-            return disc * rows[PW, k, i] / s0_k
-        return disc * f[i] * score_k / s0_k
-    if code == VEGA:
-        if e == G.PATHWISE:
-            return disc * rows[PW, k, i] * (root_t * rows[Y, k, i] - vol_k * t)
-        return disc * f[i] * (rows[ZETA, k, i] * (rows[Y, k, i] / vol_k - root_t) - 1.0 / vol_k)
-    if code == RHO:
-        total = 0.0
-        for q in range(n):
-            if e == G.PATHWISE:
-                total += rows[PW, q, i] * t
-            else:
-                total += f[i] * root_t * rows[ZETA, q, i] / paths.vol[legs.asset[j, q]]
-        return disc * (total - t * f[i])
-    if code == THETA:       # pathwise only: -∂V/∂T
-        total = 0.0
+        for i in range(m):
+            est[i] = _fd(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, disc * f[i],
+                         vec)
+        return
+    if code == RHO or code == THETA:
+        # rho: T Σ p_q - T f (pathwise) or f (√T Σ ζ_q/σ_q - T) (lr); theta: -(Σ p_q ∂ln S_q/∂T
+        # - r f), ∂ln S_q/∂T = μ_q + σ_q Y_q/(2√T)
+        for i in range(m):
+            est[i] = -t * f[i] if code == RHO else rate * f[i]
         for q in range(n):
             a = legs.asset[j, q]
             vol = paths.vol[a]
             mu = gbm.log_drift(paths.rate[a], paths.div_yield[a], vol)
-            total += rows[PW, q, i] * (mu + 0.5 * vol * rows[Y, q, i] / root_t)
-        return -disc * (total - rate * f[i])
+            for i in range(m):
+                if code == THETA:
+                    est[i] -= rows[PW, q, i] * (mu + 0.5 * vol * rows[Y, q, i] / root_t)
+                elif e == G.PATHWISE:
+                    est[i] += rows[PW, q, i] * t
+                else:
+                    est[i] += f[i] * root_t * rows[ZETA, q, i] / vol
+        for i in range(m):
+            est[i] *= disc
+        return
+    a_k = legs.asset[j, k]
+    s0_k, vol_k = paths.spot[a_k], paths.vol[a_k]
+    # the score of ln S0_k: s_k = ζ_k/(σ_k √T)
+    sc_k = 1.0 / (vol_k * root_t)
+    if code == DELTA:
+        for i in range(m):
+            if e == G.PATHWISE:
+                est[i] = disc * rows[PW, k, i] / s0_k
+            else:
+                est[i] = disc * f[i] * rows[ZETA, k, i] * sc_k / s0_k
+        return
+    if code == VEGA:
+        for i in range(m):
+            if e == G.PATHWISE:
+                est[i] = disc * rows[PW, k, i] * (root_t * rows[Y, k, i] - vol_k * t)
+            else:
+                est[i] = disc * f[i] * (rows[ZETA, k, i] * (rows[Y, k, i] / vol_k - root_t)
+                                        - 1.0 / vol_k)
+        return
     if code == GAMMA:
-        if e == G.MIXED:
-            return disc * rows[PW, k, i] * (score_k - 1.0) / (s0_k * s0_k)
+        c = disc / (s0_k * s0_k)
         precision = legs.precision[j, k, k] / (vol_k * vol_k * t)
-        return disc * f[i] * (score_k * score_k - precision - score_k) / (s0_k * s0_k)
+        for i in range(m):
+            score = rows[ZETA, k, i] * sc_k
+            if e == G.MIXED:
+                est[i] = c * rows[PW, k, i] * (score - 1.0)
+            else:
+                est[i] = c * f[i] * (score * score - precision - score)
+        return
     a_l = legs.asset[j, l]
     s0_l, vol_l = paths.spot[a_l], paths.vol[a_l]
-    score_l = rows[ZETA, l, i] / (vol_l * root_t)
+    sc_l = 1.0 / (vol_l * root_t)
     if code == CROSS_GAMMA:
-        if e == G.MIXED:
-            return disc * 0.5 * (rows[PW, l, i] * score_k + rows[PW, k, i] * score_l) / (
-                s0_k * s0_l)
+        c = disc / (s0_k * s0_l)
         precision = legs.precision[j, k, l] / (vol_k * vol_l * t)
-        return disc * f[i] * (score_k * score_l - precision) / (s0_k * s0_l)
+        for i in range(m):
+            score_k, score_l = rows[ZETA, k, i] * sc_k, rows[ZETA, l, i] * sc_l
+            if e == G.MIXED:
+                est[i] = c * 0.5 * (rows[PW, l, i] * score_k + rows[PW, k, i] * score_l)
+            else:
+                est[i] = c * f[i] * (score_k * score_l - precision)
+        return
     # PAIR_CORR
     if e == G.LR:
-        return disc * f[i] * (rows[ZETA, k, i] * rows[ZETA, l, i] - legs.precision[j, k, l])
+        precision = legs.precision[j, k, l]
+        for i in range(m):
+            est[i] = disc * f[i] * (rows[ZETA, k, i] * rows[ZETA, l, i] - precision)
+        return
+    # pathwise: Σ_q p_q σ_q √T (dL Z)_q, dL lower triangular
     d_factor = legs.d_factor[j, _pair_index(k, l, n)]
-    total = 0.0
+    for i in range(m):
+        est[i] = 0.0
     for q in range(n):
-        dy = 0.0
+        c = disc * paths.vol[legs.asset[j, q]] * root_t
         for s in range(q + 1):
-            dy += d_factor[q, s] * rows[Z, s, i]
-        total += rows[PW, q, i] * paths.vol[legs.asset[j, q]] * root_t * dy
-    return disc * total
+            d = c * d_factor[q, s]
+            if d != 0.0:
+                for i in range(m):
+                    est[i] += d * rows[PW, q, i] * rows[Z, s, i]
 
 
 @kernel
@@ -274,31 +286,46 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
     out_tile[slot] (``engine.write_moments``) and the per-path totals (``engine.add_to_total``).
 
     w[asset, date, path]: the group's mixed Brownian motions on the grid; m: paths in the tile;
-    rows (N_LEG_ROWS, n_max, TILE), f and est (TILE,), vec (3 n_max): scratch."""
+    rows (N_LEG_ROWS, n_max, TILE), f and est (TILE,), vec (3 n_max): scratch.  Z = L⁻¹Y and
+    ζ = C⁻¹Y are formed only when an estimate reads them."""
     ti_j, tf_j = book.ti[j], book.tf[j]
+    slots_j = plan.slots[j]
     n = ti_j[P.LEG_N]
     t = tf_j[P.MATURITY]
     root_t = math.sqrt(t)
     g_t = book.fix_idx[ti_j[P.FIX_OFF]]
     inverse, precision = legs.inverse[j], legs.precision[j]
-    for k in range(n):
-        a = legs.asset[j, k]
-        for i in range(m):
-            rows[Y, k, i] = w[a, g_t, i] / root_t
+    need_z = need_zeta = False
+    for r in range(slots_j.shape[0] - G.N_QUANTITIES):
+        code = _measure(r, n)[0]
+        for e in range(slots_j.shape[1]):
+            if slots_j[G.N_QUANTITIES + r, e] >= 0:
+                need_zeta |= e == G.LR or e == G.MIXED
+                need_z |= code == PAIR_CORR and (e == G.PATHWISE or e == G.FD)
     for k in range(n):
         a = legs.asset[j, k]
         log_s0 = math.log(paths.spot[a])
         drift = gbm.log_drift(paths.rate[a], paths.div_yield[a], paths.vol[a]) * t
         diffusion = paths.vol[a] * root_t
         for i in range(m):
-            z = 0.0
-            for s in range(k + 1):
-                z += inverse[k, s] * rows[Y, s, i]
-            zeta = 0.0
-            for s in range(n):
-                zeta += precision[k, s] * rows[Y, s, i]
-            rows[Z, k, i], rows[ZETA, k, i] = z, zeta
+            rows[Y, k, i] = w[a, g_t, i] / root_t
             rows[LOG_S, k, i] = log_s0 + drift + diffusion * rows[Y, k, i]
+    if need_z:
+        for k in range(n):
+            for i in range(m):
+                rows[Z, k, i] = 0.0
+            for s in range(k + 1):
+                c = inverse[k, s]
+                for i in range(m):
+                    rows[Z, k, i] += c * rows[Y, s, i]
+    if need_zeta:
+        for k in range(n):
+            for i in range(m):
+                rows[ZETA, k, i] = 0.0
+            for s in range(n):
+                c = precision[k, s]
+                for i in range(m):
+                    rows[ZETA, k, i] += c * rows[Y, s, i]
     omega, strike = tf_j[P.OMEGA], tf_j[P.STRIKE]
     for i in range(m):
         u = P.legs_quantity(ti_j[P.KIND], legs.weight[j], rows[LOG_S, :, i], n, vec)
@@ -306,7 +333,6 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
         slope = P.slope(P.EUROPEAN, omega, strike, 1.0, u)
         for k in range(n):
             rows[PW, k, i] = slope * vec[k]
-    slots_j = plan.slots[j]
     if slots_j[G.PRICE, 0] >= 0:
         disc = math.exp(-paths.rate[legs.asset[j, 0]] * t)
         for i in range(m):
@@ -321,9 +347,8 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
             if slot < 0:
                 continue
             code, k, l = _measure(r, n)
-            for i in range(m):
-                est[i] = _estimate(j, ti_j, tf_j, legs, paths, plan.bumps, rows, f, i, code, k,
-                                   l, e, vec)
+            _estimates(j, ti_j, tf_j, legs, paths, plan.bumps, rows, f, m, code, k, l, e, est,
+                       vec)
             write_moments(est, est, m, False, out_tile[slot])
             add_to_total(g, e, est, est, m, False, totals.estimator[j], totals.weights[j],
                          totals.target[j], agg)
