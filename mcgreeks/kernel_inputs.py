@@ -143,13 +143,13 @@ def _gbm_paths(job, fields):
 def gbm(job, slots, totals, sampler=None):
     """``pricers.gbm.chunk``'s arguments after the keys, path range and block size: (book,
     paths, plan, totals, legs, sobol_dirs) for the ``slots`` wanted (legs: the ``Legs`` of its
-    multi-asset trades, None without any), the ``totals`` record and
+    multi-asset trades; None without any unless ``job.with_legs``: see ``underlying.Job``), the ``totals`` record and
     the sampler (``underlying.sampler_args``: (direction numbers, (shifts, points per replicate,
     bridge steps, bridge weights)); None: Monte Carlo)."""
     from mcgreeks.pricers import gbm as pricer
     dirs, fields = sampler or MC_SAMPLER
     plan = Plan(slots, pricer.needs(slots), job.coef, job.bumps)
-    legs = job.legs if any(r.get("legs") for r in job.records) else None
+    legs = job.legs if job.with_legs or any(r.get("legs") for r in job.records) else None
     return Book(*job.arrays), _gbm_paths(job, fields), plan, totals, legs, dirs
 
 

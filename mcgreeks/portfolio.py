@@ -134,6 +134,9 @@ def _jobs(records, picks, market_params, pairs, settings):
     good = [i for i, (r, pick) in enumerate(zip(records, picks))
             if r is not None and pick is not None]
     together = [records[i]["underlyings"] for i in good if records[i].get("underlyings")]
+    # one compiled GBM kernel per run: the multi-asset one for every job of a book that has
+    # multi-asset trades
+    settings = dict(settings, with_legs=bool(together))
     names = sorted({n for i in good for n in records[i].get("underlyings",
                                                              (records[i]["underlying"],))})
     jobs, members = [], []

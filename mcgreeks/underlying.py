@@ -48,7 +48,9 @@ class Job:
     simulated together as one group: ``members`` are their names (in group order), with their
     market parameters ``member_params`` and ``correlation`` matrix; a record's ``asset`` is its
     underlying's place in the group, and a multi-asset record's ``legs`` the places of its
-    names (with its ``weights``); ``pair_bump`` is the fd bump of a pair's correlation."""
+    names (with its ``weights``); ``pair_bump`` is the fd bump of a pair's correlation.
+    ``with_legs``: run the GBM kernel compiled for multi-asset trades even without any, so that
+    a book that has some compiles one kernel, not two (the choice changes no bit)."""
     name: str
     params: dict
     records: list
@@ -70,6 +72,7 @@ class Job:
     member_params: list = None
     correlation: np.ndarray = None
     pair_bump: float = fd.PAIR_CORR_ABS
+    with_legs: bool = False
 
     def __post_init__(self):
         if self.members is None:
