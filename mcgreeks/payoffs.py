@@ -106,31 +106,26 @@ def slope(kind, omega, strike, cash, u):
 
 
 @kernel(inline=True)
-def legs_quantity(kind, weights, log_s, n, du):
+def legs_quantity(kind, x, n, du):
     """The underlying quantity u of a multi-asset payoff (``MULTI_ASSET``) from its n legs'
-    log-spots at maturity log_s[:n] and weights w[:n] (docs/reference.md#multi-asset-trades):
-    Σ w_k S_k (basket), max_k w_k S_k (best_of), min_k w_k S_k (worst_of), w_1 S_1 - w_2 S_2
-    (spread); and its weights du[k] = ∂u/∂ln S_k, through which every model's tangents chain as
-    for a single asset (w_k S_k on the legs that set u, 0 on the others).  The cash flow is then
+    weighted spots at maturity x[k] = w_k S_k(T) (docs/reference.md#multi-asset-trades):
+    Σ x_k (basket), max_k x_k (best_of), min_k x_k (worst_of), x_1 - x_2 (spread); and its
+    weights du[k] = ∂u/∂ln S_k, through which every model's tangents chain as for a single
+    asset (±x_k on the legs that set u, 0 on the others).  The cash flow is then
     ``value``/``slope`` of a European on u."""
     if kind == BASKET or kind == SPREAD:
         u = 0.0
         for k in range(n):
-            x = weights[k] * vecmath.exp(log_s[k])
-            if kind == SPREAD and k == 1:
-                x = -x
-            du[k] = x
-            u += x
+            du[k] = -x[k] if kind == SPREAD and k == 1 else x[k]
+            u += du[k]
         return u
     pick = 0
-    best = weights[0] * vecmath.exp(log_s[0])
     for k in range(n):
-        x = weights[k] * vecmath.exp(log_s[k])
         du[k] = 0.0
-        if (kind == BEST_OF and x > best) or (kind == WORST_OF and x < best):
-            best, pick = x, k
-    du[pick] = best
-    return best
+        if (kind == BEST_OF and x[k] > x[pick]) or (kind == WORST_OF and x[k] < x[pick]):
+            pick = k
+    du[pick] = x[pick]
+    return x[pick]
 
 
 def reads_fixings(kind, continuous=False):

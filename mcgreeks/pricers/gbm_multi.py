@@ -54,10 +54,10 @@ VALID = {DELTA: (G.PATHWISE, G.LR, G.FD), GAMMA: (G.MIXED, G.LR, G.FD),
          PAIR_CORR: (G.PATHWISE, G.LR, G.FD), RHO: (G.PATHWISE, G.LR, G.FD),
          THETA: (G.PATHWISE, G.FD)}
 
-#: Rows of the per-leg scratch rows[row, leg, path]: log-spot at maturity, Y, Z = L⁻¹Y,
-#: ζ = C⁻¹Y, pathwise weight p.
-LOG_S, Y, Z, ZETA, PW = range(5)
-N_LEG_ROWS = 5
+#: Rows of the per-leg scratch rows[row, leg, path]: weighted spot w_k S_k(T), Y, Z = L⁻¹Y,
+#: ζ = C⁻¹Y, pathwise weight p, and the weighted spots of an fd revaluation.
+LEG, Y, Z, ZETA, PW, MOVED = range(6)
+N_LEG_ROWS = 6
 
 
 def pairs(n):
@@ -70,14 +70,6 @@ def measures(n):
     out = [(code, k, -1) for code in (DELTA, GAMMA, VEGA) for k in range(n)]
     out += [(code, k, l) for code in (CROSS_GAMMA, PAIR_CORR) for k, l in pairs(n)]
     return out + [(RHO, -1, -1), (THETA, -1, -1)]
-
-
-@kernel
-def _value(ti_j, tf_j, weights, n, log_s, du):
-    """The cash flow of one unit of a multi-asset trade whose legs have log-spots log_s[:n] at
-    maturity (``payoffs.legs_quantity``; du: scratch for its weights)."""
-    u = P.legs_quantity(ti_j[P.KIND], weights, log_s, n, du)
-    return P.value(P.EUROPEAN, tf_j[P.OMEGA], tf_j[P.STRIKE], 1.0, u)
 
 
 @kernel
@@ -104,51 +96,58 @@ def _measure(r, n):
 
 
 @kernel
-def _revalued(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, side_k, side_l, vec):
-    """Path i's discounted cash flow with one parameter moved by side_k (+1, -1, 0) fd steps
-    (``estimators.fd``; the same normals): the spot of leg k (and of leg l by side_l: a
-    cross-gamma's corner), the volatility of leg k, the rate of every leg and the discount, the
-    maturity (dates, W as √T and the discount scale together), or pair (k, l)'s correlation
-    (Y' = L(c ± h) Z with the bumped factor ``Legs.bumped``).  vec: scratch of 2 n_max."""
+def _move(j, ti_j, tf_j, legs, paths, bumps, rows, m, code, k, l, side_k, side_l):
+    """The legs' weighted spots w_q S_q(T) of the tile's paths with one parameter moved by
+    side_k (+1, -1) fd steps (``estimators.fd``; the same normals) into rows[MOVED]: the spot
+    of leg k (and of leg l by side_l: a cross-gamma's corner), the volatility of leg k, every
+    leg's rate, the maturity (W scales as √T), or pair (k, l)'s correlation (Y' = L(c ± h) Z
+    with the bumped factor ``Legs.bumped``).  Returns the moved discount factor."""
     n = ti_j[P.LEG_N]
     t = tf_j[P.MATURITY]
     root_t = math.sqrt(t)
     rate = paths.rate[legs.asset[j, 0]]
     disc = math.exp(-rate * t)
-    moved = vec[:n]
     for q in range(n):
-        moved[q] = rows[LOG_S, q, i]
-    if code == DELTA or code == GAMMA or code == CROSS_GAMMA:
-        moved[k] += math.log1p(side_k * bumps[0])
-        if l >= 0:
-            moved[l] += math.log1p(side_l * bumps[0])
+        factor = 1.0
+        if (code == DELTA or code == GAMMA or code == CROSS_GAMMA) and q == k:
+            factor = 1.0 + side_k * bumps[0]
+        elif code == CROSS_GAMMA and q == l:
+            factor = 1.0 + side_l * bumps[0]
+        elif code == RHO:
+            factor = math.exp(side_k * bumps[2] * t)
+        for i in range(m):
+            rows[MOVED, q, i] = factor * rows[LEG, q, i]
+    if code == RHO:
+        disc = math.exp(-(rate + side_k * bumps[2]) * t)
     elif code == VEGA:
-        a = legs.asset[j, k]
-        vol = paths.vol[a]
+        vol = paths.vol[legs.asset[j, k]]
         moved_vol = vol * (1.0 + side_k * bumps[1])
-        moved[k] += (-0.5 * (moved_vol * moved_vol - vol * vol) * t
-                     + (moved_vol - vol) * root_t * rows[Y, k, i])
-    elif code == RHO:
-        h = side_k * bumps[2]
-        for q in range(n):
-            moved[q] += h * t
-        disc = math.exp(-(rate + h) * t)
+        # ln S = ln S0 + (r - q - σ²/2)T + σ√T Y: σ moves in the drift and the diffusion
+        drift = -0.5 * (moved_vol * moved_vol - vol * vol) * t
+        diffusion = (moved_vol - vol) * root_t
+        for i in range(m):
+            rows[MOVED, k, i] *= vecmath.exp(drift + diffusion * rows[Y, k, i])
     elif code == THETA:
         c = 1.0 + side_k * bumps[3]
         for q in range(n):
             a = legs.asset[j, q]
-            mu = gbm.log_drift(paths.rate[a], paths.div_yield[a], paths.vol[a])
-            moved[q] = (math.log(paths.spot[a]) + mu * t * c
-                        + paths.vol[a] * math.sqrt(t * c) * rows[Y, q, i])
+            weight, log_s0 = legs.weight[j, q], math.log(paths.spot[a])
+            drift = gbm.log_drift(paths.rate[a], paths.div_yield[a], paths.vol[a]) * t * c
+            diffusion = paths.vol[a] * math.sqrt(t * c)
+            for i in range(m):
+                rows[MOVED, q, i] = weight * vecmath.exp(log_s0 + drift + diffusion
+                                                         * rows[Y, q, i])
         disc = math.exp(-rate * t * c)
-    else:       # PAIR_CORR
+    elif code == PAIR_CORR:
         factor = legs.bumped[j, _pair_index(k, l, n), 0 if side_k > 0 else 1]
         for q in range(n):
-            y = 0.0
-            for s in range(q + 1):
-                y += factor[q, s] * rows[Z, s, i]
-            moved[q] += paths.vol[legs.asset[j, q]] * root_t * (y - rows[Y, q, i])
-    return disc * _value(ti_j, tf_j, legs.weight[j], n, moved, vec[n:])
+            diffusion = paths.vol[legs.asset[j, q]] * root_t
+            for i in range(m):
+                y = 0.0
+                for s in range(q + 1):
+                    y += factor[q, s] * rows[Z, s, i]
+                rows[MOVED, q, i] *= vecmath.exp(diffusion * (y - rows[Y, q, i]))
+    return disc
 
 
 @kernel
@@ -158,31 +157,31 @@ def _pair_index(k, l, n):
 
 
 @kernel
-def _fd(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, base, vec):
-    """Path i's central-difference estimate of measure (code, k, l) (``_revalued``); base: the
-    unmoved discounted cash flow."""
-    n = ti_j[P.LEG_N]
+def _fd_corner(code, c, bumps, spot_k, spot_l, vol_k, maturity, width):
+    """Corner c of measure code's central difference: (side of leg k, side of leg l, weight):
+    V(+) and V(-) over 2h, the second difference (V(+) - 2V + V(-))/h² for gamma (the middle
+    corner is the unmoved value: side 0), the four corners of a cross-gamma over 4 h_k h_l;
+    theta's sign is -∂/∂T, and a pair correlation divides by its (possibly clipped) width."""
     if code == CROSS_GAMMA:
-        h_k = bumps[0] * paths.spot[legs.asset[j, k]]
-        h_l = bumps[0] * paths.spot[legs.asset[j, l]]
-        corner = 0.0
-        for sk in (1.0, -1.0):
-            for sl in (1.0, -1.0):
-                corner += sk * sl * _revalued(j, ti_j, tf_j, legs, paths, bumps, rows, i, code,
-                                              k, l, sk, sl, vec)
-        return corner / (4.0 * h_k * h_l)
-    up = _revalued(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, 1.0, 0.0, vec)
-    down = _revalued(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, -1.0, 0.0, vec)
-    if code == DELTA or code == GAMMA:
-        h = bumps[0] * paths.spot[legs.asset[j, k]]
-        return fd.central(up, down, h) if code == DELTA else fd.second(up, base, down, h)
-    if code == VEGA:
-        return fd.central(up, down, bumps[1] * paths.vol[legs.asset[j, k]])
-    if code == RHO:
-        return fd.central(up, down, bumps[2])
-    if code == THETA:
-        return -fd.central(up, down, bumps[3] * tf_j[P.MATURITY])
-    return (up - down) / legs.pair_width[j, _pair_index(k, l, n)]
+        sk = 1.0 if c < 2 else -1.0
+        sl = 1.0 if c % 2 == 0 else -1.0
+        return sk, sl, sk * sl / (4.0 * bumps[0] * spot_k * bumps[0] * spot_l)
+    if code == GAMMA:
+        h = bumps[0] * spot_k
+        side = 1.0 - c
+        return side, 0.0, (-2.0 if c == 1 else 1.0) / (h * h)
+    side = 1.0 if c == 0 else -1.0
+    if code == DELTA:
+        h2 = 2.0 * bumps[0] * spot_k
+    elif code == VEGA:
+        h2 = 2.0 * bumps[1] * vol_k
+    elif code == RHO:
+        h2 = 2.0 * bumps[2]
+    elif code == THETA:
+        h2 = -2.0 * bumps[3] * maturity
+    else:
+        h2 = width
+    return side, 0.0, side / h2
 
 
 @kernel
@@ -196,9 +195,25 @@ def _estimates(j, ti_j, tf_j, legs, paths, bumps, rows, f, m, code, k, l, e, est
     rate = paths.rate[legs.asset[j, 0]]
     disc = math.exp(-rate * t)
     if e == G.FD:
+        # central differences of revaluations on the same normals, corner by corner
+        a_k, a_l = legs.asset[j, max(k, 0)], legs.asset[j, max(l, 0)]
+        width = legs.pair_width[j, _pair_index(k, l, n)] if code == PAIR_CORR else 1.0
+        n_corners = 4 if code == CROSS_GAMMA else (3 if code == GAMMA else 2)
         for i in range(m):
-            est[i] = _fd(j, ti_j, tf_j, legs, paths, bumps, rows, i, code, k, l, disc * f[i],
-                         vec)
+            est[i] = 0.0
+        for c in range(n_corners):
+            side_k, side_l, weight = _fd_corner(code, c, bumps, paths.spot[a_k],
+                                                paths.spot[a_l], paths.vol[a_k], t, width)
+            if side_k == 0.0:
+                for i in range(m):
+                    est[i] += weight * disc * f[i]
+                continue
+            moved_disc = _move(j, ti_j, tf_j, legs, paths, bumps, rows, m, code, k, l, side_k,
+                               side_l)
+            kind, omega, strike = ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE]
+            for i in range(m):
+                u = P.legs_quantity(kind, rows[MOVED, :, i], n, vec)
+                est[i] += weight * moved_disc * P.value(P.EUROPEAN, omega, strike, 1.0, u)
         return
     if code == RHO or code == THETA:
         # rho: T Σ p_q - T f (pathwise) or f (√T Σ ζ_q/σ_q - T) (lr); theta: -(Σ p_q ∂ln S_q/∂T
@@ -307,9 +322,10 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
         log_s0 = math.log(paths.spot[a])
         drift = gbm.log_drift(paths.rate[a], paths.div_yield[a], paths.vol[a]) * t
         diffusion = paths.vol[a] * root_t
+        weight = legs.weight[j, k]
         for i in range(m):
             rows[Y, k, i] = w[a, g_t, i] / root_t
-            rows[LOG_S, k, i] = log_s0 + drift + diffusion * rows[Y, k, i]
+            rows[LEG, k, i] = weight * vecmath.exp(log_s0 + drift + diffusion * rows[Y, k, i])
     if need_z:
         for k in range(n):
             for i in range(m):
@@ -328,7 +344,7 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
                     rows[ZETA, k, i] += c * rows[Y, s, i]
     omega, strike = tf_j[P.OMEGA], tf_j[P.STRIKE]
     for i in range(m):
-        u = P.legs_quantity(ti_j[P.KIND], legs.weight[j], rows[LOG_S, :, i], n, vec)
+        u = P.legs_quantity(ti_j[P.KIND], rows[LEG, :, i], n, vec)
         f[i] = P.value(P.EUROPEAN, omega, strike, 1.0, u)
         slope = P.slope(P.EUROPEAN, omega, strike, 1.0, u)
         for k in range(n):
