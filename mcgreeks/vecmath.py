@@ -86,3 +86,17 @@ def exp(x):
     # 1 + (r + r²·p): the large terms added last, so rounding touches only the small tail.
     p = 1.0 + fma(r * r, p, r)
     return p * bits_double((np.int64(k) + _BIAS) << _MANTISSA_BITS)
+
+
+@kernel(inline=True)
+def tile_matmul(matrix, x, out, n, m, lower):
+    """out[k, i] = Σ_s matrix[k, s] x[s, i] for k < n and the tile's paths i < m, over s <= k
+    when ``lower`` (a lower-triangular matrix: a Cholesky factor), else s < n; with the paths
+    as the inner loop, so it vectorizes.  out must not overlap x."""
+    for k in range(n):
+        for i in range(m):
+            out[k, i] = 0.0
+        for s in range(k + 1 if lower else n):
+            c = matrix[k, s]
+            for i in range(m):
+                out[k, i] += c * x[s, i]

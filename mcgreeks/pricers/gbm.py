@@ -299,14 +299,8 @@ def group_tile(key0, stream, path, m, grid, names, mix, u, b, w):
         return
     for a in range(n):
         brownian_tile(key0, names[a], stream, path, m, grid, u, b[a])
-    for a in range(n):
-        for k in range(grid.size):
-            for i in range(m):
-                w[a, k, i] = 0.0
-            for l in range(a + 1):
-                c = mix[a, l]
-                for i in range(m):
-                    w[a, k, i] += c * b[l, k, i]
+    for k in range(grid.size):
+        vecmath.tile_matmul(mix, b[:, k], w[:, k], n, m, True)
 
 
 @kernel

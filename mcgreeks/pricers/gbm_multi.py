@@ -309,7 +309,6 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
     t = tf_j[P.MATURITY]
     root_t = math.sqrt(t)
     g_t = book.fix_idx[ti_j[P.FIX_OFF]]
-    inverse, precision = legs.inverse[j], legs.precision[j]
     need_z = need_zeta = False
     for r in range(slots_j.shape[0] - G.N_QUANTITIES):
         code = _measure(r, n)[0]
@@ -327,21 +326,9 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
             rows[Y, k, i] = w[a, g_t, i] / root_t
             rows[LEG, k, i] = weight * vecmath.exp(log_s0 + drift + diffusion * rows[Y, k, i])
     if need_z:
-        for k in range(n):
-            for i in range(m):
-                rows[Z, k, i] = 0.0
-            for s in range(k + 1):
-                c = inverse[k, s]
-                for i in range(m):
-                    rows[Z, k, i] += c * rows[Y, s, i]
+        vecmath.tile_matmul(legs.inverse[j], rows[Y], rows[Z], n, m, True)
     if need_zeta:
-        for k in range(n):
-            for i in range(m):
-                rows[ZETA, k, i] = 0.0
-            for s in range(n):
-                c = precision[k, s]
-                for i in range(m):
-                    rows[ZETA, k, i] += c * rows[Y, s, i]
+        vecmath.tile_matmul(legs.precision[j], rows[Y], rows[ZETA], n, m, False)
     omega, strike = tf_j[P.OMEGA], tf_j[P.STRIKE]
     for i in range(m):
         u = P.legs_quantity(ti_j[P.KIND], rows[LEG, :, i], n, vec)
