@@ -324,12 +324,26 @@ def cholesky_derivative(factor, i, j):
 #: exploding variance.
 SINGULAR_LIMIT = 1e-8
 
+def singular_legs(record, pairs):
+    """The one-line problem of a multi-asset trade (a clean record with ``underlyings``) whose
+    names' correlation matrix (from ``pairs``) is singular, or None: its likelihood ratios and
+    correlation sensitivities divide by that matrix (``SINGULAR_LIMIT``)."""
+    smallest = float(np.linalg.eigvalsh(group_matrix(record["underlyings"], pairs))[0])
+    if smallest >= SINGULAR_LIMIT:
+        return None
+    return (f"trade {record['trade_id']!r}: column 'underlying' has value "
+            f"{record['underlying']!r}: the correlation matrix of these names is singular "
+            f"(smallest eigenvalue {smallest:.3g}); its likelihood ratios and correlation "
+            "sensitivities need it positive definite")
+
+
 def trade_laws(job):
     """The ``kernel_inputs.Legs`` of a job's multi-asset trades (records with ``legs``: their
     underlyings' places in the group, and ``weights``): the law of each trade's own legs, from
     the group's correlation matrix ``job.correlation`` (``pricers.gbm_multi``), with the pair
     correlations bumped by ``job.pair_bump`` (absolute), clipped to [-1, 1] and to where the
-    moved matrix stays positive semidefinite."""
+    moved matrix stays positive semidefinite.  Each trade's matrix is positive definite
+    (``singular_legs`` was checked on its record)."""
     n, n_trades = len(job.members), len(job.records)
     n_pairs = max([len(r["legs"]) * (len(r["legs"]) - 1) // 2 for r in job.records
                    if r.get("legs")] + [0])
@@ -345,12 +359,6 @@ def trade_laws(job):
         k = len(idx)
         matrix = np.asarray(job.correlation)[np.ix_(idx, idx)]
         factor = cholesky(matrix)
-        smallest = float(np.linalg.eigvalsh(matrix)[0])
-        if smallest < SINGULAR_LIMIT:
-            raise InputError(f"trade {r['trade_id']!r}: column 'underlying' has value "
-                             f"{r['underlying']!r}: the correlation matrix of these names is "
-                             f"singular (smallest eigenvalue {smallest:.3g}); its likelihood "
-                             "ratios and correlation sensitivities need it positive definite")
         out.asset[j, :k], out.weight[j, :k] = idx, r["weights"]
         out.inverse[j, :k, :k] = np.linalg.inv(factor)
         out.precision[j, :k, :k] = np.linalg.inv(matrix)

@@ -10,13 +10,14 @@ import pandas as pd
 
 from mcgreeks import engine, underlying
 from mcgreeks import greeks as G
-from mcgreeks.correlation import check_correlations, group_matrix, simulation_groups
+from mcgreeks.correlation import (check_correlations, group_matrix, simulation_groups,
+                                  singular_legs)
 from mcgreeks.estimators import fd
 from mcgreeks.estimators.selection import choices, greek_plan, method_plan, multi_asset_choices
 from mcgreeks.models import MODELS
 from mcgreeks.risk import PORTFOLIO_MEASURES, check_sum, portfolio_total, risk_table
 from mcgreeks.rng import seed_key
-from mcgreeks.validation import InputError, check_market, check_trades, raise_problems
+from mcgreeks.validation import InputError, _text, check_market, check_trades, raise_problems
 
 
 
@@ -82,7 +83,8 @@ def _validated(trades, market, correlations, plan, on_error, sampler, asked):
     pairs = []
     if correlations is not None:
         pairs = check_correlations(correlations, market_params, bad_market)
-        _only_gbm_correlated(pairs, market_params)
+        _only_gbm_correlated(correlations, market_params)
+        simulation_groups(sorted(market_params), pairs)    # each group's matrix is PSD
     records, problems = check_trades(trades, market_params, bad_market)
     picks = []
     for r, p in zip(records, problems):
@@ -91,6 +93,9 @@ def _validated(trades, market, correlations, plan, on_error, sampler, asked):
             try:
                 if r.get("underlyings"):
                     _only_gbm_legs(r, market_params)
+                    singular = singular_legs(r, pairs)
+                    if singular:
+                        raise InputError(singular)
                     pick = multi_asset_choices(r, plan, asked)
                 else:
                     params = market_params[r["underlying"]]
@@ -103,15 +108,22 @@ def _validated(trades, market, correlations, plan, on_error, sampler, asked):
     return market_params, records, problems, picks, pairs
 
 
-def _only_gbm_correlated(pairs, market_params):
-    """InputError naming the first correlations pair with a nonzero corr that links a Heston
-    underlying: correlated Heston simulation is not built yet."""
-    for a, b, corr in pairs:
-        for name in (a, b):
-            if corr != 0.0 and market_params[name]["model"] != "gbm":
-                raise InputError(f"correlations: pair ({a!r}, {b!r}) links {name!r}, a "
-                                 f"{market_params[name]['model']} underlying: correlated "
-                                 "simulation is built for gbm underlyings only so far")
+def _only_gbm_correlated(table, market_params):
+    """InputError listing every row of the (checked) correlations table with a nonzero corr
+    that names a Heston underlying, one line each: correlated Heston simulation is not built
+    yet."""
+    problems = []
+    for number, record in enumerate(table.to_dict("records"), start=1):
+        if float(record["corr"]) == 0.0:
+            continue
+        for column in ("underlying_1", "underlying_2"):
+            name = _text(record[column])
+            model = market_params[name]["model"]
+            if model != "gbm":
+                problems.append(f"correlations row {number}: column '{column}' has value "
+                                f"{name!r}: a {model} underlying; correlated simulation is "
+                                "built for gbm underlyings only so far")
+    raise_problems(problems, "correlations")
 
 
 def _only_gbm_legs(record, market_params):
@@ -137,8 +149,9 @@ def _jobs(records, picks, market_params, pairs, settings):
     # one compiled GBM kernel per run: the multi-asset one for every job of a book that has
     # multi-asset trades
     settings = dict(settings, with_legs=bool(together))
-    names = sorted({n for i in good for n in records[i].get("underlyings",
-                                                             (records[i]["underlying"],))})
+    # every good underlying, traded or not: a group's paths do not depend on which of its
+    # members the book trades
+    names = sorted(market_params)
     jobs, members = [], []
     for group, _ in simulation_groups(names, pairs, together):
         place = {name: a for a, name in enumerate(group)}
@@ -369,7 +382,7 @@ def aggregate(results, by="underlying"):
             by_name.setdefault(t["underlying"], {})[t["measure"]] = t
     out = {}
     for name, summary in by_name.items():
-        entry = {"n_trades": len(summary["price"]["trades"]) if "price" in summary else 0}
+        entry = {"n_trades": len({tid for t in summary.values() for tid in t["trades"]})}
         for q in measures:
             if q not in summary:
                 entry[q], entry[q + "_se"] = np.nan, np.nan
@@ -390,7 +403,7 @@ def aggregate(results, by="underlying"):
     table = pd.DataFrame.from_dict(out, orient="index",
                                    columns=["n_trades"] + [c for q in measures
                                                            for c in (q, q + "_se")])
-    total = {"n_trades": int(table["n_trades"].sum())}
+    total = {"n_trades": len({tid for t in totals for tid in t["trades"]})}
     for q in measures:
         if q in PORTFOLIO_MEASURES:
             total[q] = table[q].sum(min_count=1)

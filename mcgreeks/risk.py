@@ -24,6 +24,14 @@ PORTFOLIO_MEASURES = ("price", "rho", "theta")
 TOTAL = GROUP_TOTAL = "total"
 
 
+def risk_label(record):
+    """The ``underlying`` of a trade's rows that are not per name (price, rho, theta; and every
+    row of a single-asset trade): its underlying, or a multi-asset trade's names joined by
+    ``;`` in name order, so that one basket written in two orders nets."""
+    names = record.get("underlyings")
+    return ";".join(sorted(names)) if names else record["underlying"]
+
+
 def risk_table(results, records, legs=None):
     """The long risk table of a ``price_portfolio`` result.
 
@@ -48,7 +56,7 @@ def risk_table(results, records, legs=None):
         for q in measures:
             if np.isnan(row[q]):            # not defined by this trade's model
                 continue
-            rows.append((trade_id, q, r["underlying"], "", row[q], row[q + "_se"],
+            rows.append((trade_id, q, risk_label(r), "", row[q], row[q + "_se"],
                          row.get("method_" + q, "") if q != "price" else ""))
             if q == "price":
                 rows += [(trade_id, *leg) for leg in extra]

@@ -22,7 +22,7 @@ from mcgreeks.estimators import fd, optimal
 from mcgreeks.kernel_inputs import MC_SAMPLER, no_totals, number_slots, trade_arrays
 from mcgreeks.models import MODELS
 from mcgreeks.pricers import gbm_multi
-from mcgreeks.risk import GROUP_TOTAL
+from mcgreeks.risk import GROUP_TOTAL, risk_label
 from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
 
 #: Paths of the pilot run (its own random stream, never reused).
@@ -123,7 +123,7 @@ def total_rows(job):
     underlying_2), and target[j, g] (``kernel_inputs.Totals``) the rows trade j's quantity g adds
     to: its own underlying's row of g (a multi-asset trade: each leg's delta, gamma, vega in
     its name's rows, a pair's measures in the pair's, price, rho and theta in the row of its
-    ``underlying`` label) and, in a group of several underlyings, price, rho and theta also in
+    ``risk.risk_label``) and, in a group of several underlyings, price, rho and theta also in
     the group's rows ``GROUP_TOTAL``.  A one-underlying job's rows are its N_QUANTITIES
     quantities in order (row g: quantity g), as the kernels have always written them."""
     keys, index = [], {}
@@ -143,7 +143,7 @@ def total_rows(job):
         portfolio = {}                  # quantity axis position -> measure, for GROUP_TOTAL rows
         if r.get("legs"):
             names = [job.members[a] for a in r["legs"]]
-            target[j, G.PRICE, 0] = row(("price", r["underlying"], ""))
+            target[j, G.PRICE, 0] = row(("price", risk_label(r), ""))
             portfolio[G.PRICE] = "price"
             for m, (code, k, l) in enumerate(gbm_multi.measures(len(names))):
                 measure = gbm_multi.MEASURE_NAMES[code]
@@ -153,7 +153,7 @@ def total_rows(job):
                 elif k >= 0:
                     key = (measure, names[k], "")
                 else:
-                    key = (measure, r["underlying"], "")
+                    key = (measure, risk_label(r), "")
                     portfolio[G.N_QUANTITIES + m] = measure
                 target[j, G.N_QUANTITIES + m, 0] = row(key)
         else:
@@ -442,14 +442,14 @@ def finish(job, counts, states):
 
 def _multi_measure(job, record, g):
     """(measure, underlying, underlying_2) of quantity g >= N_QUANTITIES of a multi-asset
-    record (``pricers.gbm_multi.measures``); rho and theta name the trade's ``underlying``."""
+    record (``pricers.gbm_multi.measures``); rho and theta name ``risk.risk_label``."""
     code, k, l = gbm_multi.measures(len(record["legs"]))[g - G.N_QUANTITIES]
     names = [job.members[a] for a in record["legs"]]
     measure = gbm_multi.MEASURE_NAMES[code]
     if l >= 0:
         a, b = sorted((record["legs"][k], record["legs"][l]))
         return measure, job.members[a], job.members[b]
-    return measure, names[k] if k >= 0 else record["underlying"], ""
+    return measure, names[k] if k >= 0 else risk_label(record), ""
 
 
 def _diagnostic(job, r, j, g, e, k, quantity, beta, reduction, uncertain, share):

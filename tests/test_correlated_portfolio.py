@@ -15,9 +15,6 @@
   across simulation groups in quadrature, and (slow) a seed study of those standard errors.
 - The command line end to end with CSV and Parquet correlations files, its manifest and
   ``mcgreeks reproduce``.
-
-Tests marked ``xfail(strict=True)`` state behaviour the package does not have yet (see each
-reason); they turn into failures when it does, so the marker can go.
 """
 import contextlib
 import hashlib
@@ -195,7 +192,8 @@ BAD_TABLES = [
      ["correlations: the group A, B, C is not positive semidefinite",
       "smallest eigenvalue -0.8 "]),
     ("heston pair", corr_table([("A", "B", 0.5), ("H", "A", 0.3)]),
-     ["'A'", "'H'", "heston underlying", "gbm underlyings only"]),
+     ["correlations row 2", "'underlying_1'", "'H'", "heston underlying",
+      "gbm underlyings only"]),
 ]
 
 
@@ -215,8 +213,6 @@ def test_non_psd_smallest_eigenvalue_is_the_groups():
         price(correlations=_not_psd(), n_paths=N_SMALL)
 
 
-@pytest.mark.xfail(strict=True, reason="the Heston pair's error names the pair but not its "
-                   "row or column (SPEC section 5: the row and the column)")
 def test_heston_pair_error_names_its_row_and_column():
     with pytest.raises(InputError) as info:
         price(TRADES, MARKET_H, corr_table([("A", "B", 0.5), ("H", "A", 0.3)]),
@@ -224,9 +220,6 @@ def test_heston_pair_error_names_its_row_and_column():
     assert str(info.value).startswith("correlations row 2: column 'underlying_1' has value 'H'")
 
 
-@pytest.mark.xfail(strict=True, raises=InputError, reason="a multi-asset trade whose names "
-                   "are perfectly correlated (a PSD table) fails the whole run with "
-                   "on_error='skip' instead of giving that row its reason")
 def test_skip_gives_a_singular_basket_its_reason():
     table = corr_table([("A", "B", 1.0)])
     trades = TRADES[TRADES.trade_id.isin(["sp", "a1", "d1"])]
@@ -235,9 +228,6 @@ def test_skip_gives_a_singular_basket_its_reason():
     assert (res.loc[["a1", "d1"], "error"] == "").all()
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="correlations naming an underlying "
-                   "that no good trade uses raise ValueError from correlation.groups "
-                   "(the CLI prints a traceback)")
 def test_skip_when_the_only_trade_on_a_correlated_name_is_bad():
     trades = pd.concat([TRADES[~TRADES.underlying.str.contains("C")],
                         pd.DataFrame([trade("c9", "C", "european", "call", -80.0, 1.0)])],
@@ -348,9 +338,6 @@ def test_ungrouped_underlying_is_bit_identical_beside_a_group(d_alone, reference
     pd.testing.assert_frame_equal(summed, summed0, check_exact=True)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="correlations naming underlyings "
-                   "that no trade uses raise ValueError ('correlation pair ... names ..., which "
-                   "is not among the names given') from correlation.groups")
 @pytest.mark.parametrize("correlations", [CORR, CORR.iloc[:2]],
                          ids=["zero pair to D", "pairs without D"])
 def test_ungrouped_book_is_bit_identical_with_a_correlations_table(d_alone, correlations):
