@@ -24,9 +24,9 @@ weights, and s_k = ζ_k/(σ_k√T), the score of ln S0_k:
   symmetrized over (k, l) for a cross-gamma;
 - fd: central differences of the revalued payoff on the same normals (common random numbers);
   a correlation bump revalues with the bumped factor, Y' = L(c ± h) Z.
-Every estimate is multiplied by the discount e^{-rT}.  Theta has no likelihood-ratio form here
-(its dates do not scale through a score of one date); every other measure has pathwise or mixed,
-lr and fd.
+Every estimate is multiplied by the discount e^{-rT}.  Theta is offered by pathwise and fd
+(a likelihood-ratio theta, the score of T in the same law, is not built); every other measure
+by pathwise or mixed, lr and fd.
 
 A trade's measures (``measures``) are numbered after ``greeks.N_QUANTITIES`` on the quantity
 axis of ``kernel_inputs.Plan.slots``, so the engine's slots, moments and per-path totals serve
