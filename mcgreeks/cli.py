@@ -440,6 +440,7 @@ def _price(settings, inputs, out, log, quiet, argv):
             progress=log.progress(trades, market, settings, correlations))
     except Stopped:
         stopped = True      # the process ends now: no waiting on a cluster to shut down
+        log.quiet = True    # the pricing thread may still report a job: the stop line is last
         raise
     finally:
         log.close()

@@ -1,5 +1,5 @@
 """Correlated multi-asset GBM books through the public API and the command line
-(docs: SPEC sections 5, 7 and 9).
+(docs/reference.md: Correlations, Multi-asset trades, Input errors, Aggregation).
 
 - Bad input: every problem of a multi-asset trade or of the correlations table is one line
   naming the trade or row, the column and the value; ``on_error="skip"`` prices the good rows

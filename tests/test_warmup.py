@@ -25,7 +25,11 @@ def _env(tmp_path):
 def test_estimate_weighs_heston_underlyings_by_their_cost():
     trades, market = pd.read_csv(DATA / "trades.csv"), pd.read_csv(DATA / "market.csv")
     items = warmup.estimate_seconds(trades, market, n_paths=100_000, threads=2)
-    assert [name for name, *_ in items] == list(dict.fromkeys(trades["underlying"]))
+    # price_portfolio's jobs, in its order: ACME and BOLT share their multi-asset trades' paths
+    assert [name for name, *_ in items] == ["ACME;BOLT", "CRUX", "DYNA", "HSTN", "FXVL"]
+    correlations = pd.read_csv(DATA / "correlations.csv")
+    grouped = warmup.estimate_seconds(trades, market, threads=2, correlations=correlations)
+    assert [name for name, *_ in grouped] == ["ACME;BOLT;DYNA", "CRUX", "HSTN", "FXVL"]
     seconds = {name: s for name, _, _, s in items}
     models = {name: m for name, m, _, _ in items}
     gbm = [s for n, s in seconds.items() if models[n] == "gbm"]
@@ -64,7 +68,8 @@ def test_progress_reaches_its_total_in_underlying_steps():
         for name, _, n_trades, _ in progress.items:
             progress(name, n_trades)
         assert progress.bar.n == pytest.approx(progress.bar.total, abs=0.1)
-        assert progress.bar.postfix == f"6/6 underlyings, {progress.items[-1][0]}"
+        n = len(progress.items)
+        assert progress.bar.postfix == f"{n}/{n} underlyings, {progress.items[-1][0]}"
     finally:
         progress.close()
     plain = warmup.RunProgress(trades, market, log=lines.append, parallel=False)
