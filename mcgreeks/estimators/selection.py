@@ -57,15 +57,17 @@ def method_plan(method, asked=ALL_GREEKS):
     explicit = {}
     for greek, name in dict(method).items():
         name = str(name).lower()
-        if greek not in G.GREEKS:
-            raise InputError(f"method: unknown Greek {greek!r}; Greeks are " + ", ".join(G.GREEKS))
+        if greek not in G.MEASURES:
+            raise InputError(f"method: unknown Greek {greek!r}; Greeks are "
+                             + ", ".join(G.MEASURES))
         if name not in ("auto",) + G.ESTIMATORS:
             raise InputError(f"method[{greek!r}] = {name!r}: must be auto or one of "
                              + ", ".join(G.ESTIMATORS))
-        if G.QUANTITIES.index(greek) not in asked:
+        code = G.MEASURES.index(greek) + 1
+        if code not in asked:
             raise InputError(f"method names an estimator for {greek}, which greeks does not ask "
                              "for: add it to greeks or drop it from method")
-        explicit[G.QUANTITIES.index(greek)] = name
+        explicit[code] = name
     return "auto", explicit
 
 
@@ -116,9 +118,8 @@ def multi_asset_choices(record, plan, asked=ALL_GREEKS):
     code} for each of its measures r (``pricers.gbm_multi.measures``) whose Greek is ``asked``.
     Auto takes pathwise for first-order measures and mixed for second-order ones
     (``gbm_multi.VALID``: the payoffs are Lipschitz); one estimator name applies where it is
-    valid, the rest stay auto; a per-Greek name invalid for a measure is an InputError.  A
-    per-Greek method names the wide table's Greeks, so cross_gamma and d_pair_corr follow the
-    default."""
+    valid, the rest stay auto; a per-Greek name invalid for a measure is an InputError
+    (cross_gamma and d_pair_corr may be named like the Greeks)."""
     default, explicit = plan
     out = {}
     for r, (code, _, _) in enumerate(M.measures(len(record["underlyings"]))):
@@ -131,7 +132,7 @@ def multi_asset_choices(record, plan, asked=ALL_GREEKS):
             if greek in explicit:
                 raise InputError(
                     f"trade {record['trade_id']!r}: column 'method' has value {name!r} for "
-                    f"{G.QUANTITIES[greek]} of a {record['payoff']} {record['option_type']}: "
+                    f"{G.MEASURES[greek - 1]} of a {record['payoff']} {record['option_type']}: "
                     "not offered on several underlyings; valid: "
                     + ", ".join(G.ESTIMATORS[v] for v in valid))
             name = "auto"

@@ -176,3 +176,12 @@ def test_an_estimator_the_parameters_break_is_refused_with_the_models_reason():
         choices(record(), method_plan({"delta": "lr"}), "heston", params)
     picks = choices(record(), method_plan("auto"), "heston", params)
     assert picks[G.DELTA] == G.PATHWISE          # lr dropped: one candidate left
+
+
+def test_method_plan_names_pair_measures():
+    """cross_gamma and d_pair_corr, the multi-asset measures without a column, take a per-Greek
+    method like the Greeks (docs/reference.md#method)."""
+    default, explicit = method_plan({"cross_gamma": "lr", "d_pair_corr": "fd"})
+    assert default == "auto" and explicit == {G.CROSS_GAMMA: "lr", G.D_PAIR_CORR: "fd"}
+    with pytest.raises(InputError, match="greeks does not ask"):
+        method_plan({"cross_gamma": "lr"}, asked=(G.DELTA,))
