@@ -566,7 +566,7 @@ def _run(args, log, argv):
     try:
         if args.command == "warmup":
             from mcgreeks import _jit, warmup
-            log("compiling the kernels for this machine (GBM, Sobol, Heston)")
+            log("compiling the kernels for this machine (GBM, Sobol, correlated GBM, Heston)")
             seconds = warmup.warmup(progress=lambda part: log(f"ready: {part}"))
             log(f"kernels ready in {seconds:.0f} s, cached in {_jit.cache_dir()}")
             return 0

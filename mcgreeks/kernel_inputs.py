@@ -143,13 +143,16 @@ def _gbm_paths(job, fields):
 def gbm(job, slots, totals, sampler=None):
     """``pricers.gbm.chunk``'s arguments after the keys, path range and block size: (book,
     paths, plan, totals, legs, sobol_dirs) for the ``slots`` wanted (legs: the ``Legs`` of its
-    multi-asset trades; None without any unless ``job.with_legs``: see ``underlying.Job``), the ``totals`` record and
-    the sampler (``underlying.sampler_args``: (direction numbers, (shifts, points per replicate,
+    multi-asset trades; None without any unless ``job.with_legs`` on Monte Carlo paths: see
+    ``underlying.Job``), the ``totals`` record and the sampler (``underlying.sampler_args``: (direction numbers, (shifts, points per replicate,
     bridge steps, bridge weights)); None: Monte Carlo)."""
     from mcgreeks.pricers import gbm as pricer
     dirs, fields = sampler or MC_SAMPLER
     plan = Plan(slots, pricer.needs(slots), job.coef, job.bumps)
-    legs = job.legs if job.with_legs or any(r.get("legs") for r in job.records) else None
+    # Sobol jobs keep the kernel without legs: a multi-asset trade's group runs Monte Carlo, so
+    # the kernel with legs and Sobol points would be a third compile
+    legs = job.legs if any(r.get("legs") for r in job.records) or (
+        job.with_legs and dirs is None) else None
     return Book(*job.arrays), _gbm_paths(job, fields), plan, totals, legs, dirs
 
 

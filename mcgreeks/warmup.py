@@ -4,7 +4,7 @@ numba compiles mcgreeks' kernels on first use and caches them on disk (``_jit.ca
 one folder per package version and kernel sources).  ``warmup()`` fills that cache for this
 machine by pricing a tiny synthetic book that takes every path of the kernels: every payoff
 (European, digital, both Asians, continuous and discrete barriers of each kind) under GBM with
-Monte Carlo and Sobol sampling and under Heston with the QE and Euler schemes, every Greek by
+Monte Carlo and Sobol sampling, a basket on two correlated GBM names, and under Heston with the QE and Euler schemes, every Greek by
 the automatic choice of estimator (which pilots, blends and falls back to finite differences).
 ``cache_is_warm()`` says, without compiling anything, whether a model's kernels are cached.
 
