@@ -1,7 +1,8 @@
 """The README's sample book end to end, as a new user runs it: cold (an empty numba cache) and
 warm, in new processes.
 
-Runs ``mcgreeks price data/trades.csv --market data/market.csv --quiet`` with a fresh
+Runs ``mcgreeks price data/trades.csv --market data/market.csv --correlations
+data/correlations.csv --quiet`` (the README's quick start) with a fresh
 ``NUMBA_CACHE_DIR`` (cold: the kernels are compiled, the Heston ones by a child process while
 the GBM ones compile here when a core is spare, see ``mcgreeks.warmup``), then again on that
 cache (warm), and
@@ -34,10 +35,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "data")
 BEGIN, END = "<!-- first-run -->", "<!-- /first-run -->"
 CLI = [sys.executable, "-m", "mcgreeks.cli", "price", os.path.join(DATA, "trades.csv"),
-       "--market", os.path.join(DATA, "market.csv"), "--quiet"]
+       "--market", os.path.join(DATA, "market.csv"), "--correlations",
+       os.path.join(DATA, "correlations.csv"), "--quiet"]
 IN_PROCESS = ("import pandas as pd; from mcgreeks import price_portfolio; "
               f"price_portfolio(pd.read_csv({os.path.join(DATA, 'trades.csv')!r}), "
-              f"pd.read_csv({os.path.join(DATA, 'market.csv')!r}))")
+              f"pd.read_csv({os.path.join(DATA, 'market.csv')!r}), "
+              f"correlations=pd.read_csv({os.path.join(DATA, 'correlations.csv')!r}))")
 
 
 def one(command, cache, **env_vars):
