@@ -38,7 +38,8 @@ from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks import vecmath
 from mcgreeks._jit import kernel
-from mcgreeks.engine import add_to_total, write_moments
+# called, not inlined: one compiled copy each (a tile's moments cost microseconds here)
+from mcgreeks.engine import add_to_total_called, store_moments
 from mcgreeks.estimators import fd
 from mcgreeks.models import gbm
 
@@ -100,53 +101,50 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, rows, m, code, k, l, side_k, side_l
     """The legs' weighted spots w_q S_q(T) of the tile's paths with one parameter moved by
     side_k (+1, -1) fd steps (``estimators.fd``; the same normals) into rows[MOVED]: the spot
     of leg k (and of leg l by side_l: a cross-gamma's corner), the volatility of leg k, every
-    leg's rate, the maturity (W scales as √T), or pair (k, l)'s correlation (Y' = L(c ± h) Z
-    with the bumped factor ``Legs.bumped``).  Returns the moved discount factor."""
+    leg's rate, the maturity (dates scale by c, W by √c), or pair (k, l)'s correlation
+    (Y' = L(c ± h) Z with the bumped factor ``Legs.bumped``).  Each multiplies a leg's value by
+    a factor and the exponential of a move of its log: the moves go to rows[MOVED] first, and
+    one loop applies them.  Returns the moved discount factor."""
     n = ti_j[P.LEG_N]
     t = tf_j[P.MATURITY]
     root_t = math.sqrt(t)
     rate = paths.rate[legs.asset[j, 0]]
     disc = math.exp(-rate * t)
+    c = 1.0 + side_k * bumps[3]       # the maturity's scale (theta)
     for q in range(n):
-        factor = 1.0
-        if (code == DELTA or code == GAMMA or code == CROSS_GAMMA) and q == k:
-            factor = 1.0 + side_k * bumps[0]
-        elif code == CROSS_GAMMA and q == l:
-            factor = 1.0 + side_l * bumps[0]
-        elif code == RHO:
-            factor = math.exp(side_k * bumps[2] * t)
+        a = legs.asset[j, q]
+        vol = paths.vol[a]
+        drift, diffusion = 0.0, 0.0   # the log's move: drift + diffusion · Y_q
+        if code == RHO:
+            drift = side_k * bumps[2] * t
+        elif code == VEGA and q == k:
+            # ln S = ln S0 + (r - q - σ²/2)T + σ√T Y: σ moves in the drift and the diffusion
+            moved_vol = vol * (1.0 + side_k * bumps[1])
+            drift = -0.5 * (moved_vol * moved_vol - vol * vol) * t
+            diffusion = (moved_vol - vol) * root_t
+        elif code == THETA:
+            drift = gbm.log_drift(paths.rate[a], paths.div_yield[a], vol) * t * (c - 1.0)
+            diffusion = vol * root_t * (math.sqrt(c) - 1.0)
         for i in range(m):
-            rows[MOVED, q, i] = factor * rows[LEG, q, i]
-    if code == RHO:
-        disc = math.exp(-(rate + side_k * bumps[2]) * t)
-    elif code == VEGA:
-        vol = paths.vol[legs.asset[j, k]]
-        moved_vol = vol * (1.0 + side_k * bumps[1])
-        # ln S = ln S0 + (r - q - σ²/2)T + σ√T Y: σ moves in the drift and the diffusion
-        drift = -0.5 * (moved_vol * moved_vol - vol * vol) * t
-        diffusion = (moved_vol - vol) * root_t
-        for i in range(m):
-            rows[MOVED, k, i] *= vecmath.exp(drift + diffusion * rows[Y, k, i])
-    elif code == THETA:
-        c = 1.0 + side_k * bumps[3]
-        for q in range(n):
-            a = legs.asset[j, q]
-            weight, log_s0 = legs.weight[j, q], math.log(paths.spot[a])
-            drift = gbm.log_drift(paths.rate[a], paths.div_yield[a], paths.vol[a]) * t * c
-            diffusion = paths.vol[a] * math.sqrt(t * c)
-            for i in range(m):
-                rows[MOVED, q, i] = weight * vecmath.exp(log_s0 + drift + diffusion
-                                                         * rows[Y, q, i])
-        disc = math.exp(-rate * t * c)
-    elif code == PAIR_CORR:
-        factor = legs.bumped[j, _pair_index(k, l, n), 0 if side_k > 0 else 1]
-        for q in range(n):
-            diffusion = paths.vol[legs.asset[j, q]] * root_t
+            rows[MOVED, q, i] = drift + diffusion * rows[Y, q, i]
+        if code == PAIR_CORR:
+            factor = legs.bumped[j, _pair_index(k, l, n), 0 if side_k > 0 else 1]
             for i in range(m):
                 y = 0.0
                 for s in range(q + 1):
                     y += factor[q, s] * rows[Z, s, i]
-                rows[MOVED, q, i] *= vecmath.exp(diffusion * (y - rows[Y, q, i]))
+                rows[MOVED, q, i] = vol * root_t * (y - rows[Y, q, i])
+        scale = 1.0
+        if (code == DELTA or code == GAMMA or code == CROSS_GAMMA) and q == k:
+            scale = 1.0 + side_k * bumps[0]
+        elif code == CROSS_GAMMA and q == l:
+            scale = 1.0 + side_l * bumps[0]
+        for i in range(m):
+            rows[MOVED, q, i] = scale * rows[LEG, q, i] * vecmath.exp(rows[MOVED, q, i])
+    if code == RHO:
+        disc = math.exp(-(rate + side_k * bumps[2]) * t)
+    elif code == THETA:
+        disc = math.exp(-rate * t * c)
     return disc
 
 
@@ -336,22 +334,20 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
         slope = P.slope(P.EUROPEAN, omega, strike, 1.0, u)
         for k in range(n):
             rows[PW, k, i] = slope * vec[k]
-    if slots_j[G.PRICE, 0] >= 0:
-        disc = math.exp(-paths.rate[legs.asset[j, 0]] * t)
-        for i in range(m):
-            est[i] = disc * f[i]
-        write_moments(est, est, m, False, out_tile[slots_j[G.PRICE, 0]])
-        add_to_total(G.PRICE, 0, est, est, m, False, totals.estimator[j], totals.weights[j],
-                     totals.target[j], agg)
-    for r in range(slots_j.shape[0] - G.N_QUANTITIES):
-        g = G.N_QUANTITIES + r
+    disc = math.exp(-paths.rate[legs.asset[j, 0]] * t)
+    for r in range(-1, slots_j.shape[0] - G.N_QUANTITIES):     # r = -1: the price
+        g = G.N_QUANTITIES + r if r >= 0 else G.PRICE
         for e in range(slots_j.shape[1]):
             slot = slots_j[g, e]
             if slot < 0:
                 continue
-            code, k, l = _measure(r, n)
-            _estimates(j, ti_j, tf_j, legs, paths, plan.bumps, rows, f, m, code, k, l, e, est,
-                       vec)
-            write_moments(est, est, m, False, out_tile[slot])
-            add_to_total(g, e, est, est, m, False, totals.estimator[j], totals.weights[j],
-                         totals.target[j], agg)
+            if r < 0:
+                for i in range(m):
+                    est[i] = disc * f[i]
+            else:
+                code, k, l = _measure(r, n)
+                _estimates(j, ti_j, tf_j, legs, paths, plan.bumps, rows, f, m, code, k, l, e,
+                           est, vec)
+            store_moments(est, m, out_tile[slot])
+            add_to_total_called(g, e, est, est, m, False, totals.estimator[j],
+                                totals.weights[j], totals.target[j], agg)
