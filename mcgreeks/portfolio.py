@@ -229,10 +229,17 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         Heston one), are absent.
       risk: also return the long risk table (``mcgreeks.risk``): one row per (trade, measure)
         computed, with columns trade_id, measure, underlying, underlying_2, value, se, method;
-        ``mcgreeks.aggregate_risk`` sums it per (measure, underlying, underlying_2).
+        ``mcgreeks.aggregate_risk`` sums it per (measure, underlying, underlying_2).  A
+        multi-asset trade's per-name and per-pair measures (delta, gamma, vega, cross_gamma,
+        d_pair_corr) are there only.
+      correlations: DataFrame (underlying_1, underlying_2, corr) of docs/reference.md#correlations,
+        or None.  Underlyings linked by a nonzero correlation or by a multi-asset trade
+        (basket, best_of, worst_of, spread) are simulated together on correlated paths; an
+        underlying in no such group keeps its numbers to the bit.
       client: a ``dask.distributed.Client``; underlyings (and large underlyings' path ranges)
         are then priced on its cluster, with the same result to the bit.
-      progress: called as ``progress(name, n_trades)`` after each underlying is priced.
+      progress: called as ``progress(name, n_trades)`` after each simulation group is priced
+        (an underlying alone: its name; a group: its names joined by ``;``).
       diagnostics: also return the diagnostics table (see Returns).
       chunk_paths, block_paths: paths per kernel call (bounds memory) and per parallel task;
         neither changes the result.
