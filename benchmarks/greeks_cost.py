@@ -9,7 +9,6 @@ alone is what ``benchmarks/run.py`` reports as mcgreeks' price-only speed (both 
 
     python benchmarks/greeks_cost.py [--quick] [--repeats 3]
 """
-import argparse
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ import pandas as pd
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import cases as C                                    # noqa: E402
 from benchmarks.run import machine                                   # noqa: E402
-from benchmarks.sections import put_section                          # noqa: E402
+from benchmarks.sections import put_section, report_parser                          # noqa: E402
 
 import mcgreeks                                                      # noqa: E402
 
@@ -57,12 +56,7 @@ def measure(trades, market, n_paths, options, greeks, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default=os.path.join(C.ROOT, "benchmarks", "results",
-                                                      "RESULTS.md"))
-    args = parser.parse_args(argv)
+    args = report_parser(__doc__, C.ROOT).parse_args(argv)
     m = machine()
     lines = [BEGIN, "## What the Greeks cost (`greeks=`)\n",
              f"`python benchmarks/greeks_cost.py{' --quick' if args.quick else ''}` on "

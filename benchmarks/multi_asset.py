@@ -13,7 +13,6 @@ one).  Writes the
 
     python benchmarks/multi_asset.py [--quick] [--repeats 3]
 """
-import argparse
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ import pandas as pd
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import cases as C                                    # noqa: E402
 from benchmarks.run import machine                                   # noqa: E402
-from benchmarks.sections import put_section                          # noqa: E402
+from benchmarks.sections import put_section, report_parser                          # noqa: E402
 
 import mcgreeks                                                      # noqa: E402
 
@@ -67,12 +66,7 @@ def measure(book, n_paths, greeks, method, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default=os.path.join(C.ROOT, "benchmarks", "results",
-                                                      "RESULTS.md"))
-    args = parser.parse_args(argv)
+    args = report_parser(__doc__, C.ROOT).parse_args(argv)
     n_paths = 1 << 15 if args.quick else 1 << 18
     m = machine()
     lines = [BEGIN, "## Baskets: the cost of every sensitivity\n",

@@ -1,5 +1,6 @@
 """Marked sections of a generated report, so that one script can rewrite its part of a file
 another script also writes (``<!-- name -->`` ... ``<!-- /name -->``)."""
+import argparse
 import os
 
 
@@ -20,3 +21,15 @@ def put_section(path, text, begin, end):
     whole = whole.replace(old, text) if old else whole.rstrip("\n") + "\n\n" + text + "\n"
     with open(path, "w") as fh:
         fh.write(whole)
+
+
+def report_parser(doc, root):
+    """The command line of a script that writes a section of RESULTS.md: --quick, --repeats
+    (default 3) and --out (default ``root``/benchmarks/results/RESULTS.md); ``doc`` is the
+    script's docstring, whose first line describes it."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=os.path.join(root, "benchmarks", "results",
+                                                      "RESULTS.md"))
+    return parser
