@@ -4,7 +4,7 @@ sensitivity, rho and theta, by each estimator.
 
 The same paths and seed are priced with ``greeks="none"`` (the price alone), then every
 measure by ``auto`` (pathwise for first order, mixed for gammas and cross-gammas), by ``lr``
-(likelihood ratio wherever valid, theta pathwise) and by ``fd`` (bump-and-revalue on the same
+(likelihood ratio for every measure) and by ``fd`` (bump-and-revalue on the same
 paths: the baseline).  The table gives paths per second (wall, best of ``--repeats``), the
 number of sensitivities, the wall time over the price alone and the mean relative standard
 error of the sensitivities (the median of SE/|value|, so a cheap estimator cannot hide a noisy

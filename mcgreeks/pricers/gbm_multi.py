@@ -18,15 +18,15 @@ weights, and s_k = ζ_k/(σ_k√T), the score of ln S0_k:
   (``correlation.cholesky_derivative``), the reparameterization Y = L(c) Z;
 - likelihood ratio, the scores of the multivariate normal law of ln S(T) (Glasserman 2004,
   §7.3): ∂/∂ln S0_k: s_k; ∂/∂σ_k: ζ_k(Y_k/σ_k - √T) - 1/σ_k; ∂/∂r: √T Σ ζ_k/σ_k;
-  ∂/∂c_kl: ζ_k ζ_l - (C⁻¹)_kl; second order in spot:
+  ∂/∂T: Σ ζ_k (μ_k/(σ_k√T) + Y_k/(2T)) - n/(2T); ∂/∂c_kl: ζ_k ζ_l - (C⁻¹)_kl; second order in
+  spot:
   (s_k s_l - (C⁻¹)_kl/(σ_k σ_l T) - δ_kl s_k)/(S0_k S0_l);
 - mixed (pathwise then likelihood ratio): ∂²/∂S0_k∂S0_l = (p_l s_k - δ_kl p_k)/(S0_k S0_l),
   symmetrized over (k, l) for a cross-gamma;
 - fd: central differences of the revalued payoff on the same normals (common random numbers);
   a correlation bump revalues with the bumped factor, Y' = L(c ± h) Z.
-Every estimate is multiplied by the discount e^{-rT}.  Theta is offered by pathwise and fd
-(a likelihood-ratio theta, the score of T in the same law, is not built); every other measure
-by pathwise or mixed, lr and fd.
+Every estimate is multiplied by the discount e^{-rT} (whose own derivative enters rho and
+theta).  Every measure has pathwise (mixed for gammas), lr and fd.
 
 A trade's measures (``measures``) are numbered after ``greeks.N_QUANTITIES`` on the quantity
 axis of ``kernel_inputs.Plan.slots``, so the engine's slots, moments and per-path totals serve
@@ -49,11 +49,11 @@ from mcgreeks.models import gbm
 DELTA, GAMMA, VEGA, CROSS_GAMMA, PAIR_CORR, RHO, THETA = range(7)
 MEASURE_NAMES = ("delta", "gamma", "vega", "cross_gamma", "d_pair_corr", "rho", "theta")
 #: Estimators valid for each measure (the payoffs are Lipschitz: pathwise for first order,
-#: mixed for second order; lr for all but theta; fd for all), the first being auto's choice.
+#: mixed for second order; lr and fd for all), the first being auto's choice.
 VALID = {DELTA: (G.PATHWISE, G.LR, G.FD), GAMMA: (G.MIXED, G.LR, G.FD),
          VEGA: (G.PATHWISE, G.LR, G.FD), CROSS_GAMMA: (G.MIXED, G.LR, G.FD),
          PAIR_CORR: (G.PATHWISE, G.LR, G.FD), RHO: (G.PATHWISE, G.LR, G.FD),
-         THETA: (G.PATHWISE, G.FD)}
+         THETA: (G.PATHWISE, G.LR, G.FD)}
 
 #: Rows of the per-leg scratch rows[row, leg, path]: weighted spot w_k S_k(T), Y, Z = L⁻¹Y,
 #: ζ = C⁻¹Y, pathwise weight p, and the weighted spots of an fd revaluation.
@@ -214,17 +214,23 @@ def _estimates(j, ti_j, tf_j, legs, paths, bumps, rows, f, m, code, k, l, e, est
                 est[i] += weight * moved_disc * P.value(P.EUROPEAN, omega, strike, 1.0, u)
         return
     if code == RHO or code == THETA:
-        # rho: T Σ p_q - T f (pathwise) or f (√T Σ ζ_q/σ_q - T) (lr); theta: -(Σ p_q ∂ln S_q/∂T
-        # - r f), ∂ln S_q/∂T = μ_q + σ_q Y_q/(2√T)
+        # rho: T Σ p_q - T f (pathwise) or f (√T Σ ζ_q/σ_q - T) (lr); theta = -∂/∂T: pathwise
+        # -(Σ p_q ∂ln S_q/∂T - r f) with ∂ln S_q/∂T = μ_q + σ_q Y_q/(2√T), lr -f (score_T - r)
+        # with score_T = Σ ζ_q (μ_q/(σ_q√T) + Y_q/(2T)) - n/(2T)
         for i in range(m):
             est[i] = -t * f[i] if code == RHO else rate * f[i]
+            if code == THETA and e == G.LR:
+                est[i] += f[i] * 0.5 * n / t
         for q in range(n):
             a = legs.asset[j, q]
             vol = paths.vol[a]
             mu = gbm.log_drift(paths.rate[a], paths.div_yield[a], vol)
             for i in range(m):
-                if code == THETA:
+                if code == THETA and e == G.PATHWISE:
                     est[i] -= rows[PW, q, i] * (mu + 0.5 * vol * rows[Y, q, i] / root_t)
+                elif code == THETA:
+                    est[i] -= f[i] * rows[ZETA, q, i] * (mu / (vol * root_t)
+                                                         + 0.5 * rows[Y, q, i] / t)
                 elif e == G.PATHWISE:
                     est[i] += rows[PW, q, i] * t
                 else:

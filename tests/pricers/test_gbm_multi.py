@@ -84,7 +84,7 @@ BIG_BASKET = Case("bk10_call", "basket", "call", ";".join(BIG),
 #: The estimator each measure of a multi-asset trade should report, per ``method``.
 FIRST, SECOND = ("delta", "vega", "d_pair_corr", "rho", "theta"), ("gamma", "cross_gamma")
 EXPECTED_METHOD = {"auto": dict.fromkeys(FIRST, "pathwise") | dict.fromkeys(SECOND, "mixed"),
-                   "lr": dict.fromkeys(FIRST + SECOND, "lr") | {"theta": "pathwise"},
+                   "lr": dict.fromkeys(FIRST + SECOND, "lr"),
                    "fd": dict.fromkeys(FIRST + SECOND, "fd")}
 #: ... and a single-asset trade (auto: the variance-optimal pathwise/lr blend).
 EXPECTED_SINGLE = {"auto": "optimal", "lr": "lr", "fd": "fd"}
