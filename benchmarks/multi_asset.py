@@ -6,7 +6,7 @@ The same paths and seed are priced with ``greeks="none"`` (the price alone), the
 measure by ``auto`` (pathwise for first order, mixed for gammas and cross-gammas), by ``lr``
 (likelihood ratio for every measure) and by ``fd`` (bump-and-revalue on the same
 paths: the baseline).  The table gives paths per second (wall, best of ``--repeats``), the
-number of sensitivities, the wall time over the price alone and the mean relative standard
+number of sensitivities, the wall time over the price alone and the median relative standard
 error of the sensitivities (the median of SE/|value|, so a cheap estimator cannot hide a noisy
 one).  Writes the
 ``multi-asset`` section of RESULTS.md and ``multi_asset.png``.
@@ -67,7 +67,7 @@ def measure(book, n_paths, greeks, method, repeats):
 
 def main(argv=None):
     args = report_parser(__doc__, C.ROOT).parse_args(argv)
-    n_paths = 1 << 15 if args.quick else 1 << 18
+    n_paths = 1 << 15 if args.quick else 1 << 20
     m = machine()
     lines = [BEGIN, "## Baskets: the cost of every sensitivity\n",
              f"`python benchmarks/multi_asset.py{' --quick' if args.quick else ''}` on "
