@@ -152,13 +152,16 @@ def _jobs(records, picks, market_params, pairs, settings):
     # every good underlying, traded or not: a group's paths do not depend on which of its
     # members the book trades
     names = sorted(market_params)
+    groups = [group for group, _ in simulation_groups(names, pairs, together)]
+    group_of = {name: g for g, group in enumerate(groups) for name in group}
+    trades_of = {}                  # group -> its good rows, in input order
+    for i in good:
+        first = records[i].get("underlyings", (records[i]["underlying"],))[0]
+        trades_of.setdefault(group_of[first], []).append(i)
     jobs, members = [], []
-    for group, _ in simulation_groups(names, pairs, together):
+    for g, idx in trades_of.items():
+        group = groups[g]
         place = {name: a for a, name in enumerate(group)}
-        idx = [i for i in good if place.keys() >= set(records[i].get(
-            "underlyings", (records[i]["underlying"],)))]
-        if not idx:
-            continue
         params = [market_params[name] for name in group]
         model = params[0]["model"]
         options = dict(settings, bumps=settings["bumps"][model],
@@ -172,9 +175,7 @@ def _jobs(records, picks, market_params, pairs, settings):
         jobs.append(underlying.Job(";".join(group), params[0], records_, [picks[i] for i in idx],
                                    **options))
         members.append(idx)
-    # in the order of their first trades, as the tables list underlyings
-    order = sorted(range(len(jobs)), key=lambda k: members[k][0])
-    return [jobs[k] for k in order], [members[k] for k in order]
+    return jobs, members      # in the order of their first trades, as the tables list them
 
 
 def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", steps_per_year=None,
