@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from mcgreeks import kernel_inputs
+from mcgreeks.pricers import gbm_multi
 
 from mcgreeks.validation import (InputError, _missing, _number, _require, _Row, _text,
                                  raise_problems)
@@ -362,7 +363,7 @@ def trade_laws(job):
         out.asset[j, :k], out.weight[j, :k] = idx, r["weights"]
         out.inverse[j, :k, :k] = np.linalg.inv(factor)
         out.precision[j, :k, :k] = np.linalg.inv(matrix)
-        for p, (a, b) in enumerate((a, b) for a in range(k) for b in range(a + 1, k)):
+        for p, (a, b) in enumerate(gbm_multi.pairs(k)):
             out.d_factor[j, p, :k, :k] = cholesky_derivative(factor, a, b)
             ends = []
             for side, sign in enumerate((1.0, -1.0)):

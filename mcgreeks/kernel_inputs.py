@@ -144,8 +144,9 @@ def gbm(job, slots, totals, sampler=None):
     """``pricers.gbm.chunk``'s arguments after the keys, path range and block size: (book,
     paths, plan, totals, legs, sobol_dirs) for the ``slots`` wanted (legs: the ``Legs`` of its
     multi-asset trades; None without any unless ``job.with_legs`` on Monte Carlo paths: see
-    ``underlying.Job``), the ``totals`` record and the sampler (``underlying.sampler_args``: (direction numbers, (shifts, points per replicate,
-    bridge steps, bridge weights)); None: Monte Carlo)."""
+    ``underlying.Job``), the ``totals`` record and the sampler (``underlying.sampler_args``:
+    (direction numbers, (shifts, points per replicate, bridge steps, bridge weights)); None:
+    Monte Carlo)."""
     from mcgreeks.pricers import gbm as pricer
     dirs, fields = sampler or MC_SAMPLER
     plan = Plan(slots, pricer.needs(slots), job.coef, job.bumps)

@@ -10,12 +10,13 @@ import pandas as pd
 
 from mcgreeks import engine, underlying
 from mcgreeks import greeks as G
-from mcgreeks.correlation import (check_correlations, group_matrix, simulation_groups,
-                                  singular_legs)
+from mcgreeks.correlation import check_correlations, group_matrix, simulation_groups, \
+    singular_legs
+from mcgreeks.correlation import groups as correlation_groups
 from mcgreeks.estimators import fd
 from mcgreeks.estimators.selection import choices, greek_plan, method_plan, multi_asset_choices
 from mcgreeks.models import MODELS
-from mcgreeks.risk import PORTFOLIO_MEASURES, check_sum, portfolio_total, risk_table
+from mcgreeks.risk import PORTFOLIO_MEASURES, check_sum, portfolio_se, risk_table
 from mcgreeks.rng import seed_key
 from mcgreeks.validation import InputError, _text, check_market, check_trades, raise_problems
 
@@ -152,7 +153,8 @@ def _jobs(records, picks, market_params, pairs, settings):
     # every good underlying, traded or not: a group's paths do not depend on which of its
     # members the book trades
     names = sorted(market_params)
-    groups = [group for group, _ in simulation_groups(names, pairs, together)]
+    # their matrices were checked in _validated; each Job factors its own
+    groups = correlation_groups(names, pairs, together)
     group_of = {name: g for g, group in enumerate(groups) for name in group}
     trades_of = {}                  # group -> its good rows, in input order
     for i in good:
@@ -281,8 +283,8 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
                          for i, r in enumerate(records)])
     if scheme not in ("qe", "euler"):
         raise InputError(f"scheme has value {scheme!r}: must be qe or euler")
-    pair_bump = (fd_bumps or {}).get("pair_corr", fd.PAIR_CORR_ABS) \
-        if isinstance(fd_bumps, dict) or fd_bumps is None else fd.PAIR_CORR_ABS
+    pair_bump = fd_bumps.get("pair_corr", fd.PAIR_CORR_ABS) if isinstance(fd_bumps, dict) \
+        else fd.PAIR_CORR_ABS
     jobs, members = _jobs(records, picks, market_params, pairs, dict(
         seed=seed, n_paths=int(n_paths), bumps=bumps, control_variate=control_variate,
         lr_baseline=lr_baseline, sampler=sampler, randomizations=int(randomizations),
@@ -415,7 +417,7 @@ def aggregate(results, by="underlying"):
     for q in measures:
         if q in PORTFOLIO_MEASURES:
             total[q] = table[q].sum(min_count=1)
-            total[q + "_se"] = portfolio_total(totals, q)[1]
+            total[q + "_se"] = portfolio_se(totals, q)
         else:       # shares of one name do not add to shares of another
             total[q] = total[q + "_se"] = np.nan
     table.loc["total"] = pd.Series(total)

@@ -66,22 +66,17 @@ def risk_table(results, records, legs=None):
     return table
 
 
-def portfolio_total(totals, measure):
-    """(value, se) of ``measure`` (one of ``PORTFOLIO_MEASURES``) over the whole portfolio from
-    the per-path totals ``totals`` (a results' or risk table's attrs["totals"]): per simulation
-    group its own total (an underlying alone: its total), errors in quadrature across groups,
-    which are simulated independently."""
+def portfolio_se(totals, measure):
+    """The standard error of ``measure`` (one of ``PORTFOLIO_MEASURES``) summed over the whole
+    portfolio, from the per-path totals ``totals`` (a results' or risk table's
+    attrs["totals"]): per simulation group its own total's (an underlying alone: its total's),
+    in quadrature across groups, which are simulated independently."""
     per_job = {}
     for t in totals:
-        if t["measure"] != measure:
-            continue
-        job = t.get("job", t["underlying"])
-        if t["underlying"] == GROUP_TOTAL or job not in per_job:
-            per_job[job] = t
-    if not per_job:
-        return np.nan, np.nan
-    return (float(sum(t["value"] for t in per_job.values())),
-            float(np.sqrt(sum(t["se"] ** 2 for t in per_job.values()))))
+        if t["measure"] == measure and (t["underlying"] == GROUP_TOTAL
+                                        or t["job"] not in per_job):
+            per_job[t["job"]] = t["se"]
+    return float(np.sqrt(sum(se ** 2 for se in per_job.values()))) if per_job else np.nan
 
 
 def aggregate_risk(risk):
@@ -90,7 +85,7 @@ def aggregate_risk(risk):
     Values are the sums of the rows; standard errors come from the per-path totals carried while
     pricing (trades on one underlying, or on the names of one simulation group, share paths, so
     their errors are correlated and do not add in quadrature).  Rows with underlying "total" add
-    price, rho and theta over the portfolio (``portfolio_total``).
+    price, rho and theta over the portfolio (``portfolio_se``).
 
     Args:
       risk: the risk table ``price_portfolio(..., risk=True)`` returned, unfiltered.
@@ -121,7 +116,7 @@ def aggregate_risk(risk):
         rows.append((t["measure"], t["underlying"], t["underlying_2"], len(part), value, t["se"]))
     table = pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
     total = [(q, TOTAL, "", int(part["n_trades"].sum()), float(part["value"].sum()),
-              portfolio_total(totals, q)[1])
+              portfolio_se(totals, q))
              for q in PORTFOLIO_MEASURES
              for part in [table[table["measure"] == q]] if len(part)]
     return pd.concat([table, pd.DataFrame(total, columns=AGGREGATE_COLUMNS)],

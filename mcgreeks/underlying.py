@@ -22,7 +22,7 @@ from mcgreeks.estimators import fd, optimal
 from mcgreeks.kernel_inputs import MC_SAMPLER, no_totals, number_slots, trade_arrays
 from mcgreeks.models import MODELS
 from mcgreeks.pricers import gbm_multi
-from mcgreeks.risk import GROUP_TOTAL, risk_label
+from mcgreeks.risk import GROUP_TOTAL, PORTFOLIO_MEASURES, risk_label
 from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
 
 #: Paths of the pilot run (its own random stream, never reused).
@@ -142,20 +142,14 @@ def total_rows(job):
     for j, r in enumerate(job.records):
         portfolio = {}                  # quantity axis position -> measure, for GROUP_TOTAL rows
         if r.get("legs"):
-            names = [job.members[a] for a in r["legs"]]
             target[j, G.PRICE, 0] = row(("price", risk_label(r), ""))
             portfolio[G.PRICE] = "price"
-            for m, (code, k, l) in enumerate(gbm_multi.measures(len(names))):
-                measure = gbm_multi.MEASURE_NAMES[code]
-                if l >= 0:
-                    a, b = sorted((r["legs"][k], r["legs"][l]))
-                    key = (measure, job.members[a], job.members[b])
-                elif k >= 0:
-                    key = (measure, names[k], "")
-                else:
-                    key = (measure, risk_label(r), "")
-                    portfolio[G.N_QUANTITIES + m] = measure
-                target[j, G.N_QUANTITIES + m, 0] = row(key)
+            for g in range(G.N_QUANTITIES, G.N_QUANTITIES + len(gbm_multi.measures(
+                    len(r["legs"])))):
+                key = _multi_measure(job, r, g)
+                target[j, g, 0] = row(key)
+                if key[0] in PORTFOLIO_MEASURES:
+                    portfolio[g] = key[0]
         else:
             name = job.members[r.get("asset", 0)]
             for g, q in enumerate(G.QUANTITIES):

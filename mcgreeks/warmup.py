@@ -4,8 +4,9 @@ numba compiles mcgreeks' kernels on first use and caches them on disk (``_jit.ca
 one folder per package version and kernel sources).  ``warmup()`` fills that cache for this
 machine by pricing a tiny synthetic book that takes every path of the kernels: every payoff
 (European, digital, both Asians, continuous and discrete barriers of each kind) under GBM with
-Monte Carlo and Sobol sampling, a basket on two correlated GBM names, and under Heston with the QE and Euler schemes, every Greek by
-the automatic choice of estimator (which pilots, blends and falls back to finite differences).
+Monte Carlo and Sobol sampling, a basket on two correlated GBM names, and under Heston with the
+QE and Euler schemes, every Greek by the automatic choice of estimator (which pilots, blends and
+falls back to finite differences).
 ``cache_is_warm()`` says, without compiling anything, whether a model's kernels are cached.
 
 A cold ``mcgreeks price`` compiles only the models its book has.  With two or more models and a
@@ -83,7 +84,7 @@ def _book_trades(underlying):
 def synthetic_book():
     """(trades, market): every payoff on a GBM underlying WG and a Heston one WH (whose Feller
     ratio, 0.6, makes ``auto`` pilot pathwise against fd), and a basket of WG and a second GBM
-    underlying WG2 (``correlated_book``)."""
+    underlying WG2, correlated by ``CORRELATIONS``."""
     basket = {"trade_id": "WGB", "underlying": "WG;WG2", "payoff": "basket", "option_type": "call",
               "strike": 200.0, "maturity": 0.5, "quantity": 1.0, "weights": "1;1"}
     trades = pd.DataFrame(_book_trades("WG") + _book_trades("WH") + [basket])

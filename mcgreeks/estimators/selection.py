@@ -114,8 +114,8 @@ _ASKED_BY = {M.DELTA: G.DELTA, M.GAMMA: G.GAMMA, M.VEGA: G.VEGA, M.CROSS_GAMMA: 
 
 
 def multi_asset_choices(record, plan, asked=ALL_GREEKS):
-    """``choices`` for a multi-asset trade (a record with ``underlyings``): {N_QUANTITIES + r: estimator
-    code} for each of its measures r (``pricers.gbm_multi.measures``) whose Greek is ``asked``.
+    """``choices`` for a multi-asset trade (a record with ``underlyings``): {N_QUANTITIES + r:
+    estimator code} for each of its measures r (``pricers.gbm_multi.measures``) whose Greek is ``asked``.
     Auto takes pathwise for first-order measures and mixed for second-order ones
     (``gbm_multi.VALID``: the payoffs are Lipschitz); one estimator name applies where it is
     valid, the rest stay auto; a per-Greek name invalid for a measure is an InputError

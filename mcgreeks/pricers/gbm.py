@@ -341,7 +341,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
     # then costs such a book no compile time
     n_legs = legs.asset.shape[1] if legs is not None else 0
     rows_ = np.empty((gbm_multi.N_LEG_ROWS, n_legs, TILE))
-    vec_ = np.empty(3 * n_legs)
+    vec_ = np.empty(n_legs)
     w, u, z, acc, b = borrow(w_), borrow(u_), borrow(z_), borrow(acc_), borrow(b_)
     q, q_x, y, x, agg = borrow(q_), borrow(q_x_), borrow(y_), borrow(x_), borrow(agg_)
     rows, vec = borrow(rows_), borrow(vec_)
@@ -404,8 +404,8 @@ def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs
     moments of the per-path totals of each quantity to slots totals.base + g.  The arguments are
     the records of ``kernel_inputs`` (``kernel_inputs.gbm`` builds them); ``legs`` the
     ``kernel_inputs.Legs`` of its multi-asset trades, or None when it has none; ``sobol_dirs``
-    the Sobol direction numbers, or None for Monte Carlo.  Blocks of ``tiles_per_block`` tiles run in
-    parallel (``engine.for_blocks``)."""
+    the Sobol direction numbers, or None for Monte Carlo.  Blocks of ``tiles_per_block`` tiles
+    run in parallel (``engine.for_blocks``)."""
     n_tiles = (n_paths + TILE - 1) // TILE
     wait_for_background("gbm")
     engine.for_blocks(_block, n_tiles, engine.block_tiles(tiles_per_block, n_tiles,

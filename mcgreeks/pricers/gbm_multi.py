@@ -305,7 +305,7 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
     out_tile[slot] (``engine.write_moments``) and the per-path totals (``engine.add_to_total``).
 
     w[asset, date, path]: the group's mixed Brownian motions on the grid; m: paths in the tile;
-    rows (N_LEG_ROWS, n_max, TILE), f and est (TILE,), vec (3 n_max): scratch.  Z = L⁻¹Y and
+    rows (N_LEG_ROWS, n_max, TILE), f and est (TILE,), vec (n_max): scratch.  Z = L⁻¹Y and
     ζ = C⁻¹Y are formed only when an estimate reads them."""
     ti_j, tf_j = book.ti[j], book.tf[j]
     slots_j = plan.slots[j]
