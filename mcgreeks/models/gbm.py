@@ -16,9 +16,6 @@ random numbers, maps W_t to W_t·sqrt(T'/T).
 """
 from mcgreeks._jit import kernel
 
-#: Assets a GBM path carries: the first axis of its state rows W[asset, date, path].
-N_ASSETS = 1
-
 
 @kernel
 def log_drift(rate, div_yield, vol):
