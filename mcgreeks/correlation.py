@@ -26,8 +26,9 @@ import math
 
 import numpy as np
 
+from mcgreeks import greeks as G
 from mcgreeks import kernel_inputs
-from mcgreeks.pricers import gbm_multi
+from mcgreeks.pricers import gbm_multi, heston_multi
 
 from mcgreeks.validation import (InputError, _missing, _number, _require, _Row, _text,
                                  raise_problems)
@@ -352,7 +353,9 @@ def trade_laws(job):
                              np.zeros((n_trades, n, n)), np.zeros((n_trades, n, n)),
                              np.zeros((n_trades, n_pairs, n, n)),
                              np.zeros((n_trades, n_pairs, 2, n, n)),
-                             np.full((n_trades, n_pairs), np.nan))
+                             np.full((n_trades, n_pairs), np.nan),
+                             np.full((n_trades, job.n_quantities - G.N_QUANTITIES, 3), -1,
+                                     dtype=np.int64))
     for j, r in enumerate(job.records):
         idx = list(r.get("legs", ()))
         if not idx:
@@ -361,6 +364,8 @@ def trade_laws(job):
         matrix = np.asarray(job.correlation)[np.ix_(idx, idx)]
         factor = cholesky(matrix)
         out.asset[j, :k], out.weight[j, :k] = idx, r["weights"]
+        table = heston_multi.measures([job.member_params[a]["model"] for a in idx])
+        out.measure[j, :len(table)] = table
         out.inverse[j, :k, :k] = np.linalg.inv(factor)
         out.precision[j, :k, :k] = np.linalg.inv(matrix)
         for p, (a, b) in enumerate(gbm_multi.pairs(k)):

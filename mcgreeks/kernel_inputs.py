@@ -52,15 +52,23 @@ GbmPaths = namedtuple("GbmPaths", "spot rate div_yield vol names mix shifts per_
 #: per pair p of its legs (``gbm_multi.pairs``) d_factor[j, p] = ∂L/∂c_p, the factors
 #: bumped[j, p, 0 / 1] at c_p ± h (fd) and their width pair_width[j, p] (2h, or less where the
 #: bump was clipped to keep C positive semidefinite).
-Legs = namedtuple("Legs", "asset weight inverse precision d_factor bumped pair_width")
-#: Heston's paths (``pricers.heston.prepare``): scheme code, spot, rate; per scenario (0: the
-#: base, then the fd bumps' up and down) its step coefficients coefs[s] and parameters
-#: scenarios[s]; dcoef, the base's coefficient derivatives along the tangent directions;
-#: tangents_from, the first direction carried (``models.heston.N_DIR``: none); want_lr, whether
-#: the scores are accumulated; want_resim, whether any fd re-simulates; fd_scenario[g] =
-#: (up, down) scenario of quantity g or -1, fd_denominator[g] its parameter difference.
+#: measure[j, r] = (code, k, l) of trade j's r-th measure (``pricers.heston_multi.measures``;
+#: the GBM kernel numbers them itself, ``gbm_multi._measure``).
+Legs = namedtuple("Legs", "asset weight inverse precision d_factor bumped pair_width measure")
+#: Heston's paths (``pricers.heston.prepare``), per asset a of the simulation group (one
+#: underlying: a = 0 only): scheme code; spot[a], rate[a]; per scenario s (0: the base, then
+#: the fd bumps' up and down) its step coefficients coefs[a, s] and parameters
+#: scenarios[a, s]; dcoef[a], the base's coefficient derivatives along the tangent directions;
+#: tangents_from[a], the first direction carried (``models.heston.N_DIR``: none); want_lr[a],
+#: whether the scores are accumulated; want_resim, whether any fd re-simulates;
+#: fd_scenario[a, g] = (up, down) scenario of quantity g or -1, fd_denominator[a, g] its
+#: parameter difference; names[a], the member's stream key (``rng.name_key``; unread for one
+#: underlying, whose key is the kernel's key1); heston[a], 1 for a Heston member and 0 for a
+#: GBM one (``models.heston.gbm_member_path``, with drift[a] = r - q - vol²/2 and vol[a]); mix,
+#: the lower Cholesky factor of the group's correlation matrix.
 HestonPaths = namedtuple("HestonPaths", "scheme spot rate coefs scenarios dcoef tangents_from "
-                                        "want_lr want_resim fd_scenario fd_denominator")
+                                        "want_lr want_resim fd_scenario fd_denominator names "
+                                        "heston mix drift vol")
 
 
 def _schedule(record):
@@ -169,9 +177,15 @@ def heston(job, slots, totals, sampler=None):
     paths only, so ``sampler`` is ignored."""
     from mcgreeks.pricers import heston as pricer
     grid, ti, tf, fix_idx = job.arrays
-    args, _ = pricer.prepare(params=job.params, ti=ti, tf=tf, fix_idx=fix_idx, payoff_grid=grid,
-                             slots=slots, bumps=job.bumps, steps_per_year=job.steps_per_year,
-                             scheme=job.scheme, totals=totals)
+    group = {}
+    if len(job.members) > 1:
+        group = dict(params=job.member_params, mix=job.factor,
+                     names=[name_key(name) for name in job.members])
+    legs = job.legs if any(r.get("legs") for r in job.records) else None
+    args, _ = pricer.prepare(**{"params": job.params, **group}, ti=ti, tf=tf, fix_idx=fix_idx,
+                             payoff_grid=grid, slots=slots, bumps=job.bumps,
+                             steps_per_year=job.steps_per_year, scheme=job.scheme, totals=totals,
+                             legs=legs)
     return args
 
 
@@ -185,4 +199,5 @@ def heston_call_paths(args, chunk_paths):
     """Paths per call of ``pricers.heston.chunk`` with arguments ``args`` (``heston``): at most
     ``chunk_paths``, and at most CALL_PATH_STEPS path-steps over all scenarios."""
     book, paths = args[0], args[1]
-    return min(chunk_paths, CALL_PATH_STEPS // (book.grid.size * len(paths.scenarios)))
+    return min(chunk_paths, CALL_PATH_STEPS // (book.grid.size * paths.scenarios.shape[0]
+                                                 * paths.scenarios.shape[1]))

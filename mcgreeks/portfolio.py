@@ -84,21 +84,28 @@ def _validated(trades, market, correlations, plan, on_error, sampler, asked):
     pairs = []
     if correlations is not None:
         pairs = check_correlations(correlations, market_params, bad_market)
-        _only_gbm_correlated(correlations, market_params)
         simulation_groups(sorted(market_params), pairs)    # each group's matrix is PSD
     records, problems = check_trades(trades, market_params, bad_market)
+    mixed = _mixed_group_members(records, market_params, pairs)
     picks = []
     for r, p in zip(records, problems):
         pick = None
         if r is not None:
             try:
                 if r.get("underlyings"):
-                    _only_gbm_legs(r, market_params)
                     singular = singular_legs(r, pairs)
                     if singular:
                         raise InputError(singular)
-                    pick = multi_asset_choices(r, plan, asked)
+                    pick = multi_asset_choices(r, plan, asked,
+                                               [market_params[n] for n in r["underlyings"]])
                 else:
+                    if r["underlying"] in mixed:
+                        raise InputError(
+                            f"trade {r['trade_id']!r}: column 'underlying' has value "
+                            f"{r['underlying']!r}: a gbm underlying simulated together with "
+                            f"heston {', '.join(map(repr, mixed[r['underlying']]))}; "
+                            "single-asset trades on it are not built yet (multi-asset ones "
+                            "are)")
                     params = market_params[r["underlying"]]
                     pick = choices(r, plan, params["model"], params, sampler, asked)
             except InputError as exc:
@@ -109,32 +116,18 @@ def _validated(trades, market, correlations, plan, on_error, sampler, asked):
     return market_params, records, problems, picks, pairs
 
 
-def _only_gbm_correlated(table, market_params):
-    """InputError listing every row of the (checked) correlations table with a nonzero corr
-    that names a Heston underlying, one line each: correlated Heston simulation is not built
-    yet."""
-    problems = []
-    for number, record in enumerate(table.to_dict("records"), start=1):
-        if float(record["corr"]) == 0.0:
-            continue
-        for column in ("underlying_1", "underlying_2"):
-            name = _text(record[column])
-            model = market_params[name]["model"]
-            if model != "gbm":
-                problems.append(f"correlations row {number}: column '{column}' has value "
-                                f"{name!r}: a {model} underlying; correlated simulation is "
-                                "built for gbm underlyings only so far")
-    raise_problems(problems, "correlations")
-
-
-def _only_gbm_legs(record, market_params):
-    """InputError naming a multi-asset trade with a non-GBM leg (see ``_only_gbm_correlated``)."""
-    for name in record["underlyings"]:
-        if market_params[name]["model"] != "gbm":
-            raise InputError(f"trade {record['trade_id']!r}: column 'underlying' has value "
-                             f"{record['underlying']!r}: {name!r} is a "
-                             f"{market_params[name]['model']} underlying; trades on several "
-                             "underlyings are built for gbm underlyings only so far")
+def _mixed_group_members(records, market_params, pairs):
+    """{name: its group's Heston names} for each GBM underlying simulated together with a
+    Heston one (``correlation.groups`` over the good records): single-asset trades on such a
+    name are not built yet (the Heston kernel carries a GBM member for the multi-asset trades
+    only)."""
+    together = [r["underlyings"] for r in records if r is not None and r.get("underlyings")]
+    out = {}
+    for group in correlation_groups(sorted(market_params), pairs, together):
+        heston = [n for n in group if market_params[n]["model"] == "heston"]
+        if heston:
+            out.update({n: heston for n in group if market_params[n]["model"] == "gbm"})
+    return out
 
 
 def _jobs(records, picks, market_params, pairs, settings):
@@ -165,7 +158,9 @@ def _jobs(records, picks, market_params, pairs, settings):
         group = groups[g]
         place = {name: a for a, name in enumerate(group)}
         params = [market_params[name] for name in group]
-        model = params[0]["model"]
+        # a group with a Heston member runs the Heston kernel (which carries GBM members too)
+        model = "heston" if any(p["model"] == "heston" for p in params) else params[0]["model"]
+        lead = next(p for p in params if p["model"] == model)
         options = dict(settings, bumps=settings["bumps"][model],
                        sampler=settings["sampler"] if settings["sampler"] in MODELS[model].samplers
                        and len(group) == 1 else "mc")
@@ -174,7 +169,7 @@ def _jobs(records, picks, market_params, pairs, settings):
                     for r in (records[i] for i in idx)]
         options.update(members=group, member_params=params,
                        correlation=group_matrix(group, pairs))
-        jobs.append(underlying.Job(";".join(group), params[0], records_, [picks[i] for i in idx],
+        jobs.append(underlying.Job(";".join(group), lead, records_, [picks[i] for i in idx],
                                    **options))
         members.append(idx)
     return jobs, members      # in the order of their first trades, as the tables list them

@@ -21,7 +21,7 @@ from mcgreeks.analytic.asian import geometric_asian
 from mcgreeks.estimators import fd, optimal
 from mcgreeks.kernel_inputs import MC_SAMPLER, no_totals, number_slots, trade_arrays
 from mcgreeks.models import MODELS
-from mcgreeks.pricers import gbm_multi
+from mcgreeks.pricers import heston_multi
 from mcgreeks.risk import GROUP_TOTAL, PORTFOLIO_MEASURES, risk_label
 from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
 
@@ -85,15 +85,18 @@ class Job:
         self.records = [dict(r, control=control and r["payoff"] == "asian_arithmetic")
                         for r in self.records]
         self.arrays = trade_arrays(self.records)
-        self.legs = correlation.trade_laws(self)
         #: the quantity axis: N_QUANTITIES, then the measures of the largest multi-asset trade
         self.n_quantities = G.N_QUANTITIES + max(
-            [len(gbm_multi.measures(len(r["legs"]))) for r in self.records if r.get("legs")]
-            + [0])
+            [len(self.measures(r)) for r in self.records if r.get("legs")] + [0])
+        self.legs = correlation.trade_laws(self)
         self.total_keys, self.targets = total_rows(self)
         # (w, c) per (trade, quantity): blend weight and baseline (estimators.optimal).
         self.coef = np.zeros((len(self.records), G.N_QUANTITIES, optimal.N_COEFFICIENTS))
         self.sampler_args = sampler_args(self)
+
+    def measures(self, record):
+        """(code, k, l) of a multi-asset record's measures (``pricers.heston_multi.measures``)."""
+        return heston_multi.measures([self.member_params[a]["model"] for a in record["legs"]])
 
     @property
     def model(self):
@@ -144,8 +147,7 @@ def total_rows(job):
         if r.get("legs"):
             target[j, G.PRICE, 0] = row(("price", risk_label(r), ""))
             portfolio[G.PRICE] = "price"
-            for g in range(G.N_QUANTITIES, G.N_QUANTITIES + len(gbm_multi.measures(
-                    len(r["legs"])))):
+            for g in range(G.N_QUANTITIES, G.N_QUANTITIES + len(job.measures(r))):
                 key = _multi_measure(job, r, g)
                 target[j, g, 0] = row(key)
                 if key[0] in PORTFOLIO_MEASURES:
@@ -437,9 +439,9 @@ def finish(job, counts, states):
 def _multi_measure(job, record, g):
     """(measure, underlying, underlying_2) of quantity g >= N_QUANTITIES of a multi-asset
     record (``pricers.gbm_multi.measures``); rho and theta name ``risk.risk_label``."""
-    code, k, l = gbm_multi.measures(len(record["legs"]))[g - G.N_QUANTITIES]
+    code, k, l = job.measures(record)[g - G.N_QUANTITIES]
     names = [job.members[a] for a in record["legs"]]
-    measure = gbm_multi.MEASURE_NAMES[code]
+    measure = heston_multi.MEASURE_NAMES[code]
     if l >= 0:
         a, b = sorted((record["legs"][k], record["legs"][l]))
         return measure, job.members[a], job.members[b]

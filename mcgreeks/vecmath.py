@@ -100,3 +100,96 @@ def tile_matmul(matrix, x, out, n, m, lower):
             c = matrix[k, s]
             for i in range(m):
                 out[k, i] += c * x[s, i]
+
+
+# W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969),
+# 631-638: the near-minimax rational functions of his SPECFUN packet CALERF (Argonne, 1990),
+# coefficients listed here from the highest power down.  On x <= 0.46875:
+# erf x = x·P(x²)/Q(x²).
+_ERF_P = (1.85777706184603153e-1, 3.16112374387056560e0, 1.13864154151050156e2,
+          3.77485237685302021e2, 3.20937758913846947e3)
+_ERF_Q = (1.0, 2.36012909523441209e1, 2.44024637934444173e2, 1.28261652607737228e3,
+          2.84423683343917062e3)
+# On 0.46875 <= x <= 4: erfc x = e^(-x²)·P(x)/Q(x).
+_ERFC_P = (2.15311535474403846e-8, 5.64188496988670089e-1, 8.88314979438837594e0,
+           6.61191906371416295e1, 2.98635138197400131e2, 8.81952221241769090e2,
+           1.71204761263407058e3, 2.05107837782607147e3, 1.23033935479799725e3)
+_ERFC_Q = (1.0, 1.57449261107098347e1, 1.17693950891312499e2, 5.37181101862009858e2,
+           1.62138957456669019e3, 3.29079923573345963e3, 4.36261909014324716e3,
+           3.43936767414372164e3, 1.23033935480374942e3)
+# On x >= 4: erfc x = e^(-x²)/x·(1/√π - y·P(y)/Q(y)), y = 1/x², P and Q of degree 5.  Written
+# here as u⁵P(1/u) and u⁵Q(1/u) in u = x² (Cody's lists reversed), which takes no division for y.
+_ERFC_TAIL_P = (6.58749161529837803e-4, 1.60837851487422766e-2, 1.25781726111229246e-1,
+                3.60344899949804439e-1, 3.05326634961232344e-1, 1.63153871373020978e-2)
+_ERFC_TAIL_Q = (2.33520497626869185e-3, 6.05183413124413191e-2, 5.27905102951428412e-1,
+                1.87295284992346047e0, 2.56852019228982242e0, 1.0)
+_ERF_X_SMALL = 0.46875
+_ERFC_X_MID = 4.0
+_FRAC_1_SQRT2 = 0.7071067811865476
+_FRAC_1_SQRT_PI = 0.5641895835477563
+
+
+@kernel(inline=True)
+def normal_tail(z):
+    """Φ(-z) = erfc(z/√2)/2, the standard normal upper tail P(Z > z), in plain arithmetic: a loop
+    over paths that calls it vectorizes, and it gives the same bits on every machine.
+
+    Why: the Heston QE scheme's exponential branch inverts the uniform 1 - U of the variance draw,
+    and in a correlated simulation that draw's normal zv is a mixture of independent draws, so no
+    uniform exists to read 1 - U = Φ(-zv) from.  libm's erfc is a scalar call (the loop does not
+    vectorize) and its last bits depend on the libm.
+
+    How: with x = |z|/√2, W. J. Cody's rational Chebyshev approximations ("Rational Chebyshev
+    approximations for the error function", Math. Comp. 23, 1969, 631-638; the coefficients of
+    his SPECFUN CALERF): erf on x <= 0.46875, then erfc = e^(-x²)·R(x) with one rational R on
+    (0.46875, 4] and another beyond.  All three are evaluated, with one division, and selected by comparisons.  e^(-x²) = e^(-z²/2)
+    is taken from z, not from the rounded x, with z² split exactly as hi + lo (hi = z·z,
+    lo = fma(z, z, -hi)) and e^(-hi/2)·(1 - lo/2): without the split the relative error at z = 12
+    would be about z²/2 ulp.  For z < 0 the result is 1 - Φ(-|z|), so Φ(-z) + Φ(z) == 1 to
+    rounding.  0 beyond z ≈ 37.6 (where Φ(-z) underflows; exp's clamp), 1 below -37.6, nan for nan.
+
+    Accuracy, measured against mpmath's ncdf at 40 digits (tests/test_vecmath.py, 28000 points):
+    relative error at most 6.6e-16 (4.8 ulp) over z in [-12, 12], 5.4e-16 on [8, 12].  Inlined
+    into its callers (numba IR): LLVM does not inline a function this size, and a call in the
+    loop would keep it from vectorizing."""
+    x = abs(z) * _FRAC_1_SQRT2
+    u = x * x
+    # x <= 0.46875: Φ(-|z|) = (1 - erf x)/2 = (Q - x·P)/(2Q), Q - x·P > Q/2 (no cancellation)
+    p1 = _ERF_P[0]
+    for c in _ERF_P[1:]:
+        p1 = fma(p1, u, c)
+    q1 = _ERF_Q[0]
+    for c in _ERF_Q[1:]:
+        q1 = fma(q1, u, c)
+    num1 = fma(-x, p1, q1)
+    # 0.46875 < x <= 4: erfc x / e^(-x²) = P(x)/Q(x)
+    num2 = _ERFC_P[0]
+    for c in _ERFC_P[1:]:
+        num2 = fma(num2, x, c)
+    den2 = _ERFC_Q[0]
+    for c in _ERFC_Q[1:]:
+        den2 = fma(den2, x, c)
+    # x > 4: erfc x / e^(-x²) = (1/√π - P/(u·Q))/x = (u·Q/√π - P)/(x·u·Q), P < u·Q/(30√π)
+    p3 = _ERFC_TAIL_P[0]
+    for c in _ERFC_TAIL_P[1:]:
+        p3 = fma(p3, u, c)
+    q3 = _ERFC_TAIL_Q[0]
+    for c in _ERFC_TAIL_Q[1:]:
+        q3 = fma(q3, u, c)
+    uq3 = u * q3
+    num3 = fma(uq3, _FRAC_1_SQRT_PI, -p3)
+    den3 = x * uq3
+    # e^(-z²/2) = e^(-hi/2)·e^(-lo/2), |lo| <= ulp(z²)/2 so e^(-lo/2) = 1 - lo/2 to rounding
+    hi = z * z
+    lo = fma(z, z, -hi)
+    half_hi = 0.5 * hi
+    e = exp(-half_hi)
+    e = fma(e, -0.5 * lo, e)
+    small = x <= _ERF_X_SMALL
+    mid = x <= _ERFC_X_MID
+    num = num1 if small else (num2 if mid else num3)
+    den = q1 if small else (den2 if mid else den3)
+    scale = 0.5 if small else 0.5 * e
+    t = scale * num / den
+    t = 0.0 if half_hi > EXP_MAX else t
+    return 1.0 - t if z < 0.0 else t

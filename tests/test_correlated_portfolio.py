@@ -135,8 +135,6 @@ BAD_TRADES = [
      "'A'", "a spread takes exactly two underlyings, got 1"),
     ("mixed rates", {"underlying": "A;B;D"}, "underlying", "'A;B;D'",
      "its underlyings must share one rate: 'A' has rate 0.03, 'D' has rate 0.01"),
-    ("heston leg", {"underlying": "A;B;H"}, "underlying", "'A;B;H'",
-     "'H' is a heston underlying"),
 ]
 
 
@@ -191,9 +189,6 @@ BAD_TABLES = [
     ("not psd", _not_psd(),
      ["correlations: the group A, B, C is not positive semidefinite",
       "smallest eigenvalue -0.8 "]),
-    ("heston pair", corr_table([("A", "B", 0.5), ("H", "A", 0.3)]),
-     ["correlations row 2", "'underlying_1'", "'H'", "heston underlying",
-      "gbm underlyings only"]),
 ]
 
 
@@ -213,11 +208,22 @@ def test_non_psd_smallest_eigenvalue_is_the_groups():
         price(correlations=_not_psd(), n_paths=N_SMALL)
 
 
-def test_heston_pair_error_names_its_row_and_column():
+def test_single_asset_trade_on_a_gbm_name_grouped_with_heston_is_one_line_and_skipped():
+    """A GBM name correlated with a Heston one is simulated in the Heston kernel, which carries
+    it for multi-asset trades only: its single-asset trades are refused, one line each, and
+    skip prices the rest (the Heston name's own trade among them)."""
+    table = corr_table([("A", "B", 0.5), ("H", "A", 0.3)])
+    trades = pd.concat([TRADES[TRADES.trade_id.isin(["a1", "d1"])], pd.DataFrame([{
+        "trade_id": "h1", "underlying": "H", "payoff": "european", "option_type": "call",
+        "strike": 100.0, "maturity": 1.0, "quantity": 1.0}])], ignore_index=True)
     with pytest.raises(InputError) as info:
-        price(TRADES, MARKET_H, corr_table([("A", "B", 0.5), ("H", "A", 0.3)]),
-              n_paths=N_SMALL)
-    assert str(info.value).startswith("correlations row 2: column 'underlying_1' has value 'H'")
+        price(trades, MARKET_H, table, n_paths=N_SMALL)
+    assert_one_line(str(info.value), "trade 'a1': column 'underlying' has value 'A'",
+                    "simulated together with heston 'H'", "not built yet")
+    res, _ = price(trades, MARKET_H, table, n_paths=N_SMALL, on_error="skip")
+    assert "not built yet" in res.loc["a1", "error"]
+    assert (res.loc[["d1", "h1"], "error"] == "").all()
+    assert np.isfinite(res.loc[["d1", "h1"], "price"]).all()
 
 
 def test_skip_gives_a_singular_basket_its_reason():
@@ -518,8 +524,6 @@ CLI_BAD = [
      "skip", ["correlations row 2", "'underlying_2'", "'A'", "already listed"]),
     ("not psd", "correlations", _not_psd(), ".csv", "fail",
      ["the group A, B, C", "smallest eigenvalue -0.8"]),
-    ("heston pair", "correlations", corr_table([("H", "A", 0.3)]), ".csv", "fail",
-     ["'H'", "heston"]),
     ("weights count", "trades", with_bad_basket({"weights": "1;2"}), ".csv", "fail",
      ["trade 'bk'", "'weights'", "'1;2'", "2 weights for 3 underlyings"]),
 ]

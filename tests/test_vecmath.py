@@ -1,8 +1,10 @@
 """The vectorizable exp against libm's (numpy's exp), in ulps, over the range the pricers use and
-up to the clamp; the fused multiply-add it is built from against exact rational arithmetic."""
+up to the clamp; the fused multiply-add it is built from against exact rational arithmetic; the
+normal tail Φ(-z) against 40-digit mpmath."""
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from numba import njit
 
 from mcgreeks import vecmath
@@ -49,3 +51,64 @@ def test_exp_is_clamped_not_garbage_beyond_708():
     got = np.empty(2)
     _exp_all(np.array([-1e4, 1e4]), got)
     np.testing.assert_allclose(got, np.exp([-vecmath.EXP_MAX, vecmath.EXP_MAX]), rtol=1e-15)
+
+
+@njit
+def _normal_tail_all(z, out):
+    for i in range(z.size):
+        out[i] = vecmath.normal_tail(z[i])
+
+
+def _normal_tail(z):
+    out = np.empty_like(z)
+    _normal_tail_all(z, out)
+    return out
+
+
+def test_normal_tail_relative_error_against_mpmath():
+    """Φ(-z) against 40-digit mpmath ncdf(-z) on a grid of step 1e-3 over [-12, 12], 4000 random
+    points and both sides of Cody's interval ends (x = z/√2 = 0.46875 and 4): 6.6e-16 (4.8 ulp)
+    measured, against the 1e-14 asked for.  On [8, 12], where rounding z² before the exponential
+    would cost up to 7e-15, under 1.5e-15 (5.4e-16 measured)."""
+    mp = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(5)
+    ends = np.array([0.46875, 4.0]) * np.sqrt(2.0)
+    ends = np.concatenate([ends, np.nextafter(ends, 0.0), np.nextafter(ends, 13.0)])
+    z = np.concatenate([np.linspace(-12.0, 12.0, 24001), rng.uniform(-12.0, 12.0, 4000),
+                        ends, -ends])
+    got = _normal_tail(z)
+    with mp.workdps(40):
+        rel = np.array([float(abs(mp.mpf(float(g)) / mp.ncdf(-mp.mpf(float(x))) - 1))
+                        for x, g in zip(z, got)])
+    assert rel.max() <= 1e-14, (z[rel.argmax()], rel.max())
+    assert rel[z >= 8.0].max() <= 1.5e-15, rel[z >= 8.0].max()
+
+
+def test_normal_tail_symmetric():
+    """Φ(-z) + Φ(z) == 1 within 2e-16 on [-8, 8] (for z < 0 it is 1 - Φ(-|z|): 0 measured)."""
+    z = np.linspace(-8.0, 8.0, 160_001)
+    assert np.abs(_normal_tail(z) + _normal_tail(-z) - 1.0).max() <= 2e-16
+
+
+def test_normal_tail_decreasing():
+    """Non-increasing on a grid of step 1e-5 over [-12, 12] and of step 1e-13 across Cody's
+    interval ends, where two approximations meet; strictly decreasing where 1 - Φ(-|z|) still
+    moves by more than an ulp of 1 per step (z > -5)."""
+    z = np.linspace(-12.0, 12.0, 2_400_001)
+    step = np.diff(_normal_tail(z))
+    assert step.max() <= 0.0
+    assert np.all(step[z[1:] > -5.0] < 0.0)
+    for end in (0.46875 * np.sqrt(2.0), 4.0 * np.sqrt(2.0)):
+        for z in (end + np.arange(-20_000, 20_001) * 1e-13,
+                  -end + np.arange(-20_000, 20_001) * 1e-13):
+            assert np.diff(_normal_tail(z)).max() <= 0.0
+
+
+def test_normal_tail_loop_matches_scalar_calls_and_limits():
+    """The vectorized loop gives the same bits as one call at a time; 1/2 at 0, 0 and 1 at
+    ±inf and beyond the underflow, nan for nan."""
+    z = np.random.default_rng(6).uniform(-14.0, 14.0, 1001)
+    assert np.array_equal(_normal_tail(z), [vecmath.normal_tail(x) for x in z])
+    got = _normal_tail(np.array([0.0, -0.0, np.inf, -np.inf, 40.0, -40.0, np.nan]))
+    assert np.array_equal(got[:6], [0.5, 0.5, 0.0, 1.0, 0.0, 1.0])
+    assert np.isnan(got[6])

@@ -14,9 +14,10 @@ tail test (``underlying.pilot``).
 """
 from mcgreeks import greeks as G
 from mcgreeks import payoffs
-from mcgreeks.estimators.validity import applies, auto_candidates, valid_estimators, why_invalid
+from mcgreeks.estimators.validity import (PATHWISE_FELLER, applies, auto_candidates,
+                                          valid_estimators, why_invalid)
 from mcgreeks.models import MODELS
-from mcgreeks.pricers import gbm_multi as M
+from mcgreeks.pricers import heston_multi as M
 from mcgreeks.validation import InputError
 
 
@@ -110,10 +111,11 @@ def choices(record, plan, model="gbm", params=None, sampler="mc",
 
 #: The Greek code (``greek_plan``) each multi-asset measure is asked by.
 _ASKED_BY = {M.DELTA: G.DELTA, M.GAMMA: G.GAMMA, M.VEGA: G.VEGA, M.CROSS_GAMMA: G.CROSS_GAMMA,
-             M.PAIR_CORR: G.D_PAIR_CORR, M.RHO: G.RHO, M.THETA: G.THETA}
+             M.PAIR_CORR: G.D_PAIR_CORR, M.RHO: G.RHO, M.THETA: G.THETA, M.D_V0: G.D_V0,
+             M.D_KAPPA: G.D_KAPPA, M.D_VBAR: G.D_VBAR, M.D_XI: G.D_XI, M.D_CORR: G.D_CORR}
 
 
-def multi_asset_choices(record, plan, asked=ALL_GREEKS):
+def multi_asset_choices(record, plan, asked=ALL_GREEKS, params=None):
     """``choices`` for a multi-asset trade (a record with ``underlyings``): {N_QUANTITIES + r:
     estimator code} for each of its measures r (``pricers.gbm_multi.measures``) whose Greek is ``asked``.
     Auto takes pathwise for first-order measures and mixed for second-order ones
@@ -121,13 +123,17 @@ def multi_asset_choices(record, plan, asked=ALL_GREEKS):
     valid, the rest stay auto; a per-Greek name invalid for a measure is an InputError
     (cross_gamma and d_pair_corr may be named like the Greeks)."""
     default, explicit = plan
+    params = params or [{"model": "gbm"}] * len(record["underlyings"])
+    models = [p["model"] for p in params]
     out = {}
-    for r, (code, _, _) in enumerate(M.measures(len(record["underlyings"]))):
+    for r, (code, k, _) in enumerate(M.measures(models)):
         greek = _ASKED_BY[code]
         if greek not in asked:
             continue
         name = explicit.get(greek, default)
-        valid = M.VALID[code]
+        valid = M.valid(models, code)
+        if name == "auto" and G.PATHWISE in valid and _heavy_pathwise(code, k, params):
+            valid = (G.FD,) + tuple(e for e in valid if e != G.FD)
         if name != "auto" and G.ESTIMATORS.index(name) not in valid:
             if greek in explicit:
                 raise InputError(
@@ -138,3 +144,19 @@ def multi_asset_choices(record, plan, asked=ALL_GREEKS):
             name = "auto"
         out[G.N_QUANTITIES + r] = valid[0] if name == "auto" else G.ESTIMATORS.index(name)
     return out
+
+
+def _heavy_pathwise(code, k, params):
+    """Whether auto takes fd over pathwise for measure (code, k) of a multi-asset trade whose
+    legs have market ``params``: theta and a Heston leg's d_v0 ... d_xi are read from the
+    variance path's tangents, heavy-tailed once a leg's Feller ratio is below
+    ``validity.PATHWISE_FELLER``'s upper bound (theta reads every leg's; there is no pilot to
+    compare the two on a multi-asset trade yet)."""
+    from mcgreeks.models.heston import feller_ratio
+    if code == M.THETA:
+        legs = [p for p in params if p["model"] == "heston"]
+    elif code in (M.D_V0, M.D_KAPPA, M.D_VBAR, M.D_XI):
+        legs = [params[k]]
+    else:
+        return False
+    return any(feller_ratio(p) < PATHWISE_FELLER[1] for p in legs)

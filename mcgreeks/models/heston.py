@@ -70,12 +70,9 @@ import math
 
 import numpy as np
 
+from mcgreeks import vecmath
 from mcgreeks._jit import kernel
 from mcgreeks.rng import bits_to_uniform, fill_normals, log, philox4x64_10
-
-#: Assets a Heston path carries: the first axis of the state rows x[asset, date, path] and
-#: v[asset, date, path] its pricer keeps.
-N_ASSETS = 1
 
 #: Scheme codes.
 QE, EULER = 0, 1
@@ -471,6 +468,59 @@ def tile_normals(key0, key1, stream, path, m, n_steps, z):
         fill_normals(key0, key1, stream, np.uint64(path), np.uint64(j), z[j, :m])
     for k in range(n_steps):
         _fill_tails(key0, key1, stream, path, m, 2 * k + 1, z[2 * n_steps + k])
+
+
+@kernel
+def group_normals(key0, names, heston, stream, path, m, n_steps, mix, b, eps, own):
+    """The independent draws of a simulation group's members for paths path..path+m-1, and
+    their mix: member a (stream key names[a]) gives b[a, k] = its draw 2k (the spot's driver
+    at step k) and, when heston[a], own[a, k] = its draw 2k + 1 (Z_a, its variance's own
+    driver); eps[:, k] = mix · b[:, k], the members' correlated spot normals of step k (mix the
+    lower Cholesky factor of their correlation matrix, Glasserman 2004, §2.3.3).  A member's
+    numbers are a pure function of (seed, its name, path, draw), whatever else is in the
+    group."""
+    n = names.size
+    for a in range(n):
+        for k in range(n_steps):
+            fill_normals(key0, names[a], stream, np.uint64(path), np.uint64(2 * k), b[a, k, :m])
+            if heston[a]:
+                fill_normals(key0, names[a], stream, np.uint64(path), np.uint64(2 * k + 1),
+                             own[a, k, :m])
+    for k in range(n_steps):
+        vecmath.tile_matmul(mix, b[:, k], eps[:, k], n, m, True)
+
+
+@kernel
+def group_rows(eps, own, corr, corr_bar, n_steps, m, z):
+    """The rows ``simulate_tile`` reads (``tile_normals``' layout) of a Heston member of a
+    group, from its correlated spot normals eps[k] and own normals own[k]: the variance's
+    zv = corr eps + corr_bar Z (z[2k + 1]), the spot's own noise zs = corr_bar eps - corr Z
+    (z[2k]) and 1 - U = Phi(-zv) (z[2 n_steps + k]).  The rotation is orthogonal, so (zs, zv)
+    are independent standard normals, as ungrouped; and corr zv + corr_bar zs = eps, so the
+    spot's Brownian motion is the group's, and the variance's is corr W^S + corr_bar W^Z
+    (docs/reference.md#correlations).  Phi(-zv) is computed (``vecmath.normal_tail``): zv
+    mixes two draws, so no uniform exists to read it from."""
+    for k in range(n_steps):
+        e, w, zs, zv, tail = eps[k], own[k], z[2 * k], z[2 * k + 1], z[2 * n_steps + k]
+        for i in range(m):
+            zs[i] = corr_bar * e[i] - corr * w[i]
+            zv[i] = corr * e[i] + corr_bar * w[i]
+        for i in range(m):
+            tail[i] = vecmath.normal_tail(zv[i])
+
+
+@kernel
+def gbm_member_path(eps, grid, m, drift, vol, x):
+    """x[k, i] = ln(S_{t_k} / S0) of a GBM member of a group on the grid, from its correlated
+    normals eps[k] of each step: x_k = x_{k-1} + (r - q - vol^2 / 2) dt_k + vol sqrt(dt_k) eps_k,
+    exact on any grid (``drift`` = r - q - vol^2 / 2)."""
+    t_prev = 0.0
+    for k in range(grid.size):
+        dt = grid[k] - t_prev
+        sd = vol * math.sqrt(dt)
+        for i in range(m):
+            x[k, i] = (x[k - 1, i] if k > 0 else 0.0) + drift * dt + sd * eps[k, i]
+        t_prev = grid[k]
 
 
 @kernel(inline=True)

@@ -54,6 +54,7 @@ from mcgreeks.engine import TILE, add_to_total_called, store_moments
 from mcgreeks.estimators import combine as C
 from mcgreeks.estimators import fd, optimal, validity, vibrato
 from mcgreeks.models import heston as H
+from mcgreeks.pricers import heston_multi
 
 #: Default time grid: weekly steps.  With QE the price bias at this grid is a few basis points of
 #: the spot on ordinary parameters (benchmarks/results/HESTON_BIAS.md).
@@ -375,96 +376,135 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
 
 
 @kernel
-def _block(keys, path0, n_paths, book, paths, plan, totals, first_tile, end_tile, out):
+def _block(keys, path0, n_paths, book, paths, plan, totals, legs, first_tile, end_tile, out):
     """Tiles first_tile..end_tile-1 of ``chunk`` (one parallel task), with their own scratch.
-    Every array is ``borrow``ed: no reference counting in the loops."""
+    Every array is ``borrow``ed: no reference counting in the loops.
+
+    Per tile: the draws (an ungrouped underlying's own, ``models.heston.tile_normals``; a
+    group's mixed, ``models.heston.group_normals`` and ``group_rows``), then asset by asset
+    its path, its single-asset trades' estimates and their fd re-simulations, and last the
+    multi-asset trades (``pricers.heston_multi``, which read every asset's path).  legs is
+    None for a book without multi-asset trades, so numba prunes their branch."""
     key0, key1, stream = keys
     grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
         borrow(book.fix_idx)
-    coefs, scens, dcoef = borrow(paths.coefs), borrow(paths.scenarios), borrow(paths.dcoef)
-    fd_scen, fd_den = borrow(paths.fd_scenario), borrow(paths.fd_denominator)
-    scheme, s0, rate = paths.scheme, paths.spot, paths.rate
+    coefs, scens, dcoefs = borrow(paths.coefs), borrow(paths.scenarios), borrow(paths.dcoef)
+    fd_scens, fd_dens = borrow(paths.fd_scenario), borrow(paths.fd_denominator)
+    scheme, spots, rates = paths.scheme, borrow(paths.spot), borrow(paths.rate)
+    names, heston, mix = borrow(paths.names), borrow(paths.heston), borrow(paths.mix)
     slots, bumps, blend = borrow(plan.slots), borrow(plan.bumps), borrow(plan.coef)
     agg_e, agg_w, agg_base = borrow(totals.estimator), borrow(totals.weights), totals.base
     agg_t = borrow(totals.target)
     out = borrow(out)
     n_steps = grid.size
     n_trades = ti.shape[0]
-    tangents_from = paths.tangents_from         # first tangent direction carried (N_DIR: none)
-    want_tangents = tangents_from < H.N_DIR
-    want_lr = paths.want_lr == 1
+    n_assets = names.size
+    grouped = n_assets > 1
+    want_tangents = paths.tangents_from.min() < H.N_DIR
+    want_lr = paths.want_lr.max() == 1
     want_resim = paths.want_resim == 1
-    log_s0 = math.log(s0)
-    corr_bar = H.correlation_complement(scens[0, H.SC_CORR])
     nt = n_steps if want_tangents else 1
     nl = n_steps if want_lr else 1
-    nr = n_steps if want_resim else 1
-    # the model's state per asset (one: this Heston has a single asset) at the grid dates
-    z_ = np.empty((3 * n_steps, TILE))
-    x_, v_ = np.empty((H.N_ASSETS, n_steps, TILE)), np.empty((H.N_ASSETS, n_steps, TILE))
-    tx_, tv_ = np.empty((H.N_DIR, nt, TILE)), np.empty((H.N_DIR, nt, TILE))
+    n_legs = legs.asset.shape[1] if legs is not None else 0
+    nr = n_steps if want_resim or n_legs > 0 else 1
+    ng = n_steps if grouped else 0
+    # per asset of the group: its draws' rows and its state at the grid dates (the
+    # multi-asset trades read them all once every asset is simulated)
+    z_ = np.empty((n_assets, 3 * n_steps, TILE))
+    x_, v_ = np.empty((n_assets, n_steps, TILE)), np.empty((n_assets, n_steps, TILE))
+    tx_ = np.empty((n_assets, H.N_DIR, nt, TILE))
+    tv_ = np.empty((n_assets, H.N_DIR, nt, TILE))
+    b_, eps_ = np.empty((n_assets, ng, TILE)), np.empty((n_assets, ng, TILE))
+    own_ = np.empty((n_assets, ng, TILE))
     gs_, cs_ = np.empty((nl, TILE)), np.empty((nl, TILE))
-    xs_, vs_ = np.empty((H.N_ASSETS, nr, TILE)), np.empty((H.N_ASSETS, nr, TILE))
+    xs_, vs_ = np.empty((nr, TILE)), np.empty((nr, TILE))
     state_v_, tan_x_, tan_v_ = np.empty(TILE), np.empty((H.N_DIR, TILE)), np.empty((H.N_DIR, TILE))
     q_, buf_, up_ = np.empty((N_Q, TILE)), np.empty(TILE), np.empty((n_trades, TILE))
     acc_, alive_, down_ = np.empty((P.N_ACC, TILE)), np.empty(TILE), np.empty(TILE)
     disc_up_ = np.empty(n_trades)
     agg_ = np.empty((totals.wanted.size, TILE))
+    rows_ = np.empty((heston_multi.N_LEG_ROWS, n_legs, TILE))
+    zr_ = np.empty((3 * n_steps if n_legs > 0 else 0, TILE))
+    ep_ = np.empty((n_legs, n_steps if grouped and n_legs > 0 else 0, TILE))
+    f_, vec_ = np.empty(TILE), np.empty(n_legs)
     z, x, v, tx, tv = borrow(z_), borrow(x_), borrow(v_), borrow(tx_), borrow(tv_)
+    b, eps, own = borrow(b_), borrow(eps_), borrow(own_)
     gs, cs, xs, vs = borrow(gs_), borrow(cs_), borrow(xs_), borrow(vs_)
     state_v, tan_x, tan_v = borrow(state_v_), borrow(tan_x_), borrow(tan_v_)
     q, buf, up, agg, acc = borrow(q_), borrow(buf_), borrow(up_), borrow(agg_), borrow(acc_)
     alive, down, disc_up = borrow(alive_), borrow(down_), borrow(disc_up_)
+    rows, zr, ep, f, vec = borrow(rows_), borrow(zr_), borrow(ep_), borrow(f_), borrow(vec_)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
         agg[:, :] = 0.0
-        H.tile_normals(key0, key1, stream, path0 + first, m, n_steps, z)
-        H.simulate_tile(z, m, scheme, coefs[0], scens[0], dcoef, tangents_from, want_lr, x[0],
-                        v[0], tx, tv, gs, cs, state_v, tan_x, tan_v)
-        for j in range(n_trades):
-            a = ti[j, P.ASSET]              # the asset the payoff reads
-            _trade_tile(ti[j], tf[j], fix_idx, grid, x[a], v[a], tx, tv, gs, cs, z, m, s0, rate,
-                        scens[0, H.SC_V0], scheme, coefs[0], corr_bar, slots[j], blend[j], bumps,
-                        agg_e[j], agg_w[j], agg_t[j], agg, acc, alive, up[0], down, q, buf,
-                        out[tile])
-        for g in range(G.THETA, G.N_QUANTITIES if want_resim else G.THETA):
-            s_up = fd_scen[g, 0]
-            if s_up < 0:
+        if grouped:
+            H.group_normals(key0, names, heston, stream, path0 + first, m, n_steps, mix, b, eps,
+                            own)
+        else:
+            H.tile_normals(key0, key1, stream, path0 + first, m, n_steps, z[0])
+        for a in range(n_assets):
+            if not heston[a]:
+                H.gbm_member_path(eps[a], grid, m, paths.drift[a], paths.vol[a], x[a])
                 continue
-            for side in range(2):
-                s = fd_scen[g, side]
-                H.simulate_tile(z, m, scheme, coefs[s], scens[s], dcoef, H.N_DIR, False, xs[0],
-                                vs[0], tx, tv, gs, cs, state_v, tan_x, tan_v)
-                c = scens[s, H.SC_SCALE]
-                for j in range(n_trades):
-                    k = slots[j, g, G.FD]
-                    if k < 0:
-                        continue
-                    # the discount once per trade and side
-                    disc = math.exp(-rate * P.payment_time(ti[j, P.KIND], tf[j]) * c)
-                    a = ti[j, P.ASSET]
-                    _values(ti[j], tf[j], fix_idx, grid, c, xs[a], vs[a], m, log_s0, 0.0,
-                            scens[s, H.SC_V0], acc, alive, up[j] if side == 0 else down)
-                    if side == 0:
-                        disc_up[j] = disc
-                    else:
-                        for i in range(m):
-                            d = (disc_up[j] * up[j, i] - disc * down[i]) / fd_den[g]
-                            buf[i] = -d / tf[j, P.MATURITY] if g == G.THETA else d
-                    if side == 1:
-                        store_moments(buf, m, out[tile, k])
-                        add_to_total_called(g, G.FD, buf, buf, m, False, agg_e[j], agg_w[j],
-                                            agg_t[j], agg)
+            scen_a, coef_a, fd_scen, fd_den = scens[a], coefs[a], fd_scens[a], fd_dens[a]
+            s0, rate, v0 = spots[a], rates[a], scen_a[0, H.SC_V0]
+            corr_bar = H.correlation_complement(scen_a[0, H.SC_CORR])
+            if grouped:
+                H.group_rows(eps[a], own[a], scen_a[0, H.SC_CORR], corr_bar, n_steps, m, z[a])
+            H.simulate_tile(z[a], m, scheme, coef_a[0], scen_a[0], dcoefs[a],
+                            paths.tangents_from[a], paths.want_lr[a] == 1, x[a], v[a], tx[a],
+                            tv[a], gs, cs, state_v, tan_x, tan_v)
+            for j in range(n_trades):
+                if ti[j, P.ASSET] != a or ti[j, P.LEG_N] > 0:
+                    continue
+                _trade_tile(ti[j], tf[j], fix_idx, grid, x[a], v[a], tx[a], tv[a], gs, cs, z[a],
+                            m, s0, rate, v0, scheme, coef_a[0], corr_bar, slots[j], blend[j],
+                            bumps, agg_e[j], agg_w[j], agg_t[j], agg, acc, alive, up[0], down, q,
+                            buf, out[tile])
+            log_s0 = math.log(s0)
+            for g in range(G.THETA, G.N_QUANTITIES if want_resim else G.THETA):
+                if fd_scen[g, 0] < 0:
+                    continue
+                for side in range(2):
+                    s = fd_scen[g, side]
+                    H.simulate_tile(z[a], m, scheme, coef_a[s], scen_a[s], dcoefs[a], H.N_DIR,
+                                    False, xs, vs, tx[a], tv[a], gs, cs, state_v, tan_x, tan_v)
+                    c = scen_a[s, H.SC_SCALE]
+                    for j in range(n_trades):
+                        k = slots[j, g, G.FD]
+                        if k < 0 or ti[j, P.ASSET] != a or ti[j, P.LEG_N] > 0:
+                            continue
+                        # the discount once per trade and side
+                        disc = math.exp(-rate * P.payment_time(ti[j, P.KIND], tf[j]) * c)
+                        _values(ti[j], tf[j], fix_idx, grid, c, xs, vs, m, log_s0, 0.0,
+                                scen_a[s, H.SC_V0], acc, alive, up[j] if side == 0 else down)
+                        if side == 0:
+                            disc_up[j] = disc
+                        else:
+                            for i in range(m):
+                                d = (disc_up[j] * up[j, i] - disc * down[i]) / fd_den[g]
+                                buf[i] = -d / tf[j, P.MATURITY] if g == G.THETA else d
+                        if side == 1:
+                            store_moments(buf, m, out[tile, k])
+                            add_to_total_called(g, G.FD, buf, buf, m, False, agg_e[j], agg_w[j],
+                                                agg_t[j], agg)
+        if legs is not None:
+            for j in range(n_trades):
+                if ti[j, P.LEG_N] > 0:
+                    heston_multi.trade_tile(j, book, legs, paths, plan, totals, x, tx, eps, own,
+                                            z, m, rows, zr, ep, xs, vs, gs, cs, state_v, tan_x,
+                                            tan_v, f, buf, vec, agg, out[tile])
         if agg_base >= 0:
             for g in range(agg.shape[0]):
                 store_moments(agg[g], m, out[tile, agg_base + g])
     keep(z_), keep(x_), keep(v_), keep(tx_), keep(tv_), keep(gs_), keep(cs_), keep(xs_)
     keep(vs_), keep(state_v_), keep(tan_x_), keep(tan_v_), keep(q_), keep(buf_), keep(up_)
-    keep(agg_), keep(acc_), keep(alive_), keep(down_), keep(disc_up_)
+    keep(agg_), keep(acc_), keep(alive_), keep(down_), keep(disc_up_), keep(b_), keep(eps_)
+    keep(own_), keep(rows_), keep(zr_), keep(ep_), keep(f_), keep(vec_)
 
 
-def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, out):
+def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs, out):
     """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
     moments per slot to out[tile, slot, :] (mean and M2; further moments zero); with
     totals.base >= 0, the moments of the per-path totals of each quantity to slots
@@ -476,7 +516,7 @@ def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, out)
     n_tiles = (n_paths + TILE - 1) // TILE
     wait_for_background("heston")
     engine.for_blocks(_block, n_tiles, tiles_per_block,
-                      (keys, path0, n_paths, book, paths, plan, totals), (out,))
+                      (keys, path0, n_paths, book, paths, plan, totals, legs), (out,))
 
 
 # -- Python side -----------------------------------------------------------------------------------
@@ -494,14 +534,14 @@ def _check_slots(slots, ti, params):
                                                     params))
 
 
-def _fd_scenarios(params, slots, b):
-    """Scenario rows (base first) and, per quantity, the (up, down) rows and their difference."""
+def _fd_scenarios(params, wanted, b):
+    """Scenario rows (base first) and, per quantity, the (up, down) rows and their difference, for
+    the quantities g with wanted[g]."""
     rows = [H.scenario_row(params)]
     fd_scen = np.full((G.N_QUANTITIES, 2), -1, dtype=np.int64)
     fd_den = np.ones(G.N_QUANTITIES)
-    wanted = slots[:, :, G.FD] >= 0
     for g, name in _RESIM.items():
-        if not wanted[:, g].any():
+        if not wanted[g]:
             continue
         if name is None:
             h = b[fd.B_MAT]
@@ -523,27 +563,62 @@ def _fd_scenarios(params, slots, b):
     return np.array(rows), fd_scen, fd_den
 
 
+def _member_wants(a, ti, slots, legs):
+    """What asset a's path must carry, from the estimates wanted of the trades that read it:
+    (fd[g]: quantity g's fd scenarios, pathwise[g]: its tangent direction, lr: the scores), over
+    its single-asset trades' slots and the multi-asset trades' measures on its legs
+    (``heston_multi.measures``: theta moves every leg, a Heston parameter its own)."""
+    single = (ti[:, P.ASSET] == a) & (ti[:, P.LEG_N] == 0)
+    own = slots[single, :G.N_QUANTITIES]
+    fd_wanted = (own[:, :, G.FD] >= 0).any(axis=0)
+    pathwise = (own[:, :, G.PATHWISE] >= 0).any(axis=0)
+    lr = bool((own[:, 1:][:, :, [G.LR, G.MIXED]] >= 0).any())
+    if legs is not None:
+        for j in np.nonzero(ti[:, P.LEG_N] > 0)[0]:
+            n = ti[j, P.LEG_N]
+            for r in range(slots.shape[1] - G.N_QUANTITIES):
+                code, k, _ = legs.measure[j, r]
+                if code == heston_multi.THETA:
+                    g = G.THETA
+                elif code >= heston_multi.D_V0 and legs.asset[j, k] == a:
+                    g = G.D_V0 + code - heston_multi.D_V0
+                else:
+                    continue
+                if code == heston_multi.THETA and a not in legs.asset[j, :n]:
+                    continue
+                row = slots[j, G.N_QUANTITIES + r]
+                fd_wanted[g] |= row[G.FD] >= 0
+                pathwise[g] |= row[G.PATHWISE] >= 0
+    return fd_wanted, pathwise, lr
+
+
 def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
-            steps_per_year=DEFAULT_STEPS_PER_YEAR, scheme="qe", totals=None):
+            steps_per_year=DEFAULT_STEPS_PER_YEAR, scheme="qe", totals=None, names=None, mix=None,
+            legs=None):
     """Validate the inputs and build the ``chunk`` kernel's arguments after its path range:
-    (book, paths, plan, totals), the records of ``kernel_inputs``: the trades on the simulation
-    grid, the scenarios' step coefficients and fd plan, the slots and bumps, and ``totals``
-    (a ``kernel_inputs.Totals``, or (estimator, weights, base) arrays; None: no per-path
-    totals).  Returns (args, n_slots).
+    (book, paths, plan, totals, legs), the records of ``kernel_inputs``: the trades on the
+    simulation grid, the scenarios' step coefficients and fd plan, the slots and bumps, and
+    ``totals`` (a ``kernel_inputs.Totals``, or (estimator, weights, base) arrays; None: no
+    per-path totals).  Returns (args, n_slots).
+
+    ``params``: one Heston underlying's parameters, or a simulation group's members' (a list,
+    each with its ``model``, "heston" or "gbm"), with their name keys ``names``
+    (``rng.name_key``), the lower Cholesky factor ``mix`` of their correlation matrix and
+    ``legs`` (``kernel_inputs.Legs``: the multi-asset trades'; None when there are none).
     Raises ValueError as ``run_heston`` does."""
-    p = H.check_params(params)
+    members = [dict(params, model="heston")] if isinstance(params, dict) else list(params)
+    n = len(members)
     if scheme not in H.SCHEMES:
         raise ValueError(f"scheme has value {scheme!r}: must be one of " + ", ".join(H.SCHEMES))
     spy = DEFAULT_STEPS_PER_YEAR if steps_per_year is None else steps_per_year
     slots = np.ascontiguousarray(slots, dtype=np.int64)
     ti = np.ascontiguousarray(ti, dtype=np.int64)
-    if slots.ndim != 3 or slots.shape[1:] != (G.N_QUANTITIES, G.N_ESTIMATORS) \
+    if slots.ndim != 3 or slots.shape[1] < G.N_QUANTITIES or slots.shape[2] != G.N_ESTIMATORS \
             or slots.shape[0] != ti.shape[0]:
         raise ValueError(f"slots has shape {slots.shape}: must be (n_trades, {G.N_QUANTITIES}, "
                          f"{G.N_ESTIMATORS})")
     if slots.max(initial=-1) < 0:
         raise ValueError("slots: no estimate is wanted")
-    _check_slots(slots, ti, p)
     payoff_grid = np.asarray(payoff_grid, dtype=float)
     grid = H.simulation_grid(payoff_grid, spy)
     dates = payoff_grid[np.asarray(fix_idx, dtype=np.int64)]
@@ -552,27 +627,59 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
         raise ValueError("a payoff date is missing from the simulation grid")
     dt = np.diff(np.concatenate([[0.0], grid]))
     b = fd.bumps(bumps, fd.HESTON_BUMPS)
-    scens, fd_scen, fd_den = _fd_scenarios(p, slots, b)
-    coefs = H.scenario_coefficients(dt, p, scens)
-    _, dcoef = H.step_coefficients(dt, drift_rate=p["rate"] - p["div_yield"], kappa=p["kappa"],
-                                   vbar=p["vbar"], xi=p["xi"], corr=p["corr"], derivatives=True)
-    greeks = slots[:, 1:, :]
-    # Tangent processes only along the directions a pathwise theta or d_* reads (``_trade_tile``'s
-    # n_pw), from the first of them: theta is direction 0 (the grid scale), d_v0 ... d_corr 1-5.
-    tangent_quantities = np.nonzero((slots[:, G.THETA:, G.PATHWISE] >= 0).any(axis=0))[0]
-    tangents_from = tangent_quantities.min() if tangent_quantities.size else H.N_DIR
-    want_lr = (greeks[:, :, [G.LR, G.MIXED]] >= 0).any()
+    per_member = []
+    for a, member in enumerate(members):
+        single = (ti[:, P.ASSET] == a) & (ti[:, P.LEG_N] == 0)
+        if member["model"] != "heston":
+            if single.any():
+                raise ValueError(f"trade {int(np.nonzero(single)[0][0])}: a single-asset trade "
+                                 "on a gbm member of a group with a heston member is not built")
+            per_member.append(None)
+            continue
+        p = H.check_params(member)
+        _check_slots(slots[single][:, :G.N_QUANTITIES], ti[single], p)
+        fd_wanted, pathwise, want_lr = _member_wants(a, ti, slots, legs)
+        scens, fd_scen, fd_den = _fd_scenarios(p, fd_wanted, b)
+        coefs = H.scenario_coefficients(dt, p, scens)
+        _, dcoef = H.step_coefficients(dt, drift_rate=p["rate"] - p["div_yield"],
+                                       kappa=p["kappa"], vbar=p["vbar"], xi=p["xi"],
+                                       corr=p["corr"], derivatives=True)
+        # Tangent processes only along the directions a pathwise theta or d_* reads, from the
+        # first of them: theta is direction 0 (the grid scale), d_v0 ... d_corr 1-5.
+        tangent_quantities = np.nonzero(pathwise[G.THETA:])[0]
+        tangents_from = tangent_quantities.min() if tangent_quantities.size else H.N_DIR
+        per_member.append((p, scens, coefs, dcoef, fd_scen, fd_den, tangents_from, want_lr))
+    n_scen = max(len(m[1]) for m in per_member if m is not None)
+    coefs = np.zeros((n, n_scen, grid.size, H.N_COEF))
+    scens = np.zeros((n, n_scen, 6))
+    dcoefs = np.zeros((n, grid.size, H.N_COEF, H.N_DIR))
+    fd_scen = np.full((n, G.N_QUANTITIES, 2), -1, dtype=np.int64)
+    fd_den = np.ones((n, G.N_QUANTITIES))
+    tangents_from = np.full(n, H.N_DIR, dtype=np.int64)
+    want_lr = np.zeros(n, dtype=np.int64)
+    column = lambda key: np.array([float(m.get(key) or 0.0) for m in members])  # noqa: E731
+    vol, rate, div = column("vol"), column("rate"), column("div_yield")
+    for a, member in enumerate(per_member):
+        if member is None:
+            continue
+        _, sc, co, dco, fs, fdd, tfrom, lr = member
+        coefs[a, :len(sc)], scens[a, :len(sc)], dcoefs[a] = co, sc, dco
+        fd_scen[a], fd_den[a], tangents_from[a], want_lr[a] = fs, fdd, tfrom, lr
     tf = np.ascontiguousarray(tf, dtype=float)
-    paths = kernel_inputs.HestonPaths(np.int64(H.SCHEMES[scheme]), p["spot"], p["rate"], coefs,
-                                      scens, dcoef, np.int64(tangents_from), np.int64(want_lr),
-                                      np.int64((fd_scen[:, 0] >= 0).any()), fd_scen, fd_den)
+    heston = np.array([m["model"] == "heston" for m in members], dtype=np.int64)
+    paths = kernel_inputs.HestonPaths(
+        np.int64(H.SCHEMES[scheme]), column("spot"), rate, coefs, scens, dcoefs, tangents_from,
+        want_lr, np.int64((fd_scen[:, :, 0] >= 0).any()), fd_scen, fd_den,
+        np.zeros(1, dtype=np.uint64) if names is None else np.asarray(names, dtype=np.uint64),
+        heston, np.eye(1) if mix is None else np.ascontiguousarray(mix, dtype=float),
+        rate - div - 0.5 * vol * vol, vol)
     plan = kernel_inputs.Plan(slots, np.zeros((len(ti), 0), dtype=np.int64),
                               np.zeros((len(ti), G.N_QUANTITIES, optimal.N_COEFFICIENTS)), b)
     if totals is None:
-        totals = kernel_inputs.no_totals(len(ti))
+        totals = kernel_inputs.no_totals(len(ti), slots.shape[1])
     elif not isinstance(totals, kernel_inputs.Totals):
         totals = kernel_inputs.totals(*totals)
-    args = (kernel_inputs.Book(grid, ti, tf, fix), paths, plan, totals)
+    args = (kernel_inputs.Book(grid, ti, tf, fix), paths, plan, totals, legs)
     return args, int(slots.max()) + 1
 
 

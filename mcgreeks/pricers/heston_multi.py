@@ -1,0 +1,348 @@
+"""Trades on several underlyings of a simulation group with a Heston member: basket, best-of,
+worst-of and spread options, their price and sensitivities with standard errors, read from the
+group's paths in ``pricers.heston``.
+
+Each leg k reads its asset's log-spot at the trade's maturity T (grid date g_T),
+ln S_k(T) = ln S0_k + x_k(g_T): a Heston asset's from its QE (or Euler) path, a GBM member's
+from its exact path on the same grid (``models.heston.gbm_member_path``), all driven by the
+group's correlated spot normals.  Per path, with f the cash flow, u its underlying quantity
+(``payoffs.legs_quantity``), p_k = f'(u) ∂u/∂ln S_k its pathwise weights and D = e^{-rT}:
+
+- pathwise (Glasserman 2004, §7.2; the payoffs are Lipschitz): delta_k = D p_k / S0_k;
+  rho = D T (Σ p_k - f) (∂ ln S_k / ∂r = T exactly); theta = -(D Σ_k p_k ∂ln S_k/∂T - r D f)
+  with ∂ln S_k/∂T = tx_k[scale]/T along the Heston tangent of the grid scale (all dates scale
+  with T, the normals of each step are kept) or μ_k + σ_k W_k(T)/(2T) for a GBM leg; a Heston
+  leg's d_v0, d_kappa, d_vbar, d_xi = D p_k tx_k[parameter] (only leg k's path moves); a GBM
+  leg's vega = D p_k (W_k(T) - σ_k T);
+- fd with common random numbers, for every measure: central differences of revaluations on the
+  same normals.  Spot and rate moves need no new path; the maturity and a Heston leg's
+  parameters re-simulate that leg on its own rows (``models.heston.simulate_tile``); a leg's
+  spot-variance correlation ρ_k rebuilds its rows from the same spot and own normals at the
+  bumped ρ_k (``models.heston.group_rows``), so the bumped group has exactly the bumped law (a
+  move of ρ_k alone with the rows kept would leave the covariance of ρ_k's variance with the
+  other spots at the old value); a pair's correlation re-mixes the legs' normals with the bumped
+  factor, eps' = L(c ± h) L⁻¹ eps step by step (``kernel_inputs.Legs.bumped``), and
+  re-simulates each leg whose normals moved.
+
+Pathwise d_corr is not offered: the Heston tangent of ρ keeps the rows (the move the fd above
+avoids), and the rows' own derivative is not carried yet.  Gamma, cross-gamma and the pair
+correlations are fd only (the multivariate score of the legs given the variance paths is not
+built yet).
+
+A trade's measures (``measures``) are numbered after ``greeks.N_QUANTITIES`` on the quantity
+axis of ``kernel_inputs.Plan.slots`` and listed, with their legs, in
+``kernel_inputs.Legs.measure``.
+"""
+import math
+
+from mcgreeks import greeks as G
+from mcgreeks import payoffs as P
+from mcgreeks import vecmath
+from mcgreeks._jit import kernel
+from mcgreeks.engine import add_to_total_called, store_moments
+from mcgreeks.estimators import fd
+from mcgreeks.models import heston as H
+from mcgreeks.pricers import gbm_multi
+
+#: Measure codes: gbm_multi's, then a Heston leg's parameters.
+DELTA, GAMMA, VEGA, CROSS_GAMMA, PAIR_CORR, RHO, THETA = range(7)
+D_V0, D_KAPPA, D_VBAR, D_XI, D_CORR = range(7, 12)
+MEASURE_NAMES = gbm_multi.MEASURE_NAMES + ("d_v0", "d_kappa", "d_vbar", "d_xi", "d_corr")
+#: Estimators valid for each measure of a trade with a Heston leg, the first being auto's choice
+#: (where the Feller rule allows pathwise: ``valid``).
+VALID = {DELTA: (G.PATHWISE, G.FD), GAMMA: (G.FD,), CROSS_GAMMA: (G.FD,), VEGA: (G.PATHWISE, G.FD),
+         PAIR_CORR: (G.FD,), RHO: (G.PATHWISE, G.FD), THETA: (G.PATHWISE, G.FD),
+         D_V0: (G.PATHWISE, G.FD), D_KAPPA: (G.PATHWISE, G.FD), D_VBAR: (G.PATHWISE, G.FD),
+         D_XI: (G.PATHWISE, G.FD), D_CORR: (G.FD,)}
+
+#: Rows of the per-leg scratch rows[row, leg, path]: weighted spot w_k S_k(T), pathwise weight
+#: p_k, and the weighted spots of an fd revaluation.
+LEG, PW, MOVED = range(3)
+N_LEG_ROWS = 3
+
+
+def measures(models):
+    """(measure code, k, l) of a trade whose legs have the given models ("gbm", "heston"), in
+    quantity order: per leg delta and gamma, each GBM leg's vega, each Heston leg's d_v0 ...
+    d_corr, per pair of legs (k < l) cross-gamma and pair correlation, rho and theta.  With GBM
+    legs only, ``gbm_multi.measures``."""
+    n = len(models)
+    if all(m == "gbm" for m in models):
+        return gbm_multi.measures(n)
+    out = [(code, k, -1) for code in (DELTA, GAMMA) for k in range(n)]
+    out += [(VEGA, k, -1) for k in range(n) if models[k] == "gbm"]
+    out += [(code, k, -1) for code in (D_V0, D_KAPPA, D_VBAR, D_XI, D_CORR) for k in range(n)
+            if models[k] == "heston"]
+    out += [(code, k, l) for code in (CROSS_GAMMA, PAIR_CORR) for k, l in gbm_multi.pairs(n)]
+    return out + [(RHO, -1, -1), (THETA, -1, -1)]
+
+
+def valid(models, code):
+    """The estimators valid for measure ``code`` of a trade whose legs have ``models``, auto's
+    choice first: ``gbm_multi.VALID`` with GBM legs only, else ``VALID``."""
+    if all(m == "gbm" for m in models):
+        return gbm_multi.VALID[code]
+    return VALID[code]
+
+
+# -- kernels ---------------------------------------------------------------------------------------
+
+@kernel
+def _gbm_w(x, drift, vol, t):
+    """A GBM leg's W(T) from its log-spot move x = (r - q - vol²/2) T + vol W(T)."""
+    return (x - drift * t) / vol
+
+
+@kernel
+def _resimulate(a, s, rows_z, m, paths, xs, vs, tx, tv, gs, cs, state_v, tan_x, tan_v):
+    """Asset a's log-spot path re-simulated with its scenario s on the rows rows_z into xs."""
+    H.simulate_tile(rows_z, m, paths.scheme, paths.coefs[a, s], paths.scenarios[a, s],
+                    paths.dcoef[a], H.N_DIR, False, xs, vs, tx, tv, gs, cs, state_v, tan_x,
+                    tan_v)
+
+
+@kernel
+def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows, zr, ep, xs, vs,
+          tx, tv, gs, cs, state_v, tan_x, tan_v, code, k, l, side_k, side_l):
+    """The legs' weighted spots w_q S_q(T) on the tile's paths with one parameter moved by side_k
+    (+1, -1) fd steps into rows[MOVED] (module docstring; the same normals).  Returns (moved
+    discount factor, the scale of the dates)."""
+    n = ti_j[P.LEG_N]
+    t = tf_j[P.MATURITY]
+    rate = paths.rate[legs.asset[j, 0]]
+    disc = math.exp(-rate * t)
+    c = 1.0 + side_k * bumps[fd.B_MAT]
+    n_steps = grid.size
+    side = 0 if side_k > 0 else 1
+    for q in range(n):
+        a = legs.asset[j, q]
+        for i in range(m):
+            rows[MOVED, q, i] = rows[LEG, q, i]
+        resimulated = False
+        if code == THETA or (q == k and code >= D_V0) or (code == PAIR_CORR and q >= l):
+            if paths.heston[a]:
+                if code == THETA:
+                    _resimulate(a, paths.fd_scenario[a, G.THETA, side], z[a], m, paths, xs, vs,
+                                tx, tv, gs, cs, state_v, tan_x, tan_v)
+                elif code == PAIR_CORR:
+                    H.group_rows(ep[q], own[a], paths.scenarios[a, 0, H.SC_CORR],
+                                 H.correlation_complement(paths.scenarios[a, 0, H.SC_CORR]),
+                                 n_steps, m, zr)
+                    _resimulate(a, 0, zr, m, paths, xs, vs, tx, tv, gs, cs, state_v, tan_x,
+                                tan_v)
+                elif code == D_CORR and paths.names.size > 1:
+                    # coupling B: the rows rebuilt at the bumped ρ from the same normals
+                    s = paths.fd_scenario[a, G.D_CORR, side]
+                    corr = paths.scenarios[a, s, H.SC_CORR]
+                    H.group_rows(eps[a], own[a], corr, H.correlation_complement(corr), n_steps,
+                                 m, zr)
+                    _resimulate(a, s, zr, m, paths, xs, vs, tx, tv, gs, cs, state_v, tan_x,
+                                tan_v)
+                else:   # one asset alone: its own rows are exact for any ρ
+                    g = G.D_V0 + (code - D_V0)
+                    _resimulate(a, paths.fd_scenario[a, g, side], z[a], m, paths, xs, vs, tx,
+                                tv, gs, cs, state_v, tan_x, tan_v)
+                resimulated = True
+            elif code == THETA:
+                drift, vol = paths.drift[a], paths.vol[a]
+                for i in range(m):
+                    w = _gbm_w(x[a, g_t, i], drift, vol, t)
+                    xs[g_t, i] = drift * t * c + vol * math.sqrt(c) * w
+                resimulated = True
+            elif code == PAIR_CORR:
+                H.gbm_member_path(ep[q], grid, m, paths.drift[a], paths.vol[a], xs)
+                resimulated = True
+        if resimulated:
+            for i in range(m):
+                rows[MOVED, q, i] = legs.weight[j, q] * vecmath.exp(
+                    math.log(paths.spot[a]) + xs[g_t, i])
+        if code == VEGA and q == k:
+            vol, drift = paths.vol[a], paths.drift[a]
+            moved = vol * (1.0 + side_k * bumps[fd.B_VOL])
+            shift = -0.5 * (moved * moved - vol * vol) * t
+            for i in range(m):
+                w = _gbm_w(x[a, g_t, i], drift, vol, t)
+                rows[MOVED, q, i] *= vecmath.exp(shift + (moved - vol) * w)
+        elif code == RHO:
+            growth = math.exp(side_k * bumps[fd.B_RATE] * t)
+            for i in range(m):
+                rows[MOVED, q, i] *= growth
+        scale = 1.0
+        if (code == DELTA or code == GAMMA or code == CROSS_GAMMA) and q == k:
+            scale = 1.0 + side_k * bumps[fd.B_SPOT]
+        elif code == CROSS_GAMMA and q == l:
+            scale = 1.0 + side_l * bumps[fd.B_SPOT]
+        if scale != 1.0:
+            for i in range(m):
+                rows[MOVED, q, i] *= scale
+    if code == RHO:
+        disc = math.exp(-(rate + side_k * bumps[fd.B_RATE]) * t)
+    elif code == THETA:
+        disc = math.exp(-rate * t * c)
+    return disc
+
+
+@kernel
+def _mix_pair(j, n, legs, eps, n_steps, m, k, l, side, ep):
+    """ep[q] = the normals of leg q >= l of trade j (n legs) re-mixed with pair (k, l)'s bumped
+    factor: eps' = L' L⁻¹ eps over the trade's legs, step by step (rows q < l of L' are L's)."""
+    p = gbm_multi._pair_index(k, l, n)
+    factor = legs.bumped[j, p, side]
+    inverse = legs.inverse[j]
+    for q in range(l, n):
+        for step in range(n_steps):
+            for i in range(m):
+                ep[q, step, i] = 0.0
+        for u in range(q + 1):
+            c = 0.0
+            for s in range(u, q + 1):
+                c += factor[q, s] * inverse[s, u]
+            if c != 0.0:
+                a = legs.asset[j, u]
+                for step in range(n_steps):
+                    for i in range(m):
+                        ep[q, step, i] += c * eps[a, step, i]
+
+
+@kernel
+def _fd_corner(code, c, bumps, spot_k, spot_l, vol_k, maturity, width):
+    """Corner c of measure code's central difference: (side of leg k, side of leg l, weight),
+    as ``gbm_multi._fd_corner``, with a Heston parameter's width (its scenarios' difference)."""
+    if code >= D_V0:
+        side = 1.0 if c == 0 else -1.0
+        return side, 0.0, side / width
+    if code == THETA:
+        side = 1.0 if c == 0 else -1.0
+        return side, 0.0, side / (-2.0 * bumps[fd.B_MAT] * maturity)
+    return gbm_multi._fd_corner(code, c, bumps, spot_k, spot_l, vol_k, maturity, width)
+
+
+@kernel
+def trade_tile(j, book, legs, paths, plan, totals, x, tx, eps, own, z, m, rows, zr, ep, xs, vs,
+               gs, cs, state_v, tan_x, tan_v, f, est, vec, agg, out_tile):
+    """Trade j's (a multi-asset trade's) wanted estimates over one tile: their moments into
+    out_tile[slot] and the per-path totals.  x[a], tx[a]: asset a's log-spot path and tangents
+    (``pricers.heston``); eps, own: the group's spot normals and the Heston members' own (empty
+    for an ungrouped underlying); z[a]: asset a's rows; the rest scratch."""
+    ti_j, tf_j = book.ti[j], book.tf[j]
+    grid = book.grid
+    slots_j = plan.slots[j]
+    bumps = plan.bumps
+    n = ti_j[P.LEG_N]
+    t = tf_j[P.MATURITY]
+    g_t = book.fix_idx[ti_j[P.FIX_OFF]]
+    omega, strike, kind = tf_j[P.OMEGA], tf_j[P.STRIKE], ti_j[P.KIND]
+    rate = paths.rate[legs.asset[j, 0]]
+    disc = math.exp(-rate * t)
+    for k in range(n):
+        a = legs.asset[j, k]
+        log_s0 = math.log(paths.spot[a])
+        weight = legs.weight[j, k]
+        for i in range(m):
+            rows[LEG, k, i] = weight * vecmath.exp(log_s0 + x[a, g_t, i])
+    for i in range(m):
+        u = P.legs_quantity(kind, rows[LEG, :, i], n, vec)
+        f[i] = P.value(P.EUROPEAN, omega, strike, 1.0, u)
+        slope = P.slope(P.EUROPEAN, omega, strike, 1.0, u)
+        for k in range(n):
+            rows[PW, k, i] = slope * vec[k]
+    for r in range(-1, slots_j.shape[0] - G.N_QUANTITIES):     # r = -1: the price
+        g = G.N_QUANTITIES + r if r >= 0 else G.PRICE
+        for e in range(slots_j.shape[1]):
+            slot = slots_j[g, e]
+            if slot < 0:
+                continue
+            if r < 0:
+                for i in range(m):
+                    est[i] = disc * f[i]
+            else:
+                code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
+                if e == G.FD:
+                    _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows,
+                        zr, ep, xs, vs, tx, gs, cs, state_v, tan_x, tan_v, f, code, k, l, est,
+                        vec)
+                else:
+                    _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est)
+            store_moments(est, m, out_tile[slot])
+            add_to_total_called(g, e, est, est, m, False, totals.estimator[j],
+                                totals.weights[j], totals.target[j], agg)
+
+
+@kernel
+def _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est):
+    """The pathwise estimate of measure (code, k) of trade j (n legs) on the tile's paths into
+    est (module docstring), discounted."""
+    disc = math.exp(-rate * t)
+    if code == RHO or code == THETA:
+        for i in range(m):
+            est[i] = -t * f[i] if code == RHO else rate * f[i]
+        for q in range(n):
+            a = legs.asset[j, q]
+            for i in range(m):
+                if code == RHO:
+                    est[i] += rows[PW, q, i] * t
+                elif paths.heston[a]:
+                    est[i] -= rows[PW, q, i] * tx[a, H.D_SCALE, g_t, i] / t
+                else:
+                    drift, vol = paths.drift[a], paths.vol[a]
+                    w = _gbm_w(x[a, g_t, i], drift, vol, t)
+                    est[i] -= rows[PW, q, i] * (drift + 0.5 * vol * w / t)
+        for i in range(m):
+            est[i] *= disc
+        return
+    a = legs.asset[j, k]
+    if code == DELTA:
+        s0 = paths.spot[a]
+        for i in range(m):
+            est[i] = disc * rows[PW, k, i] / s0
+    elif code == VEGA:
+        drift, vol = paths.drift[a], paths.vol[a]
+        for i in range(m):
+            est[i] = disc * rows[PW, k, i] * (_gbm_w(x[a, g_t, i], drift, vol, t) - vol * t)
+    else:
+        d = code - D_V0 + H.D_V0
+        for i in range(m):
+            est[i] = disc * rows[PW, k, i] * tx[a, d, g_t, i]
+
+
+@kernel
+def _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows, zr, ep, xs, vs,
+        tx, gs, cs, state_v, tan_x, tan_v, f, code, k, l, est, vec):
+    """The fd estimate of measure (code, k, l) on the tile's paths into est: its corners'
+    revaluations on the same normals (``_move``), weighted (``_fd_corner``)."""
+    n = ti_j[P.LEG_N]
+    t = tf_j[P.MATURITY]
+    rate = paths.rate[legs.asset[j, 0]]
+    disc = math.exp(-rate * t)
+    a_k, a_l = legs.asset[j, max(k, 0)], legs.asset[j, max(l, 0)]
+    if code == PAIR_CORR:
+        width = legs.pair_width[j, gbm_multi._pair_index(k, l, n)]
+    elif code >= D_V0:
+        width = paths.fd_denominator[a_k, _quantity(code)]
+    else:
+        width = 1.0
+    n_corners = 4 if code == CROSS_GAMMA else (3 if code == GAMMA else 2)
+    for i in range(m):
+        est[i] = 0.0
+    omega, strike, kind = tf_j[P.OMEGA], tf_j[P.STRIKE], ti_j[P.KIND]
+    for c in range(n_corners):
+        side_k, side_l, weight = _fd_corner(code, c, bumps, paths.spot[a_k], paths.spot[a_l],
+                                            paths.vol[a_k], t, width)
+        if side_k == 0.0:
+            for i in range(m):
+                est[i] += weight * disc * f[i]
+            continue
+        if code == PAIR_CORR:
+            _mix_pair(j, n, legs, eps, grid.size, m, k, l, 0 if side_k > 0 else 1, ep)
+        moved_disc = _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows,
+                           zr, ep, xs, vs, tx[0], tx[0], gs, cs, state_v, tan_x, tan_v, code, k,
+                           l, side_k, side_l)
+        for i in range(m):
+            u = P.legs_quantity(kind, rows[MOVED, :, i], n, vec)
+            est[i] += weight * moved_disc * P.value(P.EUROPEAN, omega, strike, 1.0, u)
+
+
+@kernel
+def _quantity(code):
+    """The quantity (fd scenario) of a Heston parameter's measure code."""
+    return G.D_V0 + (code - D_V0)
