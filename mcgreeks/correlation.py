@@ -355,7 +355,8 @@ def trade_laws(job):
                              np.zeros((n_trades, n_pairs, 2, n, n)),
                              np.full((n_trades, n_pairs), np.nan),
                              np.full((n_trades, job.n_quantities - G.N_QUANTITIES, 3), -1,
-                                     dtype=np.int64))
+                                     dtype=np.int64),
+                             np.zeros((n_trades, n, n)), np.zeros((n_trades, n, n)))
     for j, r in enumerate(job.records):
         idx = list(r.get("legs", ()))
         if not idx:
@@ -366,6 +367,12 @@ def trade_laws(job):
         out.asset[j, :k], out.weight[j, :k] = idx, r["weights"]
         table = heston_multi.measures([job.member_params[a]["model"] for a in idx])
         out.measure[j, :len(table)] = table
+        heston = [job.member_params[a]["model"] == "heston" for a in idx]
+        if any(heston):
+            rho = np.array([job.member_params[a]["corr"] if h else 0.0
+                            for a, h in zip(idx, heston)])
+            out.cond_mean[j, :k, :k], out.cond_cov[j, :k, :k] = conditional_law(matrix, rho,
+                                                                                 heston)
         out.inverse[j, :k, :k] = np.linalg.inv(factor)
         out.precision[j, :k, :k] = np.linalg.inv(matrix)
         for p, (a, b) in enumerate(gbm_multi.pairs(k)):
@@ -383,6 +390,29 @@ def trade_laws(job):
                 ends.append(c)
             out.pair_width[j, p] = ends[0] - ends[1]
     return out
+
+
+def conditional_law(matrix, rho, heston):
+    """(M, S): the law of one step's spot noises zs of a trade's legs given its Heston legs'
+    variance noises zv, E[zs | zv] = M zv and Cov(zs | zv) = S (Gaussian conditioning; zv of
+    leg r in column r of M, a GBM leg's column 0).
+
+    With the legs' spot correlation ``matrix`` C, eps ~ N(0, C), a Heston leg q (``heston[q]``,
+    spot-variance correlation rho[q], c_q = sqrt(1 - rho_q²)) has zs_q = c_q eps_q - rho_q Z_q and
+    zv_q = rho_q eps_q + c_q Z_q (docs/reference.md#correlations), a GBM leg zs_q = eps_q
+    (rho_q = 0, c_q = 1): Cov(zs_q, zs_r) = c_q c_r C_qr + rho_q rho_r δ_qr,
+    Cov(zs_q, zv_r) = c_q rho_r C_qr - rho_q c_r δ_qr, Cov(zv_q, zv_r) = rho_q rho_r C_qr +
+    c_q c_r δ_qr; M = Cov(zs, zv) Cov(zv)⁻¹ and S = Cov(zs) - M Cov(zv, zs).  S is singular
+    only where some |rho_q| = 1 or C is."""
+    rho = np.asarray(rho, dtype=float)
+    c = np.sqrt(np.maximum(0.0, (1.0 - rho) * (1.0 + rho)))
+    h = np.nonzero(heston)[0]
+    cov_ss = np.outer(c, c) * matrix + np.diag(rho * rho)
+    cov_sv = (np.outer(c, rho) * matrix - np.diag(rho * c))[:, h]
+    cov_vv = (np.outer(rho, rho) * matrix + np.diag(c * c))[np.ix_(h, h)]
+    mean = np.zeros_like(cov_ss)
+    mean[:, h] = np.linalg.solve(cov_vv, cov_sv.T).T
+    return mean, cov_ss - mean[:, h] @ cov_sv.T
 
 
 # --- multi-asset trades -------------------------------------------------------------------------

@@ -53,8 +53,12 @@ GbmPaths = namedtuple("GbmPaths", "spot rate div_yield vol names mix shifts per_
 #: bumped[j, p, 0 / 1] at c_p ± h (fd) and their width pair_width[j, p] (2h, or less where the
 #: bump was clipped to keep C positive semidefinite).
 #: measure[j, r] = (code, k, l) of trade j's r-th measure (``pricers.heston_multi.measures``;
-#: the GBM kernel numbers them itself, ``gbm_multi._measure``).
-Legs = namedtuple("Legs", "asset weight inverse precision d_factor bumped pair_width measure")
+#: the GBM kernel numbers them itself, ``gbm_multi._measure``).  With a Heston leg, the law of
+#: one step's spot noises zs of the legs given the Heston legs' variance noises zv
+#: (``correlation.conditional_law``): E[zs | zv] = cond_mean[j] · zv (zv of leg r in column r, 0
+#: for a GBM leg) and Cov(zs | zv) = cond_cov[j].
+Legs = namedtuple("Legs", "asset weight inverse precision d_factor bumped pair_width measure "
+                          "cond_mean cond_cov")
 #: Heston's paths (``pricers.heston.prepare``), per asset a of the simulation group (one
 #: underlying: a = 0 only): scheme code; spot[a], rate[a]; per scenario s (0: the base, then
 #: the fd bumps' up and down) its step coefficients coefs[a, s] and parameters

@@ -131,7 +131,7 @@ def multi_asset_choices(record, plan, asked=ALL_GREEKS, params=None):
         if greek not in asked:
             continue
         name = explicit.get(greek, default)
-        valid = M.valid(models, code)
+        valid = M.valid(params, code)
         if name == "auto" and G.PATHWISE in valid and _heavy_pathwise(code, k, params):
             valid = (G.FD,) + tuple(e for e in valid if e != G.FD)
         if name != "auto" and G.ESTIMATORS.index(name) not in valid:

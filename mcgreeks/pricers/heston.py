@@ -426,6 +426,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, first_tile, en
     rows_ = np.empty((heston_multi.N_LEG_ROWS, n_legs, TILE))
     zr_ = np.empty((3 * n_steps if n_legs > 0 else 0, TILE))
     ep_ = np.empty((n_legs, n_steps if grouped and n_legs > 0 else 0, TILE))
+    cov_ = np.empty((2, n_legs, n_legs, TILE))
     f_, vec_ = np.empty(TILE), np.empty(n_legs)
     z, x, v, tx, tv = borrow(z_), borrow(x_), borrow(v_), borrow(tx_), borrow(tv_)
     b, eps, own = borrow(b_), borrow(eps_), borrow(own_)
@@ -434,6 +435,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, first_tile, en
     q, buf, up, agg, acc = borrow(q_), borrow(buf_), borrow(up_), borrow(agg_), borrow(acc_)
     alive, down, disc_up = borrow(alive_), borrow(down_), borrow(disc_up_)
     rows, zr, ep, f, vec = borrow(rows_), borrow(zr_), borrow(ep_), borrow(f_), borrow(vec_)
+    cov = borrow(cov_)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
@@ -492,8 +494,9 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, first_tile, en
         if legs is not None:
             for j in range(n_trades):
                 if ti[j, P.LEG_N] > 0:
-                    heston_multi.trade_tile(j, book, legs, paths, plan, totals, x, tx, eps, own,
-                                            z, m, rows, zr, ep, xs, vs, gs, cs, state_v, tan_x,
+                    heston_multi.trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps,
+                                            own, z, m, rows, cov, zr, ep, xs, vs, gs, cs, state_v,
+                                            tan_x,
                                             tan_v, f, buf, vec, agg, out[tile])
         if agg_base >= 0:
             for g in range(agg.shape[0]):
@@ -501,7 +504,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, first_tile, en
     keep(z_), keep(x_), keep(v_), keep(tx_), keep(tv_), keep(gs_), keep(cs_), keep(xs_)
     keep(vs_), keep(state_v_), keep(tan_x_), keep(tan_v_), keep(q_), keep(buf_), keep(up_)
     keep(agg_), keep(acc_), keep(alive_), keep(down_), keep(disc_up_), keep(b_), keep(eps_)
-    keep(own_), keep(rows_), keep(zr_), keep(ep_), keep(f_), keep(vec_)
+    keep(own_), keep(rows_), keep(zr_), keep(ep_), keep(f_), keep(vec_), keep(cov_)
 
 
 def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs, out):

@@ -24,10 +24,19 @@ group's correlated spot normals.  Per path, with f the cash flow, u its underlyi
   factor, eps' = L(c ± h) L⁻¹ eps step by step (``kernel_inputs.Legs.bumped``), and
   re-simulates each leg whose normals moved.
 
-Pathwise d_corr is not offered: the Heston tangent of ρ keeps the rows (the move the fd above
-avoids), and the rows' own derivative is not carried yet.  Gamma, cross-gamma and the pair
-correlations are fd only (the multivariate score of the legs given the variance paths is not
-built yet).
+- likelihood ratio and mixed, from the law of the legs' log-spots given the Heston legs'
+  variance paths (Glasserman 2004, §7.3; the Gaussian structure of ``models.heston``): a step's
+  spot noises zs of the legs given their variance noises zv are Gaussian, with mean M zv and
+  covariance Σ⊥ (``correlation.conditional_law``), independent across steps, so given every
+  zv, ln S(T) is Gaussian with residual e_q = Σ_k sig_qk (zs_qk - (M zv_k)_q) and covariance
+  Σ_path = Σ⊥ ∘ Σ_k sig_k sig_kᵀ (sig_qk the step's noise sd, ``models.heston.step_sd``; a GBM
+  leg's σ√dt with zs = its spot normal).  ln S0 enters only the mean, so its score is
+  s = Σ_path⁻¹ e: lr delta_k = D f s_k/S0_k, lr gamma_kl = D f (s_k s_l - (Σ_path⁻¹)_kl -
+  δ_kl s_k)/(S0_k S0_l), lr rho = D f T (Σ s - 1); mixed (pathwise then likelihood ratio)
+  gamma_kk = D p_k (s_k - 1)/S0_k², cross-gamma D (p_k s_l + p_l s_k)/(2 S0_k S0_l).
+
+Pathwise d_corr and d_pair_corr are not offered: the Heston tangent of ρ keeps the rows (the move
+the fd above avoids), and the rows' own derivative is not carried yet.
 
 A trade's measures (``measures``) are numbered after ``greeks.N_QUANTITIES`` on the quantity
 axis of ``kernel_inputs.Plan.slots`` and listed, with their legs, in
@@ -50,15 +59,17 @@ D_V0, D_KAPPA, D_VBAR, D_XI, D_CORR = range(7, 12)
 MEASURE_NAMES = gbm_multi.MEASURE_NAMES + ("d_v0", "d_kappa", "d_vbar", "d_xi", "d_corr")
 #: Estimators valid for each measure of a trade with a Heston leg, the first being auto's choice
 #: (where the Feller rule allows pathwise: ``valid``).
-VALID = {DELTA: (G.PATHWISE, G.FD), GAMMA: (G.FD,), CROSS_GAMMA: (G.FD,), VEGA: (G.PATHWISE, G.FD),
-         PAIR_CORR: (G.FD,), RHO: (G.PATHWISE, G.FD), THETA: (G.PATHWISE, G.FD),
+VALID = {DELTA: (G.PATHWISE, G.LR, G.FD), GAMMA: (G.MIXED, G.LR, G.FD),
+         CROSS_GAMMA: (G.MIXED, G.LR, G.FD), VEGA: (G.PATHWISE, G.FD), PAIR_CORR: (G.FD,),
+         RHO: (G.PATHWISE, G.LR, G.FD), THETA: (G.PATHWISE, G.FD),
          D_V0: (G.PATHWISE, G.FD), D_KAPPA: (G.PATHWISE, G.FD), D_VBAR: (G.PATHWISE, G.FD),
          D_XI: (G.PATHWISE, G.FD), D_CORR: (G.FD,)}
 
 #: Rows of the per-leg scratch rows[row, leg, path]: weighted spot w_k S_k(T), pathwise weight
-#: p_k, and the weighted spots of an fd revaluation.
-LEG, PW, MOVED = range(3)
-N_LEG_ROWS = 3
+#: p_k, the weighted spots of an fd revaluation; for the scores, a step's noise sd and residual
+#: noise, and the score s_k (``_scores``).
+LEG, PW, MOVED, SIG, RES, SCORE = range(6)
+N_LEG_ROWS = 6
 
 
 def measures(models):
@@ -77,11 +88,16 @@ def measures(models):
     return out + [(RHO, -1, -1), (THETA, -1, -1)]
 
 
-def valid(models, code):
-    """The estimators valid for measure ``code`` of a trade whose legs have ``models``, auto's
-    choice first: ``gbm_multi.VALID`` with GBM legs only, else ``VALID``."""
-    if all(m == "gbm" for m in models):
+def valid(params, code):
+    """The estimators valid for measure ``code`` of a trade whose legs have market ``params``,
+    auto's choice first: ``gbm_multi.VALID`` with GBM legs only, else ``VALID`` less likelihood
+    ratio and mixed where a Heston leg makes the legs' conditional law degenerate (v0 = 0: its
+    first step has no noise; |corr| = 1: its spot noise is its variance's)."""
+    if all(p["model"] == "gbm" for p in params):
         return gbm_multi.VALID[code]
+    if any(p["model"] == "heston" and (p["v0"] == 0.0 or abs(p["corr"]) == 1.0)
+           for p in params):
+        return tuple(e for e in VALID[code] if e not in (G.LR, G.MIXED))
     return VALID[code]
 
 
@@ -218,11 +234,11 @@ def _fd_corner(code, c, bumps, spot_k, spot_l, vol_k, maturity, width):
 
 
 @kernel
-def trade_tile(j, book, legs, paths, plan, totals, x, tx, eps, own, z, m, rows, zr, ep, xs, vs,
-               gs, cs, state_v, tan_x, tan_v, f, est, vec, agg, out_tile):
+def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, m, rows, cov, zr, ep,
+               xs, vs, gs, cs, state_v, tan_x, tan_v, f, est, vec, agg, out_tile):
     """Trade j's (a multi-asset trade's) wanted estimates over one tile: their moments into
-    out_tile[slot] and the per-path totals.  x[a], tx[a]: asset a's log-spot path and tangents
-    (``pricers.heston``); eps, own: the group's spot normals and the Heston members' own (empty
+    out_tile[slot] and the per-path totals.  x[a], v[a], tx[a]: asset a's log-spot and variance
+    paths and tangents (``pricers.heston``); eps, own: the group's spot normals and the Heston members' own (empty
     for an ungrouped underlying); z[a]: asset a's rows; the rest scratch."""
     ti_j, tf_j = book.ti[j], book.tf[j]
     grid = book.grid
@@ -246,6 +262,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, tx, eps, own, z, m, rows, 
         slope = P.slope(P.EUROPEAN, omega, strike, 1.0, u)
         for k in range(n):
             rows[PW, k, i] = slope * vec[k]
+    scored = False
     for r in range(-1, slots_j.shape[0] - G.N_QUANTITIES):     # r = -1: the price
         g = G.N_QUANTITIES + r if r >= 0 else G.PRICE
         for e in range(slots_j.shape[1]):
@@ -261,8 +278,14 @@ def trade_tile(j, book, legs, paths, plan, totals, x, tx, eps, own, z, m, rows, 
                     _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows,
                         zr, ep, xs, vs, tx, gs, cs, state_v, tan_x, tan_v, f, code, k, l, est,
                         vec)
-                else:
+                elif e == G.PATHWISE:
                     _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est)
+                else:
+                    if not scored:
+                        _scores(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, cov)
+                        scored = True
+                    _score_estimate(j, n, legs, paths, m, rows, cov, f, t, rate, code, k, l, e,
+                                    est)
             store_moments(est, m, out_tile[slot])
             add_to_total_called(g, e, est, est, m, False, totals.estimator[j],
                                 totals.weights[j], totals.target[j], agg)
@@ -346,3 +369,131 @@ def _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows, z
 def _quantity(code):
     """The quantity (fd scenario) of a Heston parameter's measure code."""
     return G.D_V0 + (code - D_V0)
+
+
+@kernel
+def _scores(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, cov):
+    """The score s = Σ_path⁻¹ e of ln S0 given the variance paths (module docstring) into
+    rows[SCORE], and Σ_path⁻¹ into cov[0] (lower triangle: [k, l], k >= l), on the tile's paths:
+    the steps up to the maturity's grid date g_t accumulate e and Σ_path, then a Cholesky
+    factor per path (cov[1]) gives both.  Every loop has the paths inner, so it vectorizes."""
+    for q in range(n):
+        for i in range(m):
+            rows[SCORE, q, i] = 0.0
+        for r in range(q + 1):
+            for i in range(m):
+                cov[0, q, r, i] = 0.0
+    for k in range(g_t + 1):
+        dt = grid[k] - (grid[k - 1] if k > 0 else 0.0)
+        for q in range(n):
+            a = legs.asset[j, q]
+            if paths.heston[a]:
+                corr_bar = H.correlation_complement(paths.scenarios[a, 0, H.SC_CORR])
+                coef = paths.coefs[a, 0, k]
+                v0 = paths.scenarios[a, 0, H.SC_V0]
+                for i in range(m):
+                    v_prev = v[a, k - 1, i] if k > 0 else v0
+                    rows[SIG, q, i] = H.step_sd(paths.scheme, coef, corr_bar, v_prev, v[a, k, i])
+                    rows[RES, q, i] = z[a, 2 * k, i]
+            else:
+                sd = paths.vol[a] * math.sqrt(dt)
+                for i in range(m):
+                    rows[SIG, q, i] = sd
+                    rows[RES, q, i] = eps[a, k, i]
+        for q in range(n):
+            for r in range(n):
+                c = legs.cond_mean[j, q, r]
+                if c != 0.0:
+                    b = legs.asset[j, r]
+                    for i in range(m):
+                        rows[RES, q, i] -= c * z[b, 2 * k + 1, i]
+        for q in range(n):
+            for i in range(m):
+                rows[SCORE, q, i] += rows[SIG, q, i] * rows[RES, q, i]
+            for r in range(q + 1):
+                c = legs.cond_cov[j, q, r]
+                for i in range(m):
+                    cov[0, q, r, i] += c * rows[SIG, q, i] * rows[SIG, r, i]
+    # Cholesky factor L of Σ_path into cov[1]
+    for col in range(n):
+        for i in range(m):
+            d = cov[0, col, col, i]
+            for s in range(col):
+                d -= cov[1, col, s, i] * cov[1, col, s, i]
+            cov[1, col, col, i] = math.sqrt(d)
+        for row in range(col + 1, n):
+            for i in range(m):
+                d = cov[0, row, col, i]
+                for s in range(col):
+                    d -= cov[1, row, s, i] * cov[1, col, s, i]
+                cov[1, row, col, i] = d / cov[1, col, col, i]
+    # s = L⁻ᵀ L⁻¹ e, in place in rows[SCORE]
+    for q in range(n):
+        for i in range(m):
+            y = rows[SCORE, q, i]
+            for s in range(q):
+                y -= cov[1, q, s, i] * rows[SCORE, s, i]
+            rows[SCORE, q, i] = y / cov[1, q, q, i]
+    for q in range(n - 1, -1, -1):
+        for i in range(m):
+            y = rows[SCORE, q, i]
+            for s in range(q + 1, n):
+                y -= cov[1, s, q, i] * rows[SCORE, s, i]
+            rows[SCORE, q, i] = y / cov[1, q, q, i]
+    # Σ_path⁻¹ = L⁻ᵀ L⁻¹: L⁻¹ (lower) into cov[0], then its products
+    for col in range(n):
+        for i in range(m):
+            cov[0, col, col, i] = 1.0 / cov[1, col, col, i]
+        for row in range(col + 1, n):
+            for i in range(m):
+                d = 0.0
+                for s in range(col, row):
+                    d -= cov[1, row, s, i] * cov[0, s, col, i]
+                cov[0, row, col, i] = d / cov[1, row, row, i]
+    for k in range(n):
+        for l in range(k + 1):
+            for i in range(m):
+                p = 0.0
+                for t in range(k, n):
+                    p += cov[0, t, k, i] * cov[0, t, l, i]
+                cov[1, k, l, i] = p
+    for k in range(n):
+        for l in range(k + 1):
+            for i in range(m):
+                cov[0, k, l, i] = cov[1, k, l, i]
+
+
+@kernel
+def _score_estimate(j, n, legs, paths, m, rows, cov, f, t, rate, code, k, l, e, est):
+    """The likelihood-ratio (e = LR) or mixed (e = MIXED) estimate of measure (code, k, l) of
+    trade j (n legs) from the scores ``_scores`` left in rows[SCORE] and cov[0] (module docstring), discounted."""
+    disc = math.exp(-rate * t)
+    if code == RHO:
+        for i in range(m):
+            total = 0.0
+            for q in range(n):
+                total += rows[SCORE, q, i]
+            est[i] = disc * f[i] * t * (total - 1.0)
+        return
+    s0_k = paths.spot[legs.asset[j, k]]
+    if code == DELTA:
+        for i in range(m):
+            est[i] = disc * f[i] * rows[SCORE, k, i] / s0_k
+        return
+    if code == GAMMA:
+        c = disc / (s0_k * s0_k)
+        for i in range(m):
+            s_k = rows[SCORE, k, i]
+            if e == G.MIXED:
+                est[i] = c * rows[PW, k, i] * (s_k - 1.0)
+            else:
+                est[i] = c * f[i] * (s_k * s_k - cov[0, k, k, i] - s_k)
+        return
+    # CROSS_GAMMA, k < l
+    c = disc / (s0_k * paths.spot[legs.asset[j, l]])
+    for i in range(m):
+        s_k, s_l = rows[SCORE, k, i], rows[SCORE, l, i]
+        if e == G.MIXED:
+            est[i] = c * 0.5 * (rows[PW, k, i] * s_l + rows[PW, l, i] * s_k)
+        else:
+            est[i] = c * f[i] * (s_k * s_l - cov[0, l, k, i])
