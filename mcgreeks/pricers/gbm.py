@@ -285,6 +285,35 @@ def needs(slots):
     return out
 
 
+@kernel
+def trade_tile(ti_j, tf_j, fix_idx, grid, w_j, m, s0, rate, div, vol, needs_j, slots_j, coef_j,
+               bumps, agg_e_j, agg_w_j, agg_t_j, agg, acc, q, q_x, y, x, out_tile):
+    """All wanted estimates of one single-asset trade over one tile, read from its asset's
+    Brownian motion w_j at the grid dates with that asset's parameters (s0, rate, div, vol):
+    their moments into out_tile[slot] and their per-path totals; with a control (an arithmetic
+    Asian's geometric twin on the same path, same estimator), their joint moments.  needs_j,
+    slots_j, coef_j: the trade's rows of ``kernel_inputs.Plan``; agg_e_j, agg_w_j, agg_t_j: of
+    ``kernel_inputs.Totals``; acc, q, q_x, y, x: scratch.  Called, not inlined: numba inlines by
+    copying the callee's IR, and copying this one into every kernel that prices a GBM asset cost
+    compile time (2.7 of the GBM kernels' 19 CPU s, measured)."""
+    kind = ti_j[P.KIND]
+    control = ti_j[P.CONTROL] == 1
+    mu = gbm.log_drift(rate, div, vol)
+    _fill_trade(ti_j, tf_j, fix_idx, grid, w_j, m, s0, rate, mu, vol, needs_j[0] == 1, needs_j[1],
+                needs_j[2] == 1, acc, q, q_x)
+    for g in range(slots_j.shape[0]):
+        for e in range(slots_j.shape[1]):
+            k = slots_j[g, e]
+            if k < 0:
+                continue
+            for twin in range(2 if control else 1):     # one inlined copy
+                _estimates(g, e, P.ASIAN_GEOMETRIC if twin else kind, ti_j, tf_j, fix_idx, grid,
+                           w_j, m, s0, rate, div, vol, q_x if twin else q, bumps, coef_j[g],
+                           not twin, x if twin else y)
+            write_moments(y, x, m, control, out_tile[k])
+            add_to_total(g, e, y, x, m, control, agg_e_j, agg_w_j, agg_t_j, agg)
+
+
 @kernel(inline=True)
 def group_tile(key0, stream, path, m, grid, names, mix, u, b, w):
     """The simulation group's Brownian motions at the grid dates for paths path..path+m-1 into
@@ -361,32 +390,16 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
             ti_j, tf_j, slots_j, coef_j, agg_e_j, agg_w_j, agg_t_j = (
                 ti[j], tf[j], slots[j], coef[j], agg_e[j], agg_w[j], agg_t[j])
             out_tile = out[tile]
-            kind = ti_j[P.KIND]
             if legs is not None:
                 if ti_j[P.LEG_N] > 0:
                     gbm_multi.trade_tile(j, book, legs, paths, plan, totals, w, m, rows, y, x,
                                          vec, agg, out_tile)
                     continue
-            control = ti_j[P.CONTROL] == 1
             a = ti_j[P.ASSET]
-            w_j = w[a]          # the state of the asset the payoff reads
-            s0, rate, div, vol = spot[a], rates[a], divs[a], vols[a]
-            mu = gbm.log_drift(rate, div, vol)
-            _fill_trade(ti_j, tf_j, fix_idx, grid, w_j, m, s0, rate, mu, vol,
-                        trade_needs[j, 0] == 1, trade_needs[j, 1], trade_needs[j, 2] == 1, acc, q,
-                        q_x)
-            for g in range(slots_j.shape[0]):
-                for e in range(slots_j.shape[1]):
-                    k = slots_j[g, e]
-                    if k < 0:
-                        continue
-                    for twin in range(2 if control else 1):     # one inlined copy
-                        _estimates(g, e, P.ASIAN_GEOMETRIC if twin else kind, ti_j, tf_j,
-                                   fix_idx, grid, w_j, m, s0, rate, div, vol,
-                                   q_x if twin else q, bumps, coef_j[g], not twin,
-                                   x if twin else y)
-                    write_moments(y, x, m, control, out_tile[k])
-                    add_to_total(g, e, y, x, m, control, agg_e_j, agg_w_j, agg_t_j, agg)
+            # the state of the asset the payoff reads, with that asset's parameters
+            trade_tile(ti_j, tf_j, fix_idx, grid, w[a], m, spot[a], rates[a], divs[a], vols[a],
+                       trade_needs[j], slots_j, coef_j, bumps, agg_e_j, agg_w_j, agg_t_j, agg,
+                       acc, q, q_x, y, x, out_tile)
         if agg_base >= 0:
             for g in range(agg.shape[0]):
                 if totals_wanted[g]:
