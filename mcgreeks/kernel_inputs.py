@@ -68,11 +68,16 @@ Legs = namedtuple("Legs", "asset weight inverse precision d_factor bumped pair_w
 #: fd_scenario[a, g] = (up, down) scenario of quantity g or -1, fd_denominator[a, g] its
 #: parameter difference; names[a], the member's stream key (``rng.name_key``; unread for one
 #: underlying, whose key is the kernel's key1); heston[a], 1 for a Heston member and 0 for a
-#: GBM one (``models.heston.gbm_member_path``, with drift[a] = r - q - vol²/2 and vol[a]); mix,
-#: the lower Cholesky factor of the group's correlation matrix.
+#: GBM one (whose state is its Brownian motion, ``models.heston.member_brownian``, read with
+#: div_yield[a] and vol[a]); mix, the lower Cholesky factor of the group's correlation matrix.
 HestonPaths = namedtuple("HestonPaths", "scheme spot rate coefs scenarios dcoef tangents_from "
                                         "want_lr want_resim fd_scenario fd_denominator names "
-                                        "heston mix drift vol")
+                                        "heston mix div_yield vol")
+#: What the single-asset trades on a GBM member of a group with a Heston member read
+#: (``pricers.heston``, which prices them with ``pricers.gbm.trade_tile``): needs[j] as
+#: ``Plan.needs`` (``pricers.gbm.needs``), coef[j] as ``Plan.coef`` (zero: no pilot fits them)
+#: and GBM's fd bump sizes.
+GbmMembers = namedtuple("GbmMembers", "needs coef bumps")
 
 
 def _schedule(record):
@@ -185,11 +190,12 @@ def heston(job, slots, totals, sampler=None):
     if len(job.members) > 1:
         group = dict(params=job.member_params, mix=job.factor,
                      names=[name_key(name) for name in job.members])
-    legs = job.legs if any(r.get("legs") for r in job.records) else None
+    # as for GBM: a book with multi-asset trades runs every Heston job with legs, one compile
+    legs = job.legs if job.with_legs or any(r.get("legs") for r in job.records) else None
     args, _ = pricer.prepare(**{"params": job.params, **group}, ti=ti, tf=tf, fix_idx=fix_idx,
                              payoff_grid=grid, slots=slots, bumps=job.bumps,
                              steps_per_year=job.steps_per_year, scheme=job.scheme, totals=totals,
-                             legs=legs)
+                             legs=legs, gbm_bumps=job.member_bumps)
     return args
 
 

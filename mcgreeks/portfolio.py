@@ -99,15 +99,9 @@ def _validated(trades, market, correlations, plan, on_error, sampler, asked):
                     pick = multi_asset_choices(r, plan, asked,
                                                [market_params[n] for n in r["underlyings"]])
                 else:
-                    if r["underlying"] in mixed:
-                        raise InputError(
-                            f"trade {r['trade_id']!r}: column 'underlying' has value "
-                            f"{r['underlying']!r}: a gbm underlying simulated together with "
-                            f"heston {', '.join(map(repr, mixed[r['underlying']]))}; "
-                            "single-asset trades on it are not built yet (multi-asset ones "
-                            "are)")
                     params = market_params[r["underlying"]]
-                    pick = choices(r, plan, params["model"], params, sampler, asked)
+                    pick = choices(r, plan, params["model"], params, sampler, asked,
+                                   blends=r["underlying"] not in mixed)
             except InputError as exc:
                 p.append(str(exc))
         picks.append(pick)
@@ -118,9 +112,8 @@ def _validated(trades, market, correlations, plan, on_error, sampler, asked):
 
 def _mixed_group_members(records, market_params, pairs):
     """{name: its group's Heston names} for each GBM underlying simulated together with a
-    Heston one (``correlation.groups`` over the good records): single-asset trades on such a
-    name are not built yet (the Heston kernel carries a GBM member for the multi-asset trades
-    only)."""
+    Heston one (``correlation.groups`` over the good records): the Heston kernel prices its
+    trades, with GBM's estimators but no GBM pilot, so without the optimal blend."""
     together = [r["underlyings"] for r in records if r is not None and r.get("underlyings")]
     out = {}
     for group in correlation_groups(sorted(market_params), pairs, together):
@@ -168,7 +161,8 @@ def _jobs(records, picks, market_params, pairs, settings):
                     if r.get("underlyings") else dict(r, asset=place[r["underlying"]])
                     for r in (records[i] for i in idx)]
         options.update(members=group, member_params=params,
-                       correlation=group_matrix(group, pairs))
+                       correlation=group_matrix(group, pairs),
+                       member_bumps=settings["bumps"]["gbm"] if model != "gbm" else None)
         jobs.append(underlying.Job(";".join(group), lead, records_, [picks[i] for i in idx],
                                    **options))
         members.append(idx)

@@ -50,7 +50,8 @@ class Job:
     underlying's place in the group, and a multi-asset record's ``legs`` the places of its
     names (with its ``weights``); ``pair_bump`` is the fd bump of a pair's correlation.
     ``with_legs``: run the GBM kernel compiled for multi-asset trades even without any, so that
-    a book that has some compiles one kernel, not two (the choice changes no bit)."""
+    a book that has some compiles one kernel, not two (the choice changes no bit).
+    ``member_bumps``: the fd sizes of GBM members' trades in a group run by the Heston kernel."""
     name: str
     params: dict
     records: list
@@ -73,6 +74,7 @@ class Job:
     correlation: np.ndarray = None
     pair_bump: float = fd.PAIR_CORR_ABS
     with_legs: bool = False
+    member_bumps: np.ndarray = None
 
     def __post_init__(self):
         if self.members is None:

@@ -83,11 +83,13 @@ def _book_trades(underlying):
 
 def synthetic_book():
     """(trades, market): every payoff on a GBM underlying WG and a Heston one WH (whose Feller
-    ratio, 0.6, makes ``auto`` pilot pathwise against fd), and a basket of WG and a second GBM
-    underlying WG2, correlated by ``CORRELATIONS``."""
+    ratio, 0.6, makes ``auto`` pilot pathwise against fd), and baskets of WG and a second GBM
+    underlying WG2, correlated by ``CORRELATIONS``, and of WH and a second Heston one WH2
+    (``HESTON_CORRELATIONS``)."""
     basket = {"trade_id": "WGB", "underlying": "WG;WG2", "payoff": "basket", "option_type": "call",
               "strike": 200.0, "maturity": 0.5, "quantity": 1.0, "weights": "1;1"}
-    trades = pd.DataFrame(_book_trades("WG") + _book_trades("WH") + [basket])
+    heston_basket = dict(basket, trade_id="WHB", underlying="WH;WH2")
+    trades = pd.DataFrame(_book_trades("WG") + _book_trades("WH") + [basket, heston_basket])
     market = pd.DataFrame([
         {"underlying": "WG", "model": "gbm", "spot": 100.0, "rate": 0.03, "div_yield": 0.01,
          "vol": 0.2, "v0": np.nan, "kappa": np.nan, "vbar": np.nan, "xi": np.nan,
@@ -96,12 +98,16 @@ def synthetic_book():
          "vol": 0.3, "v0": np.nan, "kappa": np.nan, "vbar": np.nan, "xi": np.nan,
          "corr": np.nan},
         {"underlying": "WH", "model": "heston", "spot": 100.0, "rate": 0.03, "div_yield": 0.01,
-         "vol": np.nan, "v0": 0.04, "kappa": 1.5, "vbar": 0.04, "xi": 0.4472, "corr": -0.6}])
+         "vol": np.nan, "v0": 0.04, "kappa": 1.5, "vbar": 0.04, "xi": 0.4472, "corr": -0.6},
+        {"underlying": "WH2", "model": "heston", "spot": 100.0, "rate": 0.03, "div_yield": 0.0,
+         "vol": np.nan, "v0": 0.06, "kappa": 1.0, "vbar": 0.05, "xi": 0.5, "corr": -0.4}])
     return trades, market
 
 
-#: The synthetic book's correlations: WG and WG2 form a simulation group.
+#: The synthetic book's correlations: WG and WG2 form a simulation group, and so do WH and WH2.
 CORRELATIONS = pd.DataFrame({"underlying_1": ["WG"], "underlying_2": ["WG2"], "corr": [0.5]})
+HESTON_CORRELATIONS = pd.DataFrame({"underlying_1": ["WH"], "underlying_2": ["WH2"],
+                                    "corr": [0.5]})
 
 
 def _runs(model):
@@ -114,7 +120,9 @@ def _runs(model):
                 ("GBM, correlated", ("WG", "WG;WG2"),
                  dict(n_paths=small, correlations=CORRELATIONS))]
     return [("Heston, QE", ("WH",), dict(n_paths=small)),
-            ("Heston, Euler", ("WH",), dict(n_paths=small, scheme="euler", steps_per_year=12))]
+            ("Heston, Euler", ("WH",), dict(n_paths=small, scheme="euler", steps_per_year=12)),
+            ("Heston, correlated", ("WH", "WH;WH2"),
+             dict(n_paths=small, correlations=HESTON_CORRELATIONS))]
 
 
 def compile_model(model, progress=None):
@@ -290,7 +298,9 @@ def estimate_seconds(trades, market, n_paths=100_000, steps_per_year=None, threa
     out = []
     jobs = pd.Series(_job_names(trades, market, correlations), index=trades.index)
     for name, group in trades.groupby(jobs, sort=False):
-        model = models.get(name.split(";")[0])
+        members = [models.get(n) for n in name.split(";")]
+        # a group with a Heston member runs the Heston kernel, one path per member
+        model = "heston" if "heston" in members else members[0]
         records = group.to_dict("records")
         if model == "gbm":
             legs = [len(str(r["underlying"]).split(";")) for r in records]
@@ -301,7 +311,8 @@ def estimate_seconds(trades, market, n_paths=100_000, steps_per_year=None, threa
             spy = steps_per_year or 52
             maturity = pd.to_numeric(group["maturity"], errors="coerce").max()
             steps = max(1, math.ceil(spy * (maturity if maturity == maturity else 1.0)))
-            cpu = n_paths * steps * (HESTON_STEP + HESTON_TRADE_STEP * len(records))
+            cpu = n_paths * steps * (HESTON_STEP * len(members)
+                                     + HESTON_TRADE_STEP * len(records))
         else:
             continue
         out.append((name, model, len(records), cpu / threads))

@@ -208,22 +208,22 @@ def test_non_psd_smallest_eigenvalue_is_the_groups():
         price(correlations=_not_psd(), n_paths=N_SMALL)
 
 
-def test_single_asset_trade_on_a_gbm_name_grouped_with_heston_is_one_line_and_skipped():
-    """A GBM name correlated with a Heston one is simulated in the Heston kernel, which carries
-    it for multi-asset trades only: its single-asset trades are refused, one line each, and
-    skip prices the rest (the Heston name's own trade among them)."""
+def test_optimal_on_a_gbm_name_grouped_with_heston_is_one_line_and_skipped():
+    """A GBM name correlated with a Heston one is priced by the Heston kernel, with GBM's
+    estimators but no GBM pilot: asking for the optimal blend there is one line, and skip
+    prices the rest (a GBM name outside the group keeps it)."""
     table = corr_table([("A", "B", 0.5), ("H", "A", 0.3)])
-    trades = pd.concat([TRADES[TRADES.trade_id.isin(["a1", "d1"])], pd.DataFrame([{
-        "trade_id": "h1", "underlying": "H", "payoff": "european", "option_type": "call",
-        "strike": 100.0, "maturity": 1.0, "quantity": 1.0}])], ignore_index=True)
+    trades = TRADES[TRADES.trade_id.isin(["a1", "d1"])]
     with pytest.raises(InputError) as info:
-        price(trades, MARKET_H, table, n_paths=N_SMALL)
-    assert_one_line(str(info.value), "trade 'a1': column 'underlying' has value 'A'",
-                    "simulated together with heston 'H'", "not built yet")
-    res, _ = price(trades, MARKET_H, table, n_paths=N_SMALL, on_error="skip")
-    assert "not built yet" in res.loc["a1", "error"]
-    assert (res.loc[["d1", "h1"], "error"] == "").all()
-    assert np.isfinite(res.loc[["d1", "h1"], "price"]).all()
+        price(trades, MARKET_H, table, n_paths=N_SMALL, method={"delta": "optimal"})
+    assert_one_line(str(info.value), "trade 'a1': column 'method' has value 'optimal'",
+                    "fitted by the GBM pilot")
+    res, _ = price(trades, MARKET_H, table, n_paths=N_SMALL, on_error="skip",
+                   method={"delta": "optimal"})
+    assert "GBM pilot" in res.loc["a1", "error"]
+    assert res.loc["d1", "error"] == "" and res.loc["d1", "method_delta"] == "optimal"
+    auto, _ = price(trades, MARKET_H, table, n_paths=N_SMALL)
+    assert auto.loc["a1", "method_delta"] in ("pathwise", "lr")      # the pilot's pick
 
 
 def test_skip_gives_a_singular_basket_its_reason():

@@ -73,12 +73,14 @@ def method_plan(method, asked=ALL_GREEKS):
 
 
 def choices(record, plan, model="gbm", params=None, sampler="mc",
-            asked=ALL_GREEKS):
+            asked=ALL_GREEKS, blends=True):
     """Per Greek code of ``model`` that is ``asked`` (``greek_plan``): the estimator code, or the tuple of candidates a pilot
     decides among.  A per-Greek choice for a Greek the model lacks (vega under Heston) is moot.
     With ``sampler="sobol"`` auto keeps optimal among the candidates rather than taking it: its
     weights are fitted for Monte Carlo variance, and quasi-Monte Carlo favours smooth estimators
-    (a Sobol pilot decides).
+    (a Sobol pilot decides).  ``blends=False`` (a GBM underlying priced in a group with a Heston
+    one, where no GBM pilot fits weights) takes optimal out: auto's candidates are then decided
+    by the pilot's variances, and asking for it is an error.
 
     Raises InputError naming the trade when the plan asks for an invalid estimator."""
     kind = payoffs.KINDS[record["payoff"]]
@@ -94,11 +96,19 @@ def choices(record, plan, model="gbm", params=None, sampler="mc",
         valid = valid_estimators(cap, kind, g, continuous, params)
         if name == "auto":
             candidates = auto_candidates(cap, kind, g, continuous, params)
+            if not blends:
+                candidates = tuple(e for e in candidates if e != G.OPTIMAL)
             if G.OPTIMAL in candidates and sampler != "sobol":
                 candidates = (G.OPTIMAL,)
             out[g] = candidates[0] if len(candidates) == 1 else candidates
             continue
         e = G.ESTIMATORS.index(name)
+        if e == G.OPTIMAL and not blends:
+            raise InputError(
+                f"trade {record['trade_id']!r}: column 'method' has value 'optimal' for "
+                f"{G.QUANTITIES[g]}: the optimal blend is fitted by the GBM pilot, which a gbm "
+                "underlying simulated together with a heston one does not have; valid: "
+                + ", ".join(G.ESTIMATORS[v] for v in valid if v != G.OPTIMAL))
         if e not in valid:
             raise InputError(
                 f"trade {record['trade_id']!r}: column 'method' has value {name!r} for "

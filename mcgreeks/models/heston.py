@@ -510,16 +510,15 @@ def group_rows(eps, own, corr, corr_bar, n_steps, m, z):
 
 
 @kernel
-def gbm_member_path(eps, grid, m, drift, vol, x):
-    """x[k, i] = ln(S_{t_k} / S0) of a GBM member of a group on the grid, from its correlated
-    normals eps[k] of each step: x_k = x_{k-1} + (r - q - vol^2 / 2) dt_k + vol sqrt(dt_k) eps_k,
-    exact on any grid (``drift`` = r - q - vol^2 / 2)."""
+def member_brownian(eps, grid, m, w):
+    """w[k, i] = W(grid[k]) of a GBM member of a group on the grid, from its correlated normals
+    eps[k] of each step: W_k = W_{k-1} + sqrt(dt_k) eps_k (its log-spot is
+    (r - q - vol^2 / 2) t + vol W_t, exact on any grid)."""
     t_prev = 0.0
     for k in range(grid.size):
-        dt = grid[k] - t_prev
-        sd = vol * math.sqrt(dt)
+        sd = math.sqrt(grid[k] - t_prev)
         for i in range(m):
-            x[k, i] = (x[k - 1, i] if k > 0 else 0.0) + drift * dt + sd * eps[k, i]
+            w[k, i] = (w[k - 1, i] if k > 0 else 0.0) + sd * eps[k, i]
         t_prev = grid[k]
 
 

@@ -54,6 +54,7 @@ from mcgreeks.engine import TILE, add_to_total_called, store_moments
 from mcgreeks.estimators import combine as C
 from mcgreeks.estimators import fd, optimal, validity, vibrato
 from mcgreeks.models import heston as H
+from mcgreeks.pricers import gbm as gbm_pricer
 from mcgreeks.pricers import heston_multi
 
 #: Default time grid: weekly steps.  With QE the price bias at this grid is a few basis points of
@@ -376,15 +377,22 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
 
 
 @kernel
-def _block(keys, path0, n_paths, book, paths, plan, totals, legs, first_tile, end_tile, out):
+def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, first_tile, end_tile,
+           out):
     """Tiles first_tile..end_tile-1 of ``chunk`` (one parallel task), with their own scratch.
     Every array is ``borrow``ed: no reference counting in the loops.
 
     Per tile: the draws (an ungrouped underlying's own, ``models.heston.tile_normals``; a
     group's mixed, ``models.heston.group_normals`` and ``group_rows``), then asset by asset
-    its path, its single-asset trades' estimates and their fd re-simulations, and last the
-    multi-asset trades (``pricers.heston_multi``, which read every asset's path).  legs is
-    None for a book without multi-asset trades, so numba prunes their branch."""
+    its path and its single-asset trades' estimates; then asset by asset its fd
+    re-simulations, each revaluing the single-asset trades on the asset and the multi-asset
+    trades with a leg on it (``heston_multi.fd_resimulated``; a maturity's re-simulated paths
+    are kept for the multi-asset thetas, which move every leg); last the multi-asset trades'
+    other estimates (``pricers.heston_multi``, which read every asset's path).  A GBM member's
+    state is its Brownian motion, and its single-asset trades are GBM's (``pricers.gbm``), read
+    with ``members`` (``kernel_inputs.GbmMembers``).  legs is None for a book without
+    multi-asset trades, members without single-asset trades on a GBM member, so numba prunes
+    their branches."""
     key0, key1, stream = keys
     grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
         borrow(book.fix_idx)
@@ -427,6 +435,9 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, first_tile, en
     zr_ = np.empty((3 * n_steps if n_legs > 0 else 0, TILE))
     ep_ = np.empty((n_legs, n_steps if grouped and n_legs > 0 else 0, TILE))
     cov_ = np.empty((2, n_legs, n_legs, TILE))
+    theta_x_ = np.empty((n_assets if n_legs > 0 else 0, 2, n_steps, TILE))
+    n_gbm = TILE if members is not None else 0
+    acc_g_, q_x_ = np.empty((gbm_pricer.N_ACC, n_gbm)), np.empty((N_Q, n_gbm))
     f_, vec_ = np.empty(TILE), np.empty(n_legs)
     z, x, v, tx, tv = borrow(z_), borrow(x_), borrow(v_), borrow(tx_), borrow(tv_)
     b, eps, own = borrow(b_), borrow(eps_), borrow(own_)
@@ -435,7 +446,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, first_tile, en
     q, buf, up, agg, acc = borrow(q_), borrow(buf_), borrow(up_), borrow(agg_), borrow(acc_)
     alive, down, disc_up = borrow(alive_), borrow(down_), borrow(disc_up_)
     rows, zr, ep, f, vec = borrow(rows_), borrow(zr_), borrow(ep_), borrow(f_), borrow(vec_)
-    cov = borrow(cov_)
+    cov, acc_g, q_x, theta_x = borrow(cov_), borrow(acc_g_), borrow(q_x_), borrow(theta_x_)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
@@ -447,9 +458,19 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, first_tile, en
             H.tile_normals(key0, key1, stream, path0 + first, m, n_steps, z[0])
         for a in range(n_assets):
             if not heston[a]:
-                H.gbm_member_path(eps[a], grid, m, paths.drift[a], paths.vol[a], x[a])
+                H.member_brownian(eps[a], grid, m, x[a])
+                # members is None when no single-asset trade reads a GBM member: numba prunes
+                # this branch, so a Heston book compiles no GBM trade code
+                if members is not None:
+                    for j in range(n_trades):
+                        if ti[j, P.ASSET] == a and ti[j, P.LEG_N] == 0:
+                            gbm_pricer.trade_tile(
+                                ti[j], tf[j], fix_idx, grid, x[a], m, spots[a], rates[a],
+                                paths.div_yield[a], paths.vol[a], members.needs[j], slots[j],
+                                members.coef[j], members.bumps, agg_e[j], agg_w[j], agg_t[j],
+                                agg, acc_g, q, q_x, buf, f, out[tile])
                 continue
-            scen_a, coef_a, fd_scen, fd_den = scens[a], coefs[a], fd_scens[a], fd_dens[a]
+            scen_a, coef_a = scens[a], coefs[a]
             s0, rate, v0 = spots[a], rates[a], scen_a[0, H.SC_V0]
             corr_bar = H.correlation_complement(scen_a[0, H.SC_CORR])
             if grouped:
@@ -464,13 +485,20 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, first_tile, en
                             m, s0, rate, v0, scheme, coef_a[0], corr_bar, slots[j], blend[j],
                             bumps, agg_e[j], agg_w[j], agg_t[j], agg, acc, alive, up[0], down, q,
                             buf, out[tile])
-            log_s0 = math.log(s0)
+        # the fd re-simulations, asset by asset once every asset's path is known: one serves
+        # the single-asset trades on the asset and the multi-asset trades with a leg on it
+        for a in range(n_assets):
+            if not heston[a]:
+                continue
+            scen_a, fd_scen, fd_den = scens[a], fd_scens[a], fd_dens[a]
+            rate = rates[a]
+            log_s0 = math.log(spots[a])
             for g in range(G.THETA, G.N_QUANTITIES if want_resim else G.THETA):
                 if fd_scen[g, 0] < 0:
                     continue
                 for side in range(2):
                     s = fd_scen[g, side]
-                    H.simulate_tile(z[a], m, scheme, coef_a[s], scen_a[s], dcoefs[a], H.N_DIR,
+                    H.simulate_tile(z[a], m, scheme, coefs[a, s], scen_a[s], dcoefs[a], H.N_DIR,
                                     False, xs, vs, tx[a], tv[a], gs, cs, state_v, tan_x, tan_v)
                     c = scen_a[s, H.SC_SCALE]
                     for j in range(n_trades):
@@ -491,13 +519,24 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, first_tile, en
                             store_moments(buf, m, out[tile, k])
                             add_to_total_called(g, G.FD, buf, buf, m, False, agg_e[j], agg_w[j],
                                                 agg_t[j], agg)
+                    if legs is not None:
+                        if g == G.THETA:
+                            for k in range(n_steps):
+                                for i in range(m):
+                                    theta_x[a, side, k, i] = xs[k, i]
+                        elif g != G.D_CORR or not grouped:
+                            for j in range(n_trades):
+                                if ti[j, P.LEG_N] > 0:
+                                    heston_multi.fd_resimulated(
+                                        j, a, g, side, book, legs, paths, plan, totals, x, xs, m,
+                                        rows, up[j], down, vec, agg, out[tile])
         if legs is not None:
             for j in range(n_trades):
                 if ti[j, P.LEG_N] > 0:
                     heston_multi.trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps,
-                                            own, z, m, rows, cov, zr, ep, xs, vs, gs, cs, state_v,
-                                            tan_x,
-                                            tan_v, f, buf, vec, agg, out[tile])
+                                            own, z, theta_x, m, rows, cov, zr, ep, xs, vs, gs,
+                                            cs, state_v, tan_x, tan_v, f, buf, vec, agg,
+                                            out[tile])
         if agg_base >= 0:
             for g in range(agg.shape[0]):
                 store_moments(agg[g], m, out[tile, agg_base + g])
@@ -505,9 +544,10 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, first_tile, en
     keep(vs_), keep(state_v_), keep(tan_x_), keep(tan_v_), keep(q_), keep(buf_), keep(up_)
     keep(agg_), keep(acc_), keep(alive_), keep(down_), keep(disc_up_), keep(b_), keep(eps_)
     keep(own_), keep(rows_), keep(zr_), keep(ep_), keep(f_), keep(vec_), keep(cov_)
+    keep(acc_g_), keep(q_x_), keep(theta_x_)
 
 
-def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs, out):
+def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs, members, out):
     """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
     moments per slot to out[tile, slot, :] (mean and M2; further moments zero); with
     totals.base >= 0, the moments of the per-path totals of each quantity to slots
@@ -519,7 +559,7 @@ def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs
     n_tiles = (n_paths + TILE - 1) // TILE
     wait_for_background("heston")
     engine.for_blocks(_block, n_tiles, tiles_per_block,
-                      (keys, path0, n_paths, book, paths, plan, totals, legs), (out,))
+                      (keys, path0, n_paths, book, paths, plan, totals, legs, members), (out,))
 
 
 # -- Python side -----------------------------------------------------------------------------------
@@ -535,6 +575,19 @@ def _check_slots(slots, ti, params):
                              "available under Heston: "
                              + validity.why_invalid(validity.HESTON, kind, g, e, continuous,
                                                     params))
+
+
+def _check_gbm_slots(slots, ti):
+    """Raise ValueError for a slot of a single-asset trade on a GBM member that GBM does not
+    offer without its pilot (the optimal blend)."""
+    for j, g, e in zip(*np.nonzero(slots >= 0)):
+        if g == G.PRICE:
+            continue
+        kind, continuous = int(ti[j, P.KIND]), bool(ti[j, P.CONTINUOUS])
+        if e == G.OPTIMAL or e not in validity.valid_estimators(validity.GBM, kind, g,
+                                                                continuous):
+            raise ValueError(f"trade {j}: {G.QUANTITIES[g]} by {G.ESTIMATORS[e]} is not "
+                             "available on a gbm member of a group with a heston member")
 
 
 def _fd_scenarios(params, wanted, b):
@@ -597,9 +650,9 @@ def _member_wants(a, ti, slots, legs):
 
 def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
             steps_per_year=DEFAULT_STEPS_PER_YEAR, scheme="qe", totals=None, names=None, mix=None,
-            legs=None):
+            legs=None, gbm_bumps=None):
     """Validate the inputs and build the ``chunk`` kernel's arguments after its path range:
-    (book, paths, plan, totals, legs), the records of ``kernel_inputs``: the trades on the
+    (book, paths, plan, totals, legs, members), the records of ``kernel_inputs``: the trades on the
     simulation grid, the scenarios' step coefficients and fd plan, the slots and bumps, and
     ``totals`` (a ``kernel_inputs.Totals``, or (estimator, weights, base) arrays; None: no
     per-path totals).  Returns (args, n_slots).
@@ -608,6 +661,8 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
     each with its ``model``, "heston" or "gbm"), with their name keys ``names``
     (``rng.name_key``), the lower Cholesky factor ``mix`` of their correlation matrix and
     ``legs`` (``kernel_inputs.Legs``: the multi-asset trades'; None when there are none).
+    Single-asset trades on a GBM member are GBM's, with fd sizes ``gbm_bumps``
+    (``estimators.fd.GBM_BUMPS`` by default) and no pilot fit (no optimal blend, no baseline).
     Raises ValueError as ``run_heston`` does."""
     members = [dict(params, model="heston")] if isinstance(params, dict) else list(params)
     n = len(members)
@@ -634,9 +689,7 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
     for a, member in enumerate(members):
         single = (ti[:, P.ASSET] == a) & (ti[:, P.LEG_N] == 0)
         if member["model"] != "heston":
-            if single.any():
-                raise ValueError(f"trade {int(np.nonzero(single)[0][0])}: a single-asset trade "
-                                 "on a gbm member of a group with a heston member is not built")
+            _check_gbm_slots(slots[single][:, :G.N_QUANTITIES], ti[single])
             per_member.append(None)
             continue
         p = H.check_params(member)
@@ -675,14 +728,21 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
         want_lr, np.int64((fd_scen[:, :, 0] >= 0).any()), fd_scen, fd_den,
         np.zeros(1, dtype=np.uint64) if names is None else np.asarray(names, dtype=np.uint64),
         heston, np.eye(1) if mix is None else np.ascontiguousarray(mix, dtype=float),
-        rate - div - 0.5 * vol * vol, vol)
+        div, vol)
     plan = kernel_inputs.Plan(slots, np.zeros((len(ti), 0), dtype=np.int64),
                               np.zeros((len(ti), G.N_QUANTITIES, optimal.N_COEFFICIENTS)), b)
     if totals is None:
         totals = kernel_inputs.no_totals(len(ti), slots.shape[1])
     elif not isinstance(totals, kernel_inputs.Totals):
         totals = kernel_inputs.totals(*totals)
-    args = (kernel_inputs.Book(grid, ti, tf, fix), paths, plan, totals, legs)
+    members_ = None
+    on_gbm = (ti[:, P.LEG_N] == 0) & (heston[ti[:, P.ASSET]] == 0)
+    if on_gbm.any():
+        members_ = kernel_inputs.GbmMembers(
+            gbm_pricer.needs(slots[:, :G.N_QUANTITIES]),
+            np.zeros((len(ti), G.N_QUANTITIES, optimal.N_COEFFICIENTS)),
+            fd.bumps(gbm_bumps, fd.GBM_BUMPS))
+    args = (kernel_inputs.Book(grid, ti, tf, fix), paths, plan, totals, legs, members_)
     return args, int(slots.max()) + 1
 
 

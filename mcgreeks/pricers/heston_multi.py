@@ -2,10 +2,10 @@
 worst-of and spread options, their price and sensitivities with standard errors, read from the
 group's paths in ``pricers.heston``.
 
-Each leg k reads its asset's log-spot at the trade's maturity T (grid date g_T),
-ln S_k(T) = ln S0_k + x_k(g_T): a Heston asset's from its QE (or Euler) path, a GBM member's
-from its exact path on the same grid (``models.heston.gbm_member_path``), all driven by the
-group's correlated spot normals.  Per path, with f the cash flow, u its underlying quantity
+Each leg k reads its asset's log-spot at the trade's maturity T (grid date g_T): a Heston
+asset's ln S0_k + x_k(g_T) from its QE (or Euler) path, a GBM member's ln S0_k + μ_k T +
+σ_k W_k(T) from its exact Brownian motion on the same grid (``models.heston.member_brownian``),
+all driven by the group's correlated spot normals.  Per path, with f the cash flow, u its underlying quantity
 (``payoffs.legs_quantity``), p_k = f'(u) ∂u/∂ln S_k its pathwise weights and D = e^{-rT}:
 
 - pathwise (Glasserman 2004, §7.2; the payoffs are Lipschitz): delta_k = D p_k / S0_k;
@@ -50,6 +50,7 @@ from mcgreeks import vecmath
 from mcgreeks._jit import kernel
 from mcgreeks.engine import add_to_total_called, store_moments
 from mcgreeks.estimators import fd
+from mcgreeks.models import gbm
 from mcgreeks.models import heston as H
 from mcgreeks.pricers import gbm_multi
 
@@ -104,9 +105,13 @@ def valid(params, code):
 # -- kernels ---------------------------------------------------------------------------------------
 
 @kernel
-def _gbm_w(x, drift, vol, t):
-    """A GBM leg's W(T) from its log-spot move x = (r - q - vol²/2) T + vol W(T)."""
-    return (x - drift * t) / vol
+def _log_move(paths, a, state, t):
+    """ln(S(T)/S0) of asset a from its state at T: a Heston asset's log-spot move itself, a GBM
+    member's Brownian motion W(T) (its move is (r - q - vol²/2) T + vol W(T))."""
+    if paths.heston[a]:
+        return state
+    vol = paths.vol[a]
+    return gbm.log_drift(paths.rate[a], paths.div_yield[a], vol) * t + vol * state
 
 
 @kernel
@@ -118,8 +123,8 @@ def _resimulate(a, s, rows_z, m, paths, xs, vs, tx, tv, gs, cs, state_v, tan_x, 
 
 
 @kernel
-def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows, zr, ep, xs, vs,
-          tx, tv, gs, cs, state_v, tan_x, tan_v, code, k, l, side_k, side_l):
+def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x, m, rows, zr, ep,
+          xs, vs, tx, tv, gs, cs, state_v, tan_x, tan_v, code, k, l, side_k, side_l):
     """The legs' weighted spots w_q S_q(T) on the tile's paths with one parameter moved by side_k
     (+1, -1) fd steps into rows[MOVED] (module docstring; the same normals).  Returns (moved
     discount factor, the scale of the dates)."""
@@ -137,16 +142,16 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows,
         resimulated = False
         if code == THETA or (q == k and code >= D_V0) or (code == PAIR_CORR and q >= l):
             if paths.heston[a]:
-                if code == THETA:
-                    _resimulate(a, paths.fd_scenario[a, G.THETA, side], z[a], m, paths, xs, vs,
-                                tx, tv, gs, cs, state_v, tan_x, tan_v)
+                if code == THETA:       # re-simulated by ``pricers.heston``'s fd pass
+                    for i in range(m):
+                        xs[g_t, i] = theta_x[a, side, g_t, i]
                 elif code == PAIR_CORR:
                     H.group_rows(ep[q], own[a], paths.scenarios[a, 0, H.SC_CORR],
                                  H.correlation_complement(paths.scenarios[a, 0, H.SC_CORR]),
                                  n_steps, m, zr)
                     _resimulate(a, 0, zr, m, paths, xs, vs, tx, tv, gs, cs, state_v, tan_x,
                                 tan_v)
-                elif code == D_CORR and paths.names.size > 1:
+                else:       # D_CORR in a group (the others: ``fd_resimulated``)
                     # coupling B: the rows rebuilt at the bumped ρ from the same normals
                     s = paths.fd_scenario[a, G.D_CORR, side]
                     corr = paths.scenarios[a, s, H.SC_CORR]
@@ -154,31 +159,28 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows,
                                  m, zr)
                     _resimulate(a, s, zr, m, paths, xs, vs, tx, tv, gs, cs, state_v, tan_x,
                                 tan_v)
-                else:   # one asset alone: its own rows are exact for any ρ
-                    g = G.D_V0 + (code - D_V0)
-                    _resimulate(a, paths.fd_scenario[a, g, side], z[a], m, paths, xs, vs, tx,
-                                tv, gs, cs, state_v, tan_x, tan_v)
                 resimulated = True
             elif code == THETA:
-                drift, vol = paths.drift[a], paths.vol[a]
+                vol = paths.vol[a]
+                drift = gbm.log_drift(paths.rate[a], paths.div_yield[a], vol)
                 for i in range(m):
-                    w = _gbm_w(x[a, g_t, i], drift, vol, t)
-                    xs[g_t, i] = drift * t * c + vol * math.sqrt(c) * w
+                    xs[g_t, i] = drift * t * c + vol * math.sqrt(c) * x[a, g_t, i]
                 resimulated = True
             elif code == PAIR_CORR:
-                H.gbm_member_path(ep[q], grid, m, paths.drift[a], paths.vol[a], xs)
+                H.member_brownian(ep[q], grid, m, xs)
+                for i in range(m):
+                    xs[g_t, i] = _log_move(paths, a, xs[g_t, i], t)
                 resimulated = True
         if resimulated:
             for i in range(m):
                 rows[MOVED, q, i] = legs.weight[j, q] * vecmath.exp(
                     math.log(paths.spot[a]) + xs[g_t, i])
         if code == VEGA and q == k:
-            vol, drift = paths.vol[a], paths.drift[a]
+            vol = paths.vol[a]
             moved = vol * (1.0 + side_k * bumps[fd.B_VOL])
             shift = -0.5 * (moved * moved - vol * vol) * t
             for i in range(m):
-                w = _gbm_w(x[a, g_t, i], drift, vol, t)
-                rows[MOVED, q, i] *= vecmath.exp(shift + (moved - vol) * w)
+                rows[MOVED, q, i] *= vecmath.exp(shift + (moved - vol) * x[a, g_t, i])
         elif code == RHO:
             growth = math.exp(side_k * bumps[fd.B_RATE] * t)
             for i in range(m):
@@ -234,12 +236,14 @@ def _fd_corner(code, c, bumps, spot_k, spot_l, vol_k, maturity, width):
 
 
 @kernel
-def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, m, rows, cov, zr, ep,
-               xs, vs, gs, cs, state_v, tan_x, tan_v, f, est, vec, agg, out_tile):
+def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_x, m, rows, cov,
+               zr, ep, xs, vs, gs, cs, state_v, tan_x, tan_v, f, est, vec, agg, out_tile):
     """Trade j's (a multi-asset trade's) wanted estimates over one tile: their moments into
     out_tile[slot] and the per-path totals.  x[a], v[a], tx[a]: asset a's log-spot and variance
-    paths and tangents (``pricers.heston``); eps, own: the group's spot normals and the Heston members' own (empty
-    for an ungrouped underlying); z[a]: asset a's rows; the rest scratch."""
+    paths and tangents (``pricers.heston``); eps, own: the group's spot normals and the Heston
+    members' own (empty for an ungrouped underlying); z[a]: asset a's rows; theta_x[a, side]:
+    its path re-simulated at the maturity's fd scale; the rest scratch.  The fd estimates that
+    re-simulate one asset's path on its own rows are ``fd_resimulated``'s."""
     ti_j, tf_j = book.ti[j], book.tf[j]
     grid = book.grid
     slots_j = plan.slots[j]
@@ -255,7 +259,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, m, row
         log_s0 = math.log(paths.spot[a])
         weight = legs.weight[j, k]
         for i in range(m):
-            rows[LEG, k, i] = weight * vecmath.exp(log_s0 + x[a, g_t, i])
+            rows[LEG, k, i] = weight * vecmath.exp(log_s0 + _log_move(paths, a, x[a, g_t, i], t))
     for i in range(m):
         u = P.legs_quantity(kind, rows[LEG, :, i], n, vec)
         f[i] = P.value(P.EUROPEAN, omega, strike, 1.0, u)
@@ -274,10 +278,12 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, m, row
                     est[i] = disc * f[i]
             else:
                 code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
+                if e == G.FD and _shared(code, paths):
+                    continue
                 if e == G.FD:
-                    _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows,
-                        zr, ep, xs, vs, tx, gs, cs, state_v, tan_x, tan_v, f, code, k, l, est,
-                        vec)
+                    _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x,
+                        m, rows, zr, ep, xs, vs, tx, gs, cs, state_v, tan_x, tan_v, f, code, k, l,
+                        est, vec)
                 elif e == G.PATHWISE:
                     _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est)
                 else:
@@ -307,9 +313,9 @@ def _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est):
                 elif paths.heston[a]:
                     est[i] -= rows[PW, q, i] * tx[a, H.D_SCALE, g_t, i] / t
                 else:
-                    drift, vol = paths.drift[a], paths.vol[a]
-                    w = _gbm_w(x[a, g_t, i], drift, vol, t)
-                    est[i] -= rows[PW, q, i] * (drift + 0.5 * vol * w / t)
+                    vol = paths.vol[a]
+                    drift = gbm.log_drift(paths.rate[a], paths.div_yield[a], vol)
+                    est[i] -= rows[PW, q, i] * (drift + 0.5 * vol * x[a, g_t, i] / t)
         for i in range(m):
             est[i] *= disc
         return
@@ -319,9 +325,9 @@ def _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est):
         for i in range(m):
             est[i] = disc * rows[PW, k, i] / s0
     elif code == VEGA:
-        drift, vol = paths.drift[a], paths.vol[a]
+        vol = paths.vol[a]
         for i in range(m):
-            est[i] = disc * rows[PW, k, i] * (_gbm_w(x[a, g_t, i], drift, vol, t) - vol * t)
+            est[i] = disc * rows[PW, k, i] * (x[a, g_t, i] - vol * t)
     else:
         d = code - D_V0 + H.D_V0
         for i in range(m):
@@ -329,8 +335,8 @@ def _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est):
 
 
 @kernel
-def _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows, zr, ep, xs, vs,
-        tx, gs, cs, state_v, tan_x, tan_v, f, code, k, l, est, vec):
+def _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x, m, rows, zr, ep,
+        xs, vs, tx, gs, cs, state_v, tan_x, tan_v, f, code, k, l, est, vec):
     """The fd estimate of measure (code, k, l) on the tile's paths into est: its corners'
     revaluations on the same normals (``_move``), weighted (``_fd_corner``)."""
     n = ti_j[P.LEG_N]
@@ -357,9 +363,9 @@ def _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows, z
             continue
         if code == PAIR_CORR:
             _mix_pair(j, n, legs, eps, grid.size, m, k, l, 0 if side_k > 0 else 1, ep)
-        moved_disc = _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, m, rows,
-                           zr, ep, xs, vs, tx[0], tx[0], gs, cs, state_v, tan_x, tan_v, code, k,
-                           l, side_k, side_l)
+        moved_disc = _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x,
+                           m, rows, zr, ep, xs, vs, tx[0], tx[0], gs, cs, state_v, tan_x, tan_v,
+                           code, k, l, side_k, side_l)
         for i in range(m):
             u = P.legs_quantity(kind, rows[MOVED, :, i], n, vec)
             est[i] += weight * moved_disc * P.value(P.EUROPEAN, omega, strike, 1.0, u)
@@ -497,3 +503,63 @@ def _score_estimate(j, n, legs, paths, m, rows, cov, f, t, rate, code, k, l, e, 
             est[i] = c * 0.5 * (rows[PW, k, i] * s_l + rows[PW, l, i] * s_k)
         else:
             est[i] = c * f[i] * (s_k * s_l - cov[0, l, k, i])
+
+
+@kernel
+def _shared(code, paths):
+    """Whether measure ``code``'s fd is ``fd_resimulated``'s: a Heston parameter whose bumped
+    path re-simulates one asset on its own rows (v0, kappa, vbar, xi; corr of an ungrouped
+    asset, whose rows are its own whatever corr is)."""
+    return (code >= D_V0 and code != D_CORR) or (code == D_CORR and paths.names.size == 1)
+
+
+@kernel
+def fd_resimulated(j, a, g, side, book, legs, paths, plan, totals, x, xs, m, rows, up, down,
+                   vec, agg, out_tile):
+    """Trade j's fd estimate of its leg on asset a's Heston parameter of quantity g, on side
+    ``side`` of the central difference, from asset a's path xs re-simulated with that bump by
+    ``pricers.heston`` (the re-simulation its single-asset trades use): side 0 keeps the
+    revalued discounted payoffs in up, side 1 writes the difference quotient's moments and
+    adds it to the per-path totals.  Nothing when trade j has no leg on a or no such estimate
+    is wanted."""
+    ti_j, tf_j = book.ti[j], book.tf[j]
+    n = ti_j[P.LEG_N]
+    code = D_V0 + (g - G.D_V0)
+    if not _shared(code, paths):
+        return
+    r = -1
+    for rr in range(legs.measure.shape[1]):
+        if legs.measure[j, rr, 0] == code and legs.asset[j, legs.measure[j, rr, 1]] == a:
+            r = rr
+    if r < 0:
+        return
+    slot = plan.slots[j, G.N_QUANTITIES + r, G.FD]
+    if slot < 0:
+        return
+    t = tf_j[P.MATURITY]
+    g_t = book.fix_idx[ti_j[P.FIX_OFF]]
+    disc = math.exp(-paths.rate[legs.asset[j, 0]] * t)
+    for q in range(n):
+        b = legs.asset[j, q]
+        log_s0 = math.log(paths.spot[b])
+        weight = legs.weight[j, q]
+        if b == a:
+            for i in range(m):
+                rows[MOVED, q, i] = weight * vecmath.exp(log_s0 + xs[g_t, i])
+        else:
+            for i in range(m):
+                rows[MOVED, q, i] = weight * vecmath.exp(log_s0
+                                                         + _log_move(paths, b, x[b, g_t, i], t))
+    omega, strike, kind = tf_j[P.OMEGA], tf_j[P.STRIKE], ti_j[P.KIND]
+    out = up if side == 0 else down
+    for i in range(m):
+        u = P.legs_quantity(kind, rows[MOVED, :, i], n, vec)
+        out[i] = disc * P.value(P.EUROPEAN, omega, strike, 1.0, u)
+    if side == 0:
+        return
+    width = paths.fd_denominator[a, g]
+    for i in range(m):
+        down[i] = (up[i] - down[i]) / width
+    store_moments(down, m, out_tile[slot])
+    add_to_total_called(G.N_QUANTITIES + r, G.FD, down, down, m, False, totals.estimator[j],
+                        totals.weights[j], totals.target[j], agg)

@@ -226,3 +226,108 @@ def test_scores_of_the_conditional_law_match_the_reference(method, names):
                             sizes={"delta": 1e-3, "gamma": 0.02, "cross_gamma": 0.02,
                                    "rate": 1e-4})
     compare(got, want, max_rel_se=MAX_REL_SE)
+
+
+@pytest.mark.parametrize("method", ["auto", "pathwise", "lr", "fd"])
+def test_gbm_trade_in_a_group_with_heston_matches_black_scholes(method):
+    """A European call on a GBM name correlated with a Heston one is priced in the Heston
+    kernel by GBM's own estimators on the group's normals: price and every Greek within 4 SE of
+    Black-Scholes (fd against the closed form's own central differences: the same estimand)."""
+    from mcgreeks.analytic.black_scholes import european
+    members = [H1, H2, G3]
+    matrix = [[1.0, 0.6, 0.3], [0.6, 1.0, -0.2], [0.3, -0.2, 1.0]]
+    trade = dict(underlying="G3", payoff="european", option_type="call", strike=85.0,
+                 maturity=1.0)
+    res, _ = engine(members, matrix, trade, method, scheme="qe")
+    row = res.loc["X"]
+    args = dict(spot=80.0, strike=85.0, maturity=1.0, rate=0.03, vol=0.3, div_yield=0.02)
+    want = european(**args)
+    if method == "fd":
+        sizes = {"delta": ("spot", 0.8), "gamma": ("spot", 0.8), "vega": ("vol", 0.003),
+                 "rho": ("rate", 0.001), "theta": ("maturity", 0.01)}
+        for greek, (name, h) in sizes.items():
+            up = european(**dict(args, **{name: args[name] + h}))["price"]
+            down = european(**dict(args, **{name: args[name] - h}))["price"]
+            if greek == "gamma":
+                want[greek] = (up - 2 * want["price"] + down) / h ** 2
+            else:
+                want[greek] = (up - down) / (2 * h) * (-1.0 if greek == "theta" else 1.0)
+    for q in ("price", "delta", "gamma", "vega", "rho", "theta"):
+        assert abs(row[q] - want[q]) < 4 * row[q + "_se"], (q, row[q], row[q + "_se"], want[q])
+        assert row[q + "_se"] < 0.05 * abs(want[q]), (q, row[q + "_se"])
+
+
+def _mixed_book():
+    """Two Heston names and a GBM one, correlated, with single- and multi-asset trades on all."""
+    members = [H1, H2, G3]
+    matrix = [[1.0, 0.6, 0.3], [0.6, 1.0, -0.2], [0.3, -0.2, 1.0]]
+    trades = pd.DataFrame([
+        dict(trade_id="c1", underlying="H1", payoff="european", option_type="call",
+             strike=105.0, maturity=1.0, quantity=1.0),
+        dict(trade_id="a3", underlying="G3", payoff="asian_arithmetic", option_type="put",
+             strike=80.0, maturity=0.5, n_fixings=6, quantity=-2.0),
+        dict(BASKET, trade_id="bk", quantity=1.0),
+        dict(trade_id="wo", underlying="G3;H2", weights="1;1.6", payoff="worst_of",
+             option_type="put", strike=75.0, maturity=0.75, quantity=3.0)])
+    return trades, market(members), correlations(matrix, members)
+
+
+def test_mixed_book_same_bits_in_any_table_order_and_on_a_dask_cluster():
+    from mcgreeks.distributed import close_local, local_client
+    trades, mkt, corr = _mixed_book()
+    run = dict(n_paths=3000, seed=4, risk=True, progress=False)
+    base = price_portfolio(trades, mkt, correlations=corr, **run)
+    flipped = corr.iloc[::-1].rename(columns={"underlying_1": "underlying_2",
+                                              "underlying_2": "underlying_1"})
+    other = price_portfolio(trades, mkt.iloc[::-1].reset_index(drop=True), correlations=flipped,
+                            **run)
+    client = local_client(2)
+    try:
+        dask = price_portfolio(trades, mkt, correlations=corr, client=client, **run)
+    finally:
+        close_local(client)
+    for got in (other, dask):
+        for a, b in zip(base, got):
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+@pytest.mark.parametrize("n", [5, 10])
+def test_many_heston_legs_match_the_reference(n):
+    """A basket of n correlated Heston names (the STAC-A2 layout): price, pathwise deltas and
+    rho, mixed gammas, one cross-gamma, against the NumPy reference."""
+    rng = np.random.default_rng(n)
+    members = [dict(H1 if k % 2 == 0 else H2, spot=float(rng.uniform(40, 120)),
+                    v0=float(rng.uniform(0.03, 0.08)), corr=float(rng.uniform(-0.8, -0.2)))
+               for k in range(n)]
+    names = [f"N{k}" for k in range(n)]
+    a = rng.standard_normal((n, n + 2))
+    cov = a @ a.T
+    matrix = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    weights = 1.0 / np.array([m["spot"] for m in members])
+    strike = float(n)
+    mkt = pd.DataFrame([dict(m, underlying=name) for name, m in zip(names, members)])
+    corr = pd.DataFrame([dict(underlying_1=names[k], underlying_2=names[l], corr=matrix[k, l])
+                         for k in range(n) for l in range(k + 1, n)])
+    trades = pd.DataFrame([dict(trade_id="X", underlying=";".join(names),
+                                weights=";".join(repr(float(w)) for w in weights), payoff="basket",
+                                option_type="call", strike=strike, maturity=1.0, quantity=1.0)])
+    res, risk = price_portfolio(trades, mkt, n_paths=2 * N_ENGINE, seed=3, scheme="euler",
+                                steps_per_year=SPY, correlations=corr, risk=True, progress=False,
+                                greeks=["delta", "gamma", "cross_gamma", "rho"])
+    place = {name: k for k, name in enumerate(names)}
+    got = {}
+    for row in risk.itertuples():
+        if row.measure in ("price", "rho"):
+            got[(row.measure,)] = (row.value, row.se)
+        elif row.measure == "cross_gamma":
+            got[("cross_gamma",) + tuple(sorted((place[row.underlying],
+                                                 place[row.underlying_2])))] = (row.value, row.se)
+        else:
+            got[(row.measure, place[row.underlying])] = (row.value, row.se)
+    wanted = [("price",), ("rho",), ("cross_gamma", 0, 1)]
+    wanted += [(m, k) for m in ("delta", "gamma") for k in range(n)]
+    want = price_and_greeks(members, matrix, weights, "basket", "call", strike, 1.0, SPY,
+                            2 * N_REFERENCE, 11, wanted,
+                            sizes={"delta": 1e-3, "gamma": 0.02, "cross_gamma": 0.02,
+                                   "rate": 1e-4})
+    compare(got, want, max_rel_se=dict(MAX_REL_SE, gamma=0.15, cross_gamma=0.15))
