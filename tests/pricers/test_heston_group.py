@@ -335,30 +335,39 @@ def test_many_heston_legs_match_the_reference(n):
 
 @pytest.mark.slow
 def test_error_bars_are_calibrated_over_many_seeds():
-    """The SEs of a 2-Heston basket's estimates, QE, over 120 independent runs of 16,384 paths:
-    z = (estimate - reference) / sqrt(se² + se_ref²) with the reference a run of 2^21 paths of
-    an independent seed, per measure mean ≈ 0 and std ≈ 1, each within 3 of its own standard
-    errors (0.09 and 0.065) (scores given variance paths, mixed gammas, pathwise model
-    parameters and the fd couplings all have heavy-tail risks).  Measured: at 4,096 paths the
-    stds stood at 1.03-1.16 (fd d_vbar highest: the QE branch switch makes a bumped path jump,
-    and a sample SE of rare jumps is low at small n); at 16,384 paths 0.88-1.00."""
+    """The SEs of a 2-Heston basket's estimates, QE, over 160 independent runs of 16,384 paths
+    (scores given variance paths, mixed gammas, pathwise model parameters and the fd couplings
+    all have heavy-tail risks).  Per measure: the runs' pooled mean agrees with a 2^21-path run
+    of another seed within 4 combined SEs, and the runs' z = (estimate - pooled mean) / SE has
+    std 1 within 3 of its own standard errors, sqrt((kurtosis - 1) / (4 runs)) (wider where z
+    is heavy-tailed, as a fixed bound could not be).  Measured: at 4,096 paths the stds stood at
+    1.03-1.16 (fd d_vbar highest: the QE branch switch makes a bumped path jump, and a sample
+    SE of rare jumps is low at small n); at 16,384 paths 0.92-1.0 over 400 runs."""
     members = [H1, H2]
     trades = pd.DataFrame([dict(BASKET, trade_id="X", quantity=1.0)])
     mkt, corr = market(members), correlations(MATRIX2, members)
     method = {"delta": "lr", "gamma": "mixed", "cross_gamma": "mixed", "rho": "pathwise",
               "theta": "pathwise", "d_v0": "pathwise", "d_vbar": "fd", "d_corr": "fd",
               "d_pair_corr": "fd"}
-    greeks = list(method)
 
     def run(n_paths, seed):
         _, risk = price_portfolio(trades, mkt, n_paths=n_paths, seed=seed, correlations=corr,
-                                  method=method, greeks=greeks, risk=True, progress=False)
+                                  method=method, greeks=list(method), risk=True, progress=False)
         return risk.set_index(["measure", "underlying", "underlying_2"])
 
     ref = run(1 << 21, 99)
-    z = np.array([((r.value - ref.value) / np.hypot(r.se, ref.se)).to_numpy()
-                  for r in (run(1 << 14, 1000 + s) for s in range(120))])
-    means, stds = z.mean(axis=0), z.std(axis=0, ddof=1)
-    table = dict(zip(ref.index, zip(means.round(3), stds.round(3))))
-    assert np.all(np.abs(means) < 0.27), table
-    assert np.all((stds > 0.8) & (stds < 1.2)), table
+    runs = [run(1 << 14, 1000 + s) for s in range(160)]
+    values = np.array([r.value.to_numpy() for r in runs])
+    ses = np.array([r.se.to_numpy() for r in runs])
+    pooled = values.mean(axis=0)
+    z_pooled = (pooled - ref.value.to_numpy()) / np.hypot(values.std(axis=0, ddof=1)
+                                                          / np.sqrt(len(runs)), ref.se)
+    z = (values - pooled) / ses
+    stds = z.std(axis=0, ddof=1)
+    kurtosis = ((z - z.mean(axis=0)) ** 4).mean(axis=0) / z.var(axis=0) ** 2
+    allowed = 3.0 * np.sqrt((kurtosis - 1.0) / (4.0 * len(runs)))
+    table = "; ".join(f"{':'.join(k for k in key if k)} z {zp:.2f} std {sd:.3f} ± {al:.3f}"
+                      for key, zp, sd, al in zip(ref.index, z_pooled, stds, allowed))
+    assert np.all(np.abs(z_pooled) < 4.0), table
+    assert np.all(np.abs(stds - 1.0) < allowed), table
+    assert np.all(allowed < 0.35), table          # the study can tell a 35 % SE error
