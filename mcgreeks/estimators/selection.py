@@ -158,14 +158,15 @@ def multi_asset_choices(record, plan, asked=ALL_GREEKS, params=None):
 
 def _heavy_pathwise(code, k, params):
     """Whether auto takes fd over pathwise for measure (code, k) of a multi-asset trade whose
-    legs have market ``params``: theta and a Heston leg's d_v0 ... d_xi are read from the
-    variance path's tangents, heavy-tailed once a leg's Feller ratio is below
-    ``validity.PATHWISE_FELLER``'s upper bound (theta reads every leg's; there is no pilot to
-    compare the two on a multi-asset trade yet)."""
+    legs have market ``params``: theta, a Heston leg's d_v0 ... d_corr and the pair
+    correlations are read from the variance paths' tangents or reverse sweeps, heavy-tailed
+    once a leg's Feller ratio is below ``validity.PATHWISE_FELLER``'s upper bound (theta and
+    the pairs read every Heston leg's; there is no pilot to compare the two on a multi-asset
+    trade yet).  With GBM legs only, pathwise is exact and light-tailed."""
     from mcgreeks.models.heston import feller_ratio
-    if code == M.THETA:
+    if code in (M.THETA, M.PAIR_CORR):
         legs = [p for p in params if p["model"] == "heston"]
-    elif code in (M.D_V0, M.D_KAPPA, M.D_VBAR, M.D_XI):
+    elif code in (M.D_V0, M.D_KAPPA, M.D_VBAR, M.D_XI, M.D_CORR):
         legs = [params[k]]
     else:
         return False

@@ -354,6 +354,81 @@ def qe_step(v, zv, zs, tail, coef, partials):
     return v_next, dx, sig, vm, vs, lm, ls, la, corrected
 
 
+@kernel
+def qe_zv_partial(v, zv, tail, coef):
+    """d v_next / d zv of one QE step from variance v (the branch the step takes; tail = 1 - U =
+    Phi(-zv)): 2 a (b + zv) in the quadratic branch, phi(zv) / (beta (1 - U)) in the
+    exponential one above its atom (ln((1 - p) / (1 - U)) / beta, with d(1 - U)/dzv =
+    -phi(zv)), 0 on the atom."""
+    m = coef[M0] + coef[M1] * v
+    psi = (coef[S0] + coef[S1] * v) / (m * m)
+    if psi <= coef[PSI]:
+        _, _, _, _, _, b, a, bz, _ = _quadratic(m, psi, zv, coef[A])
+        return 2.0 * a * bz
+    ratio, _, _, _, beta = _exponential(m, psi, tail, coef[A])
+    if ratio <= 1.0:
+        return 0.0
+    return math.exp(-0.5 * zv * zv) * _FRAC_1_SQRT_2PI / (beta * tail)
+
+
+_FRAC_1_SQRT_2PI = 0.3989422804014327
+
+
+@kernel
+def row_adjoint(z, m, scheme, coef, scen, v, g_t, adj_zs, adj_zv, adj_v):
+    """The derivatives of the log-spot x at grid date g_t with respect to every step's rows,
+    along the simulated path: adj_zs[k, i] = dx_{g_t} / dzs_k and adj_zv[k, i] = dx_{g_t} / dzv_k
+    for k <= g_t (the spot's own and the variance's normals, ``tile_normals``' layout in z),
+    with the scenario's coefficients ``coef`` and parameters ``scen`` and the path's stored
+    variances v (``simulate_tile``; QE recomputes each step's partials from them, to the bit
+    the same step).  One backward sweep (reverse mode, Giles & Glasserman 2006 "Smoking
+    adjoints"): with x_{g_t} = Σ_k dx_k(v_{k-1}, v_k, zs_k, zv_k) and v_k = F_k(v_{k-1}, zv_k),
+    w_k = dx_{g_t}/dv_k obeys w_{k-1} = (w_k + ∂dx_k/∂v_k) ∂F_k/∂v_{k-1} + ∂dx_k/∂v_{k-1}
+    from w_{g_t} = 0, and dx_{g_t}/dzv_k = (w_k + ∂dx_k/∂v_k) ∂F_k/∂zv_k + ∂dx_k/∂zv_k.  Euler's
+    state is the raw variance (the stored v+ gives its sign), whose own term carries through
+    where it is negative.  adj_v: scratch of the tile's size.  Like the tangents, the flow
+    ∂F/∂v is heavy-tailed once the Feller condition fails (module docstring)."""
+    kappa, vbar, xi, corr = scen[SC_KAPPA], scen[SC_VBAR], scen[SC_XI], scen[SC_CORR]
+    corr_bar = correlation_complement(corr)
+    n_rows = z.shape[0] // 3
+    v0 = scen[SC_V0]
+    for i in range(m):
+        adj_v[i] = 0.0
+    for k in range(g_t, -1, -1):
+        row = coef[k]
+        dt = row[DT]
+        for i in range(m):
+            vi = v[k - 1, i] if k > 0 else v0
+            zs, zv = z[2 * k, i], z[2 * k + 1, i]
+            if scheme == QE:
+                tail = z[2 * n_rows + k, i]
+                _, _, sig, vm, vs, lm, ls, _, corrected = qe_step(vi, zv, zs, tail, row, True)
+                spread = 0.5 * row[K3] * zs / sig if sig > 0.0 else 0.0
+                if corrected:
+                    a_prev = -(lm * row[M1] + ls * row[S1]) - 0.5 * row[K3] + spread
+                else:
+                    a_prev = row[K1] + spread
+                b_next = row[K2] + spread
+                f_prev = vm * row[M1] + vs * row[S1]
+                f_zv = qe_zv_partial(vi, zv, tail, row)
+                adj_zs[k, i] = sig
+                total = adj_v[i] + b_next
+                adj_zv[k, i] = total * f_zv
+                adj_v[i] = total * f_prev + a_prev
+            else:
+                positive = vi > 0.0
+                sq = math.sqrt(vi * dt) if positive else 0.0
+                noise = corr * zv + corr_bar * zs
+                a_prev = 0.0
+                f_prev = 1.0
+                if positive:
+                    a_prev = -0.5 * dt + 0.5 * noise * sq / vi
+                    f_prev = 1.0 - kappa * dt + 0.5 * xi * zv * sq / vi
+                adj_zs[k, i] = sq * corr_bar
+                adj_zv[k, i] = adj_v[i] * xi * sq + sq * corr
+                adj_v[i] = adj_v[i] * f_prev + a_prev
+
+
 @kernel(inline=True)
 def qe_tile_step(coef, zs, zv, tail, m, state_v, state_x, x_next, v_next):
     """One QE step of m paths at once, without tangents or scores: from the variances state_v

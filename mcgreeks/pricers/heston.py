@@ -436,6 +436,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, first
     ep_ = np.empty((n_legs, n_steps if grouped and n_legs > 0 else 0, TILE))
     cov_ = np.empty((2, n_legs, n_legs, TILE))
     theta_x_ = np.empty((n_assets if n_legs > 0 else 0, 2, n_steps, TILE))
+    adj_ = np.empty((3, n_steps if n_legs > 0 else 0, TILE))
+    sens_ = np.empty((n_legs, n_legs, TILE))
     n_gbm = TILE if members is not None else 0
     acc_g_, q_x_ = np.empty((gbm_pricer.N_ACC, n_gbm)), np.empty((N_Q, n_gbm))
     f_, vec_ = np.empty(TILE), np.empty(n_legs)
@@ -447,6 +449,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, first
     alive, down, disc_up = borrow(alive_), borrow(down_), borrow(disc_up_)
     rows, zr, ep, f, vec = borrow(rows_), borrow(zr_), borrow(ep_), borrow(f_), borrow(vec_)
     cov, acc_g, q_x, theta_x = borrow(cov_), borrow(acc_g_), borrow(q_x_), borrow(theta_x_)
+    adj, sens = borrow(adj_), borrow(sens_)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
@@ -534,8 +537,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, first
             for j in range(n_trades):
                 if ti[j, P.LEG_N] > 0:
                     heston_multi.trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps,
-                                            own, z, theta_x, m, rows, cov, zr, ep, xs, vs, gs,
-                                            cs, state_v, tan_x, tan_v, f, buf, vec, agg,
+                                            own, z, theta_x, m, rows, cov, adj, sens, zr, ep, xs,
+                                            vs, gs, cs, state_v, tan_x, tan_v, f, buf, vec, agg,
                                             out[tile])
         if agg_base >= 0:
             for g in range(agg.shape[0]):
@@ -544,7 +547,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, first
     keep(vs_), keep(state_v_), keep(tan_x_), keep(tan_v_), keep(q_), keep(buf_), keep(up_)
     keep(agg_), keep(acc_), keep(alive_), keep(down_), keep(disc_up_), keep(b_), keep(eps_)
     keep(own_), keep(rows_), keep(zr_), keep(ep_), keep(f_), keep(vec_), keep(cov_)
-    keep(acc_g_), keep(q_x_), keep(theta_x_)
+    keep(acc_g_), keep(q_x_), keep(theta_x_), keep(adj_), keep(sens_)
 
 
 def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs, members, out):

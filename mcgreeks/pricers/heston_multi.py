@@ -35,8 +35,15 @@ all driven by the group's correlated spot normals.  Per path, with f the cash fl
   δ_kl s_k)/(S0_k S0_l), lr rho = D f T (Σ s - 1); mixed (pathwise then likelihood ratio)
   gamma_kk = D p_k (s_k - 1)/S0_k², cross-gamma D (p_k s_l + p_l s_k)/(2 S0_k S0_l).
 
-Pathwise d_corr and d_pair_corr are not offered: the Heston tangent of ρ keeps the rows (the move
-the fd above avoids), and the rows' own derivative is not carried yet.
+- pathwise d_corr and d_pair_corr move the rows as the fd above does: d_corr_k = D p_k
+  (tx_k[corr] + Σ_j (a^s_kj (-zv_kj) + a^v_kj zs_kj)/c_k), the coefficients' part from the
+  forward tangent and the rows' from one reverse sweep per leg (``models.heston.row_adjoint``:
+  a^s, a^v = d ln S_k(T)/d zs_kj, d zv_kj), as dzs/dρ = -zv/c and dzv/dρ = zs/c with the
+  spot's normal ε held; d_pair_corr of pair p = D Σ_q p_q Σ_j a^ε_qj (dL_p L⁻¹ ε_j)_q with
+  a^ε = c_q a^s + ρ_q a^v (a GBM leg's σ_q √dt_j), the derivative of ε = L Z in the pair's
+  correlation (``correlation.cholesky_derivative``), so every pair costs one sum over the
+  legs' sweeps, not a re-simulation.  An ungrouped underlying's own rows do not depend on ρ:
+  its d_corr is the forward tangent's alone.
 
 A trade's measures (``measures``) are numbered after ``greeks.N_QUANTITIES`` on the quantity
 axis of ``kernel_inputs.Plan.slots`` and listed, with their legs, in
@@ -61,16 +68,18 @@ MEASURE_NAMES = gbm_multi.MEASURE_NAMES + ("d_v0", "d_kappa", "d_vbar", "d_xi", 
 #: Estimators valid for each measure of a trade with a Heston leg, the first being auto's choice
 #: (where the Feller rule allows pathwise: ``valid``).
 VALID = {DELTA: (G.PATHWISE, G.LR, G.FD), GAMMA: (G.MIXED, G.LR, G.FD),
-         CROSS_GAMMA: (G.MIXED, G.LR, G.FD), VEGA: (G.PATHWISE, G.FD), PAIR_CORR: (G.FD,),
+         CROSS_GAMMA: (G.MIXED, G.LR, G.FD), VEGA: (G.PATHWISE, G.FD),
+         PAIR_CORR: (G.PATHWISE, G.FD),
          RHO: (G.PATHWISE, G.LR, G.FD), THETA: (G.PATHWISE, G.FD),
          D_V0: (G.PATHWISE, G.FD), D_KAPPA: (G.PATHWISE, G.FD), D_VBAR: (G.PATHWISE, G.FD),
-         D_XI: (G.PATHWISE, G.FD), D_CORR: (G.FD,)}
+         D_XI: (G.PATHWISE, G.FD), D_CORR: (G.PATHWISE, G.FD)}
 
 #: Rows of the per-leg scratch rows[row, leg, path]: weighted spot w_k S_k(T), pathwise weight
 #: p_k, the weighted spots of an fd revaluation; for the scores, a step's noise sd and residual
-#: noise, and the score s_k (``_scores``).
-LEG, PW, MOVED, SIG, RES, SCORE = range(6)
-N_LEG_ROWS = 6
+#: noise, and the score s_k (``_scores``); the rows' part of d ln S_k(T)/d corr_k
+#: (``_row_sensitivities``).
+LEG, PW, MOVED, SIG, RES, SCORE, ROW_CORR = range(7)
+N_LEG_ROWS = 7
 
 
 def measures(models):
@@ -98,7 +107,9 @@ def valid(params, code):
         return gbm_multi.VALID[code]
     if any(p["model"] == "heston" and (p["v0"] == 0.0 or abs(p["corr"]) == 1.0)
            for p in params):
-        return tuple(e for e in VALID[code] if e not in (G.LR, G.MIXED))
+        # d_corr's pathwise rows move by (zs, -zv)/sqrt(1 - corr²) too
+        dropped = (G.LR, G.MIXED) + ((G.PATHWISE,) if code == D_CORR else ())
+        return tuple(e for e in VALID[code] if e not in dropped)
     return VALID[code]
 
 
@@ -237,12 +248,14 @@ def _fd_corner(code, c, bumps, spot_k, spot_l, vol_k, maturity, width):
 
 @kernel
 def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_x, m, rows, cov,
-               zr, ep, xs, vs, gs, cs, state_v, tan_x, tan_v, f, est, vec, agg, out_tile):
+               adj, sens, zr, ep, xs, vs, gs, cs, state_v, tan_x, tan_v, f, est, vec, agg,
+               out_tile):
     """Trade j's (a multi-asset trade's) wanted estimates over one tile: their moments into
     out_tile[slot] and the per-path totals.  x[a], v[a], tx[a]: asset a's log-spot and variance
     paths and tangents (``pricers.heston``); eps, own: the group's spot normals and the Heston
     members' own (empty for an ungrouped underlying); z[a]: asset a's rows; theta_x[a, side]:
-    its path re-simulated at the maturity's fd scale; the rest scratch.  The fd estimates that
+    its path re-simulated at the maturity's fd scale; adj (3, n_steps, TILE) and sens
+    (n_legs, n_legs, TILE): the reverse sweeps' scratch; the rest scratch.  The fd estimates that
     re-simulate one asset's path on its own rows are ``fd_resimulated``'s."""
     ti_j, tf_j = book.ti[j], book.tf[j]
     grid = book.grid
@@ -267,6 +280,13 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
         for k in range(n):
             rows[PW, k, i] = slope * vec[k]
     scored = False
+    need_rows = False
+    for r in range(slots_j.shape[0] - G.N_QUANTITIES):
+        code = legs.measure[j, r, 0]
+        if (code == D_CORR or code == PAIR_CORR) and slots_j[G.N_QUANTITIES + r, G.PATHWISE] >= 0:
+            need_rows = True
+    if need_rows:
+        _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, sens)
     for r in range(-1, slots_j.shape[0] - G.N_QUANTITIES):     # r = -1: the price
         g = G.N_QUANTITIES + r if r >= 0 else G.PRICE
         for e in range(slots_j.shape[1]):
@@ -284,6 +304,9 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
                     _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x,
                         m, rows, zr, ep, xs, vs, tx, gs, cs, state_v, tan_x, tan_v, f, code, k, l,
                         est, vec)
+                elif e == G.PATHWISE and (code == D_CORR or code == PAIR_CORR):
+                    _pathwise_correlation(j, n, legs, paths, g_t, tx, m, rows, sens, t, rate,
+                                          code, k, l, est)
                 elif e == G.PATHWISE:
                     _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est)
                 else:
@@ -563,3 +586,69 @@ def fd_resimulated(j, a, g, side, book, legs, paths, plan, totals, x, xs, m, row
     store_moments(down, m, out_tile[slot])
     add_to_total_called(G.N_QUANTITIES + r, G.FD, down, down, m, False, totals.estimator[j],
                         totals.weights[j], totals.target[j], agg)
+
+
+@kernel
+def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, sens):
+    """Per leg q of trade j, from one reverse sweep of its path to the maturity's grid date g_t
+    (``models.heston.row_adjoint``; a GBM leg's ln S_q(T) moves by σ_q √dt_j per unit of its
+    step j's normal): rows[ROW_CORR, q] = Σ_j (a^s_qj (-zv_qj) + a^v_qj zs_qj)/c_q, the rows' part
+    of d ln S_q(T)/d corr_q (0 for an ungrouped underlying, whose rows are its own, and a GBM
+    leg), and sens[q, u] = Σ_j a^ε_qj ε_uj for the legs u <= q (module docstring)."""
+    grouped = paths.names.size > 1
+    for q in range(n):
+        a = legs.asset[j, q]
+        for i in range(m):
+            rows[ROW_CORR, q, i] = 0.0
+        if paths.heston[a]:
+            corr = paths.scenarios[a, 0, H.SC_CORR]
+            corr_bar = H.correlation_complement(corr)
+            H.row_adjoint(z[a], m, paths.scheme, paths.coefs[a, 0], paths.scenarios[a, 0], v[a],
+                          g_t, adj[0], adj[1], adj[2, 0])
+            if grouped:
+                for k in range(g_t + 1):
+                    for i in range(m):
+                        rows[ROW_CORR, q, i] += (adj[1, k, i] * z[a, 2 * k, i]
+                                                 - adj[0, k, i] * z[a, 2 * k + 1, i]) / corr_bar
+                    for i in range(m):        # a^ε, in place of a^s
+                        adj[0, k, i] = corr_bar * adj[0, k, i] + corr * adj[1, k, i]
+        else:
+            t_prev = 0.0
+            for k in range(g_t + 1):
+                sd = paths.vol[a] * math.sqrt(grid[k] - t_prev)
+                t_prev = grid[k]
+                for i in range(m):
+                    adj[0, k, i] = sd
+        if not grouped:
+            continue
+        for u in range(q + 1):
+            b = legs.asset[j, u]
+            for i in range(m):
+                sens[q, u, i] = 0.0
+            for k in range(g_t + 1):
+                for i in range(m):
+                    sens[q, u, i] += adj[0, k, i] * eps[b, k, i]
+
+
+@kernel
+def _pathwise_correlation(j, n, legs, paths, g_t, tx, m, rows, sens, t, rate, code, k, l, est):
+    """Pathwise d_corr of leg k or d_pair_corr of pair (k, l) on the tile's paths into est, from
+    ``_row_sensitivities`` (module docstring), discounted."""
+    disc = math.exp(-rate * t)
+    if code == D_CORR:
+        a = legs.asset[j, k]
+        for i in range(m):
+            est[i] = disc * rows[PW, k, i] * (tx[a, H.D_CORR, g_t, i] + rows[ROW_CORR, k, i])
+        return
+    p = gbm_multi._pair_index(k, l, n)
+    d_factor, inverse = legs.d_factor[j, p], legs.inverse[j]
+    for i in range(m):
+        est[i] = 0.0
+    for q in range(l, n):              # rows q < l of L do not move with pair (k, l)
+        for u in range(q + 1):
+            c = 0.0                    # (dL L⁻¹)[q, u], both lower triangular
+            for s in range(u, q + 1):
+                c += d_factor[q, s] * inverse[s, u]
+            if c != 0.0:
+                for i in range(m):
+                    est[i] += disc * c * rows[PW, q, i] * sens[q, u, i]

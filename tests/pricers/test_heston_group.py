@@ -116,7 +116,7 @@ def test_two_heston_basket_fd_every_measure_matches_the_reference():
 #: the reference's differences at 0.1 % (relative; absolute for the correlations and the rate):
 #: an approximation of the exact derivative whose bias is far below the SEs
 SMALL = {"delta": 1e-3, "vega": 1e-3, "v0": 1e-3, "kappa": 1e-3, "vbar": 1e-3, "xi": 1e-3,
-         "corr": 1e-3, "rate": 1e-4, "maturity": 1e-3}
+         "corr": 1e-3, "pair_corr": 1e-3, "rate": 1e-4, "maturity": 1e-3}
 
 
 def _reference_sizes():
@@ -134,14 +134,29 @@ def test_two_heston_pathwise_matches_the_reference(payoff, option_type, strike):
     got = engine_measures(risk, members)
     first_order = [k for k in measures_of(members)
                    if k[0] in ("price", "delta", "rho", "theta", "d_v0", "d_kappa", "d_vbar",
-                               "d_xi")]
+                               "d_xi", "d_corr", "d_pair_corr")]
     methods = dict(zip(zip(risk.measure, risk.underlying), risk.method))
     assert all(m in ("pathwise", "") for (q, _), m in methods.items()
-               if q in ("delta", "rho", "theta", "d_v0", "d_kappa", "d_vbar", "d_xi"))
+               if q in ("delta", "rho", "theta", "d_v0", "d_kappa", "d_vbar", "d_xi", "d_corr",
+                        "d_pair_corr"))
     want = price_and_greeks(members, np.array(MATRIX2), [0.5, 1.0], payoff, option_type, strike,
                             1.0, SPY, 2 * N_REFERENCE, 11, first_order,
                             sizes=_reference_sizes())
     compare(got, want, max_rel_se=MAX_REL_SE)
+
+
+def test_mixed_heston_and_gbm_legs_pathwise_match_the_reference():
+    """Pathwise on a Heston-Heston-GBM basket (the GBM leg's vega and its pair correlations
+    through its exact Brownian motion)."""
+    members = [H1, H2, G3]
+    matrix = np.array([[1.0, 0.6, 0.3], [0.6, 1.0, -0.2], [0.3, -0.2, 1.0]])
+    trade = dict(BASKET, underlying="H1;H2;G3", weights="0.4;1;0.5", strike=110.0)
+    res, risk = engine(members, matrix, trade, "pathwise", n_paths=2 * N_ENGINE)
+    wanted = [k for k in measures_of(members)
+              if k[0] not in ("gamma", "cross_gamma")]
+    want = price_and_greeks(members, matrix, [0.4, 1.0, 0.5], "basket", "call", 110.0, 1.0,
+                            SPY, 2 * N_REFERENCE, 11, wanted, sizes=_reference_sizes())
+    compare(engine_measures(risk, members), want, max_rel_se=MAX_REL_SE)
 
 
 def test_mixed_heston_and_gbm_legs_match_the_reference():

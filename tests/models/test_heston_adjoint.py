@@ -1,0 +1,67 @@
+"""``models.heston.row_adjoint``: the derivatives of a path's log-spot at a date with respect to
+every step's normals, against central differences of the simulated path itself (each normal
+moved by ±h, the QE uniform 1 - U = Phi(-zv) moved with it), QE and Euler, Feller ratio above
+and below 1."""
+import numpy as np
+import pytest
+from scipy.special import ndtr
+
+from mcgreeks.engine import TILE
+from mcgreeks.models import heston as H
+
+GRID = np.arange(1, 13) / 12.0
+
+
+def _simulate(params, z, scheme):
+    n = GRID.size
+    dt = np.diff(np.concatenate([[0.0], GRID]))
+    scen = H.scenario_row(H.check_params(params))
+    coef = H.scenario_coefficients(dt, H.check_params(params), [scen])[0]
+    x, v = np.empty((n, TILE)), np.empty((n, TILE))
+    d3, d2 = np.empty((H.N_DIR, 1, 1)), np.empty((1, 1))
+    H.simulate_tile(z, TILE, H.SCHEMES[scheme], coef, scen, np.empty((n, H.N_COEF, H.N_DIR)),
+                    H.N_DIR, False, x, v, d3, d3, d2, d2, np.empty(TILE),
+                    np.empty((H.N_DIR, TILE)), np.empty((H.N_DIR, TILE)))
+    return x, v, coef, scen
+
+
+def _rows(rng):
+    n = GRID.size
+    z = np.empty((3 * n, TILE))
+    z[:2 * n] = rng.standard_normal((2 * n, TILE))
+    z[2 * n:] = ndtr(-z[1:2 * n:2])
+    return z
+
+
+@pytest.mark.parametrize("scheme", ["qe", "euler"])
+@pytest.mark.parametrize("xi", [0.3, 0.9])
+def test_row_adjoint_matches_differences_of_the_path(scheme, xi):
+    params = dict(spot=100.0, rate=0.02, div_yield=0.01, v0=0.04, kappa=1.5, vbar=0.05, xi=xi,
+                  corr=-0.6)
+    rng = np.random.default_rng(3)
+    z = _rows(rng)
+    x, v, coef, scen = _simulate(params, z, scheme)
+    n = GRID.size
+    g_t = 8
+    adj_zs, adj_zv = np.zeros((n, TILE)), np.zeros((n, TILE))
+    H.row_adjoint(z, TILE, H.SCHEMES[scheme], coef, scen, v, g_t, adj_zs, adj_zv,
+                  np.empty(TILE))
+    h = 1e-6
+    checked = 0
+    for k in (0, 3, g_t):
+        for row, adj in ((2 * k, adj_zs), (2 * k + 1, adj_zv)):
+            moved = []
+            for side in (1.0, -1.0):
+                zz = z.copy()
+                zz[row] += side * h
+                zz[2 * n:] = ndtr(-zz[1:2 * n:2])
+                moved.append(_simulate(params, zz, scheme)[0][g_t])
+            diff = (moved[0] - moved[1]) / (2 * h)
+            # paths where the move crosses a branch switch or the variance's zero differ by a
+            # jump: the derivative there is the path's own, and such paths are rare
+            smooth = np.abs(diff - adj[k]) < 1e-4 * (1.0 + np.abs(diff))
+            assert smooth.mean() > 0.99, (k, row, smooth.mean())
+            checked += smooth.sum()
+    assert checked > 0.99 * 6 * TILE
+    # steps after g_t do not move x at g_t
+    assert np.all(adj_zs[g_t + 1:] == 0.0) and np.all(adj_zv[g_t + 1:] == 0.0)
