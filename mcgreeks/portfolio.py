@@ -133,15 +133,20 @@ def _jobs(records, picks, market_params, pairs, settings):
     good = [i for i, (r, pick) in enumerate(zip(records, picks))
             if r is not None and pick is not None]
     together = [records[i]["underlyings"] for i in good if records[i].get("underlyings")]
-    # one compiled GBM kernel per run: the multi-asset one for every job of a book that has
-    # multi-asset trades
-    settings = dict(settings, with_legs=bool(together))
     # every good underlying, traded or not: a group's paths do not depend on which of its
     # members the book trades
     names = sorted(market_params)
     # their matrices were checked in _validated; each Job factors its own
     groups = correlation_groups(names, pairs, together)
     group_of = {name: g for g, group in enumerate(groups) for name in group}
+
+    def kernel_model(group):       # a group with a Heston member runs the Heston kernel
+        models = [market_params[name]["model"] for name in group]
+        return "heston" if "heston" in models else models[0]
+
+    # one compiled kernel per model and run: the multi-asset one for every job of a model that
+    # has multi-asset trades in the book
+    with_legs = {kernel_model(groups[group_of[t[0]]]) for t in together}
     trades_of = {}                  # group -> its good rows, in input order
     for i in good:
         first = records[i].get("underlyings", (records[i]["underlying"],))[0]
@@ -151,10 +156,9 @@ def _jobs(records, picks, market_params, pairs, settings):
         group = groups[g]
         place = {name: a for a, name in enumerate(group)}
         params = [market_params[name] for name in group]
-        # a group with a Heston member runs the Heston kernel (which carries GBM members too)
-        model = "heston" if any(p["model"] == "heston" for p in params) else params[0]["model"]
+        model = kernel_model(group)
         lead = next(p for p in params if p["model"] == model)
-        options = dict(settings, bumps=settings["bumps"][model],
+        options = dict(settings, bumps=settings["bumps"][model], with_legs=model in with_legs,
                        sampler=settings["sampler"] if settings["sampler"] in MODELS[model].samplers
                        and len(group) == 1 else "mc")
         records_ = [dict(r, legs=tuple(place[n] for n in r["underlyings"]))

@@ -377,8 +377,8 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
 
 
 @kernel
-def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, first_tile, end_tile,
-           out):
+def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, first_tile,
+           end_tile, out):
     """Tiles first_tile..end_tile-1 of ``chunk`` (one parallel task), with their own scratch.
     Every array is ``borrow``ed: no reference counting in the loops.
 
@@ -391,15 +391,16 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, first
     other estimates (``pricers.heston_multi``, which read every asset's path).  A GBM member's
     state is its Brownian motion, and its single-asset trades are GBM's (``pricers.gbm``), read
     with ``members`` (``kernel_inputs.GbmMembers``).  legs is None for a book without
-    multi-asset trades, members without single-asset trades on a GBM member, so numba prunes
-    their branches."""
+    multi-asset trades, members without single-asset trades on a GBM member, and mix (the
+    group's Cholesky factor) for an underlying alone, so numba prunes their branches: an
+    ungrouped Heston book compiles none of the group's code."""
     key0, key1, stream = keys
     grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
         borrow(book.fix_idx)
     coefs, scens, dcoefs = borrow(paths.coefs), borrow(paths.scenarios), borrow(paths.dcoef)
     fd_scens, fd_dens = borrow(paths.fd_scenario), borrow(paths.fd_denominator)
     scheme, spots, rates = paths.scheme, borrow(paths.spot), borrow(paths.rate)
-    names, heston, mix = borrow(paths.names), borrow(paths.heston), borrow(paths.mix)
+    names, heston = borrow(paths.names), borrow(paths.heston)
     slots, bumps, blend = borrow(plan.slots), borrow(plan.bumps), borrow(plan.coef)
     agg_e, agg_w, agg_base = borrow(totals.estimator), borrow(totals.weights), totals.base
     agg_t = borrow(totals.target)
@@ -454,9 +455,9 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, first
         first = tile * TILE
         m = min(TILE, n_paths - first)
         agg[:, :] = 0.0
-        if grouped:
-            H.group_normals(key0, names, heston, stream, path0 + first, m, n_steps, mix, b, eps,
-                            own)
+        if mix is not None:
+            H.group_normals(key0, names, heston, stream, path0 + first, m, n_steps, borrow(mix),
+                            b, eps, own)
         else:
             H.tile_normals(key0, key1, stream, path0 + first, m, n_steps, z[0])
         for a in range(n_assets):
@@ -476,7 +477,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, first
             scen_a, coef_a = scens[a], coefs[a]
             s0, rate, v0 = spots[a], rates[a], scen_a[0, H.SC_V0]
             corr_bar = H.correlation_complement(scen_a[0, H.SC_CORR])
-            if grouped:
+            if mix is not None:
                 H.group_rows(eps[a], own[a], scen_a[0, H.SC_CORR], corr_bar, n_steps, m, z[a])
             H.simulate_tile(z[a], m, scheme, coef_a[0], scen_a[0], dcoefs[a],
                             paths.tangents_from[a], paths.want_lr[a] == 1, x[a], v[a], tx[a],
@@ -550,7 +551,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, first
     keep(acc_g_), keep(q_x_), keep(theta_x_), keep(adj_), keep(sens_)
 
 
-def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs, members, out):
+def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs, members, mix,
+          out):
     """Simulate paths path0..path0+n_paths-1 (path0 a multiple of TILE) and write each tile's
     moments per slot to out[tile, slot, :] (mean and M2; further moments zero); with
     totals.base >= 0, the moments of the per-path totals of each quantity to slots
@@ -562,7 +564,8 @@ def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs
     n_tiles = (n_paths + TILE - 1) // TILE
     wait_for_background("heston")
     engine.for_blocks(_block, n_tiles, tiles_per_block,
-                      (keys, path0, n_paths, book, paths, plan, totals, legs, members), (out,))
+                      (keys, path0, n_paths, book, paths, plan, totals, legs, members, mix),
+                      (out,))
 
 
 # -- Python side -----------------------------------------------------------------------------------
@@ -655,7 +658,8 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
             steps_per_year=DEFAULT_STEPS_PER_YEAR, scheme="qe", totals=None, names=None, mix=None,
             legs=None, gbm_bumps=None):
     """Validate the inputs and build the ``chunk`` kernel's arguments after its path range:
-    (book, paths, plan, totals, legs, members), the records of ``kernel_inputs``: the trades on the
+    (book, paths, plan, totals, legs, members, mix), the records of ``kernel_inputs`` (mix: the
+    group's Cholesky factor, None for one underlying): the trades on the
     simulation grid, the scenarios' step coefficients and fd plan, the slots and bumps, and
     ``totals`` (a ``kernel_inputs.Totals``, or (estimator, weights, base) arrays; None: no
     per-path totals).  Returns (args, n_slots).
@@ -745,7 +749,8 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
             gbm_pricer.needs(slots[:, :G.N_QUANTITIES]),
             np.zeros((len(ti), G.N_QUANTITIES, optimal.N_COEFFICIENTS)),
             fd.bumps(gbm_bumps, fd.GBM_BUMPS))
-    args = (kernel_inputs.Book(grid, ti, tf, fix), paths, plan, totals, legs, members_)
+    args = (kernel_inputs.Book(grid, ti, tf, fix), paths, plan, totals, legs, members_,
+            paths.mix if n > 1 else None)
     return args, int(slots.max()) + 1
 
 
