@@ -128,6 +128,19 @@ def legs_quantity(kind, x, n, du):
     return x[pick]
 
 
+@kernel
+def legs_payoff(kind, omega, strike, legs, n, m, vec, f, weights):
+    """A multi-asset payoff on a tile: f[i] = its cash flow on path i from the legs' weighted
+    spots legs[k, i] (``legs_quantity``) and weights[k, i] = f'(u) ∂u/∂ln S_k, its pathwise
+    weights (vec: scratch of n)."""
+    for i in range(m):
+        u = legs_quantity(kind, legs[:, i], n, vec)
+        f[i] = value(EUROPEAN, omega, strike, 1.0, u)
+        rate = slope(EUROPEAN, omega, strike, 1.0, u)
+        for k in range(n):
+            weights[k, i] = rate * vec[k]
+
+
 def reads_fixings(kind, continuous=False):
     """Whether the payoff reads the path at ``n_fixings`` equally spaced dates t_i = i·T/n (an
     Asian, a lookback, a discretely monitored barrier), rather than at its maturity alone."""

@@ -333,13 +333,8 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
         vecmath.tile_matmul(legs.inverse[j], rows[Y], rows[Z], n, m, True)
     if need_zeta:
         vecmath.tile_matmul(legs.precision[j], rows[Y], rows[ZETA], n, m, False)
-    omega, strike = tf_j[P.OMEGA], tf_j[P.STRIKE]
-    for i in range(m):
-        u = P.legs_quantity(ti_j[P.KIND], rows[LEG, :, i], n, vec)
-        f[i] = P.value(P.EUROPEAN, omega, strike, 1.0, u)
-        slope = P.slope(P.EUROPEAN, omega, strike, 1.0, u)
-        for k in range(n):
-            rows[PW, k, i] = slope * vec[k]
+    P.legs_payoff(ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE], rows[LEG], n, m, vec, f,
+                  rows[PW])
     disc = math.exp(-paths.rate[legs.asset[j, 0]] * t)
     for r in range(-1, slots_j.shape[0] - G.N_QUANTITIES):     # r = -1: the price
         g = G.N_QUANTITIES + r if r >= 0 else G.PRICE

@@ -273,12 +273,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
         weight = legs.weight[j, k]
         for i in range(m):
             rows[LEG, k, i] = weight * vecmath.exp(log_s0 + _log_move(paths, a, x[a, g_t, i], t))
-    for i in range(m):
-        u = P.legs_quantity(kind, rows[LEG, :, i], n, vec)
-        f[i] = P.value(P.EUROPEAN, omega, strike, 1.0, u)
-        slope = P.slope(P.EUROPEAN, omega, strike, 1.0, u)
-        for k in range(n):
-            rows[PW, k, i] = slope * vec[k]
+    P.legs_payoff(kind, omega, strike, rows[LEG], n, m, vec, f, rows[PW])
     scored = False
     need_rows = False
     for r in range(slots_j.shape[0] - G.N_QUANTITIES):
