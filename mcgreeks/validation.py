@@ -145,6 +145,10 @@ def check_market(market):
     return out, bad, problems
 
 
+#: The ``exercise`` column's values (docs/reference.md#trades).
+EXERCISE_STYLES = ("european", "bermudan", "american")
+
+
 def check_trades(trades, market, bad_market=None):
     """Validate the trades table against the checked market (``bad_market``: {underlying:
     problem} of invalid market rows, whose trades cannot be priced).
@@ -188,6 +192,11 @@ def check_trades(trades, market, bad_market=None):
             clean["barrier"] = row.number("barrier", low=0.0)
             clean["barrier_type"] = row.choice("barrier_type", BARRIER_TYPES)
             clean["monitoring"] = row.choice("monitoring", MONITORING, default="discrete")
+        # the exercise column: until early exercise is built, an American or Bermudan row
+        # would otherwise be priced as its European
+        exercise = row.choice("exercise", EXERCISE_STYLES, default="european")
+        if exercise is not None and exercise != "european":
+            row.fail("exercise", "early exercise is not built yet; only european")
         if payoff is not None and reads_fixings(KINDS[payoff],
                                                 clean.get("monitoring") == "continuous"):
             n = row.number("n_fixings", low=1.0, low_open=False)

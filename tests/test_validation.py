@@ -107,6 +107,9 @@ TRADE_CASES = [
     ("bad first row", _set("strike", -3.0, row=0), "T1", "strike", -3.0),
     ("duplicate trade_id", _set("trade_id", "T1"), "T1", "trade_id", "T1"),
     ("empty trade_id", _set("trade_id", np.nan), "trade_id", "trade_id", float("nan")),
+    ("american exercise", _set("exercise", "american"), "T2", "exercise", "american"),
+    ("bermudan exercise", _set("exercise", "Bermudan"), "T2", "exercise", "Bermudan"),
+    ("unknown exercise", _set("exercise", "asian"), "T2", "exercise", "asian"),
 ]
 
 
@@ -430,3 +433,12 @@ def test_skip_still_gives_each_bad_row_its_reasons():
     result = price_portfolio(trades, _market(), n_paths=PATHS, on_error="skip")
     assert "strike" in result.loc["T2", "error"] and "maturity" in result.loc["T2", "error"]
     assert (result.loc[["T1", "T3"], "error"] == "").all()
+
+
+def test_european_exercise_is_accepted():
+    """The exercise column may say european (or be empty): priced as before."""
+    trades = _trades()
+    trades["exercise"] = ["european"] + [None] * (len(trades) - 1)
+    from mcgreeks.validation import check_market, check_trades
+    records, problems = check_trades(trades, check_market(_market())[0])
+    assert all(r is not None for r in records) and not any(problems)
