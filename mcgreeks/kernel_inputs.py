@@ -52,8 +52,8 @@ GbmPaths = namedtuple("GbmPaths", "spot rate div_yield vol names mix shifts per_
 #: per pair p of its legs (``gbm_multi.pairs``) d_factor[j, p] = ∂L/∂c_p, the factors
 #: bumped[j, p, 0 / 1] at c_p ± h (fd) and their width pair_width[j, p] (2h, or less where the
 #: bump was clipped to keep C positive semidefinite).
-#: measure[j, r] = (code, k, l) of trade j's r-th measure (``pricers.heston_multi.measures``;
-#: the GBM kernel numbers them itself, ``gbm_multi._measure``).  With a Heston leg, the law of
+#: measure[j, r] = (code, k, l) of trade j's r-th measure (``pricers.heston_multi.measures``,
+#: which are ``gbm_multi.measures`` for GBM legs only).  With a Heston leg, the law of
 #: one step's spot noises zs of the legs given the Heston legs' variance noises zv
 #: (``correlation.conditional_law``): E[zs | zv] = cond_mean[j] · zv (zv of leg r in column r, 0
 #: for a GBM leg) and Cov(zs | zv) = cond_cov[j].

@@ -70,6 +70,20 @@ def fma(typingctx, a, b, c):
     return types.float64(types.float64, types.float64, types.float64), codegen
 
 
+#: exp's Taylor coefficients, highest power first (``horner``).
+_EXP_TAYLOR = (_C12, _C11, _C10, _C9, _C8, _C7, _C6, _C5, _C4, _C3, _C2)
+
+
+@kernel(inline=True)
+def horner(coefficients, x):
+    """The polynomial whose coefficients are listed from the highest power down, at x, in
+    Horner form with fused multiply-adds (one rounding per step)."""
+    p = coefficients[0]
+    for c in coefficients[1:]:
+        p = fma(p, x, c)
+    return p
+
+
 @kernel
 def exp(x):
     """e**x within 2 ulp for |x| <= 708 (clamped there): x = k ln2 + r with |r| <= ln2/2
@@ -80,9 +94,7 @@ def exp(x):
     k = math.floor(x * _LOG2E + 0.5)
     minus_k = -float(k)
     r = fma(minus_k, _LN2_LO, fma(minus_k, _LN2_HI, x))
-    p = _C12
-    for c in (_C11, _C10, _C9, _C8, _C7, _C6, _C5, _C4, _C3, _C2):
-        p = fma(p, r, c)
+    p = horner(_EXP_TAYLOR, r)
     # 1 + (r + r²·p): the large terms added last, so rounding touches only the small tail.
     p = 1.0 + fma(r * r, p, r)
     return p * bits_double((np.int64(k) + _BIAS) << _MANTISSA_BITS)
@@ -155,27 +167,12 @@ def normal_tail(z):
     x = abs(z) * _FRAC_1_SQRT2
     u = x * x
     # x <= 0.46875: Φ(-|z|) = (1 - erf x)/2 = (Q - x·P)/(2Q), Q - x·P > Q/2 (no cancellation)
-    p1 = _ERF_P[0]
-    for c in _ERF_P[1:]:
-        p1 = fma(p1, u, c)
-    q1 = _ERF_Q[0]
-    for c in _ERF_Q[1:]:
-        q1 = fma(q1, u, c)
+    p1, q1 = horner(_ERF_P, u), horner(_ERF_Q, u)
     num1 = fma(-x, p1, q1)
     # 0.46875 < x <= 4: erfc x / e^(-x²) = P(x)/Q(x)
-    num2 = _ERFC_P[0]
-    for c in _ERFC_P[1:]:
-        num2 = fma(num2, x, c)
-    den2 = _ERFC_Q[0]
-    for c in _ERFC_Q[1:]:
-        den2 = fma(den2, x, c)
+    num2, den2 = horner(_ERFC_P, x), horner(_ERFC_Q, x)
     # x > 4: erfc x / e^(-x²) = (1/√π - P/(u·Q))/x = (u·Q/√π - P)/(x·u·Q), P < u·Q/(30√π)
-    p3 = _ERFC_TAIL_P[0]
-    for c in _ERFC_TAIL_P[1:]:
-        p3 = fma(p3, u, c)
-    q3 = _ERFC_TAIL_Q[0]
-    for c in _ERFC_TAIL_Q[1:]:
-        q3 = fma(q3, u, c)
+    p3, q3 = horner(_ERFC_TAIL_P, u), horner(_ERFC_TAIL_Q, u)
     uq3 = u * q3
     num3 = fma(uq3, _FRAC_1_SQRT_PI, -p3)
     den3 = x * uq3

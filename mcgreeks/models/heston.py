@@ -354,6 +354,9 @@ def qe_step(v, zv, zs, tail, coef, partials):
     return v_next, dx, sig, vm, vs, lm, ls, la, corrected
 
 
+_FRAC_1_SQRT_2PI = 0.3989422804014327
+
+
 @kernel
 def qe_zv_partial(v, zv, tail, coef):
     """d v_next / d zv of one QE step from variance v (the branch the step takes; tail = 1 - U =
@@ -363,15 +366,12 @@ def qe_zv_partial(v, zv, tail, coef):
     m = coef[M0] + coef[M1] * v
     psi = (coef[S0] + coef[S1] * v) / (m * m)
     if psi <= coef[PSI]:
-        _, _, _, _, _, b, a, bz, _ = _quadratic(m, psi, zv, coef[A])
+        a, bz = _quadratic(m, psi, zv, coef[A])[6:8]
         return 2.0 * a * bz
     ratio, _, _, _, beta = _exponential(m, psi, tail, coef[A])
     if ratio <= 1.0:
         return 0.0
     return math.exp(-0.5 * zv * zv) * _FRAC_1_SQRT_2PI / (beta * tail)
-
-
-_FRAC_1_SQRT_2PI = 0.3989422804014327
 
 
 @kernel

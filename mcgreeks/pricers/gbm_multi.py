@@ -30,7 +30,7 @@ theta).  Every measure has pathwise (mixed for gammas), lr and fd.
 
 A trade's measures (``measures``) are numbered after ``greeks.N_QUANTITIES`` on the quantity
 axis of ``kernel_inputs.Plan.slots``, so the engine's slots, moments and per-path totals serve
-them unchanged.
+them unchanged; the kernel reads them, with their legs, from ``kernel_inputs.Legs.measure``.
 """
 import math
 
@@ -71,29 +71,6 @@ def measures(n):
     out = [(code, k, -1) for code in (DELTA, GAMMA, VEGA) for k in range(n)]
     out += [(code, k, l) for code in (CROSS_GAMMA, PAIR_CORR) for k, l in pairs(n)]
     return out + [(RHO, -1, -1), (THETA, -1, -1)]
-
-
-@kernel
-def _pair_of(p, n):
-    """(k, l) of pair p of n legs (``pairs``' order)."""
-    k = 0
-    while p >= n - 1 - k:
-        p -= n - 1 - k
-        k += 1
-    return k, k + 1 + p
-
-
-@kernel
-def _measure(r, n):
-    """(code, k, l) of the r-th measure of a trade with n legs (``measures``, in a kernel)."""
-    if r < 3 * n:
-        return r // n, r % n, -1
-    n_pairs = n * (n - 1) // 2
-    r -= 3 * n
-    if r >= 2 * n_pairs:
-        return RHO + r - 2 * n_pairs, -1, -1
-    k, l = _pair_of(r % n_pairs, n)
-    return (CROSS_GAMMA if r < n_pairs else PAIR_CORR), k, l
 
 
 @kernel
@@ -315,7 +292,7 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
     g_t = book.fix_idx[ti_j[P.FIX_OFF]]
     need_z = need_zeta = False
     for r in range(slots_j.shape[0] - G.N_QUANTITIES):
-        code = _measure(r, n)[0]
+        code = legs.measure[j, r, 0]
         for e in range(slots_j.shape[1]):
             if slots_j[G.N_QUANTITIES + r, e] >= 0:
                 need_zeta |= e == G.LR or e == G.MIXED
@@ -346,7 +323,7 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
                 for i in range(m):
                     est[i] = disc * f[i]
             else:
-                code, k, l = _measure(r, n)
+                code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
                 _estimates(j, ti_j, tf_j, legs, paths, plan.bumps, rows, f, m, code, k, l, e,
                            est, vec)
             store_moments(est, m, out_tile[slot])

@@ -528,7 +528,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                             for k in range(n_steps):
                                 for i in range(m):
                                     theta_x[a, side, k, i] = xs[k, i]
-                        elif g != G.D_CORR or not grouped:
+                        else:       # each decides which of its estimates this path serves
                             for j in range(n_trades):
                                 if ti[j, P.LEG_N] > 0:
                                     heston_multi.fd_resimulated(
@@ -637,16 +637,14 @@ def _member_wants(a, ti, slots, legs):
     lr = bool((own[:, 1:][:, :, [G.LR, G.MIXED]] >= 0).any())
     if legs is not None:
         for j in np.nonzero(ti[:, P.LEG_N] > 0)[0]:
-            n = ti[j, P.LEG_N]
+            on_a = a in legs.asset[j, :ti[j, P.LEG_N]]
             for r in range(slots.shape[1] - G.N_QUANTITIES):
                 code, k, _ = legs.measure[j, r]
-                if code == heston_multi.THETA:
+                if code == heston_multi.THETA and on_a:
                     g = G.THETA
                 elif code >= heston_multi.D_V0 and legs.asset[j, k] == a:
                     g = G.D_V0 + code - heston_multi.D_V0
                 else:
-                    continue
-                if code == heston_multi.THETA and a not in legs.asset[j, :n]:
                     continue
                 row = slots[j, G.N_QUANTITIES + r]
                 fd_wanted[g] |= row[G.FD] >= 0
