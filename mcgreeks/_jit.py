@@ -33,7 +33,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 #: left out of the cache key, so that editing them does not recompile the kernels.  Every other
 #: ``.py`` file of the package is a kernel source (tests/test_jit.py checks the split).
 FRONT_END = ("__init__.py", "__main__.py", "cli.py", "correlation.py", "distributed.py",
-             "exercise_policy.py", "formatting.py", "option.py", "portfolio.py", "risk.py",
+             "formatting.py", "option.py", "portfolio.py", "risk.py",
              "underlying.py", "validation.py", "warmup.py", "analytic/",
              "estimators/selection.py")
 

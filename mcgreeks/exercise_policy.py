@@ -24,12 +24,25 @@ References: F. Longstaff, E. Schwartz (2001), "Valuing American options by simul
 least-squares approach", Review of Financial Studies 14(1), 113-147; P. Glasserman (2004),
 Monte Carlo Methods in Financial Engineering, §8.6.
 """
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from mcgreeks import payoffs as P
+from mcgreeks._jit import kernel
+
 #: Fewest in-the-money pilot paths a date's regression needs (per basis column, 10).
 MIN_ITM_PER_COLUMN = 10
+
+#: Columns of a fitted policy as the kernels read it (``rows``): one row per exercise date of a
+#: trade, aligned with its dates in ``kernel_inputs.Book.fix_idx``: the coefficients B0..B3 of
+#: the basis 1, x, x², European/K (NaN: no exercise before the maturity at that date), and the
+#: European regressor's inputs, frozen at the fit (so that the policy is one fixed function of
+#: the date's number and the spot, whatever parameter a Greek moves): the option's remaining
+#: life T - t_k, the rate, dividend yield and volatility.
+B0, B1, B2, B3, REMAINING, RATE, DIV, VOL = range(8)
+N_POLICY = 8
 
 
 @dataclass
@@ -132,3 +145,129 @@ def price(policy, spots, times, strike, rate, is_call, european=None):
     paid = np.where(index >= 0, cash * np.exp(-rate * np.asarray(times)[np.maximum(index, 0)]),
                     0.0)
     return float(paid.mean()), float(paid.std(ddof=1) / np.sqrt(paid.size))
+
+
+#: Pilot paths a policy is fitted on (stream ``rng.STREAM_EXERCISE``): the fit's own noise
+#: lowers the price by about 0.1-0.2 % at this size (tests/test_exercise_policy.py).
+PILOT_PATHS = 1 << 17
+
+
+#: Exercise dates per year of an American option when ``steps_per_year`` is not given (the
+#: Heston grid's default, ``pricers.heston.DEFAULT_STEPS_PER_YEAR``).
+AMERICAN_STEPS_PER_YEAR = 52
+
+
+def american_dates(maturity, steps_per_year=None):
+    """Exercise dates of an American option: one per step of the simulation grid,
+    n = ⌈T · steps_per_year⌉ equally spaced dates (a Bermudan that approaches it as n grows)."""
+    spy = AMERICAN_STEPS_PER_YEAR if steps_per_year is None else steps_per_year
+    return max(1, math.ceil(maturity * spy - 1e-9))
+
+
+def gbm_pilot(spot, rate, div_yield, vol, times, key0, key1, n_paths=PILOT_PATHS):
+    """Spots S[k, p] at dates ``times`` of ``n_paths`` exact GBM pilot paths, drawn from stream
+    ``rng.STREAM_EXERCISE`` under keys (key0, key1): normal draw k of path p is the increment
+    of W over (t_{k-1}, t_k], so the pilot depends on the seed, the name and the dates only."""
+    from mcgreeks.rng import STREAM_EXERCISE, fill_normals
+    times = np.asarray(times, dtype=float)
+    steps = np.sqrt(np.diff(np.concatenate([[0.0], times])))
+    w = np.empty((times.size, n_paths))
+    z = np.empty(n_paths)
+    total = np.zeros(n_paths)
+    for k in range(times.size):
+        fill_normals(key0, key1, STREAM_EXERCISE, 0, k, z)
+        total += steps[k] * z
+        w[k] = total
+    return spot * np.exp((rate - div_yield - 0.5 * vol * vol) * times[:, None] + vol * w)
+
+
+def remaining_european(spots, times, strike, rate, div_yield, vol, is_call):
+    """The European regressor: E[k, p], the Black-Scholes value of the option's remaining life
+    T - t_k at spot spots[k, p] (``european_value``, as the kernels evaluate it; 0 at the
+    maturity, whose row no fit reads)."""
+    spots = np.ascontiguousarray(spots, dtype=float)
+    out = np.zeros_like(spots)
+    omega = 1.0 if is_call else -1.0
+    for k in range(len(times) - 1):
+        _european_values(omega, spots[k], strike, times[-1] - times[k], rate, div_yield, vol,
+                         out[k])
+    return out
+
+
+def describe(policy, n_pilot, american):
+    """One line for the diagnostics: the method, basis, pilot and the fit's quality."""
+    fitted = ~np.isnan(policy.coefficients[:, 0])
+    r2 = policy.r_squared[fitted]
+    dates = policy.coefficients.shape[0] + 1
+    quality = f"R² {r2.min():.2f}-{r2.max():.2f}" if r2.size else "no date fitted"
+    return (f"Longstaff-Schwartz policy on {dates} exercise dates"
+            + (" (american: Bermudan at every grid step)" if american else "")
+            + f"; basis {', '.join(policy.columns)} on in-the-money paths; fitted on {n_pilot:,}"
+            f" pilot paths (own stream); {int(fitted.sum())} dates with exercise, {quality}")
+
+
+def rows(policy, times, rate, div_yield, vol):
+    """The kernels' rows (columns ``B0`` .. ``VOL``) of a fitted ``Policy`` (its basis with the
+    European column) on exercise dates ``times`` (the last the maturity, whose row is never
+    read: there the option is exercised wherever it is in the money), with the European
+    regressor's rate, dividend yield and volatility."""
+    times = np.asarray(times, dtype=float)
+    out = np.full((times.size, N_POLICY), np.nan)
+    out[:-1, B0:B3 + 1] = policy.coefficients
+    out[:, REMAINING] = times[-1] - times
+    out[:, RATE], out[:, DIV], out[:, VOL] = rate, div_yield, vol
+    return out
+
+
+# -- applying a policy in a kernel ------------------------------------------------------------
+
+_FRAC_1_SQRT2 = 0.7071067811865476
+
+
+@kernel
+def _normal_cdf(z):
+    return 0.5 * math.erfc(-z * _FRAC_1_SQRT2)
+
+
+@kernel
+def european_value(omega, spot, strike, remaining, rate, div_yield, vol):
+    """Black-Scholes value of a European call (omega = 1) or put (-1) with ``remaining`` years
+    to run: ω [S e^{-qτ} N(ω d₁) - K e^{-rτ} N(ω d₂)] (``analytic.black_scholes.european``)."""
+    sd = vol * math.sqrt(remaining)
+    d1 = (math.log(spot / strike) + (rate - div_yield) * remaining) / sd + 0.5 * sd
+    return omega * (spot * math.exp(-div_yield * remaining) * _normal_cdf(omega * d1)
+                    - strike * math.exp(-rate * remaining) * _normal_cdf(omega * (d1 - sd)))
+
+
+@kernel
+def _european_values(omega, spots, strike, remaining, rate, div_yield, vol, out):
+    for p in range(spots.size):
+        out[p] = european_value(omega, spots[p], strike, remaining, rate, div_yield, vol)
+
+
+@kernel
+def exercises(policy, row, omega, strike, spot):
+    """Whether the policy row ``row`` (an exercise date before the maturity) exercises at
+    ``spot``: in the money and the exercise value at least the fitted continuation value."""
+    h = omega * (spot - strike)
+    if not h > 0.0 or math.isnan(policy[row, B0]):
+        return False
+    x = spot / strike
+    e = european_value(omega, spot, strike, policy[row, REMAINING], policy[row, RATE],
+                       policy[row, DIV], policy[row, VOL]) / strike
+    return h >= policy[row, B0] + x * (policy[row, B1] + x * policy[row, B2]) + \
+        e * policy[row, B3]
+
+
+@kernel
+def stop(ti, tf, policy, fix_idx, grid, x, i, a, b, c):
+    """The number k of the exercise date (0 .. n-1 among the trade's dates) at which the policy
+    stops path i of the view ln S_t = a + b t + c X_t (``payoffs``): the first date it
+    exercises, else the last (the maturity, where the cash flow is max(ω(S - K), 0))."""
+    off, n = ti[P.FIX_OFF], ti[P.FIX_N]
+    omega, strike = tf[P.OMEGA], tf[P.STRIKE]
+    for k in range(n - 1):
+        g = fix_idx[off + k]
+        if exercises(policy, off + k, omega, strike, math.exp(a + b * grid[g] + c * x[g, i])):
+            return k
+    return n - 1

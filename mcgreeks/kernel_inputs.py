@@ -22,8 +22,9 @@ from mcgreeks.rng import name_key
 #: A book of trades on one grid.  grid: the dates (years, increasing) the paths are read at;
 #: ti, tf: per trade the integer and float columns of ``payoffs`` (``payoffs.KIND`` ...,
 #: ``payoffs.OMEGA`` ...); fix_idx: trade j's dates are grid[fix_idx[ti[j, FIX_OFF]:][:ti[j,
-#: FIX_N]]].
-Book = namedtuple("Book", "grid ti tf fix_idx")
+#: FIX_N]]]; policy: one row per entry of fix_idx, the exercise policy of an exercisable trade
+#: at that date (``exercise_policy.rows``; NaN for the others, never read).
+Book = namedtuple("Book", "grid ti tf fix_idx policy")
 #: The estimates wanted.  slots[j, g, e]: the output index of trade j's quantity g
 #: (``greeks.QUANTITIES``) by estimator e (``greeks.ESTIMATORS``), or -1; needs[j]: what trade j's
 #: estimates read of a path, the model's flags (GBM: ``pricers.gbm.needs``); coef[j, g]: the
@@ -81,11 +82,25 @@ GbmMembers = namedtuple("GbmMembers", "needs coef bumps")
 
 
 def _schedule(record):
-    """The dates (years) a trade's payoff reads: t_i = i·T/n or T (docs/reference.md#payoffs)."""
+    """The dates (years) a trade's payoff reads: t_i = i·T/n or T (docs/reference.md#payoffs);
+    an exercisable option's are its exercise dates (``n_exercise`` of them)."""
     kind = payoffs.KINDS[record["payoff"]]
     n = payoffs.schedule(kind, record.get("monitoring") == "continuous", record["maturity"],
                          record.get("n_fixings") or 1)
+    if exercisable(record):
+        n = record["n_exercise"]
     return np.arange(1, n + 1) * record["maturity"] / n
+
+
+def exercisable(record):
+    """Whether a clean trade record may be exercised before its maturity."""
+    return record.get("exercise", "european") != "european"
+
+
+def no_policy(fix_idx):
+    """The ``Book.policy`` of a book without exercisable trades (NaN rows, never read)."""
+    from mcgreeks.exercise_policy import N_POLICY
+    return np.full((len(fix_idx), N_POLICY), np.nan)
 
 
 def trade_arrays(records):
@@ -101,7 +116,8 @@ def trade_arrays(records):
     for j, (r, d) in enumerate(zip(records, dates)):
         down, knock_in = payoffs.BARRIER_KINDS.get(r.get("barrier_type"), (False, False))
         ti[j] = (payoffs.KINDS[r["payoff"]], down, knock_in, r.get("monitoring") == "continuous",
-                 offset, d.size, r["control"], r.get("asset", 0), len(r.get("legs", ())))
+                 offset, d.size, r["control"], r.get("asset", 0), len(r.get("legs", ())),
+                 exercisable(r))
         # A trade without a barrier gets level 1.0, not 0: the kernels' logs of the level are
         # evaluated speculatively by LLVM, and log(0) takes libm's slow path (~60 ns a call).
         tf[j] = (1.0 if r["option_type"] == "call" else -1.0, r["strike"], r["cash"],
@@ -171,13 +187,13 @@ def gbm(job, slots, totals, sampler=None):
     # the kernel with legs and Sobol points would be a third compile
     legs = job.legs if any(r.get("legs") for r in job.records) or (
         job.with_legs and dirs is None) else None
-    return Book(*job.arrays), _gbm_paths(job, fields), plan, totals, legs, dirs
+    return Book(*job.arrays, job.policy), _gbm_paths(job, fields), plan, totals, legs, dirs
 
 
 def gbm_pilot(job):
     """``pricers.gbm.pilot_chunk``'s (book, paths) (between the path count and the ``fitted``
     flags): Monte Carlo paths."""
-    return Book(*job.arrays), _gbm_paths(job, MC_SAMPLER[1])
+    return Book(*job.arrays, job.policy), _gbm_paths(job, MC_SAMPLER[1])
 
 
 def heston(job, slots, totals, sampler=None):
@@ -195,7 +211,7 @@ def heston(job, slots, totals, sampler=None):
     args, _ = pricer.prepare(**{"params": job.params, **group}, ti=ti, tf=tf, fix_idx=fix_idx,
                              payoff_grid=grid, slots=slots, bumps=job.bumps,
                              steps_per_year=job.steps_per_year, scheme=job.scheme, totals=totals,
-                             legs=legs, gbm_bumps=job.member_bumps)
+                             legs=legs, gbm_bumps=job.member_bumps, policy=job.policy)
     return args
 
 

@@ -79,9 +79,10 @@ BARRIER_KINDS = {"up_out": (False, False), "up_in": (False, True),
 # asset of the model's state the payoff reads (the first axis of its state rows: the trade's
 # underlying's place in its simulation group, ``correlation.simulation_groups``).  LEG_N: a
 # multi-asset trade's number of legs (0 for a trade on one underlying), described in
-# ``kernel_inputs.Legs``.
-KIND, DOWN, KNOCK_IN, CONTINUOUS, FIX_OFF, FIX_N, CONTROL, ASSET, LEG_N = range(9)
-N_INT_COLUMNS = 9
+# ``kernel_inputs.Legs``.  EXERCISE: 1 for an option exercisable at each of its dates (a
+# Bermudan; an American on the grid), by the fitted policy of ``exercise_policy``.
+KIND, DOWN, KNOCK_IN, CONTINUOUS, FIX_OFF, FIX_N, CONTROL, ASSET, LEG_N, EXERCISE = range(10)
+N_INT_COLUMNS = 10
 OMEGA, STRIKE, CASH, LEVEL, MATURITY = range(5)                         # float64 columns
 N_FLOAT_COLUMNS = 5
 
@@ -155,9 +156,10 @@ def schedule(kind, continuous, maturity, n_fixings):
 
 @kernel
 def payment_time(kind, tf):
-    """When the cash flow is paid, in years: at the maturity for every payoff so far (an
-    exercise rule will make it path-dependent).  Every pricer discounts from it, and
-    ``estimators.combine`` differentiates that discount (rho: -t D)."""
+    """When the cash flow is paid, in years: at the maturity.  Every pricer discounts from it,
+    and ``estimators.combine`` differentiates that discount (rho: -t D).  An exercisable
+    option's cash flow, paid at its stopping date τ, enters carried to the maturity at the
+    rate (h e^{r(T - τ)}, ``exercise_policy``), so that this one discount serves it too."""
     return tf[MATURITY]
 
 

@@ -14,6 +14,7 @@ from mcgreeks.correlation import check_correlations, group_matrix, simulation_gr
     singular_legs
 from mcgreeks.correlation import groups as correlation_groups
 from mcgreeks.estimators import fd
+from mcgreeks.exercise_policy import american_dates
 from mcgreeks.estimators.selection import choices, greek_plan, method_plan, multi_asset_choices
 from mcgreeks.models import MODELS
 from mcgreeks.risk import PORTFOLIO_MEASURES, check_sum, portfolio_se, risk_table
@@ -73,7 +74,8 @@ def _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error):
         raise InputError(str(exc)) from None
 
 
-def _validated(trades, market, correlations, plan, on_error, sampler, asked):
+def _validated(trades, market, correlations, plan, on_error, sampler, asked,
+               steps_per_year=None):
     """Clean records (None for a bad row), per-row problems and the correlations' pairs; with
     on_error="fail", raise instead, listing every problem of the market table, or else of the
     trades table.  A bad correlations table raises whatever ``on_error`` says: pricing without
@@ -86,6 +88,9 @@ def _validated(trades, market, correlations, plan, on_error, sampler, asked):
         pairs = check_correlations(correlations, market_params, bad_market)
         simulation_groups(sorted(market_params), pairs)    # each group's matrix is PSD
     records, problems = check_trades(trades, market_params, bad_market)
+    for r in records:
+        if r is not None and r.get("exercise") == "american":
+            r["n_exercise"] = american_dates(r["maturity"], steps_per_year)
     mixed = _mixed_group_members(records, market_params, pairs)
     picks = []
     for r, p in zip(records, problems):
@@ -269,7 +274,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
     asked = greek_plan(greeks)
     plan = method_plan(method, asked)
     market_params, records, problems, picks, pairs = _validated(
-        trades, market, correlations, plan, on_error, sampler, asked)
+        trades, market, correlations, plan, on_error, sampler, asked, steps_per_year)
 
     rows = [{"error": "; ".join(p)} if p else {} for p in problems]
     trade_ids = _unique([r["trade_id"] if r else _trade_label(trades, i)

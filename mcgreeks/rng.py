@@ -91,6 +91,7 @@ from mcgreeks.vecmath import bits_double, double_bits, fma
 __all__ = [
     "STREAM_MAIN",
     "STREAM_PILOT",
+    "STREAM_EXERCISE",
     "philox4x64_10",
     "bits_to_uniform",
     "ndtri",
@@ -102,6 +103,8 @@ __all__ = [
 
 STREAM_MAIN = np.uint64(0)
 STREAM_PILOT = np.uint64(1)
+#: The pilot paths that exercise policies are fitted on (``exercise_policy``).
+STREAM_EXERCISE = np.uint64(2)
 
 # --- uint64 constants (never mix uint64 with a Python int literal inside a kernel) -------------
 _U0 = np.uint64(0)

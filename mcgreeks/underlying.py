@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mcgreeks import bridge, correlation, engine, kernel_inputs, sobol
+from mcgreeks import bridge, correlation, engine, exercise_policy, kernel_inputs, sobol
 from mcgreeks import greeks as G
+from mcgreeks import payoffs as P
 from mcgreeks.analytic.asian import geometric_asian
 from mcgreeks.estimators import fd, optimal
-from mcgreeks.kernel_inputs import MC_SAMPLER, no_totals, number_slots, trade_arrays
+from mcgreeks.kernel_inputs import MC_SAMPLER, exercisable, no_policy, no_totals, number_slots, \
+    trade_arrays
 from mcgreeks.models import MODELS
 from mcgreeks.pricers import heston_multi
 from mcgreeks.risk import GROUP_TOTAL, PORTFOLIO_MEASURES, risk_label
@@ -87,6 +89,8 @@ class Job:
         self.records = [dict(r, control=control and r["payoff"] == "asian_arithmetic")
                         for r in self.records]
         self.arrays = trade_arrays(self.records)
+        #: the exercisable trades' fitted policies (``kernel_inputs.Book.policy``; ``pilot``)
+        self.policy = no_policy(self.arrays[3])
         #: the quantity axis: N_QUANTITIES, then the measures of the largest multi-asset trade
         self.n_quantities = G.N_QUANTITIES + max(
             [len(self.measures(r)) for r in self.records if r.get("legs")] + [0])
@@ -277,10 +281,34 @@ def _fit_coefficients(job, covariances):
                                               direct_only=choice == G.VIBRATO)
 
 
+def fit_policies(job):
+    """Fit each exercisable trade's Longstaff-Schwartz policy on pilot paths of its own stream
+    (``exercise_policy``) into ``job.policy``, its description into the price's diagnostics."""
+    grid, ti, _, fix_idx = job.arrays
+    for j, r in enumerate(job.records):
+        if not exercisable(r):
+            continue
+        params = job.member_params[r.get("asset", 0)]
+        rows = slice(ti[j, P.FIX_OFF], ti[j, P.FIX_OFF] + ti[j, P.FIX_N])
+        times = grid[fix_idx[rows]]
+        market = dict(rate=params["rate"], div_yield=params["div_yield"], vol=params["vol"])
+        is_call = r["option_type"] == "call"
+        name = job.members[r.get("asset", 0)]
+        spots = exercise_policy.gbm_pilot(params["spot"], *market.values(), times,
+                                          seed_key(job.seed), name_key(name))
+        european = exercise_policy.remaining_european(spots, times, r["strike"], *market.values(),
+                                                      is_call)
+        policy = exercise_policy.fit(spots, times, r["strike"], params["rate"], is_call, european)
+        job.policy[rows] = exercise_policy.rows(policy, times, *market.values())
+        job.reasons[(j, G.PRICE)] = exercise_policy.describe(policy, spots.shape[1],
+                                                             r["exercise"] == "american")
+
+
 def pilot(job):
-    """Fit the likelihood-ratio baselines and blend weights, resolve auto choices (lowest pilot
-    variance; ties keep the preference order) and fit the pilot control coefficients.  Returns
-    the job, updated."""
+    """Fit the exercise policies, the likelihood-ratio baselines and blend weights, resolve
+    auto choices (lowest pilot variance; ties keep the preference order) and fit the pilot
+    control coefficients.  Returns the job, updated."""
+    fit_policies(job)
     covariances = {}
     if job.model.pilot_inputs is not None:
         covariances = _pilot_covariances(job, min(PILOT_PATHS, job.n_paths))

@@ -149,6 +149,36 @@ def check_market(market):
 EXERCISE_STYLES = ("european", "bermudan", "american")
 
 
+#: Payoffs early exercise is offered for (docs/reference.md#early-exercise), and those it is
+#: built for so far.
+EXERCISABLE = ("european", "basket", "best_of", "worst_of", "spread")
+EXERCISE_BUILT = ("european",)
+
+
+def _exercise_dates(row, exercise, payoff, params):
+    """The number of exercise dates of a Bermudan (its ``n_exercise``; None for an American,
+    whose dates are the simulation grid's, ``portfolio``), with the row's problems: a payoff or
+    model early exercise is not offered for, a missing or bad ``n_exercise``."""
+    if payoff is not None and payoff not in EXERCISABLE:
+        return row.fail("exercise", f"early exercise is offered for {', '.join(EXERCISABLE)} "
+                                    f"payoffs, not {payoff}")
+    if payoff is not None and payoff not in EXERCISE_BUILT:
+        return row.fail("exercise", f"early exercise of {payoff} payoffs is not built yet; only "
+                                    "european (vanilla) calls and puts")
+    if params is not None and params["model"] != "gbm":
+        return row.fail("exercise", f"early exercise under {params['model']} is not built yet; "
+                                    "only gbm")
+    if exercise != "bermudan":
+        return None
+    if _missing(row.record.get("n_exercise")):
+        row.fail("n_exercise", "required for a bermudan: its number of exercise dates")
+        return None
+    n = row.number("n_exercise", low=1.0, low_open=False)
+    if n is not None and n != int(n):
+        row.fail("n_exercise", "must be a whole number")
+    return None if n is None else int(n)
+
+
 def check_trades(trades, market, bad_market=None):
     """Validate the trades table against the checked market (``bad_market``: {underlying:
     problem} of invalid market rows, whose trades cannot be priced).
@@ -192,11 +222,10 @@ def check_trades(trades, market, bad_market=None):
             clean["barrier"] = row.number("barrier", low=0.0)
             clean["barrier_type"] = row.choice("barrier_type", BARRIER_TYPES)
             clean["monitoring"] = row.choice("monitoring", MONITORING, default="discrete")
-        # the exercise column: until early exercise is built, an American or Bermudan row
-        # would otherwise be priced as its European
         exercise = row.choice("exercise", EXERCISE_STYLES, default="european")
-        if exercise is not None and exercise != "european":
-            row.fail("exercise", "early exercise is not built yet; only european")
+        if exercise not in (None, "european"):
+            clean.update(exercise=exercise, n_exercise=_exercise_dates(row, exercise, payoff,
+                                                                       market.get(underlying)))
         if payoff is not None and reads_fixings(KINDS[payoff],
                                                 clean.get("monitoring") == "continuous"):
             n = row.number("n_fixings", low=1.0, low_open=False)

@@ -24,6 +24,8 @@ TRADES = pd.DataFrame([
          maturity=0.75, cash=5.0),
     dict(trade_id="c1", underlying="C", payoff="barrier", option_type="put", strike=7.0,
          maturity=2.0, barrier=6.0, barrier_type="down_in", n_fixings=24),
+    dict(trade_id="a3", underlying="A", payoff="european", option_type="put", strike=110.0,
+         maturity=0.5, exercise="american"),
 ])
 N_PATHS = 5 * engine.SEGMENT + 123        # several segments and a partial one per underlying
 

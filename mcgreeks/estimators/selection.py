@@ -85,6 +85,7 @@ def choices(record, plan, model="gbm", params=None, sampler="mc",
     Raises InputError naming the trade when the plan asks for an invalid estimator."""
     kind = payoffs.KINDS[record["payoff"]]
     continuous = record.get("monitoring") == "continuous"
+    exercise = record.get("exercise", "european") != "european"
     default, explicit = plan
     cap = MODELS[model].capability
     everywhere = () if default == "auto" else applies(cap, G.ESTIMATORS.index(default))
@@ -93,9 +94,9 @@ def choices(record, plan, model="gbm", params=None, sampler="mc",
         if g not in asked:
             continue
         name = explicit.get(g, default if default == "auto" or g in everywhere else "auto")
-        valid = valid_estimators(cap, kind, g, continuous, params)
+        valid = valid_estimators(cap, kind, g, continuous, params, exercise)
         if name == "auto":
-            candidates = auto_candidates(cap, kind, g, continuous, params)
+            candidates = auto_candidates(cap, kind, g, continuous, params, exercise)
             if not blends:
                 candidates = tuple(e for e in candidates if e != G.OPTIMAL)
             if G.OPTIMAL in candidates and sampler != "sobol":
@@ -113,7 +114,7 @@ def choices(record, plan, model="gbm", params=None, sampler="mc",
             raise InputError(
                 f"trade {record['trade_id']!r}: column 'method' has value {name!r} for "
                 f"{G.QUANTITIES[g]} of a {record['payoff']} {record['option_type']}: "
-                f"{why_invalid(cap, kind, g, e, continuous, params)}; valid: "
+                f"{why_invalid(cap, kind, g, e, continuous, params, exercise)}; valid: "
                 + ", ".join(G.ESTIMATORS[v] for v in valid))
         out[g] = e
     return out

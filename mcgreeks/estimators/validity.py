@@ -16,7 +16,14 @@ parameters, and where pathwise may be heavy-tailed.  The rules, per Greek g:
 - optimal blends the other two non-fd estimators, so it is offered where two exist, under a
   model that offers it;
 - fd is valid for every Greek the model defines;
-- the model's ``degenerate`` rule drops estimators at parameters where they break down.
+- the model's ``degenerate`` rule drops estimators at parameters where they break down;
+- an option exercisable before its maturity (``exercise``) pays a vanilla's cash flow at the
+  date its fixed policy stops the path, Lipschitz on each path: pathwise and mixed as for a
+  LIPSCHITZ payoff (holding the stopping date fixed, exact for the true option's Greeks where
+  the policy is optimal, by smooth pasting), likelihood ratio where the model scores every
+  date (exact for the fixed policy's value), fd (the same policy on bumped paths); no vibrato,
+  and no optimal blend, since its two parts estimate different things (they differ by the
+  policy's boundary terms).
 
 Valid estimators come in the order optimal, pathwise / mixed, lr, vibrato, fd, which is the
 order of preference.  Glasserman (2004), *Monte Carlo Methods in Financial Engineering*, §7.2-7.3.
@@ -62,12 +69,12 @@ class Capability(NamedTuple):
     reasons: dict = {}
 
 
-def _estimators(cap, kind, greek, continuous):
+def _estimators(cap, kind, greek, continuous, exercise=False):
     """The valid estimators before the parameter rules (see the module docstring)."""
     if greek not in cap.greeks:
         return ()
     smooth = P.smoothness(kind, continuous)
-    one_date = P.one_date(kind)
+    one_date = P.one_date(kind) and not exercise
     if greek == G.GAMMA:
         direct = (G.MIXED,) if smooth == P.LIPSCHITZ else ()
     else:
@@ -78,34 +85,37 @@ def _estimators(cap, kind, greek, continuous):
     return direct + score + vib + (G.FD,)
 
 
-def valid_estimators(cap, kind, greek, continuous=False, params=None):
+def valid_estimators(cap, kind, greek, continuous=False, params=None, exercise=False):
     """Estimator codes that are unbiased (fd: up to its O(h²) bump bias) for ``greek`` of payoff
-    ``kind`` (``continuous``: a continuously monitored barrier) under a model of capability
-    ``cap``, in order of preference; () for a Greek the model does not define.  With ``params``
-    (the model's parameters), those the model's ``degenerate`` rule names are dropped.
+    ``kind`` (``continuous``: a continuously monitored barrier; ``exercise``: exercisable before
+    its maturity) under a model of capability ``cap``, in order of preference; () for a Greek
+    the model does not define.  With ``params`` (the model's parameters), those the model's
+    ``degenerate`` rule names are dropped.
 
     >>> [G.ESTIMATORS[e] for e in valid_estimators(GBM, P.DIGITAL, G.DELTA)]
     ['optimal', 'lr', 'vibrato', 'fd']
     """
-    out = _estimators(cap, kind, greek, continuous)
+    out = _estimators(cap, kind, greek, continuous, exercise)
     if params is not None and cap.degenerate is not None:
         dropped = cap.degenerate(params)
         out = tuple(e for e in out if e not in dropped)
     # optimal blends the two non-fd estimators where there are two (pathwise or mixed with lr;
     # lr with vibrato for a payoff that jumps)
-    if cap.optimal and len(out) > 2:
+    if cap.optimal and len(out) > 2 and not exercise:
         out = (G.OPTIMAL,) + out
     return out
 
 
-def auto_candidates(cap, kind, greek, continuous=False, params=None):
+def auto_candidates(cap, kind, greek, continuous=False, params=None, exercise=False):
     """The estimators ``auto`` chooses among (in order of preference): the valid ones but fd,
     whose bump bias and re-simulation cost make it the last resort; fd alone where nothing else
     is valid.  Where the model's ``tails`` rule says pathwise may have an infinite variance at
     ``params``, fd replaces pathwise (below the rule's first bound) or joins it for a pilot with
     a tail test to decide (below its second, ``underlying.pilot``)."""
-    valid = valid_estimators(cap, kind, greek, continuous, params)
+    valid = valid_estimators(cap, kind, greek, continuous, params, exercise)
     out = tuple(e for e in valid if e != G.FD) or (G.FD,)
+    if exercise:        # the direct estimator: the stopping date held fixed, as lr cannot
+        out = out[:1]
     rule = cap.tails
     if rule is not None and params is not None and greek in rule.greeks and G.PATHWISE in out:
         ratio = rule.ratio(params)
@@ -128,7 +138,7 @@ def _one_date_names():
     return ", ".join(name for name, kind in P.KINDS.items() if P.one_date(kind))
 
 
-def why_invalid(cap, kind, greek, estimator, continuous=False, params=None):
+def why_invalid(cap, kind, greek, estimator, continuous=False, params=None, exercise=False):
     """Why ``estimator`` cannot estimate ``greek`` of payoff ``kind`` under a model of capability
     ``cap`` (for error messages); with ``params``, an estimator valid for the payoff but dropped
     at these parameters gets the model's reason for that."""
@@ -141,6 +151,12 @@ def why_invalid(cap, kind, greek, estimator, continuous=False, params=None):
         return cap.reasons["greek"]
     if estimator == G.OPTIMAL and not cap.optimal:
         return cap.reasons["optimal"]
+    if exercise and estimator == G.OPTIMAL:
+        return ("the optimal blend is not offered for early exercise: pathwise holds the "
+                "stopping date fixed and likelihood ratio differentiates the fixed policy's "
+                "value, which differ by the policy's boundary terms")
+    if exercise and estimator == G.VIBRATO:
+        return "vibrato is for payoffs that jump; an exercisable vanilla's is Lipschitz"
     if estimator == G.LR and greek not in cap.scores + cap.one_date_scores:
         return cap.reasons["lr"]
     if estimator == G.LR and greek not in cap.scores:

@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from mcgreeks import engine
+from mcgreeks import exercise_policy as XP
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks import vecmath
@@ -85,7 +86,7 @@ def _score_sums(ti, fix_idx, grid, w, m, acc):
 
 
 @kernel(inline=True)
-def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, rate, mu, vol, need_tangents, scores,
+def _fill(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tangents, scores,
           need_vibrato, acc, q):
     """Per-path quantities of one trade (as payoff ``kind``) over a tile into the rows of ``q``
     (``estimators.combine``), from the sums ``acc`` of ``payoffs.accumulate`` and
@@ -93,7 +94,14 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, rate, mu, vol, need_tangents, s
     (``models.gbm.tangents`` of the payoff's date-weight moments: the chain rule along the path;
     Glasserman 2004, §7.2.2), the scores of the law of W on the trade's own dates, for a
     continuously monitored barrier the bridge weight's explicit derivatives, and with
-    ``need_vibrato`` (a payoff that jumps) the vibrato estimates (``_vibrato``)."""
+    ``need_vibrato`` (a payoff that jumps) the vibrato estimates (``_vibrato``).
+
+    An exercisable option reads its path at the date τ where the fixed ``policy`` stops it
+    (``exercise_policy.stop``), and its cash flow h(S_τ) is carried to the maturity,
+    f = h(S_τ) e^{r(T - τ)}, so that the maturity's discount gives e^{-rτ} h(S_τ).  τ is a
+    locally constant function of the path, so the tangents are those of a one-date payoff at τ,
+    and the carry's own derivatives enter as explicit terms: (T - τ) f in r, r (T - τ)/T f in T
+    (τ scales with T)."""
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     maturity = tf[P.MATURITY]
     omega, strike, cash = tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH]
@@ -102,8 +110,9 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, rate, mu, vol, need_tangents, s
     log_s0 = math.log(s0)
     down = ti[P.DOWN] == 1
     continuous_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
+    stopped = ti[P.EXERCISE] == 1
     if (kind == P.EUROPEAN or kind == P.DIGITAL) and not need_tangents and \
-            scores == SCORES_NONE:
+            scores == SCORES_NONE and not stopped:
         # The payoff alone (price and fd slots): a loop simple enough to vectorize.
         for i in range(m):
             q[F, i] = P.value(kind, omega, strike, cash,
@@ -113,11 +122,24 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, rate, mu, vol, need_tangents, s
     log_level = math.log(tf[P.LEVEL])
     for i in range(m):
         w_n = w[g_last, i]
-        u, extreme, sw, swt, swx = P.quantity(kind, ti, fix_idx, grid, w, acc, i, log_s0, mu,
-                                              vol, t_mean)
+        t_stop = maturity
+        if stopped:
+            g = fix_idx[off + XP.stop(ti, tf, policy, fix_idx, grid, w, i, log_s0, mu, vol)]
+            t_stop, w_stop = grid[g], w[g, i]
+            u = vecmath.exp(log_s0 + mu * t_stop + vol * w_stop)
+            extreme, sw, swt, swx = 0.0, u, u * t_stop, u * w_stop
+        else:
+            u, extreme, sw, swt, swx = P.quantity(kind, ti, fix_idx, grid, w, acc, i, log_s0,
+                                                  mu, vol, t_mean)
         f = P.cash_flow(kind, ti, tf, u, extreme)
         slope = P.slope(kind, omega, strike, cash, u) * P.discrete_survival(ti, tf, extreme)
-        x_spot = x_vol = x_mat = x_spot2 = 0.0
+        x_spot = x_vol = x_mat = x_spot2 = x_rate = 0.0
+        if stopped:
+            carry = math.exp(rate * (maturity - t_stop))
+            f *= carry
+            slope *= carry
+            x_rate = (maturity - t_stop) * f
+            x_mat = rate * x_rate / maturity
         if continuous_barrier:
             # f = vanilla(S_T) × weight(ln S0, ln S_T, σ²T): the weight's own derivatives enter
             # as explicit terms, and its S_T-derivative joins the slope.
@@ -133,13 +155,13 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, rate, mu, vol, need_tangents, s
             f *= P.knock_weight(ti, p)
         q[F, i] = f
         q[C.X + G.DELTA, i], q[C.X + G.VEGA, i], q[C.X + G.THETA, i] = x_spot, x_vol, x_mat
-        q[C.X + G.RHO, i], q[C.X2, i] = 0.0, x_spot2
+        q[C.X + G.RHO, i], q[C.X2, i] = x_rate, x_spot2
         if need_tangents:
             q[U, i], q[SLOPE, i] = u, slope
             t_spot, t_vol, t_rate, t_mat = gbm.tangents(s0, mu, vol, maturity, sw, swt, swx)
             q[C.D + G.DELTA, i] = slope * t_spot + x_spot
             q[C.D + G.VEGA, i] = slope * t_vol + x_vol
-            q[C.D + G.RHO, i] = slope * t_rate + 0.0
+            q[C.D + G.RHO, i] = slope * t_rate + x_rate
             q[C.D + G.THETA, i] = slope * t_mat + x_mat
         if scores != SCORES_NONE:
             w1 = w[g_first, i]
@@ -158,7 +180,7 @@ def _fill(kind, ti, tf, fix_idx, grid, w, m, s0, rate, mu, vol, need_tangents, s
 
 
 @kernel(inline=True)
-def _fill_trade(ti, tf, fix_idx, grid, w, m, s0, rate, mu, vol, need_tangents, scores,
+def _fill_trade(ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tangents, scores,
                 need_vibrato, acc, q, q_x):
     """The trade's per-path quantities into q and, when it has a control, its geometric twin's
     (same dates, same path) into q_x: one pass over the dates serves both.  Vibrato's rows only
@@ -171,36 +193,42 @@ def _fill_trade(ti, tf, fix_idx, grid, w, m, s0, rate, mu, vol, need_tangents, s
     need_vibrato = need_vibrato and P.jumps(ti)
     # one call site for both sides: each inlined copy costs compile time
     for twin in range(2 if control else 1):
-        _fill(P.ASIAN_GEOMETRIC if twin else kind, ti, tf, fix_idx, grid, w, m, s0, rate, mu,
-              vol, need_tangents, scores, need_vibrato, acc, q_x if twin else q)
+        _fill(P.ASIAN_GEOMETRIC if twin else kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate,
+              mu, vol, need_tangents, scores, need_vibrato, acc, q_x if twin else q)
 
 
 @kernel
-def _revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, c):
-    """Discounted payoff of path i under moved parameters (same W): the fd revaluation."""
+def _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, c):
+    """Discounted payoff of path i under moved parameters (same W): the fd revaluation.  An
+    exercisable option keeps its fixed policy, which stops the moved path where it stops."""
+    if ti[P.EXERCISE] == 1:
+        a, b, c_w = math.log(s0), gbm.log_drift(rate, div, vol) * c, vol * math.sqrt(c)
+        g = fix_idx[ti[P.FIX_OFF] + XP.stop(ti, tf, policy, fix_idx, grid, w, i, a, b, c_w)]
+        return math.exp(-rate * grid[g] * c) * P.value(
+            P.EUROPEAN, tf[P.OMEGA], tf[P.STRIKE], 1.0, vecmath.exp(a + b * grid[g] + c_w * w[g, i]))
     return math.exp(-rate * P.payment_time(kind, tf) * c) * _value(
         kind, ti, tf, fix_idx, grid, w, i, s0, gbm.log_drift(rate, div, vol), vol, c)
 
 
 @kernel
-def _fd(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, base, bumps):
+def _fd(g, kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, base, bumps):
     """Central bump-and-revalue of quantity g on path i; ``base`` is the unbumped discounted value."""
     if g == G.DELTA or g == G.GAMMA:
         h = bumps[0] * s0
-        up = _revalue(kind, ti, tf, fix_idx, grid, w, i, s0 + h, rate, div, vol, 1.0)
-        dn = _revalue(kind, ti, tf, fix_idx, grid, w, i, s0 - h, rate, div, vol, 1.0)
+        up = _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0 + h, rate, div, vol, 1.0)
+        dn = _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0 - h, rate, div, vol, 1.0)
         return fd.central(up, dn, h) if g == G.DELTA else fd.second(up, base, dn, h)
     if g == G.VEGA:
         h = bumps[1] * vol
-        return fd.central(_revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol + h, 1.0),
-                          _revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol - h, 1.0), h)
+        return fd.central(_revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol + h, 1.0),
+                          _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol - h, 1.0), h)
     if g == G.RHO:
         h = bumps[2]
-        return fd.central(_revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate + h, div, vol, 1.0),
-                          _revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate - h, div, vol, 1.0), h)
+        return fd.central(_revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate + h, div, vol, 1.0),
+                          _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate - h, div, vol, 1.0), h)
     h = bumps[3]  # theta = -∂V/∂T, dates and W scaled by 1 ± h
-    return -fd.central(_revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, 1.0 + h),
-                       _revalue(kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol, 1.0 - h),
+    return -fd.central(_revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, 1.0 + h),
+                       _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, 1.0 - h),
                        h * tf[P.MATURITY])
 
 
@@ -255,14 +283,14 @@ def _vibrato(kind, ti, tf, fix_idx, grid, w, i, s0, rate, mu, vol, f, extreme, q
 
 
 @kernel(inline=True)
-def _estimates(g, e, kind, ti, tf, fix_idx, grid, w, m, s0, rate, div, vol, q, bumps, coef,
-               baseline, x):
+def _estimates(g, e, kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, div, vol, q, bumps,
+               coef, baseline, x):
     """One path's estimate of (g, e) for each path of the tile into x[:m]."""
     pay = P.payment_time(kind, tf)
     disc = math.exp(-rate * pay)
     if e == G.FD:
         for i in range(m):
-            x[i] = _fd(g, kind, ti, tf, fix_idx, grid, w, i, s0, rate, div, vol,
+            x[i] = _fd(g, kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol,
                        disc * q[F, i], bumps)
         return
     jumps = P.jumps(ti)
@@ -286,8 +314,8 @@ def needs(slots):
 
 
 @kernel
-def trade_tile(ti_j, tf_j, fix_idx, grid, w_j, m, s0, rate, div, vol, needs_j, slots_j, coef_j,
-               bumps, agg_e_j, agg_w_j, agg_t_j, agg, acc, q, q_x, y, x, out_tile):
+def trade_tile(ti_j, tf_j, fix_idx, policy, grid, w_j, m, s0, rate, div, vol, needs_j, slots_j,
+               coef_j, bumps, agg_e_j, agg_w_j, agg_t_j, agg, acc, q, q_x, y, x, out_tile):
     """All wanted estimates of one single-asset trade over one tile, read from its asset's
     Brownian motion w_j at the grid dates with that asset's parameters (s0, rate, div, vol):
     their moments into out_tile[slot] and their per-path totals; with a control (an arithmetic
@@ -299,16 +327,16 @@ def trade_tile(ti_j, tf_j, fix_idx, grid, w_j, m, s0, rate, div, vol, needs_j, s
     kind = ti_j[P.KIND]
     control = ti_j[P.CONTROL] == 1
     mu = gbm.log_drift(rate, div, vol)
-    _fill_trade(ti_j, tf_j, fix_idx, grid, w_j, m, s0, rate, mu, vol, needs_j[0] == 1, needs_j[1],
-                needs_j[2] == 1, acc, q, q_x)
+    _fill_trade(ti_j, tf_j, fix_idx, policy, grid, w_j, m, s0, rate, mu, vol, needs_j[0] == 1,
+                needs_j[1], needs_j[2] == 1, acc, q, q_x)
     for g in range(slots_j.shape[0]):
         for e in range(slots_j.shape[1]):
             k = slots_j[g, e]
             if k < 0:
                 continue
             for twin in range(2 if control else 1):     # one inlined copy
-                _estimates(g, e, P.ASIAN_GEOMETRIC if twin else kind, ti_j, tf_j, fix_idx, grid,
-                           w_j, m, s0, rate, div, vol, q_x if twin else q, bumps, coef_j[g],
+                _estimates(g, e, P.ASIAN_GEOMETRIC if twin else kind, ti_j, tf_j, fix_idx, policy,
+                           grid, w_j, m, s0, rate, div, vol, q_x if twin else q, bumps, coef_j[g],
                            not twin, x if twin else y)
             write_moments(y, x, m, control, out_tile[k])
             add_to_total(g, e, y, x, m, control, agg_e_j, agg_w_j, agg_t_j, agg)
@@ -349,6 +377,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
     key0, _, stream = keys
     grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
         borrow(book.fix_idx)
+    policy = borrow(book.policy)
     slots, trade_needs, coef, bumps = borrow(plan.slots), borrow(plan.needs), borrow(plan.coef), \
         borrow(plan.bumps)
     agg_e, agg_w, agg_t = borrow(totals.estimator), borrow(totals.weights), \
@@ -397,7 +426,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
                     continue
             a = ti_j[P.ASSET]
             # the state of the asset the payoff reads, with that asset's parameters
-            trade_tile(ti_j, tf_j, fix_idx, grid, w[a], m, spot[a], rates[a], divs[a], vols[a],
+            trade_tile(ti_j, tf_j, fix_idx, policy, grid, w[a], m, spot[a], rates[a], divs[a], vols[a],
                        trade_needs[j], slots_j, coef_j, bumps, agg_e_j, agg_w_j, agg_t_j, agg,
                        acc, q, q_x, y, x, out_tile)
         if agg_base >= 0:
@@ -451,7 +480,7 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
     spot, rates, divs, vols = borrow(paths.spot), borrow(paths.rate), borrow(paths.div_yield), \
         borrow(paths.vol)
     names, mix = borrow(paths.names), borrow(paths.mix)
-    fitted, out = borrow(fitted), borrow(out)
+    fitted, out, policy = borrow(fitted), borrow(out), borrow(book.policy)
     n_c = optimal.N_COMPONENTS
     n_assets = names.size
     w_, z_, acc_ = (np.empty((n_assets, grid.size, TILE)), np.empty(TILE),
@@ -471,7 +500,7 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
             a = ti[j, P.ASSET]
             s0, rate, vol = spot[a], rates[a], vols[a]
             mu = gbm.log_drift(rate, divs[a], vol)
-            _fill_trade(ti[j], tf[j], fix_idx, grid, w[a], m, s0, rate, mu, vol,
+            _fill_trade(ti[j], tf[j], fix_idx, policy, grid, w[a], m, s0, rate, mu, vol,
                         True, SCORES_ALL, True, acc, q, q_x)
             pay = P.payment_time(ti[j, P.KIND], tf[j])
             disc = math.exp(-rate * pay)

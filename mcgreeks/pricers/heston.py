@@ -469,7 +469,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                     for j in range(n_trades):
                         if ti[j, P.ASSET] == a and ti[j, P.LEG_N] == 0:
                             gbm_pricer.trade_tile(
-                                ti[j], tf[j], fix_idx, grid, x[a], m, spots[a], rates[a],
+                                ti[j], tf[j], fix_idx, borrow(book.policy), grid, x[a], m,
+                                spots[a], rates[a],
                                 paths.div_yield[a], paths.vol[a], members.needs[j], slots[j],
                                 members.coef[j], members.bumps, agg_e[j], agg_w[j], agg_t[j],
                                 agg, acc_g, q, q_x, buf, f, out[tile])
@@ -654,7 +655,7 @@ def _member_wants(a, ti, slots, legs):
 
 def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
             steps_per_year=DEFAULT_STEPS_PER_YEAR, scheme="qe", totals=None, names=None, mix=None,
-            legs=None, gbm_bumps=None):
+            legs=None, gbm_bumps=None, policy=None):
     """Validate the inputs and build the ``chunk`` kernel's arguments after its path range:
     (book, paths, plan, totals, legs, members, mix), the records of ``kernel_inputs`` (mix: the
     group's Cholesky factor, None for one underlying): the trades on the
@@ -666,6 +667,7 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
     each with its ``model``, "heston" or "gbm"), with their name keys ``names``
     (``rng.name_key``), the lower Cholesky factor ``mix`` of their correlation matrix and
     ``legs`` (``kernel_inputs.Legs``: the multi-asset trades'; None when there are none).
+    ``policy``: ``kernel_inputs.Book.policy`` of its exercisable trades (None: none).
     Single-asset trades on a GBM member are GBM's, with fd sizes ``gbm_bumps``
     (``estimators.fd.GBM_BUMPS`` by default) and no pilot fit (no optimal blend, no baseline).
     Raises ValueError as ``run_heston`` does."""
@@ -747,7 +749,8 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
             gbm_pricer.needs(slots[:, :G.N_QUANTITIES]),
             np.zeros((len(ti), G.N_QUANTITIES, optimal.N_COEFFICIENTS)),
             fd.bumps(gbm_bumps, fd.GBM_BUMPS))
-    args = (kernel_inputs.Book(grid, ti, tf, fix), paths, plan, totals, legs, members_,
+    policy = kernel_inputs.no_policy(fix) if policy is None else policy
+    args = (kernel_inputs.Book(grid, ti, tf, fix, policy), paths, plan, totals, legs, members_,
             paths.mix if n > 1 else None)
     return args, int(slots.max()) + 1
 

@@ -1,0 +1,174 @@
+"""Early exercise under GBM (``exercise_policy`` in ``pricers.gbm``): Longstaff-Schwartz prices and
+Greeks of Bermudan and American vanillas through ``price_portfolio``, against the finite-difference
+references of ``analytic.american`` (themselves tested against published values in
+tests/analytic/test_american.py).
+
+What is compared with what, and the allowances:
+- the price is the value of a fixed policy fitted on a pilot of its own stream, so it is low-biased:
+  it must lie within 4 SE below the reference plus the policy's low bias, at most
+  ``PRICE_BIAS`` = 0.5 % of the price (the issue's aim at 100k paths; measured 0.0-0.3 %), and never
+  above it beyond 4 SE;
+- the Greeks hold the fitted policy fixed (pathwise: the stopping date is locally constant; mixed
+  gamma).  At the optimal policy that is the American Greek (smooth pasting); a fitted policy's
+  boundary is off by its regression noise, which moves the Greeks to first order while the price
+  moves to second.  Measured over 6 pilot seeds of 2^17 paths on the LS put below (200k main
+  paths): relative errors with mean about 0 and spread 0.8 % (delta), 1.2 % (vega), 1.8 % (rho),
+  0.6 % (theta), 5 % (gamma).  ``GREEK_ALLOWANCE`` is about 2.5 times those: the policy's noise,
+  which the main run's SE does not contain (docs/reference.md#early-exercise says so).
+"""
+import numpy as np
+import pandas as pd
+import pytest
+
+from mcgreeks import price_portfolio
+from mcgreeks.analytic.american import american_greeks, american_price
+from mcgreeks.validation import InputError
+
+PRICE_BIAS = 0.005
+GREEK_ALLOWANCE = {"delta": 0.025, "gamma": 0.12, "vega": 0.03, "rho": 0.045, "theta": 0.02}
+GREEKS = tuple(GREEK_ALLOWANCE)
+
+
+def _book(spot, strike, rate, div, vol, maturity, option_type, exercise, n_exercise=None):
+    trade = dict(trade_id="t", underlying="X", payoff="european", option_type=option_type,
+                 strike=strike, maturity=maturity, exercise=exercise)
+    if n_exercise is not None:
+        trade["n_exercise"] = n_exercise
+    market = dict(underlying="X", model="gbm", spot=spot, rate=rate, div_yield=div, vol=vol)
+    return pd.DataFrame([trade]), pd.DataFrame([market])
+
+
+def _reference(spot, strike, rate, div, vol, maturity, option_type, dates):
+    """Price and Greeks of the FD reference; theta with the exercise dates scaled with T, as the
+    engine's theta (docs/reference.md: a maturity bump scales the whole schedule)."""
+    ref = american_greeks(spot, strike, rate, div, vol, maturity, option_type,
+                          exercise_dates=dates)
+    if dates is not None:
+        h = 1e-3
+        moved = [american_price(spot, strike, rate, div, vol, maturity * c, option_type,
+                                exercise_dates=np.asarray(dates) * c) for c in (1 + h, 1 - h)]
+        ref["theta"] = -(moved[0] - moved[1]) / (2 * h * maturity)
+    return ref
+
+
+def _check_price(row, ref):
+    price, se = row["price"], row["price_se"]
+    assert se < 0.004 * ref["price"]            # small enough for the allowance to mean something
+    assert price < ref["price"] + 4 * se        # a fixed policy's value: never above the option's
+    assert price > ref["price"] * (1 - PRICE_BIAS) - 4 * se
+
+
+def _check_greeks(row, ref, greeks=GREEKS):
+    for g in greeks:
+        err = abs(row[g] - ref[g])
+        assert err < 4 * row[g + "_se"] + GREEK_ALLOWANCE[g] * abs(ref[g]), (g, row[g], ref[g])
+
+
+# Longstaff & Schwartz (2001), Table 1: S = 36, K = 40, r = 6 %, σ = 20 %, T = 1, exercisable 50
+# times a year; their finite-difference value 4.478 (a Bermudan: analytic.american reproduces it).
+LS_PUT = (36.0, 40.0, 0.06, 0.0, 0.2, 1.0, "put")
+
+
+@pytest.fixture(scope="module")
+def ls_put():
+    trades, market = _book(*LS_PUT, "bermudan", 50)
+    res, diag = price_portfolio(trades, market, n_paths=100_000, seed=3, diagnostics=True)
+    return res.iloc[0], diag
+
+
+def test_ls_bermudan_put_price_and_greeks_against_finite_differences(ls_put):
+    row, _ = ls_put
+    ref = _reference(*LS_PUT, np.arange(1, 51) / 50)
+    assert abs(ref["price"] - 4.478) < 1e-3
+    _check_price(row, ref)
+    _check_greeks(row, ref)
+    assert (row["method_delta"], row["method_gamma"]) == ("pathwise", "mixed")
+
+
+def test_the_policy_and_its_basis_are_reported(ls_put):
+    _, diag = ls_put
+    reason = diag.reset_index().set_index("quantity").loc["price", "reason"]
+    assert "Longstaff-Schwartz policy on 50 exercise dates" in reason
+    assert "basis 1, S/K, (S/K)^2, european/K" in reason
+    assert "131,072 pilot paths" in reason
+
+
+def test_bermudan_put_with_four_dates():
+    case = (100.0, 100.0, 0.05, 0.0, 0.3, 1.0, "put")
+    trades, market = _book(*case, "bermudan", 4)
+    row = price_portfolio(trades, market, n_paths=100_000, seed=5).iloc[0]
+    ref = _reference(*case, np.arange(1, 5) / 4)
+    _check_price(row, ref)
+    _check_greeks(row, ref)
+
+
+@pytest.mark.parametrize("case", [
+    (36.0, 40.0, 0.06, 0.0, 0.2, 1.0, "put"),
+    (100.0, 100.0, 0.03, 0.07, 0.25, 1.0, "call"),     # early exercise for the dividend
+])
+def test_american_against_the_continuous_american(case):
+    """``american`` is the Bermudan at every grid step (steps_per_year, here 200): its value is
+    below the continuous American's by that Bermudan's gap (measured with the FD reference,
+    0.05 % and 0.03 % at 200 dates) and the policy's low bias, within PRICE_BIAS together."""
+    trades, market = _book(*case, "american")
+    row = price_portfolio(trades, market, n_paths=200_000, seed=7, steps_per_year=200,
+                          greeks="delta,gamma,vega").iloc[0]
+    american = american_greeks(*case)
+    bermudan = american_price(*case, exercise_dates=np.arange(1, 201) / 200)
+    assert american["price"] - bermudan < 0.001 * american["price"]
+    _check_price(row, american)
+    _check_greeks(row, american, ("delta", "gamma", "vega"))
+
+
+def test_an_exercisable_option_is_worth_at_least_its_european():
+    trades, market = _book(*LS_PUT, "bermudan", 10)
+    both = pd.concat([trades, trades.assign(trade_id="e", exercise="european")])
+    res = price_portfolio(both, market, n_paths=20_000, seed=1, greeks="none")
+    assert res.loc["t", "price"] > res.loc["e", "price"] + 4 * res.loc["t", "price_se"]
+
+
+def test_lr_and_fd_are_offered_optimal_is_not():
+    trades, market = _book(*LS_PUT, "bermudan", 4)
+    lr = price_portfolio(trades, market, n_paths=20_000, seed=2, method="lr",
+                         greeks="delta,rho").iloc[0]
+    fd = price_portfolio(trades, market, n_paths=20_000, seed=2, method="fd",
+                         greeks="delta,rho").iloc[0]
+    ref = _reference(*LS_PUT, np.arange(1, 5) / 4)
+    for row in (lr, fd):
+        _check_greeks(row, ref, ("delta", "rho"))
+    with pytest.raises(InputError, match="optimal blend is not offered for early exercise"):
+        price_portfolio(trades, market, n_paths=1000, method="optimal")
+
+
+def test_same_bits_on_any_chunking():
+    trades, market = _book(*LS_PUT, "american")
+    kw = dict(n_paths=3 * 4096 + 77, seed=11)
+    one = price_portfolio(trades, market, **kw)
+    many = price_portfolio(trades, market, chunk_paths=1024, block_paths=256, **kw)
+    pd.testing.assert_frame_equal(one, many, check_exact=True)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(exercise="bermudan"), "'n_exercise' has value empty: required for a bermudan"),
+    (dict(exercise="bermudan", n_exercise=0), "'n_exercise' has value 0: must be >= 1"),
+    (dict(exercise="bermudan", n_exercise=2.5), "'n_exercise' has value 2.5: must be a whole"),
+    (dict(exercise="sometimes"), "'exercise' has value 'sometimes': must be one of european"),
+    (dict(exercise="american", payoff="asian_arithmetic", n_fixings=4),
+     "'exercise' has value 'american': early exercise is offered for european, basket, "
+     "best_of, worst_of, spread payoffs, not asian_arithmetic"),
+])
+def test_bad_exercise_input_is_a_one_line_error_naming_trade_column_value(change, match):
+    trades, market = _book(*LS_PUT, "european")
+    trades = trades.assign(**{"n_exercise": np.nan, **{k: [v] for k, v in change.items()}})
+    with pytest.raises(InputError) as error:
+        price_portfolio(trades, market, n_paths=1000)
+    assert str(error.value).startswith(f"trade 't': column {match}")
+    assert "\n" not in str(error.value)
+
+
+def test_early_exercise_under_heston_is_refused_until_built():
+    trades, _ = _book(*LS_PUT, "american")
+    market = pd.DataFrame([dict(underlying="X", model="heston", spot=36.0, rate=0.06, v0=0.04,
+                                kappa=1.5, vbar=0.04, xi=0.5, corr=-0.7)])
+    with pytest.raises(InputError, match="early exercise under heston is not built yet"):
+        price_portfolio(trades, market, n_paths=1000)
