@@ -92,6 +92,7 @@ __all__ = [
     "STREAM_MAIN",
     "STREAM_PILOT",
     "STREAM_EXERCISE",
+    "STREAM_DUAL",
     "philox4x64_10",
     "bits_to_uniform",
     "ndtri",
@@ -105,6 +106,8 @@ STREAM_MAIN = np.uint64(0)
 STREAM_PILOT = np.uint64(1)
 #: The pilot paths that exercise policies are fitted on (``exercise_policy``).
 STREAM_EXERCISE = np.uint64(2)
+#: The outer and inner paths of the dual upper bound of an exercise policy (``dual_bound``).
+STREAM_DUAL = np.uint64(3)
 
 # --- uint64 constants (never mix uint64 with a Python int literal inside a kernel) -------------
 _U0 = np.uint64(0)
