@@ -31,6 +31,7 @@ import numpy as np
 
 from mcgreeks import payoffs as P
 from mcgreeks._jit import kernel
+from mcgreeks.engine import SEGMENT
 
 #: Fewest in-the-money pilot paths a date's regression needs (per basis column, 10).
 MIN_ITM_PER_COLUMN = 10
@@ -147,9 +148,25 @@ def price(policy, spots, times, strike, rate, is_call, european=None):
     return float(paid.mean()), float(paid.std(ddof=1) / np.sqrt(paid.size))
 
 
-#: Pilot paths a policy is fitted on (stream ``rng.STREAM_EXERCISE``): the fit's own noise
-#: lowers the price by about 0.1-0.2 % at this size (tests/test_exercise_policy.py).
-PILOT_PATHS = 1 << 17
+#: Pilot paths a trade's policies are fitted on, in all (stream ``rng.STREAM_EXERCISE``).
+PILOT_PATHS = 1 << 18
+#: Independent policies a trade is priced with, at most: each fitted on its own share of the
+#: pilot and applied to its own run of whole segments of the main paths, so that the spread of
+#: their estimates carries the policy fit's noise into every standard error (``replicates``).
+POLICY_REPLICATES = 8
+
+
+def replicates(n_paths, segment, replicated=True):
+    """(number of policies R, policy_of[s]: the policy of main-run segment s, s = 0 ..
+    ⌈n_paths / segment⌉ - 1).  R = min(POLICY_REPLICATES, the whole segments), each policy on a
+    run of consecutive segments (a partial last segment joins the last run); R = 1 with fewer
+    than two whole segments, or when not ``replicated`` (a Sobol run, whose spread is its
+    scramblings')."""
+    n_segments = -(-n_paths // segment)
+    whole = n_paths // segment
+    r = min(POLICY_REPLICATES, whole) if replicated and whole >= 2 else 1
+    policy_of = np.minimum(np.arange(n_segments) * r // max(whole, 1), r - 1)
+    return r, policy_of.astype(np.int64)
 
 
 #: Exercise dates per year of an American option when ``steps_per_year`` is not given (the
@@ -164,10 +181,11 @@ def american_dates(maturity, steps_per_year=None):
     return max(1, math.ceil(maturity * spy - 1e-9))
 
 
-def gbm_pilot(spot, rate, div_yield, vol, times, key0, key1, n_paths=PILOT_PATHS):
-    """Spots S[k, p] at dates ``times`` of ``n_paths`` exact GBM pilot paths, drawn from stream
-    ``rng.STREAM_EXERCISE`` under keys (key0, key1): normal draw k of path p is the increment
-    of W over (t_{k-1}, t_k], so the pilot depends on the seed, the name and the dates only."""
+def gbm_pilot(spot, rate, div_yield, vol, times, key0, key1, n_paths=PILOT_PATHS, path0=0):
+    """Spots S[k, p] at dates ``times`` of ``n_paths`` exact GBM pilot paths, numbers path0 ..
+    path0 + n_paths - 1 of stream ``rng.STREAM_EXERCISE`` under keys (key0, key1): normal draw
+    k of path p is the increment of W over (t_{k-1}, t_k], so the pilot depends on the seed,
+    the name and the dates only."""
     from mcgreeks.rng import STREAM_EXERCISE, fill_normals
     times = np.asarray(times, dtype=float)
     steps = np.sqrt(np.diff(np.concatenate([[0.0], times])))
@@ -175,7 +193,7 @@ def gbm_pilot(spot, rate, div_yield, vol, times, key0, key1, n_paths=PILOT_PATHS
     z = np.empty(n_paths)
     total = np.zeros(n_paths)
     for k in range(times.size):
-        fill_normals(key0, key1, STREAM_EXERCISE, 0, k, z)
+        fill_normals(key0, key1, STREAM_EXERCISE, path0, k, z)
         total += steps[k] * z
         w[k] = total
     return spot * np.exp((rate - div_yield - 0.5 * vol * vol) * times[:, None] + vol * w)
@@ -194,16 +212,21 @@ def remaining_european(spots, times, strike, rate, div_yield, vol, is_call):
     return out
 
 
-def describe(policy, n_pilot, american):
-    """One line for the diagnostics: the method, basis, pilot and the fit's quality."""
-    fitted = ~np.isnan(policy.coefficients[:, 0])
-    r2 = policy.r_squared[fitted]
-    dates = policy.coefficients.shape[0] + 1
+def describe(policies, n_pilot, american):
+    """One line for the diagnostics: the method, basis, pilots and the fits' quality."""
+    fitted = ~np.isnan(np.stack([p.coefficients[:, 0] for p in policies]))
+    r2 = np.stack([p.r_squared for p in policies])[fitted]
+    dates = policies[0].coefficients.shape[0] + 1
     quality = f"R² {r2.min():.2f}-{r2.max():.2f}" if r2.size else "no date fitted"
-    return (f"Longstaff-Schwartz policy on {dates} exercise dates"
+    spread = (f"{len(policies)} policies, each on {n_pilot:,} pilot paths (own stream) and its "
+              "own run of main paths; the SEs are the spread of their estimates"
+              if len(policies) > 1 else
+              f"one policy on {n_pilot:,} pilot paths (own stream); the SEs leave out the "
+              "policy's noise (fewer than two segments of paths, or Sobol points)")
+    return (f"Longstaff-Schwartz on {dates} exercise dates"
             + (" (american: Bermudan at every grid step)" if american else "")
-            + f"; basis {', '.join(policy.columns)} on in-the-money paths; fitted on {n_pilot:,}"
-            f" pilot paths (own stream); {int(fitted.sum())} dates with exercise, {quality}")
+            + f"; basis {', '.join(policies[0].columns)} on in-the-money paths; {spread}; "
+            f"{int(fitted.sum(axis=1).min())} dates with exercise, {quality}")
 
 
 def rows(policy, times, rate, div_yield, vol):
@@ -257,6 +280,13 @@ def exercises(policy, row, omega, strike, spot):
                        policy[row, DIV], policy[row, VOL]) / strike
     return h >= policy[row, B0] + x * (policy[row, B1] + x * policy[row, B2]) + \
         e * policy[row, B3]
+
+
+@kernel(inline=True)
+def tile_policy(policies, policy_of, path):
+    """The policy (``kernel_inputs.Book.policy[r]``) of the tile of paths that starts at path
+    number ``path``: its segment's (a tile never straddles two)."""
+    return policies[policy_of[min(path // SEGMENT, policy_of.size - 1)]]
 
 
 @kernel

@@ -22,9 +22,10 @@ from mcgreeks.rng import name_key
 #: A book of trades on one grid.  grid: the dates (years, increasing) the paths are read at;
 #: ti, tf: per trade the integer and float columns of ``payoffs`` (``payoffs.KIND`` ...,
 #: ``payoffs.OMEGA`` ...); fix_idx: trade j's dates are grid[fix_idx[ti[j, FIX_OFF]:][:ti[j,
-#: FIX_N]]]; policy: one row per entry of fix_idx, the exercise policy of an exercisable trade
-#: at that date (``exercise_policy.rows``; NaN for the others, never read).
-Book = namedtuple("Book", "grid ti tf fix_idx policy")
+#: FIX_N]]]; policy[r]: exercise policy r of the exercisable trades, one row per entry of
+#: fix_idx (``exercise_policy.rows``; NaN for the other trades, never read), and policy_of[s]
+#: the policy of the paths of segment s (``exercise_policy.replicates``).
+Book = namedtuple("Book", "grid ti tf fix_idx policy policy_of")
 #: The estimates wanted.  slots[j, g, e]: the output index of trade j's quantity g
 #: (``greeks.QUANTITIES``) by estimator e (``greeks.ESTIMATORS``), or -1; needs[j]: what trade j's
 #: estimates read of a path, the model's flags (GBM: ``pricers.gbm.needs``); coef[j, g]: the
@@ -97,10 +98,10 @@ def exercisable(record):
     return record.get("exercise", "european") != "european"
 
 
-def no_policy(fix_idx):
-    """The ``Book.policy`` of a book without exercisable trades (NaN rows, never read)."""
+def no_policy(fix_idx, n_policies=1):
+    """``Book.policy`` before any fit (NaN rows: no exercise before the maturity)."""
     from mcgreeks.exercise_policy import N_POLICY
-    return np.full((len(fix_idx), N_POLICY), np.nan)
+    return np.full((n_policies, len(fix_idx), N_POLICY), np.nan)
 
 
 def trade_arrays(records):
@@ -187,13 +188,13 @@ def gbm(job, slots, totals, sampler=None):
     # the kernel with legs and Sobol points would be a third compile
     legs = job.legs if any(r.get("legs") for r in job.records) or (
         job.with_legs and dirs is None) else None
-    return Book(*job.arrays, job.policy), _gbm_paths(job, fields), plan, totals, legs, dirs
+    return Book(*job.arrays, job.policy, job.policy_of), _gbm_paths(job, fields), plan, totals, legs, dirs
 
 
 def gbm_pilot(job):
     """``pricers.gbm.pilot_chunk``'s (book, paths) (between the path count and the ``fitted``
     flags): Monte Carlo paths."""
-    return Book(*job.arrays, job.policy), _gbm_paths(job, MC_SAMPLER[1])
+    return Book(*job.arrays, job.policy, job.policy_of), _gbm_paths(job, MC_SAMPLER[1])
 
 
 def heston(job, slots, totals, sampler=None):
@@ -211,7 +212,8 @@ def heston(job, slots, totals, sampler=None):
     args, _ = pricer.prepare(**{"params": job.params, **group}, ti=ti, tf=tf, fix_idx=fix_idx,
                              payoff_grid=grid, slots=slots, bumps=job.bumps,
                              steps_per_year=job.steps_per_year, scheme=job.scheme, totals=totals,
-                             legs=legs, gbm_bumps=job.member_bumps, policy=job.policy)
+                             legs=legs, gbm_bumps=job.member_bumps,
+                             policy=(job.policy, job.policy_of))
     return args
 
 

@@ -89,8 +89,13 @@ class Job:
         self.records = [dict(r, control=control and r["payoff"] == "asian_arithmetic")
                         for r in self.records]
         self.arrays = trade_arrays(self.records)
-        #: the exercisable trades' fitted policies (``kernel_inputs.Book.policy``; ``pilot``)
-        self.policy = no_policy(self.arrays[3])
+        #: the exercisable trades' fitted policies and the policy of each segment of the main
+        #: run (``kernel_inputs.Book``; fitted by ``pilot``)
+        self.n_policies, self.policy_of = 1, np.zeros(1, dtype=np.int64)
+        if any(exercisable(r) for r in self.records):
+            self.n_policies, self.policy_of = exercise_policy.replicates(
+                self.n_paths, self.segment, self.sampler != "sobol")
+        self.policy = no_policy(self.arrays[3], self.n_policies)
         #: the quantity axis: N_QUANTITIES, then the measures of the largest multi-asset trade
         self.n_quantities = G.N_QUANTITIES + max(
             [len(self.measures(r)) for r in self.records if r.get("legs")] + [0])
@@ -282,25 +287,30 @@ def _fit_coefficients(job, covariances):
 
 
 def fit_policies(job):
-    """Fit each exercisable trade's Longstaff-Schwartz policy on pilot paths of its own stream
-    (``exercise_policy``) into ``job.policy``, its description into the price's diagnostics."""
+    """Fit each exercisable trade's Longstaff-Schwartz policies (``job.n_policies`` of them,
+    each on its own share of ``exercise_policy.PILOT_PATHS`` pilot paths of their own stream)
+    into ``job.policy``, their description into the price's diagnostics."""
     grid, ti, _, fix_idx = job.arrays
+    n_pilot = exercise_policy.PILOT_PATHS // job.n_policies
     for j, r in enumerate(job.records):
         if not exercisable(r):
             continue
         params = job.member_params[r.get("asset", 0)]
         rows = slice(ti[j, P.FIX_OFF], ti[j, P.FIX_OFF] + ti[j, P.FIX_N])
         times = grid[fix_idx[rows]]
-        market = dict(rate=params["rate"], div_yield=params["div_yield"], vol=params["vol"])
+        market = (params["rate"], params["div_yield"], params["vol"])
         is_call = r["option_type"] == "call"
         name = job.members[r.get("asset", 0)]
-        spots = exercise_policy.gbm_pilot(params["spot"], *market.values(), times,
-                                          seed_key(job.seed), name_key(name))
-        european = exercise_policy.remaining_european(spots, times, r["strike"], *market.values(),
-                                                      is_call)
-        policy = exercise_policy.fit(spots, times, r["strike"], params["rate"], is_call, european)
-        job.policy[rows] = exercise_policy.rows(policy, times, *market.values())
-        job.reasons[(j, G.PRICE)] = exercise_policy.describe(policy, spots.shape[1],
+        policies = []
+        for k in range(job.n_policies):
+            spots = exercise_policy.gbm_pilot(params["spot"], *market, times, seed_key(job.seed),
+                                              name_key(name), n_pilot, k * n_pilot)
+            european = exercise_policy.remaining_european(spots, times, r["strike"], *market,
+                                                          is_call)
+            policies.append(exercise_policy.fit(spots, times, r["strike"], params["rate"],
+                                                is_call, european))
+            job.policy[k, rows] = exercise_policy.rows(policies[-1], times, *market)
+        job.reasons[(j, G.PRICE)] = exercise_policy.describe(policies, n_pilot,
                                                              r["exercise"] == "american")
 
 
@@ -430,6 +440,8 @@ def finish(job, counts, states):
         mean, se, reduction, beta = engine.estimate(count, state[:len(wanted)], means)
         total, total_se, _, _ = engine.estimate(count, state[len(wanted):])
         uncertain, share = engine.se_reliability(state[:len(wanted)])
+        if job.n_policies > 1:
+            _policy_spread(job, wanted, counts, states, mean, se)
     index = {key: k for k, key in enumerate(wanted)}
     rows, diagnostics = [], []
     for j, (r, c) in enumerate(zip(job.records, job.choices)):
@@ -464,6 +476,26 @@ def finish(job, counts, states):
         row["warning"] = "; ".join(warnings)
         rows.append(row)
     return rows, diagnostics, _totals(job, wanted, total, total_se)
+
+
+def _policy_spread(job, wanted, counts, states, mean, se):
+    """The standard errors of exercisable trades' estimates from the spread of their policies'
+    (``exercise_policy.replicates``): each policy's estimate m_r, over its n_r of the N paths,
+    varies with its fit and its paths, so Var(mean) is estimated by the batch means'
+    R/(R-1) Σ (n_r/N)² (m_r - mean)², kept no smaller than the paths' own variance (it cannot
+    be).  With R - 1 degrees of freedom, such an SE is uncertain by about 1/√(2(R-1)) (the
+    diagnostics' reason says R); the tail test still reads the paths."""
+    slots = [k for k, (j, _, _) in enumerate(wanted) if exercisable(job.records[j])]
+    if not slots:
+        return
+    reps = [engine.merge_segments(counts[job.policy_of == r], states[job.policy_of == r])
+            for r in range(job.n_policies)]
+    n_r = np.array([c for c, _ in reps], dtype=float)
+    m_r = np.stack([st[slots, engine.MEAN] for _, st in reps])
+    w = (n_r / n_r.sum())[:, None]
+    r = job.n_policies
+    spread = np.sqrt(r / (r - 1) * np.sum(w * w * (m_r - mean[slots]) ** 2, axis=0))
+    se[slots] = np.maximum(se[slots], spread)
 
 
 def _multi_measure(job, record, g):

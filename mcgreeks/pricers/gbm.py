@@ -220,16 +220,19 @@ def _fd(g, kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, base, 
         return fd.central(up, dn, h) if g == G.DELTA else fd.second(up, base, dn, h)
     if g == G.VEGA:
         h = bumps[1] * vol
-        return fd.central(_revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol + h, 1.0),
-                          _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol - h, 1.0), h)
+        return fd.central(
+            _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol + h, 1.0),
+            _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol - h, 1.0), h)
     if g == G.RHO:
         h = bumps[2]
-        return fd.central(_revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate + h, div, vol, 1.0),
-                          _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate - h, div, vol, 1.0), h)
+        return fd.central(
+            _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate + h, div, vol, 1.0),
+            _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate - h, div, vol, 1.0), h)
     h = bumps[3]  # theta = -∂V/∂T, dates and W scaled by 1 ± h
-    return -fd.central(_revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, 1.0 + h),
-                       _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, 1.0 - h),
-                       h * tf[P.MATURITY])
+    return -fd.central(
+        _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, 1.0 + h),
+        _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, 1.0 - h),
+        h * tf[P.MATURITY])
 
 
 @kernel
@@ -377,7 +380,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
     key0, _, stream = keys
     grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
         borrow(book.fix_idx)
-    policy = borrow(book.policy)
+    policies, policy_of = borrow(book.policy), borrow(book.policy_of)
     slots, trade_needs, coef, bumps = borrow(plan.slots), borrow(plan.needs), borrow(plan.coef), \
         borrow(plan.bumps)
     agg_e, agg_w, agg_t = borrow(totals.estimator), borrow(totals.weights), \
@@ -415,6 +418,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
                        path0 + first, m, borrow(paths.steps), borrow(paths.weights), u, z, w[0])
         if agg_base >= 0:
             agg[:, :m] = 0.0
+        policy = XP.tile_policy(policies, policy_of, path0 + first)
         for j in range(ti.shape[0]):
             ti_j, tf_j, slots_j, coef_j, agg_e_j, agg_w_j, agg_t_j = (
                 ti[j], tf[j], slots[j], coef[j], agg_e[j], agg_w[j], agg_t[j])
@@ -480,7 +484,8 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
     spot, rates, divs, vols = borrow(paths.spot), borrow(paths.rate), borrow(paths.div_yield), \
         borrow(paths.vol)
     names, mix = borrow(paths.names), borrow(paths.mix)
-    fitted, out, policy = borrow(fitted), borrow(out), borrow(book.policy)
+    fitted, out = borrow(fitted), borrow(out)
+    policy = XP.tile_policy(borrow(book.policy), borrow(book.policy_of), 0)
     n_c = optimal.N_COMPONENTS
     n_assets = names.size
     w_, z_, acc_ = (np.empty((n_assets, grid.size, TILE)), np.empty(TILE),

@@ -47,6 +47,7 @@ import math
 import numpy as np
 
 from mcgreeks import engine, kernel_inputs
+from mcgreeks import exercise_policy as XP
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks._jit import borrow, keep, kernel, wait_for_background
@@ -397,6 +398,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
     key0, key1, stream = keys
     grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
         borrow(book.fix_idx)
+    policies, policy_of = borrow(book.policy), borrow(book.policy_of)
     coefs, scens, dcoefs = borrow(paths.coefs), borrow(paths.scenarios), borrow(paths.dcoef)
     fd_scens, fd_dens = borrow(paths.fd_scenario), borrow(paths.fd_denominator)
     scheme, spots, rates = paths.scheme, borrow(paths.spot), borrow(paths.rate)
@@ -455,6 +457,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
         first = tile * TILE
         m = min(TILE, n_paths - first)
         agg[:, :] = 0.0
+        policy_r = XP.tile_policy(policies, policy_of, path0 + first)
         if mix is not None:
             H.group_normals(key0, names, heston, stream, path0 + first, m, n_steps, borrow(mix),
                             b, eps, own)
@@ -469,7 +472,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                     for j in range(n_trades):
                         if ti[j, P.ASSET] == a and ti[j, P.LEG_N] == 0:
                             gbm_pricer.trade_tile(
-                                ti[j], tf[j], fix_idx, borrow(book.policy), grid, x[a], m,
+                                ti[j], tf[j], fix_idx, policy_r, grid, x[a], m,
                                 spots[a], rates[a],
                                 paths.div_yield[a], paths.vol[a], members.needs[j], slots[j],
                                 members.coef[j], members.bumps, agg_e[j], agg_w[j], agg_t[j],
@@ -667,7 +670,8 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
     each with its ``model``, "heston" or "gbm"), with their name keys ``names``
     (``rng.name_key``), the lower Cholesky factor ``mix`` of their correlation matrix and
     ``legs`` (``kernel_inputs.Legs``: the multi-asset trades'; None when there are none).
-    ``policy``: ``kernel_inputs.Book.policy`` of its exercisable trades (None: none).
+    ``policy``: (``kernel_inputs.Book.policy``, ``Book.policy_of``) of its exercisable trades
+    (None: none).
     Single-asset trades on a GBM member are GBM's, with fd sizes ``gbm_bumps``
     (``estimators.fd.GBM_BUMPS`` by default) and no pilot fit (no optimal blend, no baseline).
     Raises ValueError as ``run_heston`` does."""
@@ -749,8 +753,9 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
             gbm_pricer.needs(slots[:, :G.N_QUANTITIES]),
             np.zeros((len(ti), G.N_QUANTITIES, optimal.N_COEFFICIENTS)),
             fd.bumps(gbm_bumps, fd.GBM_BUMPS))
-    policy = kernel_inputs.no_policy(fix) if policy is None else policy
-    args = (kernel_inputs.Book(grid, ti, tf, fix, policy), paths, plan, totals, legs, members_,
+    if policy is None:
+        policy = kernel_inputs.no_policy(fix), np.zeros(1, dtype=np.int64)
+    args = (kernel_inputs.Book(grid, ti, tf, fix, *policy), paths, plan, totals, legs, members_,
             paths.mix if n > 1 else None)
     return args, int(slots.max()) + 1
 

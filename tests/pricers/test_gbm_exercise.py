@@ -4,28 +4,32 @@ references of ``analytic.american`` (themselves tested against published values 
 tests/analytic/test_american.py).
 
 What is compared with what, and the allowances:
-- the price is the value of a fixed policy fitted on a pilot of its own stream, so it is low-biased:
-  it must lie within 4 SE below the reference plus the policy's low bias, at most
-  ``PRICE_BIAS`` = 0.5 % of the price (the issue's aim at 100k paths; measured 0.0-0.3 %), and never
-  above it beyond 4 SE;
-- the Greeks hold the fitted policy fixed (pathwise: the stopping date is locally constant; mixed
-  gamma).  At the optimal policy that is the American Greek (smooth pasting); a fitted policy's
-  boundary is off by its regression noise, which moves the Greeks to first order while the price
-  moves to second.  Measured over 6 pilot seeds of 2^17 paths on the LS put below (200k main
-  paths): relative errors with mean about 0 and spread 0.8 % (delta), 1.2 % (vega), 1.8 % (rho),
-  0.6 % (theta), 5 % (gamma).  ``GREEK_ALLOWANCE`` is about 2.5 times those: the policy's noise,
-  which the main run's SE does not contain (docs/reference.md#early-exercise says so).
+- the price is the value of fixed policies fitted on pilots of their own stream, so it is
+  low-biased: it must lie within 4 SE below the reference plus the policies' low bias, at most
+  ``PRICE_BIAS`` = 0.5 % of the price (the issue's aim at 100k paths; measured -0.01 % on the LS
+  put and -0.16 % on the dividend call, means over 12 and 8 seeds), and never above it beyond
+  4 SE;
+- the Greeks hold each fitted policy fixed (pathwise: the stopping date is locally constant;
+  mixed gamma).  At the optimal policy that is the American Greek (smooth pasting); a fitted
+  policy's boundary is off by its regression noise, which moves the Greeks to first order.  That
+  noise is in their SEs: the main paths are split among independent policies and the SE is
+  their estimates' spread (``underlying._policy_spread``).  Measured over 12 seeds on the LS put
+  (200k paths, 8 policies): relative errors with means 0.09 % (delta), 0.1 % (vega), -0.17 %
+  (rho), 0.01 % (theta), 1.5 ± 1.0 % (gamma), all consistent with 0, and z-scores with std
+  1.2-1.3 (t with 7 degrees of freedom: 1.18) and 1.55 (gamma).  ``GREEK_ALLOWANCE`` bounds a
+  systematic part at about three times those means' own uncertainty; the slow seed study
+  checks the calibration.
 """
 import numpy as np
 import pandas as pd
 import pytest
 
-from mcgreeks import price_portfolio
+from mcgreeks import engine, price_portfolio
 from mcgreeks.analytic.american import american_greeks, american_price
 from mcgreeks.validation import InputError
 
 PRICE_BIAS = 0.005
-GREEK_ALLOWANCE = {"delta": 0.025, "gamma": 0.12, "vega": 0.03, "rho": 0.045, "theta": 0.02}
+GREEK_ALLOWANCE = {"delta": 0.005, "gamma": 0.03, "vega": 0.005, "rho": 0.01, "theta": 0.005}
 GREEKS = tuple(GREEK_ALLOWANCE)
 
 
@@ -53,7 +57,7 @@ def _reference(spot, strike, rate, div, vol, maturity, option_type, dates):
 
 def _check_price(row, ref):
     price, se = row["price"], row["price_se"]
-    assert se < 0.004 * ref["price"]            # small enough for the allowance to mean something
+    assert se < 0.005 * ref["price"]            # small enough for the allowance to mean something
     assert price < ref["price"] + 4 * se        # a fixed policy's value: never above the option's
     assert price > ref["price"] * (1 - PRICE_BIAS) - 4 * se
 
@@ -88,9 +92,9 @@ def test_ls_bermudan_put_price_and_greeks_against_finite_differences(ls_put):
 def test_the_policy_and_its_basis_are_reported(ls_put):
     _, diag = ls_put
     reason = diag.reset_index().set_index("quantity").loc["price", "reason"]
-    assert "Longstaff-Schwartz policy on 50 exercise dates" in reason
+    assert "Longstaff-Schwartz on 50 exercise dates" in reason
     assert "basis 1, S/K, (S/K)^2, european/K" in reason
-    assert "131,072 pilot paths" in reason
+    assert "6 policies, each on 43,690 pilot paths" in reason
 
 
 def test_bermudan_put_with_four_dates():
@@ -142,7 +146,7 @@ def test_lr_and_fd_are_offered_optimal_is_not():
 
 def test_same_bits_on_any_chunking():
     trades, market = _book(*LS_PUT, "american")
-    kw = dict(n_paths=3 * 4096 + 77, seed=11)
+    kw = dict(n_paths=2 * engine.SEGMENT + 77, seed=11)    # two policies
     one = price_portfolio(trades, market, **kw)
     many = price_portfolio(trades, market, chunk_paths=1024, block_paths=256, **kw)
     pd.testing.assert_frame_equal(one, many, check_exact=True)
@@ -172,3 +176,19 @@ def test_early_exercise_under_heston_is_refused_until_built():
                                 kappa=1.5, vbar=0.04, xi=0.5, corr=-0.7)])
     with pytest.raises(InputError, match="early exercise under heston is not built yet"):
         price_portfolio(trades, market, n_paths=1000)
+
+
+@pytest.mark.slow
+def test_greek_errors_over_seeds_are_calibrated_by_their_policy_spread_ses():
+    """Over 12 seeds (pilots and main paths), the z-scores of delta, gamma, vega and rho against
+    the reference have mean about 0 and std about 1: the SEs carry the policies' noise.  With 6
+    policies (100k paths) each SE has 5 degrees of freedom, so the z-scores are t-like (std
+    1.29); the bounds allow that and the noise of 12 draws."""
+    trades, market = _book(*LS_PUT, "bermudan", 50)
+    ref = _reference(*LS_PUT, np.arange(1, 51) / 50)
+    z = np.array([[(row[g] - ref[g]) / row[g + "_se"] for g in ("delta", "gamma", "vega", "rho")]
+                  for row in (price_portfolio(trades, market, n_paths=100_000, seed=100 + s,
+                                              greeks="delta,gamma,vega,rho").iloc[0]
+                              for s in range(12))])
+    assert np.all(np.abs(z.mean(axis=0)) < 0.9), z.mean(axis=0)
+    assert np.all((z.std(axis=0, ddof=1) > 0.5) & (z.std(axis=0, ddof=1) < 1.9)), z.std(axis=0)
