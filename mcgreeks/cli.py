@@ -42,7 +42,7 @@ from mcgreeks.validation import InputError
 OUTPUT_FORMATS = (".csv", ".parquet")
 #: Columns read as text whatever they look like ("001" stays "001", "NA" stays "NA").
 _TEXT_COLUMNS = ("trade_id", "underlying", "payoff", "option_type", "barrier_type", "monitoring",
-                 "model")
+                 "model", "exercise")
 #: Print the per-trade table only up to this many rows (a batch writes them to --out).
 PRINT_ROWS = 200
 
@@ -347,6 +347,9 @@ def _parser():
     price.add_argument("--sampler", choices=["mc", "sobol"], default="mc",
                        help="mc: Monte Carlo (default); sobol: randomized quasi-Monte Carlo "
                             "(GBM; --paths = randomizations × a power of two)")
+    price.add_argument("--upper-bound", action="store_true",
+                       help="also the dual upper bound of each Bermudan or American trade and "
+                            "its gap to the price (Andersen-Broadie)")
     price.add_argument("--randomizations", type=int, default=16,
                        help="independent Sobol scramblings, whose spread gives the standard "
                             "errors (default 16)")
@@ -437,6 +440,7 @@ def _price(settings, inputs, out, log, quiet, argv):
             sampler=settings.get("sampler", "mc"),
             randomizations=settings.get("randomizations", 16), client=client, diagnostics=True,
             greeks=settings.get("greeks", "all"), risk=bool(risk_out),
+            upper_bound=settings.get("upper_bound", False),
             progress=log.progress(trades, market, settings, correlations))
     except Stopped:
         stopped = True      # the process ends now: no waiting on a cluster to shut down
@@ -577,7 +581,7 @@ def _run(args, log, argv):
                     "by": args.by, "control_variate": not args.no_control_variate,
                     "lr_baseline": not args.no_lr_baseline, "sampler": args.sampler,
                     "randomizations": args.randomizations, "greeks": args.greeks,
-                    "risk_out": args.risk_out,
+                    "risk_out": args.risk_out, "upper_bound": args.upper_bound,
                     "workers": args.workers, "scheduler": args.scheduler}
         inputs = {"trades": args.trades, "market": args.market}
         if args.correlations:

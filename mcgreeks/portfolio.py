@@ -182,7 +182,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
                     *, scheme="qe", control_variate=True, lr_baseline=True, sampler="mc",
                     randomizations=16, fd_bumps=None, on_error="fail", greeks="all",
                     risk=False, correlations=None, client=None, progress=None, diagnostics=False,
-                    chunk_paths=1 << 16, block_paths=1 << 12):
+                    upper_bound=False, chunk_paths=1 << 16, block_paths=1 << 12):
     """Price every trade and its Greeks, each with its Monte Carlo standard error.
 
     Args:
@@ -242,6 +242,12 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
       progress: called as ``progress(name, n_trades)`` after each simulation group is priced
         (an underlying alone: its name; a group: its names joined by ``;``).
       diagnostics: also return the diagnostics table (see Returns).
+      upper_bound: for each Bermudan or American trade, also the Andersen-Broadie dual upper
+        bound of its value (``mcgreeks.dual_bound``, 1,000 outer paths with 200 inner paths
+        each, under the first of its fitted policies) in the columns ``upper_bound``,
+        ``upper_bound_se`` and ``duality_gap`` (upper bound - price), ``duality_gap_se``:
+        the price is a lower bound, so the gap says how far from the option's value the
+        policies could be (docs/reference.md#early-exercise).
       chunk_paths, block_paths: paths per kernel call (bounds memory) and per parallel task;
         neither changes the result.
 
@@ -287,7 +293,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         seed=seed, n_paths=int(n_paths), bumps=bumps, control_variate=control_variate,
         lr_baseline=lr_baseline, sampler=sampler, randomizations=int(randomizations),
         chunk_paths=chunk_paths, block_paths=block_paths, steps_per_year=steps_per_year,
-        scheme=scheme, pair_bump=pair_bump))
+        scheme=scheme, pair_bump=pair_bump, upper_bound=bool(upper_bound)))
 
     def report(job):
         if progress:
@@ -312,7 +318,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
               for n in r.get("underlyings", (r["underlying"],))} or \
         {p["model"] for p in market_params.values()}
     defined = {g for m in models for g in MODELS[m].greeks}
-    table = _table(rows, trade_ids, [g for g in asked if g in defined])
+    table = _table(rows, trade_ids, [g for g in asked if g in defined], upper_bound)
     # Plain numbers only: attrs travel with the table (and into Parquet metadata).
     table.attrs["totals"] = totals
     out = (table,)
@@ -342,12 +348,20 @@ def _trade_label(trades, i):
     return text.strip() if text and text.strip() else f"<row {i + 1}>"
 
 
-def _table(rows, trade_ids, quantities):
+#: The columns of the dual upper bound (``price_portfolio(upper_bound=True)``).
+BOUND_COLUMNS = ["upper_bound", "upper_bound_se", "duality_gap", "duality_gap_se"]
+
+
+def _table(rows, trade_ids, quantities, upper_bound=False):
     """The results DataFrame (docs/reference.md#output-columns) from one dict per trade, with
-    the columns of the price and the Greek codes ``quantities`` (absent numbers are NaN)."""
+    the columns of the price and the Greek codes ``quantities`` (absent numbers are NaN), and
+    with ``upper_bound`` the dual bound's before error and warning."""
     index = pd.Index(trade_ids, name="trade_id", dtype=object)
     data = {}
-    for col in columns(quantities):
+    names = columns(quantities)
+    if upper_bound:
+        names = names[:-2] + BOUND_COLUMNS + names[-2:]
+    for col in names:
         if col in ("error", "warning") or col.startswith("method_"):
             data[col] = pd.Series([r.get(col, "") for r in rows], index=index, dtype=object)
         else:

@@ -77,6 +77,7 @@ class Job:
     pair_bump: float = fd.PAIR_CORR_ABS
     with_legs: bool = False
     member_bumps: np.ndarray = None
+    upper_bound: bool = False
 
     def __post_init__(self):
         if self.members is None:
@@ -96,6 +97,8 @@ class Job:
             self.n_policies, self.policy_of = exercise_policy.replicates(
                 self.n_paths, self.segment, self.sampler != "sobol")
         self.policy = no_policy(self.arrays[3], self.n_policies)
+        #: trade -> (upper bound, its SE), one option's, with ``upper_bound``
+        self.bounds = {}
         #: the quantity axis: N_QUANTITIES, then the measures of the largest multi-asset trade
         self.n_quantities = G.N_QUANTITIES + max(
             [len(self.measures(r)) for r in self.records if r.get("legs")] + [0])
@@ -312,6 +315,11 @@ def fit_policies(job):
             job.policy[k, rows] = exercise_policy.rows(policies[-1], times, *market)
         job.reasons[(j, G.PRICE)] = exercise_policy.describe(policies, n_pilot,
                                                              r["exercise"] == "american")
+        if job.upper_bound:
+            from mcgreeks.dual_bound import gbm_upper_bound
+            job.bounds[j] = gbm_upper_bound(job.policy[0, rows], times, params["spot"],
+                                            r["strike"], *market, is_call, seed_key(job.seed),
+                                            name_key(name))
 
 
 def pilot(job):
@@ -473,6 +481,13 @@ def finish(job, counts, states):
                                 f"one 128-path tile holds {share[k]:.0%} of the variance)")
             diagnostics.append(_diagnostic(job, r, j, g, e, k, quantity, beta, reduction,
                                            uncertain, share))
+        if j in job.bounds:
+            upper, upper_se = job.bounds[j]
+            k = index[(j, G.PRICE, 0)]
+            price, price_se = mean[k], se[k]
+            row.update(upper_bound=q * upper, upper_bound_se=abs(q) * upper_se,
+                       duality_gap=q * (upper - price),
+                       duality_gap_se=abs(q) * float(np.hypot(upper_se, price_se)))
         row["warning"] = "; ".join(warnings)
         rows.append(row)
     return rows, diagnostics, _totals(job, wanted, total, total_se)

@@ -457,3 +457,31 @@ def test_bad_risk_out_is_usage_error(tmp_path, risk_out, words):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and "--risk-out" in lines[0] and words in lines[0], proc.stderr
     assert listing(tmp_path) == []
+
+
+def test_upper_bound_flag_adds_the_dual_bound_of_exercisable_trades(tmp_path):
+    """--upper-bound: the Bermudan and American rows get the dual bound and its gap, the same
+    numbers as price_portfolio(upper_bound=True); a European row leaves them empty."""
+    trades = pd.DataFrame([
+        dict(trade_id="am", underlying="X", payoff="european", option_type="put", strike=40.0,
+             maturity=0.5, exercise="american", n_exercise=""),
+        dict(trade_id="be", underlying="X", payoff="european", option_type="call", strike=36.0,
+             maturity=1.0, exercise="bermudan", n_exercise=4),
+        dict(trade_id="eu", underlying="X", payoff="european", option_type="put", strike=40.0,
+             maturity=0.5, exercise="", n_exercise="")])
+    market = pd.DataFrame([dict(underlying="X", model="gbm", spot=36.0, rate=0.06,
+                                div_yield=0.04, vol=0.2)])
+    trades.to_csv(tmp_path / "t.csv", index=False)
+    market.to_csv(tmp_path / "m.csv", index=False)
+    out = tmp_path / "o.csv"
+    proc = run_cli("t.csv", "--market", "m.csv", "--paths", 40_000, "--greeks", "delta",
+                   "--upper-bound", "--out", out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    back = read_csv_out(out)
+    same = price_portfolio(pd.read_csv(tmp_path / "t.csv"), market, n_paths=40_000,
+                           greeks="delta", upper_bound=True)
+    assert_same_results(back, same)
+    assert back.loc[["am", "be"], "upper_bound"].notna().all()
+    assert back.loc["eu", ["upper_bound", "duality_gap"]].isna().all()
+    gap = back.loc[["am", "be"], "duality_gap"]
+    assert (gap > -4 * back.loc[["am", "be"], "duality_gap_se"]).all()
