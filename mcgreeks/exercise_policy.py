@@ -37,13 +37,16 @@ from mcgreeks.engine import SEGMENT
 MIN_ITM_PER_COLUMN = 10
 
 #: Columns of a fitted policy as the kernels read it (``rows``): one row per exercise date of a
-#: trade, aligned with its dates in ``kernel_inputs.Book.fix_idx``: the coefficients B0..B3 of
-#: the basis 1, x, x², European/K (NaN: no exercise before the maturity at that date), and the
-#: European regressor's inputs, frozen at the fit (so that the policy is one fixed function of
-#: the date's number and the spot, whatever parameter a Greek moves): the option's remaining
-#: life T - t_k, the rate, dividend yield and volatility.
-B0, B1, B2, B3, REMAINING, RATE, DIV, VOL = range(8)
-N_POLICY = 8
+#: trade, aligned with its dates in ``kernel_inputs.Book.fix_idx``: the coefficients B0..B4 of
+#: the basis 1, x, x², European/K and (Heston) the variance v (NaN: no exercise before the
+#: maturity at that date; B4 = 0 under GBM), and the European regressor's inputs, frozen at the
+#: fit (so that the policy is one fixed function of the date's number, the spot and the
+#: variance, whatever parameter a Greek moves): the option's remaining life T - t_k, the rate,
+#: the dividend yield, and its variance σ² = VAR_LONG + VAR_WEIGHT (v - VAR_LONG): GBM's σ²
+#: (weight 0), or Heston's expected mean variance over the remaining life, which reverts from
+#: the path's v to v̄ (weight (1 - e^{-κτ})/(κτ)).
+B0, B1, B2, B3, B4, REMAINING, RATE, DIV, VAR_LONG, VAR_WEIGHT = range(10)
+N_POLICY = 10
 
 
 @dataclass
@@ -63,27 +66,32 @@ def exercise_value(spots, strike, is_call):
     return np.maximum(omega * (np.asarray(spots) - strike), 0.0)
 
 
-def features(spots, strike, european=None):
+def features(spots, strike, european=None, variance=None):
     """The regression basis at one date: columns 1, x, x² with x = S/K, and, when given, the
-    European value of the remaining option divided by K.  Shape (n_paths, n_columns)."""
+    European value of the remaining option divided by K and the variance.  Shape (n_paths,
+    n_columns)."""
     x = np.asarray(spots, dtype=float) / strike
     cols = [np.ones_like(x), x, x * x]
     if european is not None:
         cols.append(np.asarray(european, dtype=float) / strike)
+    if variance is not None:
+        cols.append(np.asarray(variance, dtype=float))
     return np.stack(cols, axis=1)
 
 
-def column_names(with_european):
+def column_names(with_european, with_variance=False):
     """The basis' column names, as ``features`` builds them."""
-    return ("1", "S/K", "(S/K)^2") + (("european/K",) if with_european else ())
+    return ("1", "S/K", "(S/K)^2") + (("european/K",) if with_european else ()) + \
+        (("v",) if with_variance else ())
 
 
-def fit(spots, times, strike, rate, is_call, european=None):
+def fit(spots, times, strike, rate, is_call, european=None, variance=None):
     """Fit the policy by backward induction on pilot paths.
 
     spots[k, p]: the spot at exercise date times[k] (years, increasing, the last the maturity)
     on pilot path p; european[k, p] (optional): the European value of the option's remaining
-    life at times[k], a basis column.  The realized cash flow of each path under the policy
+    life at times[k], and variance[k, p] (optional, Heston), basis columns (the variance only
+    with the European).  The realized cash flow of each path under the policy
     already fitted from t_{k+1} on is discounted to t_k at ``rate`` and regressed on the basis
     over the paths in the money at t_k.  Returns a ``Policy``."""
     spots = np.asarray(spots, dtype=float)
@@ -91,7 +99,7 @@ def fit(spots, times, strike, rate, is_call, european=None):
     n_dates, n_paths = spots.shape
     cash = exercise_value(spots[-1], strike, is_call)
     when = np.full(n_paths, times[-1])
-    n_cols = 3 + (european is not None)
+    n_cols = 3 + (european is not None) + (variance is not None)
     coefficients = np.full((n_dates - 1, n_cols), np.nan)
     n_itm = np.zeros(n_dates - 1, dtype=np.int64)
     r_squared = np.full(n_dates - 1, np.nan)
@@ -101,7 +109,8 @@ def fit(spots, times, strike, rate, is_call, european=None):
         n_itm[k] = itm.sum()
         if n_itm[k] < MIN_ITM_PER_COLUMN * n_cols:
             continue
-        x = features(spots[k, itm], strike, None if european is None else european[k, itm])
+        x = features(spots[k, itm], strike, None if european is None else european[k, itm],
+                     None if variance is None else variance[k, itm])
         y = cash[itm] * np.exp(-rate * (when[itm] - times[k]))
         beta, *_ = np.linalg.lstsq(x, y, rcond=None)
         fitted = x @ beta
@@ -111,7 +120,8 @@ def fit(spots, times, strike, rate, is_call, european=None):
         exercise[itm] = h[itm] >= fitted
         cash = np.where(exercise, h, cash)
         when = np.where(exercise, times[k], when)
-    return Policy(coefficients, column_names(european is not None), n_itm, r_squared)
+    return Policy(coefficients, column_names(european is not None, variance is not None), n_itm,
+                  r_squared)
 
 
 def stopping(policy, spots, times, strike, is_call, european=None):
@@ -199,17 +209,51 @@ def gbm_pilot(spot, rate, div_yield, vol, times, key0, key1, n_paths=PILOT_PATHS
     return spot * np.exp((rate - div_yield - 0.5 * vol * vol) * times[:, None] + vol * w)
 
 
-def remaining_european(spots, times, strike, rate, div_yield, vol, is_call):
+def heston_pilot(params, times, key0, key1, steps_per_year, scheme, n_paths=PILOT_PATHS,
+                 path0=0):
+    """(spots, variances)[k, p] at dates ``times`` of ``n_paths`` Heston pilot paths, numbers
+    path0 .. path0 + n_paths - 1 of stream ``rng.STREAM_EXERCISE``, simulated by the pricer's
+    scheme on the grid of ``times`` and ``steps_per_year`` (``models.heston.sample_paths``)."""
+    from mcgreeks.models import heston as H
+    from mcgreeks.pricers.heston import DEFAULT_STEPS_PER_YEAR
+    from mcgreeks.rng import STREAM_EXERCISE
+    grid = H.simulation_grid(times, steps_per_year or DEFAULT_STEPS_PER_YEAR)
+    x, v = H.sample_paths(params, grid, n_paths, key0=key0, key1=key1, stream=STREAM_EXERCISE,
+                          scheme=scheme, first_path=path0)
+    at = np.searchsorted(grid, times)
+    return params["spot"] * np.exp(x[at]), v[at]
+
+
+def remaining_european(spots, times, strike, rate, div_yield, vol, is_call, variance=None,
+                       kappa=None):
     """The European regressor: E[k, p], the Black-Scholes value of the option's remaining life
-    T - t_k at spot spots[k, p] (``european_value``, as the kernels evaluate it; 0 at the
-    maturity, whose row no fit reads)."""
+    T - t_k at spot spots[k, p] (``european_value``, as the kernels evaluate it, with the
+    variance of ``rows``: σ² = vol², or with ``kappa`` (Heston) the mean variance expected
+    from variance[k, p]; 0 at the maturity, whose row no fit reads)."""
     spots = np.ascontiguousarray(spots, dtype=float)
     out = np.zeros_like(spots)
     omega = 1.0 if is_call else -1.0
+    weights = variance_weights(times, kappa)
     for k in range(len(times) - 1):
-        _european_values(omega, spots[k], strike, times[-1] - times[k], rate, div_yield, vol,
-                         out[k])
+        var = np.full(spots.shape[1], vol * vol) if variance is None else \
+            vol * vol + weights[k] * (np.asarray(variance[k], dtype=float) - vol * vol)
+        var = np.maximum(var, 0.0)      # as exercises_at
+        _european_values(omega, spots[k], strike, times[-1] - times[k], rate, div_yield,
+                         np.sqrt(var), out[k])
     return out
+
+
+def variance_weights(times, kappa=None):
+    """VAR_WEIGHT per date: (1 - e^{-κτ})/(κτ) over the remaining life τ = T - t_k (the weight
+    of today's variance in the mean variance expected over τ under Heston), 0 without
+    ``kappa`` (GBM) or at the maturity."""
+    times = np.asarray(times, dtype=float)
+    tau = times[-1] - times
+    if kappa is None:
+        return np.zeros_like(tau)
+    k_tau = kappa * tau
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k_tau > 1e-12, -np.expm1(-k_tau) / k_tau, 1.0) * (tau > 0)
 
 
 def describe(policies, n_pilot, american):
@@ -229,16 +273,20 @@ def describe(policies, n_pilot, american):
             f"{int(fitted.sum(axis=1).min())} dates with exercise, {quality}")
 
 
-def rows(policy, times, rate, div_yield, vol):
-    """The kernels' rows (columns ``B0`` .. ``VOL``) of a fitted ``Policy`` (its basis with the
-    European column) on exercise dates ``times`` (the last the maturity, whose row is never
-    read: there the option is exercised wherever it is in the money), with the European
-    regressor's rate, dividend yield and volatility."""
+def rows(policy, times, rate, div_yield, vol, kappa=None):
+    """The kernels' rows (columns ``B0`` .. ``VAR_WEIGHT``) of a fitted ``Policy`` (its basis
+    with the European column, and the variance's under Heston) on exercise dates ``times`` (the
+    last the maturity, whose row is never read: there the option is exercised wherever it is
+    in the money), with the European regressor's rate, dividend yield and volatility (Heston:
+    √v̄, with ``kappa``)."""
     times = np.asarray(times, dtype=float)
     out = np.full((times.size, N_POLICY), np.nan)
-    out[:-1, B0:B3 + 1] = policy.coefficients
+    n_cols = policy.coefficients.shape[1]
+    out[:-1, B0:B0 + n_cols] = policy.coefficients
+    out[:-1, B0 + n_cols:B4 + 1] = 0.0
     out[:, REMAINING] = times[-1] - times
-    out[:, RATE], out[:, DIV], out[:, VOL] = rate, div_yield, vol
+    out[:, RATE], out[:, DIV], out[:, VAR_LONG] = rate, div_yield, vol * vol
+    out[:, VAR_WEIGHT] = variance_weights(times, kappa)
     return out
 
 
@@ -263,23 +311,31 @@ def european_value(omega, spot, strike, remaining, rate, div_yield, vol):
 
 
 @kernel
-def _european_values(omega, spots, strike, remaining, rate, div_yield, vol, out):
+def _european_values(omega, spots, strike, remaining, rate, div_yield, vols, out):
     for p in range(spots.size):
-        out[p] = european_value(omega, spots[p], strike, remaining, rate, div_yield, vol)
+        out[p] = european_value(omega, spots[p], strike, remaining, rate, div_yield, vols[p])
 
 
 @kernel
-def exercises(policy, row, omega, strike, spot):
+def exercises_at(policy, row, omega, strike, spot, var):
     """Whether the policy row ``row`` (an exercise date before the maturity) exercises at
-    ``spot``: in the money and the exercise value at least the fitted continuation value."""
+    ``spot`` and variance ``var``: in the money and the exercise value at least the fitted
+    continuation value."""
     h = omega * (spot - strike)
     if not h > 0.0 or math.isnan(policy[row, B0]):
         return False
     x = spot / strike
+    mean_var = policy[row, VAR_LONG] + policy[row, VAR_WEIGHT] * (var - policy[row, VAR_LONG])
     e = european_value(omega, spot, strike, policy[row, REMAINING], policy[row, RATE],
-                       policy[row, DIV], policy[row, VOL]) / strike
+                       policy[row, DIV], math.sqrt(max(mean_var, 0.0))) / strike
     return h >= policy[row, B0] + x * (policy[row, B1] + x * policy[row, B2]) + \
-        e * policy[row, B3]
+        e * policy[row, B3] + var * policy[row, B4]
+
+
+@kernel
+def exercises(policy, row, omega, strike, spot):
+    """``exercises_at`` for a policy that reads no variance (GBM's)."""
+    return exercises_at(policy, row, omega, strike, spot, policy[row, VAR_LONG])
 
 
 @kernel(inline=True)
@@ -290,14 +346,20 @@ def tile_policy(policies, policy_of, path):
 
 
 @kernel
-def stop(ti, tf, policy, fix_idx, grid, x, i, a, b, c):
+def stop(ti, tf, policy, fix_idx, grid, x, i, a, b, c, v):
     """The number k of the exercise date (0 .. n-1 among the trade's dates) at which the policy
-    stops path i of the view ln S_t = a + b t + c X_t (``payoffs``): the first date it
-    exercises, else the last (the maturity, where the cash flow is max(ω(S - K), 0))."""
+    stops path i of the view ln S_t = a + b t + c X_t (``payoffs``), with variance rows v
+    (Heston's; GBM passes None): the first date it exercises, else the last (the maturity,
+    where the cash flow is max(ω(S - K), 0))."""
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     omega, strike = tf[P.OMEGA], tf[P.STRIKE]
     for k in range(n - 1):
         g = fix_idx[off + k]
-        if exercises(policy, off + k, omega, strike, math.exp(a + b * grid[g] + c * x[g, i])):
+        spot = math.exp(a + b * grid[g] + c * x[g, i])
+        if v is None:
+            stops = exercises(policy, off + k, omega, strike, spot)
+        else:
+            stops = exercises_at(policy, off + k, omega, strike, spot, v[g, i])
+        if stops:
             return k
     return n - 1

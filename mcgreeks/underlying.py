@@ -301,25 +301,34 @@ def fit_policies(job):
         params = job.member_params[r.get("asset", 0)]
         rows = slice(ti[j, P.FIX_OFF], ti[j, P.FIX_OFF] + ti[j, P.FIX_N])
         times = grid[fix_idx[rows]]
-        market = (params["rate"], params["div_yield"], params["vol"])
+        heston = params["model"] == "heston"
+        # the European regressor's volatility: GBM's, or Heston's long-run √v̄ reverting from v
+        vol = np.sqrt(params["vbar"]) if heston else params["vol"]
+        kappa = params["kappa"] if heston else None
+        market = (params["rate"], params.get("div_yield", 0.0), vol)
         is_call = r["option_type"] == "call"
-        name = job.members[r.get("asset", 0)]
+        keys = seed_key(job.seed), name_key(job.members[r.get("asset", 0)])
         policies = []
         for k in range(job.n_policies):
-            spots = exercise_policy.gbm_pilot(params["spot"], *market, times, seed_key(job.seed),
-                                              name_key(name), n_pilot, k * n_pilot)
+            variance = None
+            if heston:
+                spots, variance = exercise_policy.heston_pilot(params, times, *keys,
+                                                               job.steps_per_year, job.scheme,
+                                                               n_pilot, k * n_pilot)
+            else:
+                spots = exercise_policy.gbm_pilot(params["spot"], *market, times, *keys,
+                                                  n_pilot, k * n_pilot)
             european = exercise_policy.remaining_european(spots, times, r["strike"], *market,
-                                                          is_call)
+                                                          is_call, variance, kappa)
             policies.append(exercise_policy.fit(spots, times, r["strike"], params["rate"],
-                                                is_call, european))
-            job.policy[k, rows] = exercise_policy.rows(policies[-1], times, *market)
+                                                is_call, european, variance))
+            job.policy[k, rows] = exercise_policy.rows(policies[-1], times, *market, kappa)
         job.reasons[(j, G.PRICE)] = exercise_policy.describe(policies, n_pilot,
                                                              r["exercise"] == "american")
-        if job.upper_bound:
+        if job.upper_bound and not heston:
             from mcgreeks.dual_bound import gbm_upper_bound
             job.bounds[j] = gbm_upper_bound(job.policy[0, rows], times, params["spot"],
-                                            r["strike"], *market, is_call, seed_key(job.seed),
-                                            name_key(name))
+                                            r["strike"], *market, is_call, *keys)
 
 
 def pilot(job):

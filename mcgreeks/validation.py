@@ -165,9 +165,6 @@ def _exercise_dates(row, exercise, payoff, params):
     if payoff is not None and payoff not in EXERCISE_BUILT:
         return row.fail("exercise", f"early exercise of {payoff} payoffs is not built yet; only "
                                     "european (vanilla) calls and puts")
-    if params is not None and params["model"] != "gbm":
-        return row.fail("exercise", f"early exercise under {params['model']} is not built yet; "
-                                    "only gbm")
     if exercise != "bermudan":
         return None
     if _missing(row.record.get("n_exercise")):

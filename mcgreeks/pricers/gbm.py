@@ -124,7 +124,8 @@ def _fill(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tan
         w_n = w[g_last, i]
         t_stop = maturity
         if stopped:
-            g = fix_idx[off + XP.stop(ti, tf, policy, fix_idx, grid, w, i, log_s0, mu, vol)]
+            g = fix_idx[off + XP.stop(ti, tf, policy, fix_idx, grid, w, i, log_s0, mu, vol,
+                                      None)]
             t_stop, w_stop = grid[g], w[g, i]
             u = vecmath.exp(log_s0 + mu * t_stop + vol * w_stop)
             extreme, sw, swt, swx = 0.0, u, u * t_stop, u * w_stop
@@ -203,7 +204,8 @@ def _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, c):
     exercisable option keeps its fixed policy, which stops the moved path where it stops."""
     if ti[P.EXERCISE] == 1:
         a, b, c_w = math.log(s0), gbm.log_drift(rate, div, vol) * c, vol * math.sqrt(c)
-        g = fix_idx[ti[P.FIX_OFF] + XP.stop(ti, tf, policy, fix_idx, grid, w, i, a, b, c_w)]
+        g = fix_idx[ti[P.FIX_OFF] + XP.stop(ti, tf, policy, fix_idx, grid, w, i, a, b, c_w,
+                                            None)]
         return math.exp(-rate * grid[g] * c) * P.value(
             P.EUROPEAN, tf[P.OMEGA], tf[P.STRIKE], 1.0, vecmath.exp(a + b * grid[g] + c_w * w[g, i]))
     return math.exp(-rate * P.payment_time(kind, tf) * c) * _value(

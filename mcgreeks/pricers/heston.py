@@ -111,11 +111,20 @@ def _survival(ti, tf, fix_idx, grid, c, x, v, m, log_s0, dr, v0, alive):
 
 
 @kernel
-def _values(ti, tf, fix_idx, grid, c, x, v, m, log_s0, dr, v0, acc, alive, out):
+def _values(ti, tf, fix_idx, policy, grid, c, x, v, m, log_s0, rate, dr, v0, acc, alive, out):
     """Undiscounted payoffs of one unit on the tile's paths into out[:m] (grid dates scaled by c,
     rate moved by dr: the payoff's view is ln S_t = ln S0 + dr t + x_t, ``payoffs``), the
-    tile's paths as the inner loop: the fd revaluations."""
+    tile's paths as the inner loop: the fd revaluations.  An exercisable option keeps its
+    fixed policy, and its cash flow is carried to the maturity at the moved rate r + dr."""
     kind = ti[P.KIND]
+    if ti[P.EXERCISE] == 1:
+        off, maturity = ti[P.FIX_OFF], tf[P.MATURITY]
+        for i in range(m):
+            g = fix_idx[off + XP.stop(ti, tf, policy, fix_idx, grid, x, i, log_s0, dr, 1.0, v)]
+            u = math.exp(log_s0 + dr * grid[g] + x[g, i])
+            out[i] = P.value(P.EUROPEAN, tf[P.OMEGA], tf[P.STRIKE], 1.0, u) * \
+                math.exp((rate + dr) * c * (maturity - grid[g]))
+        return
     P.accumulate(kind, ti, tf, fix_idx, grid, x, m, log_s0, dr, 1.0, False, acc)
     t_mean = P.mean_date(ti, fix_idx, grid)
     for i in range(m):
@@ -245,15 +254,21 @@ def _vibrato(tf, kind, k, x, v, z, i, log_s0, f, scheme, coef, corr_bar, v0):
 
 
 @kernel
-def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coef, corr_bar,
-          need_pw, n_pw, need_sc, need_vb, acc, alive, q):
+def _fill(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme, coef,
+          corr_bar, need_pw, n_pw, need_sc, need_vb, acc, alive, q):
     """Per-path quantities of one trade over a tile into the rows of ``q``: the payoff from the
     sums of ``payoffs.accumulate`` (the view ln S_t = ln S0 + x_t); with ``need_pw``, u, its
     slope (times a discrete barrier's knock weight) and the pathwise derivatives f'(u) du/dθ_j
     along the first ``n_pw`` directions j: S0 and r from the payoff's date-weight moments
     (d ln S_t/d S0 = 1/S0, d ln S_t/dr = t), the model's tangent rows tx by ``payoffs.contract``
-    (Glasserman 2004, §7.2.2); a continuous barrier's along its bridge (``_barrier_pathwise``)."""
+    (Glasserman 2004, §7.2.2); a continuous barrier's along its bridge (``_barrier_pathwise``).
+    An exercisable option is read at the date τ its fixed ``policy`` stops the path, its cash
+    flow carried to the maturity at the rate (as ``pricers.gbm._fill``): the tangents are a
+    one-date payoff's at τ, and the carry's own derivatives are explicit terms of rho and
+    theta."""
     kind = ti[P.KIND]
+    maturity = tf[P.MATURITY]
+    stopped = ti[P.EXERCISE] == 1
     continuous = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
     log_s0 = math.log(s0)
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
@@ -264,30 +279,45 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coe
     if continuous:
         _survival(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, 0.0, v0, alive)
     for i in range(m):
-        u, extreme, sw, swt, _ = P.quantity_called(kind, ti, fix_idx, grid, x, acc, i, log_s0,
-                                                   0.0, 1.0, t_mean)
-        f = P.cash_flow(kind, ti, tf, u, extreme)
+        g_stop, carry, x_rate = g_last, 1.0, 0.0
+        if stopped:
+            g_stop = fix_idx[off + XP.stop(ti, tf, policy, fix_idx, grid, x, i, log_s0, 0.0, 1.0,
+                                           v)]
+            u = math.exp(log_s0 + x[g_stop, i])
+            extreme, sw, swt = 0.0, u, u * grid[g_stop]
+            carry = math.exp(rate * (maturity - grid[g_stop]))
+        else:
+            u, extreme, sw, swt, _ = P.quantity_called(kind, ti, fix_idx, grid, x, acc, i,
+                                                       log_s0, 0.0, 1.0, t_mean)
+        f = P.cash_flow(kind, ti, tf, u, extreme) * carry
+        if stopped:
+            x_rate = (maturity - grid[g_stop]) * f
         if continuous:
             f *= P.knock_weight(ti, alive[i])
         q[F, i] = f
-        q[C.X + G.DELTA, i] = q[C.X + G.RHO, i] = q[C.X2, i] = 0.0
+        q[C.X + G.DELTA, i] = q[C.X2, i] = 0.0
+        q[C.X + G.RHO, i] = x_rate
         if need_pw:
             if continuous:
                 _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_pw,
                                   q)
             else:
                 slope = (P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
-                         * P.discrete_survival(ti, tf, extreme))
+                         * P.discrete_survival(ti, tf, extreme) * carry)
                 q[U, i], q[SLOPE, i] = u, slope
                 q[C.D + G.DELTA, i] = slope * sw / s0
-                q[C.D + G.RHO, i] = slope * swt
+                q[C.D + G.RHO, i] = slope * swt + x_rate
                 if n_pw > 2:
-                    P.contract_called(kind, ti, fix_idx, grid, x, acc, i, log_s0, 0.0, 1.0, u, tx,
-                                      0, H.N_DIR, q, C.D + G.THETA)
+                    if stopped:       # one date, τ: ω = u there
+                        for d in range(H.N_DIR):
+                            q[C.D + G.THETA + d, i] = u * tx[d, g_stop, i]
+                    else:
+                        P.contract_called(kind, ti, fix_idx, grid, x, acc, i, log_s0, 0.0, 1.0,
+                                          u, tx, 0, H.N_DIR, q, C.D + G.THETA)
                     for j in range(2, n_pw):
                         q[_pw_row(j), i] *= slope
             if n_pw > 2:      # the grid scale c = T'/T: d/dT = (1/T) d/dc
-                q[C.D + G.THETA, i] /= tf[P.MATURITY]
+                q[C.D + G.THETA, i] = (q[C.D + G.THETA, i] + rate * x_rate) / maturity
         if need_sc:
             c1 = cs[g_first, i]
             g1 = gs[g_first, i]
@@ -306,16 +336,17 @@ def _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coe
 
 
 @kernel
-def _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, m, s0, rate, v0, disc, q, bumps, acc, alive,
-                  up, down, out):
+def _fd_spot_rate(g, ti, tf, fix_idx, policy, grid, x, v, m, s0, rate, v0, disc, q, bumps, acc,
+                  alive, up, down, out):
     """Central bump-and-revalue of delta, gamma or rho on the tile's paths into out[:m]: spot and
     rate bumps need no new path (x = ln(S/S0) does not depend on S0; r moves ln S_t by r t).
     disc: the trade's unbumped discount; up, down: scratch of the tile's size."""
     log_s0 = math.log(s0)
     if g == G.RHO:
         h = bumps[fd.B_RATE]
-        _values(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, h, v0, acc, alive, up)
-        _values(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, -h, v0, acc, alive, down)
+        _values(ti, tf, fix_idx, policy, grid, 1.0, x, v, m, log_s0, rate, h, v0, acc, alive, up)
+        _values(ti, tf, fix_idx, policy, grid, 1.0, x, v, m, log_s0, rate, -h, v0, acc, alive,
+                down)
         pay = P.payment_time(ti[P.KIND], tf)
         d_up = math.exp(-(rate + h) * pay)
         d_down = math.exp(-(rate - h) * pay)
@@ -323,8 +354,10 @@ def _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, m, s0, rate, v0, disc, q, bump
             out[i] = fd.central(d_up * up[i], d_down * down[i], h)
         return
     h = bumps[fd.B_SPOT] * s0
-    _values(ti, tf, fix_idx, grid, 1.0, x, v, m, math.log(s0 + h), 0.0, v0, acc, alive, up)
-    _values(ti, tf, fix_idx, grid, 1.0, x, v, m, math.log(s0 - h), 0.0, v0, acc, alive, down)
+    _values(ti, tf, fix_idx, policy, grid, 1.0, x, v, m, math.log(s0 + h), rate, 0.0, v0, acc,
+            alive, up)
+    _values(ti, tf, fix_idx, policy, grid, 1.0, x, v, m, math.log(s0 - h), rate, 0.0, v0, acc,
+            alive, down)
     for i in range(m):
         if g == G.DELTA:
             out[i] = fd.central(disc * up[i], disc * down[i], h)
@@ -333,9 +366,9 @@ def _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, m, s0, rate, v0, disc, q, bump
 
 
 @kernel
-def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme, coef,
-                corr_bar, slots_j, blend_j, bumps, agg_e_j, agg_w_j, agg_t_j, agg, acc, alive, up,
-                down, q, buf, out_tile):
+def _trade_tile(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme,
+                coef, corr_bar, slots_j, blend_j, bumps, agg_e_j, agg_w_j, agg_t_j, agg, acc,
+                alive, up, down, q, buf, out_tile):
     """All wanted estimates of one trade over one tile, except the re-simulated fd ones (which
     ``chunk`` adds), and their contributions to the per-path totals.  z: the tile's normals;
     coef: the base scenario's step coefficients; corr_bar = sqrt(1 - corr²); blend_j: the
@@ -353,8 +386,8 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
             n_pw = N_PW
         need_sc |= slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0
         need_vb |= slots_j[g, G.VIBRATO] >= 0
-    _fill(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, v0, scheme, coef, corr_bar,
-          need_pw, n_pw, need_sc, need_vb, acc, alive, q)
+    _fill(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme, coef,
+          corr_bar, need_pw, n_pw, need_sc, need_vb, acc, alive, q)
     for g in range(slots_j.shape[0]):
         for e in range(slots_j.shape[1]):
             k = slots_j[g, e]
@@ -366,7 +399,8 @@ def _trade_tile(ti, tf, fix_idx, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0,
             elif e == G.FD:
                 if g != G.DELTA and g != G.GAMMA and g != G.RHO:
                     continue  # re-simulated in ``chunk``
-                _fd_spot_rate(g, ti, tf, fix_idx, grid, x, v, m, s0, rate, v0, disc, q, bumps,
+                _fd_spot_rate(g, ti, tf, fix_idx, policy, grid, x, v, m, s0, rate, v0, disc, q,
+                              bumps,
                               acc, alive, up, down, buf)
             else:
                 jumps = P.jumps(ti)
@@ -489,7 +523,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
             for j in range(n_trades):
                 if ti[j, P.ASSET] != a or ti[j, P.LEG_N] > 0:
                     continue
-                _trade_tile(ti[j], tf[j], fix_idx, grid, x[a], v[a], tx[a], tv[a], gs, cs, z[a],
+                _trade_tile(ti[j], tf[j], fix_idx, policy_r, grid, x[a], v[a], tx[a], tv[a], gs,
+                            cs, z[a],
                             m, s0, rate, v0, scheme, coef_a[0], corr_bar, slots[j], blend[j],
                             bumps, agg_e[j], agg_w[j], agg_t[j], agg, acc, alive, up[0], down, q,
                             buf, out[tile])
@@ -515,7 +550,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                             continue
                         # the discount once per trade and side
                         disc = math.exp(-rate * P.payment_time(ti[j, P.KIND], tf[j]) * c)
-                        _values(ti[j], tf[j], fix_idx, grid, c, xs, vs, m, log_s0, 0.0,
+                        _values(ti[j], tf[j], fix_idx, policy_r, grid, c, xs, vs, m, log_s0, rate,
+                                0.0,
                                 scen_a[s, H.SC_V0], acc, alive, up[j] if side == 0 else down)
                         if side == 0:
                             disc_up[j] = disc

@@ -170,13 +170,6 @@ def test_bad_exercise_input_is_a_one_line_error_naming_trade_column_value(change
     assert "\n" not in str(error.value)
 
 
-def test_early_exercise_under_heston_is_refused_until_built():
-    trades, _ = _book(*LS_PUT, "american")
-    market = pd.DataFrame([dict(underlying="X", model="heston", spot=36.0, rate=0.06, v0=0.04,
-                                kappa=1.5, vbar=0.04, xi=0.5, corr=-0.7)])
-    with pytest.raises(InputError, match="early exercise under heston is not built yet"):
-        price_portfolio(trades, market, n_paths=1000)
-
 
 @pytest.mark.slow
 def test_greek_errors_over_seeds_are_calibrated_by_their_policy_spread_ses():
