@@ -37,16 +37,17 @@ from mcgreeks.engine import SEGMENT
 MIN_ITM_PER_COLUMN = 10
 
 #: Columns of a fitted policy as the kernels read it (``rows``): one row per exercise date of a
-#: trade, aligned with its dates in ``kernel_inputs.Book.fix_idx``: the coefficients B0..B4 of
-#: the basis 1, x, x², European/K and (Heston) the variance v (NaN: no exercise before the
-#: maturity at that date; B4 = 0 under GBM), and the European regressor's inputs, frozen at the
+#: trade, aligned with its dates in ``kernel_inputs.Book.fix_idx``: the coefficients B0..B6 of
+#: its basis (NaN: no exercise before the maturity at that date): for one asset 1, x, x²,
+#: European/K and (Heston) the variance v (B4 = 0 under GBM; B5 = B6 = 0); for several,
+#: ``legs_features``' seven; then the European regressor's inputs (one asset), frozen at the
 #: fit (so that the policy is one fixed function of the date's number, the spot and the
 #: variance, whatever parameter a Greek moves): the option's remaining life T - t_k, the rate,
 #: the dividend yield, and its variance σ² = VAR_LONG + VAR_WEIGHT (v - VAR_LONG): GBM's σ²
 #: (weight 0), or Heston's expected mean variance over the remaining life, which reverts from
 #: the path's v to v̄ (weight (1 - e^{-κτ})/(κτ)).
-B0, B1, B2, B3, B4, REMAINING, RATE, DIV, VAR_LONG, VAR_WEIGHT = range(10)
-N_POLICY = 10
+B0, B1, B2, B3, B4, B5, B6, REMAINING, RATE, DIV, VAR_LONG, VAR_WEIGHT = range(12)
+N_POLICY = 12
 
 
 @dataclass
@@ -85,6 +86,52 @@ def column_names(with_european, with_variance=False):
         (("v",) if with_variance else ())
 
 
+def legs_value(kind, xs):
+    """u of a multi-asset payoff from its legs' weighted spots xs[q, ...] (``payoffs``'
+    ``legs_quantity``): their sum (basket), largest (best_of), smallest (worst_of), or the
+    first less the second (spread)."""
+    if kind == P.BASKET:
+        return xs.sum(axis=0)
+    if kind == P.BEST_OF:
+        return xs.max(axis=0)
+    if kind == P.WORST_OF:
+        return xs.min(axis=0)
+    return xs[0] - xs[1]
+
+
+def legs_features(kind, xs, strike, omega):
+    """The basis of a multi-asset exercise policy at one date: columns 1, a, b, a², b², ab and
+    h/K, where a and b are the two legs' weighted spots (in units of K) that matter most, the
+    largest two (a basket, a best-of), the smallest two (a worst-of) or the two legs in order (a
+    spread), b = 0 for one leg, and h = (ω(u - K))⁺ the exercise value (Longstaff & Schwartz
+    2001, §3: powers and products of the sorted assets and the payoff).  xs[q, p]: leg q's
+    weighted spot on path p.  Shape (n_paths, 7)."""
+    xs = np.asarray(xs, dtype=float) / strike
+    if kind == P.SPREAD:
+        a, b = xs[0], xs[1]
+    else:
+        ranked = np.sort(xs, axis=0)
+        if kind != P.WORST_OF:
+            ranked = ranked[::-1]
+        a = ranked[0]
+        b = ranked[1] if len(xs) > 1 else np.zeros_like(a)
+    h = np.maximum(omega * (legs_value(kind, xs) - 1.0), 0.0)
+    return np.stack([np.ones_like(a), a, b, a * a, b * b, a * b, h], axis=1)
+
+
+LEGS_COLUMNS = ("1", "a", "b", "a^2", "b^2", "ab", "h/K")
+
+
+def fit_legs(xs, times, strike, rate, is_call, kind):
+    """``fit`` for a multi-asset payoff ``kind`` on pilot paths of its legs' weighted spots
+    xs[k, q, p] at dates times[k], with the basis of ``legs_features``."""
+    omega = 1.0 if is_call else -1.0
+    xs = np.asarray(xs, dtype=float)
+    h = np.maximum(omega * (legs_value(kind, np.moveaxis(xs, 1, 0)) - strike), 0.0)
+    return _fit(h, lambda k, itm: legs_features(kind, xs[k][:, itm], strike, omega),
+                len(LEGS_COLUMNS), times, rate, LEGS_COLUMNS)
+
+
 def fit(spots, times, strike, rate, is_call, european=None, variance=None):
     """Fit the policy by backward induction on pilot paths.
 
@@ -95,22 +142,33 @@ def fit(spots, times, strike, rate, is_call, european=None, variance=None):
     already fitted from t_{k+1} on is discounted to t_k at ``rate`` and regressed on the basis
     over the paths in the money at t_k.  Returns a ``Policy``."""
     spots = np.asarray(spots, dtype=float)
-    times = np.asarray(times, dtype=float)
-    n_dates, n_paths = spots.shape
-    cash = exercise_value(spots[-1], strike, is_call)
-    when = np.full(n_paths, times[-1])
     n_cols = 3 + (european is not None) + (variance is not None)
+
+    def basis(k, itm):
+        return features(spots[k, itm], strike, None if european is None else european[k, itm],
+                        None if variance is None else variance[k, itm])
+
+    return _fit(exercise_value(spots, strike, is_call), basis, n_cols, times, rate,
+                column_names(european is not None, variance is not None))
+
+
+def _fit(values, basis, n_cols, times, rate, names):
+    """Longstaff-Schwartz backward induction: values[k, p], the exercise value at date k on
+    pilot path p; basis(k, itm), the regressors of the in-the-money paths ``itm`` at date k."""
+    times = np.asarray(times, dtype=float)
+    n_dates, n_paths = values.shape
+    cash = values[-1].copy()
+    when = np.full(n_paths, times[-1])
     coefficients = np.full((n_dates - 1, n_cols), np.nan)
     n_itm = np.zeros(n_dates - 1, dtype=np.int64)
     r_squared = np.full(n_dates - 1, np.nan)
     for k in range(n_dates - 2, -1, -1):
-        h = exercise_value(spots[k], strike, is_call)
+        h = values[k]
         itm = h > 0.0
         n_itm[k] = itm.sum()
         if n_itm[k] < MIN_ITM_PER_COLUMN * n_cols:
             continue
-        x = features(spots[k, itm], strike, None if european is None else european[k, itm],
-                     None if variance is None else variance[k, itm])
+        x = basis(k, itm)
         y = cash[itm] * np.exp(-rate * (when[itm] - times[k]))
         beta, *_ = np.linalg.lstsq(x, y, rcond=None)
         fitted = x @ beta
@@ -120,8 +178,7 @@ def fit(spots, times, strike, rate, is_call, european=None, variance=None):
         exercise[itm] = h[itm] >= fitted
         cash = np.where(exercise, h, cash)
         when = np.where(exercise, times[k], when)
-    return Policy(coefficients, column_names(european is not None, variance is not None), n_itm,
-                  r_squared)
+    return Policy(coefficients, names, n_itm, r_squared)
 
 
 def stopping(policy, spots, times, strike, is_call, european=None):
@@ -209,6 +266,37 @@ def gbm_pilot(spot, rate, div_yield, vol, times, key0, key1, n_paths=PILOT_PATHS
     return spot * np.exp((rate - div_yield - 0.5 * vol * vol) * times[:, None] + vol * w)
 
 
+def gbm_legs_pilot(spots, rate, div_yields, vols, weights, factor, times, key0, names,
+                   n_paths=PILOT_PATHS, path0=0):
+    """Weighted spots xs[k, q, p] = w_q S_q(t_k) of the legs of a multi-asset trade at dates
+    ``times`` on ``n_paths`` exact correlated GBM pilot paths: leg q's own normals (path
+    numbers path0 .., stream ``rng.STREAM_EXERCISE``, name key names[q], draw k the increment
+    over (t_{k-1}, t_k]) mixed by the lower Cholesky factor of the legs' correlation matrix."""
+    from mcgreeks.rng import STREAM_EXERCISE, fill_normals
+    times = np.asarray(times, dtype=float)
+    n = len(spots)
+    steps = np.sqrt(np.diff(np.concatenate([[0.0], times])))
+    z = np.empty((n, n_paths))
+    w = np.zeros((n, n_paths))
+    out = np.empty((times.size, n, n_paths))
+    mu = np.asarray(rate - np.asarray(div_yields) - 0.5 * np.asarray(vols) ** 2)
+    for k in range(times.size):
+        for q in range(n):
+            fill_normals(key0, names[q], STREAM_EXERCISE, path0, k, z[q])
+        w += steps[k] * (np.asarray(factor) @ z)
+        out[k] = (np.asarray(weights) * np.asarray(spots))[:, None] * np.exp(
+            mu[:, None] * times[k] + np.asarray(vols)[:, None] * w)
+    return out
+
+
+def legs_rows(policy, times):
+    """The kernels' rows of a multi-asset ``Policy`` (``fit_legs``): B0..B6 per date (NaN: no
+    exercise; the maturity's row never read), the other columns unused (NaN)."""
+    out = np.full((len(times), N_POLICY), np.nan)
+    out[:-1, B0:B6 + 1] = policy.coefficients
+    return out
+
+
 def heston_pilot(params, times, key0, key1, steps_per_year, scheme, n_paths=PILOT_PATHS,
                  path0=0):
     """(spots, variances)[k, p] at dates ``times`` of ``n_paths`` Heston pilot paths, numbers
@@ -283,7 +371,7 @@ def rows(policy, times, rate, div_yield, vol, kappa=None):
     out = np.full((times.size, N_POLICY), np.nan)
     n_cols = policy.coefficients.shape[1]
     out[:-1, B0:B0 + n_cols] = policy.coefficients
-    out[:-1, B0 + n_cols:B4 + 1] = 0.0
+    out[:-1, B0 + n_cols:B6 + 1] = 0.0
     out[:, REMAINING] = times[-1] - times
     out[:, RATE], out[:, DIV], out[:, VAR_LONG] = rate, div_yield, vol * vol
     out[:, VAR_WEIGHT] = variance_weights(times, kappa)
@@ -336,6 +424,41 @@ def exercises_at(policy, row, omega, strike, spot, var):
 def exercises(policy, row, omega, strike, spot):
     """``exercises_at`` for a policy that reads no variance (GBM's)."""
     return exercises_at(policy, row, omega, strike, spot, policy[row, VAR_LONG])
+
+
+@kernel
+def exercises_legs(policy, row, kind, omega, strike, xs, n):
+    """Whether the multi-asset policy row ``row`` (a date before the maturity) exercises a
+    payoff ``kind`` whose n legs' weighted spots are xs[:n]: in the money and the exercise value
+    at least the continuation value fitted on ``legs_features``' basis."""
+    if kind == P.BASKET or kind == P.SPREAD:
+        u = 0.0
+        for q in range(n):
+            u += -xs[q] if kind == P.SPREAD and q == 1 else xs[q]
+    else:
+        u = xs[0]
+        for q in range(1, n):
+            u = max(u, xs[q]) if kind == P.BEST_OF else min(u, xs[q])
+    h = omega * (u - strike)
+    if not h > 0.0 or math.isnan(policy[row, B0]):
+        return False
+    if kind == P.SPREAD:
+        a, b = xs[0], xs[1]
+    else:
+        # the two legs that matter most: the largest two (the smallest for a worst-of)
+        sign = -1.0 if kind == P.WORST_OF else 1.0
+        a, b = -math.inf, -math.inf
+        for q in range(n):
+            y = sign * xs[q]
+            if y > a:
+                a, b = y, a
+            elif y > b:
+                b = y
+        a, b = sign * a, (sign * b if n > 1 else 0.0)
+    a, b = a / strike, b / strike
+    return h >= policy[row, B0] + a * policy[row, B1] + b * policy[row, B2] + \
+        a * a * policy[row, B3] + b * b * policy[row, B4] + a * b * policy[row, B5] + \
+        h / strike * policy[row, B6]
 
 
 @kernel(inline=True)
