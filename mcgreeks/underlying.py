@@ -298,9 +298,12 @@ def fit_policies(job):
     for j, r in enumerate(job.records):
         if not exercisable(r):
             continue
-        params = job.member_params[r.get("asset", 0)]
         rows = slice(ti[j, P.FIX_OFF], ti[j, P.FIX_OFF] + ti[j, P.FIX_N])
         times = grid[fix_idx[rows]]
+        if r.get("legs"):
+            _fit_legs_policies(job, j, r, rows, times, n_pilot)
+            continue
+        params = job.member_params[r.get("asset", 0)]
         heston = params["model"] == "heston"
         # the European regressor's volatility: GBM's, or Heston's long-run √v̄ reverting from v
         vol = np.sqrt(params["vbar"]) if heston else params["vol"]
@@ -329,6 +332,28 @@ def fit_policies(job):
             from mcgreeks.dual_bound import gbm_upper_bound
             job.bounds[j] = gbm_upper_bound(job.policy[0, rows], times, params["spot"],
                                             r["strike"], *market, is_call, *keys)
+
+
+def _fit_legs_policies(job, j, r, rows, times, n_pilot):
+    """``fit_policies`` for multi-asset trade j (GBM legs): pilots of its legs' correlated
+    weighted spots, each leg's normals from its own name's key (``gbm_legs_pilot``)."""
+    legs = list(r["legs"])
+    params = [job.member_params[a] for a in legs]
+    column = lambda key: np.array([p[key] for p in params], dtype=float)  # noqa: E731
+    factor = correlation.cholesky(np.asarray(job.correlation)[np.ix_(legs, legs)])
+    names = [name_key(job.members[a]) for a in legs]
+    is_call = r["option_type"] == "call"
+    policies = []
+    for k in range(job.n_policies):
+        xs = exercise_policy.gbm_legs_pilot(column("spot"), params[0]["rate"],
+                                            column("div_yield"), column("vol"), r["weights"],
+                                            factor, times, seed_key(job.seed), names, n_pilot,
+                                            k * n_pilot)
+        policies.append(exercise_policy.fit_legs(xs, times, r["strike"], params[0]["rate"],
+                                                 is_call, P.KINDS[r["payoff"]]))
+        job.policy[k, rows] = exercise_policy.legs_rows(policies[-1], times)
+    job.reasons[(j, G.PRICE)] = exercise_policy.describe(policies, n_pilot,
+                                                         r["exercise"] == "american")
 
 
 def pilot(job):

@@ -143,6 +143,9 @@ def multi_asset_choices(record, plan, asked=ALL_GREEKS, params=None):
             continue
         name = explicit.get(greek, default)
         valid = M.valid(params, code)
+        if record.get("exercise", "european") != "european":
+            # held at each path's stopping date: pathwise and mixed only, so far
+            valid = valid[:1]
         if name == "auto" and G.PATHWISE in valid and _heavy_pathwise(code, k, params):
             valid = (G.FD,) + tuple(e for e in valid if e != G.FD)
         if name != "auto" and G.ESTIMATORS.index(name) not in valid:
@@ -150,7 +153,9 @@ def multi_asset_choices(record, plan, asked=ALL_GREEKS, params=None):
                 raise InputError(
                     f"trade {record['trade_id']!r}: column 'method' has value {name!r} for "
                     f"{G.MEASURES[greek - 1]} of a {record['payoff']} {record['option_type']}: "
-                    "not offered on several underlyings; valid: "
+                    + ("not offered for early exercise on several underlyings yet; valid: "
+                       if record.get("exercise", "european") != "european" else
+                       "not offered on several underlyings; valid: ")
                     + ", ".join(G.ESTIMATORS[v] for v in valid))
             name = "auto"
         out[G.N_QUANTITIES + r] = valid[0] if name == "auto" else G.ESTIMATORS.index(name)

@@ -428,7 +428,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
             if legs is not None:
                 if ti_j[P.LEG_N] > 0:
                     gbm_multi.trade_tile(j, book, legs, paths, plan, totals, w, m, rows, y, x,
-                                         vec, agg, out_tile)
+                                         vec, agg, out_tile, policy)
                     continue
             a = ti_j[P.ASSET]
             # the state of the asset the payoff reads, with that asset's parameters

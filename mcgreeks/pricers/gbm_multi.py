@@ -28,12 +28,21 @@ weights, and s_k = ζ_k/(σ_k√T), the score of ln S0_k:
 Every estimate is multiplied by the discount e^{-rT} (whose own derivative enters rho and
 theta).  Every measure has pathwise (mixed for gammas), lr and fd.
 
+An exercisable trade (``exercise_policy``) is read at the date τ where its fixed policy stops
+the path (``_stop``) and discounted from there, e^{-rτ}; τ is locally constant in the path, so
+the pathwise formulas above hold with T replaced by τ (with W(τ) for √T Y, and theta's
+∂ln S_k(τ)/∂T = (μ_k τ + σ_k W_k(τ)/2)/T as the dates scale with T, and the discount's
+-rτ/T f), and mixed gammas take the score of the first exercise date t_1 (S0 enters the law of
+the path there: Y = W(t_1)/√t_1 in the formulas).  Likelihood ratio (the scores of every date)
+and fd (a re-stopping of each moved path) are not built for them yet.
+
 A trade's measures (``measures``) are numbered after ``greeks.N_QUANTITIES`` on the quantity
 axis of ``kernel_inputs.Plan.slots``, so the engine's slots, moments and per-path totals serve
 them unchanged; the kernel reads them, with their legs, from ``kernel_inputs.Legs.measure``.
 """
 import math
 
+from mcgreeks import exercise_policy as XP
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks import vecmath
@@ -56,9 +65,10 @@ VALID = {DELTA: (G.PATHWISE, G.LR, G.FD), GAMMA: (G.MIXED, G.LR, G.FD),
          THETA: (G.PATHWISE, G.LR, G.FD)}
 
 #: Rows of the per-leg scratch rows[row, leg, path]: weighted spot w_k S_k(T), Y, Z = L⁻¹Y,
-#: ζ = C⁻¹Y, pathwise weight p, and the weighted spots of an fd revaluation.
-LEG, Y, Z, ZETA, PW, MOVED = range(6)
-N_LEG_ROWS = 6
+#: ζ = C⁻¹Y, pathwise weight p, and the weighted spots of an fd revaluation; for an exercisable
+#: trade (``_stop``) the stopping date τ (in rows[STOP, 0]) and W(τ) (in rows[MOVED]).
+LEG, Y, Z, ZETA, PW, MOVED, STOP = range(7)
+N_LEG_ROWS = 7
 
 
 def pairs(n):
@@ -277,13 +287,101 @@ def _estimates(j, ti_j, tf_j, legs, paths, bumps, rows, f, m, code, k, l, e, est
 
 
 @kernel
-def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg, out_tile):
+def _stop(j, ti_j, tf_j, book, legs, paths, policy, w, m, rows, vec):
+    """An exercisable trade's rows on the tile: per path, the first exercise date where the
+    fixed ``policy`` exercises (``exercise_policy.exercises_legs``; else the maturity), τ in
+    rows[STOP, 0], the legs' weighted spots there in rows[LEG] and their W(τ) in rows[MOVED],
+    and Y = W(t_1)/√t_1 of the first date in rows[Y] (the mixed gammas' score)."""
+    n, n_dates, off = ti_j[P.LEG_N], ti_j[P.FIX_N], ti_j[P.FIX_OFF]
+    kind, omega, strike = ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE]
+    g_1 = book.fix_idx[off]
+    root_t1 = math.sqrt(book.grid[g_1])
+    for i in range(m):
+        for d in range(n_dates):
+            g = book.fix_idx[off + d]
+            t = book.grid[g]
+            for k in range(n):
+                a = legs.asset[j, k]
+                mu = gbm.log_drift(paths.rate[a], paths.div_yield[a], paths.vol[a])
+                vec[k] = legs.weight[j, k] * math.exp(math.log(paths.spot[a]) + mu * t
+                                                      + paths.vol[a] * w[a, g, i])
+            if d == n_dates - 1 or XP.exercises_legs(policy, off + d, kind, omega, strike, vec,
+                                                     n):
+                rows[STOP, 0, i] = t
+                for k in range(n):
+                    rows[LEG, k, i] = vec[k]
+                    rows[MOVED, k, i] = w[legs.asset[j, k], g, i]
+                break
+        for k in range(n):
+            rows[Y, k, i] = w[legs.asset[j, k], g_1, i] / root_t1
+
+
+@kernel
+def _stopped_estimates(j, ti_j, tf_j, legs, paths, rows, f, m, code, k, l, t_1, est):
+    """The pathwise (mixed for gammas) estimates of measure (code, k, l) of an exercisable
+    trade on the tile into est[:m] (module docstring: T replaced by each path's τ, the scores
+    of the first exercise date t_1), discounted from τ."""
+    n = ti_j[P.LEG_N]
+    t = tf_j[P.MATURITY]
+    rate = paths.rate[legs.asset[j, 0]]
+    for i in range(m):
+        tau = rows[STOP, 0, i]
+        est[i] = 0.0
+        if code == RHO:
+            est[i] = -tau * f[i]
+        elif code == THETA:
+            est[i] = rate * tau / t * f[i]
+    if code == RHO or code == THETA:
+        for q in range(n):
+            a = legs.asset[j, q]
+            vol = paths.vol[a]
+            mu = gbm.log_drift(paths.rate[a], paths.div_yield[a], vol)
+            for i in range(m):
+                tau = rows[STOP, 0, i]
+                if code == RHO:
+                    est[i] += rows[PW, q, i] * tau
+                else:
+                    est[i] -= rows[PW, q, i] * (mu * tau + 0.5 * vol * rows[MOVED, q, i]) / t
+    elif code == PAIR_CORR:
+        # Σ_q p_q σ_q (dL Z(τ))_q with Z(τ) = L⁻¹ W(τ) in rows[Z]
+        d_factor = legs.d_factor[j, _pair_index(k, l, n)]
+        for q in range(n):
+            c = paths.vol[legs.asset[j, q]]
+            for s in range(q + 1):
+                d = c * d_factor[q, s]
+                if d != 0.0:
+                    for i in range(m):
+                        est[i] += d * rows[PW, q, i] * rows[Z, s, i]
+    else:
+        a_k = legs.asset[j, k]
+        s0_k, vol_k = paths.spot[a_k], paths.vol[a_k]
+        sc_k = 1.0 / (vol_k * math.sqrt(t_1))
+        a_l = legs.asset[j, max(l, 0)]
+        s0_l, sc_l = paths.spot[a_l], 1.0 / (paths.vol[a_l] * math.sqrt(t_1))
+        for i in range(m):
+            if code == DELTA:
+                est[i] = rows[PW, k, i] / s0_k
+            elif code == VEGA:
+                est[i] = rows[PW, k, i] * (rows[MOVED, k, i] - vol_k * rows[STOP, 0, i])
+            elif code == GAMMA:
+                est[i] = rows[PW, k, i] * (rows[ZETA, k, i] * sc_k - 1.0) / (s0_k * s0_k)
+            else:       # CROSS_GAMMA
+                est[i] = 0.5 * (rows[PW, l, i] * rows[ZETA, k, i] * sc_k
+                                + rows[PW, k, i] * rows[ZETA, l, i] * sc_l) / (s0_k * s0_l)
+    for i in range(m):
+        est[i] *= math.exp(-rate * rows[STOP, 0, i])
+
+
+@kernel
+def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg, out_tile,
+               policy):
     """Trade j's (a multi-asset trade's) wanted estimates over one tile: their moments into
     out_tile[slot] (``engine.write_moments``) and the per-path totals (``engine.add_to_total``).
 
     w[asset, date, path]: the group's mixed Brownian motions on the grid; m: paths in the tile;
     rows (N_LEG_ROWS, n_max, TILE), f and est (TILE,), vec (n_max): scratch.  Z = L⁻¹Y and
-    ζ = C⁻¹Y are formed only when an estimate reads them."""
+    ζ = C⁻¹Y are formed only when an estimate reads them.  ``policy``: the tile's exercise
+    policy (``exercise_policy.tile_policy``), read by an exercisable trade."""
     ti_j, tf_j = book.ti[j], book.tf[j]
     slots_j = plan.slots[j]
     n = ti_j[P.LEG_N]
@@ -297,17 +395,23 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
             if slots_j[G.N_QUANTITIES + r, e] >= 0:
                 need_zeta |= e == G.LR or e == G.MIXED
                 need_z |= code == PAIR_CORR and (e == G.PATHWISE or e == G.FD)
-    for k in range(n):
-        a = legs.asset[j, k]
-        log_s0 = math.log(paths.spot[a])
-        drift = gbm.log_drift(paths.rate[a], paths.div_yield[a], paths.vol[a]) * t
-        diffusion = paths.vol[a] * root_t
-        weight = legs.weight[j, k]
-        for i in range(m):
-            rows[Y, k, i] = w[a, g_t, i] / root_t
-            rows[LEG, k, i] = weight * vecmath.exp(log_s0 + drift + diffusion * rows[Y, k, i])
+    stopped = ti_j[P.EXERCISE] == 1
+    if stopped:
+        _stop(j, ti_j, tf_j, book, legs, paths, policy, w, m, rows, vec)
+    else:
+        for k in range(n):
+            a = legs.asset[j, k]
+            log_s0 = math.log(paths.spot[a])
+            drift = gbm.log_drift(paths.rate[a], paths.div_yield[a], paths.vol[a]) * t
+            diffusion = paths.vol[a] * root_t
+            weight = legs.weight[j, k]
+            for i in range(m):
+                rows[Y, k, i] = w[a, g_t, i] / root_t
+                rows[LEG, k, i] = weight * vecmath.exp(log_s0 + drift
+                                                       + diffusion * rows[Y, k, i])
     if need_z:
-        vecmath.tile_matmul(legs.inverse[j], rows[Y], rows[Z], n, m, True)
+        vecmath.tile_matmul(legs.inverse[j], rows[MOVED] if stopped else rows[Y], rows[Z], n,
+                            m, True)
     if need_zeta:
         vecmath.tile_matmul(legs.precision[j], rows[Y], rows[ZETA], n, m, False)
     P.legs_payoff(ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE], rows[LEG], n, m, vec, f,
@@ -321,7 +425,12 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
                 continue
             if r < 0:
                 for i in range(m):
-                    est[i] = disc * f[i]
+                    est[i] = disc * f[i] if not stopped else \
+                        math.exp(-paths.rate[legs.asset[j, 0]] * rows[STOP, 0, i]) * f[i]
+            elif stopped:
+                code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
+                _stopped_estimates(j, ti_j, tf_j, legs, paths, rows, f, m, code, k, l,
+                                   book.grid[g_t], est)
             else:
                 code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
                 _estimates(j, ti_j, tf_j, legs, paths, plan.bumps, rows, f, m, code, k, l, e,
