@@ -76,17 +76,17 @@ L the lower Cholesky factor of the legs' correlation, z_p leg p's own normal.  T
 kernels serve the vanilla (one leg, no mixing: numba compiles it apart, ``factor`` None) and
 the legs, so the bookkeeping of M̂ and the savings are one code.
 
-No control.  A general basket or best-of has no closed-form European, and the control must
-have an exactly known conditional mean, or Q̂_k is biased and the bound may fail.  A closed
-form on one leg or on the legs' sum would be exact but would not equal h at the maturity, so it
-would leave the paths that reach T noisy; Stulz's formula for two-leg best-of and worst-of
-would, but the kernels have no bivariate normal law (``analytic.multi_asset``'s is SciPy's).
-So the inner paths run to the maturity and the estimates are plain means (what ``control=False``
-does for a vanilla), and every date the policy can exercise is simulated.  The cost is inner
+No control.  A general basket or best-of has no closed-form European, and a control must have
+an exactly known conditional mean, or Q̂_k is biased and the bound may fail.  Martingales with
+a closed form, such as one leg's European or the legs' discounted forwards, would keep Q̂_k
+unbiased but do not equal h at the maturity, so the paths that reach T would stay noisy;
+Stulz's formula for a two-leg best-of or worst-of would, but the kernels have no bivariate
+normal law (``analytic.multi_asset``'s is SciPy's).  So the inner paths run to the maturity
+and the estimates are plain means, as with ``control=False`` for a vanilla.  The cost is inner
 noise, which raises the bound: on the max-call of the tests (S0 = 100) the gap upper - lower
 falls from 0.20 at 1000 × 200 paths to 0.096 at 1000 × 500, 0.075 at 1000 × 1000 and 0.062 at
-1000 × 2000 (SE 0.037, 0.023, 0.018, 0.013), against 0.008 with the control on the 12-date
-vanilla call.
+1000 × 2000 (the bound's SE 0.037, 0.023, 0.018, 0.013), against 0.008 with the control on the
+12-date vanilla call at 2000 × 100.
 
 The floors F (``continuation_floor``) are lower limits of the European proved from the payoff
 alone, so that the skipped dates stay valid for any policy: a best-of call is worth at least
@@ -95,15 +95,16 @@ the put on any one leg ((K - min_p x_p)⁺ >= (K - x_q)⁺), each a GBM with the
 yield and volatility; a basket or spread option, u linear in the legs, at least
 e^{-rτ}(ω(E[u_T] - K))⁺ (Jensen), E[x_q(T)] = x_q e^{(r - q_q)τ}; a best-of put and a
 worst-of call are given F = 0 (every in-the-money date kept).  Measured on the max-call at
-1000 × 500: 30 % less time than keeping every in-the-money date (0.74 against 1.06 s at
-S0 = 100, 0.86 against 1.32 s at 110), the bound lower by at most 0.0004.
+1000 × 500: 15-30 % less time than keeping every in-the-money date (0.42 against 0.56 s at
+S0 = 90, 0.56 against 0.79 s at 100, 0.70 against 0.85 s at 110), the bound lower by at most
+0.0004.
 
 Measured on the Broadie & Glasserman two-asset max-call (tests/test_dual_bound.py: S0 = 90,
 100, 110, K = 100, r = 5 %, q = 10 %, σ = 20 %, ρ = 0, T = 3, 9 dates, values 8.08, 13.90,
 21.34; the policy fitted on 2^16 pilot paths), 1000 × 500 paths: 8.092 ± 0.018, 13.932 ±
 0.023, 21.377 ± 0.026 (0.15-0.23 % above), the policy's value 8.039, 13.835, 21.249, in
-0.5-0.7, 0.7-0.9, 0.9-1.1 s on one core (over runs, the other core busy; the first call
-compiles the legs' kernels, a few seconds).  Under bad policies the bound stays above and
+0.4-0.5, 0.5-0.7, 0.7-0.9 s on one core (over runs), 0.2-0.3, 0.3, 0.4-0.5 s on two (the first
+call compiles the legs' kernels, a few seconds).  Under bad policies the bound stays above and
 loosens (S0 = 100, 1000 × 100 paths: 15.29 ± 0.16 never exercising early, 14.35 ± 0.18
 exercising at the first in-the-money date, 14.15 ± 0.05 the fitted policy).
 
@@ -188,15 +189,6 @@ def moneyness(factor, kind, omega, strike, x, du):
     return omega * (u - strike)
 
 
-@kernel(inline=True)
-def stops(factor, policy, row, kind, omega, strike, x):
-    """Whether the policy row ``row`` (a date before the maturity) exercises at state x:
-    ``exercise_policy.exercises`` (a vanilla, factor None) or ``exercises_legs``."""
-    if factor is None:
-        return exercises(policy, row, omega, strike, x[0])
-    return exercises_legs(policy, row, kind, omega, strike, x, x.size)
-
-
 @kernel
 def continuation_floor(factor, kind, omega, strike, x, remaining, rate, div_yields, vols):
     """A lower bound, in money of its date, on the value of holding the option on from state x
@@ -241,7 +233,7 @@ def _mixed(factor, w, q):
 @kernel
 def continuation(policy, grid, disc, drift, sd, factor, kind, omega, strike, rate, div_yields,
                  vols, last, key0, names, stream, path0, k, x0, control, z, s, y, w, du, live):
-    """Q̂_k: the mean over the inner paths path0 .. path0 + s.shape[1] - 1 (stream ``stream``,
+    """Q̂_k: the mean over the inner paths path0 .. path0 + s.shape[0] - 1 (stream ``stream``,
     leg q's normals under keys (key0, names[q]), draw d the increment over (grid[d], grid[d+1]])
     started at state x0 (n legs) at grid[k] (years; grid[0] = 0, grid[1..n] the exercise dates)
     of the cash flow of following ``policy`` from date k+1 on (row d-1 of ``policy`` at date
@@ -255,10 +247,10 @@ def continuation(policy, grid, disc, drift, sd, factor, kind, omega, strike, rat
     cash flow less D_τ E(τ, S_τ) - D_k E(t_k, s0), the European martingale (module docstring),
     and paths stop after date ``last``, the last date < n at which the policy may exercise (0:
     none).
-    z, s (legs × paths), y, w, du (legs) and live (paths, int) are scratch.  The
+    z (legs × paths), s (paths × legs), y, w, du (legs) and live (paths, int) are scratch.  The
     paths' terms are added in path order."""
     n = grid.size - 1
-    m = s.shape[1]
+    m = s.shape[0]
     n_legs = 1 if factor is None else x0.size     # a constant for a vanilla
     maturity = grid[n]
     base = 0.0
@@ -269,7 +261,7 @@ def continuation(policy, grid, disc, drift, sd, factor, kind, omega, strike, rat
         end = last
     for j in range(m):
         for q in range(n_legs):
-            s[q, j] = x0[q]
+            s[j, q] = x0[q]
         live[j] = j
     n_live = m
     acc = 0.0
@@ -288,18 +280,20 @@ def continuation(policy, grid, disc, drift, sd, factor, kind, omega, strike, rat
                 w[q] = z[q, j] if dense else normal(key0, names[q], stream,
                                                     path0 + np.uint64(j), draw)
             for q in range(n_legs):
-                y[q] = s[q, j] * math.exp(a[q] + b[q] * _mixed(factor, w, q))
+                y[q] = s[j, q] * math.exp(a[q] + b[q] * _mixed(factor, w, q))
             cash = moneyness(factor, kind, omega, strike, y, du)
             if d == n:
                 acc += disc[n] * max(cash, 0.0)
-            elif stops(factor, policy, d - 1, kind, omega, strike, y):
+            # the policy written out here: an inlined helper cost a vanilla 10 % of its time
+            elif (exercises(policy, d - 1, omega, strike, y[0]) if factor is None
+                  else exercises_legs(policy, d - 1, kind, omega, strike, y, n_legs)):
                 if control:
                     cash -= continuation_floor(factor, kind, omega, strike, y, maturity - grid[d],
                                                rate, div_yields, vols)
                 acc += disc[d] * cash
             else:
                 for q in range(n_legs):
-                    s[q, j] = y[q]
+                    s[j, q] = y[q]
                 live[kept] = j
                 kept += 1
         n_live = kept
@@ -319,7 +313,7 @@ def _outer_block(policy, grid, disc, drift, sd, factor, kind, omega, strike, rat
     n = grid.size - 1
     n_legs = 1 if factor is None else x0.size     # a constant for a vanilla
     z = np.empty((n_legs, n_inner))
-    s = np.empty((n_legs, n_inner))
+    s = np.empty((n_inner, n_legs))
     live = np.empty(n_inner, dtype=np.int64)
     y = np.empty(n_legs)
     w = np.empty(n_legs)
@@ -347,7 +341,8 @@ def _outer_block(policy, grid, disc, drift, sd, factor, kind, omega, strike, rat
                 m += paid - q_prev
                 best = max(best, paid - m)
             elif h > 0.0:
-                exercised = stops(factor, policy, k - 1, kind, omega, strike, x)
+                exercised = (exercises(policy, k - 1, omega, strike, x[0]) if factor is None
+                             else exercises_legs(policy, k - 1, kind, omega, strike, x, n_legs))
                 if exercised or h + TIE * strike >= continuation_floor(
                         factor, kind, omega, strike, x, grid[n] - grid[k], rate, div_yields,
                         vols):
