@@ -199,3 +199,20 @@ def test_the_dual_upper_bound_brackets_the_reference_with_the_price():
     assert row["upper_bound_se"] < 0.001 * ref
     assert row["duality_gap"] == pytest.approx(row["upper_bound"] - row["price"])
     assert row["duality_gap"] < 0.005 * ref + 4 * row["duality_gap_se"]
+
+
+def test_same_bits_on_one_or_two_threads():
+    import numba
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 numba threads")
+    trades, market = _book(*LS_PUT, "bermudan", 12)
+    kw = dict(n_paths=2 * engine.SEGMENT + 77, seed=13, block_paths=1024)
+    saved = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = price_portfolio(trades, market, **kw)
+        numba.set_num_threads(2)
+        two = price_portfolio(trades, market, **kw)
+    finally:
+        numba.set_num_threads(saved)
+    pd.testing.assert_frame_equal(one, two, check_exact=True)
