@@ -144,8 +144,9 @@ def multi_asset_choices(record, plan, asked=ALL_GREEKS, params=None):
         name = explicit.get(greek, default)
         valid = M.valid(params, code)
         if record.get("exercise", "european") != "european":
-            # held at each path's stopping date: pathwise and mixed only, so far
-            valid = valid[:1]
+            # pathwise and mixed at each path's stopping date, fd re-stopping moved paths; no
+            # likelihood ratio (every date's scores) yet
+            valid = (valid[0], G.FD)
         if name == "auto" and G.PATHWISE in valid and _heavy_pathwise(code, k, params):
             valid = (G.FD,) + tuple(e for e in valid if e != G.FD)
         if name != "auto" and G.ESTIMATORS.index(name) not in valid:

@@ -33,8 +33,9 @@ the path (``_stop``) and discounted from there, e^{-rτ}; τ is locally constant
 the pathwise formulas above hold with T replaced by τ (with W(τ) for √T Y, and theta's
 ∂ln S_k(τ)/∂T = (μ_k τ + σ_k W_k(τ)/2)/T as the dates scale with T, and the discount's
 -rτ/T f), and mixed gammas take the score of the first exercise date t_1 (S0 enters the law of
-the path there: Y = W(t_1)/√t_1 in the formulas).  Likelihood ratio (the scores of every date)
-and fd (a re-stopping of each moved path) are not built for them yet.
+the path there: Y = W(t_1)/√t_1 in the formulas).  fd revalues each moved path with the same
+policy, which stops it where the moved spots say (``_stopped_fd``).  Likelihood ratio (the
+scores of every date) is not built for them yet.
 
 A trade's measures (``measures``) are numbered after ``greeks.N_QUANTITIES`` on the quantity
 axis of ``kernel_inputs.Plan.slots``, so the engine's slots, moments and per-path totals serve
@@ -373,6 +374,73 @@ def _stopped_estimates(j, ti_j, tf_j, legs, paths, rows, f, m, code, k, l, t_1, 
 
 
 @kernel
+def _stopped_value(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, i, code, k, l, side_k,
+                   side_l, vec, zed):
+    """Path i's discounted cash flow of an exercisable trade with one parameter moved as in
+    ``_move`` (spot of leg k (and l), volatility of leg k, every rate, the maturity's scale, or
+    pair (k, l)'s correlation: W' = L(c ± h) L⁻¹ W at every date), stopped where the fixed
+    ``policy`` exercises the moved spots.  vec, zed: scratch of the legs' size."""
+    n, n_dates, off = ti_j[P.LEG_N], ti_j[P.FIX_N], ti_j[P.FIX_OFF]
+    kind, omega, strike = ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE]
+    rate = paths.rate[legs.asset[j, 0]] + (side_k * bumps[2] if code == RHO else 0.0)
+    c = 1.0 + side_k * bumps[3] if code == THETA else 1.0
+    t = 0.0
+    for d in range(n_dates):
+        g = book.fix_idx[off + d]
+        t = book.grid[g] * c
+        if code == PAIR_CORR:
+            factor = legs.bumped[j, _pair_index(k, l, n), 0 if side_k > 0 else 1]
+            for q in range(n):
+                zed[q] = 0.0
+                for s in range(q + 1):
+                    zed[q] += legs.inverse[j, q, s] * w[legs.asset[j, s], g, i]
+        for q in range(n):
+            a = legs.asset[j, q]
+            vol = paths.vol[a] * (1.0 + side_k * bumps[1] if code == VEGA and q == k else 1.0)
+            mu = gbm.log_drift(rate if code == RHO else paths.rate[a], paths.div_yield[a], vol)
+            w_q = w[a, g, i]
+            if code == PAIR_CORR:
+                w_q = 0.0
+                for s in range(q + 1):
+                    w_q += factor[q, s] * zed[s]
+            scale = 1.0
+            if (code == DELTA or code == GAMMA or code == CROSS_GAMMA) and q == k:
+                scale = 1.0 + side_k * bumps[0]
+            elif code == CROSS_GAMMA and q == l:
+                scale = 1.0 + side_l * bumps[0]
+            vec[q] = scale * legs.weight[j, q] * math.exp(math.log(paths.spot[a]) + mu * t
+                                                          + vol * math.sqrt(c) * w_q)
+        if d < n_dates - 1 and XP.exercises_legs(policy, off + d, kind, omega, strike, vec, n):
+            break
+    u = P.legs_quantity(kind, vec, n, zed)
+    return math.exp(-rate * t) * P.value(P.EUROPEAN, omega, strike, 1.0, u)
+
+
+@kernel
+def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, rows, f, m, code, k, l,
+                est, vec, zed):
+    """fd of measure (code, k, l) of an exercisable trade on the tile into est[:m]: the
+    corners of ``_fd_corner``, each path re-stopped by the fixed policy (``_stopped_value``)."""
+    n = ti_j[P.LEG_N]
+    a_k, a_l = legs.asset[j, max(k, 0)], legs.asset[j, max(l, 0)]
+    width = legs.pair_width[j, _pair_index(k, l, n)] if code == PAIR_CORR else 1.0
+    n_corners = 4 if code == CROSS_GAMMA else (3 if code == GAMMA else 2)
+    rate = paths.rate[legs.asset[j, 0]]
+    for i in range(m):
+        est[i] = 0.0
+    for c in range(n_corners):
+        side_k, side_l, weight = _fd_corner(code, c, bumps, paths.spot[a_k], paths.spot[a_l],
+                                            paths.vol[a_k], tf_j[P.MATURITY], width)
+        for i in range(m):
+            if side_k == 0.0:
+                est[i] += weight * math.exp(-rate * rows[STOP, 0, i]) * f[i]
+            else:
+                est[i] += weight * _stopped_value(j, ti_j, tf_j, book, legs, paths, bumps,
+                                                  policy, w, i, code, k, l, side_k, side_l,
+                                                  vec, zed)
+
+
+@kernel
 def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg, out_tile,
                policy):
     """Trade j's (a multi-asset trade's) wanted estimates over one tile: their moments into
@@ -429,8 +497,13 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
                         math.exp(-paths.rate[legs.asset[j, 0]] * rows[STOP, 0, i]) * f[i]
             elif stopped:
                 code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
-                _stopped_estimates(j, ti_j, tf_j, legs, paths, rows, f, m, code, k, l,
-                                   book.grid[g_t], est)
+                if e == G.FD:
+                    # rows[Y] is free by now (ζ is formed): its first column is scratch
+                    _stopped_fd(j, ti_j, tf_j, book, legs, paths, plan.bumps, policy, w, rows, f,
+                                m, code, k, l, est, vec, rows[Y, :, 0])
+                else:
+                    _stopped_estimates(j, ti_j, tf_j, legs, paths, rows, f, m, code, k, l,
+                                       book.grid[g_t], est)
             else:
                 code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
                 _estimates(j, ti_j, tf_j, legs, paths, plan.bumps, rows, f, m, code, k, l, e,
