@@ -216,3 +216,22 @@ def test_same_bits_on_one_or_two_threads():
     finally:
         numba.set_num_threads(saved)
     pd.testing.assert_frame_equal(one, two, check_exact=True)
+
+
+def test_the_american_example_book_prices_with_its_bounds():
+    """data/american (the README's early-exercise example: Bermudan and American vanillas under
+    GBM and Heston and a Bermudan max-call), as the command line reads it: every trade priced,
+    each bracketed by its price and dual bound within their noise."""
+    from pathlib import Path
+
+    from mcgreeks.cli import read_table
+    data = Path(__file__).resolve().parents[2] / "data" / "american"
+    trades, market = read_table(data / "trades.csv", "trades"), read_table(data / "market.csv",
+                                                                           "market")
+    res = price_portfolio(trades, market, n_paths=2 * engine.SEGMENT, greeks="delta",
+                          upper_bound=True)
+    assert list(res.index) == list(trades.trade_id)
+    assert (res.error == "").all() and res.price.notna().all()
+    q = trades.set_index("trade_id")["quantity"]
+    gap, gap_se = res["duality_gap"] / q, res["duality_gap_se"] / q.abs()   # one option's
+    assert (gap > -4 * gap_se).all() and (gap < 0.02 * res["price"] / q + 4 * gap_se).all()

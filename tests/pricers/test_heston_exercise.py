@@ -41,7 +41,7 @@ def priced():
              maturity=MATURITY)])
     market = pd.DataFrame([dict(underlying="H", model="heston", **PARAMS)])
     return price_portfolio(trades, market, n_paths=100_000, seed=1, steps_per_year=STEPS,
-                           greeks="delta,gamma,d_v0")
+                           greeks="delta,gamma,d_v0", upper_bound=True)
 
 
 def test_american_put_under_heston_against_2d_finite_differences(priced):
@@ -53,6 +53,9 @@ def test_american_put_under_heston_against_2d_finite_differences(priced):
     assert row["price_se"] < 0.006 * price
     assert row["price"] < price + 4 * row["price_se"]
     assert row["price"] > price * (1 - PRICE_BIAS) - 4 * row["price_se"]
+    # the dual bound (the discretized model's) above the reference, within 1 %
+    assert price - 4 * row["upper_bound_se"] < row["upper_bound"] < \
+        price * 1.01 + 4 * row["upper_bound_se"]
     for g, allowance in ALLOWANCE.items():
         assert abs(row[g] - ref[g]) < 4 * row[g + "_se"] + allowance * abs(ref[g]), \
             (g, row[g], row[g + "_se"], ref[g])
