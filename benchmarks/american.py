@@ -9,9 +9,10 @@ both ``exercise="american"`` (exercisable at each step of the grid, here 52 a ye
 
 1. cost: wall time (best of ``--repeats``, after a warm-up so that compiling is left out) of
    the price alone, of the price with every Greek and of the price with the dual upper bound,
-   and of the European of the same contract; each run is split, from outside, into the
-   policies' fit (``underlying.fit_policies``), the dual bound (``dual_bound.gbm_upper_bound``),
-   the main run (``underlying.simulate``) and the rest, by timing those functions in place;
+   and of the European of the same contract (the repeats go round the runs); each run is
+   split, from outside, into the policies' fit (``underlying.fit_policies``), the dual bound
+   (``dual_bound.gbm_upper_bound``), the main run (``underlying.simulate``) and the rest, by
+   timing those functions in place;
 2. duality gap: price, Andersen-Broadie upper bound and their gap, each with its SE;
 3. convergence: the ``american`` price at 12 ... 252 steps a year next to the finite-difference
    values (``mcgreeks.analytic.american``) of the Bermudan with the same dates and of the
@@ -175,18 +176,26 @@ def reference_greeks(contract, exercise_dates):
 
 # -- the four measurements ------------------------------------------------------------------
 
+#: label -> price_portfolio options of each timed run of section 1
+COST_RUNS = {"European, price alone": dict(exercise="european"),
+             "price alone": dict(),
+             "price + all Greeks": dict(greeks="all"),
+             "price + upper bound": dict(upper_bound=True)}
+
+
 def measure_cost(n_paths, repeats):
-    """{contract: {label: run}} for the European price, the American price alone, with every
-    Greek and with the upper bound."""
-    out = {}
-    for name, contract in CONTRACTS.items():
-        out[name] = {
-            "European, price alone": run(contract, n_paths, exercise="european",
-                                         repeats=repeats),
-            "price alone": run(contract, n_paths, repeats=repeats),
-            "price + all Greeks": run(contract, n_paths, greeks="all", repeats=repeats),
-            "price + upper bound": run(contract, n_paths, upper_bound=True, repeats=repeats),
-        }
+    """{contract: {label: run}} for the runs of ``COST_RUNS``.  The repeats go round the runs
+    (each round times every run once), so that a spell of load from another process falls on
+    all of them alike rather than on one; each phase keeps its best over the rounds."""
+    out = {name: {} for name in CONTRACTS}
+    for _ in range(repeats):
+        for name, contract in CONTRACTS.items():
+            for label, options in COST_RUNS.items():
+                r = run(contract, n_paths, **options)
+                old = out[name].get(label)
+                out[name][label] = r if old is None else dict(
+                    {k: min(v, r[k]) for k, v in old.items() if k != "row"}, row=r["row"])
+    for name in CONTRACTS:
         for label, r in out[name].items():
             print(f"{name:14s} {label:22s} {r['wall']:7.3f} s  fit {r['fit']:.3f}  "
                   f"bound {r['bound']:.3f}  main {r['main']:.3f}", flush=True)
@@ -264,14 +273,16 @@ def report(args, n_paths, repeats, steps_list, seeds, cost, conv, greeks, elapse
     # 1. cost
     lines += ["### 1. What the price and its Greeks cost\n",
               f"Wall time of one `price_portfolio` call, best of {repeats} after a warm-up "
-              "(compiling left out).  *policy fit*: `underlying.fit_policies` (pilot paths and "
-              "regressions, without the bound); *bound*: `dual_bound.gbm_upper_bound`; "
-              "*main run*: `underlying.simulate` (the paths, with every estimator); *rest*: "
-              "input checks, the pilot's other work, reduction and tables.  Each column is the "
-              "best over the repeats, so the parts need not add up to the wall exactly; with "
-              "another process on the machine (see the load above) single parts vary by some "
-              "10 %.  Paths/s = paths / wall; × price alone = wall / the American price alone's "
-              "wall.  All times in milliseconds.\n",
+              "(compiling left out; the repeats go round the runs, so that another process's "
+              "load falls on all of them alike).  *policy fit*: `underlying.fit_policies` "
+              "(pilot paths and regressions, without the bound); *bound*: "
+              "`dual_bound.gbm_upper_bound`; *main run*: `underlying.simulate` (the paths, with "
+              "every estimator); *rest*: input checks, the pilot's other work, reduction and "
+              "tables.  Each column is the best over the repeats, so the parts need not add up "
+              f"to the wall exactly.  The main run is parallel ({m['numba_threads']} threads): "
+              "it takes up to twice as long when another process holds a core, which the load "
+              "above hints at.  Paths/s = paths / wall; × price alone = wall / the American "
+              "price alone's wall.  All times in milliseconds.\n",
               "| contract | run | wall (ms) | policy fit (ms) | bound (ms) | main run (ms) | "
               "rest (ms) | paths/s | × price alone |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -303,10 +314,11 @@ def report(args, n_paths, repeats, steps_list, seeds, cost, conv, greeks, elapse
               "gap = √(SE_price² + SE_bound²).  *FD Bermudan*: the finite-difference value of "
               f"the option exercisable on the same {STEPS} dates, which the price (a policy's "
               "value) must not exceed and the bound must not fall below, up to their noise.  "
-              "*bound − FD Berm.*: how far above that value the bound sits, in % of it (the "
-              "policy's suboptimality plus the inner paths' bias, measured with the bound's "
-              "own small SE).  *bound adds*: wall with the bound − wall of the price alone "
-              "(section 1); *bound itself*: time in `gbm_upper_bound`.  Prices in currency.\n",
+              "*bound − FD Berm.*: how far above that value the bound sits, in % of it: how far "
+              "the martingale built from the policy is from the optimal one, plus the inner "
+              "paths' upward bias, measured to the bound's own small SE.  *bound adds*: wall "
+              "with the bound − wall of the price alone (section 1); *bound itself*: "
+              "time in `gbm_upper_bound`.  Prices in currency.\n",
               "| contract | price ± SE | FD Bermudan | upper bound ± SE | bound − FD Berm. "
               "(%) | gap ± SE | gap (% of price) | bound adds (s) | bound itself (s) |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -332,7 +344,9 @@ def report(args, n_paths, repeats, steps_list, seeds, cost, conv, greeks, elapse
               "*Berm. − Amer.*: the cost of exercising on the grid only (the discretization of "
               "exercise); *MC − Berm.*: the fitted policies' low bias, ± its SE.  Both in % of "
               "the FD American.  *wall*: one run; *policy fit*: its part in `fit_policies`, which "
-              "grows with the dates.\n",
+              "grows with the dates.  Every row uses seed 0, so the MC errors of one contract "
+              "share their random numbers and move together down the column; section 4 has "
+              f"the mean over {len(seeds)} seed(s) at {STEPS} steps.\n",
               "| contract | steps/yr | dates | MC price ± SE | FD Bermudan | FD American | "
               "Berm. − Amer. (%) | MC − Berm. (%) | wall (s) | policy fit (s) |",
               "|---|---|---|---|---|---|---|---|---|---|"]
