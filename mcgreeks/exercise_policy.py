@@ -157,27 +157,29 @@ def _fit(values, basis, n_cols, times, rate, names):
     pilot path p; basis(k, itm), the regressors of the in-the-money paths ``itm`` at date k."""
     times = np.asarray(times, dtype=float)
     n_dates, n_paths = values.shape
-    cash = values[-1].copy()
-    when = np.full(n_paths, times[-1])
+    # each path's realized cash flow discounted to 0, so that a date's regressand is one
+    # product (the discount to t_k) instead of an exponential per path
+    paid = values[-1] * math.exp(-rate * times[-1])
     coefficients = np.full((n_dates - 1, n_cols), np.nan)
     n_itm = np.zeros(n_dates - 1, dtype=np.int64)
     r_squared = np.full(n_dates - 1, np.nan)
     for k in range(n_dates - 2, -1, -1):
         h = values[k]
-        itm = h > 0.0
-        n_itm[k] = itm.sum()
+        itm = np.flatnonzero(h > 0.0)
+        n_itm[k] = itm.size
         if n_itm[k] < MIN_ITM_PER_COLUMN * n_cols:
             continue
         x = basis(k, itm)
-        y = cash[itm] * np.exp(-rate * (when[itm] - times[k]))
-        beta, *_ = np.linalg.lstsq(x, y, rcond=None)
+        y = paid[itm] * math.exp(rate * times[k])
+        # least squares by the normal equations: n_cols² work per path instead of an SVD of
+        # the whole matrix (lstsq on the small system keeps a rank-deficient basis, e.g. a
+        # basket of one name, at its minimum-norm solution)
+        beta = np.linalg.lstsq(x.T @ x, x.T @ y, rcond=None)[0]
         fitted = x @ beta
         coefficients[k] = beta
         r_squared[k] = 1.0 - np.sum((y - fitted) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300)
-        exercise = np.zeros(n_paths, dtype=bool)
-        exercise[itm] = h[itm] >= fitted
-        cash = np.where(exercise, h, cash)
-        when = np.where(exercise, times[k], when)
+        exercise = itm[h[itm] >= fitted]
+        paid[exercise] = h[exercise] * math.exp(-rate * times[k])
     return Policy(coefficients, names, n_itm, r_squared)
 
 
@@ -317,7 +319,8 @@ def remaining_european(spots, times, strike, rate, div_yield, vol, is_call, vari
     """The European regressor: E[k, p], the Black-Scholes value of the option's remaining life
     T - t_k at spot spots[k, p] (``european_value``, as the kernels evaluate it, with the
     variance of ``rows``: σ² = vol², or with ``kappa`` (Heston) the mean variance expected
-    from variance[k, p]; 0 at the maturity, whose row no fit reads)."""
+    from variance[k, p]) where the option is in the money; 0 elsewhere and at the maturity,
+    which no fit reads."""
     spots = np.ascontiguousarray(spots, dtype=float)
     out = np.zeros_like(spots)
     omega = 1.0 if is_call else -1.0
@@ -400,8 +403,11 @@ def european_value(omega, spot, strike, remaining, rate, div_yield, vol):
 
 @kernel
 def _european_values(omega, spots, strike, remaining, rate, div_yield, vols, out):
+    """out[p] = ``european_value`` where path p is in the money (the only paths a fit
+    regresses on), else 0."""
     for p in range(spots.size):
-        out[p] = european_value(omega, spots[p], strike, remaining, rate, div_yield, vols[p])
+        out[p] = european_value(omega, spots[p], strike, remaining, rate, div_yield, vols[p]) \
+            if omega * (spots[p] - strike) > 0.0 else 0.0
 
 
 @kernel
