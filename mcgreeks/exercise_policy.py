@@ -358,7 +358,7 @@ def describe(policies, n_pilot, american):
               if len(policies) > 1 else
               f"one policy on {n_pilot:,} pilot paths (own stream); the SEs leave out the "
               "policy's noise (fewer than two segments of paths, or Sobol points)")
-    return (f"Longstaff-Schwartz on {dates} exercise dates"
+    return (f"Longstaff-Schwartz on {dates} exercise date{'s' if dates > 1 else ''}"
             + (" (american: Bermudan at every grid step)" if american else "")
             + f"; basis {', '.join(policies[0].columns)} on in-the-money paths; {spread}; "
             f"{int(fitted.sum(axis=1).min())} dates with exercise, {quality}")

@@ -560,7 +560,16 @@ def _policy_spread(job, wanted, counts, states, mean, se):
     R/(R-1) Σ (n_r/N)² (m_r - mean)², kept no smaller than the paths' own variance (it cannot
     be).  With R - 1 degrees of freedom, such an SE is uncertain by about 1/√(2(R-1)) (the
     diagnostics' reason says R); the tail test still reads the paths."""
-    slots = [k for k, (j, _, _) in enumerate(wanted) if exercisable(job.records[j])]
+    ti = job.arrays[1]
+
+    def exercised(j):
+        """Whether trade j's policies exercise anywhere before the maturity (else they are all
+        the same rule, and the paths' own SE is the whole error)."""
+        rows = slice(ti[j, P.FIX_OFF], ti[j, P.FIX_OFF] + ti[j, P.FIX_N])
+        return exercisable(job.records[j]) and \
+            not np.isnan(job.policy[:, rows, exercise_policy.B0]).all()
+
+    slots = [k for k, (j, _, _) in enumerate(wanted) if exercised(j)]
     if not slots:
         return
     reps = [engine.merge_segments(counts[job.policy_of == r], states[job.policy_of == r])

@@ -235,3 +235,14 @@ def test_the_american_example_book_prices_with_its_bounds():
     q = trades.set_index("trade_id")["quantity"]
     gap, gap_se = res["duality_gap"] / q, res["duality_gap_se"] / q.abs()   # one option's
     assert (gap > -4 * gap_se).all() and (gap < 0.02 * res["price"] / q + 4 * gap_se).all()
+
+
+def test_a_bermudan_with_one_date_is_its_european_to_the_bit():
+    """n_exercise = 1: the only date is the maturity, so no policy acts; the price is the
+    European's on the same paths, and its SE is the paths' own (no spread of identical
+    policies, whose few degrees of freedom would only add noise to it)."""
+    trades, market = _book(*LS_PUT, "bermudan", 1)
+    both = pd.concat([trades, trades.assign(trade_id="e", exercise="european")])
+    res = price_portfolio(both, market, n_paths=3 * engine.SEGMENT, seed=2, greeks="none")
+    assert res.loc["t", "price"] == res.loc["e", "price"]
+    assert res.loc["t", "price_se"] == res.loc["e", "price_se"]
