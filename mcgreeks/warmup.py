@@ -89,7 +89,14 @@ def synthetic_book():
     basket = {"trade_id": "WGB", "underlying": "WG;WG2", "payoff": "basket", "option_type": "call",
               "strike": 200.0, "maturity": 0.5, "quantity": 1.0, "weights": "1;1"}
     heston_basket = dict(basket, trade_id="WHB", underlying="WH;WH2")
-    trades = pd.DataFrame(_book_trades("WG") + _book_trades("WH") + [basket, heston_basket])
+    # early exercise: its pilots' kernels (the pricers' stopping is in their own kernels)
+    american = [{"trade_id": f"{name}A", "underlying": name, "payoff": "european",
+                 "option_type": "put", "strike": 105.0, "maturity": 0.25, "quantity": 1.0,
+                 "exercise": "american"} for name in ("WG", "WH")]
+    bermudan = dict(basket, trade_id="WGBB", option_type="put", exercise="bermudan",
+                    n_exercise=4)
+    trades = pd.DataFrame(_book_trades("WG") + _book_trades("WH") + american
+                          + [basket, heston_basket, bermudan])
     market = pd.DataFrame([
         {"underlying": "WG", "model": "gbm", "spot": 100.0, "rate": 0.03, "div_yield": 0.01,
          "vol": 0.2, "v0": np.nan, "kappa": np.nan, "vbar": np.nan, "xi": np.nan,

@@ -127,8 +127,9 @@ def _warmup_children(pid):
 
 @pytest.mark.slow
 def test_after_warmup_the_sample_book_compiles_nothing(tmp_path):
-    """``mcgreeks warmup`` on an empty cache, then the sample book in a new process: no kernel
-    is compiled (numba's compile events), and cache_is_warm says so beforehand."""
+    """``mcgreeks warmup`` on an empty cache, then the sample book and the early-exercise
+    example (data/american, its pilots included) in a new process: no kernel is compiled
+    (numba's compile events), and cache_is_warm says so beforehand."""
     env = _env(tmp_path)
     done = subprocess.run([sys.executable, "-m", "mcgreeks.cli", "warmup"], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=1800)
@@ -150,6 +151,9 @@ trades = pd.read_csv({str(DATA / "trades.csv")!r})
 market = pd.read_csv({str(DATA / "market.csv")!r})
 price_portfolio(trades, market, n_paths=20_000)
 price_portfolio(trades, market, n_paths=16_384, sampler="sobol", scheme="euler", greeks="delta")
+american = pd.read_csv({str(DATA / "american" / "trades.csv")!r})
+price_portfolio(american, pd.read_csv({str(DATA / "american" / "market.csv")!r}),
+                n_paths=20_000)
 print(compiled)
 """
     run = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
