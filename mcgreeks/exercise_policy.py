@@ -252,20 +252,10 @@ def american_dates(maturity, steps_per_year=None):
 
 def gbm_pilot(spot, rate, div_yield, vol, times, key0, key1, n_paths=PILOT_PATHS, path0=0):
     """Spots S[k, p] at dates ``times`` of ``n_paths`` exact GBM pilot paths, numbers path0 ..
-    path0 + n_paths - 1 of stream ``rng.STREAM_EXERCISE`` under keys (key0, key1): normal draw
-    k of path p is the increment of W over (t_{k-1}, t_k], so the pilot depends on the seed,
-    the name and the dates only."""
-    from mcgreeks.rng import STREAM_EXERCISE, fill_normals
-    times = np.asarray(times, dtype=float)
-    steps = np.sqrt(np.diff(np.concatenate([[0.0], times])))
-    w = np.empty((times.size, n_paths))
-    z = np.empty(n_paths)
-    total = np.zeros(n_paths)
-    for k in range(times.size):
-        fill_normals(key0, key1, STREAM_EXERCISE, path0, k, z)
-        total += steps[k] * z
-        w[k] = total
-    return spot * np.exp((rate - div_yield - 0.5 * vol * vol) * times[:, None] + vol * w)
+    path0 + n_paths - 1 of stream ``rng.STREAM_EXERCISE`` under keys (key0, key1): the one-leg
+    case of ``gbm_legs_pilot``, so the pilot depends on the seed, the name and the dates only."""
+    return gbm_legs_pilot([spot], rate, [div_yield], [vol], [1.0], [[1.0]], times, key0, [key1],
+                          n_paths, path0)[:, 0]
 
 
 def gbm_legs_pilot(spots, rate, div_yields, vols, weights, factor, times, key0, names,
@@ -476,10 +466,10 @@ def tile_policy(policies, policy_of, path):
 
 @kernel
 def stop(ti, tf, policy, fix_idx, grid, x, i, a, b, c, v):
-    """The number k of the exercise date (0 .. n-1 among the trade's dates) at which the policy
-    stops path i of the view ln S_t = a + b t + c X_t (``payoffs``), with variance rows v
-    (Heston's; GBM passes None): the first date it exercises, else the last (the maturity,
-    where the cash flow is max(ω(S - K), 0))."""
+    """The grid index of the exercise date at which the policy stops path i of the view
+    ln S_t = a + b t + c X_t (``payoffs``), with variance rows v (Heston's; GBM passes None):
+    the first of the trade's dates where it exercises, else the last (the maturity, where the
+    cash flow is max(ω(S - K), 0))."""
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     omega, strike = tf[P.OMEGA], tf[P.STRIKE]
     for k in range(n - 1):
@@ -490,5 +480,5 @@ def stop(ti, tf, policy, fix_idx, grid, x, i, a, b, c, v):
         else:
             stops = exercises_at(policy, off + k, omega, strike, spot, v[g, i])
         if stops:
-            return k
-    return n - 1
+            return g
+    return fix_idx[off + n - 1]

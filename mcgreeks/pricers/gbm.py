@@ -124,8 +124,7 @@ def _fill(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tan
         w_n = w[g_last, i]
         t_stop = maturity
         if stopped:
-            g = fix_idx[off + XP.stop(ti, tf, policy, fix_idx, grid, w, i, log_s0, mu, vol,
-                                      None)]
+            g = XP.stop(ti, tf, policy, fix_idx, grid, w, i, log_s0, mu, vol, None)
             t_stop, w_stop = grid[g], w[g, i]
             u = vecmath.exp(log_s0 + mu * t_stop + vol * w_stop)
             extreme, sw, swt, swx = 0.0, u, u * t_stop, u * w_stop
@@ -188,7 +187,8 @@ def _fill_trade(ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tan
     for a payoff that jumps (``payoffs.jumps``)."""
     kind = ti[P.KIND]
     control = ti[P.CONTROL] == 1
-    P.accumulate(kind, ti, tf, fix_idx, grid, w, m, math.log(s0), mu, vol, control, acc)
+    if ti[P.EXERCISE] == 0:     # an exercisable trade reads its stopping date alone
+        P.accumulate(kind, ti, tf, fix_idx, grid, w, m, math.log(s0), mu, vol, control, acc)
     if scores == SCORES_ALL:
         _score_sums(ti, fix_idx, grid, w, m, acc)
     need_vibrato = need_vibrato and P.jumps(ti)
@@ -204,10 +204,10 @@ def _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, c):
     exercisable option keeps its fixed policy, which stops the moved path where it stops."""
     if ti[P.EXERCISE] == 1:
         a, b, c_w = math.log(s0), gbm.log_drift(rate, div, vol) * c, vol * math.sqrt(c)
-        g = fix_idx[ti[P.FIX_OFF] + XP.stop(ti, tf, policy, fix_idx, grid, w, i, a, b, c_w,
-                                            None)]
+        g = XP.stop(ti, tf, policy, fix_idx, grid, w, i, a, b, c_w, None)
         return math.exp(-rate * grid[g] * c) * P.value(
-            P.EUROPEAN, tf[P.OMEGA], tf[P.STRIKE], 1.0, vecmath.exp(a + b * grid[g] + c_w * w[g, i]))
+            P.EUROPEAN, tf[P.OMEGA], tf[P.STRIKE], 1.0,
+            vecmath.exp(a + b * grid[g] + c_w * w[g, i]))
     return math.exp(-rate * P.payment_time(kind, tf) * c) * _value(
         kind, ti, tf, fix_idx, grid, w, i, s0, gbm.log_drift(rate, div, vol), vol, c)
 
@@ -432,9 +432,9 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
                     continue
             a = ti_j[P.ASSET]
             # the state of the asset the payoff reads, with that asset's parameters
-            trade_tile(ti_j, tf_j, fix_idx, policy, grid, w[a], m, spot[a], rates[a], divs[a], vols[a],
-                       trade_needs[j], slots_j, coef_j, bumps, agg_e_j, agg_w_j, agg_t_j, agg,
-                       acc, q, q_x, y, x, out_tile)
+            trade_tile(ti_j, tf_j, fix_idx, policy, grid, w[a], m, spot[a], rates[a], divs[a],
+                       vols[a], trade_needs[j], slots_j, coef_j, bumps, agg_e_j, agg_w_j, agg_t_j,
+                       agg, acc, q, q_x, y, x, out_tile)
         if agg_base >= 0:
             for g in range(agg.shape[0]):
                 if totals_wanted[g]:

@@ -288,32 +288,22 @@ def _estimates(j, ti_j, tf_j, legs, paths, bumps, rows, f, m, code, k, l, e, est
 
 
 @kernel
-def _stop(j, ti_j, tf_j, book, legs, paths, policy, w, m, rows, vec):
-    """An exercisable trade's rows on the tile: per path, the first exercise date where the
-    fixed ``policy`` exercises (``exercise_policy.exercises_legs``; else the maturity), τ in
-    rows[STOP, 0], the legs' weighted spots there in rows[LEG] and their W(τ) in rows[MOVED],
-    and Y = W(t_1)/√t_1 of the first date in rows[Y] (the mixed gammas' score)."""
-    n, n_dates, off = ti_j[P.LEG_N], ti_j[P.FIX_N], ti_j[P.FIX_OFF]
-    kind, omega, strike = ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE]
-    g_1 = book.fix_idx[off]
+def _stop(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, m, rows, vec):
+    """An exercisable trade's rows on the tile: per path, the date where the fixed ``policy``
+    stops it (``_walk``), τ in rows[STOP, 0], the legs' weighted spots there in rows[LEG] and
+    their W(τ) in rows[MOVED], and Y = W(t_1)/√t_1 of the first date in rows[Y] (the mixed
+    gammas' score)."""
+    n = ti_j[P.LEG_N]
+    g_1 = book.fix_idx[ti_j[P.FIX_OFF]]
     root_t1 = math.sqrt(book.grid[g_1])
     for i in range(m):
-        for d in range(n_dates):
-            g = book.fix_idx[off + d]
-            t = book.grid[g]
-            for k in range(n):
-                a = legs.asset[j, k]
-                mu = gbm.log_drift(paths.rate[a], paths.div_yield[a], paths.vol[a])
-                vec[k] = legs.weight[j, k] * math.exp(math.log(paths.spot[a]) + mu * t
-                                                      + paths.vol[a] * w[a, g, i])
-            if d == n_dates - 1 or XP.exercises_legs(policy, off + d, kind, omega, strike, vec,
-                                                     n):
-                rows[STOP, 0, i] = t
-                for k in range(n):
-                    rows[LEG, k, i] = vec[k]
-                    rows[MOVED, k, i] = w[legs.asset[j, k], g, i]
-                break
+        # no parameter moved (code -1): vec serves as the pair correlation's unused scratch
+        g = _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, i, -1, -1, -1, 0.0, 0.0,
+                  vec, vec)
+        rows[STOP, 0, i] = book.grid[g]
         for k in range(n):
+            rows[LEG, k, i] = vec[k]
+            rows[MOVED, k, i] = w[legs.asset[j, k], g, i]
             rows[Y, k, i] = w[legs.asset[j, k], g_1, i] / root_t1
 
 
@@ -374,17 +364,18 @@ def _stopped_estimates(j, ti_j, tf_j, legs, paths, rows, f, m, code, k, l, t_1, 
 
 
 @kernel
-def _stopped_value(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, i, code, k, l, side_k,
-                   side_l, vec, zed):
-    """Path i's discounted cash flow of an exercisable trade with one parameter moved as in
-    ``_move`` (spot of leg k (and l), volatility of leg k, every rate, the maturity's scale, or
-    pair (k, l)'s correlation: W' = L(c ± h) L⁻¹ W at every date), stopped where the fixed
-    ``policy`` exercises the moved spots.  vec, zed: scratch of the legs' size."""
+def _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, i, code, k, l, side_k, side_l,
+          vec, zed):
+    """The grid index of the date where the fixed ``policy`` stops path i of an exercisable
+    trade, with the legs' weighted spots there in vec[:n], with one parameter moved as in
+    ``_move`` (spot of leg k (and l), volatility of leg k, every rate, the maturity's scale c,
+    which scales the dates (W by √c), or pair (k, l)'s correlation: W' = L(c ± h) L⁻¹ W at
+    every date; code -1: none).  zed: scratch of the legs' size (the pair correlation's)."""
     n, n_dates, off = ti_j[P.LEG_N], ti_j[P.FIX_N], ti_j[P.FIX_OFF]
     kind, omega, strike = ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE]
     rate = paths.rate[legs.asset[j, 0]] + (side_k * bumps[2] if code == RHO else 0.0)
     c = 1.0 + side_k * bumps[3] if code == THETA else 1.0
-    t = 0.0
+    g = book.fix_idx[off]
     for d in range(n_dates):
         g = book.fix_idx[off + d]
         t = book.grid[g] * c
@@ -412,8 +403,21 @@ def _stopped_value(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, i, code, 
                                                           + vol * math.sqrt(c) * w_q)
         if d < n_dates - 1 and XP.exercises_legs(policy, off + d, kind, omega, strike, vec, n):
             break
-    u = P.legs_quantity(kind, vec, n, zed)
-    return math.exp(-rate * t) * P.value(P.EUROPEAN, omega, strike, 1.0, u)
+    return g
+
+
+@kernel
+def _stopped_value(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, i, code, k, l, side_k,
+                   side_l, vec, zed):
+    """Path i's discounted cash flow of an exercisable trade with one parameter moved
+    (``_walk``), stopped where the fixed ``policy`` exercises the moved spots.  vec, zed:
+    scratch of the legs' size."""
+    g = _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, i, code, k, l, side_k, side_l,
+              vec, zed)
+    rate = paths.rate[legs.asset[j, 0]] + (side_k * bumps[2] if code == RHO else 0.0)
+    t = book.grid[g] * (1.0 + side_k * bumps[3] if code == THETA else 1.0)
+    u = P.legs_quantity(ti_j[P.KIND], vec, ti_j[P.LEG_N], zed)
+    return math.exp(-rate * t) * P.value(P.EUROPEAN, tf_j[P.OMEGA], tf_j[P.STRIKE], 1.0, u)
 
 
 @kernel
@@ -465,7 +469,7 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
                 need_z |= code == PAIR_CORR and (e == G.PATHWISE or e == G.FD)
     stopped = ti_j[P.EXERCISE] == 1
     if stopped:
-        _stop(j, ti_j, tf_j, book, legs, paths, policy, w, m, rows, vec)
+        _stop(j, ti_j, tf_j, book, legs, paths, plan.bumps, policy, w, m, rows, vec)
     else:
         for k in range(n):
             a = legs.asset[j, k]

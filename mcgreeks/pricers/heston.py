@@ -118,9 +118,9 @@ def _values(ti, tf, fix_idx, policy, grid, c, x, v, m, log_s0, rate, dr, v0, acc
     fixed policy, and its cash flow is carried to the maturity at the moved rate r + dr."""
     kind = ti[P.KIND]
     if ti[P.EXERCISE] == 1:
-        off, maturity = ti[P.FIX_OFF], tf[P.MATURITY]
+        maturity = tf[P.MATURITY]
         for i in range(m):
-            g = fix_idx[off + XP.stop(ti, tf, policy, fix_idx, grid, x, i, log_s0, dr, 1.0, v)]
+            g = XP.stop(ti, tf, policy, fix_idx, grid, x, i, log_s0, dr, 1.0, v)
             u = math.exp(log_s0 + dr * grid[g] + x[g, i])
             out[i] = P.value(P.EUROPEAN, tf[P.OMEGA], tf[P.STRIKE], 1.0, u) * \
                 math.exp((rate + dr) * c * (maturity - grid[g]))
@@ -274,15 +274,15 @@ def _fill(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     g_first = 0 if continuous else fix_idx[off]
     g_last = fix_idx[off + n - 1]
-    P.accumulate(kind, ti, tf, fix_idx, grid, x, m, log_s0, 0.0, 1.0, False, acc)
+    if not stopped:     # an exercisable trade reads its stopping date alone
+        P.accumulate(kind, ti, tf, fix_idx, grid, x, m, log_s0, 0.0, 1.0, False, acc)
     t_mean = P.mean_date(ti, fix_idx, grid)
     if continuous:
         _survival(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, 0.0, v0, alive)
     for i in range(m):
         g_stop, carry, x_rate = g_last, 1.0, 0.0
         if stopped:
-            g_stop = fix_idx[off + XP.stop(ti, tf, policy, fix_idx, grid, x, i, log_s0, 0.0, 1.0,
-                                           v)]
+            g_stop = XP.stop(ti, tf, policy, fix_idx, grid, x, i, log_s0, 0.0, 1.0, v)
             u = math.exp(log_s0 + x[g_stop, i])
             extreme, sw, swt = 0.0, u, u * grid[g_stop]
             carry = math.exp(rate * (maturity - grid[g_stop]))
