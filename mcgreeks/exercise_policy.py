@@ -281,6 +281,25 @@ def gbm_legs_pilot(spots, rate, div_yields, vols, weights, factor, times, key0, 
     return out
 
 
+def group_legs_pilot(params, weights, factor, times, key0, names, steps_per_year, scheme,
+                     n_paths=PILOT_PATHS, path0=0):
+    """``gbm_legs_pilot`` for legs with a Heston name: xs[k, q, p] = w_q S_q(t_k) on
+    ``n_paths`` pilot paths of the legs simulated together as the pricer simulates a group
+    (``models.heston.group_sample_paths``: leg q's numbers from its name's key names[q], stream
+    ``rng.STREAM_EXERCISE``, its spot mixed by the lower Cholesky ``factor`` of the legs'
+    correlation, a Heston leg by the pricer's ``scheme`` on the grid of ``times`` and
+    ``steps_per_year``)."""
+    from mcgreeks.models import heston as H
+    from mcgreeks.pricers.heston import DEFAULT_STEPS_PER_YEAR
+    from mcgreeks.rng import STREAM_EXERCISE
+    grid = H.simulation_grid(times, steps_per_year or DEFAULT_STEPS_PER_YEAR)
+    x = H.group_sample_paths(params, factor, grid, n_paths, key0=key0, names=names,
+                             stream=STREAM_EXERCISE, scheme=scheme, first_path=path0)
+    at = np.searchsorted(grid, times)
+    level = np.asarray(weights, dtype=float) * np.array([p["spot"] for p in params])
+    return level[None, :, None] * np.exp(x[:, at].transpose(1, 0, 2))
+
+
 def legs_rows(policy, times):
     """The kernels' rows of a multi-asset ``Policy`` (``fit_legs``): B0..B6 per date (NaN: no
     exercise; the maturity's row never read), the other columns unused (NaN)."""

@@ -97,7 +97,7 @@ class Job:
             self.n_policies, self.policy_of = exercise_policy.replicates(
                 self.n_paths, self.segment, self.sampler != "sobol")
         self.policy = no_policy(self.arrays[3], self.n_policies)
-        #: trade -> (upper bound, its SE), one option's, with ``upper_bound``
+        #: trade -> (upper bound, its SE), one option's, with ``upper_bound`` (None: not built)
         self.bounds = {}
         #: the quantity axis: N_QUANTITIES, then the measures of the largest multi-asset trade
         self.n_quantities = G.N_QUANTITIES + max(
@@ -354,8 +354,9 @@ LEGS_INNER_PATHS = 500
 
 
 def _fit_legs_policies(job, j, r, rows, times, n_pilot):
-    """``fit_policies`` for multi-asset trade j (GBM legs): pilots of its legs' correlated
-    weighted spots, each leg's normals from its own name's key (``gbm_legs_pilot``)."""
+    """``fit_policies`` for multi-asset trade j: pilots of its legs' correlated weighted spots,
+    each leg's normals from its own name's key (``gbm_legs_pilot``; ``group_legs_pilot`` with a
+    Heston leg)."""
     legs = list(r["legs"])
     params = [job.member_params[a] for a in legs]
     column = lambda key: np.array([p[key] for p in params], dtype=float)  # noqa: E731
@@ -363,17 +364,25 @@ def _fit_legs_policies(job, j, r, rows, times, n_pilot):
     names = [name_key(job.members[a]) for a in legs]
     is_call = r["option_type"] == "call"
     policies = []
+    heston = any(p["model"] == "heston" for p in params)
     for k in range(job.n_policies):
-        xs = exercise_policy.gbm_legs_pilot(column("spot"), params[0]["rate"],
-                                            column("div_yield"), column("vol"), r["weights"],
-                                            factor, times, seed_key(job.seed), names, n_pilot,
-                                            k * n_pilot)
+        if heston:
+            xs = exercise_policy.group_legs_pilot(params, r["weights"], factor, times,
+                                                  seed_key(job.seed), names, job.steps_per_year,
+                                                  job.scheme, n_pilot, k * n_pilot)
+        else:
+            xs = exercise_policy.gbm_legs_pilot(column("spot"), params[0]["rate"],
+                                                column("div_yield"), column("vol"),
+                                                r["weights"], factor, times, seed_key(job.seed),
+                                                names, n_pilot, k * n_pilot)
         policies.append(exercise_policy.fit_legs(xs, times, r["strike"], params[0]["rate"],
                                                  is_call, P.KINDS[r["payoff"]]))
         job.policy[k, rows] = exercise_policy.legs_rows(policies[-1], times)
     job.reasons[(j, G.PRICE)] = exercise_policy.describe(policies, n_pilot,
                                                          r["exercise"] == "american")
-    if job.upper_bound:
+    if job.upper_bound and heston:
+        job.bounds[j] = None        # not built: the warning says so
+    elif job.upper_bound:
         from mcgreeks.dual_bound import gbm_legs_upper_bound
         job.bounds[j] = gbm_legs_upper_bound(
             job.policy[0, rows], times, P.KINDS[r["payoff"]], is_call, r["strike"],
@@ -541,7 +550,10 @@ def finish(job, counts, states):
                                 f"one 128-path tile holds {share[k]:.0%} of the variance)")
             diagnostics.append(_diagnostic(job, r, j, g, e, k, quantity, beta, reduction,
                                            uncertain, share))
-        if j in job.bounds:
+        if j in job.bounds and job.bounds[j] is None:
+            warnings.append("no upper bound: the dual bound is not built yet for several "
+                            "underlyings with a heston one")
+        elif j in job.bounds:
             upper, upper_se = job.bounds[j]
             k = index[(j, G.PRICE, 0)]
             price, price_se = mean[k], se[k]

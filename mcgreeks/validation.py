@@ -155,19 +155,15 @@ EXERCISABLE = ("european", "basket", "best_of", "worst_of", "spread")
 EXERCISE_BUILT = EXERCISABLE
 
 
-def _exercise_dates(row, exercise, payoff, models):
+def _exercise_dates(row, exercise, payoff):
     """The number of exercise dates of a Bermudan (its ``n_exercise``; None for an American,
-    whose dates are the simulation grid's, ``portfolio``), with the row's problems: a payoff or
-    model early exercise is not offered for (``models``: those of the row's underlyings), a
-    missing or bad ``n_exercise``."""
+    whose dates are the simulation grid's, ``portfolio``), with the row's problems: a payoff
+    early exercise is not offered for, a missing or bad ``n_exercise``."""
     if payoff is not None and payoff not in EXERCISABLE:
         return row.fail("exercise", f"early exercise is offered for {', '.join(EXERCISABLE)} "
                                     f"payoffs, not {payoff}")
     if payoff is not None and payoff not in EXERCISE_BUILT:
         return row.fail("exercise", f"early exercise of {payoff} payoffs is not built yet")
-    if KINDS[payoff] in MULTI_ASSET and "heston" in models:
-        return row.fail("exercise", "early exercise on several underlyings with a heston one "
-                                    "is not built yet; only gbm")
     if exercise != "bermudan":
         return None
     if _missing(row.record.get("n_exercise")):
@@ -224,10 +220,7 @@ def check_trades(trades, market, bad_market=None):
             clean["monitoring"] = row.choice("monitoring", MONITORING, default="discrete")
         exercise = row.choice("exercise", EXERCISE_STYLES, default="european")
         if exercise not in (None, "european"):
-            names = clean.get("underlyings") or (underlying,)
-            models = [market[n]["model"] for n in names if n in market]
-            clean.update(exercise=exercise,
-                         n_exercise=_exercise_dates(row, exercise, payoff, models))
+            clean.update(exercise=exercise, n_exercise=_exercise_dates(row, exercise, payoff))
         if payoff is not None and reads_fixings(KINDS[payoff],
                                                 clean.get("monitoring") == "continuous"):
             n = row.number("n_fixings", low=1.0, low_open=False)

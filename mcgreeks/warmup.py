@@ -95,8 +95,9 @@ def synthetic_book():
                  "exercise": "american"} for name in ("WG", "WH")]
     bermudan = dict(basket, trade_id="WGBB", option_type="put", exercise="bermudan",
                     n_exercise=4)
+    heston_bermudan = dict(bermudan, trade_id="WHBB", underlying="WH;WH2")
     trades = pd.DataFrame(_book_trades("WG") + _book_trades("WH") + american
-                          + [basket, heston_basket, bermudan])
+                          + [basket, heston_basket, bermudan, heston_bermudan])
     market = pd.DataFrame([
         {"underlying": "WG", "model": "gbm", "spot": 100.0, "rate": 0.03, "div_yield": 0.01,
          "vol": 0.2, "v0": np.nan, "kappa": np.nan, "vbar": np.nan, "xi": np.nan,

@@ -375,7 +375,7 @@ def qe_zv_partial(v, zv, tail, coef):
 
 
 @kernel
-def row_adjoint(z, m, scheme, coef, scen, v, g_t, adj_zs, adj_zv, adj_v):
+def row_adjoint(z, m, scheme, coef, scen, v, g_t, ends, adj_zs, adj_zv, adj_v):
     """The derivatives of the log-spot x at grid date g_t with respect to every step's rows,
     along the simulated path: adj_zs[k, i] = dx_{g_t} / dzs_k and adj_zv[k, i] = dx_{g_t} / dzv_k
     for k <= g_t (the spot's own and the variance's normals, ``tile_normals``' layout in z),
@@ -387,7 +387,11 @@ def row_adjoint(z, m, scheme, coef, scen, v, g_t, adj_zs, adj_zv, adj_v):
     from w_{g_t} = 0, and dx_{g_t}/dzv_k = (w_k + ∂dx_k/∂v_k) ∂F_k/∂zv_k + ∂dx_k/∂zv_k.  Euler's
     state is the raw variance (the stored v+ gives its sign), whose own term carries through
     where it is negative.  adj_v: scratch of the tile's size.  Like the tangents, the flow
-    ∂F/∂v is heavy-tailed once the Feller condition fails (module docstring)."""
+    ∂F/∂v is heavy-tailed once the Feller condition fails (module docstring).
+
+    ends[i] (a grid index <= g_t, as a float) ends path i earlier: its derivatives are those of
+    x at grid date ends[i] (an exercisable trade's stopping date), zero for k > ends[i].  The
+    path's own steps are multiplied by 1.0, so a path ending at g_t keeps its bits."""
     kappa, vbar, xi, corr = scen[SC_KAPPA], scen[SC_VBAR], scen[SC_XI], scen[SC_CORR]
     corr_bar = correlation_complement(corr)
     n_rows = z.shape[0] // 3
@@ -400,6 +404,7 @@ def row_adjoint(z, m, scheme, coef, scen, v, g_t, adj_zs, adj_zv, adj_v):
         for i in range(m):
             vi = v[k - 1, i] if k > 0 else v0
             zs, zv = z[2 * k, i], z[2 * k + 1, i]
+            live = 1.0 if k <= ends[i] else 0.0
             if scheme == QE:
                 tail = z[2 * n_rows + k, i]
                 _, _, sig, vm, vs, lm, ls, _, corrected = qe_step(vi, zv, zs, tail, row, True)
@@ -411,10 +416,10 @@ def row_adjoint(z, m, scheme, coef, scen, v, g_t, adj_zs, adj_zv, adj_v):
                 b_next = row[K2] + spread
                 f_prev = vm * row[M1] + vs * row[S1]
                 f_zv = qe_zv_partial(vi, zv, tail, row)
-                adj_zs[k, i] = sig
-                total = adj_v[i] + b_next
+                adj_zs[k, i] = sig * live
+                total = (adj_v[i] + b_next) * live
                 adj_zv[k, i] = total * f_zv
-                adj_v[i] = total * f_prev + a_prev
+                adj_v[i] = total * f_prev + a_prev * live
             else:
                 positive = vi > 0.0
                 sq = math.sqrt(vi * dt) if positive else 0.0
@@ -424,9 +429,9 @@ def row_adjoint(z, m, scheme, coef, scen, v, g_t, adj_zs, adj_zv, adj_v):
                 if positive:
                     a_prev = -0.5 * dt + 0.5 * noise * sq / vi
                     f_prev = 1.0 - kappa * dt + 0.5 * xi * zv * sq / vi
-                adj_zs[k, i] = sq * corr_bar
-                adj_zv[k, i] = adj_v[i] * xi * sq + sq * corr
-                adj_v[i] = adj_v[i] * f_prev + a_prev
+                adj_zs[k, i] = sq * corr_bar * live
+                adj_zv[k, i] = (adj_v[i] * xi * sq + sq * corr) * live
+                adj_v[i] = adj_v[i] * f_prev + a_prev * live
 
 
 @kernel(inline=True)
@@ -775,3 +780,49 @@ def sample_paths(params, grid, n_paths, *, key0, key1, stream=0, scheme="qe", fi
         x[:, start:start + m] = xt[:, :m]
         v[:, start:start + m] = vt[:, :m]
     return x, v
+
+
+def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, scheme="qe",
+                       first_path=0):
+    """x[q, k, p] = ln(S_q / S0_q) at the grid dates of the members q of a simulation group
+    (``params``: their market rows, Heston or GBM; ``factor``: the lower Cholesky factor of
+    their spots' correlation matrix; ``names``: their stream keys) for paths first_path ..
+    first_path + n_paths - 1, simulated as the pricer simulates a group (``group_normals``,
+    ``group_rows``, ``member_brownian``).  For the exercise pilots and tests; not a fast path."""
+    from mcgreeks.engine import TILE
+    from mcgreeks.models.gbm import log_drift
+
+    grid = np.asarray(grid, dtype=float)
+    dt = np.diff(np.concatenate([[0.0], grid]))
+    n, n_members = grid.size, len(params)
+    heston = np.array([p["model"] == "heston" for p in params], dtype=np.int64)
+    scens, coefs = [], []
+    for p, h in zip(params, heston):
+        p = check_params(p) if h else p
+        scens.append(scenario_row(p) if h else None)
+        coefs.append(scenario_coefficients(dt, p, [scens[-1]])[0] if h else None)
+    b, eps, own = (np.empty((n_members, n, TILE)) for _ in range(3))
+    z = np.empty((3 * n, TILE))
+    xt, vt = np.empty((n, TILE)), np.empty((n, TILE))
+    dummy3, dummy2 = np.empty((N_DIR, 1, 1)), np.empty((1, 1))
+    out = np.empty((n_members, n, n_paths))
+    factor = np.ascontiguousarray(factor, dtype=float)
+    names = np.asarray(names, dtype=np.uint64)
+    for start in range(0, n_paths, TILE):
+        m = min(TILE, n_paths - start)
+        group_normals(np.uint64(key0), names, heston, np.uint64(stream), first_path + start, m, n,
+                      factor, b, eps, own)
+        for q, p in enumerate(params):
+            if not heston[q]:
+                member_brownian(eps[q], grid, m, xt)
+                out[q, :, start:start + m] = (log_drift(p["rate"], p.get("div_yield", 0.0),
+                                                        p["vol"]) * grid[:, None]
+                                              + p["vol"] * xt[:, :m])
+                continue
+            corr = scens[q][SC_CORR]
+            group_rows(eps[q], own[q], corr, correlation_complement(corr), n, m, z)
+            simulate_tile(z, m, SCHEMES[scheme], coefs[q], scens[q], np.empty((n, N_COEF, N_DIR)),
+                          N_DIR, False, xt, vt, dummy3, dummy3, dummy2, dummy2, np.empty(TILE),
+                          np.empty((N_DIR, TILE)), np.empty((N_DIR, TILE)))
+            out[q, :, start:start + m] = xt[:, :m]
+    return out

@@ -470,7 +470,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
     agg_ = np.empty((totals.wanted.size, TILE))
     rows_ = np.empty((heston_multi.N_LEG_ROWS, n_legs, TILE))
     zr_ = np.empty((3 * n_steps if n_legs > 0 else 0, TILE))
-    ep_ = np.empty((n_legs, n_steps if grouped and n_legs > 0 else 0, TILE))
+    # a pair correlation's re-mixed normals; an exercisable trade's moved paths
+    ep_ = np.empty((n_legs, n_steps if n_legs > 0 else 0, TILE))
     cov_ = np.empty((2, n_legs, n_legs, TILE))
     theta_x_ = np.empty((n_assets if n_legs > 0 else 0, 2, n_steps, TILE))
     adj_ = np.empty((3, n_steps if n_legs > 0 else 0, TILE))
@@ -580,7 +581,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                     heston_multi.trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps,
                                             own, z, theta_x, m, rows, cov, adj, sens, zr, ep, xs,
                                             vs, gs, cs, state_v, tan_x, tan_v, f, buf, vec, agg,
-                                            out[tile])
+                                            out[tile], policy_r)
         if agg_base >= 0:
             for g in range(agg.shape[0]):
                 store_moments(agg[g], m, out[tile, agg_base + g])

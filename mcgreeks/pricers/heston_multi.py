@@ -53,6 +53,7 @@ import math
 
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
+from mcgreeks import exercise_policy as XP
 from mcgreeks import vecmath
 from mcgreeks._jit import kernel
 from mcgreeks.engine import add_to_total_called, store_moments
@@ -77,9 +78,10 @@ VALID = {DELTA: (G.PATHWISE, G.LR, G.FD), GAMMA: (G.MIXED, G.LR, G.FD),
 #: Rows of the per-leg scratch rows[row, leg, path]: weighted spot w_k S_k(T), pathwise weight
 #: p_k, the weighted spots of an fd revaluation; for the scores, a step's noise sd and residual
 #: noise, and the score s_k (``_scores``); the rows' part of d ln S_k(T)/d corr_k
-#: (``_row_sensitivities``).
-LEG, PW, MOVED, SIG, RES, SCORE, ROW_CORR = range(7)
-N_LEG_ROWS = 7
+#: (``_row_sensitivities``); the grid index of each path's stopping date (an exercisable trade,
+#: ``_stop``; its maturity's for the others) in rows[STOP, 0].
+LEG, PW, MOVED, SIG, RES, SCORE, ROW_CORR, STOP = range(8)
+N_LEG_ROWS = 8
 
 
 def measures(models):
@@ -196,11 +198,7 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x,
             growth = math.exp(side_k * bumps[fd.B_RATE] * t)
             for i in range(m):
                 rows[MOVED, q, i] *= growth
-        scale = 1.0
-        if (code == DELTA or code == GAMMA or code == CROSS_GAMMA) and q == k:
-            scale = 1.0 + side_k * bumps[fd.B_SPOT]
-        elif code == CROSS_GAMMA and q == l:
-            scale = 1.0 + side_l * bumps[fd.B_SPOT]
+        scale = _spot_scale(bumps, code, q, k, l, side_k, side_l)
         if scale != 1.0:
             for i in range(m):
                 rows[MOVED, q, i] *= scale
@@ -209,6 +207,17 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x,
     elif code == THETA:
         disc = math.exp(-rate * t * c)
     return disc
+
+
+@kernel
+def _spot_scale(bumps, code, q, k, l, side_k, side_l):
+    """The factor an fd move of measure (code, k, l) on corner (side_k, side_l) puts on leg q's
+    spot: 1 + side h on the legs whose spot moves, else 1."""
+    if (code == DELTA or code == GAMMA or code == CROSS_GAMMA) and q == k:
+        return 1.0 + side_k * bumps[fd.B_SPOT]
+    if code == CROSS_GAMMA and q == l:
+        return 1.0 + side_l * bumps[fd.B_SPOT]
+    return 1.0
 
 
 @kernel
@@ -234,6 +243,20 @@ def _mix_pair(j, n, legs, eps, n_steps, m, k, l, side, ep):
 
 
 @kernel
+def _fd_shape(j, n, legs, paths, code, k, l):
+    """(width, corners) of measure (code, k, l)'s central difference on trade j (n legs): a
+    pair correlation's or a Heston parameter's scenario width (1 for the others, whose
+    ``_fd_corner`` weights carry their steps) and its number of corners."""
+    if code == PAIR_CORR:
+        width = legs.pair_width[j, gbm_multi._pair_index(k, l, n)]
+    elif code >= D_V0:
+        width = paths.fd_denominator[legs.asset[j, k], _quantity(code)]
+    else:
+        width = 1.0
+    return width, 4 if code == CROSS_GAMMA else (3 if code == GAMMA else 2)
+
+
+@kernel
 def _fd_corner(code, c, bumps, spot_k, spot_l, vol_k, maturity, width):
     """Corner c of measure code's central difference: (side of leg k, side of leg l, weight),
     as ``gbm_multi._fd_corner``, with a Heston parameter's width (its scenarios' difference)."""
@@ -249,14 +272,16 @@ def _fd_corner(code, c, bumps, spot_k, spot_l, vol_k, maturity, width):
 @kernel
 def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_x, m, rows, cov,
                adj, sens, zr, ep, xs, vs, gs, cs, state_v, tan_x, tan_v, f, est, vec, agg,
-               out_tile):
+               out_tile, policy):
     """Trade j's (a multi-asset trade's) wanted estimates over one tile: their moments into
     out_tile[slot] and the per-path totals.  x[a], v[a], tx[a]: asset a's log-spot and variance
     paths and tangents (``pricers.heston``); eps, own: the group's spot normals and the Heston
     members' own (empty for an ungrouped underlying); z[a]: asset a's rows; theta_x[a, side]:
     its path re-simulated at the maturity's fd scale; adj (3, n_steps, TILE) and sens
     (n_legs, n_legs, TILE): the reverse sweeps' scratch; the rest scratch.  The fd estimates that
-    re-simulate one asset's path on its own rows are ``fd_resimulated``'s."""
+    re-simulate one asset's path on its own rows are ``fd_resimulated``'s, but an exercisable
+    trade's (``_stopped_fd``).  ``policy``: the tile's exercise policy
+    (``exercise_policy.tile_policy``), read by an exercisable trade."""
     ti_j, tf_j = book.ti[j], book.tf[j]
     grid = book.grid
     slots_j = plan.slots[j]
@@ -267,12 +292,19 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
     omega, strike, kind = tf_j[P.OMEGA], tf_j[P.STRIKE], ti_j[P.KIND]
     rate = paths.rate[legs.asset[j, 0]]
     disc = math.exp(-rate * t)
-    for k in range(n):
-        a = legs.asset[j, k]
-        log_s0 = math.log(paths.spot[a])
-        weight = legs.weight[j, k]
-        for i in range(m):
-            rows[LEG, k, i] = weight * vecmath.exp(log_s0 + _log_move(paths, a, x[a, g_t, i], t))
+    stopped = ti_j[P.EXERCISE] == 1
+    g_end = g_t
+    if stopped:     # g_t is the first exercise date, the mixed gammas' scores' end
+        g_end = book.fix_idx[ti_j[P.FIX_OFF] + ti_j[P.FIX_N] - 1]
+        _stop(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, ep, theta_x, m, rows)
+    else:
+        for k in range(n):
+            a = legs.asset[j, k]
+            log_s0 = math.log(paths.spot[a])
+            weight = legs.weight[j, k]
+            for i in range(m):
+                rows[LEG, k, i] = weight * vecmath.exp(log_s0
+                                                       + _log_move(paths, a, x[a, g_t, i], t))
     P.legs_payoff(kind, omega, strike, rows[LEG], n, m, vec, f, rows[PW])
     scored = False
     need_rows = False
@@ -281,7 +313,10 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
         if (code == D_CORR or code == PAIR_CORR) and slots_j[G.N_QUANTITIES + r, G.PATHWISE] >= 0:
             need_rows = True
     if need_rows:
-        _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, sens)
+        if not stopped:
+            for i in range(m):
+                rows[STOP, 0, i] = g_t
+        _row_sensitivities(j, n, legs, paths, grid, g_end, v, z, eps, m, rows, adj, sens)
     for r in range(-1, slots_j.shape[0] - G.N_QUANTITIES):     # r = -1: the price
         g = G.N_QUANTITIES + r if r >= 0 else G.PRICE
         for e in range(slots_j.shape[1]):
@@ -290,7 +325,25 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
                 continue
             if r < 0:
                 for i in range(m):
-                    est[i] = disc * f[i]
+                    est[i] = disc * f[i] if not stopped else \
+                        math.exp(-rate * grid[int(rows[STOP, 0, i])]) * f[i]
+            elif stopped:
+                code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
+                if e == G.FD:
+                    _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, eps, own, z,
+                                theta_x, m, rows, zr, ep, xs, vs, tx, gs, cs, state_v, tan_x,
+                                tan_v, f, code, k, l, est, vec)
+                elif e == G.PATHWISE:
+                    _stopped_pathwise(j, n, legs, paths, grid, x, tx, m, rows, sens, f, t, rate,
+                                      code, k, l, est)
+                else:       # mixed: the scores of the first exercise date
+                    if not scored:
+                        _scores(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, cov)
+                        scored = True
+                    _score_estimate(j, n, legs, paths, m, rows, cov, f, t, 0.0, code, k, l, e,
+                                    est)
+                    for i in range(m):
+                        est[i] *= math.exp(-rate * grid[int(rows[STOP, 0, i])])
             else:
                 code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
                 if e == G.FD and _shared(code, paths):
@@ -362,13 +415,7 @@ def _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x, m
     rate = paths.rate[legs.asset[j, 0]]
     disc = math.exp(-rate * t)
     a_k, a_l = legs.asset[j, max(k, 0)], legs.asset[j, max(l, 0)]
-    if code == PAIR_CORR:
-        width = legs.pair_width[j, gbm_multi._pair_index(k, l, n)]
-    elif code >= D_V0:
-        width = paths.fd_denominator[a_k, _quantity(code)]
-    else:
-        width = 1.0
-    n_corners = 4 if code == CROSS_GAMMA else (3 if code == GAMMA else 2)
+    width, n_corners = _fd_shape(j, n, legs, paths, code, k, l)
     for i in range(m):
         est[i] = 0.0
     omega, strike, kind = tf_j[P.OMEGA], tf_j[P.STRIKE], ti_j[P.KIND]
@@ -539,11 +586,11 @@ def fd_resimulated(j, a, g, side, book, legs, paths, plan, totals, x, xs, m, row
     ``pricers.heston`` (the re-simulation its single-asset trades use): side 0 keeps the
     revalued discounted payoffs in up, side 1 writes the difference quotient's moments and
     adds it to the per-path totals.  Nothing when trade j has no leg on a or no such estimate
-    is wanted."""
+    is wanted, or is exercisable (``_stopped_fd`` re-simulates its leg itself)."""
     ti_j, tf_j = book.ti[j], book.tf[j]
     n = ti_j[P.LEG_N]
     code = D_V0 + (g - G.D_V0)
-    if not _shared(code, paths):
+    if not _shared(code, paths) or ti_j[P.EXERCISE] == 1:     # re-stopped by ``_stopped_fd``
         return
     r = -1
     for rr in range(legs.measure.shape[1]):
@@ -589,8 +636,11 @@ def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, se
     (``models.heston.row_adjoint``; a GBM leg's ln S_q(T) moves by σ_q √dt_j per unit of its
     step j's normal): rows[ROW_CORR, q] = Σ_j (a^s_qj (-zv_qj) + a^v_qj zs_qj)/c_q, the rows' part
     of d ln S_q(T)/d corr_q (0 for an ungrouped underlying, whose rows are its own, and a GBM
-    leg), and sens[q, u] = Σ_j a^ε_qj ε_uj for the legs u <= q (module docstring)."""
+    leg), and sens[q, u] = Σ_j a^ε_qj ε_uj for the legs u <= q (module docstring).  Each path i
+    ends at grid date rows[STOP, 0, i] <= g_t (an exercisable trade's stopping date): the steps
+    after it do not move its cash flow."""
     grouped = paths.names.size > 1
+    ends = rows[STOP, 0]
     for q in range(n):
         a = legs.asset[j, q]
         for i in range(m):
@@ -599,7 +649,7 @@ def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, se
             corr = paths.scenarios[a, 0, H.SC_CORR]
             corr_bar = H.correlation_complement(corr)
             H.row_adjoint(z[a], m, paths.scheme, paths.coefs[a, 0], paths.scenarios[a, 0], v[a],
-                          g_t, adj[0], adj[1], adj[2, 0])
+                          g_t, ends, adj[0], adj[1], adj[2, 0])
             if grouped:
                 for k in range(g_t + 1):
                     for i in range(m):
@@ -613,7 +663,7 @@ def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, se
                 sd = paths.vol[a] * math.sqrt(grid[k] - t_prev)
                 t_prev = grid[k]
                 for i in range(m):
-                    adj[0, k, i] = sd
+                    adj[0, k, i] = sd if k <= ends[i] else 0.0
         if not grouped:
             continue
         for u in range(q + 1):
@@ -647,3 +697,186 @@ def _pathwise_correlation(j, n, legs, paths, g_t, tx, m, rows, sens, t, rate, co
             if c != 0.0:
                 for i in range(m):
                     est[i] += disc * c * rows[PW, q, i] * sens[q, u, i]
+
+
+# -- early exercise --------------------------------------------------------------------------------
+
+@kernel
+def _resimulated(code, q, k, l):
+    """Whether an fd move of measure (code, k, l) re-simulates leg q's path: a Heston leg's own
+    parameter (k = q), or the legs q >= l whose normals a pair correlation re-mixes."""
+    return (code >= D_V0 and q == k) or (code == PAIR_CORR and q >= l)
+
+
+@kernel
+def _moved_log(q, a, paths, bumps, x, moved, theta_x, g, t, i, code, k, l, side_k):
+    """ln(S_q / S0_q) of leg q (asset a) at grid date g (time t before any move of the dates)
+    on path i, with measure (code, k, l)'s parameter moved by side_k fd steps as in ``_move``
+    (code -1: none): a re-simulated leg's from moved[q] (``_stopped_paths``), a maturity move's
+    from theta_x (a Heston leg) or GBM's exact path at the scaled date, a GBM leg's volatility
+    and every leg's rate on the same normals."""
+    if code == THETA:
+        if paths.heston[a]:
+            return theta_x[a, 0 if side_k > 0 else 1, g, i]
+        c = 1.0 + side_k * bumps[fd.B_MAT]
+        vol = paths.vol[a]
+        return gbm.log_drift(paths.rate[a], paths.div_yield[a], vol) * t * c + \
+            vol * math.sqrt(c) * x[a, g, i]
+    if code >= 0 and _resimulated(code, q, k, l):
+        return moved[q, g, i]
+    move = _log_move(paths, a, x[a, g, i], t)
+    if code == VEGA and q == k:
+        vol = paths.vol[a]
+        bumped = vol * (1.0 + side_k * bumps[fd.B_VOL])
+        move += -0.5 * (bumped * bumped - vol * vol) * t + (bumped - vol) * x[a, g, i]
+    elif code == RHO:
+        move += side_k * bumps[fd.B_RATE] * t
+    return move
+
+
+@kernel
+def _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, moved, theta_x, i, code, k, l,
+          side_k, side_l, out):
+    """The grid index of the date where the fixed ``policy`` stops path i of exercisable trade
+    j, with the legs' weighted spots there in out[:n], with measure (code, k, l)'s parameter
+    moved (``_moved_log``, ``_spot_scale``; code -1: none)."""
+    n, n_dates, off = ti_j[P.LEG_N], ti_j[P.FIX_N], ti_j[P.FIX_OFF]
+    kind, omega, strike = ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE]
+    g = book.fix_idx[off]
+    for d in range(n_dates):
+        g = book.fix_idx[off + d]
+        t = book.grid[g]
+        for q in range(n):
+            a = legs.asset[j, q]
+            out[q] = _spot_scale(bumps, code, q, k, l, side_k, side_l) * legs.weight[j, q] * \
+                math.exp(math.log(paths.spot[a])
+                         + _moved_log(q, a, paths, bumps, x, moved, theta_x, g, t, i, code, k, l,
+                                      side_k))
+        if d < n_dates - 1 and XP.exercises_legs(policy, off + d, kind, omega, strike, out, n):
+            break
+    return g
+
+
+@kernel
+def _stop(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, moved, theta_x, m, rows):
+    """An exercisable trade's rows on the tile: per path, the grid index of the date where the
+    fixed ``policy`` stops it in rows[STOP, 0] and the legs' weighted spots there in rows[LEG]."""
+    for i in range(m):
+        rows[STOP, 0, i] = _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, moved,
+                                 theta_x, i, -1, -1, -1, 0.0, 0.0, rows[LEG, :, i])
+
+
+@kernel
+def _stopped_paths(j, ti_j, legs, paths, grid, eps, own, z, m, zr, ep, xs, vs, tx, gs, cs,
+                   state_v, tan_x, tan_v, code, k, l, side_k):
+    """The re-simulated legs' (``_resimulated``) moved log-spot paths, ln(S_q / S0_q) at every
+    grid date, into ep[q] for an exercisable trade's fd corner side_k, on the same normals as
+    ``_move``'s: a Heston leg's parameter with its fd scenario (its corr in a group with its
+    rows rebuilt at the bumped value), a pair correlation's legs q >= l from their re-mixed
+    normals (``_mix_pair``, whose ep[q] each leg's path then replaces)."""
+    n = ti_j[P.LEG_N]
+    n_steps = grid.size
+    side = 0 if side_k > 0 else 1
+    if code == PAIR_CORR:
+        _mix_pair(j, n, legs, eps, n_steps, m, k, l, side, ep)
+    for q in range(n):
+        if not _resimulated(code, q, k, l):
+            continue
+        a = legs.asset[j, q]
+        if not paths.heston[a]:         # a GBM leg of a moved pair
+            H.member_brownian(ep[q], grid, m, xs)
+            for g in range(n_steps):
+                for i in range(m):
+                    ep[q, g, i] = _log_move(paths, a, xs[g, i], grid[g])
+            continue
+        if code == PAIR_CORR:
+            corr = paths.scenarios[a, 0, H.SC_CORR]
+            H.group_rows(ep[q], own[a], corr, H.correlation_complement(corr), n_steps, m, zr)
+            _resimulate(a, 0, zr, m, paths, xs, vs, tx, tx, gs, cs, state_v, tan_x, tan_v)
+        else:
+            s = paths.fd_scenario[a, _quantity(code), side]
+            if code == D_CORR and paths.names.size > 1:
+                corr = paths.scenarios[a, s, H.SC_CORR]
+                H.group_rows(eps[a], own[a], corr, H.correlation_complement(corr), n_steps, m,
+                             zr)
+                _resimulate(a, s, zr, m, paths, xs, vs, tx, tx, gs, cs, state_v, tan_x, tan_v)
+            else:
+                _resimulate(a, s, z[a], m, paths, xs, vs, tx, tx, gs, cs, state_v, tan_x, tan_v)
+        for g in range(n_steps):
+            for i in range(m):
+                ep[q, g, i] = xs[g, i]
+
+
+@kernel
+def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, eps, own, z, theta_x, m,
+                rows, zr, ep, xs, vs, tx, gs, cs, state_v, tan_x, tan_v, f, code, k, l, est,
+                vec):
+    """fd of measure (code, k, l) of an exercisable trade on the tile into est: the corners of
+    ``_fd_corner`` on the same normals, each moved path re-stopped by the fixed policy
+    (``_walk``) and discounted from its own stopping date (at the moved rate, on the moved
+    dates)."""
+    n = ti_j[P.LEG_N]
+    t = tf_j[P.MATURITY]
+    grid = book.grid
+    rate = paths.rate[legs.asset[j, 0]]
+    a_k, a_l = legs.asset[j, max(k, 0)], legs.asset[j, max(l, 0)]
+    width, n_corners = _fd_shape(j, n, legs, paths, code, k, l)
+    kind, omega, strike = ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE]
+    for i in range(m):
+        est[i] = 0.0
+    for c in range(n_corners):
+        side_k, side_l, weight = _fd_corner(code, c, bumps, paths.spot[a_k], paths.spot[a_l],
+                                            paths.vol[a_k], t, width)
+        if side_k == 0.0:
+            for i in range(m):
+                est[i] += weight * math.exp(-rate * grid[int(rows[STOP, 0, i])]) * f[i]
+            continue
+        _stopped_paths(j, ti_j, legs, paths, grid, eps, own, z, m, zr, ep, xs, vs, tx[0], gs,
+                       cs, state_v, tan_x, tan_v, code, k, l, side_k)
+        moved_rate = rate + (side_k * bumps[fd.B_RATE] if code == RHO else 0.0)
+        scale = 1.0 + side_k * bumps[fd.B_MAT] if code == THETA else 1.0
+        for i in range(m):
+            g = _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, ep, theta_x, i, code,
+                      k, l, side_k, side_l, rows[MOVED, :, i])
+            u = P.legs_quantity(kind, rows[MOVED, :, i], n, vec)
+            est[i] += weight * math.exp(-moved_rate * grid[g] * scale) * \
+                P.value(P.EUROPEAN, omega, strike, 1.0, u)
+
+
+@kernel
+def _stopped_pathwise(j, n, legs, paths, grid, x, tx, m, rows, sens, f, t, rate, code, k, l,
+                      est):
+    """The pathwise estimate of measure (code, k, l) of an exercisable trade on the tile into
+    est: ``_pathwise``'s and ``_pathwise_correlation``'s with the maturity T replaced by each
+    path's stopping date τ (grid date g = rows[STOP, 0]; the tangents read there, the rows'
+    sweeps ended there), discounted from τ; theta moves τ with T (every date scales)."""
+    if code == PAIR_CORR:       # rate 0: undiscounted
+        _pathwise_correlation(j, n, legs, paths, 0, tx, m, rows, sens, t, 0.0, code, k, l, est)
+    else:
+        a = legs.asset[j, max(k, 0)]
+        for i in range(m):
+            g = int(rows[STOP, 0, i])
+            tau = grid[g]
+            if code == RHO or code == THETA:
+                e = -tau * f[i] if code == RHO else rate * tau / t * f[i]
+                for q in range(n):
+                    b = legs.asset[j, q]
+                    if code == RHO:
+                        e += rows[PW, q, i] * tau
+                    elif paths.heston[b]:
+                        e -= rows[PW, q, i] * tx[b, H.D_SCALE, g, i] / t
+                    else:
+                        vol = paths.vol[b]
+                        drift = gbm.log_drift(paths.rate[b], paths.div_yield[b], vol)
+                        e -= rows[PW, q, i] * (drift * tau + 0.5 * vol * x[b, g, i]) / t
+            elif code == DELTA:
+                e = rows[PW, k, i] / paths.spot[a]
+            elif code == VEGA:
+                e = rows[PW, k, i] * (x[a, g, i] - paths.vol[a] * tau)
+            elif code == D_CORR:
+                e = rows[PW, k, i] * (tx[a, H.D_CORR, g, i] + rows[ROW_CORR, k, i])
+            else:
+                e = rows[PW, k, i] * tx[a, code - D_V0 + H.D_V0, g, i]
+            est[i] = e
+    for i in range(m):
+        est[i] *= math.exp(-rate * grid[int(rows[STOP, 0, i])])

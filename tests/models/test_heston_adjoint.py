@@ -44,8 +44,8 @@ def test_row_adjoint_matches_differences_of_the_path(scheme, xi):
     n = GRID.size
     g_t = 8
     adj_zs, adj_zv = np.zeros((n, TILE)), np.zeros((n, TILE))
-    H.row_adjoint(z, TILE, H.SCHEMES[scheme], coef, scen, v, g_t, adj_zs, adj_zv,
-                  np.empty(TILE))
+    H.row_adjoint(z, TILE, H.SCHEMES[scheme], coef, scen, v, g_t, np.full(TILE, float(g_t)),
+                  adj_zs, adj_zv, np.empty(TILE))
     h = 1e-6
     checked = 0
     for k in (0, 3, g_t):
@@ -65,3 +65,28 @@ def test_row_adjoint_matches_differences_of_the_path(scheme, xi):
     assert checked > 0.99 * 6 * TILE
     # steps after g_t do not move x at g_t
     assert np.all(adj_zs[g_t + 1:] == 0.0) and np.all(adj_zv[g_t + 1:] == 0.0)
+
+
+@pytest.mark.parametrize("scheme", ["qe", "euler"])
+def test_row_adjoint_ends_each_path_at_its_own_date(scheme):
+    """A path ended at an earlier date (an exercisable trade's stopping date) gets, to the bit,
+    the sweep of that date; the others keep the full sweep's bits."""
+    params = dict(spot=100.0, rate=0.02, div_yield=0.01, v0=0.04, kappa=1.5, vbar=0.05, xi=0.5,
+                  corr=-0.6)
+    z = _rows(np.random.default_rng(5))
+    _, v, coef, scen = _simulate(params, z, scheme)
+    n, g_t, early = GRID.size, 8, 5
+    ends = np.where(np.arange(TILE) % 3 == 0, float(early), float(g_t))
+
+    def sweep(last, ends):
+        adj_zs, adj_zv = np.zeros((n, TILE)), np.zeros((n, TILE))
+        H.row_adjoint(z, TILE, H.SCHEMES[scheme], coef, scen, v, last, ends, adj_zs, adj_zv,
+                      np.empty(TILE))
+        return adj_zs, adj_zv
+
+    mixed, full = sweep(g_t, ends), sweep(g_t, np.full(TILE, float(g_t)))
+    short = sweep(early, np.full(TILE, float(early)))
+    cut = ends == early
+    for got, whole, part in zip(mixed, full, short):
+        assert np.array_equal(got[:, ~cut], whole[:, ~cut])
+        assert np.array_equal(got[:, cut], part[:, cut])

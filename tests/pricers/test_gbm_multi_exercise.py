@@ -122,7 +122,7 @@ def test_fd_re_stopping_moved_paths_agrees_with_pathwise_and_mixed():
     assert (both["se_fd"] < 0.15 * both["value"].abs()).loc[["delta", "vega", "rho"]].all()
 
 
-def test_lr_is_refused_and_heston_legs_too():
+def test_lr_is_refused():
     trades = pd.DataFrame([dict(trade_id="m", underlying="A;B", payoff="best_of",
                                 option_type="call", strike=100.0, maturity=1.0,
                                 exercise="bermudan", n_exercise=4)])
@@ -130,8 +130,3 @@ def test_lr_is_refused_and_heston_legs_too():
                                 div_yield=0.0, vol=0.2) for n in "AB"])
     with pytest.raises(InputError, match="not offered for early exercise on several"):
         price_portfolio(trades, market, n_paths=1000, method={"delta": "lr"})
-    heston = pd.concat([market.iloc[:1], pd.DataFrame([dict(
-        underlying="B", model="heston", spot=100.0, rate=0.02, v0=0.04, kappa=1.0, vbar=0.04,
-        xi=0.3, corr=-0.5)])])
-    with pytest.raises(InputError, match="several underlyings with a heston one is not built"):
-        price_portfolio(trades, heston, n_paths=1000)
