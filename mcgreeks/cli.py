@@ -350,6 +350,9 @@ def _parser():
     price.add_argument("--upper-bound", action="store_true",
                        help="also the dual upper bound of each Bermudan or American trade and "
                             "its gap to the price (Andersen-Broadie)")
+    price.add_argument("--pilot-paths", type=int, default=None, metavar="N",
+                       help="pilot paths each Bermudan or American trade's exercise policies "
+                            "are fitted on, in all (default 262,144)")
     price.add_argument("--randomizations", type=int, default=16,
                        help="independent Sobol scramblings, whose spread gives the standard "
                             "errors (default 16)")
@@ -441,6 +444,7 @@ def _price(settings, inputs, out, log, quiet, argv):
             randomizations=settings.get("randomizations", 16), client=client, diagnostics=True,
             greeks=settings.get("greeks", "all"), risk=bool(risk_out),
             upper_bound=settings.get("upper_bound", False),
+            pilot_paths=settings.get("pilot_paths"),
             progress=log.progress(trades, market, settings, correlations))
     except Stopped:
         stopped = True      # the process ends now: no waiting on a cluster to shut down
@@ -582,6 +586,7 @@ def _run(args, log, argv):
                     "lr_baseline": not args.no_lr_baseline, "sampler": args.sampler,
                     "randomizations": args.randomizations, "greeks": args.greeks,
                     "risk_out": args.risk_out, "upper_bound": args.upper_bound,
+                    "pilot_paths": args.pilot_paths,
                     "workers": args.workers, "scheduler": args.scheduler}
         inputs = {"trades": args.trades, "market": args.market}
         if args.correlations:

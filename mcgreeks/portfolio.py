@@ -14,7 +14,7 @@ from mcgreeks.correlation import check_correlations, group_matrix, simulation_gr
     singular_legs
 from mcgreeks.correlation import groups as correlation_groups
 from mcgreeks.estimators import fd
-from mcgreeks.exercise_policy import american_dates
+from mcgreeks.exercise_policy import PILOT_PATHS, american_dates
 from mcgreeks.estimators.selection import choices, greek_plan, method_plan, multi_asset_choices
 from mcgreeks.models import MODELS
 from mcgreeks.risk import PORTFOLIO_MEASURES, check_sum, portfolio_se, risk_table
@@ -182,7 +182,8 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
                     *, scheme="qe", control_variate=True, lr_baseline=True, sampler="mc",
                     randomizations=16, fd_bumps=None, on_error="fail", greeks="all",
                     risk=False, correlations=None, client=None, progress=None, diagnostics=False,
-                    upper_bound=False, chunk_paths=1 << 16, block_paths=1 << 12):
+                    upper_bound=False, pilot_paths=None, chunk_paths=1 << 16,
+                    block_paths=1 << 12):
     """Price every trade and its Greeks, each with its Monte Carlo standard error.
 
     Args:
@@ -248,6 +249,9 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         ``upper_bound_se`` and ``duality_gap`` (upper bound - price), ``duality_gap_se``:
         the price is a lower bound, so the gap says how far from the option's value the
         policies could be (docs/reference.md#early-exercise).
+      pilot_paths: the pilot paths each Bermudan or American trade's exercise policies are
+        fitted on, in all (default ``exercise_policy.PILOT_PATHS``, 262,144, whatever
+        ``n_paths``; at least 1,024): fewer fit faster and worse.
       chunk_paths, block_paths: paths per kernel call (bounds memory) and per parallel task;
         neither changes the result.
 
@@ -276,6 +280,11 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         there are several.  Bad arguments and missing columns raise whatever ``on_error`` says.
     """
     bumps = _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error)
+    if pilot_paths is None:
+        pilot_paths = PILOT_PATHS
+    if isinstance(pilot_paths, bool) or int(pilot_paths) != pilot_paths or pilot_paths < 1024:
+        raise InputError(f"pilot_paths has value {pilot_paths!r}: must be a whole number "
+                         ">= 1024")
     _check_sampler(sampler, randomizations, int(n_paths))
     asked = greek_plan(greeks)
     plan = method_plan(method, asked)
@@ -293,7 +302,8 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         seed=seed, n_paths=int(n_paths), bumps=bumps, control_variate=control_variate,
         lr_baseline=lr_baseline, sampler=sampler, randomizations=int(randomizations),
         chunk_paths=chunk_paths, block_paths=block_paths, steps_per_year=steps_per_year,
-        scheme=scheme, pair_bump=pair_bump, upper_bound=bool(upper_bound)))
+        scheme=scheme, pair_bump=pair_bump, upper_bound=bool(upper_bound),
+        pilot_paths=int(pilot_paths)))
 
     def report(job):
         if progress:

@@ -78,6 +78,7 @@ class Job:
     with_legs: bool = False
     member_bumps: np.ndarray = None
     upper_bound: bool = False
+    pilot_paths: int = exercise_policy.PILOT_PATHS
 
     def __post_init__(self):
         if self.members is None:
@@ -291,10 +292,10 @@ def _fit_coefficients(job, covariances):
 
 def fit_policies(job):
     """Fit each exercisable trade's Longstaff-Schwartz policies (``job.n_policies`` of them,
-    each on its own share of ``exercise_policy.PILOT_PATHS`` pilot paths of their own stream)
+    each on its own share of ``job.pilot_paths`` pilot paths of their own stream)
     into ``job.policy``, their description into the price's diagnostics."""
     grid, ti, _, fix_idx = job.arrays
-    n_pilot = exercise_policy.PILOT_PATHS // job.n_policies
+    n_pilot = job.pilot_paths // job.n_policies
     for j, r in enumerate(job.records):
         if not exercisable(r):
             continue

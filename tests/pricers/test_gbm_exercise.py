@@ -106,6 +106,18 @@ def test_bermudan_put_with_four_dates():
     _check_greeks(row, ref)
 
 
+def test_pilot_paths_sets_the_pilot_and_is_checked():
+    case = (100.0, 100.0, 0.05, 0.0, 0.3, 1.0, "put")
+    trades, market = _book(*case, "bermudan", 4)
+    res, diag = price_portfolio(trades, market, n_paths=100_000, seed=5, pilot_paths=48_000,
+                                greeks="none", diagnostics=True)
+    reason = diag.reset_index().set_index("quantity").loc["price", "reason"]
+    assert "6 policies, each on 8,000 pilot paths" in reason
+    _check_price(res.iloc[0], _reference(*case, np.arange(1, 5) / 4))
+    with pytest.raises(InputError, match="pilot_paths has value 100: must be a whole number"):
+        price_portfolio(trades, market, n_paths=1000, pilot_paths=100)
+
+
 @pytest.mark.parametrize("case", [
     (36.0, 40.0, 0.06, 0.0, 0.2, 1.0, "put"),
     (100.0, 100.0, 0.03, 0.07, 0.25, 1.0, "call"),     # early exercise for the dividend
