@@ -10,7 +10,8 @@ exp limit for price-only GBM.  Peak memory (max RSS) and JIT cold start are meas
 subprocesses, as they must be.  Before measuring, the NumPy engine's correctness tests
 (``benchmarks/test_numpy_engine.py``) and sanity checks of the peers run; a failure stops the run.
 
-Writes DIR/RESULTS.md and PNG plots (default DIR: benchmarks/results).  ``--quick`` (about two
+Writes DIR/RESULTS.md and PNG plots (default DIR: benchmarks/results), keeping the sections
+other scripts wrote there, and last runs ``benchmarks/stac_like.py`` (its own section).  ``--quick`` (about two
 minutes) uses fewer paths and sizes; the full run takes about 10-15 minutes on 2 cores.
 FinancePy runs in the full mode only, when importable (see ``benchmarks/peers.py``).
 """
@@ -1044,8 +1045,20 @@ def write_report(data, out_dir, mode):
         "python benchmarks/run.py                 # full, about 15 minutes on 2 cores\n"
         "python -m pytest -p no:cacheprovider benchmarks/test_numpy_engine.py\n"
         "python -m benchmarks.profile_engine      # the profile alone\n```\n")
-    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
-        f.write("\n".join(L))
+    path = os.path.join(out_dir, "RESULTS.md")
+    with open(path, "w") as f:
+        f.write("\n".join(L + _kept_sections(path)))
+
+
+def _kept_sections(path):
+    """The marked sections other scripts wrote into the report (``benchmarks/sections.py``:
+    american.py, multi_asset.py, stac_like.py ...), kept when this run rewrites it."""
+    import re
+    if not os.path.exists(path):
+        return []
+    text = open(path).read()
+    return ["\n" + m.group(0) + "\n"
+            for m in re.finditer(r"<!-- ([\w-]+) -->.*?<!-- /\1 -->", text, re.S)]
 
 
 PLOTS = (("profile.png", "where mcgreeks spends its time on the Asian with all Greeks"),
@@ -1355,6 +1368,11 @@ def main(argv=None):
         json.dump(data, f, indent=1, default=str)
     plot(data, args.out)
     write_report(data, args.out, mode)
+    log("STAC-like workload (benchmarks/stac_like.py) ...")
+    stac = [sys.executable, os.path.join(ROOT, "benchmarks", "stac_like.py"),
+            "--out", os.path.join(args.out, "RESULTS.md")] + (["--quick"] if mode == "quick"
+                                                              else [])
+    guarded("stac-like", lambda: subprocess.run(stac, check=True))
     h = data["headline"]
     log(f"done in {data['elapsed'] / 60:.1f} min; load average {data['load_after']}")
     for k, v in h.items():

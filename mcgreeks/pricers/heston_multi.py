@@ -709,61 +709,81 @@ def _resimulated(code, q, k, l):
 
 
 @kernel
-def _moved_log(q, a, paths, bumps, x, moved, theta_x, g, t, i, code, k, l, side_k):
-    """ln(S_q / S0_q) of leg q (asset a) at grid date g (time t before any move of the dates)
-    on path i, with measure (code, k, l)'s parameter moved by side_k fd steps as in ``_move``
-    (code -1: none): a re-simulated leg's from moved[q] (``_stopped_paths``), a maturity move's
-    from theta_x (a Heston leg) or GBM's exact path at the scaled date, a GBM leg's volatility
-    and every leg's rate on the same normals."""
+def _leg_affine(q, a, paths, bumps, t, code, k, l, side_k):
+    """ln(S_q / S0_q) of leg q (asset a) at a grid date (time t before any move of the dates),
+    with measure (code, k, l)'s parameter moved by side_k fd steps as in ``_move`` (code -1:
+    none), as A + B y with y the path's value in source ``which`` at that date: 0 the asset's
+    own state x[a] (a Heston log-spot move; a GBM member's W), 1 the leg's re-simulated path
+    moved[q] (``_stopped_paths``), 2 its path at the maturity's moved scale theta_x[a, side]
+    (a Heston leg).  GBM legs move exactly on the same normals: the scaled date's drift and
+    √c W, a moved volatility's drift and W's factor, every leg's rate in its drift.
+    Returns (A, B, which)."""
     if code == THETA:
         if paths.heston[a]:
-            return theta_x[a, 0 if side_k > 0 else 1, g, i]
+            return 0.0, 1.0, 2
         c = 1.0 + side_k * bumps[fd.B_MAT]
         vol = paths.vol[a]
-        return gbm.log_drift(paths.rate[a], paths.div_yield[a], vol) * t * c + \
-            vol * math.sqrt(c) * x[a, g, i]
+        return gbm.log_drift(paths.rate[a], paths.div_yield[a], vol) * t * c, \
+            vol * math.sqrt(c), 0
     if code >= 0 and _resimulated(code, q, k, l):
-        return moved[q, g, i]
-    move = _log_move(paths, a, x[a, g, i], t)
-    if code == VEGA and q == k:
+        return 0.0, 1.0, 1
+    shift, factor = 0.0, 1.0
+    if not paths.heston[a]:
         vol = paths.vol[a]
-        bumped = vol * (1.0 + side_k * bumps[fd.B_VOL])
-        move += -0.5 * (bumped * bumped - vol * vol) * t + (bumped - vol) * x[a, g, i]
-    elif code == RHO:
-        move += side_k * bumps[fd.B_RATE] * t
-    return move
+        shift, factor = gbm.log_drift(paths.rate[a], paths.div_yield[a], vol) * t, vol
+        if code == VEGA and q == k:
+            bumped = vol * (1.0 + side_k * bumps[fd.B_VOL])
+            shift -= 0.5 * (bumped * bumped - vol * vol) * t
+            factor = bumped
+    if code == RHO:
+        shift += side_k * bumps[fd.B_RATE] * t
+    return shift, factor, 0
 
 
 @kernel
-def _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, moved, theta_x, i, code, k, l,
-          side_k, side_l, out):
-    """The grid index of the date where the fixed ``policy`` stops path i of exercisable trade
-    j, with the legs' weighted spots there in out[:n], with measure (code, k, l)'s parameter
-    moved (``_moved_log``, ``_spot_scale``; code -1: none)."""
+def _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, moved, theta_x, m, rows, code,
+          k, l, side_k, side_l, at_stop, stop):
+    """Stop the tile's paths of exercisable trade j by the fixed ``policy``, with measure
+    (code, k, l)'s parameter moved (``_leg_affine``, ``_spot_scale``; code -1: none): stop[i]
+    = the grid index of path i's stopping date, at_stop[:, i] = the legs' weighted spots there.
+    Date by date, the legs' weighted spots of every path are formed in rows[MOVED] (paths
+    inner, so the exponentials vectorize) and the paths still alive are offered the policy's
+    exercise; the walk ends once every path has stopped."""
     n, n_dates, off = ti_j[P.LEG_N], ti_j[P.FIX_N], ti_j[P.FIX_OFF]
     kind, omega, strike = ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE]
-    g = book.fix_idx[off]
+    side = 0 if side_k > 0 else 1
+    for i in range(m):
+        stop[i] = -1.0
+    alive = m
     for d in range(n_dates):
         g = book.fix_idx[off + d]
         t = book.grid[g]
         for q in range(n):
             a = legs.asset[j, q]
-            out[q] = _spot_scale(bumps, code, q, k, l, side_k, side_l) * legs.weight[j, q] * \
-                math.exp(math.log(paths.spot[a])
-                         + _moved_log(q, a, paths, bumps, x, moved, theta_x, g, t, i, code, k, l,
-                                      side_k))
-        if d < n_dates - 1 and XP.exercises_legs(policy, off + d, kind, omega, strike, out, n):
+            shift, factor, which = _leg_affine(q, a, paths, bumps, t, code, k, l, side_k)
+            level = _spot_scale(bumps, code, q, k, l, side_k, side_l) * legs.weight[j, q]
+            base = math.log(paths.spot[a]) + shift
+            y = x[a, g] if which == 0 else (moved[q, g] if which == 1 else theta_x[a, side, g])
+            for i in range(m):
+                rows[MOVED, q, i] = level * vecmath.exp(base + factor * y[i])
+        last = d == n_dates - 1
+        for i in range(m):
+            if stop[i] < 0.0 and (last or XP.exercises_legs(policy, off + d, kind, omega,
+                                                            strike, rows[MOVED, :, i], n)):
+                stop[i] = g
+                alive -= 1
+                for q in range(n):
+                    at_stop[q, i] = rows[MOVED, q, i]
+        if alive == 0:
             break
-    return g
 
 
 @kernel
 def _stop(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, moved, theta_x, m, rows):
     """An exercisable trade's rows on the tile: per path, the grid index of the date where the
     fixed ``policy`` stops it in rows[STOP, 0] and the legs' weighted spots there in rows[LEG]."""
-    for i in range(m):
-        rows[STOP, 0, i] = _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, moved,
-                                 theta_x, i, -1, -1, -1, 0.0, 0.0, rows[LEG, :, i])
+    _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, moved, theta_x, m, rows, -1, -1,
+          -1, 0.0, 0.0, rows[LEG], rows[STOP, 0])
 
 
 @kernel
@@ -812,8 +832,8 @@ def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, eps, own, z,
                 rows, zr, ep, xs, vs, tx, gs, cs, state_v, tan_x, tan_v, f, code, k, l, est,
                 vec):
     """fd of measure (code, k, l) of an exercisable trade on the tile into est: the corners of
-    ``_fd_corner`` on the same normals, each moved path re-stopped by the fixed policy
-    (``_walk``) and discounted from its own stopping date (at the moved rate, on the moved
+    ``_fd_corner`` on the same normals, the moved paths re-stopped by the fixed policy
+    (``_walk``), each discounted from its own stopping date (at the moved rate, on the moved
     dates)."""
     n = ti_j[P.LEG_N]
     t = tf_j[P.MATURITY]
@@ -835,11 +855,12 @@ def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, eps, own, z,
                        cs, state_v, tan_x, tan_v, code, k, l, side_k)
         moved_rate = rate + (side_k * bumps[fd.B_RATE] if code == RHO else 0.0)
         scale = 1.0 + side_k * bumps[fd.B_MAT] if code == THETA else 1.0
+        # rows[SIG] and rows[RES, 0] are scratch here (``_scores`` fills them anew)
+        _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, ep, theta_x, m, rows, code, k,
+              l, side_k, side_l, rows[SIG], rows[RES, 0])
         for i in range(m):
-            g = _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, ep, theta_x, i, code,
-                      k, l, side_k, side_l, rows[MOVED, :, i])
-            u = P.legs_quantity(kind, rows[MOVED, :, i], n, vec)
-            est[i] += weight * math.exp(-moved_rate * grid[g] * scale) * \
+            u = P.legs_quantity(kind, rows[SIG, :, i], n, vec)
+            est[i] += weight * math.exp(-moved_rate * grid[int(rows[RES, 0, i])] * scale) * \
                 P.value(P.EUROPEAN, omega, strike, 1.0, u)
 
 
