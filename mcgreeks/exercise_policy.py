@@ -293,11 +293,14 @@ def group_legs_pilot(params, weights, factor, times, key0, names, steps_per_year
     from mcgreeks.pricers.heston import DEFAULT_STEPS_PER_YEAR
     from mcgreeks.rng import STREAM_EXERCISE
     grid = H.simulation_grid(times, steps_per_year or DEFAULT_STEPS_PER_YEAR)
-    x = H.group_sample_paths(params, factor, grid, n_paths, key0=key0, names=names,
-                             stream=STREAM_EXERCISE, scheme=scheme, first_path=path0)
-    at = np.searchsorted(grid, times)
-    level = np.asarray(weights, dtype=float) * np.array([p["spot"] for p in params])
-    return level[None, :, None] * np.exp(x[:, at].transpose(1, 0, 2))
+    # dates × legs × paths doubles, the pilot's whole memory: formed in place, no copies
+    xs = H.group_sample_paths(params, factor, grid, n_paths, key0=key0, names=names,
+                              stream=STREAM_EXERCISE, scheme=scheme, first_path=path0,
+                              keep=np.searchsorted(grid, times))
+    np.exp(xs, out=xs)
+    xs *= (np.asarray(weights, dtype=float) * np.array([p["spot"] for p in params]))[:, None,
+                                                                                    None]
+    return xs.transpose(1, 0, 2)
 
 
 def legs_rows(policy, times):

@@ -783,12 +783,13 @@ def sample_paths(params, grid, n_paths, *, key0, key1, stream=0, scheme="qe", fi
 
 
 def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, scheme="qe",
-                       first_path=0):
-    """x[q, k, p] = ln(S_q / S0_q) at the grid dates of the members q of a simulation group
-    (``params``: their market rows, Heston or GBM; ``factor``: the lower Cholesky factor of
-    their spots' correlation matrix; ``names``: their stream keys) for paths first_path ..
-    first_path + n_paths - 1, simulated as the pricer simulates a group (``group_normals``,
-    ``group_rows``, ``member_brownian``).  For the exercise pilots and tests; not a fast path."""
+                       first_path=0, keep=None):
+    """x[q, k, p] = ln(S_q / S0_q) at the grid dates grid[keep[k]] (``keep``: indices into the
+    grid, default all) of the members q of a simulation group (``params``: their market rows,
+    Heston or GBM; ``factor``: the lower Cholesky factor of their spots' correlation matrix;
+    ``names``: their stream keys) for paths first_path .. first_path + n_paths - 1, simulated
+    as the pricer simulates a group (``group_normals``, ``group_rows``, ``member_brownian``).
+    For the exercise pilots and tests; not a fast path."""
     from mcgreeks.engine import TILE
     from mcgreeks.models.gbm import log_drift
 
@@ -805,7 +806,8 @@ def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, 
     z = np.empty((3 * n, TILE))
     xt, vt = np.empty((n, TILE)), np.empty((n, TILE))
     dummy3, dummy2 = np.empty((N_DIR, 1, 1)), np.empty((1, 1))
-    out = np.empty((n_members, n, n_paths))
+    keep = np.arange(n) if keep is None else np.asarray(keep)
+    out = np.empty((n_members, keep.size, n_paths))
     factor = np.ascontiguousarray(factor, dtype=float)
     names = np.asarray(names, dtype=np.uint64)
     for start in range(0, n_paths, TILE):
@@ -816,13 +818,13 @@ def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, 
             if not heston[q]:
                 member_brownian(eps[q], grid, m, xt)
                 out[q, :, start:start + m] = (log_drift(p["rate"], p.get("div_yield", 0.0),
-                                                        p["vol"]) * grid[:, None]
-                                              + p["vol"] * xt[:, :m])
+                                                        p["vol"]) * grid[keep, None]
+                                              + p["vol"] * xt[keep, :m])
                 continue
             corr = scens[q][SC_CORR]
             group_rows(eps[q], own[q], corr, correlation_complement(corr), n, m, z)
             simulate_tile(z, m, SCHEMES[scheme], coefs[q], scens[q], np.empty((n, N_COEF, N_DIR)),
                           N_DIR, False, xt, vt, dummy3, dummy3, dummy2, dummy2, np.empty(TILE),
                           np.empty((N_DIR, TILE)), np.empty((N_DIR, TILE)))
-            out[q, :, start:start + m] = xt[:, :m]
+            out[q, :, start:start + m] = xt[keep, :m]
     return out
