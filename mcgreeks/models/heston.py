@@ -752,11 +752,17 @@ def _nearest(points, dates):
     return np.minimum(np.abs(points - dates[j - 1]), np.abs(points - dates[j]))
 
 
+#: Tiles of a block of ``sample_paths`` and ``group_sample_paths`` (each on the engine's
+#: threads): enough work per block (milliseconds) to keep the Python loop's share small.
+PILOT_TILES_PER_BLOCK = 16
+
+
 def sample_paths(params, grid, n_paths, *, key0, key1, stream=0, scheme="qe", first_path=0):
     """(x, v): ln(S_t / S0) and the variance (v+ for Euler) at the grid dates for paths
     first_path .. first_path + n_paths - 1, arrays of shape (len(grid), n_paths).  The same
-    numbers as the pricer's paths (for tests and diagnostics; not a fast path)."""
-    from mcgreeks.engine import TILE
+    numbers as the pricer's paths (for the exercise pilots, tests and diagnostics; blocks of
+    tiles on the engine's threads, as ``group_sample_paths``)."""
+    from mcgreeks.engine import TILE, for_blocks
 
     p = check_params(params)
     grid = np.asarray(grid, dtype=float)
@@ -766,19 +772,24 @@ def sample_paths(params, grid, n_paths, *, key0, key1, stream=0, scheme="qe", fi
     n = grid.size
     x = np.empty((n, n_paths))
     v = np.empty((n, n_paths))
-    z = np.empty((3 * n, TILE))
-    xt, vt = np.empty((n, TILE)), np.empty((n, TILE))
-    dummy3 = np.empty((N_DIR, 1, 1))
-    dummy2 = np.empty((1, 1))
-    for start in range(0, n_paths, TILE):
-        m = min(TILE, n_paths - start)
-        tile_normals(np.uint64(key0), np.uint64(key1), np.uint64(stream), first_path + start, m,
-                     n, z)
-        simulate_tile(z, m, SCHEMES[scheme], coef, scen, np.empty((n, N_COEF, N_DIR)), N_DIR,
-                      False, xt, vt, dummy3, dummy3, dummy2, dummy2, np.empty(TILE),
-                      np.empty((N_DIR, TILE)), np.empty((N_DIR, TILE)))
-        x[:, start:start + m] = xt[:, :m]
-        v[:, start:start + m] = vt[:, :m]
+    dcoef = np.empty((n, N_COEF, N_DIR))
+
+    def block(first_tile, end_tile):
+        z = np.empty((3 * n, TILE))
+        xt, vt = np.empty((n, TILE)), np.empty((n, TILE))
+        dummy3, dummy2 = np.empty((N_DIR, 1, 1)), np.empty((1, 1))
+        state_v, tan_x, tan_v = np.empty(TILE), np.empty((N_DIR, TILE)), np.empty((N_DIR, TILE))
+        for tile in range(first_tile, end_tile):
+            start = tile * TILE
+            m = min(TILE, n_paths - start)
+            tile_normals(np.uint64(key0), np.uint64(key1), np.uint64(stream), first_path + start,
+                         m, n, z)
+            simulate_tile(z, m, SCHEMES[scheme], coef, scen, dcoef, N_DIR, False, xt, vt, dummy3,
+                          dummy3, dummy2, dummy2, state_v, tan_x, tan_v)
+            x[:, start:start + m] = xt[:, :m]
+            v[:, start:start + m] = vt[:, :m]
+
+    for_blocks(block, -(-n_paths // TILE), PILOT_TILES_PER_BLOCK, (), ())
     return x, v
 
 
@@ -790,7 +801,7 @@ def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, 
     ``names``: their stream keys) for paths first_path .. first_path + n_paths - 1, simulated
     as the pricer simulates a group (``group_normals``, ``group_rows``, ``member_brownian``).
     For the exercise pilots and tests; not a fast path."""
-    from mcgreeks.engine import TILE
+    from mcgreeks.engine import TILE, for_blocks
     from mcgreeks.models.gbm import log_drift
 
     grid = np.asarray(grid, dtype=float)
@@ -802,29 +813,37 @@ def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, 
         p = check_params(p) if h else p
         scens.append(scenario_row(p) if h else None)
         coefs.append(scenario_coefficients(dt, p, [scens[-1]])[0] if h else None)
-    b, eps, own = (np.empty((n_members, n, TILE)) for _ in range(3))
-    z = np.empty((3 * n, TILE))
-    xt, vt = np.empty((n, TILE)), np.empty((n, TILE))
-    dummy3, dummy2 = np.empty((N_DIR, 1, 1)), np.empty((1, 1))
     keep = np.arange(n) if keep is None else np.asarray(keep)
     out = np.empty((n_members, keep.size, n_paths))
     factor = np.ascontiguousarray(factor, dtype=float)
     names = np.asarray(names, dtype=np.uint64)
-    for start in range(0, n_paths, TILE):
-        m = min(TILE, n_paths - start)
-        group_normals(np.uint64(key0), names, heston, np.uint64(stream), first_path + start, m, n,
-                      factor, b, eps, own)
-        for q, p in enumerate(params):
-            if not heston[q]:
-                member_brownian(eps[q], grid, m, xt)
-                out[q, :, start:start + m] = (log_drift(p["rate"], p.get("div_yield", 0.0),
-                                                        p["vol"]) * grid[keep, None]
-                                              + p["vol"] * xt[keep, :m])
-                continue
-            corr = scens[q][SC_CORR]
-            group_rows(eps[q], own[q], corr, correlation_complement(corr), n, m, z)
-            simulate_tile(z, m, SCHEMES[scheme], coefs[q], scens[q], np.empty((n, N_COEF, N_DIR)),
-                          N_DIR, False, xt, vt, dummy3, dummy3, dummy2, dummy2, np.empty(TILE),
-                          np.empty((N_DIR, TILE)), np.empty((N_DIR, TILE)))
-            out[q, :, start:start + m] = xt[keep, :m]
+    dcoef = np.empty((n, N_COEF, N_DIR))
+
+    def block(first_tile, end_tile):
+        # the kernels release the GIL: blocks of tiles run on the engine's threads, each with
+        # its own scratch, each tile written to its own columns (the same bits on any threads)
+        b, eps, own = (np.empty((n_members, n, TILE)) for _ in range(3))
+        z = np.empty((3 * n, TILE))
+        xt, vt = np.empty((n, TILE)), np.empty((n, TILE))
+        dummy3, dummy2 = np.empty((N_DIR, 1, 1)), np.empty((1, 1))
+        state_v, tan_x, tan_v = np.empty(TILE), np.empty((N_DIR, TILE)), np.empty((N_DIR, TILE))
+        for tile in range(first_tile, end_tile):
+            start = tile * TILE
+            m = min(TILE, n_paths - start)
+            group_normals(np.uint64(key0), names, heston, np.uint64(stream), first_path + start,
+                          m, n, factor, b, eps, own)
+            for q, p in enumerate(params):
+                if not heston[q]:
+                    member_brownian(eps[q], grid, m, xt)
+                    out[q, :, start:start + m] = (log_drift(p["rate"], p.get("div_yield", 0.0),
+                                                            p["vol"]) * grid[keep, None]
+                                                  + p["vol"] * xt[keep, :m])
+                    continue
+                corr = scens[q][SC_CORR]
+                group_rows(eps[q], own[q], corr, correlation_complement(corr), n, m, z)
+                simulate_tile(z, m, SCHEMES[scheme], coefs[q], scens[q], dcoef, N_DIR, False, xt,
+                              vt, dummy3, dummy3, dummy2, dummy2, state_v, tan_x, tan_v)
+                out[q, :, start:start + m] = xt[keep, :m]
+
+    for_blocks(block, -(-n_paths // TILE), PILOT_TILES_PER_BLOCK, (), ())
     return out
