@@ -67,9 +67,11 @@ VALID = {DELTA: (G.PATHWISE, G.LR, G.FD), GAMMA: (G.MIXED, G.LR, G.FD),
 
 #: Rows of the per-leg scratch rows[row, leg, path]: weighted spot w_k S_k(T), Y, Z = L⁻¹Y,
 #: ζ = C⁻¹Y, pathwise weight p, and the weighted spots of an fd revaluation; for an exercisable
-#: trade (``_stop``) the stopping date τ (in rows[STOP, 0]) and W(τ) (in rows[MOVED]).
-LEG, Y, Z, ZETA, PW, MOVED, STOP = range(7)
-N_LEG_ROWS = 7
+#: trade (``_stop``) the stopping date τ (in rows[STOP, 0]) and W(τ) (in rows[MOVED]); the
+#: walk's scratch (``_walk``): the legs' weighted spots at one date, at each path's stopping
+#: date, their W at one date and its re-mixing, the stopping date's grid index (rows[ENDS, 0]).
+LEG, Y, Z, ZETA, PW, MOVED, STOP, WALK, AT, WB, WM, ENDS = range(12)
+N_LEG_ROWS = 12
 
 
 def pairs(n):
@@ -288,7 +290,7 @@ def _estimates(j, ti_j, tf_j, legs, paths, bumps, rows, f, m, code, k, l, e, est
 
 
 @kernel
-def _stop(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, m, rows, vec):
+def _stop(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, m, rows):
     """An exercisable trade's rows on the tile: per path, the date where the fixed ``policy``
     stops it (``_walk``), τ in rows[STOP, 0], the legs' weighted spots there in rows[LEG] and
     their W(τ) in rows[MOVED], and Y = W(t_1)/√t_1 of the first date in rows[Y] (the mixed
@@ -296,15 +298,15 @@ def _stop(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, m, rows, vec):
     n = ti_j[P.LEG_N]
     g_1 = book.fix_idx[ti_j[P.FIX_OFF]]
     root_t1 = math.sqrt(book.grid[g_1])
+    _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, m, rows, -1, -1, -1, 0.0, 0.0,
+          rows[LEG])
     for i in range(m):
-        # no parameter moved (code -1): vec serves as the pair correlation's unused scratch
-        g = _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, i, -1, -1, -1, 0.0, 0.0,
-                  vec, vec)
+        g = int(rows[ENDS, 0, i])
         rows[STOP, 0, i] = book.grid[g]
         for k in range(n):
-            rows[LEG, k, i] = vec[k]
-            rows[MOVED, k, i] = w[legs.asset[j, k], g, i]
-            rows[Y, k, i] = w[legs.asset[j, k], g_1, i] / root_t1
+            a = legs.asset[j, k]
+            rows[MOVED, k, i] = w[a, g, i]
+            rows[Y, k, i] = w[a, g_1, i] / root_t1
 
 
 @kernel
@@ -364,84 +366,89 @@ def _stopped_estimates(j, ti_j, tf_j, legs, paths, rows, f, m, code, k, l, t_1, 
 
 
 @kernel
-def _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, i, code, k, l, side_k, side_l,
-          vec, zed):
-    """The grid index of the date where the fixed ``policy`` stops path i of an exercisable
-    trade, with the legs' weighted spots there in vec[:n], with one parameter moved as in
-    ``_move`` (spot of leg k (and l), volatility of leg k, every rate, the maturity's scale c,
-    which scales the dates (W by √c), or pair (k, l)'s correlation: W' = L(c ± h) L⁻¹ W at
-    every date; code -1: none).  zed: scratch of the legs' size (the pair correlation's)."""
+def _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, m, rows, code, k, l, side_k,
+          side_l, at_stop):
+    """Stop the tile's paths of exercisable trade j by the fixed ``policy`` with one parameter
+    moved as in ``_move`` (spot of leg k (and l), volatility of leg k, every rate, the
+    maturity's scale c, which scales the dates (W by √c), or pair (k, l)'s correlation: W' =
+    L(c ± h) L⁻¹ W at every date; code -1: none): rows[ENDS, 0, i] = the grid index of path
+    i's stopping date, at_stop[:, i] = the legs' weighted spots there.  Date by date, every
+    path's spots are formed in rows[WALK] (paths inner, so the exponentials vectorize) and the
+    paths still alive are offered the policy's exercise; the walk ends once all have stopped."""
     n, n_dates, off = ti_j[P.LEG_N], ti_j[P.FIX_N], ti_j[P.FIX_OFF]
     kind, omega, strike = ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE]
     rate = paths.rate[legs.asset[j, 0]] + (side_k * bumps[2] if code == RHO else 0.0)
     c = 1.0 + side_k * bumps[3] if code == THETA else 1.0
-    g = book.fix_idx[off]
+    stop = rows[ENDS, 0]
+    for i in range(m):
+        stop[i] = -1.0
+    alive = m
     for d in range(n_dates):
         g = book.fix_idx[off + d]
         t = book.grid[g] * c
         if code == PAIR_CORR:
-            factor = legs.bumped[j, _pair_index(k, l, n), 0 if side_k > 0 else 1]
             for q in range(n):
-                zed[q] = 0.0
-                for s in range(q + 1):
-                    zed[q] += legs.inverse[j, q, s] * w[legs.asset[j, s], g, i]
+                for i in range(m):
+                    rows[WB, q, i] = w[legs.asset[j, q], g, i]
+            vecmath.tile_matmul(legs.inverse[j], rows[WB], rows[WM], n, m, True)
+            vecmath.tile_matmul(legs.bumped[j, _pair_index(k, l, n), 0 if side_k > 0 else 1],
+                                rows[WM], rows[WB], n, m, True)
         for q in range(n):
             a = legs.asset[j, q]
             vol = paths.vol[a] * (1.0 + side_k * bumps[1] if code == VEGA and q == k else 1.0)
             mu = gbm.log_drift(rate if code == RHO else paths.rate[a], paths.div_yield[a], vol)
-            w_q = w[a, g, i]
-            if code == PAIR_CORR:
-                w_q = 0.0
-                for s in range(q + 1):
-                    w_q += factor[q, s] * zed[s]
             scale = 1.0
             if (code == DELTA or code == GAMMA or code == CROSS_GAMMA) and q == k:
                 scale = 1.0 + side_k * bumps[0]
             elif code == CROSS_GAMMA and q == l:
                 scale = 1.0 + side_l * bumps[0]
-            vec[q] = scale * legs.weight[j, q] * math.exp(math.log(paths.spot[a]) + mu * t
-                                                          + vol * math.sqrt(c) * w_q)
-        if d < n_dates - 1 and XP.exercises_legs(policy, off + d, kind, omega, strike, vec, n):
+            level = scale * legs.weight[j, q]
+            base = math.log(paths.spot[a]) + mu * t
+            factor = vol * math.sqrt(c)
+            y = rows[WB, q] if code == PAIR_CORR else w[a, g]
+            for i in range(m):
+                rows[WALK, q, i] = level * vecmath.exp(base + factor * y[i])
+        last = d == n_dates - 1
+        for i in range(m):
+            if stop[i] < 0.0 and (last or XP.exercises_legs(policy, off + d, kind, omega,
+                                                            strike, rows[WALK, :, i], n)):
+                stop[i] = g
+                alive -= 1
+                for q in range(n):
+                    at_stop[q, i] = rows[WALK, q, i]
+        if alive == 0:
             break
-    return g
-
-
-@kernel
-def _stopped_value(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, i, code, k, l, side_k,
-                   side_l, vec, zed):
-    """Path i's discounted cash flow of an exercisable trade with one parameter moved
-    (``_walk``), stopped where the fixed ``policy`` exercises the moved spots.  vec, zed:
-    scratch of the legs' size."""
-    g = _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, i, code, k, l, side_k, side_l,
-              vec, zed)
-    rate = paths.rate[legs.asset[j, 0]] + (side_k * bumps[2] if code == RHO else 0.0)
-    t = book.grid[g] * (1.0 + side_k * bumps[3] if code == THETA else 1.0)
-    u = P.legs_quantity(ti_j[P.KIND], vec, ti_j[P.LEG_N], zed)
-    return math.exp(-rate * t) * P.value(P.EUROPEAN, tf_j[P.OMEGA], tf_j[P.STRIKE], 1.0, u)
 
 
 @kernel
 def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, rows, f, m, code, k, l,
-                est, vec, zed):
+                est, vec):
     """fd of measure (code, k, l) of an exercisable trade on the tile into est[:m]: the
-    corners of ``_fd_corner``, each path re-stopped by the fixed policy (``_stopped_value``)."""
+    corners of ``_fd_corner``, the moved paths re-stopped by the fixed policy (``_walk``), each
+    discounted from its own stopping date (at the moved rate, on the moved dates)."""
     n = ti_j[P.LEG_N]
     a_k, a_l = legs.asset[j, max(k, 0)], legs.asset[j, max(l, 0)]
     width = legs.pair_width[j, _pair_index(k, l, n)] if code == PAIR_CORR else 1.0
     n_corners = 4 if code == CROSS_GAMMA else (3 if code == GAMMA else 2)
     rate = paths.rate[legs.asset[j, 0]]
+    kind, omega, strike = ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE]
     for i in range(m):
         est[i] = 0.0
     for c in range(n_corners):
         side_k, side_l, weight = _fd_corner(code, c, bumps, paths.spot[a_k], paths.spot[a_l],
                                             paths.vol[a_k], tf_j[P.MATURITY], width)
-        for i in range(m):
-            if side_k == 0.0:
+        if side_k == 0.0:
+            for i in range(m):
                 est[i] += weight * math.exp(-rate * rows[STOP, 0, i]) * f[i]
-            else:
-                est[i] += weight * _stopped_value(j, ti_j, tf_j, book, legs, paths, bumps,
-                                                  policy, w, i, code, k, l, side_k, side_l,
-                                                  vec, zed)
+            continue
+        _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, m, rows, code, k, l, side_k,
+              side_l, rows[AT])
+        moved_rate = rate + (side_k * bumps[2] if code == RHO else 0.0)
+        scale = 1.0 + side_k * bumps[3] if code == THETA else 1.0
+        for i in range(m):
+            u = P.legs_quantity(kind, rows[AT, :, i], n, vec)
+            est[i] += weight * math.exp(-moved_rate * book.grid[int(rows[ENDS, 0, i])] * scale) \
+                * P.value(P.EUROPEAN, omega, strike, 1.0, u)
 
 
 @kernel
@@ -469,7 +476,7 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
                 need_z |= code == PAIR_CORR and (e == G.PATHWISE or e == G.FD)
     stopped = ti_j[P.EXERCISE] == 1
     if stopped:
-        _stop(j, ti_j, tf_j, book, legs, paths, plan.bumps, policy, w, m, rows, vec)
+        _stop(j, ti_j, tf_j, book, legs, paths, plan.bumps, policy, w, m, rows)
     else:
         for k in range(n):
             a = legs.asset[j, k]
@@ -502,9 +509,8 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
             elif stopped:
                 code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
                 if e == G.FD:
-                    # rows[Y] is free by now (ζ is formed): its first column is scratch
                     _stopped_fd(j, ti_j, tf_j, book, legs, paths, plan.bumps, policy, w, rows, f,
-                                m, code, k, l, est, vec, rows[Y, :, 0])
+                                m, code, k, l, est, vec)
                 else:
                     _stopped_estimates(j, ti_j, tf_j, legs, paths, rows, f, m, code, k, l,
                                        book.grid[g_t], est)
