@@ -19,7 +19,13 @@ What is checked, and the allowances:
   the price + 4 SE with an SE below 0.3 % of it (measured +0.15 to +0.23 %, SE 0.12-0.23 %,
   1000 x 500 paths, 0.4-0.9 s each on one core); bad policies bound it too; the same bits on
   1 and 2 threads; the kernel against the transcription for a best-of call, worst-of put,
-  basket put and spread call; the floors that skip dates below the analytic Europeans.
+  basket put and spread call; the floors that skip dates below the analytic Europeans;
+- several assets with a Heston name (``heston_legs_bounds``, the legs stepped on the pricer's
+  grid as a group): a Heston name whose variance cannot move beside a GBM name is the max-call
+  (measured 13.950 ± 0.052 against 13.90 at 500 x 200 paths, 2 s; allowed 1.5 % + 4 SE) and
+  agrees with the GBM legs' bound under the same policy; the kernel against a transcription
+  whose outer paths are ``models.heston.group_sample_paths``' (QE and Euler, two and three
+  legs); the same bits on repeat and on 1 and 2 threads.
 """
 import functools
 import time
@@ -552,3 +558,235 @@ def test_heston_bad_input(heston_put):
         D.heston_bounds(rows, HESTON_TIMES, dict(HESTON, kappa=-1.0), HESTON_STRIKE, False, *KEYS)
     with pytest.raises(ValueError, match="policy_rows"):
         D.heston_bounds(rows[1:], HESTON_TIMES, HESTON, HESTON_STRIKE, False, *KEYS)
+
+
+# -- several assets with a Heston name (heston_legs_bounds) ------------------------------------
+
+#: A Heston name whose variance cannot move (ξ = 1e-3, v0 = v̄ = σ²) is a GBM name of volatility
+#: σ = 0.2: beside a GBM name it makes the max-call above at S0 = 100 (13.90).
+STILL_HESTON = dict(model="heston", spot=100.0, rate=0.05, div_yield=0.10, v0=0.04, kappa=2.0,
+                    vbar=0.04, xi=1e-3, corr=-0.5)
+GBM_LEG = dict(model="gbm", spot=100.0, rate=0.05, div_yield=0.10, vol=0.2)
+#: Outer x inner paths of its runs (the engine's, ``underlying.HESTON_LEGS_*_PATHS``).
+HESTON_LEGS_PATHS = (500, 200)
+
+
+@functools.lru_cache(maxsize=None)
+def _still_heston_max_call():
+    """(the Heston legs' bounds, the GBM legs' bounds of the same trade, the seconds the first
+    took), both from the max-call's policy fitted on GBM pilots (``_max_call``) and the same
+    outer x inner paths."""
+    _, rows, market, _ = _max_call(100.0)
+    D.heston_legs_bounds(rows, MAX_CALL_DATES, P.BEST_OF, True, 100.0, [STILL_HESTON, GBM_LEG],
+                         [1.0, 1.0], np.eye(2), KEYS[0], NAMES, n_outer=2, n_inner=1)  # compiled
+    start = time.perf_counter()
+    heston = D.heston_legs_bounds(rows, MAX_CALL_DATES, P.BEST_OF, True, 100.0,
+                                  [STILL_HESTON, GBM_LEG], [1.0, 1.0], np.eye(2), KEYS[0], NAMES,
+                                  n_outer=HESTON_LEGS_PATHS[0], n_inner=HESTON_LEGS_PATHS[1])
+    elapsed = time.perf_counter() - start
+    gbm = D.gbm_legs_bounds(rows, MAX_CALL_DATES, *market, *HESTON_LEGS_PATHS)
+    return heston, gbm, elapsed
+
+
+def test_still_heston_max_call_is_bounded_tightly():
+    """QE on the 162-step grid (52 a year and the dates), 500 x 200 paths (the engine's
+    defaults).  Measured: 13.950 ± 0.052 against 13.90 (+0.36 %, +1.0 SE), the policy's value
+    13.814 ± 0.049, gap 0.136 ± 0.017, 2.0 s; allowed 1.5 % + 4 SE (the inner paths carry no
+    control: 500 x 100 gave +1.35 %)."""
+    b, _, elapsed = _still_heston_max_call()
+    ref = MAX_CALL_REFERENCE[100.0]
+    assert b.upper_se < 0.005 * ref
+    assert b.upper > ref - 4 * b.upper_se, b               # an upper bound
+    assert b.upper - ref < 0.015 * ref + 4 * b.upper_se, b
+    assert b.lower < ref + 4 * b.lower_se, b
+    assert 0.0 < b.gap < 0.03 * ref, b
+    assert elapsed < 20.0
+
+
+def test_still_heston_max_call_agrees_with_the_gbm_legs_bound():
+    """The same trade with both names GBM (``gbm_legs_bounds``, exact steps at the dates, its
+    own paths), the same policy and numbers of paths: the two bounds and policy values agree
+    within their SEs.  Measured: upper 13.950 ± 0.052 against 13.991 ± 0.053, lower 13.814
+    against 13.818, gap 0.136 against 0.174."""
+    heston, gbm, _ = _still_heston_max_call()
+    assert abs(heston.upper - gbm.upper) < 4 * np.hypot(heston.upper_se, gbm.upper_se)
+    assert abs(heston.lower - gbm.lower) < 4 * np.hypot(heston.lower_se, gbm.lower_se)
+
+
+def _genuine_heston_run(**paths):
+    """A call of ``heston_legs_bounds`` on a genuine Heston name (ξ = 0.3) beside a GBM name,
+    correlated 0.3, under the max-call's policy."""
+    _, rows, _, _ = _max_call(100.0)
+    return functools.partial(D.heston_legs_bounds, rows, MAX_CALL_DATES, P.BEST_OF, True, 100.0,
+                             [dict(STILL_HESTON, xi=0.3), GBM_LEG], [1.0, 1.0], CHOLESKY_03,
+                             KEYS[0], NAMES, **paths)
+
+
+def test_heston_legs_two_calls_give_the_same_bits():
+    run = _genuine_heston_run(n_outer=48, n_inner=16)
+    first = run()
+    assert run() == first
+    assert D.heston_legs_upper_bound(*run.args, **run.keywords) == (first.upper, first.upper_se)
+    # and each leg's key matters
+    args = list(run.args)
+    args[-1] = (NAMES[0] + 5, NAMES[1])
+    assert D.heston_legs_bounds(*args, **run.keywords).upper != first.upper
+
+
+def test_heston_legs_same_bits_on_one_and_two_threads():
+    first, second = _on_one_and_two_threads(_genuine_heston_run(n_outer=48, n_inner=16))
+    assert first == second
+
+
+def _heston_legs_transcription(rows, times, kind, is_call, strike, params, weights, factor,
+                               names, steps_per_year, scheme, n_outer, n_inner):
+    """``heston_legs_bounds`` as the definitions read, slowly: the legs stepped one by one as
+    ``models.heston.group_rows`` lays out a group (leg q's spot driver draw 2k and, for a Heston
+    leg, its own driver draw 2k + 1 of step k under keys (KEYS[0], names[q]), the spot drivers
+    mixed by ``factor``, a Heston leg's (zs, zv) rotated from its spot normal and its own and
+    stepped by ``qe_step`` or ``euler_step``, a GBM leg exactly), every Q̂_k (k = 0..n-1) on
+    inner paths to their stop or the maturity, M_k = Σ_{j<k} (L̂_{j+1} - Q̂_j), the max of
+    h̃_k - M_k over the in-the-money dates and the maturity.  (upper, lower, the outer paths'
+    log-spots x[q, i, o] at the grid points)."""
+    from mcgreeks import vecmath
+    from mcgreeks.models import heston as H
+    from mcgreeks.rng import STREAM_DUAL, normal
+    n = times.size
+    omega = 1.0 if is_call else -1.0
+    grid = H.simulation_grid(times, steps_per_year)
+    dt = np.diff(np.concatenate([[0.0], grid]))
+    point = np.searchsorted(grid, times) + 1          # the grid point of each date
+    date_of = {int(i): d + 1 for d, i in enumerate(point)}
+    heston = [p["model"] == "heston" for p in params]
+    coef = [H.scenario_coefficients(dt, p, [H.scenario_row(p)])[0] if h else None
+            for p, h in zip(params, heston)]
+    rate = params[0]["rate"]
+    disc = np.exp(-rate * np.concatenate([[0.0], times]))
+    level = np.array(weights) * np.array([p["spot"] for p in params])
+
+    def step(x, v, i, path):            # the legs' log-spots and variances at point i from i - 1
+        k = i - 1
+        e = factor @ np.array([normal(KEYS[0], name, STREAM_DUAL, path, 2 * k) for name in names])
+        x, v = x.copy(), v.copy()
+        for q, p in enumerate(params):
+            if not heston[q]:
+                x[q] += (rate - p["div_yield"] - 0.5 * p["vol"] ** 2) * dt[k] \
+                    + p["vol"] * np.sqrt(dt[k]) * e[q]
+                continue
+            own = normal(KEYS[0], names[q], STREAM_DUAL, path, 2 * k + 1)
+            rho = p["corr"]
+            rho_bar = H.correlation_complement(rho)
+            zs, zv = rho_bar * e[q] - rho * own, rho * e[q] + rho_bar * own
+            if scheme == "qe":
+                v[q], dx = H.qe_step(v[q], zv, zs, vecmath.normal_tail(zv), coef[q][k], False)[:2]
+            else:
+                v[q], dx = H.euler_step(v[q], zv, zs, dt[k], coef[q][k, H.DRIFT], p["kappa"],
+                                        p["vbar"], p["xi"], rho, rho_bar)[:2]
+            x[q] += dx
+        return x, v
+
+    def spots(x):
+        return level * np.exp(x)
+
+    def value(x):
+        return max(omega * (X.legs_value(kind, spots(x)) - strike), 0.0)
+
+    def exercises(x, d):
+        return X.exercises_legs(rows, d - 1, kind, omega, strike, spots(x), len(params))
+
+    def q_hat(x0, v0, k, path0):        # from date k (0: time 0) on
+        total = 0.0
+        for j in range(n_inner):
+            x, v = x0, v0
+            for i in range(point[k - 1] + 1 if k > 0 else 1, grid.size + 1):
+                x, v = step(x, v, i, path0 + j)
+                d = date_of.get(i, 0)
+                if d == n or (d > 0 and exercises(x, d)):
+                    total += disc[d] * value(x)
+                    break
+        return total / n_inner
+
+    uppers, lowers, outer = [], [], []
+    start = (np.zeros(len(params)), np.array([p["v0"] if h else 0.0
+                                              for p, h in zip(params, heston)]))
+    for o in range(n_outer):
+        inner0 = n_outer + o * n * n_inner
+        path = [start]
+        for i in range(1, grid.size + 1):
+            path.append(step(*path[-1], i, o))
+        outer.append([x for x, _ in path[1:]])
+        s = [start] + [path[i] for i in point]           # the states at dates 0..n
+        h = np.array([disc[k] * value(s[k][0]) for k in range(n + 1)])
+        q = np.array([q_hat(*s[k], k, inner0 + k * n_inner) for k in range(n)])
+        stops = [False] + [exercises(s[k][0], k) for k in range(1, n)]
+        low = [h[k] if stops[k] else q[k] for k in range(n)] + [h[n]]
+        m = np.concatenate([[0.0], np.cumsum([low[k + 1] - q[k] for k in range(n)])])
+        used = [k for k in range(1, n) if h[k] > 0.0] + [n]
+        uppers.append(max(h[k] - m[k] for k in used))
+        lowers.append(q[0])
+    return np.mean(uppers), np.mean(lowers), np.transpose(outer, (2, 1, 0))
+
+
+#: Small cases for the bookkeeping, over a year at 8 steps a year: a best-of call on a Heston
+#: and a GBM name (QE) and a basket put on a GBM and two Heston names (Euler), each name's
+#: market its own.
+HESTON_LEGS_CASES = [
+    (P.BEST_OF, True, [dict(STILL_HESTON, xi=0.5, corr=-0.6, div_yield=0.06, v0=0.05),
+                       dict(GBM_LEG, spot=95.0, div_yield=0.03, vol=0.3)],
+     [1.0, 1.0], CHOLESKY_03, "qe"),
+    (P.BASKET, False, [dict(GBM_LEG, div_yield=0.0),
+                       dict(STILL_HESTON, div_yield=0.0, xi=0.6, corr=-0.3),
+                       dict(STILL_HESTON, spot=90.0, div_yield=0.02, v0=0.09, xi=0.4, corr=0.2)],
+     [0.5, 0.3, 0.2], np.linalg.cholesky(np.array([[1.0, 0.3, 0.2], [0.3, 1.0, 0.5],
+                                                     [0.2, 0.5, 1.0]])), "euler")]
+
+
+@pytest.mark.parametrize("kind, is_call, params, weights, factor, scheme", HESTON_LEGS_CASES)
+def test_heston_legs_kernel_is_the_definitions(kind, is_call, params, weights, factor, scheme):
+    """The kernel (the legs' group steps, ``exercises_legs``, only in-the-money dates used, M̂
+    carried across the others, dense and one-by-one normals) against
+    ``_heston_legs_transcription`` with few paths: the same means up to rounding; and the
+    transcription's outer paths are ``models.heston.group_sample_paths``' (the pricer's way of
+    simulating a group) in stream ``STREAM_DUAL``."""
+    from mcgreeks.models.heston import group_sample_paths, simulation_grid
+    from mcgreeks.rng import STREAM_DUAL
+    times = np.arange(1, 5) / 4.0
+    names = (KEYS[1], KEYS[1] + 1, KEYS[1] + 2)[:len(params)]
+    xs = X.group_legs_pilot(params, weights, factor, times, KEYS[0], names, 8, scheme, 1 << 13)
+    rows = X.legs_rows(X.fit_legs(xs, times, 100.0, 0.05, is_call, kind), times)
+    assert not np.isnan(rows[:-1, X.B0]).all()           # some date exercises
+    b = D.heston_legs_bounds(rows, times, kind, is_call, 100.0, params, weights, factor,
+                             KEYS[0], names, 8, scheme, n_outer=8, n_inner=10)
+    upper, lower, outer = _heston_legs_transcription(rows, times, kind, is_call, 100.0, params,
+                                                     weights, factor, names, 8, scheme, 8, 10)
+    assert b.upper == pytest.approx(upper, rel=1e-11)
+    assert b.lower == pytest.approx(lower, rel=1e-11)
+    grid = simulation_grid(times, 8)
+    pricer = group_sample_paths(params, factor, grid, 8, key0=KEYS[0], names=names,
+                                stream=STREAM_DUAL, scheme=scheme)
+    np.testing.assert_allclose(outer, pricer, rtol=0.0, atol=1e-12)
+
+
+def test_heston_legs_bad_input():
+    _, rows, _, _ = _max_call(100.0)
+    legs = [STILL_HESTON, GBM_LEG]
+
+    def bound(params=legs, kind=P.BEST_OF, **change):
+        args = dict(weights=[1.0, 1.0], factor=np.eye(2), key0=KEYS[0], names=NAMES)
+        return D.heston_legs_upper_bound(rows, MAX_CALL_DATES, kind, True, 100.0, params,
+                                         **{**args, **change})
+
+    with pytest.raises(ValueError, match="kind"):
+        bound(kind=P.EUROPEAN)
+    with pytest.raises(ValueError, match="scheme"):
+        bound(scheme="milstein")
+    with pytest.raises(ValueError, match="kappa"):
+        bound([dict(STILL_HESTON, kappa=-1.0), GBM_LEG])
+    with pytest.raises(ValueError, match="GBM leg"):
+        bound([STILL_HESTON, dict(GBM_LEG, vol=0.0)])
+    with pytest.raises(ValueError, match="one rate"):
+        bound([STILL_HESTON, dict(GBM_LEG, rate=0.04)])
+    with pytest.raises(ValueError, match="names"):
+        bound(names=NAMES[:1])
+    with pytest.raises(ValueError, match="factor"):
+        bound(factor=np.array([[1.0, 0.5], [0.0, 1.0]]))
