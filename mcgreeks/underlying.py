@@ -364,6 +364,14 @@ LEGS_INNER_PATHS = 500
 HESTON_LEGS_OUTER_PATHS, HESTON_LEGS_INNER_PATHS = 500, 200
 
 
+#: The most doubles one policy's pilot of a multi-asset trade may hold (its legs' weighted
+#: spots at every exercise date on every pilot path, held at once for the backward
+#: regression): 512 MiB.  A larger one (many names, many dates, few policies) is cut to fit,
+#: and the price's diagnostics say so: at the default pilot a 25,000-path run of a 5-name
+#: American (one policy, 252 dates) would otherwise hold 2.6 GB.
+PILOT_DOUBLES = 1 << 26
+
+
 def _fit_legs_policies(job, j, r, rows, times, n_pilot):
     """``fit_policies`` for multi-asset trade j: pilots of its legs' correlated weighted spots,
     each leg's normals from its own name's key (``gbm_legs_pilot``; ``group_legs_pilot`` with a
@@ -376,6 +384,8 @@ def _fit_legs_policies(job, j, r, rows, times, n_pilot):
     is_call = r["option_type"] == "call"
     policies = []
     heston = any(p["model"] == "heston" for p in params)
+    whole = n_pilot
+    n_pilot = min(n_pilot, PILOT_DOUBLES // (len(times) * len(legs)))
     for k in range(job.n_policies):
         if heston:
             xs = exercise_policy.group_legs_pilot(params, r["weights"], factor, times,
@@ -391,6 +401,10 @@ def _fit_legs_policies(job, j, r, rows, times, n_pilot):
         job.policy[k, rows] = exercise_policy.legs_rows(policies[-1], times)
     job.reasons[(j, G.PRICE)] = exercise_policy.describe(policies, n_pilot,
                                                          r["exercise"] == "american")
+    if n_pilot < whole:
+        job.reasons[(j, G.PRICE)] += (
+            f"; each pilot cut from {whole:,} to {n_pilot:,} paths to hold {len(legs)} legs at "
+            f"{len(times)} dates in {PILOT_DOUBLES * 8 >> 20} MiB (pilot_paths sets it)")
     if job.upper_bound and heston:
         from mcgreeks.dual_bound import heston_legs_upper_bound
         job.bounds[j] = heston_legs_upper_bound(

@@ -130,3 +130,20 @@ def test_lr_is_refused():
                                 div_yield=0.0, vol=0.2) for n in "AB"])
     with pytest.raises(InputError, match="not offered for early exercise on several"):
         price_portfolio(trades, market, n_paths=1000, method={"delta": "lr"})
+
+
+def test_a_pilot_too_large_for_memory_is_cut_and_said(monkeypatch):
+    """One policy's pilot holds legs × dates × paths doubles at once; beyond
+    ``underlying.PILOT_DOUBLES`` it is cut to fit and the price's diagnostics say so."""
+    from mcgreeks import underlying
+    monkeypatch.setattr(underlying, "PILOT_DOUBLES", 1 << 16)
+    trades = pd.DataFrame([dict(trade_id="m", underlying="A;B", payoff="basket",
+                                option_type="put", strike=200.0, maturity=1.0,
+                                exercise="bermudan", n_exercise=4)])
+    market = pd.DataFrame([dict(underlying=n, model="gbm", spot=100.0, rate=0.02,
+                                div_yield=0.0, vol=0.2) for n in "AB"])
+    _, diag = price_portfolio(trades, market, n_paths=1000, seed=1, greeks="none",
+                              diagnostics=True)
+    reason = diag.reset_index().set_index("quantity").loc["price", "reason"]
+    assert "one policy on 8,192 pilot paths" in reason
+    assert "each pilot cut from 262,144 to 8,192 paths to hold 2 legs at 4 dates" in reason
