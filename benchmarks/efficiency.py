@@ -16,8 +16,10 @@ same seed and number of paths.  Measured per cell:
 
 Efficiency = 1 / (variance × time), reported relative to fd with mc on the same (case, Greek),
 together with the variance ratio alone (the statistical gain).  Writes DIR/EFFICIENCY.md and
-DIR/efficiency.png (default DIR: benchmarks/results).  The full run takes several minutes on
-2 cores; ``--quick`` (under a minute) uses 16x fewer paths, to check that everything runs.
+DIR/efficiency.png (default DIR: benchmarks/results), keeping the marked sections that other
+scripts wrote into EFFICIENCY.md (heston_feller.py, efficiency_multi.py).  The full run takes
+several minutes on 2 cores; ``--quick`` (under a minute) uses 16x fewer paths, to check that
+everything runs.
 """
 import argparse
 import math
@@ -35,8 +37,7 @@ import pandas as pd  # noqa: E402
 
 import mcgreeks  # noqa: E402
 from benchmarks.cases import HESTON, HESTON_GREEKS  # noqa: E402
-from benchmarks.run import log, machine, timed  # noqa: E402
-from benchmarks.sections import section  # noqa: E402
+from benchmarks.run import _kept_sections, log, machine, timed  # noqa: E402
 from mcgreeks import InputError  # noqa: E402
 from mcgreeks.analytic import asian, barrier, black_scholes, heston  # noqa: E402
 from mcgreeks.greeks import ESTIMATORS, GBM_GREEKS  # noqa: E402
@@ -519,10 +520,12 @@ def write_report(data, out_dir):
             f"{c['value']:.6g} | {c['se']:.3g} | {c['variance']:.3g} | "
             f"{c['time_per_path'] * 1e6:.3f} | {fmt_x(c['rel'])} | {fmt_x(c['var_ratio'])} |")
     path = os.path.join(out_dir, "EFFICIENCY.md")
-    # benchmarks/heston_feller.py writes its own section of this file: keep it
-    kept = section(path, "<!-- heston-feller -->", "<!-- /heston-feller -->")
+    # other scripts write marked sections of this file (heston_feller.py, efficiency_multi.py):
+    # keep every one of them, each after a blank line; read them before opening the file for
+    # writing, which empties it
+    kept = _kept_sections(path)
     with open(path, "w") as f:
-        f.write("\n".join(L) + "\n" + ("\n" + kept + "\n" if kept else ""))
+        f.write("\n".join(L) + "\n" + "".join(kept))
 
 
 def plot(cells, out_dir, mode):
