@@ -1046,8 +1046,9 @@ def write_report(data, out_dir, mode):
         "python -m pytest -p no:cacheprovider benchmarks/test_numpy_engine.py\n"
         "python -m benchmarks.profile_engine      # the profile alone\n```\n")
     path = os.path.join(out_dir, "RESULTS.md")
+    kept = _kept_sections(path)         # read before "w" empties the file
     with open(path, "w") as f:
-        f.write("\n".join(L + _kept_sections(path)))
+        f.write("\n".join(L + kept))
 
 
 def _kept_sections(path):
