@@ -566,6 +566,12 @@ def _stopped(stop, log):
     print(f"mcgreeks: {what} ({signal.Signals(stop.signum).name}) {done}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
+    # That line is the last this process's terminal sees: a Dask worker still being spawned
+    # (the cluster starts in a thread of its own) inherits /dev/null, and one spawned before
+    # is killed, instead of printing its EOFError once this process is gone
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
     distributed.kill_local()
     os._exit(128 + stop.signum)
 

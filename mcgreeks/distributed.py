@@ -11,6 +11,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import weakref
 
 import numpy as np
@@ -136,12 +137,16 @@ def kill_local():
         return
     import psutil                       # a dependency of dask.distributed
 
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if "resource_tracker" not in " ".join(child.cmdline()):
-                child.kill()
-        except psutil.Error:            # already gone
-            pass
+    # twice: a worker whose spawn was under way during the first pass shows the second time
+    for attempt in range(2):
+        if attempt:
+            time.sleep(0.05)
+        for child in psutil.Process().children(recursive=True):
+            try:
+                if "resource_tracker" not in " ".join(child.cmdline()):
+                    child.kill()
+            except psutil.Error:            # already gone
+                pass
     while _LOCAL:
         shutil.rmtree(_LOCAL.pop()[1], ignore_errors=True)
 
