@@ -11,7 +11,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 import weakref
 
 import numpy as np
@@ -137,16 +136,12 @@ def kill_local():
         return
     import psutil                       # a dependency of dask.distributed
 
-    # twice: a worker whose spawn was under way during the first pass shows the second time
-    for attempt in range(2):
-        if attempt:
-            time.sleep(0.05)
-        for child in psutil.Process().children(recursive=True):
-            try:
-                if "resource_tracker" not in " ".join(child.cmdline()):
-                    child.kill()
-            except psutil.Error:            # already gone
-                pass
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                child.kill()
+        except psutil.Error:            # already gone
+            pass
     while _LOCAL:
         shutil.rmtree(_LOCAL.pop()[1], ignore_errors=True)
 
