@@ -480,6 +480,23 @@ def exercises_legs(policy, row, kind, omega, strike, xs, n):
 
 
 @kernel(inline=True)
+def stop_legs(policy, row, kind, omega, strike, spots, n, m, last, g, stop, at_stop):
+    """Offer exercise at policy row ``row`` (grid date g) to the tile's paths still running
+    (stop[i] < 0) of a multi-asset payoff whose n legs' weighted spots are spots[:, i]: a path
+    the policy exercises (every path at the ``last`` date) gets stop[i] = g and at_stop[:, i]
+    = its spots.  Returns how many paths stopped."""
+    stopped = 0
+    for i in range(m):
+        if stop[i] < 0.0 and (last or exercises_legs(policy, row, kind, omega, strike,
+                                                     spots[:, i], n)):
+            stop[i] = g
+            stopped += 1
+            for q in range(n):
+                at_stop[q, i] = spots[q, i]
+    return stopped
+
+
+@kernel(inline=True)
 def tile_policy(policies, policy_of, path):
     """The policy (``kernel_inputs.Book.policy[r]``) of the tile of paths that starts at path
     number ``path``: its segment's (a tile never straddles two)."""

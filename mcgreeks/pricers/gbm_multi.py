@@ -408,14 +408,8 @@ def _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, m, rows, code, k, 
             y = rows[WB, q] if code == PAIR_CORR else w[a, g]
             for i in range(m):
                 rows[WALK, q, i] = level * vecmath.exp(base + factor * y[i])
-        last = d == n_dates - 1
-        for i in range(m):
-            if stop[i] < 0.0 and (last or XP.exercises_legs(policy, off + d, kind, omega,
-                                                            strike, rows[WALK, :, i], n)):
-                stop[i] = g
-                alive -= 1
-                for q in range(n):
-                    at_stop[q, i] = rows[WALK, q, i]
+        alive -= XP.stop_legs(policy, off + d, kind, omega, strike, rows[WALK], n, m,
+                              d == n_dates - 1, g, stop, at_stop)
         if alive == 0:
             break
 

@@ -766,14 +766,8 @@ def _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, moved, theta_x, m,
             y = x[a, g] if which == 0 else (moved[q, g] if which == 1 else theta_x[a, side, g])
             for i in range(m):
                 rows[MOVED, q, i] = level * vecmath.exp(base + factor * y[i])
-        last = d == n_dates - 1
-        for i in range(m):
-            if stop[i] < 0.0 and (last or XP.exercises_legs(policy, off + d, kind, omega,
-                                                            strike, rows[MOVED, :, i], n)):
-                stop[i] = g
-                alive -= 1
-                for q in range(n):
-                    at_stop[q, i] = rows[MOVED, q, i]
+        alive -= XP.stop_legs(policy, off + d, kind, omega, strike, rows[MOVED], n, m,
+                              d == n_dates - 1, g, stop, at_stop)
         if alive == 0:
             break
 
