@@ -344,9 +344,10 @@ def _parser():
                        help="price arithmetic Asians without their geometric control")
     price.add_argument("--no-lr-baseline", action="store_true",
                        help="plain likelihood-ratio estimates, without the pilot-fitted baseline")
-    price.add_argument("--sampler", choices=["mc", "sobol"], default="mc",
-                       help="mc: Monte Carlo (default); sobol: randomized quasi-Monte Carlo "
-                            "(GBM; --paths = randomizations × a power of two)")
+    price.add_argument("--sampler", choices=["mc", "antithetic", "sobol"], default="mc",
+                       help="mc: Monte Carlo (default); antithetic: Monte Carlo in pairs of "
+                            "reflected paths (even --paths); sobol: randomized quasi-Monte "
+                            "Carlo (GBM; --paths = randomizations × a power of two)")
     price.add_argument("--upper-bound", action="store_true",
                        help="also the dual upper bound of each Bermudan or American trade and "
                             "its gap to the price (Andersen-Broadie)")
@@ -461,7 +462,9 @@ def _price(settings, inputs, out, log, quiet, argv):
     log(f"priced {len(results) - failed} of {len(results)} trades{where}, "
         f"{settings['paths']} paths per underlying"
         + (f" (Sobol, {settings['randomizations']} scramblings)"
-           if settings.get("sampler") == "sobol" else "") + f", seed {settings['seed']}")
+           if settings.get("sampler") == "sobol" else
+           " (antithetic pairs)" if settings.get("sampler") == "antithetic" else "")
+        + f", seed {settings['seed']}")
     controlled = notes[notes["control"] != ""]
     if len(controlled):
         reduction = controlled.xs("price", level="quantity")["variance_reduction"]

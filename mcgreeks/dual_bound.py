@@ -232,7 +232,7 @@ from mcgreeks._jit import kernel
 from mcgreeks.exercise_policy import (B0, N_POLICY, european_value, exercises, exercises_at,
                                       exercises_legs, variance_weights)
 from mcgreeks.models import heston as H
-from mcgreeks.rng import STREAM_DUAL, fill_normals, normal
+from mcgreeks.rng import STREAM_DUAL, fill_complements, fill_normals, normal
 
 #: Outer paths by default: the bound's standard error falls as 1/√n_outer (module docstring).
 DEFAULT_OUTER = 1000
@@ -618,7 +618,7 @@ def _heston_draws(key0, key1, stream, path, draw, scheme, one):
     zs = normal(key0, key1, stream, path, draw)
     zv = normal(key0, key1, stream, path, draw + np.uint64(1))
     if scheme == H.QE:
-        H._fill_tails(key0, key1, stream, path, 1, draw + np.uint64(1), one)
+        fill_complements(key0, key1, stream, path, draw + np.uint64(1), one[:1])
     return zs, zv, one[0]
 
 
@@ -684,7 +684,7 @@ def _heston_continuation(policy, coef, scen, scheme, date_of, disc, growth, rema
             fill_normals(key0, key1, stream, path0, draw, zs)
             fill_normals(key0, key1, stream, path0, draw + np.uint64(1), zv)
             if scheme == H.QE:
-                H._fill_tails(key0, key1, stream, path0, m, draw + np.uint64(1), tail)
+                fill_complements(key0, key1, stream, path0, draw + np.uint64(1), tail[:m])
         d = date_of[i]
         carry = math.exp(-div_yield * (remaining[0] - remaining[i - 1]))     # e^{-q t_i}
         kept = 0

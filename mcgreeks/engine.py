@@ -96,19 +96,52 @@ def _sum(x, m):
 
 
 @kernel(inline=True)
-def tile_moments(x, m):
-    """Mean and centred sum of squares of x[:m], two-pass for accuracy."""
-    mean = _sum(x, m) / m
-    return mean, _centred_dot(x, mean, x, mean, m)
+def _pair_centred_dot(a, ca, b, cb, m):
+    """``_centred_dot`` of the pair means: Σ_i (ā_i - ca)(b̄_i - cb) over i < m (m even), where
+    ā_i = (a[2k] + a[2k + 1]) / 2 for both paths 2k, 2k + 1 of a pair, so 2 Σ_k over pairs; in
+    four partial sums added in a fixed order."""
+    s0 = s1 = s2 = s3 = 0.0
+    n = m // 2
+    whole = n - n % 4
+    for k in range(0, whole, 4):
+        i = 2 * k
+        s0 += (0.5 * (a[i] + a[i + 1]) - ca) * (0.5 * (b[i] + b[i + 1]) - cb)
+        s1 += (0.5 * (a[i + 2] + a[i + 3]) - ca) * (0.5 * (b[i + 2] + b[i + 3]) - cb)
+        s2 += (0.5 * (a[i + 4] + a[i + 5]) - ca) * (0.5 * (b[i + 4] + b[i + 5]) - cb)
+        s3 += (0.5 * (a[i + 6] + a[i + 7]) - ca) * (0.5 * (b[i + 6] + b[i + 7]) - cb)
+    rest = 0.0
+    for k in range(whole, n):
+        i = 2 * k
+        rest += (0.5 * (a[i] + a[i + 1]) - ca) * (0.5 * (b[i] + b[i + 1]) - cb)
+    return 2.0 * (((s0 + s1) + (s2 + s3)) + rest)
 
 
 @kernel(inline=True)
-def write_moments(y, x, m, with_control, out):
-    """Write the tile moments of estimates y[:m] (and of their controls x[:m]) into out[:]."""
-    out[MEAN], out[M2] = tile_moments(y, m)
+def _dot(a, ca, b, cb, m, pairs):
+    """Centred sum of cross products of a[:m] and b[:m], or of their pair means (``pairs``)."""
+    if pairs:
+        return _pair_centred_dot(a, ca, b, cb, m)
+    return _centred_dot(a, ca, b, cb, m)
+
+
+@kernel(inline=True)
+def tile_moments(x, m, pairs):
+    """Mean and centred sum of squares of x[:m], two-pass for accuracy.  With ``pairs``
+    (antithetic sampling, ``rng.antithetic``: paths 2k and 2k + 1 a pair, m even) the sum of
+    squares is that of the pair means, each counted for both its paths, so that tiles merge
+    as they do without pairs; ``estimate`` then counts pairs, not paths."""
+    mean = _sum(x, m) / m
+    return mean, _dot(x, mean, x, mean, m, pairs)
+
+
+@kernel(inline=True)
+def write_moments(y, x, m, with_control, pairs, out):
+    """Write the tile moments of estimates y[:m] (and of their controls x[:m]) into out[:]
+    (of pair means with ``pairs``, ``tile_moments``)."""
+    out[MEAN], out[M2] = tile_moments(y, m, pairs)
     if with_control:
-        out[MEAN_X], out[M2_X] = tile_moments(x, m)
-        out[C_XY] = _centred_dot(y, out[MEAN], x, out[MEAN_X], m)
+        out[MEAN_X], out[M2_X] = tile_moments(x, m, pairs)
+        out[C_XY] = _dot(y, out[MEAN], x, out[MEAN_X], m, pairs)
     else:
         out[MEAN_X] = out[M2_X] = out[C_XY] = 0.0
 
@@ -135,11 +168,11 @@ def add_to_total(g, e, y, x, m, control, estimator, weights, target, agg):
 
 
 @kernel
-def store_moments(y, m, out):
+def store_moments(y, m, pairs, out):
     """``write_moments`` of an estimate without a control, called rather than inlined, for a
     pricer whose tiles cost milliseconds (Heston): one compiled copy instead of one per call
     site saves compile time."""
-    out[MEAN], out[M2] = tile_moments(y, m)
+    out[MEAN], out[M2] = tile_moments(y, m, pairs)
     out[MEAN_X] = out[M2_X] = out[C_XY] = 0.0
 
 
@@ -354,8 +387,12 @@ def estimate_replicates(counts, states, control_mean, beta):
     return controlled.mean(axis=0), se, reduction, np.where(use, beta, 0.0)
 
 
-def estimate(count, state, control_mean=None):
+def estimate(count, state, control_mean=None, pairs=False):
     """Mean and standard error per slot from merged moments.
+
+    With ``pairs`` (antithetic sampling), the moments are of pair means counted twice
+    (``tile_moments``): the sample is the count / 2 pair means, whose sums of squares are half
+    the state's, so the SE is that of the pair means (Glasserman 2004, §4.2).
 
     Where ``control_mean`` (per slot; NaN for none) gives E[x] of a slot's control, the estimate is
     the control-variate one, ȳ - β(x̄ - E[x]) with β = C_xy/M2_x fitted on the same paths, and its
@@ -364,14 +401,15 @@ def estimate(count, state, control_mean=None):
     """
     mean, m2 = state[:, MEAN].copy(), state[:, M2].copy()
     beta = np.zeros(len(state))
-    dof = np.full(len(state), max(count - 1, 1), dtype=float)
+    samples = count // 2 if pairs else count
+    dof = np.full(len(state), max(samples - 1, 1), dtype=float)
     if control_mean is not None:
         use = ~np.isnan(control_mean) & (state[:, M2_X] > 0)
         beta[use] = state[use, C_XY] / state[use, M2_X]
         mean[use] -= beta[use] * (state[use, MEAN_X] - control_mean[use])
         m2[use] = np.maximum(m2[use] - beta[use] * state[use, C_XY], 0.0)
-        dof[use] = max(count - 2, 1)
-    se = np.sqrt(m2 / dof / max(count, 1))
+        dof[use] = max(samples - 2, 1)
+    se = np.sqrt(m2 * (samples / max(count, 1)) / dof / max(samples, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         reduction = np.where(m2 > 0, state[:, M2] / m2, 1.0)
     return mean, se, reduction, beta

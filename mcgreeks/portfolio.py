@@ -39,12 +39,15 @@ DIAGNOSTIC_COLUMNS = ["trade_id", "quantity", "method", "weight", "control",
 ON_ERROR = ("fail", "skip")
 
 
-SAMPLERS = ("mc", "sobol")
+SAMPLERS = ("mc", "antithetic", "sobol")
 
 
 def _check_sampler(sampler, randomizations, n_paths):
     if sampler not in SAMPLERS:
         raise InputError(f"sampler has value {sampler!r}: must be one of " + ", ".join(SAMPLERS))
+    if sampler == "antithetic" and n_paths % 2:
+        raise InputError(f"n_paths has value {n_paths!r}: with sampler 'antithetic' it must be "
+                         f"even (paths come in reflected pairs), e.g. {n_paths + 1}")
     if sampler != "sobol":
         return
     if isinstance(randomizations, bool) or int(randomizations) != randomizations \
@@ -58,6 +61,15 @@ def _check_sampler(sampler, randomizations, n_paths):
         raise InputError(f"n_paths has value {n_paths!r}: with sampler 'sobol' it must be "
                          f"randomizations ({randomizations}) × a power of two >= {engine.TILE} "
                          f"(Sobol points are balanced in powers of two), e.g. {good}")
+
+
+def _group_sampler(sampler, model, group):
+    """The sampler a simulation group takes: the one asked, but Monte Carlo where its model
+    has no such sampler, and for Sobol in a group of several (its kernels take one name's
+    points)."""
+    if sampler not in MODELS[model].samplers or (sampler == "sobol" and len(group) > 1):
+        return "mc"
+    return sampler
 
 
 def _check_arguments(n_paths, steps_per_year, seed, fd_bumps, on_error):
@@ -164,8 +176,7 @@ def _jobs(records, picks, market_params, pairs, settings):
         model = kernel_model(group)
         lead = next(p for p in params if p["model"] == model)
         options = dict(settings, bumps=settings["bumps"][model], with_legs=model in with_legs,
-                       sampler=settings["sampler"] if settings["sampler"] in MODELS[model].samplers
-                       and len(group) == 1 else "mc")
+                       sampler=_group_sampler(settings["sampler"], model, group))
         records_ = [dict(r, legs=tuple(place[n] for n in r["underlyings"]))
                     if r.get("underlyings") else dict(r, asset=place[r["underlying"]])
                     for r in (records[i] for i in idx)]
@@ -211,7 +222,9 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
         pilot paths (``mcgreeks.estimators.optimal``): unbiased, and never noisier than plain lr
         beyond the pilot's noise.
       sampler: "mc" (Monte Carlo: the counter-based generator, one independent path per path
-        number) or "sobol": randomized quasi-Monte Carlo for GBM underlyings (Heston ones keep
+        number), "antithetic" (Monte Carlo in pairs: path 2k + 1 is driven by the negated
+        normals of path 2k, every model, payoff and estimator; each pair's mean is one sample
+        of the standard error, n_paths must be even; Glasserman 2004, §4.2) or "sobol": randomized quasi-Monte Carlo for GBM underlyings (Heston ones keep
         Monte Carlo), ``randomizations`` independent scramblings of Sobol points with the
         Brownian-bridge construction; n_paths is split evenly among them, each gets a power of
         two points, and the standard errors come from the spread of the scramblings'

@@ -93,11 +93,14 @@ __all__ = [
     "STREAM_PILOT",
     "STREAM_EXERCISE",
     "STREAM_DUAL",
+    "ANTITHETIC",
+    "antithetic",
     "philox4x64_10",
     "bits_to_uniform",
     "ndtri",
     "normal",
     "fill_normals",
+    "fill_complements",
     "seed_key",
     "name_key",
 ]
@@ -108,6 +111,9 @@ STREAM_PILOT = np.uint64(1)
 STREAM_EXERCISE = np.uint64(2)
 #: The outer and inner paths of the dual upper bound of an exercise policy (``dual_bound``).
 STREAM_DUAL = np.uint64(3)
+#: A stream number with this bit set draws antithetic pairs (``antithetic``).
+ANTITHETIC = np.uint64(1 << 63)
+_PLAIN = np.uint64((1 << 63) - 1)
 
 # --- uint64 constants (never mix uint64 with a Python int literal inside a kernel) -------------
 _U0 = np.uint64(0)
@@ -471,20 +477,25 @@ def normal(k0, k1, stream, path, draw):
 
     Word ``path & 3`` of ``philox4x64_10(path >> 2, draw, stream, 0, k0, k1)``, mapped through
     :func:`bits_to_uniform` and :func:`ndtri`.  A pure function of its (uint64) arguments.
+    In an antithetic stream (``antithetic``), (-1)^path times the draw of path ``path >> 1``
+    in the plain stream.
     """
+    p, s = np.uint64(path), np.uint64(stream)
+    if antithetic(s):
+        z = ndtri(bits_to_uniform(_word(k0, k1, s & _PLAIN, p >> _U1, draw)))
+        return -z if p & _U1 else z
+    return ndtri(bits_to_uniform(_word(k0, k1, s, p, draw)))
+
+
+@kernel
+def _word(k0, k1, stream, path, draw):
+    """The 64 random bits behind draw ``draw`` of path ``path`` in a plain stream: word
+    ``path & 3`` of ``philox4x64_10(path >> 2, draw, stream, 0, k0, k1)``."""
     p = np.uint64(path)
     w0, w1, w2, w3 = philox4x64_10(p >> _U2, np.uint64(draw), np.uint64(stream), _U0,
                                    np.uint64(k0), np.uint64(k1))
     j = p & _U3
-    if j == _U0:
-        w = w0
-    elif j == _U1:
-        w = w1
-    elif j == _U2:
-        w = w2
-    else:
-        w = w3
-    return ndtri(bits_to_uniform(w))
+    return w0 if j == _U0 else (w1 if j == _U1 else (w2 if j == _U2 else w3))
 
 
 @_inline_kernel
@@ -570,8 +581,60 @@ def _uniforms_to_normals(out, buf):
 
 
 @kernel
+def antithetic(stream):
+    """Whether ``stream`` draws antithetic pairs: paths 2q and 2q + 1 get the draws +z and -z,
+    z the draw of path q in the plain stream ``stream & ~ANTITHETIC`` (Glasserman 2004, §4.2).
+    A pure function of (seed, underlying, path, draw) like any other stream; a pair never
+    straddles a tile (``engine.TILE`` is even) when the run's paths are even in number."""
+    return (np.uint64(stream) & ANTITHETIC) != _U0
+
+
+@kernel
 def fill_normals(k0, k1, stream, path0, draw, out):
     """``out[i] = normal(k0, k1, stream, path0 + i, draw)`` for ``i in range(out.size)``.
+
+    In an antithetic stream (where paths must not wrap past 2**64), each pair's plain draw is
+    computed once, into the front of ``out``, then spread from the back: element i reads
+    pair (path0 % 2 + i) // 2 <= i, which no element after it has overwritten.
+    """
+    s = np.uint64(stream)
+    if not antithetic(s):
+        _fill_plain(k0, k1, s, path0, draw, out)
+        return
+    odd = np.int64(np.uint64(path0) & _U1)
+    n = out.size
+    _fill_plain(k0, k1, s & _PLAIN, np.uint64(path0) >> _U1, draw, out[:(odd + n + 1) // 2])
+    for i in range(n - 1, -1, -1):
+        z = out[(odd + i) // 2]
+        out[i] = -z if (odd + i) & 1 else z
+
+
+@kernel
+def fill_complements(k0, k1, stream, path0, draw, out):
+    """``out[i] = 1 - U`` for the uniform U behind ``normal(k0, k1, stream, path0 + i, draw)``
+    (so Phi^-1(U) is that normal), i < out.size.  Exact: U lies on a grid symmetric about 1/2
+    (``bits_to_uniform``).  In an antithetic stream the odd path of a pair has the uniform
+    1 - U of its pair's, so its complement is U.  QE's exponential branch reads it; computing
+    it as Phi(-z) would cost an erfc a draw, which no loop vectorizes."""
+    s = np.uint64(stream)
+    flip = antithetic(s)
+    plain = s & _PLAIN
+    a0, a1, d = np.uint64(k0), np.uint64(k1), np.uint64(draw)
+    w0 = w1 = w2 = w3 = _U0
+    for i in range(out.size):
+        pi = np.uint64(path0) + np.uint64(i)
+        p = (pi >> _U1) if flip else pi
+        j = p & _U3
+        if i == 0 or (j == _U0 and not (flip and pi & _U1)):
+            w0, w1, w2, w3 = philox4x64_10(p >> _U2, d, plain, _U0, a0, a1)
+        w = w0 if j == _U0 else (w1 if j == _U1 else (w2 if j == _U2 else w3))
+        u = bits_to_uniform(w)
+        out[i] = u if flip and (pi & _U1) else 1.0 - u
+
+
+@kernel
+def _fill_plain(k0, k1, stream, path0, draw, out):
+    """``fill_normals`` in a plain (not antithetic) stream.
 
     ``out`` is a 1-D float64 array (any stride; contiguous is fastest), any size; path numbers
     wrap modulo 2**64 exactly as ``path0 + i`` does in uint64.  Works in blocks of at most 64

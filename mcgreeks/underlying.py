@@ -25,7 +25,7 @@ from mcgreeks.kernel_inputs import MC_SAMPLER, exercisable, no_policy, no_totals
 from mcgreeks.models import MODELS
 from mcgreeks.pricers import heston_multi
 from mcgreeks.risk import GROUP_TOTAL, PORTFOLIO_MEASURES, risk_label
-from mcgreeks.rng import STREAM_MAIN, STREAM_PILOT, name_key, seed_key
+from mcgreeks.rng import ANTITHETIC, STREAM_MAIN, STREAM_PILOT, name_key, seed_key
 
 #: Paths of the pilot run (its own random stream, never reused).
 PILOT_PATHS = 4096
@@ -124,6 +124,16 @@ class Job:
         if self.sampler == "sobol":
             return min(engine.SEGMENT, self.n_paths // self.randomizations)
         return engine.SEGMENT
+
+    @property
+    def pairs(self):
+        """Whether paths come in antithetic pairs (``rng.antithetic``), each pair one sample."""
+        return self.sampler == "antithetic"
+
+    def stream(self, stream):
+        """The random stream ``stream`` (``rng.STREAM_MAIN``, ``STREAM_PILOT``) as this job
+        draws it: in antithetic pairs with the antithetic sampler."""
+        return np.uint64(stream) | ANTITHETIC if self.pairs else np.uint64(stream)
 
     @property
     def n_slots(self):
@@ -453,10 +463,11 @@ def pilot(job):
         uncertain = np.zeros(len(piloted))      # the tile test has no meaning across scramblings
         size = f"{SOBOL_PILOT_REPLICATES} scramblings of {sampler[1][1]:,} points"
     else:
-        counts, states = segments(job, kernel_args(job, piloted), len(piloted), STREAM_PILOT,
-                                   0, n)
+        # candidates are compared as the main run will draw them: in pairs if it does
+        counts, states = segments(job, kernel_args(job, piloted), len(piloted),
+                                   job.stream(STREAM_PILOT), 0, n)
         count, state = engine.merge_segments(counts, states)
-        _, se, _, beta = engine.estimate(count, state, means)
+        _, se, _, beta = engine.estimate(count, state, means, job.pairs)
         uncertain = engine.se_reliability(state)[0]
         size = f"{n:,} paths"
     job.pilot_beta = {key: float(beta[k]) for k, key in enumerate(piloted)}
@@ -516,7 +527,8 @@ def simulate(job, first_path, n_paths):
     """Main-run segment moments of paths first_path..first_path+n_paths-1 (whole segments)."""
     wanted = job.wanted()
     args = kernel_args(job, wanted, totals_weights(job, wanted), sampler=job.sampler_args)
-    return segments(job, args, job.n_slots, STREAM_MAIN, first_path, n_paths, job.segment)
+    return segments(job, args, job.n_slots, job.stream(STREAM_MAIN), first_path, n_paths,
+                    job.segment)
 
 
 def _replicates(counts, states, n_replicates):
@@ -544,8 +556,8 @@ def finish(job, counts, states):
         uncertain = share = np.full(len(wanted), np.nan)   # no tile test across scramblings
     else:
         count, state = engine.merge_segments(counts, states)
-        mean, se, reduction, beta = engine.estimate(count, state[:len(wanted)], means)
-        total, total_se, _, _ = engine.estimate(count, state[len(wanted):])
+        mean, se, reduction, beta = engine.estimate(count, state[:len(wanted)], means, job.pairs)
+        total, total_se, _, _ = engine.estimate(count, state[len(wanted):], pairs=job.pairs)
         uncertain, share = engine.se_reliability(state[:len(wanted)])
         if job.n_policies > 1:
             _policy_spread(job, wanted, counts, states, mean, se)

@@ -37,10 +37,13 @@ def client():
     close_local(client)
 
 
-def test_local_cluster_is_bit_identical_to_serial(client):
+@pytest.mark.parametrize("sampler", ["mc", "antithetic"])
+def test_local_cluster_is_bit_identical_to_serial(client, sampler):
     assert len(client.scheduler_info()["workers"]) == 2
-    serial = price_portfolio(TRADES, MARKET, n_paths=N_PATHS, seed=17)
-    spread = price_portfolio(TRADES, MARKET, n_paths=N_PATHS, seed=17, client=client)
+    n_paths = N_PATHS + 1 if sampler == "antithetic" else N_PATHS     # even: whole pairs
+    serial = price_portfolio(TRADES, MARKET, n_paths=n_paths, seed=17, sampler=sampler)
+    spread = price_portfolio(TRADES, MARKET, n_paths=n_paths, seed=17, sampler=sampler,
+                             client=client)
     numbers = serial.select_dtypes("number").columns
     np.testing.assert_array_equal(spread[numbers].to_numpy(), serial[numbers].to_numpy())
     assert spread.drop(columns=numbers).equals(serial.drop(columns=numbers))

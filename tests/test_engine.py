@@ -53,15 +53,15 @@ def test_standard_errors_shrink_like_one_over_sqrt_n(one_underlying):
         assert ratio.between(1.8, 2.2).all(), (column, ratio.tolist())
 
 
-def _merged_state(y, x=None):
+def _merged_state(y, x=None, pairs=False):
     """(state, count) of per-path estimates y (with controls x), merged tile by tile as the
-    engine does."""
+    engine does (of antithetic pairs' means with ``pairs``)."""
     n_tiles = -(-y.size // engine.TILE)
     out = np.empty((n_tiles, 1, engine.N_MOMENTS))
     for t in range(n_tiles):
         sl = slice(t * engine.TILE, (t + 1) * engine.TILE)
         engine.write_moments(y[sl], y[sl] if x is None else x[sl], y[sl].size, x is not None,
-                             out[t, 0])
+                             pairs, out[t, 0])
     state, count = np.zeros((1, engine.N_STATE)), np.zeros(1)
     engine.merge_tiles(out, y.size, count, state)
     return state, count
@@ -96,6 +96,35 @@ def test_control_variate_estimate_is_the_regression_estimate():
     assert reduction[0] == pytest.approx(y.var() / residual.var(), rel=1e-9)
 
 
+
+
+@pytest.mark.parametrize("with_control", [False, True])
+def test_antithetic_pairs_estimate_is_that_of_the_pair_means(with_control):
+    """With pairs, the mean is the paths' and the SE (plain, or of the control-variate
+    regression residual) that of the n/2 pair means, merged over tiles (the last one partial)
+    as the engine merges them (Glasserman 2004, §4.2)."""
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(7 * engine.TILE + 46) // 2)
+    w = np.repeat(z, 2) * np.tile([1.0, -1.0], z.size)       # reflected pairs
+    y = np.exp(0.3 * w) + 0.05 * rng.normal(size=w.size)
+    x = w * w if with_control else None           # even: the odd part cancels in a pair
+    state, count = _merged_state(y, x, pairs=True)
+    mean, se, _, beta = engine.estimate(count[0], state, np.array([1.0]) if with_control
+                                        else None, pairs=True)
+    py = y.reshape(-1, 2).mean(axis=1)
+    assert state[0, engine.MEAN] == pytest.approx(y.mean(), rel=1e-13)
+    if with_control:
+        px = x.reshape(-1, 2).mean(axis=1)
+        slope, intercept = np.polyfit(px, py, 1)
+        residual = py - (slope * px + intercept)
+        assert beta[0] == pytest.approx(slope, rel=1e-10)
+        assert mean[0] == pytest.approx(intercept + slope * 1.0, rel=1e-10)
+        assert se[0] == pytest.approx(np.sqrt((residual ** 2).sum() / (py.size - 2) / py.size),
+                                      rel=1e-10)
+    else:
+        assert se[0] == pytest.approx(py.std(ddof=1) / np.sqrt(py.size), rel=1e-12)
+        plain = engine.estimate(count[0], _merged_state(y)[0])[1][0]
+        assert se[0] < 0.5 * plain      # the reflection cancels exp's odd part
 
 
 def test_tail_statistics_merge_exactly_across_segments():

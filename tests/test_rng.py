@@ -560,3 +560,41 @@ def test_name_key_is_stable_blake2b():
 def test_stream_constants():
     assert STREAM_MAIN == U64(0) and STREAM_PILOT == U64(1)
     assert isinstance(STREAM_MAIN, np.uint64) and isinstance(STREAM_PILOT, np.uint64)
+
+
+# --- antithetic streams -------------------------------------------------------------------------
+
+ANTI = U64(int(STREAM_MAIN) | int(rng.ANTITHETIC))
+
+
+def test_antithetic_stream_is_reflected_pairs_of_the_plain_one():
+    """Path 2q + e of an antithetic stream draws (-1)^e times path q of the plain stream."""
+    assert rng.antithetic(ANTI) and not rng.antithetic(STREAM_MAIN)
+    for path in (0, 1, 2, 3, 7, 8, 1001, 2**40 + 1):
+        for draw in (0, 5):
+            plain = normal(K0, K1, STREAM_MAIN, U64(path >> 1), U64(draw))
+            assert normal(K0, K1, ANTI, U64(path), U64(draw)) == (-plain if path & 1 else plain)
+
+
+@pytest.mark.parametrize("path0", [0, 1, 2, 3, 126, 128, 1_000_003])
+def test_fill_normals_antithetic_matches_scalar_however_cut(path0):
+    for n in list(range(0, 10)) + [63, 64, 65, 128, 131]:
+        buf = np.full(n + 4, 123.0)
+        out = buf[2:2 + n]
+        fill_normals(K0, K1, ANTI, U64(path0), U64(3), out)
+        expected = [normal(K0, K1, ANTI, U64(path0 + i), U64(3)) for i in range(n)]
+        np.testing.assert_array_equal(out, np.array(expected, dtype=np.float64))
+        assert buf[0] == buf[1] == buf[-1] == buf[-2] == 123.0
+
+
+@pytest.mark.parametrize("stream", [STREAM_MAIN, ANTI])
+def test_fill_complements_are_one_minus_the_normals_uniforms(stream):
+    """1 - U exactly: Phi^-1 of 1 minus it gives back the normal to the bit (1 - (1 - U) = U
+    on the symmetric grid of ``bits_to_uniform``), in plain and antithetic streams, any cut."""
+    for path0 in (0, 1, 5, 128):
+        for n in (1, 3, 4, 9, 64):
+            z, c = np.empty(n), np.empty(n)
+            fill_normals(K0, K1, stream, U64(path0), U64(2), z)
+            rng.fill_complements(K0, K1, stream, U64(path0), U64(2), c)
+            assert ((c > 0) & (c < 1)).all()
+            np.testing.assert_array_equal([ndtri(1.0 - x) for x in c], z)

@@ -64,7 +64,8 @@ class Model:
       parameters: its own market columns (``Parameter``), besides ``COMMON_PARAMETERS``.
       capability: its row of the validity table (``estimators.validity.Capability``).
       bumps: its default fd bump sizes, in its kernel's order (``estimators.fd``).
-      samplers: the path samplers it offers ("mc"; "sobol" where its kernel takes Sobol points).
+      samplers: the path samplers it offers ("mc" and "antithetic", which every kernel takes
+        through its normals; "sobol" where its kernel takes Sobol points).
       geometric_control: whether an arithmetic Asian takes its geometric twin's closed form as a
         control variate (known under GBM only).
       pricer: the module of its kernels (``chunk``; ``pilot_chunk`` where ``pilot_inputs`` is
@@ -83,7 +84,7 @@ class Model:
     bumps: dict
     pricer: str
     kernel_inputs: Callable
-    samplers: tuple = ("mc",)
+    samplers: tuple = ("mc", "antithetic")
     geometric_control: bool = False
     call_paths: Callable = field(default=lambda args, chunk_paths: chunk_paths)
     pilot_inputs: Callable = None
@@ -106,7 +107,7 @@ class Model:
 MODELS = {
     "gbm": Model(
         name="gbm", label="GBM", parameters=(Parameter("vol", low=0.0),),
-        capability=validity.GBM, bumps=fd.GBM_BUMPS, samplers=("mc", "sobol"),
+        capability=validity.GBM, bumps=fd.GBM_BUMPS, samplers=("mc", "antithetic", "sobol"),
         geometric_control=True, pricer="mcgreeks.pricers.gbm",
         kernel_inputs=kernel_inputs.gbm, pilot_inputs=kernel_inputs.gbm_pilot),
     "heston": Model(

@@ -72,7 +72,7 @@ import numpy as np
 
 from mcgreeks import vecmath
 from mcgreeks._jit import kernel
-from mcgreeks.rng import bits_to_uniform, fill_normals, log, philox4x64_10
+from mcgreeks.rng import fill_complements, fill_normals, log
 
 #: Scheme codes.
 QE, EULER = 0, 1
@@ -547,7 +547,7 @@ def tile_normals(key0, key1, stream, path, m, n_steps, z):
     for j in range(2 * n_steps):
         fill_normals(key0, key1, stream, np.uint64(path), np.uint64(j), z[j, :m])
     for k in range(n_steps):
-        _fill_tails(key0, key1, stream, path, m, 2 * k + 1, z[2 * n_steps + k])
+        fill_complements(key0, key1, stream, path, 2 * k + 1, z[2 * n_steps + k, :m])
 
 
 @kernel
@@ -600,22 +600,6 @@ def member_brownian(eps, grid, m, w):
         for i in range(m):
             w[k, i] = (w[k - 1, i] if k > 0 else 0.0) + sd * eps[k, i]
         t_prev = grid[k]
-
-
-@kernel(inline=True)
-def _fill_tails(key0, key1, stream, path, m, draw, out):
-    """out[i] = 1 - U for normal ``draw`` of path path + i, i < m (word path & 3 of one Philox
-    call per group of four paths, as ``rng.normal``)."""
-    k0, k1, s, d = np.uint64(key0), np.uint64(key1), np.uint64(stream), np.uint64(draw)
-    w0 = w1 = w2 = w3 = np.uint64(0)
-    for i in range(m):
-        p = np.uint64(path) + np.uint64(i)
-        j = p & np.uint64(3)
-        if i == 0 or j == np.uint64(0):
-            w0, w1, w2, w3 = philox4x64_10(p >> np.uint64(2), d, s, np.uint64(0), k0, k1)
-        w = w0 if j == np.uint64(0) else (w1 if j == np.uint64(1) else
-                                          (w2 if j == np.uint64(2) else w3))
-        out[i] = 1.0 - bits_to_uniform(w)
 
 
 @kernel

@@ -31,6 +31,7 @@ from mcgreeks.engine import TILE, add_to_total, brownian_tile, sobol_tile, write
 from mcgreeks.estimators import combine as C
 from mcgreeks.estimators import fd, optimal, vibrato
 from mcgreeks.models import gbm
+from mcgreeks.rng import antithetic
 from mcgreeks.pricers import gbm_multi
 
 # Per-path quantities kept for a tile: the rows of ``estimators.combine``.
@@ -320,13 +321,14 @@ def needs(slots):
 
 @kernel
 def trade_tile(ti_j, tf_j, fix_idx, policy, grid, w_j, m, s0, rate, div, vol, needs_j, slots_j,
-               coef_j, bumps, agg_e_j, agg_w_j, agg_t_j, agg, acc, q, q_x, y, x, out_tile):
+               coef_j, bumps, agg_e_j, agg_w_j, agg_t_j, agg, acc, q, q_x, y, x, pairs, out_tile):
     """All wanted estimates of one single-asset trade over one tile, read from its asset's
     Brownian motion w_j at the grid dates with that asset's parameters (s0, rate, div, vol):
     their moments into out_tile[slot] and their per-path totals; with a control (an arithmetic
     Asian's geometric twin on the same path, same estimator), their joint moments.  needs_j,
     slots_j, coef_j: the trade's rows of ``kernel_inputs.Plan``; agg_e_j, agg_w_j, agg_t_j: of
-    ``kernel_inputs.Totals``; acc, q, q_x, y, x: scratch.  Called, not inlined: numba inlines by
+    ``kernel_inputs.Totals``; acc, q, q_x, y, x: scratch; pairs: the moments are of antithetic
+    pairs' means (``engine.tile_moments``).  Called, not inlined: numba inlines by
     copying the callee's IR, and copying this one into every kernel that prices a GBM asset cost
     compile time (2.7 of the GBM kernels' 19 CPU s, measured)."""
     kind = ti_j[P.KIND]
@@ -343,7 +345,7 @@ def trade_tile(ti_j, tf_j, fix_idx, policy, grid, w_j, m, s0, rate, div, vol, ne
                 _estimates(g, e, P.ASIAN_GEOMETRIC if twin else kind, ti_j, tf_j, fix_idx, policy,
                            grid, w_j, m, s0, rate, div, vol, q_x if twin else q, bumps, coef_j[g],
                            not twin, x if twin else y)
-            write_moments(y, x, m, control, out_tile[k])
+            write_moments(y, x, m, control, pairs, out_tile[k])
             add_to_total(g, e, y, x, m, control, agg_e_j, agg_w_j, agg_t_j, agg)
 
 
@@ -380,6 +382,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
     a function of its own: numba inlines by copying the callee's IR, and copying this one cost
     2.7 of the GBM kernels' 19 CPU s of compile (measured)."""
     key0, _, stream = keys
+    pairs = antithetic(stream)
     grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
         borrow(book.fix_idx)
     policies, policy_of = borrow(book.policy), borrow(book.policy_of)
@@ -428,17 +431,17 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
             if legs is not None:
                 if ti_j[P.LEG_N] > 0:
                     gbm_multi.trade_tile(j, book, legs, paths, plan, totals, w, m, rows, y, x,
-                                         vec, agg, out_tile, policy)
+                                         vec, agg, pairs, out_tile, policy)
                     continue
             a = ti_j[P.ASSET]
             # the state of the asset the payoff reads, with that asset's parameters
             trade_tile(ti_j, tf_j, fix_idx, policy, grid, w[a], m, spot[a], rates[a], divs[a],
                        vols[a], trade_needs[j], slots_j, coef_j, bumps, agg_e_j, agg_w_j, agg_t_j,
-                       agg, acc, q, q_x, y, x, out_tile)
+                       agg, acc, q, q_x, y, x, pairs, out_tile)
         if agg_base >= 0:
             for g in range(agg.shape[0]):
                 if totals_wanted[g]:
-                    write_moments(agg[g], x, m, False, out[tile, agg_base + g])
+                    write_moments(agg[g], x, m, False, pairs, out[tile, agg_base + g])
                 else:       # a quantity no trade here has (vega under Heston, d_* here)
                     out[tile, agg_base + g, :] = 0.0
     keep(w_), keep(u_), keep(z_), keep(acc_), keep(q_), keep(q_x_), keep(b_)

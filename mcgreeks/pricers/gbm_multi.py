@@ -446,13 +446,14 @@ def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, rows, f, m, 
 
 
 @kernel
-def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg, out_tile,
+def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg, pairs, out_tile,
                policy):
     """Trade j's (a multi-asset trade's) wanted estimates over one tile: their moments into
     out_tile[slot] (``engine.write_moments``) and the per-path totals (``engine.add_to_total``).
 
     w[asset, date, path]: the group's mixed Brownian motions on the grid; m: paths in the tile;
-    rows (N_LEG_ROWS, n_max, TILE), f and est (TILE,), vec (n_max): scratch.  Z = L⁻¹Y and
+    rows (N_LEG_ROWS, n_max, TILE), f and est (TILE,), vec (n_max): scratch; pairs: the moments
+    are of antithetic pairs' means (``engine.tile_moments``).  Z = L⁻¹Y and
     ζ = C⁻¹Y are formed only when an estimate reads them.  ``policy``: the tile's exercise
     policy (``exercise_policy.tile_policy``), read by an exercisable trade."""
     ti_j, tf_j = book.ti[j], book.tf[j]
@@ -512,6 +513,6 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
                 code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
                 _estimates(j, ti_j, tf_j, legs, paths, plan.bumps, rows, f, m, code, k, l, e,
                            est, vec)
-            store_moments(est, m, out_tile[slot])
+            store_moments(est, m, pairs, out_tile[slot])
             add_to_total_called(g, e, est, est, m, False, totals.estimator[j],
                                 totals.weights[j], totals.target[j], agg)

@@ -57,6 +57,7 @@ from mcgreeks.estimators import fd, optimal, validity, vibrato
 from mcgreeks.models import heston as H
 from mcgreeks.pricers import gbm as gbm_pricer
 from mcgreeks.pricers import heston_multi
+from mcgreeks.rng import antithetic
 
 #: Default time grid: weekly steps.  With QE the price bias at this grid is a few basis points of
 #: the spot on ordinary parameters (benchmarks/results/HESTON_BIAS.md).
@@ -368,11 +369,12 @@ def _fd_spot_rate(g, ti, tf, fix_idx, policy, grid, x, v, m, s0, rate, v0, disc,
 @kernel
 def _trade_tile(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme,
                 coef, corr_bar, slots_j, blend_j, bumps, agg_e_j, agg_w_j, agg_t_j, agg, acc,
-                alive, up, down, q, buf, out_tile):
+                alive, up, down, q, buf, pairs, out_tile):
     """All wanted estimates of one trade over one tile, except the re-simulated fd ones (which
     ``chunk`` adds), and their contributions to the per-path totals.  z: the tile's normals;
     coef: the base scenario's step coefficients; corr_bar = sqrt(1 - corr²); blend_j: the
-    trade's blend coefficients (zero: Heston fits none)."""
+    trade's blend coefficients (zero: Heston fits none); pairs: the moments are of antithetic
+    pairs' means (``engine.tile_moments``)."""
     pay = P.payment_time(ti[P.KIND], tf)
     disc = math.exp(-rate * pay)
     # np.bool_ and np.int64, not literals: numba would type (and compile) _fill for the literal
@@ -407,7 +409,7 @@ def _trade_tile(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, r
                 for i in range(m):
                     buf[i] = C.estimate_called(g, e, q, i, s0, rate, pay, disc, jumps,
                                                blend_j[g], False)
-            store_moments(buf, m, out_tile[k])
+            store_moments(buf, m, pairs, out_tile[k])
             add_to_total_called(g, e, buf, buf, m, False, agg_e_j, agg_w_j, agg_t_j, agg)
 
 
@@ -430,6 +432,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
     group's Cholesky factor) for an underlying alone, so numba prunes their branches: an
     ungrouped Heston book compiles none of the group's code."""
     key0, key1, stream = keys
+    pairs = antithetic(stream)
     grid, ti, tf, fix_idx = borrow(book.grid), borrow(book.ti), borrow(book.tf), \
         borrow(book.fix_idx)
     policies, policy_of = borrow(book.policy), borrow(book.policy_of)
@@ -511,7 +514,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                                 spots[a], rates[a],
                                 paths.div_yield[a], paths.vol[a], members.needs[j], slots[j],
                                 members.coef[j], members.bumps, agg_e[j], agg_w[j], agg_t[j],
-                                agg, acc_g, q, q_x, buf, f, out[tile])
+                                agg, acc_g, q, q_x, buf, f, pairs, out[tile])
                 continue
             scen_a, coef_a = scens[a], coefs[a]
             s0, rate, v0 = spots[a], rates[a], scen_a[0, H.SC_V0]
@@ -528,7 +531,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                             cs, z[a],
                             m, s0, rate, v0, scheme, coef_a[0], corr_bar, slots[j], blend[j],
                             bumps, agg_e[j], agg_w[j], agg_t[j], agg, acc, alive, up[0], down, q,
-                            buf, out[tile])
+                            buf, pairs, out[tile])
         # the fd re-simulations, asset by asset once every asset's path is known: one serves
         # the single-asset trades on the asset and the multi-asset trades with a leg on it
         for a in range(n_assets):
@@ -561,7 +564,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                                 d = (disc_up[j] * up[j, i] - disc * down[i]) / fd_den[g]
                                 buf[i] = -d / tf[j, P.MATURITY] if g == G.THETA else d
                         if side == 1:
-                            store_moments(buf, m, out[tile, k])
+                            store_moments(buf, m, pairs, out[tile, k])
                             add_to_total_called(g, G.FD, buf, buf, m, False, agg_e[j], agg_w[j],
                                                 agg_t[j], agg)
                     if legs is not None:
@@ -574,17 +577,17 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                                 if ti[j, P.LEG_N] > 0:
                                     heston_multi.fd_resimulated(
                                         j, a, g, side, book, legs, paths, plan, totals, x, xs, m,
-                                        rows, up[j], down, vec, agg, out[tile])
+                                        rows, up[j], down, vec, agg, pairs, out[tile])
         if legs is not None:
             for j in range(n_trades):
                 if ti[j, P.LEG_N] > 0:
                     heston_multi.trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps,
                                             own, z, theta_x, m, rows, cov, adj, sens, zr, ep, xs,
                                             vs, gs, cs, state_v, tan_x, tan_v, f, buf, vec, agg,
-                                            out[tile], policy_r)
+                                            pairs, out[tile], policy_r)
         if agg_base >= 0:
             for g in range(agg.shape[0]):
-                store_moments(agg[g], m, out[tile, agg_base + g])
+                store_moments(agg[g], m, pairs, out[tile, agg_base + g])
     keep(z_), keep(x_), keep(v_), keep(tx_), keep(tv_), keep(gs_), keep(cs_), keep(xs_)
     keep(vs_), keep(state_v_), keep(tan_x_), keep(tan_v_), keep(q_), keep(buf_), keep(up_)
     keep(agg_), keep(acc_), keep(alive_), keep(down_), keep(disc_up_), keep(b_), keep(eps_)
@@ -841,6 +844,6 @@ def run_heston(*, key0, key1, stream, n_paths, params, ti, tf, fix_idx, payoff_g
                         **extra)
     if len(result) == 2:  # engine.run -> (count, moments): mean and SE from engine.estimate
         count, state = result
-        mean, se = engine.estimate(count, state)[:2]
+        mean, se = engine.estimate(count, state, pairs=bool(antithetic(stream)))[:2]
         return mean, se, np.full(n_slots, float(count))
     return result

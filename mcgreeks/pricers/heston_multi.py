@@ -272,7 +272,7 @@ def _fd_corner(code, c, bumps, spot_k, spot_l, vol_k, maturity, width):
 @kernel
 def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_x, m, rows, cov,
                adj, sens, zr, ep, xs, vs, gs, cs, state_v, tan_x, tan_v, f, est, vec, agg,
-               out_tile, policy):
+               pairs, out_tile, policy):
     """Trade j's (a multi-asset trade's) wanted estimates over one tile: their moments into
     out_tile[slot] and the per-path totals.  x[a], v[a], tx[a]: asset a's log-spot and variance
     paths and tangents (``pricers.heston``); eps, own: the group's spot normals and the Heston
@@ -281,7 +281,8 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
     (n_legs, n_legs, TILE): the reverse sweeps' scratch; the rest scratch.  The fd estimates that
     re-simulate one asset's path on its own rows are ``fd_resimulated``'s, but an exercisable
     trade's (``_stopped_fd``).  ``policy``: the tile's exercise policy
-    (``exercise_policy.tile_policy``), read by an exercisable trade."""
+    (``exercise_policy.tile_policy``), read by an exercisable trade; pairs: the moments are of
+    antithetic pairs' means (``engine.tile_moments``)."""
     ti_j, tf_j = book.ti[j], book.tf[j]
     grid = book.grid
     slots_j = plan.slots[j]
@@ -363,7 +364,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
                         scored = True
                     _score_estimate(j, n, legs, paths, m, rows, cov, f, t, rate, code, k, l, e,
                                     est)
-            store_moments(est, m, out_tile[slot])
+            store_moments(est, m, pairs, out_tile[slot])
             add_to_total_called(g, e, est, est, m, False, totals.estimator[j],
                                 totals.weights[j], totals.target[j], agg)
 
@@ -580,7 +581,7 @@ def _shared(code, paths):
 
 @kernel
 def fd_resimulated(j, a, g, side, book, legs, paths, plan, totals, x, xs, m, rows, up, down,
-                   vec, agg, out_tile):
+                   vec, agg, pairs, out_tile):
     """Trade j's fd estimate of its leg on asset a's Heston parameter of quantity g, on side
     ``side`` of the central difference, from asset a's path xs re-simulated with that bump by
     ``pricers.heston`` (the re-simulation its single-asset trades use): side 0 keeps the
@@ -625,7 +626,7 @@ def fd_resimulated(j, a, g, side, book, legs, paths, plan, totals, x, xs, m, row
     width = paths.fd_denominator[a, g]
     for i in range(m):
         down[i] = (up[i] - down[i]) / width
-    store_moments(down, m, out_tile[slot])
+    store_moments(down, m, pairs, out_tile[slot])
     add_to_total_called(G.N_QUANTITIES + r, G.FD, down, down, m, False, totals.estimator[j],
                         totals.weights[j], totals.target[j], agg)
 
