@@ -6,10 +6,11 @@ For each case (one trade, quantity 1: European, digital, arithmetic and geometri
 continuous and discrete up-and-out barrier under GBM; European and digital under Heston) and
 each Greek, every estimator the library accepts for that Greek (pathwise, lr, mixed, fd,
 optimal, vibrato: asked through ``price_portfolio(..., method={greek: name})``, an
-``InputError`` meaning "not valid") is run with each sampler ("mc"; "sobol" for GBM only) on the
-same seed and number of paths.  Measured per cell:
+``InputError`` meaning "not valid") is run with each sampler ("mc", "antithetic"; "sobol" for GBM
+only) on the same seed and number of paths.  Measured per cell:
 
-- variance per path = se² × n_paths (for sobol the "effective" variance, se² × n);
+- variance per path = se² × n_paths (for antithetic and sobol the "effective" variance, se² × n:
+  an antithetic pair costs two paths);
 - wall time per path of the whole ``price_portfolio`` call (the trade's price and all its Greeks,
   the asked Greek on the asked estimator and the others on ``auto``), best of 3 after a warm-up
   call that compiles the kernels (the repeats taken in turn across the row's cells).
@@ -98,8 +99,12 @@ def trade(fields):
     return pd.DataFrame([row])
 
 
+#: Every sampler, in column order.
+SAMPLERS = ("mc", "antithetic", "sobol")
+
+
 def samplers(model):
-    return ("mc", "sobol") if model == "gbm" else ("mc",)
+    return SAMPLERS if model == "gbm" else ("mc", "antithetic")
 
 
 def greeks_of(model):
@@ -213,7 +218,7 @@ def rows_of(cells):
 
 def columns_of(cells):
     present = {(c["estimator"], c["sampler"]) for c in cells}
-    return [(e, s) for e in ESTIMATORS for s in ("mc", "sobol") if (e, s) in present]
+    return [(e, s) for e in ESTIMATORS for s in SAMPLERS if (e, s) in present]
 
 
 def best_key(row, field="rel", sampler=None):
@@ -264,28 +269,29 @@ def summary(cells):
                  "estimators have about the same variance (pathwise and fd on smooth payoffs: fd "
                  "on common random numbers is a finite-difference pathwise estimate), the winner "
                  "is decided by timing noise of ±20 % or so.")
-    lines.append(f"- Over both samplers, the best (estimator, sampler) per row, leaving out "
+    lines.append(f"- Over all samplers, the best (estimator, sampler) per row, leaving out "
                  f"estimates flagged ‡ as biased: {listing(best_any)}.")
     lines.append("- fd with mc is the most efficient mc estimator in "
                  + (f"{len(fd_best)} rows: {', '.join(fd_best)}." if fd_best else
                     "no row: some unbiased estimator always beats bump-and-revalue."))
 
-    gains = {}      # sobol over mc, same estimator, per case
-    for (case, greek), row in rows.items():
-        for (e, s), c in row.items():
-            if s == "sobol" and (e, "mc") in row:
-                gains.setdefault(case, []).append(c["rel"] / row[(e, "mc")]["rel"])
-    if gains:
-        allg = [g for v in gains.values() for g in v]
-        per_case = ", ".join(f"{SHORT[k]} {fmt_x(float(np.median(v)))}"
-                             for k, v in sorted(gains.items(), key=lambda kv: -np.median(kv[1])))
-        lines.append(f"- sobol instead of mc, same estimator: more efficient in "
-                     f"{sum(g > 1 for g in allg)} of {len(allg)} cells; median gain by payoff: "
-                     f"{per_case}.")
+    for sampler in SAMPLERS[1:]:
+        gains = {}      # this sampler over mc, same estimator, per case
+        for (case, greek), row in rows.items():
+            for (e, s), c in row.items():
+                if s == sampler and (e, "mc") in row:
+                    gains.setdefault(case, []).append(c["rel"] / row[(e, "mc")]["rel"])
+        if gains:
+            allg = [g for v in gains.values() for g in v]
+            per_case = ", ".join(f"{SHORT[k]} {fmt_x(float(np.median(v)))}" for k, v in
+                                 sorted(gains.items(), key=lambda kv: -np.median(kv[1])))
+            lines.append(f"- {sampler} instead of mc, same estimator: more efficient in "
+                         f"{sum(g > 1 for g in allg)} of {len(allg)} cells; median gain by "
+                         f"payoff: {per_case}.")
 
     worse = []      # optimal against the better of its two components
     for (case, greek), row in rows.items():
-        for s in ("mc", "sobol"):
+        for s in SAMPLERS:
             if ("optimal", s) not in row:
                 continue
             parts = [row[(e, s)]["variance"] for e in ("pathwise", "mixed", "lr")
@@ -294,7 +300,7 @@ def summary(cells):
                 worse.append(f"{row_name(case, greek)} ({s}, "
                              f"{row[('optimal', s)]['variance'] / min(parts):.2f}× the variance)")
     n_opt = sum(1 for c in cells if c["estimator"] == "optimal")
-    by_sampler = ", ".join(f"{sum(f'({s},' in w for w in worse)} with {s}" for s in ("mc", "sobol"))
+    by_sampler = ", ".join(f"{sum(f'({s},' in w for w in worse)} with {s}" for s in SAMPLERS)
     lines.append(f"- optimal (the blend, its weight fitted on a Monte Carlo pilot) has a variance "
                  f"within 10 % of, or below, the better of its two components in "
                  f"{n_opt - len(worse)} of {n_opt} cells"
@@ -303,7 +309,7 @@ def summary(cells):
 
     spreads = []    # how much the estimator changes the wall time of a row (same sampler)
     for row in rows.values():
-        for s in ("mc", "sobol"):
+        for s in SAMPLERS:
             t = [c["seconds"] for (e, ss), c in row.items() if ss == s]
             if len(t) > 1:
                 spreads.append(max(t) / min(t))
@@ -459,14 +465,16 @@ def write_report(data, out_dir):
         "1.00 of σ, rho per 1.00 of r, theta = −∂V/∂T.")
     add("- Estimators: each of " + ", ".join(ESTIMATORS) + " that the library accepts for the "
         "(payoff, Greek): `price_portfolio(..., method={greek: name})`, an `InputError` meaning "
-        "not valid (shown as —). Samplers: `mc` (Monte Carlo) and, for GBM only, `sobol` "
-        f"(randomized QMC, {RANDOMIZATIONS} scramblings of a power of two each; Heston keeps mc). "
+        "not valid (shown as —). Samplers: `mc` (Monte Carlo), `antithetic` (Monte Carlo in "
+        "reflected pairs, the SE from the pair means) and, for GBM only, `sobol` "
+        f"(randomized QMC, {RANDOMIZATIONS} scramblings of a power of two each). "
         "Library defaults otherwise: lr baseline on, geometric control variate for the arithmetic "
         "Asian, fd bumps spot ±1 %, σ ±1 %, r ±10 bp, T ±1 %.")
     add(f"- Paths per call: {paths['gbm']:,} (GBM; = {RANDOMIZATIONS} × 2^"
         f"{int(math.log2(paths['gbm'] // RANDOMIZATIONS))}), {paths['heston']:,} (Heston); "
         f"seed {SEED}, the same for every cell.")
-    add("- **Variance per path** = se² × n_paths. For sobol it is the *effective* variance: the "
+    add("- **Variance per path** = se² × n_paths. For antithetic and sobol it is the *effective* "
+        "variance, comparable with mc's at the same cost in paths; for sobol the "
         f"squared standard error (from the spread of the {RANDOMIZATIONS} scramblings, so it rests "
         f"on {RANDOMIZATIONS - 1} degrees of freedom and is itself uncertain by roughly ±35 %) "
         "times n.")
