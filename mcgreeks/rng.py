@@ -101,6 +101,7 @@ __all__ = [
     "normal",
     "fill_normals",
     "fill_complements",
+    "fill_normals_and_complements",
     "seed_key",
     "name_key",
 ]
@@ -597,16 +598,40 @@ def fill_normals(k0, k1, stream, path0, draw, out):
     computed once, into the front of ``out``, then spread from the back: element i reads
     pair (path0 % 2 + i) // 2 <= i, which no element after it has overwritten.
     """
+    _fill(k0, k1, stream, path0, draw, out, None)
+
+
+@kernel
+def fill_normals_and_complements(k0, k1, stream, path0, draw, out, comp):
+    """``fill_normals`` into ``out`` and ``fill_complements`` into ``comp`` (of out's size) at
+    once, the same bits as the two: each Philox word serves the normal and its 1 - U."""
+    _fill(k0, k1, stream, path0, draw, out, comp)
+
+
+@_inline_kernel
+def _fill(k0, k1, stream, path0, draw, out, comp):
+    """``fill_normals``, and the complements into comp unless it is None (numba then compiles
+    no trace of them)."""
     s = np.uint64(stream)
     if not antithetic(s):
-        _fill_plain(k0, k1, s, path0, draw, out)
+        _fill_plain(k0, k1, s, path0, draw, out, comp)
         return
     odd = np.int64(np.uint64(path0) & _U1)
     n = out.size
-    _fill_plain(k0, k1, s & _PLAIN, np.uint64(path0) >> _U1, draw, out[:(odd + n + 1) // 2])
+    pairs = (odd + n + 1) // 2
+    if comp is None:
+        _fill_plain(k0, k1, s & _PLAIN, np.uint64(path0) >> _U1, draw, out[:pairs], None)
+    else:
+        _fill_plain(k0, k1, s & _PLAIN, np.uint64(path0) >> _U1, draw, out[:pairs],
+                    comp[:pairs])
     for i in range(n - 1, -1, -1):
-        z = out[(odd + i) // 2]
-        out[i] = -z if (odd + i) & 1 else z
+        q = (odd + i) // 2
+        flip = (odd + i) & 1
+        z = out[q]
+        out[i] = -z if flip else z
+        if comp is not None:
+            c = comp[q]                     # 1 - U of the pair; its odd path has 1 - U as U
+            comp[i] = 1.0 - c if flip else c
 
 
 @kernel
@@ -633,8 +658,9 @@ def fill_complements(k0, k1, stream, path0, draw, out):
 
 
 @kernel
-def _fill_plain(k0, k1, stream, path0, draw, out):
-    """``fill_normals`` in a plain (not antithetic) stream.
+def _fill_plain(k0, k1, stream, path0, draw, out, comp):
+    """``fill_normals`` in a plain (not antithetic) stream, and the uniforms' complements
+    1 - U into comp unless it is None.
 
     ``out`` is a 1-D float64 array (any stride; contiguous is fastest), any size; path numbers
     wrap modulo 2**64 exactly as ``path0 + i`` does in uint64.  Works in blocks of at most 64
@@ -671,6 +697,10 @@ def _fill_plain(k0, k1, stream, path0, draw, out):
                     block[b + k] = bits_to_uniform(w)
             b += c
             p += np.uint64(c)
+        if comp is not None:
+            ends = _view(comp, i, m)
+            for j in range(m):
+                ends[j] = 1.0 - block[j]
         _uniforms_to_normals(block, buf)
         i += m
 

@@ -598,3 +598,16 @@ def test_fill_complements_are_one_minus_the_normals_uniforms(stream):
             rng.fill_complements(K0, K1, stream, U64(path0), U64(2), c)
             assert ((c > 0) & (c < 1)).all()
             np.testing.assert_array_equal([ndtri(1.0 - x) for x in c], z)
+
+
+@pytest.mark.parametrize("stream", [STREAM_MAIN, ANTI])
+def test_normals_and_complements_in_one_pass_are_the_two_fills(stream):
+    for path0 in (0, 1, 3, 128):
+        for n in (0, 1, 5, 64, 67, 128):
+            z, c = np.empty(n), np.empty(n)
+            rng.fill_normals_and_complements(K0, K1, stream, U64(path0), U64(7), z, c)
+            z_ref, c_ref = np.empty(n), np.empty(n)
+            fill_normals(K0, K1, stream, U64(path0), U64(7), z_ref)
+            rng.fill_complements(K0, K1, stream, U64(path0), U64(7), c_ref)
+            np.testing.assert_array_equal(z, z_ref)
+            np.testing.assert_array_equal(c, c_ref)
