@@ -72,6 +72,7 @@ import numpy as np
 
 from mcgreeks import vecmath
 from mcgreeks._jit import kernel
+from mcgreeks.engine import TILE
 from mcgreeks.rng import fill_normals, fill_normals_and_complements, log
 
 #: Scheme codes.
@@ -466,6 +467,138 @@ def qe_tile_step(coef, zs, zv, tail, m, state_v, state_x, x_next, v_next):
         state_v[i] = vn
 
 
+#: Rows of ``qe_tile_tangent_step``'s scratch: per path, the running log-spot, the variance at
+#: the step's start, sig, and the partials of ``qe_step`` (vm, vs, lm, ls, la; lm, ls, la 0
+#: where the martingale correction fails), the correction flag (1 or 0) and 1 / (2 sig) (0 where
+#: sig = 0).  Row r holds path i at [r * TILE + i] of one flat array: rows a constant TILE
+#: apart are what LLVM proves disjoint, where rows of a 2-D array (a run-time stride) or
+#: separate arrays (a run-time check for each pair) keep the loop scalar.
+PT_X, PT_V, PT_SIG, PT_VM, PT_VS, PT_LM, PT_LS, PT_LA, PT_CORRECTED, PT_HALF_RSIG = range(10)
+N_PT = 10
+
+
+@kernel(inline=True)
+def _qe_values(coef, vi, zs, zv, tail):
+    """``qe_tile_step``'s arithmetic for one path (the same expressions, so the same bits as
+    ``qe_step``): (v_next, dx, sig) and what the partials reuse (quadratic, corrected, t, root,
+    b2, b, a, bz, den, ratio, mm, p, beta, ell, psi, mean)."""
+    a_coef = coef[A]
+    mean = coef[M0] + coef[M1] * vi
+    psi = (coef[S0] + coef[S1] * vi) / (mean * mean)
+    vq, cq, t, root, b2, b, a, bz, den = _quadratic(mean, psi, zv, a_coef)
+    ratio, ce, mm, p, beta = _exponential(mean, psi, tail, a_coef)
+    quadratic = psi <= coef[PSI]
+    # one logarithm serves the martingale correction of either branch
+    log_corr = log(den if quadratic else mm)
+    ve, ell = _exponential_v(ratio, beta, log(1.0 if quadratic else ratio))
+    corrected = cq if quadratic else ce
+    if quadratic:
+        vn, log_m = vq, _quadratic_log_m(a_coef, b2, a, den, log_corr)
+    else:
+        vn, log_m = ve, log_corr
+    dx, sig = _log_spot_step(coef, vi, vn, zs, corrected, log_m if corrected else 0.0)
+    return (vn, dx, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell,
+            psi, mean)
+
+
+@kernel
+def qe_tile_tangent_step(coef, dk, zs, zv, tail, m, tangents_from, partials, state_v, part,
+                         tan_x, tan_v, x_next, v_next):
+    """One QE step of m <= TILE paths at once with what ``simulate_tile`` carries beside the
+    path: x_next[i] and v_next[i] as ``qe_tile_step`` (bit for bit ``qe_step``),
+    part[PT_SIG * TILE + i] (the log-spot noise's sig) and, with ``partials``, the tangents of
+    the directions tangents_from .. N_DIR - 1 in tan_x, tan_v (``dk``: the step's coefficient
+    derivatives).  part: the flat (N_PT * TILE) scratch, whose PT_X row holds the running
+    log-spot.
+
+    Two passes, each a loop over the paths that LLVM vectorizes: the step and its partials
+    (both branches computed, one selected), then each direction's tangent update.  A path at a
+    time, the partials' 20-odd divisions and branch tests cost 35 ns a path-step and each
+    direction 5 more; here the partials divide by six reciprocals (m, root b, den, psi + 1,
+    beta - A, M), so they equal ``qe_step``'s up to rounding, not bit for bit."""
+    a_coef = coef[A]
+    if not partials:
+        for i in range(m):
+            vi = state_v[i]
+            vn, dx, sig = _qe_values(coef, vi, zs[i], zv[i], tail[i])[:3]
+            part[PT_X * TILE + i] += dx
+            x_next[i] = part[PT_X * TILE + i]
+            v_next[i] = vn
+            state_v[i] = vn
+            part[PT_SIG * TILE + i] = sig
+        return
+    for i in range(m):
+        vi = state_v[i]
+        (vn, dx, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, psi,
+         mean) = _qe_values(coef, vi, zs[i], zv[i], tail[i])
+        part[PT_X * TILE + i] += dx
+        x_next[i] = part[PT_X * TILE + i]
+        v_next[i] = vn
+        state_v[i] = vn
+        part[PT_V * TILE + i] = vi
+        part[PT_SIG * TILE + i] = sig
+        # qe_step's partials, its divisions replaced by products with these reciprocals
+        r_m = 1.0 / mean
+        psi_m = -2.0 * psi * r_m
+        psi_s = r_m * r_m
+        # the quadratic branch's
+        r_rb = 1.0 / (root * b)
+        b2_psi = (1.0 + (2.0 * t - 1.0) * (0.5 * b * r_rb)) * (-0.5 * t * t)
+        b_psi = b2_psi * (0.5 * root * r_rb)
+        a_m = a * r_m
+        a_b2 = -a * a_m
+        v_psi = bz * bz * a_b2 * b2_psi + 2.0 * a * bz * b_psi
+        r_den = 1.0 / den
+        l_a = a_coef * b2 * r_den * r_den + a_coef * r_den
+        l_psi = (l_a * a_b2 + a_coef * a * r_den) * b2_psi
+        vm_q, vs_q = bz * bz * a_m + v_psi * psi_m, v_psi * psi_s
+        lm_q, ls_q = l_a * a_m + l_psi * psi_m, l_psi * psi_s
+        la_q = b2 * a * r_den * r_den + a * r_den
+        # the exponential branch's
+        r_p1 = 1.0 / (psi + 1.0)
+        p_psi = 2.0 * r_p1 * r_p1
+        r_1p = 0.5 * (psi + 1.0)                    # 1 / (1 - p)
+        v_p = mean * (ell - 1.0) * r_1p * r_1p
+        live = vn > 0.0
+        vm_e = ell * r_1p + v_p * p_psi * psi_m if live else 0.0
+        vs_e = v_p * p_psi * psi_s if live else 0.0
+        r_gap = 1.0 / (beta - a_coef)
+        r_mm = 1.0 / mm
+        mm_beta = -(1.0 - p) * a_coef * r_gap * r_gap
+        mm_psi = ((1.0 - beta * r_gap) - mm_beta * r_m) * p_psi
+        lm_e = (-mm_beta * beta * r_m + mm_psi * psi_m) * r_mm
+        ls_e = mm_psi * psi_s * r_mm
+        la_e = beta * (1.0 - p) * r_gap * r_gap * r_mm
+        part[PT_VM * TILE + i] = vm_q if quadratic else vm_e
+        part[PT_VS * TILE + i] = vs_q if quadratic else vs_e
+        part[PT_LM * TILE + i] = 0.0 if not corrected else (lm_q if quadratic else lm_e)
+        part[PT_LS * TILE + i] = 0.0 if not corrected else (ls_q if quadratic else ls_e)
+        part[PT_LA * TILE + i] = 0.0 if not corrected else (la_q if quadratic else la_e)
+        part[PT_CORRECTED * TILE + i] = 1.0 if corrected else 0.0
+        part[PT_HALF_RSIG * TILE + i] = 0.5 / sig if sig > 0.0 else 0.0
+    for d in range(tangents_from, N_DIR):
+        # the step's coefficient derivatives along d as scalars, so the loop reads only rows
+        dm0, dm1, ds0, ds1 = dk[M0, d], dk[M1, d], dk[S0, d], dk[S1, d]
+        dk0, dk1, dk2, dk3, da, ddrift = dk[K0, d], dk[K1, d], dk[K2, d], dk[K3, d], dk[A, d], \
+            dk[DRIFT, d]
+        tx, tv = tan_x[d], tan_v[d]
+        for i in range(m):
+            vi = part[PT_V * TILE + i]
+            dvi = tv[i]
+            dm = dm0 + dm1 * vi + coef[M1] * dvi
+            ds = ds0 + ds1 * vi + coef[S1] * dvi
+            dvn = part[PT_VM * TILE + i] * dm + part[PT_VS * TILE + i] * ds
+            corrected_term = (-(part[PT_LM * TILE + i] * dm + part[PT_LS * TILE + i] * ds
+                                + part[PT_LA * TILE + i] * da)
+                              - 0.5 * (dk3 * vi + coef[K3] * dvi))
+            plain_term = dk0 + dk1 * vi + coef[K1] * dvi
+            dcorr = corrected_term if part[PT_CORRECTED * TILE + i] > 0.0 else plain_term
+            dsig = (dk3 * (vi + v_next[i]) + coef[K3] * (dvi + dvn)) \
+                * part[PT_HALF_RSIG * TILE + i]
+            tx[i] += ddrift + dcorr + dk2 * v_next[i] + coef[K2] * dvn + dsig * zs[i]
+            tv[i] = dvn
+
+
 @kernel
 def euler_step(v, zv, zs, dt, drift, kappa, vbar, xi, corr, corr_bar):
     """One full-truncation Euler step: (v_next (may be < 0), dx, sig, sqrt(v+ dt)).
@@ -634,6 +767,10 @@ def simulate_tile(z, m, scheme, coef, scen, dcoef, tangents_from, want_lr, x, v,
         # The fd re-simulations and the price alone; tan_x is free scratch.
         qe_tile_path(coef, z, m, state_v, tan_x[0], x, v)
         return
+    if scheme == QE:
+        _qe_tile_sensitivities(z, m, coef, dcoef, tangents_from, want_lr, x, v, tx, tv, gs, cs,
+                               state_v, tan_x, tan_v)
+        return
     for k in range(n_steps):
         row = coef[k]
         dt = row[DT]
@@ -642,72 +779,78 @@ def simulate_tile(z, m, scheme, coef, scen, dcoef, tangents_from, want_lr, x, v,
             zv = z[2 * k + 1, i]
             vi = state_v[i]
             x_prev = x[k - 1, i] if k > 0 else 0.0
-            if scheme == QE:
-                tail = z[2 * n_steps + k, i]
-                v_next, dx, sig, vm, vs, lm, ls, la, corrected = qe_step(vi, zv, zs, tail, row,
-                                                                         want_tangents)
-                if want_tangents:
-                    dk = dcoef[k]
-                    for d in range(tangents_from, N_DIR):
-                        dvi = tan_v[d, i]
-                        dm = dk[M0, d] + dk[M1, d] * vi + row[M1] * dvi
-                        ds = dk[S0, d] + dk[S1, d] * vi + row[S1] * dvi
-                        dvn = vm * dm + vs * ds
-                        if corrected:
-                            dcorr = (-(lm * dm + ls * ds + la * dk[A, d])
-                                     - 0.5 * (dk[K3, d] * vi + row[K3] * dvi))
-                        else:
-                            dcorr = dk[K0, d] + dk[K1, d] * vi + row[K1] * dvi
-                        dsig = 0.0
-                        if sig > 0.0:
-                            dsig = (dk[K3, d] * (vi + v_next)
-                                    + row[K3] * (dvi + dvn)) / (2.0 * sig)
-                        tan_x[d, i] += (dk[DRIFT, d] + dcorr + dk[K2, d] * v_next
-                                        + row[K2] * dvn + dsig * zs)
-                        tan_v[d, i] = dvn
-                state_v[i] = v_next
-                v_eff = v_next
-            else:
-                v_next, dx, sig, sq = euler_step(vi, zv, zs, dt, row[DRIFT], kappa, vbar, xi,
-                                                 corr, corr_bar)
-                if want_tangents:
-                    vp = vi if vi > 0.0 else 0.0
-                    noise = corr * zv + corr_bar * zs
-                    for d in range(tangents_from, N_DIR):
-                        dvp = tan_v[d, i] if vi > 0.0 else 0.0
-                        ddt = dt if d == D_SCALE else 0.0
-                        dsq = 0.0
-                        if sq > 0.0:
-                            dsq = (dvp * dt + vp * ddt) / (2.0 * sq)
-                        dvn = (tan_v[d, i] + kappa * (-dvp) * dt + kappa * (vbar - vp) * ddt
-                               + xi * dsq * zv)
-                        dxn = row[DRIFT] * (1.0 if d == D_SCALE else 0.0) \
-                            - 0.5 * (dvp * dt + vp * ddt) + dsq * noise
-                        if d == D_KAPPA:
-                            dvn += (vbar - vp) * dt
-                        elif d == D_VBAR:
-                            dvn += kappa * dt
-                        elif d == D_XI:
-                            dvn += sq * zv
-                        elif d == D_CORR and corr_bar > 0.0:
-                            dxn += sq * (zv - corr / corr_bar * zs)
-                        tan_x[d, i] += dxn
-                        tan_v[d, i] = dvn
-                state_v[i] = v_next
-                v_eff = v_next if v_next > 0.0 else 0.0
+            v_next, dx, sig, sq = euler_step(vi, zv, zs, dt, row[DRIFT], kappa, vbar, xi,
+                                             corr, corr_bar)
+            if want_tangents:
+                vp = vi if vi > 0.0 else 0.0
+                noise = corr * zv + corr_bar * zs
+                for d in range(tangents_from, N_DIR):
+                    dvp = tan_v[d, i] if vi > 0.0 else 0.0
+                    ddt = dt if d == D_SCALE else 0.0
+                    dsq = 0.0
+                    if sq > 0.0:
+                        dsq = (dvp * dt + vp * ddt) / (2.0 * sq)
+                    dvn = (tan_v[d, i] + kappa * (-dvp) * dt + kappa * (vbar - vp) * ddt
+                           + xi * dsq * zv)
+                    dxn = row[DRIFT] * (1.0 if d == D_SCALE else 0.0) \
+                        - 0.5 * (dvp * dt + vp * ddt) + dsq * noise
+                    if d == D_KAPPA:
+                        dvn += (vbar - vp) * dt
+                    elif d == D_VBAR:
+                        dvn += kappa * dt
+                    elif d == D_XI:
+                        dvn += sq * zv
+                    elif d == D_CORR and corr_bar > 0.0:
+                        dxn += sq * (zv - corr / corr_bar * zs)
+                    tan_x[d, i] += dxn
+                    tan_v[d, i] = dvn
+            state_v[i] = v_next
             x[k, i] = x_prev + dx
-            v[k, i] = v_eff
+            v[k, i] = v_next if v_next > 0.0 else 0.0
             if want_lr:
-                g_prev = gs[k - 1, i] if k > 0 else 0.0
-                c_prev = cs[k - 1, i] if k > 0 else 0.0
-                gs[k, i] = g_prev + sig * zs
-                cs[k, i] = c_prev + sig * sig
+                _add_score_terms(gs, cs, k, i, sig, zs)
         if want_tangents:
             for d in range(N_DIR):
                 for i in range(m):
                     tx[d, k, i] = tan_x[d, i]
                     # Euler stores v+, whose tangent vanishes where v <= 0
-                    tv[d, k, i] = tan_v[d, i] if (scheme == QE or state_v[i] > 0.0) else 0.0
+                    tv[d, k, i] = tan_v[d, i] if state_v[i] > 0.0 else 0.0
+
+
+@kernel(inline=True)
+def _add_score_terms(gs, cs, k, i, sig, zs):
+    """gs[k, i] = gs[k - 1, i] + sig zs and cs[k, i] = cs[k - 1, i] + sig^2 (0 before k = 0)."""
+    g_prev = gs[k - 1, i] if k > 0 else 0.0
+    c_prev = cs[k - 1, i] if k > 0 else 0.0
+    gs[k, i] = g_prev + sig * zs
+    cs[k, i] = c_prev + sig * sig
+
+
+@kernel
+def _qe_tile_sensitivities(z, m, coef, dcoef, tangents_from, want_lr, x, v, tx, tv, gs, cs,
+                           state_v, tan_x, tan_v):
+    """``simulate_tile``'s QE paths with tangents or scores, a step of the whole tile at a time
+    (``qe_tile_tangent_step``; its scratch, N_PT rows of TILE, is allocated once a tile)."""
+    n_steps = coef.shape[0]
+    want_tangents = tangents_from < N_DIR
+    part = np.empty(N_PT * TILE)
+    for i in range(m):
+        part[PT_X * TILE + i] = 0.0
+    for k in range(n_steps):
+        # without tangents dcoef may be a placeholder: any row of it serves, unread
+        dk = dcoef[min(k, dcoef.shape[0] - 1)]
+        qe_tile_tangent_step(coef[k], dk, z[2 * k], z[2 * k + 1], z[2 * n_steps + k], m,
+                             tangents_from if want_tangents else N_DIR, want_tangents, state_v,
+                             part, tan_x, tan_v, x[k], v[k])
+        if want_lr:
+            zs = z[2 * k]
+            for i in range(m):
+                _add_score_terms(gs, cs, k, i, part[PT_SIG * TILE + i], zs[i])
+        if want_tangents:
+            for d in range(N_DIR):
+                for i in range(m):
+                    tx[d, k, i] = tan_x[d, i]
+                    tv[d, k, i] = tan_v[d, i]
 
 
 # -- paths for inspection (tests, diagnostics) ----------------------------------------------------
