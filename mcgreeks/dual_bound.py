@@ -627,7 +627,7 @@ def _heston_step(scheme, row, scen, corr_bar, v, zs, zv, tail):
     """(the variance state after one step, the variance as stored (v+ for Euler), the log-spot
     increment) from state v: ``models.heston.qe_step`` or ``euler_step``, the pricer's bits."""
     if scheme == H.QE:
-        v_next, dx, _, _, _, _, _, _, _ = H.qe_step(v, zv, zs, tail, row, False)
+        v_next, dx, _ = H.qe_step(v, zv, zs, tail, row)
         return v_next, v_next, dx
     v_next, dx, _, _ = H.euler_step(v, zv, zs, row[H.DT], row[H.DRIFT], scen[H.SC_KAPPA],
                                     scen[H.SC_VBAR], scen[H.SC_XI], scen[H.SC_CORR], corr_bar)

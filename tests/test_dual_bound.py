@@ -678,7 +678,7 @@ def _heston_legs_transcription(rows, times, kind, is_call, strike, params, weigh
             rho_bar = H.correlation_complement(rho)
             zs, zv = rho_bar * e[q] - rho * own, rho * e[q] + rho_bar * own
             if scheme == "qe":
-                v[q], dx = H.qe_step(v[q], zv, zs, vecmath.normal_tail(zv), coef[q][k], False)[:2]
+                v[q], dx = H.qe_step(v[q], zv, zs, vecmath.normal_tail(zv), coef[q][k])[:2]
             else:
                 v[q], dx = H.euler_step(v[q], zv, zs, dt[k], coef[q][k, H.DRIFT], p["kappa"],
                                         p["vbar"], p["xi"], rho, rho_bar)[:2]

@@ -289,90 +289,33 @@ def _log_spot_step(coef, v, v_next, zs, corrected, log_m):
 
 
 @kernel
-def qe_step(v, zv, zs, tail, coef, partials):
+def qe_step(v, zv, zs, tail, coef):
     """One QE step from variance v with normals (zv, zs), tail = 1 - U of zv = Phi^-1(U)
-    (``tile_normals``) and the step's coefficient row.
+    (``tile_normals``) and the step's coefficient row, one path at a time (the dual bound's
+    inner paths): (v_next, dx, sig).
 
-    Returns (v_next, dx, sig, vm, vs, lm, ls, la, corrected):
-    - v_next >= 0, the log-spot increment dx = drift + corr_term + K2 v_next + sig zs with
-      sig = sqrt(K3 (v + v_next)) and corr_term = -ln M - K3 v / 2 (Andersen's K0* + K1 v), or
-      K0 + K1 v in the rare case where M does not exist (A >= 1/(2a) or A >= beta, possible only
-      for corr > 0 and large steps: then the step is Andersen's uncorrected one).
-    - with ``partials``: the derivatives of v_next with respect to m and s^2 (vm, vs) and of
-      ln M with respect to m, s^2 and A (lm, ls, la), for the tangents (m and s^2 are the
-      conditional mean and variance of v_next); zeros otherwise.
-    The same arithmetic, hence the same bits, as ``qe_tile_step`` (logarithms by ``rng.log``).
-    """
+    v_next >= 0, the log-spot increment dx = drift + corr_term + K2 v_next + sig zs with
+    sig = sqrt(K3 (v + v_next)) and corr_term = -ln M - K3 v / 2 (Andersen's K0* + K1 v), or
+    K0 + K1 v in the rare case where M does not exist (A >= 1/(2a) or A >= beta, possible only
+    for corr > 0 and large steps: then the step is Andersen's uncorrected one).  The same
+    arithmetic, hence the same bits, as ``qe_tile_step`` (logarithms by ``rng.log``), but only
+    the branch taken is computed."""
     m = coef[M0] + coef[M1] * v
     s2 = coef[S0] + coef[S1] * v
     psi = s2 / (m * m)
     a_coef = coef[A]
-    vm = vs = lm = ls = la = 0.0
     if psi <= coef[PSI]:
-        v_next, corrected, t, root, b2, b, a, bz, den = _quadratic(m, psi, zv, a_coef)
+        v_next, corrected, _, _, b2, _, a, _, den = _quadratic(m, psi, zv, a_coef)
         log_m = _quadratic_log_m(a_coef, b2, a, den, log(den)) if corrected else 0.0
-        if partials:
-            psi_m = -2.0 * psi / m
-            psi_s = 1.0 / (m * m)
-            b2_psi = (1.0 + (2.0 * t - 1.0) / (2.0 * root)) * (-0.5 * t * t)
-            b_psi = b2_psi / (2.0 * b)
-            a_m = 1.0 / (1.0 + b2)
-            a_b2 = -a / (1.0 + b2)
-            v_psi = bz * bz * a_b2 * b2_psi + 2.0 * a * bz * b_psi
-            vm = bz * bz * a_m + v_psi * psi_m
-            vs = v_psi * psi_s
-            if corrected:
-                l_a = a_coef * b2 / (den * den) + a_coef / den
-                l_b2 = a_coef * a / den
-                l_psi = (l_a * a_b2 + l_b2) * b2_psi
-                lm = l_a * a_m + l_psi * psi_m
-                ls = l_psi * psi_s
-                la = b2 * a / (den * den) + a / den
     else:
-        ratio, corrected, mm, p, beta = _exponential(m, psi, tail, a_coef)
-        v_next, ell = _exponential_v(ratio, beta, log(ratio))
+        ratio, corrected, mm, _, beta = _exponential(m, psi, tail, a_coef)
+        v_next = _exponential_v(ratio, beta, log(ratio))[0]
         log_m = log(mm) if corrected else 0.0
-        if partials:
-            psi_m = -2.0 * psi / m
-            psi_s = 1.0 / (m * m)
-            p_psi = 2.0 / ((psi + 1.0) * (psi + 1.0))
-            if v_next > 0.0:
-                v_p = m * (ell - 1.0) / ((1.0 - p) * (1.0 - p))
-                vm = ell / (1.0 - p) + v_p * p_psi * psi_m
-                vs = v_p * p_psi * psi_s
-            if corrected:
-                gap = beta - a_coef
-                mm_p = 1.0 - beta / gap
-                mm_beta = -(1.0 - p) * a_coef / (gap * gap)
-                mm_a = beta * (1.0 - p) / (gap * gap)
-                beta_m = -beta / m
-                beta_p = -1.0 / m
-                mm_psi = (mm_p + mm_beta * beta_p) * p_psi
-                lm = (mm_beta * beta_m + mm_psi * psi_m) / mm
-                ls = mm_psi * psi_s / mm
-                la = mm_a / mm
     dx, sig = _log_spot_step(coef, v, v_next, zs, corrected, log_m)
-    return v_next, dx, sig, vm, vs, lm, ls, la, corrected
+    return v_next, dx, sig
 
 
 _FRAC_1_SQRT_2PI = 0.3989422804014327
-
-
-@kernel
-def qe_zv_partial(v, zv, tail, coef):
-    """d v_next / d zv of one QE step from variance v (the branch the step takes; tail = 1 - U =
-    Phi(-zv)): 2 a (b + zv) in the quadratic branch, phi(zv) / (beta (1 - U)) in the
-    exponential one above its atom (ln((1 - p) / (1 - U)) / beta, with d(1 - U)/dzv =
-    -phi(zv)), 0 on the atom."""
-    m = coef[M0] + coef[M1] * v
-    psi = (coef[S0] + coef[S1] * v) / (m * m)
-    if psi <= coef[PSI]:
-        a, bz = _quadratic(m, psi, zv, coef[A])[6:8]
-        return 2.0 * a * bz
-    ratio, _, _, _, beta = _exponential(m, psi, tail, coef[A])
-    if ratio <= 1.0:
-        return 0.0
-    return math.exp(-0.5 * zv * zv) * _FRAC_1_SQRT_2PI / (beta * tail)
 
 
 @kernel
@@ -399,6 +342,12 @@ def row_adjoint(z, m, scheme, coef, scen, v, g_t, ends, adj_zs, adj_zv, adj_v):
     v0 = scen[SC_V0]
     for i in range(m):
         adj_v[i] = 0.0
+    if scheme == QE:
+        for k in range(g_t, -1, -1):
+            _qe_adjoint_step(coef[k], z[2 * k], z[2 * k + 1], z[2 * n_rows + k],
+                             v[k - 1] if k > 0 else v[0], k > 0, v0, k, ends, m, adj_zs[k],
+                             adj_zv[k], adj_v)
+        return
     for k in range(g_t, -1, -1):
         row = coef[k]
         dt = row[DT]
@@ -406,33 +355,49 @@ def row_adjoint(z, m, scheme, coef, scen, v, g_t, ends, adj_zs, adj_zv, adj_v):
             vi = v[k - 1, i] if k > 0 else v0
             zs, zv = z[2 * k, i], z[2 * k + 1, i]
             live = 1.0 if k <= ends[i] else 0.0
-            if scheme == QE:
-                tail = z[2 * n_rows + k, i]
-                _, _, sig, vm, vs, lm, ls, _, corrected = qe_step(vi, zv, zs, tail, row, True)
-                spread = 0.5 * row[K3] * zs / sig if sig > 0.0 else 0.0
-                if corrected:
-                    a_prev = -(lm * row[M1] + ls * row[S1]) - 0.5 * row[K3] + spread
-                else:
-                    a_prev = row[K1] + spread
-                b_next = row[K2] + spread
-                f_prev = vm * row[M1] + vs * row[S1]
-                f_zv = qe_zv_partial(vi, zv, tail, row)
-                adj_zs[k, i] = sig * live
-                total = (adj_v[i] + b_next) * live
-                adj_zv[k, i] = total * f_zv
-                adj_v[i] = total * f_prev + a_prev * live
-            else:
-                positive = vi > 0.0
-                sq = math.sqrt(vi * dt) if positive else 0.0
-                noise = corr * zv + corr_bar * zs
-                a_prev = 0.0
-                f_prev = 1.0
-                if positive:
-                    a_prev = -0.5 * dt + 0.5 * noise * sq / vi
-                    f_prev = 1.0 - kappa * dt + 0.5 * xi * zv * sq / vi
-                adj_zs[k, i] = sq * corr_bar * live
-                adj_zv[k, i] = (adj_v[i] * xi * sq + sq * corr) * live
-                adj_v[i] = adj_v[i] * f_prev + a_prev * live
+            positive = vi > 0.0
+            sq = math.sqrt(vi * dt) if positive else 0.0
+            noise = corr * zv + corr_bar * zs
+            a_prev = 0.0
+            f_prev = 1.0
+            if positive:
+                a_prev = -0.5 * dt + 0.5 * noise * sq / vi
+                f_prev = 1.0 - kappa * dt + 0.5 * xi * zv * sq / vi
+            adj_zs[k, i] = sq * corr_bar * live
+            adj_zv[k, i] = (adj_v[i] * xi * sq + sq * corr) * live
+            adj_v[i] = adj_v[i] * f_prev + a_prev * live
+
+
+@kernel
+def _qe_adjoint_step(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs, adj_zv, adj_v):
+    """``row_adjoint``'s QE step k for m paths at once, in a loop LLVM vectorizes (each path's
+    step recomputed from its stored variance v_prev[i], or v0 when not has_prev: the same
+    step to the bit; its partials ``_qe_partials``', and d v_next / d zv: 2 a (b + zv) in the
+    quadratic branch, phi(zv) / (beta (1 - U)) = phi(zv) m ratio / (1 - p)^2 in the exponential
+    one above its atom (v_next = ln((1 - p) / (1 - U)) / beta, d(1 - U)/dzv = -phi(zv)), 0 on
+    the atom)."""
+    a_coef = row[A]
+    for i in range(m):
+        vi = v_prev[i] if has_prev else v0
+        zs_i, zv_i = zs[i], zv[i]
+        live = 1.0 if k <= ends[i] else 0.0
+        (vn, _, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, psi,
+         mean, ratio) = _qe_values(row, vi, zs_i, zv_i, tail[i])
+        vm, vs, lm, ls, _ = _qe_partials(a_coef, quadratic, corrected, t, root, b2, b, a, bz,
+                                         den, mm, p, beta, ell, psi, mean, vn)
+        spread = 0.5 * row[K3] * zs_i / sig if sig > 0.0 else 0.0
+        a_prev = (-(lm * row[M1] + ls * row[S1]) - 0.5 * row[K3] + spread) if corrected \
+            else row[K1] + spread
+        b_next = row[K2] + spread
+        f_prev = vm * row[M1] + vs * row[S1]
+        r_1p = 0.5 * (psi + 1.0)                    # 1 / (1 - p)
+        density = vecmath.exp(-0.5 * zv_i * zv_i) * _FRAC_1_SQRT_2PI
+        f_exp = density * mean * ratio * r_1p * r_1p if ratio > 1.0 else 0.0
+        f_zv = 2.0 * a * bz if quadratic else f_exp
+        adj_zs[i] = sig * live
+        total = (adj_v[i] + b_next) * live
+        adj_zv[i] = total * f_zv
+        adj_v[i] = total * f_prev + a_prev * live
 
 
 @kernel(inline=True)
@@ -481,7 +446,7 @@ N_PT = 10
 def _qe_values(coef, vi, zs, zv, tail):
     """``qe_tile_step``'s arithmetic for one path (the same expressions, so the same bits as
     ``qe_step``): (v_next, dx, sig) and what the partials reuse (quadratic, corrected, t, root,
-    b2, b, a, bz, den, ratio, mm, p, beta, ell, psi, mean)."""
+    b2, b, a, bz, den, mm, p, beta, ell, psi, mean, ratio)."""
     a_coef = coef[A]
     mean = coef[M0] + coef[M1] * vi
     psi = (coef[S0] + coef[S1] * vi) / (mean * mean)
@@ -498,7 +463,52 @@ def _qe_values(coef, vi, zs, zv, tail):
         vn, log_m = ve, log_corr
     dx, sig = _log_spot_step(coef, vi, vn, zs, corrected, log_m if corrected else 0.0)
     return (vn, dx, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell,
-            psi, mean)
+            psi, mean, ratio)
+
+
+@kernel(inline=True)
+def _qe_partials(a_coef, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, psi,
+                 mean, vn):
+    """``qe_step``'s partials (vm, vs, lm, ls, la; the last three 0 where the martingale
+    correction fails) from ``_qe_values``' intermediates, both branches computed and one
+    selected, so that a loop over paths vectorizes; qe_step's divisions are products with six
+    reciprocals here (m, root b, den, psi + 1, beta - A, M), so the two agree up to rounding."""
+    r_m = 1.0 / mean
+    psi_m = -2.0 * psi * r_m
+    psi_s = r_m * r_m
+    # the quadratic branch's
+    r_rb = 1.0 / (root * b)
+    b2_psi = (1.0 + (2.0 * t - 1.0) * (0.5 * b * r_rb)) * (-0.5 * t * t)
+    b_psi = b2_psi * (0.5 * root * r_rb)
+    a_m = a * r_m
+    a_b2 = -a * a_m
+    v_psi = bz * bz * a_b2 * b2_psi + 2.0 * a * bz * b_psi
+    r_den = 1.0 / den
+    l_a = a_coef * b2 * r_den * r_den + a_coef * r_den
+    l_psi = (l_a * a_b2 + a_coef * a * r_den) * b2_psi
+    vm_q, vs_q = bz * bz * a_m + v_psi * psi_m, v_psi * psi_s
+    lm_q, ls_q = l_a * a_m + l_psi * psi_m, l_psi * psi_s
+    la_q = b2 * a * r_den * r_den + a * r_den
+    # the exponential branch's
+    r_p1 = 1.0 / (psi + 1.0)
+    p_psi = 2.0 * r_p1 * r_p1
+    r_1p = 0.5 * (psi + 1.0)                    # 1 / (1 - p)
+    v_p = mean * (ell - 1.0) * r_1p * r_1p
+    live = vn > 0.0
+    vm_e = ell * r_1p + v_p * p_psi * psi_m if live else 0.0
+    vs_e = v_p * p_psi * psi_s if live else 0.0
+    r_gap = 1.0 / (beta - a_coef)
+    r_mm = 1.0 / mm
+    mm_beta = -(1.0 - p) * a_coef * r_gap * r_gap
+    mm_psi = ((1.0 - beta * r_gap) - mm_beta * r_m) * p_psi
+    lm_e = (-mm_beta * beta * r_m + mm_psi * psi_m) * r_mm
+    ls_e = mm_psi * psi_s * r_mm
+    la_e = beta * (1.0 - p) * r_gap * r_gap * r_mm
+    if not corrected:
+        return (vm_q if quadratic else vm_e), (vs_q if quadratic else vs_e), 0.0, 0.0, 0.0
+    if quadratic:
+        return vm_q, vs_q, lm_q, ls_q, la_q
+    return vm_e, vs_e, lm_e, ls_e, la_e
 
 
 @kernel
@@ -530,50 +540,20 @@ def qe_tile_tangent_step(coef, dk, zs, zv, tail, m, tangents_from, partials, sta
     for i in range(m):
         vi = state_v[i]
         (vn, dx, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, psi,
-         mean) = _qe_values(coef, vi, zs[i], zv[i], tail[i])
+         mean, _) = _qe_values(coef, vi, zs[i], zv[i], tail[i])
         part[PT_X * TILE + i] += dx
         x_next[i] = part[PT_X * TILE + i]
         v_next[i] = vn
         state_v[i] = vn
         part[PT_V * TILE + i] = vi
         part[PT_SIG * TILE + i] = sig
-        # qe_step's partials, its divisions replaced by products with these reciprocals
-        r_m = 1.0 / mean
-        psi_m = -2.0 * psi * r_m
-        psi_s = r_m * r_m
-        # the quadratic branch's
-        r_rb = 1.0 / (root * b)
-        b2_psi = (1.0 + (2.0 * t - 1.0) * (0.5 * b * r_rb)) * (-0.5 * t * t)
-        b_psi = b2_psi * (0.5 * root * r_rb)
-        a_m = a * r_m
-        a_b2 = -a * a_m
-        v_psi = bz * bz * a_b2 * b2_psi + 2.0 * a * bz * b_psi
-        r_den = 1.0 / den
-        l_a = a_coef * b2 * r_den * r_den + a_coef * r_den
-        l_psi = (l_a * a_b2 + a_coef * a * r_den) * b2_psi
-        vm_q, vs_q = bz * bz * a_m + v_psi * psi_m, v_psi * psi_s
-        lm_q, ls_q = l_a * a_m + l_psi * psi_m, l_psi * psi_s
-        la_q = b2 * a * r_den * r_den + a * r_den
-        # the exponential branch's
-        r_p1 = 1.0 / (psi + 1.0)
-        p_psi = 2.0 * r_p1 * r_p1
-        r_1p = 0.5 * (psi + 1.0)                    # 1 / (1 - p)
-        v_p = mean * (ell - 1.0) * r_1p * r_1p
-        live = vn > 0.0
-        vm_e = ell * r_1p + v_p * p_psi * psi_m if live else 0.0
-        vs_e = v_p * p_psi * psi_s if live else 0.0
-        r_gap = 1.0 / (beta - a_coef)
-        r_mm = 1.0 / mm
-        mm_beta = -(1.0 - p) * a_coef * r_gap * r_gap
-        mm_psi = ((1.0 - beta * r_gap) - mm_beta * r_m) * p_psi
-        lm_e = (-mm_beta * beta * r_m + mm_psi * psi_m) * r_mm
-        ls_e = mm_psi * psi_s * r_mm
-        la_e = beta * (1.0 - p) * r_gap * r_gap * r_mm
-        part[PT_VM * TILE + i] = vm_q if quadratic else vm_e
-        part[PT_VS * TILE + i] = vs_q if quadratic else vs_e
-        part[PT_LM * TILE + i] = 0.0 if not corrected else (lm_q if quadratic else lm_e)
-        part[PT_LS * TILE + i] = 0.0 if not corrected else (ls_q if quadratic else ls_e)
-        part[PT_LA * TILE + i] = 0.0 if not corrected else (la_q if quadratic else la_e)
+        vm, vs, lm, ls, la = _qe_partials(a_coef, quadratic, corrected, t, root, b2, b, a, bz,
+                                          den, mm, p, beta, ell, psi, mean, vn)
+        part[PT_VM * TILE + i] = vm
+        part[PT_VS * TILE + i] = vs
+        part[PT_LM * TILE + i] = lm
+        part[PT_LS * TILE + i] = ls
+        part[PT_LA * TILE + i] = la
         part[PT_CORRECTED * TILE + i] = 1.0 if corrected else 0.0
         part[PT_HALF_RSIG * TILE + i] = 0.5 / sig if sig > 0.0 else 0.0
     for d in range(tangents_from, N_DIR):
