@@ -95,11 +95,12 @@ def mcgreeks_job(trade_table, market, n_paths, *, seed=1, methods=None):
         raise RuntimeError(f"mcgreeks internals changed ({type(exc).__name__}: {exc})") from None
 
 
-def mcgreeks_price_only(trade_table, market, n_paths, seed=1):
+def mcgreeks_price_only(trade_table, market, n_paths, seed=1, sampler="mc", **options):
     """The price of every trade alone (``greeks="none"``: no Greek is computed), with the
-    control variate ``price_portfolio`` uses by default.  Returns (prices, standard errors)."""
+    control variate ``price_portfolio`` uses by default (``options``: more of its arguments).
+    Returns (prices, standard errors)."""
     results = mcgreeks.price_portfolio(trade_table, market, n_paths=n_paths, seed=seed,
-                                       greeks="none")
+                                       greeks="none", sampler=sampler, **options)
     return results["price"].to_numpy(), results["price_se"].to_numpy()
 
 

@@ -95,6 +95,33 @@ def _rng_exp(key0, key1, n_tiles, n_steps, drift, sd):
     return total
 
 
+@njit(parallel=True, **_JIT)
+def _rng_qe(key0, key1, n_tiles, n_steps):
+    """The Heston QE floor: what a QE path-step must compute whatever its arithmetic, the two
+    normals (zs, zv) and zv's 1 - U by the engine's generator
+    (``rng.fill_normals_and_complements``), then, per path, the transcendental functions a
+    step takes (``models.heston.qe_tile_step``): two logarithms (the martingale correction's
+    and the exponential branch's), by the engine's vectorizable ``rng.log``, and three square
+    roots (the quadratic branch's two and the log-spot noise's), in a loop LLVM vectorizes.
+    Their arguments are kept positive and data-dependent so that nothing folds."""
+    total = 0.0
+    for b in prange(n_tiles):
+        zs, zv, tail = np.empty(TILE), np.empty(TILE), np.empty(TILE)
+        v = np.full(TILE, 0.04)
+        for k in range(n_steps):
+            R.fill_normals(key0, key1, np.uint64(0), np.uint64(b * TILE), np.uint64(2 * k), zs)
+            R.fill_normals_and_complements(key0, key1, np.uint64(0), np.uint64(b * TILE),
+                                           np.uint64(2 * k + 1), zv, tail)
+            for i in range(TILE):
+                root = math.sqrt(v[i] + zv[i] * zv[i])
+                b2 = math.sqrt(root + 1.0)
+                sig = math.sqrt(v[i] * 0.5 + 1e-3)
+                v[i] = 0.02 * (R.log(1.0 + b2) - R.log(tail[i])) + sig * 0.001 * zs[i]
+        for i in range(TILE):
+            total += v[i]
+    return total
+
+
 @njit(**_JIT)
 def _philox_only(n):
     s = np.uint64(0)
@@ -132,7 +159,9 @@ def limits(n_paths=1 << 16, n_steps=252):
     """Micro-benchmark rates (per second) of the generator and the price floor; dict.
 
     rng_{1,2}: ``fill_normals`` normals/s on 1 and 2 threads; rng_exp_{1,2}: the same plus a
-    Brownian step and one ``vecmath.exp`` per path-step (path-steps/s); philox_words: scalar
+    Brownian step and one ``vecmath.exp`` per path-step (path-steps/s); rng_qe_{1,2}: the Heston
+    QE floor, two normals, a complement, two logs and three square roots per path-step
+    (path-steps/s, ``_rng_qe``); philox_words: scalar
     Philox4x64-10 words/s; inverse_normal: scalar AS241 (``ndtri``)/s; exp / exp_vecmath: libm's
     ``math.exp`` (scalar) and ``vecmath.exp`` (vectorized loop) per second; normals_philox_ns /
     normals_ndtri_ns: ``fill_normals``' two halves per normal (``benchmarks/normals_speed.py``),
@@ -148,6 +177,8 @@ def limits(n_paths=1 << 16, n_steps=252):
             out[f"rng_{threads}"] = n_tiles * TILE * n_steps / t
             t = best_time(_rng_exp, key0, key1, n_tiles, n_steps, 0.0, 0.0126)
             out[f"rng_exp_{threads}"] = n_tiles * TILE * n_steps / t
+            t = best_time(_rng_qe, key0, key1, n_tiles, n_steps)
+            out[f"rng_qe_{threads}"] = n_tiles * TILE * n_steps / t
         finally:
             numba.set_num_threads(saved)
     n = 1 << 21
@@ -179,7 +210,7 @@ def _stage_drivers():
 
     @njit(**_JIT)
     def stage(level, key0, key1, stream, n_tiles, grid, s0, rate, div, vol, ti, tf, fix_idx,
-              need_tangents, scores):
+              policy, need_tangents, scores):
         """level 0: random numbers; 1: + Brownian path; 2: + each trade's date passes
         (``payoffs.accumulate``, and ``_score_sums`` with all scores); 3: + its per-path
         quantities and its twin's (``_fill_trade``, which repeats the date passes itself).  The
@@ -210,7 +241,7 @@ def _stage_drivers():
                         _score_sums(ti[j], fix_idx, grid, w, TILE, acc)
                     total += acc[0, 0]
                 else:
-                    _fill_trade(ti[j], tf[j], fix_idx, grid, w, TILE, s0, rate, mu, vol,
+                    _fill_trade(ti[j], tf[j], fix_idx, policy, grid, w, TILE, s0, rate, mu, vol,
                                 need_tangents, scores, False, acc, q, q_x)
                     total += q[0, 0]
         return total
@@ -261,7 +292,7 @@ def decomposition(n_paths=1 << 15, payoff="asian_arithmetic", greeks=True, repea
         stage = _stage_drivers()
         args = (np.uint64(seed_key(job.seed)), np.uint64(name_key(job.name)),
                 np.uint64(STREAM_MAIN), n_tiles, grid, p["spot"], p["rate"], p["div_yield"],
-                p["vol"], ti, tf, fix_idx, need_tangents, scores)
+                p["vol"], ti, tf, fix_idx, job.policy[0], need_tangents, scores)
         steps = n_tiles * TILE * grid.size
 
         def chunk_kernel():

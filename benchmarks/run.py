@@ -285,6 +285,14 @@ def measure_greeks(mode, refs):
                 payoff = "european" if case == "european" else "asian_arithmetic"
                 runs["mcgreeks", "price"] = lambda: C.mcgreeks_price_only(
                     C.trades(payoff), C.gbm_market(), n_mc)
+            else:
+                runs["mcgreeks", "price"] = lambda: C.mcgreeks_price_only(
+                    C.trades("european", underlying="H"), C.heston_market(), n_mc,
+                    steps_per_year=C.HESTON_STEPS / C.MATURITY)
+                # the tangent kernel's speed: auto takes fd for d_* here (Feller ratio < 1/2)
+                runs["mcgreeks", "pathwise"] = lambda: C.mcgreeks_all(
+                    C.trades("european", underlying="H"), C.heston_market(), n_mc,
+                    steps_per_year=C.HESTON_STEPS / C.MATURITY, method="pathwise")
         else:
             res["mcgreeks"] = dict(missing=heston_why)
         if case != "heston":
@@ -316,6 +324,9 @@ def measure_greeks(mode, refs):
             if ("mcgreeks", "price") in best:
                 res["mcgreeks"]["price"] = dict(seconds=best["mcgreeks", "price"], n_paths=n_mc,
                                                 se=float(last["mcgreeks", "price"][1][0]))
+            if ("mcgreeks", "pathwise") in best:
+                res["mcgreeks"]["pathwise"] = dict(seconds=best["mcgreeks", "pathwise"],
+                                                   n_paths=n_mc)
         if case == "asian":
             refs["asian"] = {q: v for q, (v, _) in res["mcgreeks"]["greeks"]["values"].items()}
         if ("NumPy", "greeks") in best:
@@ -384,17 +395,21 @@ def financepy_runs(mode):
     kw = dict(spot=C.GBM["spot"], strike=C.STRIKE, maturity=C.MATURITY, rate=C.GBM["rate"],
               vol=C.GBM["vol"], div_yield=C.GBM["div_yield"])
     n = 4_000_000
-    best = {"financepy": math.inf, "mcgreeks": math.inf}
-    se_mc = math.nan
+    best = {"financepy": math.inf, "mcgreeks": math.inf, "antithetic": math.inf}
+    se_mc = se_anti = math.nan
     with threads(THREADS):
         peers.financepy_european(kernel, n_paths=10_000, **kw)      # compile / load
-        for _ in range(3):        # alternate with mcgreeks' price-only European, same paths
+        for _ in range(3):        # alternate with mcgreeks' price-only European: n paths, and
+            # n antithetic pairs (FinancePy's n pairs are 2n payoffs)
             t, _ = timed(lambda: peers.financepy_european(kernel, n_paths=n, **kw))
             best["financepy"] = min(best["financepy"], t)
             try:
                 t, (_, se) = timed(lambda: C.mcgreeks_price_only(C.trades("european"),
                                                                   C.gbm_market(), n))
                 best["mcgreeks"], se_mc = min(best["mcgreeks"], t), float(se[0])
+                t, (_, se) = timed(lambda: C.mcgreeks_price_only(
+                    C.trades("european"), C.gbm_market(), 2 * n, sampler="antithetic"))
+                best["antithetic"], se_anti = min(best["antithetic"], t), float(se[0])
             except RuntimeError as exc:
                 log(f"  mcgreeks price only: {exc}")
         prices = [peers.financepy_european(kernel, n_paths=n // 8, seed=100 + s, **kw)
@@ -402,7 +417,9 @@ def financepy_runs(mode):
     se_small = float(np.std(prices, ddof=1))          # SE of one run of n/8 pairs
     return dict(seconds=best["financepy"], n_pairs=n, import_seconds=import_seconds,
                 price_se=se_small / math.sqrt(8), price=float(np.mean(prices)),
-                mcgreeks_seconds=best["mcgreeks"], mcgreeks_n=n, mcgreeks_se=se_mc)
+                mcgreeks_seconds=best["mcgreeks"], mcgreeks_n=n, mcgreeks_se=se_mc,
+                antithetic_seconds=best["antithetic"], antithetic_n=2 * n,
+                antithetic_se=se_anti)
 
 
 # -- 3. scaling -----------------------------------------------------------------------------------
@@ -667,10 +684,21 @@ def headline(data):
             # time to the same price SE (the antithetic pairs' lower variance counted)
             h["euro_vs_financepy_time"] = (fp["seconds"] * fp["price_se"] ** 2) / \
                 (e["seconds"] * e["se"] ** 2)
+            if np.isfinite(fp.get("antithetic_seconds", math.nan)):     # both in pairs
+                h["euro_anti_vs_financepy_time"] = (fp["seconds"] * fp["price_se"] ** 2) / \
+                    (fp["antithetic_seconds"] * fp["antithetic_se"] ** 2)
     with _guard(what="headline: limit"):
         a = data["greeks"]["asian"]["mcgreeks"]["price"]
         h["asian_price_path_steps"] = a["n_paths"] * 252 / a["seconds"]
         h["limit_path_steps"] = data["limits"]["limits"][f"rng_exp_{THREADS}"]
+    with _guard(what="headline: Heston limit"):
+        hs = data["greeks"]["heston"]["mcgreeks"]
+        steps = 252
+        h["heston_limit_path_steps"] = data["limits"]["limits"][f"rng_qe_{THREADS}"]
+        h["heston_price_path_steps"] = hs["price"]["n_paths"] * steps / hs["price"]["seconds"]
+        h["heston_all_path_steps"] = hs["greeks"]["n_paths"] * steps / hs["greeks"]["seconds"]
+        h["heston_pathwise_path_steps"] = hs["pathwise"]["n_paths"] * steps / \
+            hs["pathwise"]["seconds"]
     return h
 
 
@@ -729,6 +757,9 @@ def write_report(data, out_dir, mode):
                 "| |")
             add(f"| same, FinancePy ÷ mcgreeks time to the same price SE (FinancePy's SE from 16 "
                 f"seeds) | {h['euro_vs_financepy_time']:.2f}× | |")
+            if "euro_anti_vs_financepy_time" in h:
+                add(f"| same, mcgreeks with `sampler=\"antithetic\"` (both in reflected pairs) | "
+                    f"{h['euro_anti_vs_financepy_time']:.2f}× | ≥ 1.5× |")
         else:
             add(f"| European price only vs FinancePy | not measured: "
                 f"{data.get('financepy', {}).get('missing', '')} | > 1× |")
@@ -737,6 +768,20 @@ def write_report(data, out_dir, mode):
                 f"vectorized exp per step, {THREADS} threads) | {h['asian_price_path_steps'] / h['limit_path_steps']:.2f} "
                 f"({fmt_rate(h['asian_price_path_steps'])} of {fmt_rate(h['limit_path_steps'])}) | "
                 "≥ 0.5 |")
+        if "heston_price_path_steps" in h:
+            from benchmarks import cases as C
+            lim = h["heston_limit_path_steps"]
+            feller = 2 * C.HESTON["kappa"] * C.HESTON["vbar"] / C.HESTON["xi"] ** 2
+            add(f"| Heston European (252 QE steps) ÷ the QE limit (its generator + the two logs and "
+                f"three square roots of a step, {THREADS} threads): price only; price + all nine "
+                f"sensitivities by `pathwise` (the tangent kernel); by `auto` (which takes fd "
+                f"where the Feller ratio, here {feller:.2f}, is below 1/2) | "
+                f"{h['heston_price_path_steps'] / lim:.2f} "
+                f"({fmt_rate(h['heston_price_path_steps'])} of {fmt_rate(lim)}); "
+                f"{h['heston_pathwise_path_steps'] / lim:.2f} "
+                f"({fmt_rate(h['heston_pathwise_path_steps'])}); "
+                f"{h['heston_all_path_steps'] / lim:.2f} ({fmt_rate(h['heston_all_path_steps'])}) "
+                "| ≥ 0.5; ≥ 0.25 |")
         add("")
 
     with _guard(add):
@@ -889,7 +934,7 @@ def write_report(data, out_dir, mode):
     with _guard(add):
         lim = data["limits"]["limits"]
     with _guard(add):
-        add("## The limit for price-only GBM\n")
+        add("## The limits: price-only GBM and a Heston QE step\n")
         add("Micro-benchmarks in numba of what any GBM path price must do (`benchmarks/"
             "profile_engine.py`): the engine's own counter-based normals (`rng.fill_normals`: "
             "Philox4x64-10 with each 64×64→128-bit product one native `mul i128`, AS241 "
@@ -901,6 +946,10 @@ def write_report(data, out_dir, mode):
             f"({1e9 / lim['rng_1']:.2f} ns) | {fmt_rate(lim['rng_2'])} |")
         add(f"| normals + step + `vecmath.exp`, path-steps/s | {fmt_rate(lim['rng_exp_1'])} "
             f"({1e9 / lim['rng_exp_1']:.2f} ns) | {fmt_rate(lim['rng_exp_2'])} |")
+        if "rng_qe_1" in lim:
+            add(f"| Heston QE floor: 2 normals + 1 − U + 2 `rng.log` + 3 √ per path-step | "
+                f"{fmt_rate(lim['rng_qe_1'])} ({1e9 / lim['rng_qe_1']:.2f} ns) | "
+                f"{fmt_rate(lim['rng_qe_2'])} |")
         add("")
         if "normals_philox_ns" in lim:
             parts = (f"`fill_normals`' halves (`benchmarks/normals_speed.py`): Philox words → "
