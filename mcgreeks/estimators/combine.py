@@ -92,6 +92,39 @@ def estimate(g, e, q, i, s0, rate, pay, disc, jumps, coef, baseline):
     return optimal.blend(w, coef, d, ell, c1, c2, c3, c4, c5)
 
 
+@kernel(inline=True)
+def estimate_tile(g, e, q, m, s0, rate, pay, disc, jumps, coef, baseline, x):
+    """``estimate`` of paths 0..m-1 into x[:m], the same bits, in loops split by what is the
+    same for every path (the quantity, the estimator, the baseline): one loop holding every
+    estimator's code is one LLVM neither vectorizes nor unswitches, and it cost a GBM
+    European 6 ns a path per estimate (15 with the blend's call).  The blend's weight and
+    baseline coefficients are read once, as scalars."""
+    if g == G.PRICE:
+        for i in range(m):
+            x[i] = disc * q[F, i]
+        return
+    if e == G.PATHWISE or e == G.MIXED:
+        for i in range(m):
+            x[i] = direct(g, q, i, s0, rate, pay, disc, jumps)
+        return
+    if e == G.LR:
+        for i in range(m):
+            x[i] = 0.0
+    else:
+        for i in range(m):
+            x[i] = direct(g, q, i, s0, rate, pay, disc, jumps)
+    w = coef[optimal.W] if e == G.OPTIMAL else (1.0 if e == G.VIBRATO else 0.0)
+    k1, k2, k3, k4, k5 = coef[1], coef[2], coef[3], coef[4], coef[5]
+    for i in range(m):
+        ell = likelihood(g, q, i, rate, pay, disc) if e != G.VIBRATO else 0.0
+        c1 = c2 = c3 = c4 = c5 = 0.0
+        if baseline:
+            c1, c2, c3, c4, c5 = optimal.controls(q[Z_FIRST, i], q[Z_LAST, i], q[Q_EXCESS, i])
+        # optimal.blend's expression
+        x[i] = (w * x[i] + (1.0 - w) * ell
+                - (k1 * c1 + k2 * c2 + k3 * c3 + k4 * c4 + k5 * c5))
+
+
 #: ``estimate`` called rather than inlined, for a pricer whose paths cost microseconds (Heston):
 #: one compiled copy instead of an inlined one saves compile time, where inlining saves a GBM
 #: path's few nanoseconds (a call passes every array as about ten scalars).

@@ -299,9 +299,7 @@ def _estimates(g, e, kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, div, v
             x[i] = _fd(g, kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol,
                        disc * q[F, i], bumps)
         return
-    jumps = P.jumps(ti)
-    for i in range(m):
-        x[i] = C.estimate(g, e, q, i, s0, rate, pay, disc, jumps, coef, baseline)
+    C.estimate_tile(g, e, q, m, s0, rate, pay, disc, P.jumps(ti), coef, baseline, x)
 
 
 def needs(slots):
