@@ -941,6 +941,8 @@ def write_report(data, out_dir, mode):
             "vectorized over the paths of a tile, its tails gathered and taken through its own "
             "log), and those plus one Brownian step and one `exp` per path-step by the engine's "
             "vectorizable `vecmath.exp` (the arithmetic-average floor).\n")
+        if data["limits"].get("note"):
+            add(data["limits"]["note"] + "\n")
         add("| kernel | 1 thread | 2 threads |\n|---|---|---|")
         add(f"| normals (`fill_normals`), per second | {fmt_rate(lim['rng_1'])} "
             f"({1e9 / lim['rng_1']:.2f} ns) | {fmt_rate(lim['rng_2'])} |")
