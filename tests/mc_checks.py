@@ -38,6 +38,43 @@ def natural_scale(p):
                          "theta": p.spot * p.vol / np.sqrt(p.maturity)}).set_index(p.index)
 
 
+def closed_forms(trades, market):
+    """Black-Scholes closed forms (price and Greeks, one row per trade_id) of each trade of a
+    GBM book whose payoffs are european, asian_geometric or digital (``mcgreeks.analytic``,
+    checked against QuantLib in tests/analytic)."""
+    from mcgreeks.analytic import asian, black_scholes as bs
+    p = trades.merge(market, on="underlying").set_index("trade_id")
+    out = {}
+    for tid, r in p.iterrows():
+        args = dict(spot=r.spot, strike=r.strike, maturity=r.maturity, rate=r.rate, vol=r.vol,
+                    div_yield=r.div_yield, is_call=r.option_type == "call")
+        if r.payoff == "european":
+            out[tid] = bs.european(**args)
+        elif r.payoff == "asian_geometric":
+            out[tid] = asian.geometric_asian(**args, n_fixings=int(r.n_fixings))
+        else:
+            out[tid] = bs.digital(**args, cash=r.cash)
+    return pd.DataFrame(out).T
+
+
+def assert_same_bits_across_threads_and_chunks(trades, market, **options):
+    """``price_portfolio(trades, market, **options)`` gives the same bits in every numeric
+    column on one thread as on two, and with the paths cut into segment-sized chunks and
+    3-tile blocks."""
+    from mcgreeks import engine, price_portfolio
+
+    def numbers(table):
+        return table.select_dtypes("number").to_numpy()
+
+    reference = price_portfolio(trades, market, **options)
+    with one_thread():
+        single = price_portfolio(trades, market, **options)
+    chunked = price_portfolio(trades, market, **options, chunk_paths=engine.SEGMENT,
+                              block_paths=3 * engine.TILE)
+    for other in (single, chunked):
+        np.testing.assert_array_equal(numbers(other), numbers(reference))
+
+
 @contextlib.contextmanager
 def one_thread():
     """numba runs on one thread inside the block; the reproducibility tests compare that with

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mc_checks import assert_within_4se, natural_scale, one_thread
+from mc_checks import (assert_same_bits_across_threads_and_chunks, assert_within_4se,
+                       closed_forms, natural_scale)
 from mcgreeks import engine, price_portfolio
-from mcgreeks.analytic import asian, black_scholes as bs
 from mcgreeks.validation import InputError
 
 GREEKS = ("delta", "gamma", "vega", "rho", "theta")
@@ -40,20 +40,14 @@ TRADES = _trades()
 
 
 def _closed_forms():
+    """(closed forms, natural sizes) of TRADES."""
     p = TRADES.merge(MARKET, on="underlying").set_index("trade_id")
-    out = {}
-    for tid, r in p.iterrows():
-        args = dict(spot=r.spot, strike=r.strike, maturity=r.maturity, rate=r.rate, vol=r.vol,
-                    div_yield=r.div_yield, is_call=r.option_type == "call")
-        out[tid] = (bs.european(**args) if r.payoff == "european" else
-                    asian.geometric_asian(**args, n_fixings=int(r.n_fixings))
-                    if r.payoff == "asian_geometric" else bs.digital(**args, cash=r.cash))
     scale = natural_scale(p)
     # a digital paying C is a strike-derivative of calls: its sizes are a vanilla's over σ√T
     digital = (p.payoff == "digital").to_numpy()
     scale.loc[digital] = scale.loc[digital].div(p.vol[digital] * np.sqrt(p.maturity[digital]),
                                                 axis=0)
-    return pd.DataFrame(out).T, scale
+    return closed_forms(TRADES, MARKET), scale
 
 
 @pytest.mark.parametrize("method", ESTIMATORS)
@@ -149,7 +143,8 @@ def test_multi_asset_trades_agree_with_plain_monte_carlo():
         dict(trade_id="b", underlying="A;H", payoff="basket", option_type="put",
              strike=100.0, maturity=1.0, quantity=1.0, weights="0.5;0.5")])
     kw = dict(n_paths=1 << 15, risk=True, greeks="all")
-    anti, anti_risk = price_portfolio(trades, CORRELATED, correlations=PAIRS, seed=31, sampler="antithetic",
+    anti, anti_risk = price_portfolio(trades, CORRELATED, correlations=PAIRS, seed=31,
+                                      sampler="antithetic",
                                       **kw)
     plain, plain_risk = price_portfolio(trades, CORRELATED, correlations=PAIRS, seed=32, **kw)
     _agree(anti, plain, ("price",))
@@ -177,23 +172,14 @@ def test_exercisable_trades_agree_with_plain_monte_carlo():
            ("price", "delta", "gamma", "rho", "theta"))
 
 
-def _numbers(table):
-    return table.select_dtypes("number").to_numpy()
-
-
 def test_same_bits_on_one_or_two_threads_and_any_chunking():
     trades = pd.concat([TRADES, pd.DataFrame([dict(
         trade_id="Hc", underlying="H", payoff="european", option_type="call", strike=105.0,
         maturity=1.0, quantity=1.0)])], ignore_index=True)
     market = pd.concat([MARKET, HESTON.iloc[:1]], ignore_index=True)
-    kw = dict(n_paths=2 * engine.SEGMENT + 2 * engine.TILE + 6, seed=3, sampler="antithetic")
-    reference = price_portfolio(trades, market, **kw)
-    with one_thread():
-        single = price_portfolio(trades, market, **kw)
-    chunked = price_portfolio(trades, market, **kw, chunk_paths=engine.SEGMENT,
-                              block_paths=3 * engine.TILE)
-    for other in (single, chunked):
-        np.testing.assert_array_equal(_numbers(other), _numbers(reference))
+    assert_same_bits_across_threads_and_chunks(
+        trades, market, n_paths=2 * engine.SEGMENT + 2 * engine.TILE + 6, seed=3,
+        sampler="antithetic")
 
 
 def test_an_odd_number_of_paths_is_an_input_error():
@@ -206,8 +192,9 @@ def test_an_odd_number_of_paths_is_an_input_error():
 def test_standard_errors_are_calibrated_over_seeds():
     """z = (estimate - closed form) / SE over 40 seeds, per quantity of an ATM call by auto
     (whose estimators differ per Greek): mean 0 and standard deviation 1 within their own
-    sampling error (4 × 1/√40 and about 4 × 1/√80), pooled as well.  An SE computed from single
-    paths rather than pair means would be too large for the price (std of z well below 1)."""
+    sampling error (4 × 1/√40 and about 4 × 1/√80), pooled as well.  An SE computed from
+    single paths rather than pair means would be too large for the price (std of z well
+    below 1)."""
     trades = TRADES[TRADES.trade_id.isin(["A-call", "A-dig"])]
     reference, _ = _closed_forms()
     quantities = ("price",) + GREEKS

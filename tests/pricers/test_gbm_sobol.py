@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mc_checks import assert_within_4se, one_thread
-from mcgreeks import engine, price_portfolio
-from mcgreeks.analytic import asian, black_scholes as bs
+from mc_checks import assert_same_bits_across_threads_and_chunks, assert_within_4se, closed_forms
+from mcgreeks import price_portfolio
 from mcgreeks.validation import InputError
 
 N_PATHS = 16 * 4096          # 16 scramblings of 2**12 points
@@ -36,19 +35,6 @@ def _trades():
 TRADES = _trades()
 
 
-def _reference():
-    p = TRADES.merge(MARKET, on="underlying").set_index("trade_id")
-    out = {}
-    for tid, r in p.iterrows():
-        args = dict(spot=r.spot, strike=r.strike, maturity=r.maturity, rate=r.rate, vol=r.vol,
-                    div_yield=r.div_yield, is_call=r.option_type == "call")
-        if r.payoff == "european":
-            out[tid] = bs.european(**args)
-        else:
-            out[tid] = asian.geometric_asian(**args, n_fixings=int(r.n_fixings))
-    return pd.DataFrame(out).T
-
-
 def _scale():
     p = TRADES.merge(MARKET, on="underlying").set_index("trade_id")
     t = p.maturity
@@ -68,8 +54,8 @@ def runs():
 
 
 def test_prices_and_first_order_greeks_within_4se(runs):
-    assert_within_4se(runs["sobol"], _reference(), _scale(), ("price",) + FIRST_ORDER,
-                      "optimal")
+    assert_within_4se(runs["sobol"], closed_forms(TRADES, MARKET), _scale(),
+                      ("price",) + FIRST_ORDER, "optimal")
 
 
 def test_geometric_asian_price_error_tenfold_smaller_than_monte_carlo(runs):
@@ -83,14 +69,8 @@ def _numbers(table):
 
 
 def test_same_bits_on_one_or_two_threads_and_any_chunking():
-    kw = dict(n_paths=N_PATHS, seed=3, sampler="sobol")
-    reference = price_portfolio(TRADES, MARKET, **kw)
-    with one_thread():
-        single = price_portfolio(TRADES, MARKET, **kw)
-    chunked = price_portfolio(TRADES, MARKET, **kw, chunk_paths=engine.SEGMENT,
-                              block_paths=3 * engine.TILE)
-    for other in (single, chunked):
-        np.testing.assert_array_equal(_numbers(other), _numbers(reference))
+    assert_same_bits_across_threads_and_chunks(TRADES, MARKET, n_paths=N_PATHS, seed=3,
+                                               sampler="sobol")
 
 
 def test_every_payoff_and_estimator_agrees_with_monte_carlo():
