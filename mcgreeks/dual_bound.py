@@ -232,7 +232,8 @@ from mcgreeks._jit import kernel
 from mcgreeks.exercise_policy import (B0, N_POLICY, european_value, exercises, exercises_at,
                                       exercises_legs, variance_weights)
 from mcgreeks.models import heston as H
-from mcgreeks.rng import STREAM_DUAL, fill_complements, fill_normals, normal
+from mcgreeks.rng import (STREAM_DUAL, fill_complements, fill_normals,
+                          fill_normals_and_complements, normal)
 
 #: Outer paths by default: the bound's standard error falls as 1/√n_outer (module docstring).
 DEFAULT_OUTER = 1000
@@ -682,9 +683,11 @@ def _heston_continuation(policy, coef, scen, scheme, date_of, disc, growth, rema
         dense = n_live * SPARSE >= m
         if dense:
             fill_normals(key0, key1, stream, path0, draw, zs)
-            fill_normals(key0, key1, stream, path0, draw + np.uint64(1), zv)
-            if scheme == H.QE:
-                fill_complements(key0, key1, stream, path0, draw + np.uint64(1), tail[:m])
+            if scheme == H.QE:      # zv and its 1 - U from one pass over the Philox words
+                fill_normals_and_complements(key0, key1, stream, path0, draw + np.uint64(1),
+                                             zv, tail)
+            else:
+                fill_normals(key0, key1, stream, path0, draw + np.uint64(1), zv)
         d = date_of[i]
         carry = math.exp(-div_yield * (remaining[0] - remaining[i - 1]))     # e^{-q t_i}
         kept = 0

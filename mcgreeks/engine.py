@@ -409,7 +409,8 @@ def estimate(count, state, control_mean=None, pairs=False):
         mean[use] -= beta[use] * (state[use, MEAN_X] - control_mean[use])
         m2[use] = np.maximum(m2[use] - beta[use] * state[use, C_XY], 0.0)
         dof[use] = max(samples - 2, 1)
-    se = np.sqrt(m2 * (samples / max(count, 1)) / dof / max(samples, 1))
+    # pairs: Var(mean) = (m2 / 2) / (dof P) with P = count / 2 pair means, i.e. m2 / (dof count)
+    se = np.sqrt(m2 / dof / max(count, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         reduction = np.where(m2 > 0, state[:, M2] / m2, 1.0)
     return mean, se, reduction, beta

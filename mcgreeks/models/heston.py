@@ -406,26 +406,10 @@ def qe_tile_step(coef, zs, zv, tail, m, state_v, state_x, x_next, v_next):
     and log-spots state_x, x_next[i] = state_x[i] = state_x[i] + dx and v_next[i] = state_v[i] =
     the new variance (zs, zv, tail: the step's rows of ``tile_normals``).
 
-    Bit for bit ``qe_step`` (the same expressions), written so that LLVM vectorizes it: both
-    branches are computed for every path and one is selected."""
-    psi_c = coef[PSI]
-    a_coef = coef[A]
+    Bit for bit ``qe_step`` (``_qe_values``: the same expressions), written so that LLVM
+    vectorizes it: both branches are computed for every path and one is selected."""
     for i in range(m):
-        vi = state_v[i]
-        mean = coef[M0] + coef[M1] * vi
-        psi = (coef[S0] + coef[S1] * vi) / (mean * mean)
-        vq, cq, _, _, b2, _, a, _, den = _quadratic(mean, psi, zv[i], a_coef)
-        ratio, ce, mm, _, beta = _exponential(mean, psi, tail[i], a_coef)
-        quadratic = psi <= psi_c
-        # one logarithm serves the martingale correction of either branch
-        log_corr = log(den if quadratic else mm)
-        ve = _exponential_v(ratio, beta, log(1.0 if quadratic else ratio))[0]
-        corrected = cq if quadratic else ce
-        if quadratic:
-            vn, log_m = vq, _quadratic_log_m(a_coef, b2, a, den, log_corr)
-        else:
-            vn, log_m = ve, log_corr
-        dx = _log_spot_step(coef, vi, vn, zs[i], corrected, log_m if corrected else 0.0)[0]
+        vn, dx = _qe_values(coef, state_v[i], zs[i], zv[i], tail[i])[:2]
         state_x[i] += dx
         x_next[i] = state_x[i]
         v_next[i] = vn
