@@ -860,8 +860,7 @@ def _qe_tail(row, v, zv):
     branch (ψ above the switch, decided as ``models.heston.qe_step`` decides), else 0.5, which
     that step does not read.  Φ(-zv) has to be computed (``vecmath.normal_tail``: zv mixes two
     draws, so no uniform holds it), and most steps take the quadratic branch."""
-    m = row[H.M0] + row[H.M1] * v
-    if (row[H.S0] + row[H.S1] * v) / (m * m) <= row[H.PSI]:
+    if H.qe_moments(row, v)[2]:
         return 0.5
     return vecmath.normal_tail(zv)
 

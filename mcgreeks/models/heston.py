@@ -231,48 +231,74 @@ def scenario_coefficients(dt, params, scenarios, psi_c=PSI_C):
 # -- one step of one path ------------------------------------------------------------------------
 
 @kernel(inline=True)
-def _quadratic(m, psi, zv, a_coef):
-    """Andersen's quadratic branch (psi <= psi_c): v_next = a (b + zv)^2 with
-    b^2 = 2/psi - 1 + sqrt(2/psi (2/psi - 1)) and a = m / (1 + b^2), and ln M = A b^2 a / (1 - 2 A a)
-    - ln(1 - 2 A a) / 2 where den = 1 - 2 A a > 0 (``corrected``; ``_quadratic_log_m``).
-    Returns (v_next, corrected, t, root, b2, b, a, bz, den); the logarithm is left to the
-    caller, so that a tile computes one for both branches."""
-    t = 2.0 / psi
+def qe_moments(coef, v):
+    """What both QE branches need from variance v, with one division: (m, s2, quadratic, t,
+    one_p, beta, r_beta).  m = M0 + M1 v and s2 = S0 + S1 v are the conditional mean and
+    variance of the next variance, psi = s2 / m^2; quadratic = psi <= psi_c, tested as
+    s2 <= psi_c m^2; t = 2 / psi; one_p = 1 - p = 2 / (psi + 1) (p = (psi - 1) / (psi + 1), the
+    atom's mass); beta = (1 - p) / m and r_beta = 1 / beta.  With w = s2 + m^2 and
+    d = 1 / (s2 w m): t = 2 m^3 w d, 1 - p = 2 m^3 s2 d, beta = 2 m^2 s2 d, 1 / beta =
+    s2 w^2 d / 2.  Divisions and square roots bound the step (about 2 and 3 cycles each, even
+    vectorized), so the five divisions these take one at a time are one here."""
+    m = coef[M0] + coef[M1] * v
+    s2 = coef[S0] + coef[S1] * v
+    m2 = m * m
+    w = s2 + m2
+    d = 1.0 / (s2 * w * m)
+    m3d = 2.0 * m2 * m * d
+    return (m, s2, s2 <= coef[PSI] * m2, m3d * w, m3d * s2, 2.0 * m2 * s2 * d,
+            0.5 * s2 * w * w * d)
+
+
+@kernel(inline=True)
+def _quadratic(m, t, zv, a_coef):
+    """Andersen's quadratic branch (psi <= psi_c), given t = 2 / psi (``qe_moments``):
+    v_next = a (b + zv)^2 with b^2 = t - 1 + sqrt(t (t - 1)) and a = m / (1 + b^2), and
+    ln M = A b^2 a / (1 - 2 A a) - ln(1 - 2 A a) / 2 where den = 1 - 2 A a > 0 (``corrected``;
+    ``_quadratic_log_m``).  Returns (v_next, corrected, root, b2, b, a, bz, den, a_den),
+    a_den = a / den; the logarithm is left to the caller, so that a tile computes one for both
+    branches.  With g = 1 + b^2 and h = g - 2 A m (den = h / g), a, den and a / den come from
+    one reciprocal r = 1 / (g h): a = m h r, den = h^2 r, a / den = m g r."""
     root = math.sqrt(t * (t - 1.0))
     b2 = t - 1.0 + root
     b = math.sqrt(b2)
-    a = m / (1.0 + b2)
+    g = 1.0 + b2
+    h = g - 2.0 * a_coef * m
+    hs = h if h != 0.0 else 1.0         # h = 0: no correction, and a stays m / g
+    r = 1.0 / (g * hs)
+    a = m * hs * r
     bz = b + zv
-    v_next = a * bz * bz
-    den = 1.0 - 2.0 * a_coef * a
-    return v_next, den > 0.0, t, root, b2, b, a, bz, den
+    return a * bz * bz, h > 0.0, root, b2, b, a, bz, h * h * r, m * g * r
 
 
 @kernel(inline=True)
-def _quadratic_log_m(a_coef, b2, a, den, log_den):
-    """ln M of the quadratic branch, given log_den = ln(1 - 2 A a) (``_quadratic``'s den)."""
-    return a_coef * b2 * a / den - 0.5 * log_den
+def _quadratic_log_m(a_coef, b2, a_den, log_den):
+    """ln M of the quadratic branch, given a_den = a / den and log_den = ln(1 - 2 A a)
+    (``_quadratic``)."""
+    return a_coef * b2 * a_den - 0.5 * log_den
 
 
 @kernel(inline=True)
-def _exponential(m, psi, tail, a_coef):
-    """Andersen's exponential branch (psi > psi_c) given tail = 1 - U (U = Phi(zv)):
-    p = (psi - 1) / (psi + 1), beta = (1 - p) / m, v_next = ln((1 - p) / (1 - U)) / beta, or 0 (the
-    atom) when U <= p; ln M = ln(mm), mm = p + beta (1 - p) / (beta - A), where beta > A
-    (``corrected``).  Returns (ratio, corrected, mm, p, beta), ratio = (1 - p) / (1 - U): the
-    logarithms of ratio and mm are left to the caller (``_exponential_v``)."""
-    p = (psi - 1.0) / (psi + 1.0)
-    beta = (1.0 - p) / m
-    ratio = 2.0 / (psi + 1.0) / tail                 # (1 - p) / (1 - U), 1 - p without cancellation
-    mm = p + beta * (1.0 - p) / (beta - a_coef)
-    return ratio, beta > a_coef, mm, p, beta
+def _exponential(one_p, beta, tail, a_coef):
+    """Andersen's exponential branch (psi > psi_c), given 1 - p and beta (``qe_moments``) and
+    tail = 1 - U (U = Phi(zv)): v_next = ln((1 - p) / (1 - U)) / beta, or 0 (the atom) when
+    U <= p; ln M = ln(mm), mm = p + beta (1 - p) / (beta - A), where beta > A (``corrected``).
+    Returns (ratio, corrected, mm, p), ratio = (1 - p) / (1 - U), both quotients from one
+    reciprocal of tail (beta - A): the logarithms of ratio and mm are left to the caller
+    (``_exponential_v``)."""
+    p = 1.0 - one_p
+    gap = beta - a_coef
+    gs = gap if gap != 0.0 else 1.0     # gap = 0: no correction
+    r = 1.0 / (tail * gs)
+    return one_p * gs * r, gap > 0.0, p + beta * one_p * tail * r, p
 
 
 @kernel(inline=True)
-def _exponential_v(ratio, beta, log_ratio):
-    """(v_next, ell) of the exponential branch given log_ratio = ln(ratio) (``_exponential``)."""
+def _exponential_v(ratio, r_beta, log_ratio):
+    """(v_next, ell) of the exponential branch given log_ratio = ln(ratio) (``_exponential``)
+    and r_beta = 1 / beta: v_next = ell / beta."""
     ell = log_ratio if ratio > 1.0 else 0.0
-    return ell / beta, ell
+    return ell * r_beta, ell
 
 
 @kernel(inline=True)
@@ -300,16 +326,14 @@ def qe_step(v, zv, zs, tail, coef):
     for corr > 0 and large steps: then the step is Andersen's uncorrected one).  The same
     arithmetic, hence the same bits, as ``qe_tile_step`` (logarithms by ``rng.log``), but only
     the branch taken is computed."""
-    m = coef[M0] + coef[M1] * v
-    s2 = coef[S0] + coef[S1] * v
-    psi = s2 / (m * m)
+    m, _, quadratic, t, one_p, beta, r_beta = qe_moments(coef, v)
     a_coef = coef[A]
-    if psi <= coef[PSI]:
-        v_next, corrected, _, _, b2, _, a, _, den = _quadratic(m, psi, zv, a_coef)
-        log_m = _quadratic_log_m(a_coef, b2, a, den, log(den)) if corrected else 0.0
+    if quadratic:
+        v_next, corrected, _, b2, _, _, _, den, a_den = _quadratic(m, t, zv, a_coef)
+        log_m = _quadratic_log_m(a_coef, b2, a_den, log(den)) if corrected else 0.0
     else:
-        ratio, corrected, mm, _, beta = _exponential(m, psi, tail, a_coef)
-        v_next = _exponential_v(ratio, beta, log(ratio))[0]
+        ratio, corrected, mm, _ = _exponential(one_p, beta, tail, a_coef)
+        v_next = _exponential_v(ratio, r_beta, log(ratio))[0]
         log_m = log(mm) if corrected else 0.0
     dx, sig = _log_spot_step(coef, v, v_next, zs, corrected, log_m)
     return v_next, dx, sig
@@ -381,16 +405,16 @@ def _qe_adjoint_step(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs
         vi = v_prev[i] if has_prev else v0
         zs_i, zv_i = zs[i], zv[i]
         live = 1.0 if k <= ends[i] else 0.0
-        (vn, _, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, psi,
+        (vn, _, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, s2,
          mean, ratio) = _qe_values(row, vi, zs_i, zv_i, tail[i])
         vm, vs, lm, ls, _ = _qe_partials(a_coef, quadratic, corrected, t, root, b2, b, a, bz,
-                                         den, mm, p, beta, ell, psi, mean, vn)
+                                         den, mm, p, beta, ell, s2, mean, vn)
         spread = 0.5 * row[K3] * zs_i / sig if sig > 0.0 else 0.0
         a_prev = (-(lm * row[M1] + ls * row[S1]) - 0.5 * row[K3] + spread) if corrected \
             else row[K1] + spread
         b_next = row[K2] + spread
         f_prev = vm * row[M1] + vs * row[S1]
-        r_1p = 0.5 * (psi + 1.0)                    # 1 / (1 - p)
+        r_1p = 0.5 * (s2 / (mean * mean) + 1.0)     # 1 / (1 - p)
         density = vecmath.exp(-0.5 * zv_i * zv_i) * _FRAC_1_SQRT_2PI
         f_exp = density * mean * ratio * r_1p * r_1p if ratio > 1.0 else 0.0
         f_zv = 2.0 * a * bz if quadratic else f_exp
@@ -430,34 +454,33 @@ N_PT = 10
 def _qe_values(coef, vi, zs, zv, tail):
     """``qe_tile_step``'s arithmetic for one path (the same expressions, so the same bits as
     ``qe_step``): (v_next, dx, sig) and what the partials reuse (quadratic, corrected, t, root,
-    b2, b, a, bz, den, mm, p, beta, ell, psi, mean, ratio)."""
+    b2, b, a, bz, den, mm, p, beta, ell, s2, mean, ratio)."""
     a_coef = coef[A]
-    mean = coef[M0] + coef[M1] * vi
-    psi = (coef[S0] + coef[S1] * vi) / (mean * mean)
-    vq, cq, t, root, b2, b, a, bz, den = _quadratic(mean, psi, zv, a_coef)
-    ratio, ce, mm, p, beta = _exponential(mean, psi, tail, a_coef)
-    quadratic = psi <= coef[PSI]
+    mean, s2, quadratic, t, one_p, beta, r_beta = qe_moments(coef, vi)
+    vq, cq, root, b2, b, a, bz, den, a_den = _quadratic(mean, t, zv, a_coef)
+    ratio, ce, mm, p = _exponential(one_p, beta, tail, a_coef)
     # one logarithm serves the martingale correction of either branch
     log_corr = log(den if quadratic else mm)
-    ve, ell = _exponential_v(ratio, beta, log(1.0 if quadratic else ratio))
+    ve, ell = _exponential_v(ratio, r_beta, log(1.0 if quadratic else ratio))
     corrected = cq if quadratic else ce
     if quadratic:
-        vn, log_m = vq, _quadratic_log_m(a_coef, b2, a, den, log_corr)
+        vn, log_m = vq, _quadratic_log_m(a_coef, b2, a_den, log_corr)
     else:
         vn, log_m = ve, log_corr
     dx, sig = _log_spot_step(coef, vi, vn, zs, corrected, log_m if corrected else 0.0)
     return (vn, dx, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell,
-            psi, mean, ratio)
+            s2, mean, ratio)
 
 
 @kernel(inline=True)
-def _qe_partials(a_coef, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, psi,
+def _qe_partials(a_coef, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, s2,
                  mean, vn):
     """``qe_step``'s partials (vm, vs, lm, ls, la; the last three 0 where the martingale
     correction fails) from ``_qe_values``' intermediates, both branches computed and one
     selected, so that a loop over paths vectorizes; qe_step's divisions are products with six
     reciprocals here (m, root b, den, psi + 1, beta - A, M), so the two agree up to rounding."""
     r_m = 1.0 / mean
+    psi = s2 * r_m * r_m
     psi_m = -2.0 * psi * r_m
     psi_s = r_m * r_m
     # the quadratic branch's
@@ -523,7 +546,7 @@ def qe_tile_tangent_step(coef, dk, zs, zv, tail, m, tangents_from, partials, sta
         return
     for i in range(m):
         vi = state_v[i]
-        (vn, dx, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, psi,
+        (vn, dx, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, s2,
          mean, _) = _qe_values(coef, vi, zs[i], zv[i], tail[i])
         part[PT_X * TILE + i] += dx
         x_next[i] = part[PT_X * TILE + i]
@@ -532,7 +555,7 @@ def qe_tile_tangent_step(coef, dk, zs, zv, tail, m, tangents_from, partials, sta
         part[PT_V * TILE + i] = vi
         part[PT_SIG * TILE + i] = sig
         vm, vs, lm, ls, la = _qe_partials(a_coef, quadratic, corrected, t, root, b2, b, a, bz,
-                                          den, mm, p, beta, ell, psi, mean, vn)
+                                          den, mm, p, beta, ell, s2, mean, vn)
         part[PT_VM * TILE + i] = vm
         part[PT_VS * TILE + i] = vs
         part[PT_LM * TILE + i] = lm
