@@ -109,14 +109,25 @@ def legs_features(kind, xs, strike, omega):
     xs = np.asarray(xs, dtype=float) / strike
     if kind == P.SPREAD:
         a, b = xs[0], xs[1]
+    elif len(xs) == 1:
+        a, b = xs[0], np.zeros_like(xs[0])
     else:
-        ranked = np.sort(xs, axis=0)
-        if kind != P.WORST_OF:
-            ranked = ranked[::-1]
-        a = ranked[0]
-        b = ranked[1] if len(xs) > 1 else np.zeros_like(a)
+        a, b = _two_extremes(xs, np.minimum if kind == P.WORST_OF else np.maximum)
     h = np.maximum(omega * (legs_value(kind, xs) - 1.0), 0.0)
     return np.stack([np.ones_like(a), a, b, a * a, b * b, a * b, h], axis=1)
+
+
+def _two_extremes(xs, better):
+    """(first, second) of the rows xs[q, :] ranked by ``better`` (np.maximum: the largest two,
+    np.minimum: the smallest two), per column, ties kept (two equal largest give a = b): the
+    values a sort along axis 0 puts first, in one pass over the legs instead of a sort of
+    every column (a sort of five strided values per path was half of a basket's fit)."""
+    worse = np.minimum if better is np.maximum else np.maximum
+    first, second = better(xs[0], xs[1]), worse(xs[0], xs[1])
+    for x in xs[2:]:
+        second = better(second, worse(first, x))
+        first = better(first, x)
+    return first, second
 
 
 LEGS_COLUMNS = ("1", "a", "b", "a^2", "b^2", "ab", "h/K")
