@@ -373,8 +373,9 @@ def trade_laws(job):
                             for a, h in zip(idx, heston)])
             out.cond_mean[j, :k, :k], out.cond_cov[j, :k, :k] = conditional_law(matrix, rho,
                                                                                  heston)
-        out.inverse[j, :k, :k] = np.linalg.inv(factor)
-        out.precision[j, :k, :k] = np.linalg.inv(matrix)
+        inverse = lower_inverse(factor)
+        out.inverse[j, :k, :k] = inverse
+        out.precision[j, :k, :k] = _product(inverse.T, inverse)
         for p, (a, b) in enumerate(gbm_multi.pairs(k)):
             out.d_factor[j, p, :k, :k] = cholesky_derivative(factor, a, b)
             ends = []
@@ -411,8 +412,33 @@ def conditional_law(matrix, rho, heston):
     cov_sv = (np.outer(c, rho) * matrix - np.diag(rho * c))[:, h]
     cov_vv = (np.outer(rho, rho) * matrix + np.diag(c * c))[np.ix_(h, h)]
     mean = np.zeros_like(cov_ss)
-    mean[:, h] = np.linalg.solve(cov_vv, cov_sv.T).T
-    return mean, cov_ss - mean[:, h] @ cov_sv.T
+    inverse = lower_inverse(cholesky(cov_vv))
+    mean[:, h] = _product(cov_sv, _product(inverse.T, inverse))
+    return mean, cov_ss - _product(mean[:, h], cov_sv.T)
+
+
+def lower_inverse(low):
+    """L^-1 of a lower-triangular L with a positive diagonal (a positive definite matrix's
+    ``cholesky``), by forward substitution with ``math.fsum``, as ``cholesky`` computes L: the
+    same bits on every machine, where LAPACK's inverse depends on the BLAS kernels the CPU
+    selects.  Lower triangular."""
+    n = low.shape[0]
+    rows = np.asarray(low, dtype=float).tolist()
+    inv = [[0.0] * n for _ in range(n)]
+    for j in range(n):
+        inv[j][j] = 1.0 / rows[j][j]
+        for i in range(j + 1, n):
+            inv[i][j] = -math.fsum(rows[i][k] * inv[k][j] for k in range(j, i)) / rows[i][i]
+    return np.array(inv, dtype=float).reshape(n, n)
+
+
+def _product(a, b):
+    """a @ b with each entry a ``math.fsum`` of the products (exactly rounded: the same bits on
+    every machine); for the few-by-few matrices of a trade's legs."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    rows, cols = a.tolist(), b.T.tolist()
+    return np.array([[math.fsum(x * y for x, y in zip(r, c)) for c in cols] for r in rows],
+                    dtype=float).reshape(a.shape[0], b.shape[1])
 
 
 # --- multi-asset trades -------------------------------------------------------------------------

@@ -226,7 +226,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from mcgreeks import engine, vecmath
+from mcgreeks import elementary, engine, vecmath
 from mcgreeks import payoffs as P
 from mcgreeks._jit import kernel
 from mcgreeks.exercise_policy import (B0, N_POLICY, european_value, exercises, exercises_at,
@@ -510,7 +510,7 @@ def _bounds(policy, times, kind, is_call, strike, x0, div_yields, vols, rate, fa
     sd = np.zeros((grid.size, x0.size))
     drift[1:] = np.multiply.outer(dt, rate - div_yields - 0.5 * vols * vols)
     sd[1:] = np.multiply.outer(np.sqrt(dt), vols)
-    disc = np.exp(-rate * grid)
+    disc = elementary.exp(-rate * grid)
     fitted = np.flatnonzero(~np.isnan(policy[:-1, B0]))
     last = int(fitted[-1]) + 1 if fitted.size else 0
     head = (policy, grid, disc, drift, sd, factor, kind, 1.0 if is_call else -1.0, strike, rate,
@@ -820,8 +820,8 @@ def heston_bounds(policy_rows, times, params, strike, is_call, key0, key1, steps
     rate, div_yield = p["rate"], p["div_yield"]
     remaining = points[-1] - points
     weight = variance_weights(points, p["kappa"])
-    disc = np.exp(-rate * np.concatenate([[0.0], times]))
-    head = (policy, coef, scen, code, date_of, disc, np.exp(-(rate - div_yield) * points),
+    disc = elementary.exp(-rate * np.concatenate([[0.0], times]))
+    head = (policy, coef, scen, code, date_of, disc, elementary.exp(-(rate - div_yield) * points),
             remaining, weight, 1.0 if is_call else -1.0, strike, p["spot"], rate, div_yield,
             bool(control) and exact, np.uint64(key0), np.uint64(key1), STREAM_DUAL,
             int(n_outer), int(n_inner))
@@ -1091,7 +1091,7 @@ def heston_legs_bounds(policy_rows, times, kind, is_call, strike, params, weight
             sd[q] = p["vol"] * np.sqrt(dt)
     corr_bar = np.array([H.correlation_complement(rho) for rho in scens[:, H.SC_CORR]])
     level = weights * np.array([p["spot"] for p in legs])
-    disc = np.exp(-rate * np.concatenate([[0.0], times]))
+    disc = elementary.exp(-rate * np.concatenate([[0.0], times]))
     head = (policy, coef, scens, corr_bar, drift, sd, heston, factor, H.SCHEMES[scheme],
             date_of, disc, kind, 1.0 if is_call else -1.0, strike, level,
             np.ascontiguousarray(scens[:, H.SC_V0]), np.uint64(key0), names, STREAM_DUAL,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mcgreeks import elementary, linalg
 from mcgreeks import payoffs as P
 from mcgreeks._jit import kernel
 from mcgreeks.engine import SEGMENT
@@ -59,6 +60,11 @@ class Policy:
     columns: tuple
     n_itm: np.ndarray
     r_squared: np.ndarray
+
+
+#: Relative cutoff of the fit's pseudo-inverse, per basis column: NumPy's ``lstsq`` default
+#: (machine epsilon times the matrix's size).
+LSTSQ_RCOND = float(np.finfo(float).eps)
 
 
 def exercise_value(spots, strike, is_call):
@@ -172,6 +178,7 @@ def _fit(values, basis, n_cols, times, rate, names):
     # product (the discount to t_k) instead of an exponential per path
     paid = values[-1] * math.exp(-rate * times[-1])
     coefficients = np.full((n_dates - 1, n_cols), np.nan)
+    xtx, xty = np.empty((n_cols, n_cols)), np.empty(n_cols)
     n_itm = np.zeros(n_dates - 1, dtype=np.int64)
     r_squared = np.full(n_dates - 1, np.nan)
     for k in range(n_dates - 2, -1, -1):
@@ -180,13 +187,17 @@ def _fit(values, basis, n_cols, times, rate, names):
         n_itm[k] = itm.size
         if n_itm[k] < MIN_ITM_PER_COLUMN * n_cols:
             continue
-        x = basis(k, itm)
+        x = np.ascontiguousarray(basis(k, itm), dtype=float)
         y = paid[itm] * math.exp(rate * times[k])
         # least squares by the normal equations: n_cols² work per path instead of an SVD of
-        # the whole matrix (lstsq on the small system keeps a rank-deficient basis, e.g. a
-        # basket of one name, at its minimum-norm solution)
-        beta = np.linalg.lstsq(x.T @ x, x.T @ y, rcond=None)[0]
-        fitted = x @ beta
+        # the whole matrix; the small system's pseudo-inverse keeps a rank-deficient basis
+        # (e.g. a basket of one name) at its minimum-norm solution.  mcgreeks.linalg, not
+        # BLAS: the policy, hence every exercise, has the same bits on every machine.
+        linalg.normal_equations(x, y, xtx, xty)
+        beta = np.empty(n_cols)
+        linalg.pinv_solve(xtx, xty, LSTSQ_RCOND * n_cols, beta)
+        fitted = np.empty(itm.size)
+        linalg.matvec(x, beta, fitted)
         coefficients[k] = beta
         r_squared[k] = 1.0 - np.sum((y - fitted) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300)
         exercise = itm[h[itm] >= fitted]
@@ -212,7 +223,9 @@ def stopping(policy, spots, times, strike, is_call, european=None):
             if np.isnan(beta).any():
                 continue
             x = features(spots[k], strike, None if european is None else european[k])
-            exercise = alive & (h > 0.0) & (h >= x @ beta)
+            fitted = np.empty(n_paths)
+            linalg.matvec(np.ascontiguousarray(x), beta, fitted)
+            exercise = alive & (h > 0.0) & (h >= fitted)
         index[exercise] = k
         cash[exercise] = h[exercise]
         alive &= ~exercise
@@ -223,7 +236,7 @@ def price(policy, spots, times, strike, rate, is_call, european=None):
     """(estimate, standard error) of the policy's value on the paths: the mean over paths of the
     cash flow discounted from its exercise date (0 where unexercised)."""
     index, cash = stopping(policy, spots, times, strike, is_call, european)
-    paid = np.where(index >= 0, cash * np.exp(-rate * np.asarray(times)[np.maximum(index, 0)]),
+    paid = np.where(index >= 0, cash * elementary.exp(-rate * np.asarray(times)[np.maximum(index, 0)]),
                     0.0)
     return float(paid.mean()), float(paid.std(ddof=1) / np.sqrt(paid.size))
 
@@ -286,9 +299,20 @@ def gbm_legs_pilot(spots, rate, div_yields, vols, weights, factor, times, key0, 
     for k in range(times.size):
         for q in range(n):
             fill_normals(key0, names[q], STREAM_EXERCISE, path0, k, z[q])
-        w += steps[k] * (np.asarray(factor) @ z)
-        out[k] = (np.asarray(weights) * np.asarray(spots))[:, None] * np.exp(
+        w += steps[k] * _mix(np.asarray(factor, dtype=float), z)
+        out[k] = (np.asarray(weights) * np.asarray(spots))[:, None] * elementary.exp(
             mu[:, None] * times[k] + np.asarray(vols)[:, None] * w)
+    return out
+
+
+def _mix(factor, z):
+    """factor @ z, each row's sum over the legs in order (elementwise products and sums, the
+    same bits on every machine, where ``@`` goes to BLAS)."""
+    out = np.zeros((factor.shape[0], z.shape[1]))
+    for q in range(factor.shape[0]):
+        for s in range(factor.shape[1]):
+            if factor[q, s] != 0.0:
+                out[q] += factor[q, s] * z[s]
     return out
 
 
@@ -308,7 +332,7 @@ def group_legs_pilot(params, weights, factor, times, key0, names, steps_per_year
     xs = H.group_sample_paths(params, factor, grid, n_paths, key0=key0, names=names,
                               stream=STREAM_EXERCISE, scheme=scheme, first_path=path0,
                               keep=np.searchsorted(grid, times))
-    np.exp(xs, out=xs)
+    elementary.exp(xs, out=xs)
     xs *= (np.asarray(weights, dtype=float) * np.array([p["spot"] for p in params]))[:, None,
                                                                                     None]
     return xs.transpose(1, 0, 2)
@@ -334,7 +358,7 @@ def heston_pilot(params, times, key0, key1, steps_per_year, scheme, n_paths=PILO
     x, v = H.sample_paths(params, grid, n_paths, key0=key0, key1=key1, stream=STREAM_EXERCISE,
                           scheme=scheme, first_path=path0)
     at = np.searchsorted(grid, times)
-    return params["spot"] * np.exp(x[at]), v[at]
+    return params["spot"] * elementary.exp(x[at]), v[at]
 
 
 def remaining_european(spots, times, strike, rate, div_yield, vol, is_call, variance=None,
@@ -367,7 +391,7 @@ def variance_weights(times, kappa=None):
         return np.zeros_like(tau)
     k_tau = kappa * tau
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(k_tau > 1e-12, -np.expm1(-k_tau) / k_tau, 1.0) * (tau > 0)
+        return np.where(k_tau > 1e-12, -elementary.expm1(-k_tau) / k_tau, 1.0) * (tau > 0)
 
 
 def describe(policies, n_pilot, american):

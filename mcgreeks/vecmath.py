@@ -84,20 +84,42 @@ def horner(coefficients, x):
     return p
 
 
-@kernel
-def exp(x):
-    """e**x within 2 ulp for |x| <= 708 (clamped there): x = k ln2 + r with |r| <= ln2/2
-    (Cody–Waite reduction), e**r by its degree-12 Taylor polynomial in Horner form, and 2**k
-    built from its exponent bits (Muller, "Elementary Functions", 3rd ed., 2016, §11.1), with
-    fused multiply-adds."""
-    x = min(max(x, -EXP_MAX), EXP_MAX)
+@kernel(inline=True)
+def _exp_reduced(x):
+    """(p, k) with e**x = p 2**k: x = k ln2 + r with |r| <= ln2/2 (Cody–Waite reduction) and
+    p = e**r by its degree-12 Taylor polynomial in Horner form with fused multiply-adds
+    (Muller, "Elementary Functions", 3rd ed., 2016, §11.1)."""
     k = math.floor(x * _LOG2E + 0.5)
     minus_k = -float(k)
     r = fma(minus_k, _LN2_LO, fma(minus_k, _LN2_HI, x))
     p = horner(_EXP_TAYLOR, r)
     # 1 + (r + r²·p): the large terms added last, so rounding touches only the small tail.
-    p = 1.0 + fma(r * r, p, r)
-    return p * bits_double((np.int64(k) + _BIAS) << _MANTISSA_BITS)
+    return 1.0 + fma(r * r, p, r), np.int64(k)
+
+
+@kernel(inline=True)
+def _pow2(k):
+    """2**k for a normal exponent, -1022 <= k <= 1023, from its bits."""
+    return bits_double((k + _BIAS) << _MANTISSA_BITS)
+
+
+@kernel
+def exp(x):
+    """e**x within 2.5 ulp for |x| <= 708 (clamped there), ``_exp_reduced``'s p times 2**k
+    built from its exponent bits."""
+    p, k = _exp_reduced(min(max(x, -EXP_MAX), EXP_MAX))
+    return p * _pow2(k)
+
+
+@kernel(inline=True)
+def exp_any(x):
+    """e**x for every double, IEEE's way: ``exp``'s bits on [-708, 708], and beyond, p 2**k
+    scaled in two exact halves, so that it rounds once into the subnormals or overflows to
+    inf; exp(-inf) = 0, NaN gives NaN.  Branch-free, so loops over it vectorize."""
+    p, k = _exp_reduced(min(max(x, -746.0), 710.0))
+    half = k >> np.int64(1)
+    y = p * _pow2(half) * _pow2(k - half)
+    return y if x == x else x
 
 
 @kernel(inline=True)

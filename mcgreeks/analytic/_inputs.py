@@ -4,6 +4,8 @@ import math
 import numpy as np
 from scipy import special
 
+from mcgreeks import elementary
+
 GREEKS = ("price", "delta", "gamma", "vega", "rho", "theta")
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -16,7 +18,7 @@ def _norm_cdf(x):
 
 
 def _norm_pdf(x):
-    return np.exp(-0.5 * x * x - _LOG_SQRT_2PI)
+    return elementary.exp(-0.5 * x * x - _LOG_SQRT_2PI)
 
 
 def _first_bad(arr, bad):

@@ -16,6 +16,7 @@ References:
 """
 import numpy as np
 
+from mcgreeks import elementary
 from mcgreeks.analytic._inputs import _count, _market, _norm_cdf, _norm_pdf, _package
 
 __all__ = ["geometric_asian"]
@@ -65,11 +66,11 @@ def geometric_asian(*, spot, strike, maturity, rate, vol, div_yield=0.0, n_fixin
     tau2 = t * (n + 1.0) * (2.0 * n + 1.0) / (6.0 * n * n)
     # ln(F/S); linear in T, which is what makes theta simple below
     carry = (r - q - 0.5 * v * v) * tau1 + 0.5 * v * v * tau2
-    fwd = s * np.exp(carry)
+    fwd = s * elementary.exp(carry)
     sd = v * np.sqrt(tau2)
-    d1 = (np.log(fwd / k) + 0.5 * sd * sd) / sd
+    d1 = (elementary.log(fwd / k) + 0.5 * sd * sd) / sd
     d2 = d1 - sd
-    df = np.exp(-r * t)
+    df = elementary.exp(-r * t)
     n_d1 = _norm_cdf(omega * d1)
     price = omega * df * (fwd * n_d1 - k * _norm_cdf(omega * d2))
 

@@ -23,6 +23,7 @@ of L on (L - D, C).  With a control variate (an arithmetic Asian's geometric twi
 """
 import numpy as np
 
+from mcgreeks import linalg
 from mcgreeks._jit import kernel
 
 #: Per-path components of one (trade, quantity) the pilot keeps covariances of: the direct and
@@ -73,15 +74,52 @@ def _unit(index):
 
 def _regression(cov, y, regressors):
     """Least-squares coefficients of y on the regressors and the residual variance, for a batch
-    of candidates: y is (k, N_COMPONENTS), regressors (k, r, N_COMPONENTS) coefficient vectors."""
-    grams = np.einsum("kri,ij,ksj->krs", regressors, cov, regressors)
-    cross = np.einsum("kri,ij,kj->kr", regressors, cov, y)
-    # For a one-date payoff z_n = z_1 and Σz² - n = z_1² - 1: the regressors are collinear, and
-    # a pseudo-inverse that drops directions below 1e-9 of the largest keeps the coefficients
-    # finite (an exact solve would return huge ones that cancel only in exact arithmetic).
-    beta = np.einsum("krs,ks->kr", np.linalg.pinv(grams, rcond=1e-9, hermitian=True), cross)
-    var = np.einsum("ki,ij,kj->k", y, cov, y) - np.einsum("kr,kr->k", beta, cross)
+    of candidates: y is (k, N_COMPONENTS), regressors (k, r, N_COMPONENTS) coefficient vectors.
+
+    For a one-date payoff z_n = z_1 and Σz² - n = z_1² - 1: the regressors are collinear, and
+    a pseudo-inverse that drops directions below 1e-9 of the largest keeps the coefficients
+    finite (an exact solve would return huge ones that cancel only in exact arithmetic).
+    Computed by ``mcgreeks.linalg`` (fixed-order sums, Jacobi eigenvectors), not BLAS/LAPACK,
+    so that the coefficients, hence the Greeks, have the same bits on every machine."""
+    y = np.ascontiguousarray(y, dtype=float)
+    regressors = np.ascontiguousarray(regressors, dtype=float)
+    beta = np.empty(regressors.shape[:2])
+    var = np.empty(y.shape[0])
+    _regressions(np.ascontiguousarray(cov, dtype=float), y, regressors, 1e-9, beta, var)
     return beta, var
+
+
+@kernel
+def _regressions(cov, y, regressors, rcond, beta, var):
+    """``_regression``'s arithmetic: for each candidate c, G = R cov R^T and h = R cov y
+    (R = regressors[c]), beta[c] = pinv(G) h, var[c] = y^T cov y - beta[c] . h."""
+    k, r, n = regressors.shape
+    cy = np.empty(n)
+    creg = np.empty((r, n))
+    gram = np.empty((r, r))
+    cross = np.empty(r)
+    for c in range(k):
+        linalg.matvec(cov, y[c], cy)
+        for a in range(r):
+            linalg.matvec(cov, regressors[c, a], creg[a])
+        for a in range(r):
+            for b in range(a, r):
+                g = 0.0
+                for i in range(n):
+                    g += regressors[c, a, i] * creg[b, i]
+                gram[a, b] = g
+                gram[b, a] = g
+            h = 0.0
+            for i in range(n):
+                h += regressors[c, a, i] * cy[i]
+            cross[a] = h
+        linalg.pinv_solve(gram, cross, rcond, beta[c])
+        total = 0.0
+        for i in range(n):
+            total += y[c, i] * cy[i]
+        for a in range(r):
+            total -= beta[c, a] * cross[a]
+        var[c] = total
 
 
 def coefficients(cov, blended, control, with_baseline=True, direct_only=False):
@@ -101,7 +139,7 @@ def coefficients(cov, blended, control, with_baseline=True, direct_only=False):
             regs.append(_unit(LIKELIHOOD_X)[None, :]
                         + ws[:, None] * (_unit(DIRECT_X) - _unit(LIKELIHOOD_X)))
         if not regs:
-            return np.zeros((len(ws), 0)), np.einsum("ki,ij,kj->k", y, cov, y)
+            return _regression(cov, y, np.zeros((len(ws), 0, N_COMPONENTS)))
         return _regression(cov, y, np.stack(regs, axis=1))
 
     if not blended:

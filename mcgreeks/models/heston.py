@@ -70,7 +70,7 @@ import math
 
 import numpy as np
 
-from mcgreeks import vecmath
+from mcgreeks import elementary, vecmath
 from mcgreeks._jit import kernel
 from mcgreeks.engine import TILE
 from mcgreeks.rng import fill_normals, fill_normals_and_complements, log
@@ -153,8 +153,8 @@ def step_coefficients(dt, *, drift_rate, kappa, vbar, xi, corr, derivatives=Fals
     if not 1.0 <= psi_c <= 2.0:
         raise ValueError(f"psi_c has value {psi_c!r}: must be in [1, 2]")
     dt = np.asarray(dt, dtype=float)
-    e = np.exp(-kappa * dt)
-    one_e = -np.expm1(-kappa * dt)
+    e = elementary.exp(-kappa * dt)
+    one_e = -elementary.expm1(-kappa * dt)
     x2 = xi * xi
     half = 0.5 * dt * (kappa * corr / xi - 0.5)
     c = np.empty((dt.size, N_COEF))

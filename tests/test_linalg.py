@@ -1,0 +1,46 @@
+"""mcgreeks.linalg against NumPy's BLAS/LAPACK (to rounding) on well- and ill-conditioned
+systems; the bit-for-bit agreement across machines is tests/test_machines.py's."""
+import numpy as np
+import pytest
+
+from mcgreeks import linalg
+
+
+def test_normal_equations_and_matvec_match_numpy():
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((1000, 6)), rng.standard_normal(1000)
+    xtx, xty = np.empty((6, 6)), np.empty(6)
+    linalg.normal_equations(x, y, xtx, xty)
+    assert np.allclose(xtx, x.T @ x, rtol=1e-13, atol=1e-11)
+    assert np.allclose(xty, x.T @ y, rtol=1e-13, atol=1e-11)
+    assert np.array_equal(xtx, xtx.T)
+    out = np.empty(1000)
+    linalg.matvec(x, xty, out)
+    assert np.allclose(out, x @ xty, rtol=1e-13, atol=1e-11)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 9])
+def test_symmetric_eigen_reconstructs_the_matrix(n):
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((n, n))
+    a = a + a.T
+    w, v = np.empty(n), np.empty((n, n))
+    linalg.symmetric_eigen(a.copy(), w, v)
+    assert np.allclose(v @ np.diag(w) @ v.T, a, atol=1e-13)
+    assert np.allclose(v.T @ v, np.eye(n), atol=1e-14)
+    assert np.allclose(np.sort(w), np.linalg.eigvalsh(a), atol=1e-13)
+
+
+def test_pinv_solve_matches_numpy_also_when_rank_deficient():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((200, 5))
+    x[:, 4] = 2.0 * x[:, 3] - x[:, 0]            # rank 4: the minimum-norm solution
+    a, b = x.T @ x, x.T @ rng.standard_normal(200)
+    out = np.empty(5)
+    linalg.pinv_solve(a, b, 1e-9, out)
+    ref = np.linalg.pinv(a, rcond=1e-9, hermitian=True) @ b
+    assert np.allclose(out, ref, rtol=1e-9, atol=1e-12)
+    full = rng.standard_normal((5, 5))
+    a = full @ full.T + np.eye(5)
+    linalg.pinv_solve(a, b, 1e-15, out)
+    assert np.allclose(out, np.linalg.solve(a, b), rtol=1e-12)
