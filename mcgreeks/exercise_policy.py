@@ -187,17 +187,17 @@ def _fit(values, basis, n_cols, times, rate, names):
         n_itm[k] = itm.size
         if n_itm[k] < MIN_ITM_PER_COLUMN * n_cols:
             continue
-        x = np.ascontiguousarray(basis(k, itm), dtype=float)
+        xt = np.ascontiguousarray(basis(k, itm).T, dtype=float)     # the basis' columns
         y = paid[itm] * math.exp(rate * times[k])
         # least squares by the normal equations: n_cols² work per path instead of an SVD of
         # the whole matrix; the small system's pseudo-inverse keeps a rank-deficient basis
         # (e.g. a basket of one name) at its minimum-norm solution.  mcgreeks.linalg, not
         # BLAS: the policy, hence every exercise, has the same bits on every machine.
-        linalg.normal_equations(x, y, xtx, xty)
+        linalg.normal_equations(xt, y, xtx, xty)
         beta = np.empty(n_cols)
         linalg.pinv_solve(xtx, xty, LSTSQ_RCOND * n_cols, beta)
         fitted = np.empty(itm.size)
-        linalg.matvec(x, beta, fitted)
+        linalg.columns_times(xt, beta, fitted)
         coefficients[k] = beta
         r_squared[k] = 1.0 - np.sum((y - fitted) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300)
         exercise = itm[h[itm] >= fitted]
@@ -224,7 +224,7 @@ def stopping(policy, spots, times, strike, is_call, european=None):
                 continue
             x = features(spots[k], strike, None if european is None else european[k])
             fitted = np.empty(n_paths)
-            linalg.matvec(np.ascontiguousarray(x), beta, fitted)
+            linalg.columns_times(np.ascontiguousarray(x.T), beta, fitted)
             exercise = alive & (h > 0.0) & (h >= fitted)
         index[exercise] = k
         cash[exercise] = h[exercise]

@@ -10,13 +10,28 @@ def test_normal_equations_and_matvec_match_numpy():
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((1000, 6)), rng.standard_normal(1000)
     xtx, xty = np.empty((6, 6)), np.empty(6)
-    linalg.normal_equations(x, y, xtx, xty)
+    linalg.normal_equations(np.ascontiguousarray(x.T), y, xtx, xty)
     assert np.allclose(xtx, x.T @ x, rtol=1e-13, atol=1e-11)
     assert np.allclose(xty, x.T @ y, rtol=1e-13, atol=1e-11)
     assert np.array_equal(xtx, xtx.T)
-    out = np.empty(1000)
+    out, by_columns = np.empty(1000), np.empty(1000)
     linalg.matvec(x, xty, out)
+    linalg.columns_times(np.ascontiguousarray(x.T), xty, by_columns)
     assert np.allclose(out, x @ xty, rtol=1e-13, atol=1e-11)
+    assert np.array_equal(out, by_columns)           # both add the columns in order
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1003])
+def test_lane_sums_are_the_documented_tree(n):
+    rng = np.random.default_rng(n)
+    xt, y = rng.standard_normal((2, n)), rng.standard_normal(n)
+    xtx, xty = np.empty((2, 2)), np.empty(2)
+    linalg.normal_equations(xt, y, xtx, xty)
+    lanes = [0.0] * 8
+    for i in range(n):
+        lanes[i % 8] += xt[0, i] * y[i]
+    assert xty[0] == ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + \
+        ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 9])
