@@ -1,8 +1,11 @@
 """The same bits on another machine: the sample book and the American book priced on this CPU
-and on an emulated older one, whose NumPy takes its AVX2 loops (``NPY_DISABLE_CPU_FEATURES``:
-exp and log differ from the AVX-512 ones in last bits) and whose OpenBLAS takes another CPU's
-kernels (``OPENBLAS_CORETYPE``: matrix products sum in another order), give byte-identical
-output files (docs/reference.md#reproducibility).  Real subprocesses of the command line."""
+and on an emulated older one, whose NumPy takes its AVX2 (or AVX) loops
+(``NPY_DISABLE_CPU_FEATURES``: exp and log differ from the AVX-512 ones in last bits), whose
+OpenBLAS takes another CPU's kernels (``OPENBLAS_CORETYPE``: matrix products sum in another
+order) and, in one case, whose glibc takes its libm without FMA (``GLIBC_TUNABLES``), give
+byte-identical output files (docs/reference.md#reproducibility).  Real subprocesses of the
+command line.  numba's own kernels are compiled for this CPU either way; their results do not
+depend on it (no fast-math, fused multiply-adds exactly rounded)."""
 import hashlib
 import os
 import subprocess
@@ -15,9 +18,10 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 OLDER_CPUS = {
     "AVX2, OpenBLAS Haswell": {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
                                "OPENBLAS_CORETYPE": "Haswell"},
-    "AVX, OpenBLAS Sandybridge": {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR "
-                                                              "X86_V3",
-                                  "OPENBLAS_CORETYPE": "Sandybridge"},
+    # and glibc's libm without its FMA variants (exp, log and pow differ from them in last bits)
+    "AVX, OpenBLAS Sandybridge, glibc without FMA": {
+        "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR X86_V3",
+        "OPENBLAS_CORETYPE": "Sandybridge", "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA"},
 }
 #: What differs between CPUs below mcgreeks: NumPy's exp and log loops and OpenBLAS' products.
 PROBE = ("import hashlib, numpy as np; x = np.random.default_rng(0).standard_normal((4096, 6));"
