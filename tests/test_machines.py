@@ -1,4 +1,4 @@
-"""The same bits on another machine: the sample book and the American book priced on this CPU
+"""The same bits on another machine: the sample, American and Heston-group books priced on this CPU
 and on an emulated older one, whose NumPy takes its AVX2 (or AVX) loops
 (``NPY_DISABLE_CPU_FEATURES``: exp and log differ from the AVX-512 ones in last bits), whose
 OpenBLAS takes another CPU's kernels (``OPENBLAS_CORETYPE``: matrix products sum in another
@@ -32,6 +32,10 @@ BOOKS = {
                "data/correlations.csv", "--paths", "8000"],
     "american": ["data/american/trades.csv", "--market", "data/american/market.csv",
                  "--paths", "4000"],
+    # correlated Heston names: the conditional law of spot given variance noises, by fsum
+    "heston group": ["data/heston_group/trades.csv", "--market",
+                     "data/heston_group/market.csv", "--correlations",
+                     "data/heston_group/correlations.csv", "--paths", "4000"],
 }
 
 
