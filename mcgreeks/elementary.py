@@ -32,8 +32,8 @@ _EXPM1_TAYLOR = tuple(1.0 / math.factorial(j + 2) for j in range(19, -1, -1))
 @kernel
 def _expm1(x):
     """e**x - 1: its Taylor polynomial with fused multiply-adds for -1 <= x <= 1.5 (no
-    cancellation), ``vecmath.exp_any(x) - 1`` beyond (which loses at most e^x / |e^x - 1| < 1.6 of exp's
-    error there)."""
+    cancellation), ``vecmath.exp_any(x) - 1`` beyond, which scales exp's error by at most
+    e^x / |e^x - 1| < 1.3 there."""
     if -1.0 <= x <= 1.5:
         return vecmath.fma(x * x, vecmath.horner(_EXPM1_TAYLOR, x), x)
     return vecmath.exp_any(x) - 1.0
