@@ -68,14 +68,13 @@ def _map(which, x, out):
 
 def _apply(which, x, out=None):
     a = np.asarray(x, dtype=np.float64)
-    if out is not None:
-        if out.shape != a.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
-            raise ValueError("out must be a C-contiguous float64 array of x's shape")
-        _map(which, np.ascontiguousarray(a).reshape(-1), out.reshape(-1))
-        return out
-    flat = np.empty(a.size)
-    _map(which, np.ascontiguousarray(a).reshape(-1), flat)
-    return flat.reshape(a.shape) if a.ndim else flat[0]
+    if out is None:
+        out = np.empty(a.shape)
+    elif out.shape != a.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
+        raise ValueError("out must be a C-contiguous float64 array of x's shape")
+    # reshape(-1) of a C-contiguous array is a view: the kernel writes into out
+    _map(which, np.ascontiguousarray(a).reshape(-1), out.reshape(-1))
+    return out if out.ndim else out[()]
 
 
 def exp(x, out=None):

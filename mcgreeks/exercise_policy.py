@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcgreeks import elementary, linalg
+from mcgreeks import elementary, linalg, vecmath
 from mcgreeks import payoffs as P
 from mcgreeks._jit import kernel
 from mcgreeks.engine import SEGMENT
@@ -292,27 +292,19 @@ def gbm_legs_pilot(spots, rate, div_yields, vols, weights, factor, times, key0, 
     times = np.asarray(times, dtype=float)
     n = len(spots)
     steps = np.sqrt(np.diff(np.concatenate([[0.0], times])))
-    z = np.empty((n, n_paths))
+    z, mixed = np.empty((n, n_paths)), np.empty((n, n_paths))
     w = np.zeros((n, n_paths))
+    factor = np.ascontiguousarray(factor, dtype=float)
     out = np.empty((times.size, n, n_paths))
     mu = np.asarray(rate - np.asarray(div_yields) - 0.5 * np.asarray(vols) ** 2)
     for k in range(times.size):
         for q in range(n):
             fill_normals(key0, names[q], STREAM_EXERCISE, path0, k, z[q])
-        w += steps[k] * _mix(np.asarray(factor, dtype=float), z)
+        # factor @ z summed in a fixed order (the pricer's), where @ would go to BLAS
+        vecmath.tile_matmul(factor, z, mixed, n, n_paths, True)
+        w += steps[k] * mixed
         out[k] = (np.asarray(weights) * np.asarray(spots))[:, None] * elementary.exp(
             mu[:, None] * times[k] + np.asarray(vols)[:, None] * w)
-    return out
-
-
-def _mix(factor, z):
-    """factor @ z, each row's sum over the legs in order (elementwise products and sums, the
-    same bits on every machine, where ``@`` goes to BLAS)."""
-    out = np.zeros((factor.shape[0], z.shape[1]))
-    for q in range(factor.shape[0]):
-        for s in range(factor.shape[1]):
-            if factor[q, s] != 0.0:
-                out[q] += factor[q, s] * z[s]
     return out
 
 

@@ -138,17 +138,6 @@ def pinv_solve(a, b, rcond, out):
 
 
 @kernel
-def matvec(x, beta, out):
-    """out = x beta for x (n x c) and beta (c), each row's sum over the columns in order."""
-    n, c = x.shape
-    for i in range(n):
-        s = 0.0
-        for a in range(c):
-            s += x[i, a] * beta[a]
-        out[i] = s
-
-
-@kernel
 def columns_times(xt, beta, out):
     """out = xt^T beta for the columns xt (c x n) and beta (c): out[i] = Σ_a xt[a, i] beta[a],
     the columns added in order (a loop over rows that vectorizes)."""

@@ -99,9 +99,10 @@ def _regressions(cov, y, regressors, rcond, beta, var):
     gram = np.empty((r, r))
     cross = np.empty(r)
     for c in range(k):
-        linalg.matvec(cov, y[c], cy)
+        # cov is symmetric, so its columns times a vector are cov times it
+        linalg.columns_times(cov, y[c], cy)
         for a in range(r):
-            linalg.matvec(cov, regressors[c, a], creg[a])
+            linalg.columns_times(cov, regressors[c, a], creg[a])
         for a in range(r):
             for b in range(a, r):
                 g = 0.0
