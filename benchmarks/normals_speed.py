@@ -1,16 +1,18 @@
 """Nanoseconds per standard normal of ``mcgreeks.rng.fill_normals``, single thread.
 
 The engine asks for the draws of one tile of paths at a time (``engine.TILE`` paths, ``path0``
-a multiple of it, one draw number per call), so that is what is timed: ``fill_normals`` over ``--tiles`` tiles
-times ``--draws`` draws, and its two parts on the same tiles:
+a multiple of it, one draw number per call), so that is what is timed: each kernel over
+``--tiles`` tiles times ``--draws`` draws, on the same tiles:
 
-- ``philox``: the Philox4x64-10 words turned into uniforms (``rng._fill_groups``);
-- ``ndtri``: the in-place uniforms -> normals transform (``rng._uniforms_to_normals``) on
-  uniforms the generator really draws (so ~15 % land in AS241's tails, as in use): 2048 tiles
-  (1 MiB, cache-resident) cycled through, each first copied into the output buffer (that copy,
-  ~0.05 ns per normal, is included);
-- ``total``: ``fill_normals`` itself, and the same for unaligned, odd-sized tiles (``path0 % 4 ==
-  1``, 61 paths), which take the general path.
+- ``words``: Threefry2x64-20 words turned into uniforms (``rng._fill_pairs`` in its uniform
+  mode): the generator alone;
+- ``transform``: the in-place Box-Muller loop of ``fill_normals`` (``rng._box_muller`` over
+  the pairs of a tile) on words the generator really draws, cycled through 2048 cache-resident
+  tiles, each first copied into the output buffer (that copy, ~0.05 ns a normal, is included);
+- ``ndtri``: AS241 on uniforms the generator draws (``rng._uniforms_to_normals`` in 64-blocks,
+  ~15 % of them in its tails), the same way: what ``fill_inverse_normals`` adds;
+- ``total``: ``fill_normals`` itself, and the same for unaligned, odd-sized tiles (``path0`` odd,
+  61 paths), which take the scalar ends; ``total_inverse``: ``fill_inverse_normals``.
 
 Each figure is the best of ``--repeats`` runs after a warm-up call (compilation); other processes
 on the machine only ever make a run slower, so the minimum is the measurement.  The drivers are
@@ -28,39 +30,65 @@ from numba import njit
 from benchmarks.profile_engine import best_time
 from mcgreeks import rng as R
 from mcgreeks.engine import TILE
+from mcgreeks.vecmath import bits_double, double_bits
 
 _JIT = dict(cache=False, error_model="numpy")
 
 
 @njit(**_JIT)
-def _total(key0, key1, path0, n_tiles, n_draws, z):
+def _total(key0, key1, path0, n_tiles, n_draws, z, inverse):
     acc = 0.0
     for t in range(n_tiles):
         for k in range(n_draws):
-            R.fill_normals(key0, key1, R.STREAM_MAIN, np.uint64(path0 + t * TILE), np.uint64(k),
-                           z)
+            p = np.uint64(path0 + t * TILE)
+            if inverse:
+                R.fill_inverse_normals(key0, key1, R.STREAM_MAIN, p, np.uint64(k), z)
+            else:
+                R.fill_normals(key0, key1, R.STREAM_MAIN, p, np.uint64(k), z)
             acc += z[0]
     return acc
 
 
 @njit(**_JIT)
-def _philox(key0, key1, n_tiles, n_draws, z):
+def _words(key0, key1, n_tiles, n_draws, z):
     acc = 0.0
     for t in range(n_tiles):
         for k in range(n_draws):
-            R._fill_groups(key0, key1, R.STREAM_MAIN, np.uint64(k), np.uint64(t * TILE), z)
+            R._fill_pairs(key0, key1, R.STREAM_MAIN, np.uint64(t * TILE), np.uint64(k), z, None)
             acc += z[0]
     return acc
 
 
 @njit(**_JIT)
-def _uniform_tiles(key0, key1, n_tiles, n_draws):
+def _draw_tiles(key0, key1, n_tiles, n_draws, raw):
+    """Tiles of uniforms, or of raw Threefry words stored as doubles (``raw``)."""
     u = np.empty((n_tiles * n_draws, TILE))
     for t in range(n_tiles):
         for k in range(n_draws):
-            R._fill_groups(key0, key1, R.STREAM_MAIN, np.uint64(k), np.uint64(t * TILE),
-                           u[t * n_draws + k])
+            row = u[t * n_draws + k]
+            for m in range(TILE // 2):
+                w0, w1 = R.threefry2x64_20(np.uint64(t * TILE // 2 + m), np.uint64(k), key0, key1)
+                if raw:
+                    row[2 * m] = bits_double(np.int64(w0))
+                    row[2 * m + 1] = bits_double(np.int64(w1))
+                else:
+                    row[2 * m] = R.bits_to_uniform(w0)
+                    row[2 * m + 1] = R.bits_to_uniform(w1)
     return u
+
+
+@njit(**_JIT)
+def _box_muller(w, n_tiles, z):
+    acc = 0.0
+    for j in range(n_tiles):
+        z[:] = w[j % w.shape[0]]
+        for m in range(z.size // 2):
+            x, y = R._box_muller(np.uint64(double_bits(z[2 * m])),
+                                 np.uint64(double_bits(z[2 * m + 1])))
+            z[2 * m] = x
+            z[2 * m + 1] = y
+        acc += z[0]
+    return acc
 
 
 @njit(**_JIT)
@@ -68,7 +96,7 @@ def _ndtri(u, n_tiles, z, buf):
     acc = 0.0
     for j in range(n_tiles):
         z[:] = u[j % u.shape[0]]
-        for b in range(0, z.size, R._BLOCK):     # fill_normals' blocks
+        for b in range(0, z.size, R._BLOCK):     # fill_inverse_normals' blocks
             R._uniforms_to_normals(z[b:b + R._BLOCK], buf)
         acc += z[0]
     return acc
@@ -86,17 +114,23 @@ def check_bits(key0, key1):
 
 
 def measure(n_tiles=512, n_draws=252, repeats=7):
-    """ns per normal: {'philox', 'ndtri', 'total', 'total_unaligned'} (single thread)."""
+    """ns per normal: {'words', 'transform', 'ndtri', 'total', 'total_inverse',
+    'total_unaligned'} (single thread), and 'tail_fraction' (AS241's tails)."""
     key0, key1 = R.seed_key(1), R.name_key("X")
     check_bits(key0, key1)
     draws = n_tiles * n_draws * TILE
     z = np.empty(TILE)
-    out = {"philox": best_time(_philox, key0, key1, n_tiles, n_draws, z, repeats=repeats)}
-    u = _uniform_tiles(key0, key1, 8, 256)
+    out = {"words": best_time(_words, key0, key1, n_tiles, n_draws, z, repeats=repeats)}
+    out["transform"] = best_time(_box_muller, _draw_tiles(key0, key1, 8, 256, True),
+                                 n_tiles * n_draws, z, repeats=repeats)
+    u = _draw_tiles(key0, key1, 8, 256, False)
     out["ndtri"] = best_time(_ndtri, u, n_tiles * n_draws, z, np.empty(R._SCRATCH),
                              repeats=repeats)
-    out["total"] = best_time(_total, key0, key1, 0, n_tiles, n_draws, z, repeats=repeats)
-    unaligned = best_time(_total, key0, key1, 1, n_tiles, n_draws, np.empty(61), repeats=repeats)
+    out["total"] = best_time(_total, key0, key1, 0, n_tiles, n_draws, z, False, repeats=repeats)
+    out["total_inverse"] = best_time(_total, key0, key1, 0, n_tiles, n_draws, z, True,
+                                     repeats=repeats)
+    unaligned = best_time(_total, key0, key1, 1, n_tiles, n_draws, np.empty(61), False,
+                          repeats=repeats)
     out = {name: 1e9 * seconds / draws for name, seconds in out.items()}
     out["total_unaligned"] = 1e9 * unaligned / (n_tiles * n_draws * 61)
     out["tail_fraction"] = float(np.mean(np.abs(u - 0.5) > R._SPLIT1))
@@ -111,11 +145,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     r = measure(args.tiles, args.draws, args.repeats)
     print(f"fill_normals, single thread, tiles of {TILE} paths, best of {args.repeats}:")
-    print(f"  philox -> uniforms            {r['philox']:6.2f} ns/normal")
-    print(f"  uniforms -> normals (AS241)   {r['ndtri']:6.2f} ns/normal"
+    print(f"  Threefry2x64-20 -> uniforms       {r['words']:6.2f} ns/normal")
+    print(f"  Box-Muller, in place             {r['transform']:6.2f} ns/normal")
+    print(f"  total (fill_normals)             {r['total']:6.2f} ns/normal")
+    print(f"  total, unaligned 61-path tile    {r['total_unaligned']:6.2f} ns/normal")
+    print(f"  AS241 on uniforms                {r['ndtri']:6.2f} ns/normal"
           f"   ({100 * r['tail_fraction']:.1f} % in the tails)")
-    print(f"  total                         {r['total']:6.2f} ns/normal")
-    print(f"  total, unaligned 61-path tile {r['total_unaligned']:6.2f} ns/normal")
+    print(f"  total (fill_inverse_normals)     {r['total_inverse']:6.2f} ns/normal")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ hardware counters for ``perf``, so the profile is taken by *decomposition*: a sm
 the engine's own kernels on the same tiles of paths (same key, stream and paths as the main run),
 adding one stage at a time in the order the GBM pricer (``mcgreeks.pricers.gbm``) runs them:
 
-0. random numbers: ``rng.fill_normals``, one call per grid date (Philox4x64-10 with a native
-   128-bit multiply, AS241 vectorized over the tile);
+0. random numbers: ``rng.fill_normals``, one call per grid date (Threefry2x64-20 and the
+   Box-Muller transform, both vectorized over the tile);
 1. + the Brownian path W on the grid (``engine.brownian_tile``, which draws those numbers);
 2. + each trade's one pass over its dates with the tile's paths as the inner loop
    (``_accumulate``): e = exp(μt + σW) by the vectorizable ``mcgreeks.vecmath.exp`` and the
@@ -22,8 +22,8 @@ of failing.
 
 Micro-benchmarks state the limit: the counter-based generator alone (``rng.fill_normals``), the
 same plus a Brownian step and one exp per step by ``mcgreeks.vecmath.exp``, the engine's exp (the
-least work a GBM path price needs), and parts: scalar Philox4x64-10 words
-(``rng.philox4x64_10``), scalar AS241 (``rng.ndtri``), libm's ``math.exp`` and ``vecmath.exp``
+least work a GBM path price needs), and parts: scalar Threefry2x64-20 words
+(``rng.threefry2x64_20``), scalar AS241 (``rng.ndtri``), libm's ``math.exp`` and ``vecmath.exp``
 in a loop, and ``fill_normals``' own two halves (``benchmarks/normals_speed.py``).
 
 The drivers here are compiled without numba's on-disk cache: a cached caller keeps the code of
@@ -99,7 +99,7 @@ def _rng_exp(key0, key1, n_tiles, n_steps, drift, sd):
 def _rng_qe(key0, key1, n_tiles, n_steps):
     """The Heston QE floor: what a QE path-step must compute whatever its arithmetic, the two
     normals (zs, zv) and zv's 1 - U by the engine's generator
-    (``rng.fill_normals_and_complements``), then, per path, the transcendental functions a
+    (``rng.fill_inverse_normals_and_complements``), then, per path, the transcendental functions a
     step takes (``models.heston.qe_tile_step``): two logarithms (the martingale correction's
     and the exponential branch's), by the engine's vectorizable ``rng.log``, and three square
     roots (the quadratic branch's two and the log-spot noise's), in a loop LLVM vectorizes.
@@ -110,8 +110,9 @@ def _rng_qe(key0, key1, n_tiles, n_steps):
         v = np.full(TILE, 0.04)
         for k in range(n_steps):
             R.fill_normals(key0, key1, np.uint64(0), np.uint64(b * TILE), np.uint64(2 * k), zs)
-            R.fill_normals_and_complements(key0, key1, np.uint64(0), np.uint64(b * TILE),
-                                           np.uint64(2 * k + 1), zv, tail)
+            R.fill_inverse_normals_and_complements(key0, key1, np.uint64(0),
+                                                   np.uint64(b * TILE), np.uint64(2 * k + 1),
+                                                   zv, tail)
             for i in range(TILE):
                 root = math.sqrt(v[i] + zv[i] * zv[i])
                 b2 = math.sqrt(root + 1.0)
@@ -123,12 +124,11 @@ def _rng_qe(key0, key1, n_tiles, n_steps):
 
 
 @njit(**_JIT)
-def _philox_only(n):
+def _threefry_only(n):
     s = np.uint64(0)
     for c in range(n):
-        w0, w1, w2, w3 = R.philox4x64_10(np.uint64(c), np.uint64(1), np.uint64(0), np.uint64(0),
-                                         np.uint64(7), np.uint64(9))
-        s ^= w0 ^ w1 ^ w2 ^ w3
+        w0, w1 = R.threefry2x64_20(np.uint64(c), np.uint64(1), np.uint64(7), np.uint64(9))
+        s ^= w0 ^ w1
     return s
 
 
@@ -161,11 +161,12 @@ def limits(n_paths=1 << 16, n_steps=252):
     rng_{1,2}: ``fill_normals`` normals/s on 1 and 2 threads; rng_exp_{1,2}: the same plus a
     Brownian step and one ``vecmath.exp`` per path-step (path-steps/s); rng_qe_{1,2}: the Heston
     QE floor, two normals, a complement, two logs and three square roots per path-step
-    (path-steps/s, ``_rng_qe``); philox_words: scalar
-    Philox4x64-10 words/s; inverse_normal: scalar AS241 (``ndtri``)/s; exp / exp_vecmath: libm's
-    ``math.exp`` (scalar) and ``vecmath.exp`` (vectorized loop) per second; normals_philox_ns /
-    normals_ndtri_ns: ``fill_normals``' two halves per normal (``benchmarks/normals_speed.py``),
-    or normals_parts_error if those internals moved."""
+    (path-steps/s, ``_rng_qe``); threefry_words: scalar
+    Threefry2x64-20 words/s (one at a time, not vectorized); inverse_normal: scalar AS241 (``ndtri``)/s; exp / exp_vecmath: libm's
+    ``math.exp`` (scalar) and ``vecmath.exp`` (vectorized loop) per second; normals_words_ns /
+    normals_transform_ns: ``fill_normals``' two halves per normal, normals_ndtri_ns: AS241 on
+    uniforms (``benchmarks/normals_speed.py``), or normals_parts_error if those internals
+    moved."""
     key0, key1 = np.uint64(R.seed_key(1)), np.uint64(R.name_key("X"))
     n_tiles = n_paths // TILE
     out = {}
@@ -182,7 +183,7 @@ def limits(n_paths=1 << 16, n_steps=252):
         finally:
             numba.set_num_threads(saved)
     n = 1 << 21
-    out["philox_words"] = 4 * n / best_time(_philox_only, n)
+    out["threefry_words"] = 2 * n / best_time(_threefry_only, n)
     bits = np.random.default_rng(0).integers(0, 2**63, size=n, dtype=np.uint64) * np.uint64(2)
     out["inverse_normal"] = n / best_time(_inverse_normal_only, bits)
     x = np.random.default_rng(0).standard_normal(n) * 0.1
@@ -191,7 +192,8 @@ def limits(n_paths=1 << 16, n_steps=252):
     try:
         from benchmarks import normals_speed
         parts = normals_speed.measure(min(n_tiles, 512), n_steps, repeats=3)
-        out["normals_philox_ns"] = parts["philox"]
+        out["normals_words_ns"] = parts["words"]
+        out["normals_transform_ns"] = parts["transform"]
         out["normals_ndtri_ns"] = parts["ndtri"]
         out["normals_tail_fraction"] = parts["tail_fraction"]
     except Exception as exc:             # rng internals moved
@@ -250,7 +252,7 @@ def _stage_drivers():
 
 
 #: The decomposition's rows: stages 0-3 of the driver, then the rest of the chunk kernel.
-STAGES = ("random numbers (fill_normals: Philox + AS241)",
+STAGES = ("random numbers (fill_normals: Threefry + Box-Muller)",
           "Brownian path W on the grid (brownian_tile)",
           "date pass: vecmath.exp and per-path sums (payoffs.accumulate, _score_sums)",
           "per-path payoff, tangents, scores; the twin's too (_fill)",

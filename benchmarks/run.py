@@ -937,9 +937,8 @@ def write_report(data, out_dir, mode):
         add("## The limits: price-only GBM and a Heston QE step\n")
         add("Micro-benchmarks in numba of what any GBM path price must do (`benchmarks/"
             "profile_engine.py`): the engine's own counter-based normals (`rng.fill_normals`: "
-            "Philox4x64-10 with each 64×64→128-bit product one native `mul i128`, AS241 "
-            "vectorized over the paths of a tile, its tails gathered and taken through its own "
-            "log), and those plus one Brownian step and one `exp` per path-step by the engine's "
+            "Threefry2x64-20 and the Box-Muller transform, each a branch-free loop vectorized "
+            "over the paths of a tile, with the package's own log, cos and sin), and those plus one Brownian step and one `exp` per path-step by the engine's "
             "vectorizable `vecmath.exp` (the arithmetic-average floor).\n")
         if data["limits"].get("note"):
             add(data["limits"]["note"] + "\n")
@@ -953,15 +952,17 @@ def write_report(data, out_dir, mode):
                 f"{fmt_rate(lim['rng_qe_1'])} ({1e9 / lim['rng_qe_1']:.2f} ns) | "
                 f"{fmt_rate(lim['rng_qe_2'])} |")
         add("")
-        if "normals_philox_ns" in lim:
-            parts = (f"`fill_normals`' halves (`benchmarks/normals_speed.py`): Philox words → "
-                     f"uniforms {lim['normals_philox_ns']:.2f} ns + uniforms → normals (AS241, "
-                     f"{lim['normals_tail_fraction']:.0%} of them in its tails) "
-                     f"{lim['normals_ndtri_ns']:.2f} ns per normal. ")
+        if "normals_words_ns" in lim:
+            parts = (f"`fill_normals`' halves (`benchmarks/normals_speed.py`): Threefry words "
+                     f"{lim['normals_words_ns']:.2f} ns + Box-Muller "
+                     f"{lim['normals_transform_ns']:.2f} ns per normal; AS241 on uniforms, for "
+                     f"the Heston variance draws, {lim['normals_ndtri_ns']:.2f} ns "
+                     f"({lim['normals_tail_fraction']:.0%} of them in its tails). ")
         else:
             parts = f"(`fill_normals`' halves not measured: {lim.get('normals_parts_error')}.) "
-        add(f"Parts, 1 thread: {parts}One at a time, for comparison: Philox4x64-10 "
-            f"{fmt_rate(lim['philox_words'])} words/s ({1e9 / lim['philox_words']:.2f} ns/word), "
+        add(f"Parts, 1 thread: {parts}One at a time, for comparison: Threefry2x64-20 "
+            f"{fmt_rate(lim['threefry_words'])} words/s ({1e9 / lim['threefry_words']:.2f} "
+            "ns/word), "
             f"scalar AS241 `ndtri` {fmt_rate(lim['inverse_normal'])}/s "
             f"({1e9 / lim['inverse_normal']:.2f} ns); libm `exp` {fmt_rate(lim['exp'])}/s "
             f"({1e9 / lim['exp']:.2f} ns) against `vecmath.exp` in a vectorized loop "
@@ -1010,30 +1011,22 @@ def write_report(data, out_dir, mode):
                 raise ValueError(f"the profile has {len(st)} stages, not {len(STAGES)}")
             add("### The measured fixes, now in the engine (`benchmarks/kernel_prototypes.py`)\n")
             add("Each was first prototyped and timed against the engine; all are now its code. "
-                "Single thread, ns per normal, per Philox word or per path-step:\n")
+                "Single thread, ns per normal or per path-step:\n")
             add("| fix (now in) | replaced | measured now | same bits? |\n|---|---|---|---|")
             if "error" in proto:
                 add(f"| — | — | prototypes skipped: {proto['error']} | |")
                 proto = {}
-            add(f"| normals tile by tile: AS241's central region branch-free over the tile, its "
-                "tails gathered and vectorized through its own log (`rng.fill_normals`) | scalar "
-                "AS241 per draw, libm's log | "
+            add(f"| normals tile by tile: Threefry2x64-20 and Box-Muller, each a branch-free "
+                "loop over the tile's pairs of paths (`rng.fill_normals`, version 0.4.0) | "
+                "Philox4x64-10 (scalar 64×64→128-bit products) and AS241, its tails gathered | "
                 f"{st[0]:.2f} in the profile; {1e9 / lim['rng_1']:.2f} alone"
-                + (f" ({lim['normals_philox_ns']:.2f} Philox + {lim['normals_ndtri_ns']:.2f} AS241)"
-                   if "normals_philox_ns" in lim else "")
+                + (f" ({lim['normals_words_ns']:.2f} Threefry + "
+                   f"{lim['normals_transform_ns']:.2f} Box-Muller)"
+                   if "normals_words_ns" in lim else "")
                 + f"; scalar `ndtri` {1e9 / lim['inverse_normal']:.2f} | "
                 + (f"yes ({proto['normals_bits_differing']} of {64 * 64 * 252:,} draws differ "
                    "from the scalar `rng.normal`) |" if "normals_bits_differing" in proto
                    else "— |"))
-            add("| Philox's 64×64→128-bit multiply as one `mul i128` (`rng._mul128`, an "
-                "`@intrinsic`), two blocks' rounds interleaved | four 32×32-bit products | "
-                f"{1e9 / lim['philox_words']:.2f} per word, scalar"
-                + (f"; a tile-inner Philox loop does not vectorize "
-                   f"({proto['philox_tile_ns_per_word']:.2f})" if "philox_tile_ns_per_word" in proto
-                   else "")
-                + " | yes"
-                + (f" (tile-inner vs scalar: {proto['philox_tile_bits_differing']} words differ)"
-                   if "philox_tile_bits_differing" in proto else "") + " |")
             add("| one fused pass over the dates, the tile's paths inner, with a vectorizable exp "
                 "(`gbm._accumulate`, `vecmath.exp`) | three scalar walks per path (payoff, "
                 "tangents, the twin), three libm exps per date | "

@@ -232,8 +232,9 @@ from mcgreeks._jit import kernel
 from mcgreeks.exercise_policy import (B0, N_POLICY, european_value, exercises, exercises_at,
                                       exercises_legs, variance_weights)
 from mcgreeks.models import heston as H
-from mcgreeks.rng import (STREAM_DUAL, fill_complements, fill_normals,
-                          fill_normals_and_complements, normal)
+from mcgreeks.rng import (STREAM_DUAL, fill_complements, fill_inverse_normals,
+                          fill_inverse_normals_and_complements, fill_normals, inverse_normal,
+                          normal)
 
 #: Outer paths by default: the bound's standard error falls as 1/√n_outer (module docstring).
 DEFAULT_OUTER = 1000
@@ -289,9 +290,9 @@ def continuation_floor(factor, kind, omega, strike, x, remaining, rate, div_yiel
     if kind == P.BASKET or kind == P.SPREAD:
         forward = 0.0
         for q in range(n):
-            f = x[q] * math.exp((rate - div_yields[q]) * remaining)
+            f = x[q] * vecmath.exp_any((rate - div_yields[q]) * remaining)
             forward += -f if kind == P.SPREAD and q == 1 else f
-        return math.exp(-rate * remaining) * max(omega * (forward - strike), 0.0)
+        return vecmath.exp_any(-rate * remaining) * max(omega * (forward - strike), 0.0)
     return 0.0
 
 
@@ -357,7 +358,7 @@ def continuation(policy, grid, disc, drift, sd, factor, kind, omega, strike, rat
                 w[q] = z[q, j] if dense else normal(key0, names[q], stream,
                                                     path0 + np.uint64(j), draw)
             for q in range(n_legs):
-                y[q] = s[j, q] * math.exp(a[q] + b[q] * _mixed(factor, w, q))
+                y[q] = s[j, q] * vecmath.exp_any(a[q] + b[q] * _mixed(factor, w, q))
             cash = moneyness(factor, kind, omega, strike, y, du)
             if d == n:
                 acc += disc[n] * max(cash, 0.0)
@@ -421,7 +422,7 @@ def _outer_block(policy, grid, disc, drift, sd, factor, kind, omega, strike, rat
                 w[q] = normal(key0, names[q], stream, np.uint64(o), np.uint64(k - 1))
             for q in range(n_legs):
                 log_x[q] += drift[k, q] + sd[k, q] * _mixed(factor, w, q)
-                x[q] = x0[q] * math.exp(log_x[q])
+                x[q] = x0[q] * vecmath.exp_any(log_x[q])
             h = max(moneyness(factor, kind, omega, strike, x, du), 0.0)
             paid = disc[k] * h
             if k == n:
@@ -617,7 +618,7 @@ def _heston_draws(key0, key1, stream, path, draw, scheme, one):
     draw + 1), as ``models.heston.tile_normals`` lays them out (1 - U only for QE; one: scratch
     of one double)."""
     zs = normal(key0, key1, stream, path, draw)
-    zv = normal(key0, key1, stream, path, draw + np.uint64(1))
+    zv = inverse_normal(key0, key1, stream, path, draw + np.uint64(1))
     if scheme == H.QE:
         fill_complements(key0, key1, stream, path, draw + np.uint64(1), one[:1])
     return zs, zv, one[0]
@@ -642,8 +643,8 @@ def _hedge_ratio(omega, spot, strike, remaining, rate, div_yield, var, scale):
     sd = math.sqrt(max(var, 0.0) * remaining)
     if not sd > 0.0:
         return 0.0
-    d1 = (math.log(spot / strike) + (rate - div_yield) * remaining) / sd + 0.5 * sd
-    return scale * omega * math.exp(-div_yield * remaining) * 0.5 * math.erfc(
+    d1 = (elementary.ln(spot / strike) + (rate - div_yield) * remaining) / sd + 0.5 * sd
+    return scale * omega * vecmath.exp_any(-div_yield * remaining) * 0.5 * math.erfc(
         -omega * d1 * _FRAC_1_SQRT2)
 
 
@@ -668,7 +669,7 @@ def _heston_continuation(policy, coef, scen, scheme, date_of, disc, growth, rema
     m = x.size
     corr_bar = H.correlation_complement(scen[H.SC_CORR])
     vbar = scen[H.SC_VBAR]
-    e0 = math.exp(x0)
+    e0 = vecmath.exp_any(x0)
     for j in range(m):
         x[j] = x0
         e[j] = e0
@@ -683,13 +684,13 @@ def _heston_continuation(policy, coef, scen, scheme, date_of, disc, growth, rema
         dense = n_live * SPARSE >= m
         if dense:
             fill_normals(key0, key1, stream, path0, draw, zs)
-            if scheme == H.QE:      # zv and its 1 - U from one pass over the Philox words
-                fill_normals_and_complements(key0, key1, stream, path0, draw + np.uint64(1),
-                                             zv, tail)
+            if scheme == H.QE:      # zv and its 1 - U from one pass over the uniforms
+                fill_inverse_normals_and_complements(key0, key1, stream, path0,
+                                                     draw + np.uint64(1), zv, tail)
             else:
-                fill_normals(key0, key1, stream, path0, draw + np.uint64(1), zv)
+                fill_inverse_normals(key0, key1, stream, path0, draw + np.uint64(1), zv)
         d = date_of[i]
-        carry = math.exp(-div_yield * (remaining[0] - remaining[i - 1]))     # e^{-q t_i}
+        carry = vecmath.exp_any(-div_yield * (remaining[0] - remaining[i - 1]))     # e^{-q t_i}
         kept = 0
         for a in range(n_live):
             j = live[a]
@@ -704,7 +705,7 @@ def _heston_continuation(policy, coef, scen, scheme, date_of, disc, growth, rema
                                     vbar + weight[i - 1] * (max(v[j], 0.0) - vbar), carry)
             v_next, v_pos, dx = _heston_step(scheme, row, scen, corr_bar, v[j], z_s, z_v, z_t)
             x_next = x[j] + dx
-            e_next = math.exp(x_next)
+            e_next = vecmath.exp_any(x_next)
             if control:
                 gain[j] += beta * s0 * (e_next * growth[i] - e[j] * growth[i - 1])
             stopped = False
@@ -771,7 +772,7 @@ def _heston_outer_block(policy, coef, scen, scheme, date_of, disc, growth, remai
             d = date_of[i]
             if d == 0:
                 continue
-            spot = s0 * math.exp(log_s)
+            spot = s0 * vecmath.exp_any(log_s)
             h = max(omega * (spot - strike), 0.0)
             paid = disc[d] * h
             if d == n:
@@ -951,7 +952,7 @@ def _heston_legs_continuation(policy, coef, scens, corr_bar, drift, sd, heston, 
         for a in range(n_live):
             j = live[a]
             for q in range(n_legs):
-                xs[q] = level[q] * math.exp(x[j, q])
+                xs[q] = level[q] * vecmath.exp_any(x[j, q])
             cash = moneyness(factor, kind, omega, strike, xs, du)
             if d == n:
                 acc += disc[n] * max(cash, 0.0)
@@ -1014,7 +1015,7 @@ def _heston_legs_outer_block(policy, coef, scens, corr_bar, drift, sd, heston, f
             if d == 0:
                 continue
             for q in range(n_legs):
-                xs[q] = level[q] * math.exp(path_x[0, q])
+                xs[q] = level[q] * vecmath.exp_any(path_x[0, q])
             h = max(moneyness(factor, kind, omega, strike, xs, du), 0.0)
             paid = disc[d] * h
             if d == n:

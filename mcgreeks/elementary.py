@@ -22,7 +22,7 @@ from mcgreeks import vecmath
 from mcgreeks._jit import kernel
 from mcgreeks.rng import log as _log
 
-__all__ = ["exp", "expm1", "log"]
+__all__ = ["exp", "expm1", "log", "ln"]
 
 # expm1(x) = x + x² P(x), P(x) = Σ_{j=0..19} x^j / (j + 2)!: on -1 <= x <= 1.5 the first term
 # left out, |x|^22 / 22!, is below 1e-17 of |expm1(x)| >= 1 - 1/e
@@ -40,8 +40,10 @@ def _expm1(x):
 
 
 @kernel
-def _ln(x):
-    """Natural logarithm: ``rng.log`` for finite x > 0, IEEE's special values elsewhere."""
+def ln(x):
+    """Natural logarithm of a scalar, for kernels: ``rng.log`` for finite x > 0, IEEE's special
+    values elsewhere.  The package's kernels call it (and ``vecmath.exp_any``) instead of
+    ``math.log`` (``math.exp``), whose C library picks its code by CPU."""
     if x > 0.0 and x != math.inf:
         return _log(x)
     if x == 0.0:
@@ -63,7 +65,7 @@ def _map(which, x, out):
             out[i] = _expm1(x[i])
     else:
         for i in range(x.size):
-            out[i] = _ln(x[i])
+            out[i] = ln(x[i])
 
 
 def _apply(which, x, out=None):

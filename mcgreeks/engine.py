@@ -27,7 +27,7 @@ from mcgreeks._jit import kernel
 from mcgreeks.rng import fill_normals, ndtri
 
 #: Paths per tile.  Part of the result's definition (it fixes the summation order), so it is a
-#: constant, not a tuning knob; a multiple of 4 so Philox blocks never straddle tiles.  128
+#: constant, not a tuning knob; even, so Box-Muller and antithetic pairs never straddle tiles.  128
 #: spreads a tile's fixed cost (about 200 ns: the calls, the slot loop, the moments' final
 #: sums) to under 2 ns a path, while a tile of 252-step Heston paths still fits in L2.
 TILE = 128

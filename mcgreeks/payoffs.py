@@ -29,7 +29,7 @@ for a call and -1 for a put, which turns every call formula into its put twin.
 """
 import math
 
-from mcgreeks import vecmath
+from mcgreeks import elementary, vecmath
 from mcgreeks._jit import kernel
 
 EUROPEAN, DIGITAL, ASIAN_ARITHMETIC, ASIAN_GEOMETRIC, BARRIER, LOOKBACK = range(6)
@@ -214,7 +214,7 @@ def discrete_survival(ti, tf, extreme):
     ln S over them, ``observe``), else 0; 1 for any other payoff."""
     if ti[KIND] != BARRIER or ti[CONTINUOUS] == 1:
         return 1.0
-    log_level = math.log(tf[LEVEL])
+    log_level = elementary.ln(tf[LEVEL])
     touched = extreme <= log_level if ti[DOWN] == 1 else extreme >= log_level
     return 0.0 if touched else 1.0
 
@@ -374,6 +374,6 @@ def bridge_survival(down, log_level, y0, y1, var):
         return 0.0, 0.0, 0.0, 0.0, 0.0
     if var <= 0.0:
         return 1.0, 0.0, 0.0, 0.0, 0.0
-    e = math.exp(-2.0 * a * b / var)
+    e = vecmath.exp_any(-2.0 * a * b / var)
     g0 = 2.0 * b * u / var
     return 1.0 - e, e * g0, e * 2.0 * a * u / var, -e * 2.0 * a * b / (var * var), -e * g0 * g0

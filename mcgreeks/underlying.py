@@ -19,7 +19,7 @@ from mcgreeks import bridge, correlation, engine, exercise_policy, kernel_inputs
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks.analytic.asian import geometric_asian
-from mcgreeks.estimators import fd, optimal
+from mcgreeks.estimators import fd, optimal, validity
 from mcgreeks.kernel_inputs import MC_SAMPLER, exercisable, no_policy, no_totals, number_slots, \
     trade_arrays
 from mcgreeks.models import MODELS
@@ -587,7 +587,14 @@ def finish(job, counts, states):
             row[quantity + "_se"] = abs(q) * se[k]
             if g != G.PRICE:
                 row["method_" + quantity] = G.ESTIMATORS[e]
-            if uncertain[k] > WARN_TAIL_LIMIT:
+            params = job.member_params[r.get("asset", 0)]
+            if (g != G.PRICE and not r.get("legs") and params["model"] == job.params["model"]
+                    and validity.infinite_variance(job.model.capability, g, e, params)):
+                rule = job.model.capability.tails
+                warnings.append(f"{quantity}_se uncertain: pathwise has an infinite variance "
+                                f"below a Feller ratio of {rule.bounds[0]} (here "
+                                f"{rule.ratio(params):.2f}); fd does not")
+            elif uncertain[k] > WARN_TAIL_LIMIT:
                 warnings.append(f"{quantity}_se uncertain by {uncertain[k]:.0%} (heavy tails: "
                                 f"one 128-path tile holds {share[k]:.0%} of the variance)")
             diagnostics.append(_diagnostic(job, r, j, g, e, k, quantity, beta, reduction,

@@ -160,4 +160,4 @@ def test_version():
     proc = run_cli("--version", cwd=DATA)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"mcgreeks {__version__}\n"
-    assert __version__ == "0.3.0"
+    assert __version__ == "0.4.0"

@@ -505,11 +505,14 @@ def heston_put():
 
 
 def test_heston_american_put(heston_put):
-    """Measured (this pilot, 500 x 100 paths, QE on the 52-date grid): 6.5790 ± 0.0092 against
-    the ADI's 6.5731 (+0.09 %), the policy's value 6.5546, gap 0.024 ± 0.003, 3.0 s on two
-    cores (2.9 s in pytest); with a 2^16-path pilot 6.5772 ± 0.0087 (+0.06 %), gap 0.016; at
-    the defaults (1000 x 200) 6.5884 ± 0.0047 (+0.23 %), gap 0.015, 20 s.  Without the control
-    (200 x 100): 6.92 ± 0.07 (+5 %), gap 0.35."""
+    """Measured on 0.3.0's random numbers (this pilot, 500 x 100 paths, QE on the 52-date grid):
+    6.5790 ± 0.0092 against the ADI's 6.5731 (+0.09 %), the policy's value 6.5546, gap 0.024 ±
+    0.003, 3.0 s on two cores (2.9 s in pytest); with a 2^16-path pilot 6.5772 ± 0.0087
+    (+0.06 %), gap 0.016; at the defaults (1000 x 200) 6.5884 ± 0.0047 (+0.23 %), gap 0.015,
+    20 s.  Without the control (200 x 100): 6.92 ± 0.07 (+5 %), gap 0.35.  On 0.4.0's: 6.5885 ±
+    0.0099, policy 6.5519, gap 0.037 ± 0.005.  The gap over 16 keys: 0.024 ± 0.005 (0.018-0.038)
+    on 0.3.0's numbers, 0.028 ± 0.006 (0.021-0.044) on 0.4.0's, so the bound on it is
+    0.0075 of the price (0.049), not the 0.005 one run on 0.3.0's suggested."""
     rows, ref = heston_put
     start = time.perf_counter()
     b = D.heston_bounds(rows, HESTON_TIMES, HESTON, HESTON_STRIKE, False, *KEYS, n_outer=500,
@@ -520,7 +523,7 @@ def test_heston_american_put(heston_put):
     assert b.upper > ref - 4 * b.upper_se, (b, ref)
     assert b.upper - ref < TIGHT * ref + 4 * b.upper_se, (b, ref)
     assert b.lower < ref + 4 * b.lower_se, (b, ref)
-    assert 0.0 <= b.gap < 0.005 * ref, b
+    assert 0.0 <= b.gap < 0.0075 * ref, b
     assert elapsed < 30.0
 
 

@@ -1,4 +1,5 @@
-"""Tests for mcgreeks.rng: Philox4x64-10 bits, the AS241 inverse normal, and the normal mapping."""
+"""Tests for mcgreeks.rng: Philox4x64-10 and Threefry2x64-20 bits, the AS241 inverse normal, the
+Box-Muller transform, and the (seed, stream, path, draw) -> normal mapping."""
 import hashlib
 import math
 
@@ -13,12 +14,15 @@ from mcgreeks.rng import (
     STREAM_MAIN,
     STREAM_PILOT,
     bits_to_uniform,
+    fill_inverse_normals,
     fill_normals,
+    inverse_normal,
     name_key,
     ndtri,
     normal,
     philox4x64_10,
     seed_key,
+    threefry2x64_20,
 )
 
 U64 = np.uint64
@@ -141,28 +145,31 @@ def test_kernels_stay_uint64_and_float64():
         assert numba.typeof(getattr(rng, name)) == numba.types.uint64, name
 
 
-@numba.njit
-def _pair_vs_single(counters, key0, key1):
-    """Number of counter pairs where the interleaved two-block Philox differs from two calls."""
-    bad = 0
-    for i in range(counters.shape[0]):
-        ca, cb, c1, c2, c3 = (counters[i, 0], counters[i, 1], counters[i, 2], counters[i, 3],
-                              counters[i, 4])
-        got = rng._philox_pair(ca, cb, c1, c2, c3, key0, key1)
-        a = philox4x64_10(ca, c1, c2, c3, key0, key1)
-        b = philox4x64_10(cb, c1, c2, c3, key0, key1)
-        if got != (a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]):
-            bad += 1
-    return bad
+# --- Threefry2x64-20 ---------------------------------------------------------------------------
+
+# Random123 known-answer vectors (tests/kat_vectors of Random123, D. E. Shaw Research), lines
+# "threefry2x64 20 <ctr0 ctr1> <key0 key1> <out0 out1>".
+THREEFRY_KAT = [
+    ((0x0, 0x0), (0x0, 0x0), (0xC2B6E3A8C2C69865, 0x6F81ED42F350084D)),
+    ((MASK64, MASK64), (MASK64, MASK64), (0xE02CB7C4D95D277A, 0xD06633D0893B8B68)),
+    ((0x243F6A8885A308D3, 0x13198A2E03707344), (0xA4093822299F31D0, 0x082EFA98EC4E6C89),
+     (0x263C7D30BB0F0AF1, 0x56BE8361D3311526)),
+]
 
 
-def test_philox_pair_equals_two_single_blocks():
-    rs = np.random.default_rng(12)
-    counters = rs.integers(0, 2**64, size=(300, 5), dtype=np.uint64)
-    counters[:10, 0] = U64(MASK64)
-    counters[:10, 1] = U64(0)
-    assert _pair_vs_single(counters, U64(0x452821E638D01377), U64(0xBE5466CF34E90C6C)) == 0
-    assert _pair_vs_single(counters, U64(0), U64(MASK64)) == 0
+def threefry_py(counter, key):
+    return tuple(int(w) for w in threefry2x64_20(*(U64(c) for c in counter),
+                                                  *(U64(k) for k in key)))
+
+
+@pytest.mark.parametrize("counter,key,expected", THREEFRY_KAT)
+def test_threefry_random123_known_answers(counter, key, expected):
+    assert threefry_py(counter, key) == expected
+
+
+def test_threefry_constants_are_uint64():
+    for name in ("_SKEIN_PARITY", "_R0", "_R7", "_L0", "_L7", "_U5", "_PAIR_MASK", "_U32", "_U62"):
+        assert numba.typeof(getattr(rng, name)) == numba.types.uint64, name
 
 
 # --- bits_to_uniform ----------------------------------------------------------------------------
@@ -370,13 +377,50 @@ def test_ndtri_special_values_and_symmetry():
 K0, K1 = seed_key(20240607), name_key("SPX")
 
 
+def _box_muller_reference(w0, w1):
+    """Box-Muller of two words with libm's log, cos and sin (mcgreeks has its own)."""
+    u = (float(w0 >> 12) + 0.5) * 2.0**-52
+    quarter = w1 >> 62
+    offset = (float((w1 << 2) % 2**64 >> 12) + 0.5) * 2.0**-52 - 0.5
+    angle = (quarter + offset) * math.pi / 2
+    radius = math.sqrt(-2.0 * math.log(u))
+    return radius * math.cos(angle), radius * math.sin(angle)
+
+
 def test_normal_definition():
+    """Paths 2m and 2m + 1 are the two sides of the Box-Muller pair of Threefry block
+    (m, stream * 2**32 + draw); within a few ulps of libm's log, cos and sin."""
     for path in (0, 1, 2, 3, 4, 5, 1001, 2**64 - 1):
-        for draw in (0, 1, 17, 2**40):
-            for stream in (STREAM_MAIN, STREAM_PILOT):
-                words = philox_py((path >> 2, draw, int(stream), 0), (int(K0), int(K1)))
-                expected = ndtri(bits_to_uniform(U64(words[path & 3])))
-                assert normal(K0, K1, stream, U64(path), U64(draw)) == expected
+        for draw in (0, 1, 17, 2**32 - 1):
+            for stream in (STREAM_MAIN, STREAM_PILOT, rng.STREAM_DUAL):
+                words = threefry_py((path >> 1, (int(stream) << 32) | draw), (int(K0), int(K1)))
+                expected = _box_muller_reference(*words)[path & 1]
+                got = normal(K0, K1, stream, U64(path), U64(draw))
+                assert got == pytest.approx(expected, rel=1e-14, abs=1e-15)
+                word = rng.random_word(K0, K1, stream, U64(path), U64(draw))
+                assert int(word) == words[path & 1]
+                assert inverse_normal(K0, K1, stream, U64(path), U64(draw)) == ndtri(
+                    bits_to_uniform(U64(int(word))))
+
+
+def test_circle_point_against_mpmath():
+    """cos and sin of the Box-Muller angle within 2e-16 of 40-digit values, over random words
+    and the ends of each quarter turn."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    rs = np.random.default_rng(5)
+    words = list(rs.integers(0, 2**64, 2000, dtype=np.uint64))
+    for q in range(4):
+        for j in (0, 1, 2**51, 2**52 - 1):
+            words.append(U64((q << 62) | (j << 10)))
+    cos_sin = numba.njit(lambda w: rng._circle_point(w))
+    for w in words:
+        w = int(w)
+        offset = (mpmath.mpf(((w << 2) % 2**64) >> 12) + mpmath.mpf(0.5)) * mpmath.mpf(2)**-52
+        angle = ((w >> 62) + offset - mpmath.mpf(0.5)) * mpmath.pi / 2
+        c, s = cos_sin(U64(w))
+        assert abs(c - mpmath.cos(angle)) < 2e-16 and abs(s - mpmath.sin(angle)) < 2e-16, w
+        assert c * c + s * s == pytest.approx(1.0, abs=4e-16)
 
 
 def test_normal_is_pure_function_of_its_arguments():
@@ -413,9 +457,9 @@ def test_fill_normals_wraps_path_and_accepts_strided_output():
 
 
 def test_fill_normals_aligned_tiles_wrap_and_sizes():
-    """The engine's case (path0 % 4 == 0, size a multiple of 4) uses the interleaved two-block
-    Philox; check it against the scalar definition, including paths wrapping past 2**64 and a
-    strided output."""
+    """The engine's case (path0 even, an even size) runs the vectorized pair loops only; check
+    it against the scalar definition, including paths wrapping past 2**64 and a strided
+    output."""
     for path0 in (0, 64, 4096, 2**62 - 8, 2**64 - 64, 2**64 - 32, 2**64 - 4):
         for n in (4, 8, 12, 32, 60, 64, 68, 128, 132):
             for draw in (0, 7):
@@ -588,13 +632,13 @@ def test_fill_normals_antithetic_matches_scalar_however_cut(path0):
 
 
 @pytest.mark.parametrize("stream", [STREAM_MAIN, ANTI])
-def test_fill_complements_are_one_minus_the_normals_uniforms(stream):
+def test_fill_complements_are_one_minus_the_inverse_normals_uniforms(stream):
     """1 - U exactly: Phi^-1 of 1 minus it gives back the normal to the bit (1 - (1 - U) = U
     on the symmetric grid of ``bits_to_uniform``), in plain and antithetic streams, any cut."""
     for path0 in (0, 1, 5, 128):
         for n in (1, 3, 4, 9, 64):
             z, c = np.empty(n), np.empty(n)
-            fill_normals(K0, K1, stream, U64(path0), U64(2), z)
+            fill_inverse_normals(K0, K1, stream, U64(path0), U64(2), z)
             rng.fill_complements(K0, K1, stream, U64(path0), U64(2), c)
             assert ((c > 0) & (c < 1)).all()
             np.testing.assert_array_equal([ndtri(1.0 - x) for x in c], z)
@@ -605,9 +649,30 @@ def test_normals_and_complements_in_one_pass_are_the_two_fills(stream):
     for path0 in (0, 1, 3, 128):
         for n in (0, 1, 5, 64, 67, 128):
             z, c = np.empty(n), np.empty(n)
-            rng.fill_normals_and_complements(K0, K1, stream, U64(path0), U64(7), z, c)
+            rng.fill_inverse_normals_and_complements(K0, K1, stream, U64(path0), U64(7), z, c)
             z_ref, c_ref = np.empty(n), np.empty(n)
-            fill_normals(K0, K1, stream, U64(path0), U64(7), z_ref)
+            fill_inverse_normals(K0, K1, stream, U64(path0), U64(7), z_ref)
             rng.fill_complements(K0, K1, stream, U64(path0), U64(7), c_ref)
             np.testing.assert_array_equal(z, z_ref)
             np.testing.assert_array_equal(c, c_ref)
+
+
+@pytest.mark.parametrize("stream", [STREAM_MAIN, ANTI])
+@pytest.mark.parametrize("path0", [0, 1, 2, 5, 126, 1_000_003])
+def test_fill_inverse_normals_match_scalar_however_cut(stream, path0):
+    for n in list(range(0, 6)) + [63, 64, 65, 128, 131, 200]:
+        buf = np.full(n + 4, 123.0)
+        out = buf[2:2 + n]
+        fill_inverse_normals(K0, K1, stream, U64(path0), U64(3), out)
+        expected = [inverse_normal(K0, K1, stream, U64(path0 + i), U64(3)) for i in range(n)]
+        np.testing.assert_array_equal(out, np.array(expected, dtype=np.float64))
+        assert buf[0] == buf[1] == buf[-1] == buf[-2] == 123.0
+
+
+def test_inverse_normals_sample_moments():
+    n = 1 << 18
+    z = np.empty(n)
+    fill_inverse_normals(K0, K1, STREAM_MAIN, U64(0), U64(1), z)
+    assert abs(z.mean()) < 5 / math.sqrt(n)
+    assert abs(z.var() - 1.0) < 5 * math.sqrt(2 / n)
+    assert scipy.stats.kstest(z, "norm").pvalue > 1e-4

@@ -1,5 +1,4 @@
 """Input checks, normal density/distribution and result packaging shared by the closed forms."""
-import math
 
 import numpy as np
 from scipy import special
@@ -8,7 +7,7 @@ from mcgreeks import elementary
 
 GREEKS = ("price", "delta", "gamma", "vega", "rho", "theta")
 
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_LOG_SQRT_2PI = 0.9189385332046728    # ln sqrt(2 pi), correctly rounded (not libm's)
 
 
 

@@ -117,13 +117,21 @@ def auto_candidates(cap, kind, greek, continuous=False, params=None, exercise=Fa
     if exercise:        # the direct estimator: the stopping date held fixed, as lr cannot
         out = out[:1]
     rule = cap.tails
-    if rule is not None and params is not None and greek in rule.greeks and G.PATHWISE in out:
-        ratio = rule.ratio(params)
-        if ratio < rule.bounds[0]:
-            out = tuple(e for e in out if e != G.PATHWISE) + (G.FD,)
-        elif ratio < rule.bounds[1]:
-            out += (G.FD,)
+    if infinite_variance(cap, greek, G.PATHWISE, params) and G.PATHWISE in out:
+        out = tuple(e for e in out if e != G.PATHWISE) + (G.FD,)
+    elif (rule is not None and params is not None and greek in rule.greeks and G.PATHWISE in out
+          and rule.ratio(params) < rule.bounds[1]):
+        out += (G.FD,)
     return out
+
+
+def infinite_variance(cap, greek, estimator, params):
+    """Whether, by the model's ``tails`` rule, ``estimator``'s estimate of ``greek`` has an
+    infinite variance at ``params`` (pathwise below the rule's first bound): its sample SE then
+    means nothing, whatever a tail test on the run happens to see."""
+    rule = cap.tails
+    return (estimator == G.PATHWISE and rule is not None and params is not None
+            and greek in rule.greeks and rule.ratio(params) < rule.bounds[0])
 
 
 def applies(cap, estimator):

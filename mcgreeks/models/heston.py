@@ -73,7 +73,7 @@ import numpy as np
 from mcgreeks import elementary, vecmath
 from mcgreeks._jit import kernel
 from mcgreeks.engine import TILE
-from mcgreeks.rng import fill_normals, fill_normals_and_complements, log
+from mcgreeks.rng import fill_inverse_normals_and_complements, fill_normals, log
 
 #: Scheme codes.
 QE, EULER = 0, 1
@@ -662,14 +662,15 @@ def tile_normals(key0, key1, stream, path, m, n_steps, z):
     1 - U of zv = Phi^-1(U), which QE's exponential branch needs.
 
     1 - U comes from the uniform itself, in the same pass as zv
-    (``rng.fill_normals_and_complements``: one Philox word serves both, where a second pass cost
+    (``rng.fill_inverse_normals_and_complements``: one uniform serves both, where a second pass cost
     3 ns a path-step): U = (k + 1/2) 2^-52 lies on a grid symmetric about 1/2, so 1 - U is
     exact; recomputing it as Phi(-zv) would cost a libm erfc per path-step, which no loop
     vectorizes."""
     for k in range(n_steps):
         fill_normals(key0, key1, stream, np.uint64(path), np.uint64(2 * k), z[2 * k, :m])
-        fill_normals_and_complements(key0, key1, stream, np.uint64(path), np.uint64(2 * k + 1),
-                                     z[2 * k + 1, :m], z[2 * n_steps + k, :m])
+        fill_inverse_normals_and_complements(key0, key1, stream, np.uint64(path),
+                                             np.uint64(2 * k + 1), z[2 * k + 1, :m],
+                                             z[2 * n_steps + k, :m])
 
 
 @kernel

@@ -25,7 +25,7 @@ from mcgreeks import engine
 from mcgreeks import exercise_policy as XP
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
-from mcgreeks import vecmath
+from mcgreeks import elementary, vecmath
 from mcgreeks._jit import borrow, keep, kernel, wait_for_background
 from mcgreeks.engine import TILE, add_to_total, brownian_tile, sobol_tile, write_moments
 from mcgreeks.estimators import combine as C
@@ -44,12 +44,12 @@ def _value(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
     """Undiscounted payoff of one unit on path i with parameters (s0, mu = log drift, vol), dates
     scaled by c (W by √c, as common random numbers give under a maturity bump)."""
     root_c = math.sqrt(c)
-    u, y_last, extreme = P.observe(kind, ti, tf, fix_idx, grid, w, i, math.log(s0), mu * c,
+    u, y_last, extreme = P.observe(kind, ti, tf, fix_idx, grid, w, i, elementary.ln(s0), mu * c,
                                    vol * root_c)
     f = P.cash_flow(kind, ti, tf, u, extreme)
     if kind == P.BARRIER and ti[P.CONTINUOUS] == 1 and f != 0.0:
         # GBM's bridge over [0, T] is exact: one segment, log-variance σ²T
-        survival = P.bridge_survival(ti[P.DOWN] == 1, math.log(tf[P.LEVEL]), math.log(s0), y_last,
+        survival = P.bridge_survival(ti[P.DOWN] == 1, elementary.ln(tf[P.LEVEL]), elementary.ln(s0), y_last,
                                      vol * vol * tf[P.MATURITY] * c)[0]
         f *= P.knock_weight(ti, survival)
     return f
@@ -108,7 +108,7 @@ def _fill(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tan
     omega, strike, cash = tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH]
     g_first, g_last = fix_idx[off], fix_idx[off + n - 1]
     t1, t_n = grid[g_first], grid[g_last]
-    log_s0 = math.log(s0)
+    log_s0 = elementary.ln(s0)
     down = ti[P.DOWN] == 1
     continuous_barrier = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
     stopped = ti[P.EXERCISE] == 1
@@ -120,7 +120,7 @@ def _fill(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tan
                               vecmath.exp(log_s0 + mu * t_n + vol * w[g_last, i]))
         return
     t_mean = P.mean_date(ti, fix_idx, grid)
-    log_level = math.log(tf[P.LEVEL])
+    log_level = elementary.ln(tf[P.LEVEL])
     for i in range(m):
         w_n = w[g_last, i]
         t_stop = maturity
@@ -136,7 +136,7 @@ def _fill(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tan
         slope = P.slope(kind, omega, strike, cash, u) * P.discrete_survival(ti, tf, extreme)
         x_spot = x_vol = x_mat = x_spot2 = x_rate = 0.0
         if stopped:
-            carry = math.exp(rate * (maturity - t_stop))
+            carry = vecmath.exp_any(rate * (maturity - t_stop))
             f *= carry
             slope *= carry
             x_rate = (maturity - t_stop) * f
@@ -146,7 +146,7 @@ def _fill(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tan
             # as explicit terms, and its S_T-derivative joins the slope.
             var = vol * vol * maturity
             p, p_y0, p_y1, p_var, p_y0y0 = P.bridge_survival(down, log_level, log_s0,
-                                                             math.log(u), var)
+                                                             elementary.ln(u), var)
             sign = -1.0 if ti[P.KNOCK_IN] == 1 else 1.0
             x_spot = sign * f * p_y0 / s0
             x_vol = sign * f * p_var * 2.0 * var / vol
@@ -189,7 +189,7 @@ def _fill_trade(ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tan
     kind = ti[P.KIND]
     control = ti[P.CONTROL] == 1
     if ti[P.EXERCISE] == 0:     # an exercisable trade reads its stopping date alone
-        P.accumulate(kind, ti, tf, fix_idx, grid, w, m, math.log(s0), mu, vol, control, acc)
+        P.accumulate(kind, ti, tf, fix_idx, grid, w, m, elementary.ln(s0), mu, vol, control, acc)
     if scores == SCORES_ALL:
         _score_sums(ti, fix_idx, grid, w, m, acc)
     need_vibrato = need_vibrato and P.jumps(ti)
@@ -204,12 +204,12 @@ def _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, c):
     """Discounted payoff of path i under moved parameters (same W): the fd revaluation.  An
     exercisable option keeps its fixed policy, which stops the moved path where it stops."""
     if ti[P.EXERCISE] == 1:
-        a, b, c_w = math.log(s0), gbm.log_drift(rate, div, vol) * c, vol * math.sqrt(c)
+        a, b, c_w = elementary.ln(s0), gbm.log_drift(rate, div, vol) * c, vol * math.sqrt(c)
         g = XP.stop(ti, tf, policy, fix_idx, grid, w, i, a, b, c_w, None)
-        return math.exp(-rate * grid[g] * c) * P.value(
+        return vecmath.exp_any(-rate * grid[g] * c) * P.value(
             P.EUROPEAN, tf[P.OMEGA], tf[P.STRIKE], 1.0,
             vecmath.exp(a + b * grid[g] + c_w * w[g, i]))
-    return math.exp(-rate * P.payment_time(kind, tf) * c) * _value(
+    return vecmath.exp_any(-rate * P.payment_time(kind, tf) * c) * _value(
         kind, ti, tf, fix_idx, grid, w, i, s0, gbm.log_drift(rate, div, vol), vol, c)
 
 
@@ -272,7 +272,7 @@ def _vibrato(kind, ti, tf, fix_idx, grid, w, i, s0, rate, mu, vol, f, extreme, q
     z = w1 / math.sqrt(t1)
     g_last = fix_idx[off + n - 1]
     t_n, w_n = grid[g_last], w[g_last, i]
-    log_s0 = math.log(s0)
+    log_s0 = elementary.ln(s0)
     f_down = _reflected_value(kind, ti, tf, log_s0, mu, vol, t_n, w_n, w1, extreme, 2.0)
     f_mid = _reflected_value(kind, ti, tf, log_s0, mu, vol, t_n, w_n, w1, extreme, 1.0)
     by_mean = vibrato.d_mean(f, f_down, z, sd)
@@ -293,7 +293,7 @@ def _estimates(g, e, kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, div, v
                coef, baseline, x):
     """One path's estimate of (g, e) for each path of the tile into x[:m]."""
     pay = P.payment_time(kind, tf)
-    disc = math.exp(-rate * pay)
+    disc = vecmath.exp_any(-rate * pay)
     if e == G.FD:
         for i in range(m):
             x[i] = _fd(g, kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol,
@@ -511,7 +511,7 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
             _fill_trade(ti[j], tf[j], fix_idx, policy, grid, w[a], m, s0, rate, mu, vol,
                         True, SCORES_ALL, True, acc, q, q_x)
             pay = P.payment_time(ti[j, P.KIND], tf[j])
-            disc = math.exp(-rate * pay)
+            disc = vecmath.exp_any(-rate * pay)
             for g in range(fitted.shape[1]):
                 if fitted[j, g] == 0:
                     continue

@@ -42,11 +42,9 @@ infinite variance (tail index 1.1-2.9, measured), so their sample standard error
 (``estimators.validity.PATHWISE_FELLER``).  Which estimator is valid where is decided by the
 validity table (``estimators.validity``), which ``prepare`` checks the slots against.
 """
-import math
-
 import numpy as np
 
-from mcgreeks import engine, kernel_inputs
+from mcgreeks import elementary, engine, kernel_inputs, vecmath
 from mcgreeks import exercise_policy as XP
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
@@ -96,7 +94,7 @@ def _survival(ti, tf, fix_idx, grid, c, x, v, m, log_s0, dr, v0, alive):
     (dates scaled by c, rate moved by dr): Heston's segments of a continuously monitored barrier
     are its grid steps.  Steps outer, the tile's paths inner, so that it vectorizes."""
     down = ti[P.DOWN] == 1
-    log_level = math.log(tf[P.LEVEL])
+    log_level = elementary.ln(tf[P.LEVEL])
     g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
     for i in range(m):
         y1 = log_s0 + x[0, i] + dr * grid[0]
@@ -122,9 +120,9 @@ def _values(ti, tf, fix_idx, policy, grid, c, x, v, m, log_s0, rate, dr, v0, acc
         maturity = tf[P.MATURITY]
         for i in range(m):
             g = XP.stop(ti, tf, policy, fix_idx, grid, x, i, log_s0, dr, 1.0, v)
-            u = math.exp(log_s0 + dr * grid[g] + x[g, i])
+            u = vecmath.exp_any(log_s0 + dr * grid[g] + x[g, i])
             out[i] = P.value(P.EUROPEAN, tf[P.OMEGA], tf[P.STRIKE], 1.0, u) * \
-                math.exp((rate + dr) * c * (maturity - grid[g]))
+                vecmath.exp_any((rate + dr) * c * (maturity - grid[g]))
         return
     P.accumulate(kind, ti, tf, fix_idx, grid, x, m, log_s0, dr, 1.0, False, acc)
     t_mean = P.mean_date(ti, fix_idx, grid)
@@ -168,7 +166,7 @@ def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_
     j < n_pw as in ``_fill``."""
     kind = ti[P.KIND]
     down = ti[P.DOWN] == 1
-    log_level = math.log(tf[P.LEVEL])
+    log_level = elementary.ln(tf[P.LEVEL])
     g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
     for j in range(N_PW):
         q[_pw_row(j), i] = 0.0
@@ -192,7 +190,7 @@ def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_
         if w == 0.0:
             break
         y0, v_prev, t_prev = y1, v[k, i], grid[k]
-    s_t = math.exp(log_s0 + x[g_last, i])
+    s_t = vecmath.exp_any(log_s0 + x[g_last, i])
     vanilla = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
     slope = P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
     knock_in = ti[P.KNOCK_IN] == 1
@@ -211,7 +209,7 @@ def _barrier_explicit(ti, tf, fix_idx, grid, x, v, i, s0, log_s0, v0):
     S0 enters the payoff only through the first step's bridge): (df/dS0, d2f/dS0^2) at fixed
     ln S_{t_1..}."""
     down = ti[P.DOWN] == 1
-    log_level = math.log(tf[P.LEVEL])
+    log_level = elementary.ln(tf[P.LEVEL])
     g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
     p, p0, _, _, p00 = P.bridge_survival(down, log_level, log_s0, log_s0 + x[0, i],
                                      0.5 * (v0 + v[0, i]) * grid[0])
@@ -223,7 +221,7 @@ def _barrier_explicit(ti, tf, fix_idx, grid, x, v, i, s0, log_s0, v0):
                               0.5 * (v[k - 1, i] + v[k, i]) * (grid[k] - grid[k - 1]))[0]
         if rest == 0.0:
             return 0.0, 0.0
-    s_t = math.exp(log_s0 + x[g_last, i])
+    s_t = vecmath.exp_any(log_s0 + x[g_last, i])
     vanilla = P.value(ti[P.KIND], tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
     sign = -1.0 if ti[P.KNOCK_IN] == 1 else 1.0
     return (sign * vanilla * rest * p0 / s0, sign * vanilla * rest * (p00 - p0) / (s0 * s0))
@@ -249,8 +247,8 @@ def _vibrato(tf, kind, k, x, v, z, i, log_s0, f, scheme, coef, corr_bar, v0):
     if s == 0.0:
         return 0.0, 0.0
     y = log_s0 + x[k, i]
-    f_mid = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], math.exp(y - s * zn))
-    f_down = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], math.exp(y - 2.0 * s * zn))
+    f_mid = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], vecmath.exp_any(y - s * zn))
+    f_down = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], vecmath.exp_any(y - 2.0 * s * zn))
     return vibrato.d_mean(f, f_down, zn, s), vibrato.d2_mean(f, f_down, f_mid, zn, s)
 
 
@@ -271,7 +269,7 @@ def _fill(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v
     maturity = tf[P.MATURITY]
     stopped = ti[P.EXERCISE] == 1
     continuous = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
-    log_s0 = math.log(s0)
+    log_s0 = elementary.ln(s0)
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     g_first = 0 if continuous else fix_idx[off]
     g_last = fix_idx[off + n - 1]
@@ -284,9 +282,9 @@ def _fill(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v
         g_stop, carry, x_rate = g_last, 1.0, 0.0
         if stopped:
             g_stop = XP.stop(ti, tf, policy, fix_idx, grid, x, i, log_s0, 0.0, 1.0, v)
-            u = math.exp(log_s0 + x[g_stop, i])
+            u = vecmath.exp_any(log_s0 + x[g_stop, i])
             extreme, sw, swt = 0.0, u, u * grid[g_stop]
-            carry = math.exp(rate * (maturity - grid[g_stop]))
+            carry = vecmath.exp_any(rate * (maturity - grid[g_stop]))
         else:
             u, extreme, sw, swt, _ = P.quantity_called(kind, ti, fix_idx, grid, x, acc, i,
                                                        log_s0, 0.0, 1.0, t_mean)
@@ -342,22 +340,22 @@ def _fd_spot_rate(g, ti, tf, fix_idx, policy, grid, x, v, m, s0, rate, v0, disc,
     """Central bump-and-revalue of delta, gamma or rho on the tile's paths into out[:m]: spot and
     rate bumps need no new path (x = ln(S/S0) does not depend on S0; r moves ln S_t by r t).
     disc: the trade's unbumped discount; up, down: scratch of the tile's size."""
-    log_s0 = math.log(s0)
+    log_s0 = elementary.ln(s0)
     if g == G.RHO:
         h = bumps[fd.B_RATE]
         _values(ti, tf, fix_idx, policy, grid, 1.0, x, v, m, log_s0, rate, h, v0, acc, alive, up)
         _values(ti, tf, fix_idx, policy, grid, 1.0, x, v, m, log_s0, rate, -h, v0, acc, alive,
                 down)
         pay = P.payment_time(ti[P.KIND], tf)
-        d_up = math.exp(-(rate + h) * pay)
-        d_down = math.exp(-(rate - h) * pay)
+        d_up = vecmath.exp_any(-(rate + h) * pay)
+        d_down = vecmath.exp_any(-(rate - h) * pay)
         for i in range(m):
             out[i] = fd.central(d_up * up[i], d_down * down[i], h)
         return
     h = bumps[fd.B_SPOT] * s0
-    _values(ti, tf, fix_idx, policy, grid, 1.0, x, v, m, math.log(s0 + h), rate, 0.0, v0, acc,
+    _values(ti, tf, fix_idx, policy, grid, 1.0, x, v, m, elementary.ln(s0 + h), rate, 0.0, v0, acc,
             alive, up)
-    _values(ti, tf, fix_idx, policy, grid, 1.0, x, v, m, math.log(s0 - h), rate, 0.0, v0, acc,
+    _values(ti, tf, fix_idx, policy, grid, 1.0, x, v, m, elementary.ln(s0 - h), rate, 0.0, v0, acc,
             alive, down)
     for i in range(m):
         if g == G.DELTA:
@@ -376,7 +374,7 @@ def _trade_tile(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, r
     trade's blend coefficients (zero: Heston fits none); pairs: the moments are of antithetic
     pairs' means (``engine.tile_moments``)."""
     pay = P.payment_time(ti[P.KIND], tf)
-    disc = math.exp(-rate * pay)
+    disc = vecmath.exp_any(-rate * pay)
     # np.bool_ and np.int64, not literals: numba would type (and compile) _fill for the literal
     # False and 2 first, then again for bool and int64 once the loop below widens them
     need_pw = need_sc = need_vb = np.bool_(False)
@@ -539,7 +537,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                 continue
             scen_a, fd_scen, fd_den = scens[a], fd_scens[a], fd_dens[a]
             rate = rates[a]
-            log_s0 = math.log(spots[a])
+            log_s0 = elementary.ln(spots[a])
             for g in range(G.THETA, G.N_QUANTITIES if want_resim else G.THETA):
                 if fd_scen[g, 0] < 0:
                     continue
@@ -553,7 +551,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                         if k < 0 or ti[j, P.ASSET] != a or ti[j, P.LEG_N] > 0:
                             continue
                         # the discount once per trade and side
-                        disc = math.exp(-rate * P.payment_time(ti[j, P.KIND], tf[j]) * c)
+                        disc = vecmath.exp_any(-rate * P.payment_time(ti[j, P.KIND], tf[j]) * c)
                         _values(ti[j], tf[j], fix_idx, policy_r, grid, c, xs, vs, m, log_s0, rate,
                                 0.0,
                                 scen_a[s, H.SC_V0], acc, alive, up[j] if side == 0 else down)

@@ -54,7 +54,7 @@ import math
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks import exercise_policy as XP
-from mcgreeks import vecmath
+from mcgreeks import elementary, vecmath
 from mcgreeks._jit import kernel
 from mcgreeks.engine import add_to_total_called, store_moments
 from mcgreeks.estimators import fd
@@ -144,7 +144,7 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x,
     n = ti_j[P.LEG_N]
     t = tf_j[P.MATURITY]
     rate = paths.rate[legs.asset[j, 0]]
-    disc = math.exp(-rate * t)
+    disc = vecmath.exp_any(-rate * t)
     c = 1.0 + side_k * bumps[fd.B_MAT]
     n_steps = grid.size
     side = 0 if side_k > 0 else 1
@@ -187,7 +187,7 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x,
         if resimulated:
             for i in range(m):
                 rows[MOVED, q, i] = legs.weight[j, q] * vecmath.exp(
-                    math.log(paths.spot[a]) + xs[g_t, i])
+                    elementary.ln(paths.spot[a]) + xs[g_t, i])
         if code == VEGA and q == k:
             vol = paths.vol[a]
             moved = vol * (1.0 + side_k * bumps[fd.B_VOL])
@@ -195,7 +195,7 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x,
             for i in range(m):
                 rows[MOVED, q, i] *= vecmath.exp(shift + (moved - vol) * x[a, g_t, i])
         elif code == RHO:
-            growth = math.exp(side_k * bumps[fd.B_RATE] * t)
+            growth = vecmath.exp_any(side_k * bumps[fd.B_RATE] * t)
             for i in range(m):
                 rows[MOVED, q, i] *= growth
         scale = _spot_scale(bumps, code, q, k, l, side_k, side_l)
@@ -203,9 +203,9 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x,
             for i in range(m):
                 rows[MOVED, q, i] *= scale
     if code == RHO:
-        disc = math.exp(-(rate + side_k * bumps[fd.B_RATE]) * t)
+        disc = vecmath.exp_any(-(rate + side_k * bumps[fd.B_RATE]) * t)
     elif code == THETA:
-        disc = math.exp(-rate * t * c)
+        disc = vecmath.exp_any(-rate * t * c)
     return disc
 
 
@@ -292,7 +292,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
     g_t = book.fix_idx[ti_j[P.FIX_OFF]]
     omega, strike, kind = tf_j[P.OMEGA], tf_j[P.STRIKE], ti_j[P.KIND]
     rate = paths.rate[legs.asset[j, 0]]
-    disc = math.exp(-rate * t)
+    disc = vecmath.exp_any(-rate * t)
     stopped = ti_j[P.EXERCISE] == 1
     g_end = g_t
     if stopped:     # g_t is the first exercise date, the mixed gammas' scores' end
@@ -301,7 +301,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
     else:
         for k in range(n):
             a = legs.asset[j, k]
-            log_s0 = math.log(paths.spot[a])
+            log_s0 = elementary.ln(paths.spot[a])
             weight = legs.weight[j, k]
             for i in range(m):
                 rows[LEG, k, i] = weight * vecmath.exp(log_s0
@@ -327,7 +327,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
             if r < 0:
                 for i in range(m):
                     est[i] = disc * f[i] if not stopped else \
-                        math.exp(-rate * grid[int(rows[STOP, 0, i])]) * f[i]
+                        vecmath.exp_any(-rate * grid[int(rows[STOP, 0, i])]) * f[i]
             elif stopped:
                 code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
                 if e == G.FD:
@@ -344,7 +344,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
                     _score_estimate(j, n, legs, paths, m, rows, cov, f, t, 0.0, code, k, l, e,
                                     est)
                     for i in range(m):
-                        est[i] *= math.exp(-rate * grid[int(rows[STOP, 0, i])])
+                        est[i] *= vecmath.exp_any(-rate * grid[int(rows[STOP, 0, i])])
             else:
                 code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
                 if e == G.FD and _shared(code, paths):
@@ -373,7 +373,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
 def _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est):
     """The pathwise estimate of measure (code, k) of trade j (n legs) on the tile's paths into
     est (module docstring), discounted."""
-    disc = math.exp(-rate * t)
+    disc = vecmath.exp_any(-rate * t)
     if code == RHO or code == THETA:
         for i in range(m):
             est[i] = -t * f[i] if code == RHO else rate * f[i]
@@ -414,7 +414,7 @@ def _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x, m
     n = ti_j[P.LEG_N]
     t = tf_j[P.MATURITY]
     rate = paths.rate[legs.asset[j, 0]]
-    disc = math.exp(-rate * t)
+    disc = vecmath.exp_any(-rate * t)
     a_k, a_l = legs.asset[j, max(k, 0)], legs.asset[j, max(l, 0)]
     width, n_corners = _fd_shape(j, n, legs, paths, code, k, l)
     for i in range(m):
@@ -539,7 +539,7 @@ def _scores(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, cov):
 def _score_estimate(j, n, legs, paths, m, rows, cov, f, t, rate, code, k, l, e, est):
     """The likelihood-ratio (e = LR) or mixed (e = MIXED) estimate of measure (code, k, l) of
     trade j (n legs) from the scores ``_scores`` left in rows[SCORE] and cov[0] (module docstring), discounted."""
-    disc = math.exp(-rate * t)
+    disc = vecmath.exp_any(-rate * t)
     if code == RHO:
         for i in range(m):
             total = 0.0
@@ -604,10 +604,10 @@ def fd_resimulated(j, a, g, side, book, legs, paths, plan, totals, x, xs, m, row
         return
     t = tf_j[P.MATURITY]
     g_t = book.fix_idx[ti_j[P.FIX_OFF]]
-    disc = math.exp(-paths.rate[legs.asset[j, 0]] * t)
+    disc = vecmath.exp_any(-paths.rate[legs.asset[j, 0]] * t)
     for q in range(n):
         b = legs.asset[j, q]
-        log_s0 = math.log(paths.spot[b])
+        log_s0 = elementary.ln(paths.spot[b])
         weight = legs.weight[j, q]
         if b == a:
             for i in range(m):
@@ -680,7 +680,7 @@ def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, se
 def _pathwise_correlation(j, n, legs, paths, g_t, tx, m, rows, sens, t, rate, code, k, l, est):
     """Pathwise d_corr of leg k or d_pair_corr of pair (k, l) on the tile's paths into est, from
     ``_row_sensitivities`` (module docstring), discounted."""
-    disc = math.exp(-rate * t)
+    disc = vecmath.exp_any(-rate * t)
     if code == D_CORR:
         a = legs.asset[j, k]
         for i in range(m):
@@ -763,7 +763,7 @@ def _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, moved, theta_x, m,
             a = legs.asset[j, q]
             shift, factor, which = _leg_affine(q, a, paths, bumps, t, code, k, l, side_k)
             level = _spot_scale(bumps, code, q, k, l, side_k, side_l) * legs.weight[j, q]
-            base = math.log(paths.spot[a]) + shift
+            base = elementary.ln(paths.spot[a]) + shift
             y = x[a, g] if which == 0 else (moved[q, g] if which == 1 else theta_x[a, side, g])
             for i in range(m):
                 rows[MOVED, q, i] = level * vecmath.exp(base + factor * y[i])
@@ -844,7 +844,7 @@ def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, eps, own, z,
                                             paths.vol[a_k], t, width)
         if side_k == 0.0:
             for i in range(m):
-                est[i] += weight * math.exp(-rate * grid[int(rows[STOP, 0, i])]) * f[i]
+                est[i] += weight * vecmath.exp_any(-rate * grid[int(rows[STOP, 0, i])]) * f[i]
             continue
         _stopped_paths(j, ti_j, legs, paths, grid, eps, own, z, m, zr, ep, xs, vs, tx[0], gs,
                        cs, state_v, tan_x, tan_v, code, k, l, side_k)
@@ -855,7 +855,7 @@ def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, eps, own, z,
               l, side_k, side_l, rows[SIG], rows[RES, 0])
         for i in range(m):
             u = P.legs_quantity(kind, rows[SIG, :, i], n, vec)
-            est[i] += weight * math.exp(-moved_rate * grid[int(rows[RES, 0, i])] * scale) * \
+            est[i] += weight * vecmath.exp_any(-moved_rate * grid[int(rows[RES, 0, i])] * scale) * \
                 P.value(P.EUROPEAN, omega, strike, 1.0, u)
 
 
@@ -895,4 +895,4 @@ def _stopped_pathwise(j, n, legs, paths, grid, x, tx, m, rows, sens, f, t, rate,
                 e = rows[PW, k, i] * tx[a, code - D_V0 + H.D_V0, g, i]
             est[i] = e
     for i in range(m):
-        est[i] *= math.exp(-rate * grid[int(rows[STOP, 0, i])])
+        est[i] *= vecmath.exp_any(-rate * grid[int(rows[STOP, 0, i])])

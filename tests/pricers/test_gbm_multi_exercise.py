@@ -63,11 +63,15 @@ def max_calls():
 def test_broadie_glasserman_max_call_inside_the_price_and_its_dual_bound(max_calls):
     """The quoted value lies in [price - 4 SE, upper bound + 4 SE], and both ends are close:
     the price (the fixed policies' value) within 1 % below it, the dual bound (1,000 outer x
-    500 inner paths, no control on several names) within 1 % above it."""
+    500 inner paths, no control on several names) within 1 % above it.  The price SE carries
+    the spread of the 8 fitted policies' values, which now and then outweighs the paths' own:
+    over 8 seeds each on 0.3.0's and 0.4.0's random numbers the S = 90 SE was
+    0.0048-0.0049 of the value in 12 runs and 0.0053-0.0074 in 4 (S = 100: 0.0035-0.0062, S = 110:
+    0.0027-0.0039)."""
     res, _ = max_calls
     for s, value in BG.items():
         row = res.loc[f"bg{s:.0f}"]
-        assert row["price_se"] < 0.006 * value and row["upper_bound_se"] < 0.004 * value
+        assert row["price_se"] < 0.008 * value and row["upper_bound_se"] < 0.004 * value
         assert row["price"] - 4 * row["price_se"] < value < \
             row["upper_bound"] + 4 * row["upper_bound_se"]
         assert row["price"] > value * (1 - 0.01) - 4 * row["price_se"]

@@ -111,8 +111,10 @@ def test_standard_errors_fall_as_one_over_root_n():
 
 
 def test_pathwise_asked_for_where_its_variance_is_infinite_carries_a_warning():
-    """The estimator the issue measured (pathwise, case A): its SEs fail the tail test on the
-    main run, and the row says so for each of theta, d_v0 ... d_xi: never a silent ±."""
+    """The estimator the issue measured (pathwise, case A, Feller ratio 0.04): the row says its
+    SEs mean nothing for each of theta, d_v0 ... d_xi, never a silent ±.  The theory decides
+    (``validity.infinite_variance``), not the run's tail test, which missed d_kappa and d_vbar
+    on 3 of 12 seeds measured (six on 0.3.0's random numbers, six on 0.4.0's)."""
     params, option, steps_per_year, _ = CASES["A: 3y put, Feller 0.04, corr -0.9"]
     results = mcgreeks.price_portfolio(
         pd.DataFrame([dict(trade_id="A", underlying="A", payoff="european", **option)]),
@@ -121,7 +123,7 @@ def test_pathwise_asked_for_where_its_variance_is_infinite_carries_a_warning():
     warning = results.loc["A", "warning"]
     for q in ("theta", "d_v0", "d_kappa", "d_vbar", "d_xi"):
         assert results.loc["A", "method_" + q] == "pathwise"
-        assert f"{q}_se uncertain" in warning, warning
+        assert f"{q}_se uncertain: pathwise has an infinite variance" in warning, warning
     for q in ("price", "delta", "rho", "d_corr"):
         assert f"{q}_se uncertain" not in warning, warning
 
@@ -155,9 +157,13 @@ def test_the_pilot_takes_no_candidate_that_fails_the_tail_test():
 
 
 def test_a_payoff_with_infinite_variance_is_flagged():
-    """A 5-year call with corr = +0.3 and xi = 0.8 has E[S_T^2] infinite (moment explosion at
-    3.1 years, Andersen & Piterbarg 2007): its price SE fails the tail test and says so; the
-    put on the same paths (bounded) does not."""
+    """A 5-year call with corr = +0.3 and xi = 0.8 has E[S_T^2] infinite (the Riccati equation
+    of E[S_T^2] blows up at 2.5 years, Andersen & Piterbarg 2007, §3): the tail test finds its
+    price SE far less certain than the put's on the same paths (bounded), by 22-100x over 12
+    seeds measured (six on 0.3.0's random numbers, six on 0.4.0's), and the put's is not
+    flagged.  Whether the call's crosses WARN_TAIL_LIMIT and gets its warning is luck at this
+    size (it did on 6 of those 12 seeds): a sample's tail test cannot see an infinite variance
+    every time."""
     params, _, steps_per_year, _ = CASES["C: 5y put, Feller 0.05, corr +0.3"]
     trades = pd.DataFrame([dict(trade_id=t, underlying="X", payoff="european", strike=110.0,
                                 maturity=5.0, option_type=t) for t in ("call", "put")])
@@ -166,7 +172,10 @@ def test_a_payoff_with_infinite_variance_is_flagged():
                                                     steps_per_year=steps_per_year,
                                                     method={"delta": "pathwise"},
                                                     diagnostics=True)
-    assert "price_se uncertain" in results.loc["call", "warning"]
+    call = diagnostics.loc[("call", "price"), "se_uncertainty"]
+    put = diagnostics.loc[("put", "price"), "se_uncertainty"]
+    assert call > 10 * put
+    assert ("price_se uncertain" in results.loc["call", "warning"]) == (
+        call > underlying.WARN_TAIL_LIMIT)
     assert "price_se" not in results.loc["put", "warning"]
-    assert diagnostics.loc[("call", "price"), "se_uncertainty"] > underlying.WARN_TAIL_LIMIT
     assert diagnostics.loc[("put", "price"), "se_uncertainty"] < 0.02

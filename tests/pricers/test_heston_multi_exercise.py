@@ -64,7 +64,9 @@ def test_fd_re_stopping_moved_paths_agrees_with_pathwise_and_mixed():
     pathwise for the Heston parameters): auto against fd within 4 SE of their difference (fd's
     SE dominates: a moved path that crosses the exercise boundary jumps).  One seed is too few
     to see the fitted policy's boundary term: over 6 seeds pathwise d_kappa, d_vbar and d_xi
-    sit 5-8 SE from fd re-stopping (benchmarks/results/EFFICIENCY.md; docs/reference.md)."""
+    sit 5-8 SE from fd re-stopping (benchmarks/results/EFFICIENCY.md; docs/reference.md).
+    fd's SE over 10 runs (seeds 1-5 on 0.3.0's and on 0.4.0's random numbers): 0.10-0.17 of
+    the value for d_corr, at most 0.10 for the other first-order measures."""
     corr = pd.DataFrame([dict(underlying_1="H", underlying_2="G", corr=0.3)])
     runs = [price_portfolio(_max_call(1.0, 4), _market(0.3), n_paths=100_000, seed=1, risk=True,
                             method=m, correlations=corr)[1].set_index(["measure", "underlying",
@@ -77,7 +79,7 @@ def test_fd_re_stopping_moved_paths_agrees_with_pathwise_and_mixed():
     assert (np.abs(both["value"] - both["value_fd"])
             < 4 * np.hypot(both["se"], both["se_fd"])).all(), both
     first_order = both.drop(index=["gamma", "cross_gamma"], level=0)
-    assert (first_order["se_fd"] < 0.15 * first_order["value"].abs()).all()
+    assert (first_order["se_fd"] < 0.2 * first_order["value"].abs()).all()
 
 
 def test_same_bits_on_any_chunking():
