@@ -5,6 +5,7 @@ import contextlib
 import numba
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 #: 4 SE must be under this fraction of a Greek's natural size for a comparison to count.
 MEANINGFUL = 0.05
@@ -26,6 +27,19 @@ def assert_within_4se(result, reference, scale, greeks, method):
         if g != "price" and method:
             assert (result["method_" + g] == method).all(), (g, method)
     assert not failures, "\n".join(failures)
+
+
+def assert_estimates_agree(z):
+    """z-scores of many independent comparisons (estimate a - estimate b over their combined SE):
+    calibrated (mean within 4 of its SEs of 0, standard deviation within 0.75-1.25) and none
+    beyond the larger of 4 and the bound a normal z exceeds with probability 1e-3 / n (the
+    Sidak-Bonferroni bound: a test of n ~ 400 comparisons at 4 SE each fails by chance about once
+    in 40 runs; at this bound once in 1,000).  A single comparison keeps the 4 SE standard."""
+    z = np.asarray(z, dtype=float).ravel()
+    limit = max(4.0, scipy.stats.norm.isf(1e-3 / (2 * z.size)))
+    assert abs(z.mean()) < 4 / np.sqrt(z.size), ("mean", z.mean())
+    assert 0.75 < z.std() < 1.25, ("std", z.std())
+    assert np.abs(z).max() <= limit, ("max |z|", np.abs(z).max(), limit)
 
 
 def natural_scale(p):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mc_checks import MEANINGFUL, assert_within_4se, natural_scale
+from mc_checks import MEANINGFUL, assert_estimates_agree, assert_within_4se, natural_scale
 from mcgreeks import price_portfolio
 from mcgreeks.analytic import asian, barrier as rr
 from mcgreeks.estimators import fd
@@ -157,7 +157,9 @@ def _continuous(p, **a):
 
 
 #: fd gamma differences the knock-out weight too; it needs more paths to be meaningful.
-BARRIER_PATHS = {"pathwise": N_PATHS, "lr": N_PATHS, "fd": 3 * N_PATHS}
+#: fd at 4x: at 3x its gamma SE of U08's down-and-out put sat at 0.99-1.00 of MEANINGFUL (6 seeds,
+#: both random-number versions).
+BARRIER_PATHS = {"pathwise": N_PATHS, "lr": N_PATHS, "fd": 4 * N_PATHS}
 
 
 @pytest.fixture(scope="module")
@@ -263,12 +265,19 @@ def test_discrete_barrier_matches_bgk(barrier_type, option_type, level):
 
 @pytest.mark.slow
 def test_discrete_barrier_greeks_lr_agrees_with_fd():
+    """fd with the bumps a payoff with jumps wants (``estimators.fd.bumps``): rate ±100 bp and
+    maturity ±5 %.  At the default 10 bp and 1 %, a knock at a fixing flips on a fraction ~h of
+    the paths, too few to show in a sample's SE: the rho of out-of-the-money knock-ins (an
+    up-and-in put, a down-and-in call) came out 2-3x the likelihood ratio's and the
+    Broadie-Glasserman-Kou value (``analytic.barrier.barrier_discrete_bgk``) with z up to 11.6
+    over 4 seeds, on 0.3.0's random numbers and on 0.4.0's; with these bumps (on 0.4.0's)
+    |z| <= 3.7, the z-scores' spread 0.91-1.08 over the same seeds."""
     trades = _barrier_trades("discrete", 12)
     lr = price_portfolio(trades, MARKET, n_paths=100_000, seed=SEED, method="lr")
-    bump = price_portfolio(trades, MARKET, n_paths=100_000, seed=SEED + 1, method="fd")
-    for g in ("delta", "vega", "rho", "theta"):
-        z = (lr[g] - bump[g]) / np.hypot(lr[g + "_se"], bump[g + "_se"])
-        assert (z.abs() <= 4).all(), (g, z.abs().max())
+    bump = price_portfolio(trades, MARKET, n_paths=100_000, seed=SEED + 1, method="fd",
+                           fd_bumps={"rate": 1e-2, "maturity": 5e-2})
+    assert_estimates_agree([(lr[g] - bump[g]) / np.hypot(lr[g + "_se"], bump[g + "_se"])
+                            for g in ("delta", "vega", "rho", "theta")])
 
 
 #: Discrete barriers on 252 dates: a whole-path likelihood ratio scores the first step, of length
@@ -319,7 +328,10 @@ def test_vibrato_discrete_barrier_variance_against_whole_path_lr(vibrato_runs):
 
 @pytest.mark.slow
 def test_arithmetic_asian_estimators_agree():
-    """No closed form: pathwise, LR, mixed and fd (independent seeds) agree within 4 combined SEs.
+    """No closed form: pathwise, LR, mixed and fd (independent seeds) agree, 360 comparisons in
+    combined SEs (``assert_estimates_agree``; over 4 seeds on each of 0.3.0's and 0.4.0's random
+    numbers the z-scores' spread was 0.81-1.03, the largest |z| 4.29: U11's call delta, LR
+    2.6 SE low and fd 2.8 SE high against a 2M-path pathwise run, independently).
     With the control variate the SEs are small enough to see fd's O(h²) bump bias at the default
     bumps, so fd runs with 10× smaller bumps (bias 100× smaller; with common random numbers the
     variance of first differences of a Lipschitz payoff stays bounded as h shrinks)."""
@@ -330,11 +342,12 @@ def test_arithmetic_asian_estimators_agree():
     runs = {m: price_portfolio(trades, MARKET, n_paths=N_PATHS, seed=SEED + 20 + i, method=how,
                                fd_bumps=small)
             for i, (m, how) in enumerate(methods.items())}
+    z = []
     for a, b in (("pathwise", "lr"), ("pathwise", "fd"), ("lr", "fd")):
         greeks = GREEKS if "pathwise" not in (a, b) else FIRST_ORDER + ("gamma",)
         for g in greeks:
-            z = (runs[a][g] - runs[b][g]) / np.hypot(runs[a][g + "_se"], runs[b][g + "_se"])
-            assert (z.abs() <= 4).all(), (a, b, g, z.abs().max())
+            z.append((runs[a][g] - runs[b][g]) / np.hypot(runs[a][g + "_se"], runs[b][g + "_se"]))
+    assert_estimates_agree(z)
     scale = _scale(trades)
     for m in runs:
         assert (4 * runs[m]["delta_se"] < MEANINGFUL * scale["delta"]).all(), m
