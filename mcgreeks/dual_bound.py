@@ -290,9 +290,9 @@ def continuation_floor(factor, kind, omega, strike, x, remaining, rate, div_yiel
     if kind == P.BASKET or kind == P.SPREAD:
         forward = 0.0
         for q in range(n):
-            f = x[q] * vecmath.exp_any((rate - div_yields[q]) * remaining)
+            f = x[q] * elementary.exp_scalar((rate - div_yields[q]) * remaining)
             forward += -f if kind == P.SPREAD and q == 1 else f
-        return vecmath.exp_any(-rate * remaining) * max(omega * (forward - strike), 0.0)
+        return elementary.exp_scalar(-rate * remaining) * max(omega * (forward - strike), 0.0)
     return 0.0
 
 
@@ -358,7 +358,7 @@ def continuation(policy, grid, disc, drift, sd, factor, kind, omega, strike, rat
                 w[q] = z[q, j] if dense else normal(key0, names[q], stream,
                                                     path0 + np.uint64(j), draw)
             for q in range(n_legs):
-                y[q] = s[j, q] * vecmath.exp_any(a[q] + b[q] * _mixed(factor, w, q))
+                y[q] = s[j, q] * elementary.exp_scalar(a[q] + b[q] * _mixed(factor, w, q))
             cash = moneyness(factor, kind, omega, strike, y, du)
             if d == n:
                 acc += disc[n] * max(cash, 0.0)
@@ -422,7 +422,7 @@ def _outer_block(policy, grid, disc, drift, sd, factor, kind, omega, strike, rat
                 w[q] = normal(key0, names[q], stream, np.uint64(o), np.uint64(k - 1))
             for q in range(n_legs):
                 log_x[q] += drift[k, q] + sd[k, q] * _mixed(factor, w, q)
-                x[q] = x0[q] * vecmath.exp_any(log_x[q])
+                x[q] = x0[q] * elementary.exp_scalar(log_x[q])
             h = max(moneyness(factor, kind, omega, strike, x, du), 0.0)
             paid = disc[k] * h
             if k == n:
@@ -644,7 +644,7 @@ def _hedge_ratio(omega, spot, strike, remaining, rate, div_yield, var, scale):
     if not sd > 0.0:
         return 0.0
     d1 = (elementary.ln(spot / strike) + (rate - div_yield) * remaining) / sd + 0.5 * sd
-    return scale * omega * vecmath.exp_any(-div_yield * remaining) * 0.5 * math.erfc(
+    return scale * omega * elementary.exp_scalar(-div_yield * remaining) * 0.5 * math.erfc(
         -omega * d1 * _FRAC_1_SQRT2)
 
 
@@ -669,7 +669,7 @@ def _heston_continuation(policy, coef, scen, scheme, date_of, disc, growth, rema
     m = x.size
     corr_bar = H.correlation_complement(scen[H.SC_CORR])
     vbar = scen[H.SC_VBAR]
-    e0 = vecmath.exp_any(x0)
+    e0 = elementary.exp_scalar(x0)
     for j in range(m):
         x[j] = x0
         e[j] = e0
@@ -690,7 +690,8 @@ def _heston_continuation(policy, coef, scen, scheme, date_of, disc, growth, rema
             else:
                 fill_inverse_normals(key0, key1, stream, path0, draw + np.uint64(1), zv)
         d = date_of[i]
-        carry = vecmath.exp_any(-div_yield * (remaining[0] - remaining[i - 1]))     # e^{-q t_i}
+        # e^{-q t_i}
+        carry = elementary.exp_scalar(-div_yield * (remaining[0] - remaining[i - 1]))
         kept = 0
         for a in range(n_live):
             j = live[a]
@@ -705,7 +706,7 @@ def _heston_continuation(policy, coef, scen, scheme, date_of, disc, growth, rema
                                     vbar + weight[i - 1] * (max(v[j], 0.0) - vbar), carry)
             v_next, v_pos, dx = _heston_step(scheme, row, scen, corr_bar, v[j], z_s, z_v, z_t)
             x_next = x[j] + dx
-            e_next = vecmath.exp_any(x_next)
+            e_next = elementary.exp_scalar(x_next)
             if control:
                 gain[j] += beta * s0 * (e_next * growth[i] - e[j] * growth[i - 1])
             stopped = False
@@ -772,7 +773,7 @@ def _heston_outer_block(policy, coef, scen, scheme, date_of, disc, growth, remai
             d = date_of[i]
             if d == 0:
                 continue
-            spot = s0 * vecmath.exp_any(log_s)
+            spot = s0 * elementary.exp_scalar(log_s)
             h = max(omega * (spot - strike), 0.0)
             paid = disc[d] * h
             if d == n:
@@ -952,7 +953,7 @@ def _heston_legs_continuation(policy, coef, scens, corr_bar, drift, sd, heston, 
         for a in range(n_live):
             j = live[a]
             for q in range(n_legs):
-                xs[q] = level[q] * vecmath.exp_any(x[j, q])
+                xs[q] = level[q] * elementary.exp_scalar(x[j, q])
             cash = moneyness(factor, kind, omega, strike, xs, du)
             if d == n:
                 acc += disc[n] * max(cash, 0.0)
@@ -1015,7 +1016,7 @@ def _heston_legs_outer_block(policy, coef, scens, corr_bar, drift, sd, heston, f
             if d == 0:
                 continue
             for q in range(n_legs):
-                xs[q] = level[q] * vecmath.exp_any(path_x[0, q])
+                xs[q] = level[q] * elementary.exp_scalar(path_x[0, q])
             h = max(moneyness(factor, kind, omega, strike, xs, du), 0.0)
             paid = disc[d] * h
             if d == n:

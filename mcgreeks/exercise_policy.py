@@ -176,7 +176,7 @@ def _fit(values, basis, n_cols, times, rate, names):
     n_dates, n_paths = values.shape
     # each path's realized cash flow discounted to 0, so that a date's regressand is one
     # product (the discount to t_k) instead of an exponential per path
-    paid = values[-1] * vecmath.exp_any(-rate * times[-1])
+    paid = values[-1] * elementary.exp_scalar(-rate * times[-1])
     coefficients = np.full((n_dates - 1, n_cols), np.nan)
     xtx, xty = np.empty((n_cols, n_cols)), np.empty(n_cols)
     n_itm = np.zeros(n_dates - 1, dtype=np.int64)
@@ -188,7 +188,7 @@ def _fit(values, basis, n_cols, times, rate, names):
         if n_itm[k] < MIN_ITM_PER_COLUMN * n_cols:
             continue
         xt = np.ascontiguousarray(basis(k, itm).T, dtype=float)     # the basis' columns
-        y = paid[itm] * vecmath.exp_any(rate * times[k])
+        y = paid[itm] * elementary.exp_scalar(rate * times[k])
         # least squares by the normal equations: n_cols² work per path instead of an SVD of
         # the whole matrix; the small system's pseudo-inverse keeps a rank-deficient basis
         # (e.g. a basket of one name) at its minimum-norm solution.  mcgreeks.linalg, not
@@ -201,7 +201,7 @@ def _fit(values, basis, n_cols, times, rate, names):
         coefficients[k] = beta
         r_squared[k] = 1.0 - np.sum((y - fitted) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300)
         exercise = itm[h[itm] >= fitted]
-        paid[exercise] = h[exercise] * vecmath.exp_any(-rate * times[k])
+        paid[exercise] = h[exercise] * elementary.exp_scalar(-rate * times[k])
     return Policy(coefficients, names, n_itm, r_squared)
 
 
@@ -436,8 +436,9 @@ def european_value(omega, spot, strike, remaining, rate, div_yield, vol):
     to run: ω [S e^{-qτ} N(ω d₁) - K e^{-rτ} N(ω d₂)] (``analytic.black_scholes.european``)."""
     sd = vol * math.sqrt(remaining)
     d1 = (elementary.ln(spot / strike) + (rate - div_yield) * remaining) / sd + 0.5 * sd
-    return omega * (spot * vecmath.exp_any(-div_yield * remaining) * _normal_cdf(omega * d1)
-                    - strike * vecmath.exp_any(-rate * remaining) * _normal_cdf(omega * (d1 - sd)))
+    return omega * (spot * elementary.exp_scalar(-div_yield * remaining) * _normal_cdf(omega * d1)
+                    - strike * elementary.exp_scalar(-rate * remaining)
+                    * _normal_cdf(omega * (d1 - sd)))
 
 
 @kernel
@@ -540,7 +541,7 @@ def stop(ti, tf, policy, fix_idx, grid, x, i, a, b, c, v):
     omega, strike = tf[P.OMEGA], tf[P.STRIKE]
     for k in range(n - 1):
         g = fix_idx[off + k]
-        spot = vecmath.exp_any(a + b * grid[g] + c * x[g, i])
+        spot = elementary.exp_scalar(a + b * grid[g] + c * x[g, i])
         if v is None:
             stops = exercises(policy, off + k, omega, strike, spot)
         else:

@@ -374,6 +374,6 @@ def bridge_survival(down, log_level, y0, y1, var):
         return 0.0, 0.0, 0.0, 0.0, 0.0
     if var <= 0.0:
         return 1.0, 0.0, 0.0, 0.0, 0.0
-    e = vecmath.exp_any(-2.0 * a * b / var)
+    e = elementary.exp_scalar(-2.0 * a * b / var)
     g0 = 2.0 * b * u / var
     return 1.0 - e, e * g0, e * 2.0 * a * u / var, -e * 2.0 * a * b / (var * var), -e * g0 * g0

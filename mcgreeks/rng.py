@@ -709,8 +709,7 @@ def _fill_pairs(k0, k1, stream, path0, draw, out, gaussian):
     n = out.size
     head = np.int64(p & _U1) if n > 0 else 0
     if head:                                       # an odd first path: the pair's second half
-        w0, w1 = _threefry(p >> _U1, c1, a0, a1)
-        out[0] = _box_muller(w0, w1)[1] if gaussian is not None else bits_to_uniform(w1)
+        out[0] = _lone(a0, a1, stream, p, draw, gaussian)
     m0 = (p + np.uint64(head)) >> _U1
     body = _view(out, head, (n - head) & -2)
     pairs = body.size >> 1
@@ -731,8 +730,16 @@ def _fill_pairs(k0, k1, stream, path0, draw, out, gaussian):
             body[2 * m] = x
             body[2 * m + 1] = y
     if (n - head) & 1:                             # an even last path: the pair's first half
-        w0, w1 = _threefry((m0 + np.uint64(body.size >> 1)) & _PAIR_MASK, c1, a0, a1)
-        out[n - 1] = _box_muller(w0, w1)[0] if gaussian is not None else bits_to_uniform(w0)
+        out[n - 1] = _lone(a0, a1, stream, p + np.uint64(n - 1), draw, gaussian)
+
+
+@kernel
+def _lone(k0, k1, stream, path, draw, gaussian):
+    """The value ``_fill_pairs`` writes for one path of a plain stream, as a call: the lone
+    paths at the ends of an odd cut (inlined there, they doubled the fills' compile time)."""
+    if gaussian is not None:
+        return normal(k0, k1, stream, path, draw)
+    return bits_to_uniform(random_word(k0, k1, stream, path, draw))
 
 
 @_inline_kernel
@@ -759,13 +766,15 @@ def fill_normals(k0, k1, stream, path0, draw, out):
     computed once, into the front of ``out``, then spread from the back.
     """
     s = np.uint64(stream)
-    if not antithetic(s):
-        _fill_pairs(k0, k1, s, path0, draw, out, True)
-        return
-    odd = np.int64(np.uint64(path0) & _U1)
-    _fill_pairs(k0, k1, s & _PLAIN, np.uint64(path0) >> _U1, draw,
-                out[:(odd + out.size + 1) // 2], True)
-    _spread_pairs(out, None, odd)
+    flip = antithetic(s)
+    n = out.size
+    odd = np.int64(np.uint64(path0) & _U1) if flip else 0
+    m = min(n, (odd + n + 1) // 2) if flip else n
+    # one _fill_pairs for both kinds of stream: each inlined copy costs seconds of compiling
+    _fill_pairs(k0, k1, s & _PLAIN, (np.uint64(path0) >> _U1) if flip else np.uint64(path0),
+                draw, _view(out, 0, m), True)
+    if flip:
+        _spread_pairs(out, None, odd)
 
 
 @_inline_kernel

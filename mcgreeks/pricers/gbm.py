@@ -49,7 +49,8 @@ def _value(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
     f = P.cash_flow(kind, ti, tf, u, extreme)
     if kind == P.BARRIER and ti[P.CONTINUOUS] == 1 and f != 0.0:
         # GBM's bridge over [0, T] is exact: one segment, log-variance σ²T
-        survival = P.bridge_survival(ti[P.DOWN] == 1, elementary.ln(tf[P.LEVEL]), elementary.ln(s0), y_last,
+        survival = P.bridge_survival(ti[P.DOWN] == 1, elementary.ln(tf[P.LEVEL]),
+                                     elementary.ln(s0), y_last,
                                      vol * vol * tf[P.MATURITY] * c)[0]
         f *= P.knock_weight(ti, survival)
     return f
@@ -136,7 +137,7 @@ def _fill(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tan
         slope = P.slope(kind, omega, strike, cash, u) * P.discrete_survival(ti, tf, extreme)
         x_spot = x_vol = x_mat = x_spot2 = x_rate = 0.0
         if stopped:
-            carry = vecmath.exp_any(rate * (maturity - t_stop))
+            carry = elementary.exp_scalar(rate * (maturity - t_stop))
             f *= carry
             slope *= carry
             x_rate = (maturity - t_stop) * f
@@ -206,10 +207,10 @@ def _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, c):
     if ti[P.EXERCISE] == 1:
         a, b, c_w = elementary.ln(s0), gbm.log_drift(rate, div, vol) * c, vol * math.sqrt(c)
         g = XP.stop(ti, tf, policy, fix_idx, grid, w, i, a, b, c_w, None)
-        return vecmath.exp_any(-rate * grid[g] * c) * P.value(
+        return elementary.exp_scalar(-rate * grid[g] * c) * P.value(
             P.EUROPEAN, tf[P.OMEGA], tf[P.STRIKE], 1.0,
             vecmath.exp(a + b * grid[g] + c_w * w[g, i]))
-    return vecmath.exp_any(-rate * P.payment_time(kind, tf) * c) * _value(
+    return elementary.exp_scalar(-rate * P.payment_time(kind, tf) * c) * _value(
         kind, ti, tf, fix_idx, grid, w, i, s0, gbm.log_drift(rate, div, vol), vol, c)
 
 
@@ -293,7 +294,7 @@ def _estimates(g, e, kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, div, v
                coef, baseline, x):
     """One path's estimate of (g, e) for each path of the tile into x[:m]."""
     pay = P.payment_time(kind, tf)
-    disc = vecmath.exp_any(-rate * pay)
+    disc = elementary.exp_scalar(-rate * pay)
     if e == G.FD:
         for i in range(m):
             x[i] = _fd(g, kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol,
@@ -511,7 +512,7 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
             _fill_trade(ti[j], tf[j], fix_idx, policy, grid, w[a], m, s0, rate, mu, vol,
                         True, SCORES_ALL, True, acc, q, q_x)
             pay = P.payment_time(ti[j, P.KIND], tf[j])
-            disc = vecmath.exp_any(-rate * pay)
+            disc = elementary.exp_scalar(-rate * pay)
             for g in range(fitted.shape[1]):
                 if fitted[j, g] == 0:
                     continue

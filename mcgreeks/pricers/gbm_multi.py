@@ -99,7 +99,7 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, rows, m, code, k, l, side_k, side_l
     t = tf_j[P.MATURITY]
     root_t = math.sqrt(t)
     rate = paths.rate[legs.asset[j, 0]]
-    disc = vecmath.exp_any(-rate * t)
+    disc = elementary.exp_scalar(-rate * t)
     c = 1.0 + side_k * bumps[3]       # the maturity's scale (theta)
     for q in range(n):
         a = legs.asset[j, q]
@@ -132,9 +132,9 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, rows, m, code, k, l, side_k, side_l
         for i in range(m):
             rows[MOVED, q, i] = scale * rows[LEG, q, i] * vecmath.exp(rows[MOVED, q, i])
     if code == RHO:
-        disc = vecmath.exp_any(-(rate + side_k * bumps[2]) * t)
+        disc = elementary.exp_scalar(-(rate + side_k * bumps[2]) * t)
     elif code == THETA:
-        disc = vecmath.exp_any(-rate * t * c)
+        disc = elementary.exp_scalar(-rate * t * c)
     return disc
 
 
@@ -181,7 +181,7 @@ def _estimates(j, ti_j, tf_j, legs, paths, bumps, rows, f, m, code, k, l, e, est
     t = tf_j[P.MATURITY]
     root_t = math.sqrt(t)
     rate = paths.rate[legs.asset[j, 0]]
-    disc = vecmath.exp_any(-rate * t)
+    disc = elementary.exp_scalar(-rate * t)
     if e == G.FD:
         # central differences of revaluations on the same normals, corner by corner
         a_k, a_l = legs.asset[j, max(k, 0)], legs.asset[j, max(l, 0)]
@@ -362,7 +362,7 @@ def _stopped_estimates(j, ti_j, tf_j, legs, paths, rows, f, m, code, k, l, t_1, 
                 est[i] = 0.5 * (rows[PW, l, i] * rows[ZETA, k, i] * sc_k
                                 + rows[PW, k, i] * rows[ZETA, l, i] * sc_l) / (s0_k * s0_l)
     for i in range(m):
-        est[i] *= vecmath.exp_any(-rate * rows[STOP, 0, i])
+        est[i] *= elementary.exp_scalar(-rate * rows[STOP, 0, i])
 
 
 @kernel
@@ -433,7 +433,7 @@ def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, rows, f, m, 
                                             paths.vol[a_k], tf_j[P.MATURITY], width)
         if side_k == 0.0:
             for i in range(m):
-                est[i] += weight * vecmath.exp_any(-rate * rows[STOP, 0, i]) * f[i]
+                est[i] += weight * elementary.exp_scalar(-rate * rows[STOP, 0, i]) * f[i]
             continue
         _walk(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, m, rows, code, k, l, side_k,
               side_l, rows[AT])
@@ -441,7 +441,8 @@ def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, w, rows, f, m, 
         scale = 1.0 + side_k * bumps[3] if code == THETA else 1.0
         for i in range(m):
             u = P.legs_quantity(kind, rows[AT, :, i], n, vec)
-            est[i] += weight * vecmath.exp_any(-moved_rate * book.grid[int(rows[ENDS, 0, i])] * scale) \
+            paid = book.grid[int(rows[ENDS, 0, i])]
+            est[i] += weight * elementary.exp_scalar(-moved_rate * paid * scale) \
                 * P.value(P.EUROPEAN, omega, strike, 1.0, u)
 
 
@@ -490,7 +491,7 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
         vecmath.tile_matmul(legs.precision[j], rows[Y], rows[ZETA], n, m, False)
     P.legs_payoff(ti_j[P.KIND], tf_j[P.OMEGA], tf_j[P.STRIKE], rows[LEG], n, m, vec, f,
                   rows[PW])
-    disc = vecmath.exp_any(-paths.rate[legs.asset[j, 0]] * t)
+    disc = elementary.exp_scalar(-paths.rate[legs.asset[j, 0]] * t)
     for r in range(-1, slots_j.shape[0] - G.N_QUANTITIES):     # r = -1: the price
         g = G.N_QUANTITIES + r if r >= 0 else G.PRICE
         for e in range(slots_j.shape[1]):
@@ -500,7 +501,8 @@ def trade_tile(j, book, legs, paths, plan, totals, w, m, rows, f, est, vec, agg,
             if r < 0:
                 for i in range(m):
                     est[i] = disc * f[i] if not stopped else \
-                        vecmath.exp_any(-paths.rate[legs.asset[j, 0]] * rows[STOP, 0, i]) * f[i]
+                        elementary.exp_scalar(-paths.rate[legs.asset[j, 0]]
+                                              * rows[STOP, 0, i]) * f[i]
             elif stopped:
                 code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
                 if e == G.FD:

@@ -44,7 +44,7 @@ validity table (``estimators.validity``), which ``prepare`` checks the slots aga
 """
 import numpy as np
 
-from mcgreeks import elementary, engine, kernel_inputs, vecmath
+from mcgreeks import elementary, engine, kernel_inputs
 from mcgreeks import exercise_policy as XP
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
@@ -120,9 +120,9 @@ def _values(ti, tf, fix_idx, policy, grid, c, x, v, m, log_s0, rate, dr, v0, acc
         maturity = tf[P.MATURITY]
         for i in range(m):
             g = XP.stop(ti, tf, policy, fix_idx, grid, x, i, log_s0, dr, 1.0, v)
-            u = vecmath.exp_any(log_s0 + dr * grid[g] + x[g, i])
+            u = elementary.exp_scalar(log_s0 + dr * grid[g] + x[g, i])
             out[i] = P.value(P.EUROPEAN, tf[P.OMEGA], tf[P.STRIKE], 1.0, u) * \
-                vecmath.exp_any((rate + dr) * c * (maturity - grid[g]))
+                elementary.exp_scalar((rate + dr) * c * (maturity - grid[g]))
         return
     P.accumulate(kind, ti, tf, fix_idx, grid, x, m, log_s0, dr, 1.0, False, acc)
     t_mean = P.mean_date(ti, fix_idx, grid)
@@ -190,7 +190,7 @@ def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_
         if w == 0.0:
             break
         y0, v_prev, t_prev = y1, v[k, i], grid[k]
-    s_t = vecmath.exp_any(log_s0 + x[g_last, i])
+    s_t = elementary.exp_scalar(log_s0 + x[g_last, i])
     vanilla = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
     slope = P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
     knock_in = ti[P.KNOCK_IN] == 1
@@ -221,7 +221,7 @@ def _barrier_explicit(ti, tf, fix_idx, grid, x, v, i, s0, log_s0, v0):
                               0.5 * (v[k - 1, i] + v[k, i]) * (grid[k] - grid[k - 1]))[0]
         if rest == 0.0:
             return 0.0, 0.0
-    s_t = vecmath.exp_any(log_s0 + x[g_last, i])
+    s_t = elementary.exp_scalar(log_s0 + x[g_last, i])
     vanilla = P.value(ti[P.KIND], tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
     sign = -1.0 if ti[P.KNOCK_IN] == 1 else 1.0
     return (sign * vanilla * rest * p0 / s0, sign * vanilla * rest * (p00 - p0) / (s0 * s0))
@@ -247,8 +247,9 @@ def _vibrato(tf, kind, k, x, v, z, i, log_s0, f, scheme, coef, corr_bar, v0):
     if s == 0.0:
         return 0.0, 0.0
     y = log_s0 + x[k, i]
-    f_mid = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], vecmath.exp_any(y - s * zn))
-    f_down = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], vecmath.exp_any(y - 2.0 * s * zn))
+    f_mid = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], elementary.exp_scalar(y - s * zn))
+    f_down = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH],
+                     elementary.exp_scalar(y - 2.0 * s * zn))
     return vibrato.d_mean(f, f_down, zn, s), vibrato.d2_mean(f, f_down, f_mid, zn, s)
 
 
@@ -282,9 +283,9 @@ def _fill(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v
         g_stop, carry, x_rate = g_last, 1.0, 0.0
         if stopped:
             g_stop = XP.stop(ti, tf, policy, fix_idx, grid, x, i, log_s0, 0.0, 1.0, v)
-            u = vecmath.exp_any(log_s0 + x[g_stop, i])
+            u = elementary.exp_scalar(log_s0 + x[g_stop, i])
             extreme, sw, swt = 0.0, u, u * grid[g_stop]
-            carry = vecmath.exp_any(rate * (maturity - grid[g_stop]))
+            carry = elementary.exp_scalar(rate * (maturity - grid[g_stop]))
         else:
             u, extreme, sw, swt, _ = P.quantity_called(kind, ti, fix_idx, grid, x, acc, i,
                                                        log_s0, 0.0, 1.0, t_mean)
@@ -347,8 +348,8 @@ def _fd_spot_rate(g, ti, tf, fix_idx, policy, grid, x, v, m, s0, rate, v0, disc,
         _values(ti, tf, fix_idx, policy, grid, 1.0, x, v, m, log_s0, rate, -h, v0, acc, alive,
                 down)
         pay = P.payment_time(ti[P.KIND], tf)
-        d_up = vecmath.exp_any(-(rate + h) * pay)
-        d_down = vecmath.exp_any(-(rate - h) * pay)
+        d_up = elementary.exp_scalar(-(rate + h) * pay)
+        d_down = elementary.exp_scalar(-(rate - h) * pay)
         for i in range(m):
             out[i] = fd.central(d_up * up[i], d_down * down[i], h)
         return
@@ -374,7 +375,7 @@ def _trade_tile(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, r
     trade's blend coefficients (zero: Heston fits none); pairs: the moments are of antithetic
     pairs' means (``engine.tile_moments``)."""
     pay = P.payment_time(ti[P.KIND], tf)
-    disc = vecmath.exp_any(-rate * pay)
+    disc = elementary.exp_scalar(-rate * pay)
     # np.bool_ and np.int64, not literals: numba would type (and compile) _fill for the literal
     # False and 2 first, then again for bool and int64 once the loop below widens them
     need_pw = need_sc = need_vb = np.bool_(False)
@@ -551,7 +552,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                         if k < 0 or ti[j, P.ASSET] != a or ti[j, P.LEG_N] > 0:
                             continue
                         # the discount once per trade and side
-                        disc = vecmath.exp_any(-rate * P.payment_time(ti[j, P.KIND], tf[j]) * c)
+                        disc = elementary.exp_scalar(
+                            -rate * P.payment_time(ti[j, P.KIND], tf[j]) * c)
                         _values(ti[j], tf[j], fix_idx, policy_r, grid, c, xs, vs, m, log_s0, rate,
                                 0.0,
                                 scen_a[s, H.SC_V0], acc, alive, up[j] if side == 0 else down)

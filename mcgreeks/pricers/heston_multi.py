@@ -144,7 +144,7 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x,
     n = ti_j[P.LEG_N]
     t = tf_j[P.MATURITY]
     rate = paths.rate[legs.asset[j, 0]]
-    disc = vecmath.exp_any(-rate * t)
+    disc = elementary.exp_scalar(-rate * t)
     c = 1.0 + side_k * bumps[fd.B_MAT]
     n_steps = grid.size
     side = 0 if side_k > 0 else 1
@@ -195,7 +195,7 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x,
             for i in range(m):
                 rows[MOVED, q, i] *= vecmath.exp(shift + (moved - vol) * x[a, g_t, i])
         elif code == RHO:
-            growth = vecmath.exp_any(side_k * bumps[fd.B_RATE] * t)
+            growth = elementary.exp_scalar(side_k * bumps[fd.B_RATE] * t)
             for i in range(m):
                 rows[MOVED, q, i] *= growth
         scale = _spot_scale(bumps, code, q, k, l, side_k, side_l)
@@ -203,9 +203,9 @@ def _move(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x,
             for i in range(m):
                 rows[MOVED, q, i] *= scale
     if code == RHO:
-        disc = vecmath.exp_any(-(rate + side_k * bumps[fd.B_RATE]) * t)
+        disc = elementary.exp_scalar(-(rate + side_k * bumps[fd.B_RATE]) * t)
     elif code == THETA:
-        disc = vecmath.exp_any(-rate * t * c)
+        disc = elementary.exp_scalar(-rate * t * c)
     return disc
 
 
@@ -292,7 +292,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
     g_t = book.fix_idx[ti_j[P.FIX_OFF]]
     omega, strike, kind = tf_j[P.OMEGA], tf_j[P.STRIKE], ti_j[P.KIND]
     rate = paths.rate[legs.asset[j, 0]]
-    disc = vecmath.exp_any(-rate * t)
+    disc = elementary.exp_scalar(-rate * t)
     stopped = ti_j[P.EXERCISE] == 1
     g_end = g_t
     if stopped:     # g_t is the first exercise date, the mixed gammas' scores' end
@@ -327,7 +327,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
             if r < 0:
                 for i in range(m):
                     est[i] = disc * f[i] if not stopped else \
-                        vecmath.exp_any(-rate * grid[int(rows[STOP, 0, i])]) * f[i]
+                        elementary.exp_scalar(-rate * grid[int(rows[STOP, 0, i])]) * f[i]
             elif stopped:
                 code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
                 if e == G.FD:
@@ -344,7 +344,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
                     _score_estimate(j, n, legs, paths, m, rows, cov, f, t, 0.0, code, k, l, e,
                                     est)
                     for i in range(m):
-                        est[i] *= vecmath.exp_any(-rate * grid[int(rows[STOP, 0, i])])
+                        est[i] *= elementary.exp_scalar(-rate * grid[int(rows[STOP, 0, i])])
             else:
                 code, k, l = legs.measure[j, r, 0], legs.measure[j, r, 1], legs.measure[j, r, 2]
                 if e == G.FD and _shared(code, paths):
@@ -373,7 +373,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
 def _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est):
     """The pathwise estimate of measure (code, k) of trade j (n legs) on the tile's paths into
     est (module docstring), discounted."""
-    disc = vecmath.exp_any(-rate * t)
+    disc = elementary.exp_scalar(-rate * t)
     if code == RHO or code == THETA:
         for i in range(m):
             est[i] = -t * f[i] if code == RHO else rate * f[i]
@@ -414,7 +414,7 @@ def _fd(j, ti_j, tf_j, legs, paths, bumps, grid, g_t, x, eps, own, z, theta_x, m
     n = ti_j[P.LEG_N]
     t = tf_j[P.MATURITY]
     rate = paths.rate[legs.asset[j, 0]]
-    disc = vecmath.exp_any(-rate * t)
+    disc = elementary.exp_scalar(-rate * t)
     a_k, a_l = legs.asset[j, max(k, 0)], legs.asset[j, max(l, 0)]
     width, n_corners = _fd_shape(j, n, legs, paths, code, k, l)
     for i in range(m):
@@ -539,7 +539,7 @@ def _scores(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, cov):
 def _score_estimate(j, n, legs, paths, m, rows, cov, f, t, rate, code, k, l, e, est):
     """The likelihood-ratio (e = LR) or mixed (e = MIXED) estimate of measure (code, k, l) of
     trade j (n legs) from the scores ``_scores`` left in rows[SCORE] and cov[0] (module docstring), discounted."""
-    disc = vecmath.exp_any(-rate * t)
+    disc = elementary.exp_scalar(-rate * t)
     if code == RHO:
         for i in range(m):
             total = 0.0
@@ -604,7 +604,7 @@ def fd_resimulated(j, a, g, side, book, legs, paths, plan, totals, x, xs, m, row
         return
     t = tf_j[P.MATURITY]
     g_t = book.fix_idx[ti_j[P.FIX_OFF]]
-    disc = vecmath.exp_any(-paths.rate[legs.asset[j, 0]] * t)
+    disc = elementary.exp_scalar(-paths.rate[legs.asset[j, 0]] * t)
     for q in range(n):
         b = legs.asset[j, q]
         log_s0 = elementary.ln(paths.spot[b])
@@ -680,7 +680,7 @@ def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, se
 def _pathwise_correlation(j, n, legs, paths, g_t, tx, m, rows, sens, t, rate, code, k, l, est):
     """Pathwise d_corr of leg k or d_pair_corr of pair (k, l) on the tile's paths into est, from
     ``_row_sensitivities`` (module docstring), discounted."""
-    disc = vecmath.exp_any(-rate * t)
+    disc = elementary.exp_scalar(-rate * t)
     if code == D_CORR:
         a = legs.asset[j, k]
         for i in range(m):
@@ -844,7 +844,7 @@ def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, eps, own, z,
                                             paths.vol[a_k], t, width)
         if side_k == 0.0:
             for i in range(m):
-                est[i] += weight * vecmath.exp_any(-rate * grid[int(rows[STOP, 0, i])]) * f[i]
+                est[i] += weight * elementary.exp_scalar(-rate * grid[int(rows[STOP, 0, i])]) * f[i]
             continue
         _stopped_paths(j, ti_j, legs, paths, grid, eps, own, z, m, zr, ep, xs, vs, tx[0], gs,
                        cs, state_v, tan_x, tan_v, code, k, l, side_k)
@@ -855,7 +855,8 @@ def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, eps, own, z,
               l, side_k, side_l, rows[SIG], rows[RES, 0])
         for i in range(m):
             u = P.legs_quantity(kind, rows[SIG, :, i], n, vec)
-            est[i] += weight * vecmath.exp_any(-moved_rate * grid[int(rows[RES, 0, i])] * scale) * \
+            paid = grid[int(rows[RES, 0, i])]
+            est[i] += weight * elementary.exp_scalar(-moved_rate * paid * scale) * \
                 P.value(P.EUROPEAN, omega, strike, 1.0, u)
 
 
@@ -895,4 +896,4 @@ def _stopped_pathwise(j, n, legs, paths, grid, x, tx, m, rows, sens, f, t, rate,
                 e = rows[PW, k, i] * tx[a, code - D_V0 + H.D_V0, g, i]
             est[i] = e
     for i in range(m):
-        est[i] *= vecmath.exp_any(-rate * grid[int(rows[STOP, 0, i])])
+        est[i] *= elementary.exp_scalar(-rate * grid[int(rows[STOP, 0, i])])
