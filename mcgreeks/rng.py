@@ -134,7 +134,6 @@ _U1 = np.uint64(1)
 _U2 = np.uint64(2)
 _U3 = np.uint64(3)
 _U4 = np.uint64(4)
-_U8 = np.uint64(8)
 _SH12 = np.uint64(12)
 
 # Philox4x64 multipliers and Weyl key increments (golden ratio, sqrt(3) - 1).
@@ -192,7 +191,7 @@ def _trailing_zeros(typingctx, x):
     return types.uint64(types.uint64), codegen
 
 
-_BLOCK = 64                 # elements per fill_normals block: one bit each in a uint64 mask
+_BLOCK = 64                 # elements per AS241 block: one bit each in a uint64 mask
 _SCRATCH = _BLOCK + 4       # tail buffer, room to pad a full block to a multiple of 4
 
 
@@ -757,6 +756,19 @@ def _spread_pairs(out, comp, odd):
             comp[i] = 1.0 - c if flip else c
 
 
+@_inline_kernel
+def _plain_draws(stream, path0, n):
+    """Where a fill of n paths from path0 reads its plain draws: (plain stream, its first path,
+    how many, whether the stream is antithetic, path0's parity).  An antithetic stream's pairs
+    read path (path0 + i) // 2 of the plain one, computed into the front of the output and
+    spread from the back (``_spread_pairs``)."""
+    s = np.uint64(stream)
+    flip = antithetic(s)
+    odd = np.int64(np.uint64(path0) & _U1) if flip else 0
+    first = (np.uint64(path0) >> _U1) if flip else np.uint64(path0)
+    return s & _PLAIN, first, (min(n, (odd + n + 1) // 2) if flip else n), flip, odd
+
+
 @kernel
 def fill_normals(k0, k1, stream, path0, draw, out):
     """``out[i] = normal(k0, k1, stream, path0 + i, draw)`` for ``i in range(out.size)``, the
@@ -765,14 +777,9 @@ def fill_normals(k0, k1, stream, path0, draw, out):
     In an antithetic stream (where paths must not wrap past 2**64), each pair's plain draw is
     computed once, into the front of ``out``, then spread from the back.
     """
-    s = np.uint64(stream)
-    flip = antithetic(s)
-    n = out.size
-    odd = np.int64(np.uint64(path0) & _U1) if flip else 0
-    m = min(n, (odd + n + 1) // 2) if flip else n
+    plain, first, m, flip, odd = _plain_draws(stream, path0, out.size)
     # one _fill_pairs for both kinds of stream: each inlined copy costs seconds of compiling
-    _fill_pairs(k0, k1, s & _PLAIN, (np.uint64(path0) >> _U1) if flip else np.uint64(path0),
-                draw, _view(out, 0, m), True)
+    _fill_pairs(k0, k1, plain, first, draw, _view(out, 0, m), True)
     if flip:
         _spread_pairs(out, None, odd)
 
@@ -786,14 +793,9 @@ def _fill_inverse(k0, k1, stream, path0, draw, out, comp):
     (:func:`_uniforms_to_normals`: a vectorized central loop, the tails gathered, transformed
     by vectorized loops and scattered back) with a 68-double stack buffer.
     """
-    s = np.uint64(stream)
-    flip = antithetic(s)
-    n = out.size
-    odd = np.int64(np.uint64(path0) & _U1) if flip else 0
-    m = min(n, (odd + n + 1) // 2) if flip else n
+    s, first, m, flip, odd = _plain_draws(stream, path0, out.size)
     plain = _view(out, 0, m)
-    _fill_pairs(k0, k1, s & _PLAIN, (np.uint64(path0) >> _U1) if flip else np.uint64(path0),
-                draw, plain, None)
+    _fill_pairs(k0, k1, s, first, draw, plain, None)
     if comp is not None:
         for j in range(m):
             comp[j] = 1.0 - plain[j]
