@@ -39,23 +39,6 @@ F, U, SLOPE = C.F, C.U, C.SLOPE
 N_Q = C.N_ROWS
 
 
-@kernel
-def _value(kind, ti, tf, fix_idx, grid, w, i, s0, mu, vol, c):
-    """Undiscounted payoff of one unit on path i with parameters (s0, mu = log drift, vol), dates
-    scaled by c (W by √c, as common random numbers give under a maturity bump)."""
-    root_c = math.sqrt(c)
-    u, y_last, extreme = P.observe(kind, ti, tf, fix_idx, grid, w, i, elementary.ln(s0), mu * c,
-                                   vol * root_c)
-    f = P.cash_flow(kind, ti, tf, u, extreme)
-    if kind == P.BARRIER and ti[P.CONTINUOUS] == 1 and f != 0.0:
-        # GBM's bridge over [0, T] is exact: one segment, log-variance σ²T
-        survival = P.bridge_survival(ti[P.DOWN] == 1, elementary.ln(tf[P.LEVEL]),
-                                     elementary.ln(s0), y_last,
-                                     vol * vol * tf[P.MATURITY] * c)[0]
-        f *= P.knock_weight(ti, survival)
-    return f
-
-
 # Which scores a tile needs: none; the spot's alone (mixed gamma: the first step's); or all,
 # which take the sum of squared increments over every date (likelihood ratio, optimal's blend,
 # the baseline's controls).
@@ -201,42 +184,80 @@ def _fill_trade(ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tan
 
 
 @kernel
-def _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, c):
-    """Discounted payoff of path i under moved parameters (same W): the fd revaluation.  An
-    exercisable option keeps its fixed policy, which stops the moved path where it stops."""
+def _moved_values(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, div, vol, c, acc, out):
+    """Discounted payoffs of one unit on the tile's paths under moved parameters into out[:m]:
+    the fd revaluations, on the same W (common random numbers), with dates scaled by c and W
+    by √c (a maturity bump), the tile's paths as the inner loop.  An exercisable option keeps
+    its fixed policy, which stops the moved path where it stops.  acc: ``payoffs.accumulate``'s
+    scratch rows."""
+    a, b, c_w = elementary.ln(s0), gbm.log_drift(rate, div, vol) * c, vol * math.sqrt(c)
     if ti[P.EXERCISE] == 1:
-        a, b, c_w = elementary.ln(s0), gbm.log_drift(rate, div, vol) * c, vol * math.sqrt(c)
-        g = XP.stop(ti, tf, policy, fix_idx, grid, w, i, a, b, c_w, None)
-        return elementary.exp_scalar(-rate * grid[g] * c) * P.value(
-            P.EUROPEAN, tf[P.OMEGA], tf[P.STRIKE], 1.0,
-            vecmath.exp(a + b * grid[g] + c_w * w[g, i]))
-    return elementary.exp_scalar(-rate * P.payment_time(kind, tf) * c) * _value(
-        kind, ti, tf, fix_idx, grid, w, i, s0, gbm.log_drift(rate, div, vol), vol, c)
+        for i in range(m):
+            g = XP.stop(ti, tf, policy, fix_idx, grid, w, i, a, b, c_w, None)
+            out[i] = elementary.exp_scalar(-rate * grid[g] * c) * P.value(
+                P.EUROPEAN, tf[P.OMEGA], tf[P.STRIKE], 1.0,
+                vecmath.exp(a + b * grid[g] + c_w * w[g, i]))
+        return
+    disc = elementary.exp_scalar(-rate * P.payment_time(kind, tf) * c)
+    g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
+    t_n = grid[g_last]
+    if kind == P.EUROPEAN or kind == P.DIGITAL:
+        # a loop simple enough to vectorize
+        omega, strike, cash = tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH]
+        for i in range(m):
+            out[i] = disc * P.value(kind, omega, strike, cash,
+                                    vecmath.exp(a + b * t_n + c_w * w[g_last, i]))
+        return
+    P.accumulate(kind, ti, tf, fix_idx, grid, w, m, a, b, c_w, False, acc)
+    t_mean = P.mean_date(ti, fix_idx, grid)
+    continuous = kind == P.BARRIER and ti[P.CONTINUOUS] == 1
+    down, log_level = ti[P.DOWN] == 1, elementary.ln(tf[P.LEVEL])
+    # GBM's bridge over [0, T] is exact: one segment, log-variance σ²T
+    var = vol * vol * tf[P.MATURITY] * c
+    for i in range(m):
+        u, extreme, _, _, _ = P.quantity_called(kind, ti, fix_idx, grid, w, acc, i, a, b, c_w,
+                                                t_mean)
+        f = P.cash_flow(kind, ti, tf, u, extreme)
+        if continuous and f != 0.0:
+            y_last = a + b * t_n + c_w * w[g_last, i]
+            f *= P.knock_weight(ti, P.bridge_survival(down, log_level, a, y_last, var)[0])
+        out[i] = disc * f
 
 
 @kernel
-def _fd(g, kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, base, bumps):
-    """Central bump-and-revalue of quantity g on path i; ``base`` is the unbumped discounted value."""
+def _fd(g, kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, div, vol, disc, f, bumps, acc,
+        up, out):
+    """Central bump-and-revalue of quantity g on the tile's paths into out[:m]; disc · f[i] is
+    path i's unbumped discounted value; acc and up are scratch (``_moved_values``)."""
+    s_up = s_dn = s0
+    v_up = v_dn = vol
+    r_up = r_dn = rate
+    c_up = c_dn = 1.0
     if g == G.DELTA or g == G.GAMMA:
         h = bumps[0] * s0
-        up = _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0 + h, rate, div, vol, 1.0)
-        dn = _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0 - h, rate, div, vol, 1.0)
-        return fd.central(up, dn, h) if g == G.DELTA else fd.second(up, base, dn, h)
-    if g == G.VEGA:
+        s_up, s_dn = s0 + h, s0 - h
+    elif g == G.VEGA:
         h = bumps[1] * vol
-        return fd.central(
-            _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol + h, 1.0),
-            _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol - h, 1.0), h)
-    if g == G.RHO:
+        v_up, v_dn = vol + h, vol - h
+    elif g == G.RHO:
         h = bumps[2]
-        return fd.central(
-            _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate + h, div, vol, 1.0),
-            _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate - h, div, vol, 1.0), h)
-    h = bumps[3]  # theta = -∂V/∂T, dates and W scaled by 1 ± h
-    return -fd.central(
-        _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, 1.0 + h),
-        _revalue(kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol, 1.0 - h),
-        h * tf[P.MATURITY])
+        r_up, r_dn = rate + h, rate - h
+    else:       # theta = -∂V/∂T, dates and W scaled by 1 ± h
+        h = bumps[3]
+        c_up, c_dn = 1.0 + h, 1.0 - h
+    _moved_values(kind, ti, tf, fix_idx, policy, grid, w, m, s_up, r_up, div, v_up, c_up, acc,
+                  up)
+    _moved_values(kind, ti, tf, fix_idx, policy, grid, w, m, s_dn, r_dn, div, v_dn, c_dn, acc,
+                  out)
+    if g == G.GAMMA:
+        for i in range(m):
+            out[i] = fd.second(up[i], disc * f[i], out[i], h)
+    elif g == G.THETA:
+        for i in range(m):
+            out[i] = -fd.central(up[i], out[i], h * tf[P.MATURITY])
+    else:
+        for i in range(m):
+            out[i] = fd.central(up[i], out[i], h)
 
 
 @kernel
@@ -291,14 +312,14 @@ def _vibrato(kind, ti, tf, fix_idx, grid, w, i, s0, rate, mu, vol, f, extreme, q
 
 @kernel(inline=True)
 def _estimates(g, e, kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, div, vol, q, bumps,
-               coef, baseline, x):
-    """One path's estimate of (g, e) for each path of the tile into x[:m]."""
+               coef, baseline, acc, x):
+    """One path's estimate of (g, e) for each path of the tile into x[:m]; acc: scratch (the
+    trade's sums, read by then)."""
     pay = P.payment_time(kind, tf)
     disc = elementary.exp_scalar(-rate * pay)
     if e == G.FD:
-        for i in range(m):
-            x[i] = _fd(g, kind, ti, tf, fix_idx, policy, grid, w, i, s0, rate, div, vol,
-                       disc * q[F, i], bumps)
+        _fd(g, kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, div, vol, disc, q[F], bumps,
+            acc[:P.N_ACC], acc[Q_SUM], x)
         return
     C.estimate_tile(g, e, q, m, s0, rate, pay, disc, P.jumps(ti), coef, baseline, x)
 
@@ -343,7 +364,7 @@ def trade_tile(ti_j, tf_j, fix_idx, policy, grid, w_j, m, s0, rate, div, vol, ne
             for twin in range(2 if control else 1):     # one inlined copy
                 _estimates(g, e, P.ASIAN_GEOMETRIC if twin else kind, ti_j, tf_j, fix_idx, policy,
                            grid, w_j, m, s0, rate, div, vol, q_x if twin else q, bumps, coef_j[g],
-                           not twin, x if twin else y)
+                           not twin, acc, x if twin else y)
             write_moments(y, x, m, control, pairs, out_tile[k])
             add_to_total(g, e, y, x, m, control, agg_e_j, agg_w_j, agg_t_j, agg)
 
