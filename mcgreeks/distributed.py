@@ -9,13 +9,14 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import weakref
 
 import numpy as np
 
-from mcgreeks import engine, underlying
+from mcgreeks import _reaper, engine, underlying
 
 
 def _tasks_per_job(jobs, n_workers):
@@ -64,6 +65,8 @@ def local_client(n_workers):
     from dask.distributed import Client, LocalCluster
 
     _quiet_resource_tracker()
+    # every worker the cluster spawns, now or on a restart, inherits the mark (``kill_local``)
+    os.environ[_reaper.CLUSTER_MARK] = str(os.getpid())
     entry = [None, tempfile.mkdtemp(prefix="mcgreeks-dask-")]
     _LOCAL.append(entry)
     from mcgreeks.cli import in_background
@@ -131,7 +134,9 @@ def kill_local():
     """For a process about to exit on a signal: if it started local clusters, end its worker
     processes at once (SIGKILL: nothing to print, nothing to wait for; they may still be
     starting, so they are found as this process's children, all but multiprocessing's resource
-    tracker, which removes what they leave) and remove their scratch folders."""
+    tracker, which removes what they leave) and remove their scratch folders.  A worker the
+    cluster's thread spawns after this look outlives the process: ``_reaper``, started here,
+    ends it and removes the folders again once this process is gone."""
     if not _LOCAL:
         return
     import psutil                       # a dependency of dask.distributed
@@ -142,8 +147,14 @@ def kill_local():
                 child.kill()
         except psutil.Error:            # already gone
             pass
-    while _LOCAL:
-        shutil.rmtree(_LOCAL.pop()[1], ignore_errors=True)
+    folders = [entry[1] for entry in _LOCAL]
+    _LOCAL.clear()
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    # -I: the reaper imports psutil alone, not this package from the working directory
+    subprocess.Popen([sys.executable, "-I", _reaper.__file__, str(os.getpid()), *folders],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
 
 
 def _quiet_resource_tracker():

@@ -103,3 +103,45 @@ def test_workers_numba_sees_one_thread_from_the_start():
     finally:
         close_local(client)
     assert os.environ.get("NUMBA_NUM_THREADS") == before      # this process's left as it was
+
+
+def test_a_worker_spawned_after_the_kill_is_reaped_with_its_folder(tmp_path):
+    """The race a signal meets while the cluster starts: a worker spawned after ``kill_local``
+    looked for the run's children outlives the run and creates its scratch folder later.  The
+    reaper ends it and removes the folder once the run is gone."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    folder = tmp_path / "mcgreeks-dask-x"
+    late = f"import os, time; time.sleep(0.3); os.makedirs({str(folder / 'worker')!r}); " \
+           "time.sleep(60)"
+    run = f"""
+import os, subprocess, sys
+from mcgreeks import _reaper, distributed
+os.environ[_reaper.CLUSTER_MARK] = str(os.getpid())
+os.mkdir({str(folder)!r})
+distributed._LOCAL.append([None, {str(folder)!r}])
+distributed.kill_local()
+proc = subprocess.Popen([sys.executable, "-c", {late!r}])
+print(proc.pid, flush=True)
+os._exit(130)
+"""
+    done = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 130, done.stderr
+    late_pid = int(done.stdout)
+    def alive():
+        try:
+            return psutil.Process(late_pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    deadline = time.monotonic() + 10
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(), "the late worker outlived the run"
+    time.sleep(0.5)     # a surviving late worker would have created the folder by now
+    assert not folder.exists()
