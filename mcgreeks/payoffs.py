@@ -175,7 +175,8 @@ def _takes_min(kind, ti, tf):
 def observe(kind, ti, tf, fix_idx, grid, x, i, a, b, c):
     """One walk over the trade's dates on path i of the view (a, b, c) of state rows x:
     (u, ln S at the last date, the extreme of ln S over the dates: a minimum for a down barrier
-    or a lookback put, else a maximum)."""
+    or a lookback put, else a maximum).  The pricers use the tile pass ``accumulate`` and
+    ``quantity``; this per-path walk is their reference in tests/payoffs/test_contract.py."""
     off, n = ti[FIX_OFF], ti[FIX_N]
     lowest = _takes_min(kind, ti, tf)
     total = 0.0

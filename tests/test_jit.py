@@ -18,17 +18,19 @@ from mcgreeks import _jit
 
 PACKAGE = Path(mcgreeks.__file__).resolve().parent
 
-# Prices one European call unit on one path through the GBM pricer's _value kernel, which
-# calls payoffs.value (another file): the cached _value holds payoffs.value's machine code.
+# Prices one European call unit on one path through the GBM pricer's fd revaluation kernel
+# _moved_values (rate 0, log drift r - q - σ²/2 = 0), which calls payoffs.value (another file):
+# the cached _moved_values holds payoffs.value's machine code.
 SCRIPT = """
 import numpy as np
 from mcgreeks import _jit
 from mcgreeks.pricers import gbm
 ti = np.array([0, 0, 0, 0, 0, 1, 0, 0], dtype=np.int64)  # european, dates 0..0, asset 0
 tf = np.array([1.0, 100.0, 0.0, 1.0, 1.0])              # call, strike 100, maturity 1
-value = gbm._value(0, ti, tf, np.zeros(1, dtype=np.int64), np.ones(1), np.full((1, 1), 0.3),
-                   0, 100.0, 0.0, 0.2, 1.0)
-print(repr(value), _jit.cache_dir(), sum(gbm._value.stats.cache_hits.values()))
+out = np.empty(1)
+gbm._moved_values(0, ti, tf, np.zeros(1, dtype=np.int64), np.zeros((1, 1)), np.ones(1),
+                  np.full((1, 1), 0.3), 1, 100.0, 0.0, -0.02, 0.2, 1.0, np.zeros((6, 1)), out)
+print(repr(float(out[0])), _jit.cache_dir(), sum(gbm._moved_values.stats.cache_hits.values()))
 """
 
 
@@ -65,7 +67,7 @@ def test_a_kernel_inlining_an_edited_file_is_recompiled(package_copy):
     src, env = package_copy
     first, where, hits = _run(src, env)
     assert first == pytest.approx(100.0 * np.exp(0.2 * 0.3) - 100.0, rel=1e-14)
-    assert hits == 0 and any(where.rglob("gbm._value-*.nbi"))
+    assert hits == 0 and any(where.rglob("gbm._moved_values-*.nbi"))
     again, same_place, hits = _run(src, env)
     assert (again, same_place, hits) == (first, where, 1)      # the cache works
     _edit_payoff(src, 2.0)
@@ -75,7 +77,7 @@ def test_a_kernel_inlining_an_edited_file_is_recompiled(package_copy):
 
 
 def test_without_the_key_numba_would_serve_the_stale_kernel(package_copy):
-    """The same edit with numba's own locator (keyed by _value's file alone): the old machine
+    """The same edit with numba's own locator (keyed by _moved_values' file alone): the old machine
     code comes back.  This is the failure the package key prevents."""
     src, env = package_copy
     env["NUMBA_CACHE_LOCATOR_CLASSES"] = "UserProvidedCacheLocator"

@@ -11,8 +11,8 @@ view ln S_t = ln S0 + μt + σW_t (``payoffs``):
   trade's own dates (likelihood ratio) follow from those sums (``_fill``); a continuously
   monitored barrier takes the Brownian-bridge survival weight of [0, T] and its derivatives,
   which make it exact (no monitoring bias) and its Greeks smooth;
-- fd revalues the payoff by walking the dates again with bumped parameters on the same W (common
-  random numbers: ``_value``, ``payoffs.observe``); vibrato uses the first step's Gaussian law
+- fd revalues the tile's payoffs by a second pass over the dates with bumped parameters on the
+  same W (common random numbers: ``_moved_values``); vibrato uses the first step's Gaussian law
   (``_vibrato``).
 ``estimators.combine`` turns these rows into each estimator's estimate; the engine sums tiles
 in order.
