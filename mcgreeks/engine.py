@@ -323,8 +323,24 @@ def keys(key0, key1, stream):
     return np.uint64(key0), np.uint64(key1), np.uint64(stream)
 
 
+#: Paths per kernel call by default.  Each call costs a few hundred microseconds of thread
+#: hand-offs, as much as 65,536 one-date paths' work on two cores (measured: a European price
+#: at 1 << 16 paths per call took 8.2 ns a path, 5.8 at 1 << 20); the model's ``call_paths``
+#: and OUT_BYTES bound a call's time and memory.
+CHUNK_PATHS = 1 << 20
+#: Most bytes of tile moments (TILE paths × slots × N_MOMENTS doubles) one call writes.
+OUT_BYTES = 1 << 24
+
+
+def call_size(chunk_paths, n_slots):
+    """Paths per kernel call: ``chunk_paths``, at most OUT_BYTES of tile moments for
+    ``n_slots`` slots, in whole segments."""
+    by_memory = OUT_BYTES // (8 * N_MOMENTS * max(n_slots, 1)) * TILE
+    return max(SEGMENT, min(chunk_paths, by_memory) // SEGMENT * SEGMENT)
+
+
 def simulate_segments(chunk, args, *, key0, key1, stream, first_path, n_paths, n_slots,
-                      chunk_paths=1 << 16, block_paths=1 << 12, segment=SEGMENT):
+                      chunk_paths=CHUNK_PATHS, block_paths=1 << 12, segment=SEGMENT):
     """Moments of each segment of paths first_path..first_path+n_paths-1 (first_path a multiple
     of SEGMENT): (counts[n_segments], states[n_segments, slot, N_STATE]).  The work a worker does.
     ``segment`` (a power of two from TILE to SEGMENT) makes segments smaller, so that each of a
@@ -334,7 +350,7 @@ def simulate_segments(chunk, args, *, key0, key1, stream, first_path, n_paths, n
     n_segments = -(-n_paths // segment)
     counts = np.zeros((n_segments, 1))
     states = np.zeros((n_segments, n_slots, N_STATE))
-    size = max(SEGMENT, chunk_paths // SEGMENT * SEGMENT)
+    size = call_size(chunk_paths, n_slots)
     tiles_per_block = max(1, block_paths // TILE)
     for start in range(0, n_paths, size):
         n = min(size, n_paths - start)
@@ -355,13 +371,14 @@ def merge_segments(counts, states):
     return int(count[0]), state
 
 
-def run(chunk, args, *, key0, key1, stream, n_paths, n_slots, chunk_paths=1 << 16,
+def run(chunk, args, *, key0, key1, stream, n_paths, n_slots, chunk_paths=CHUNK_PATHS,
         block_paths=1 << 12):
     """Simulate ``n_paths`` paths with a pricer's ``chunk`` kernel: (count, state[slot, N_STATE]).
 
     ``chunk(keys, path0, n, tiles_per_block, *args, out)`` fills out[tile, slot] with
-    each tile's moments (``write_moments``).  ``chunk_paths`` bounds memory (rounded to whole
-    segments) and ``block_paths`` sets the parallel grain; neither changes a bit of the result.
+    each tile's moments (``write_moments``).  ``chunk_paths`` bounds the paths per call
+    (``call_size``) and ``block_paths`` sets the parallel grain; neither changes a bit of the
+    result.
     """
     counts, states = simulate_segments(chunk, args, key0=key0, key1=key1, stream=stream,
                                        first_path=0, n_paths=n_paths, n_slots=n_slots,

@@ -217,10 +217,17 @@ def heston(job, slots, totals, sampler=None):
     return args
 
 
-#: Heston path-steps (counting each re-simulated fd scenario) per kernel call, about 0.2 s on
-#: two cores.  Python sees Ctrl-C and SIGTERM only between calls, and a Heston underlying with
-#: its fd re-simulations would otherwise spend seconds in one call of ``chunk_paths`` paths.
+#: Path-steps per kernel call (a Heston call counting each re-simulated fd scenario), about
+#: 0.2 s of Heston on two cores.  Python sees Ctrl-C and SIGTERM only between calls, and a
+#: Heston underlying with its fd re-simulations would otherwise spend seconds in one call of
+#: ``chunk_paths`` paths.
 CALL_PATH_STEPS = 1 << 24
+
+
+def gbm_call_paths(args, chunk_paths):
+    """Paths per call of ``pricers.gbm.chunk`` with arguments ``args`` (``gbm``): at most
+    ``chunk_paths``, and at most CALL_PATH_STEPS path-dates (a 252-date Asian: 66,576 paths)."""
+    return min(chunk_paths, CALL_PATH_STEPS // max(args[0].grid.size, 1))
 
 
 def heston_call_paths(args, chunk_paths):

@@ -193,7 +193,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
                     *, scheme="qe", control_variate=True, lr_baseline=True, sampler="mc",
                     randomizations=16, fd_bumps=None, on_error="fail", greeks="all",
                     risk=False, correlations=None, client=None, progress=None, diagnostics=False,
-                    upper_bound=False, pilot_paths=None, chunk_paths=1 << 16,
+                    upper_bound=False, pilot_paths=None, chunk_paths=engine.CHUNK_PATHS,
                     block_paths=1 << 12):
     """Price every trade and its Greeks, each with its Monte Carlo standard error.
 
@@ -265,8 +265,9 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
       pilot_paths: the pilot paths each Bermudan or American trade's exercise policies are
         fitted on, in all (default ``exercise_policy.PILOT_PATHS``, 262,144, whatever
         ``n_paths``; at least 1,024): fewer fit faster and worse.
-      chunk_paths, block_paths: paths per kernel call (bounds memory) and per parallel task;
-        neither changes the result.
+      chunk_paths, block_paths: paths per kernel call (at most; ``engine.call_size`` and the
+        model's ``call_paths`` bound a call's memory and time) and per parallel task; neither
+        changes the result.
 
     Returns:
       DataFrame indexed by ``trade_id`` in input order with the columns of

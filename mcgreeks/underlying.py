@@ -62,7 +62,7 @@ class Job:
     n_paths: int
     bumps: np.ndarray
     control_variate: bool = True
-    chunk_paths: int = 1 << 16
+    chunk_paths: int = engine.CHUNK_PATHS
     block_paths: int = 1 << 12
     steps_per_year: float = None
     scheme: str = "qe"
@@ -152,8 +152,9 @@ def total_rows(job):
     to: its own underlying's row of g (a multi-asset trade: each leg's delta, gamma, vega in
     its name's rows, a pair's measures in the pair's, price, rho and theta in the row of its
     ``risk.risk_label``) and, in a group of several underlyings, price, rho and theta also in
-    the group's rows ``GROUP_TOTAL``.  A one-underlying job's rows are its N_QUANTITIES
-    quantities in order (row g: quantity g), as the kernels have always written them."""
+    the group's rows ``GROUP_TOTAL``.  Only quantities some trade asks for have rows (each row
+    costs every tile its sums and every merge its moments); a one-underlying job's are in the
+    order of ``greeks.QUANTITIES``."""
     keys, index = [], {}
 
     def row(key):
@@ -162,10 +163,12 @@ def total_rows(job):
             keys.append(key)
         return index[key]
 
+    asked = [{G.PRICE} | set(c) for c in job.choices]
     grouped = len(job.members) > 1
     if not grouped:
-        for q in G.QUANTITIES:
-            row((q, job.name, ""))
+        for g, q in enumerate(G.QUANTITIES):
+            if any(g in a for a in asked):
+                row((q, job.name, ""))
     target = np.full((len(job.records), job.n_quantities, 2), -1, dtype=np.int64)
     for j, r in enumerate(job.records):
         portfolio = {}                  # quantity axis position -> measure, for GROUP_TOTAL rows
@@ -173,6 +176,8 @@ def total_rows(job):
             target[j, G.PRICE, 0] = row(("price", risk_label(r), ""))
             portfolio[G.PRICE] = "price"
             for g in range(G.N_QUANTITIES, G.N_QUANTITIES + len(job.measures(r))):
+                if g not in asked[j]:
+                    continue
                 key = _multi_measure(job, r, g)
                 target[j, g, 0] = row(key)
                 if key[0] in PORTFOLIO_MEASURES:
@@ -180,8 +185,10 @@ def total_rows(job):
         else:
             name = job.members[r.get("asset", 0)]
             for g, q in enumerate(G.QUANTITIES):
-                target[j, g, 0] = row((q, name, ""))
-            portfolio = {G.PRICE: "price", G.RHO: "rho", G.THETA: "theta"}
+                if g in asked[j]:
+                    target[j, g, 0] = row((q, name, ""))
+            portfolio = {g: q for g, q in ((G.PRICE, "price"), (G.RHO, "rho"),
+                                           (G.THETA, "theta")) if g in asked[j]}
         if grouped:
             for g, measure in portfolio.items():
                 target[j, g, 1] = row((measure, GROUP_TOTAL, ""))

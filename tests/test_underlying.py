@@ -89,7 +89,9 @@ def test_wanted_lists_every_price_then_each_trades_choices():
     assert j.wanted() == [(0, G.PRICE, 0), (1, G.PRICE, 0), (2, G.PRICE, 0),
                           (0, G.DELTA, G.OPTIMAL), (0, G.GAMMA, G.FD),
                           (2, G.VEGA, G.LR), (2, G.DELTA, G.VIBRATO)]
-    assert j.n_slots == 7 + G.N_QUANTITIES
+    # then one per-path total per quantity some trade asks for, in the order of QUANTITIES
+    assert [key[0] for key in j.total_keys] == ["price", "delta", "gamma", "vega"]
+    assert j.n_slots == 7 + 4
 
 
 def test_only_an_arithmetic_asian_under_gbm_takes_the_control():

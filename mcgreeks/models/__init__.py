@@ -109,7 +109,8 @@ MODELS = {
         name="gbm", label="GBM", parameters=(Parameter("vol", low=0.0),),
         capability=validity.GBM, bumps=fd.GBM_BUMPS, samplers=("mc", "antithetic", "sobol"),
         geometric_control=True, pricer="mcgreeks.pricers.gbm",
-        kernel_inputs=kernel_inputs.gbm, pilot_inputs=kernel_inputs.gbm_pilot),
+        kernel_inputs=kernel_inputs.gbm, pilot_inputs=kernel_inputs.gbm_pilot,
+        call_paths=kernel_inputs.gbm_call_paths),
     "heston": Model(
         name="heston", label="Heston",
         parameters=(Parameter("v0", low=0.0, low_open=False), Parameter("kappa", low=0.0),

@@ -802,7 +802,7 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
 
 def run_heston(*, key0, key1, stream, n_paths, params, ti, tf, fix_idx, payoff_grid, slots,
                bumps=None, steps_per_year=DEFAULT_STEPS_PER_YEAR, scheme="qe",
-               chunk_paths=1 << 16, block_paths=1 << 12, first_path=0):
+               chunk_paths=engine.CHUNK_PATHS, block_paths=1 << 12, first_path=0):
     """Simulate ``n_paths`` Heston paths of one underlying and return (mean, se, count) per slot.
 
     Args:
