@@ -360,8 +360,8 @@ def bridge_alive(down, log_level, y0, y1, var):
     return 1.0 - vecmath.exp(exponent) if (a > 0.0 and b > 0.0) else 0.0
 
 
-@kernel
-def bridge_survival(down, log_level, y0, y1, var):
+@kernel(inline=True)
+def bridge_terms(down, log_level, y0, y1, var):
     """Probability that ln S, a Brownian bridge from y0 to y1 with variance ``var`` over a
     segment, stays on the alive side of ln H = ``log_level``, and its derivatives.
 
@@ -369,12 +369,20 @@ def bridge_survival(down, log_level, y0, y1, var):
     -1 for an up barrier; P = 0 when either end is on the far side, P = 1 when var = 0 and both
     ends are alive (Glasserman 2004, §6.4: the reflection principle).  Returns
     (P, ∂P/∂y0, ∂P/∂y1, ∂P/∂var, ∂²P/∂y0²).  (In S0: ∂P/∂S0 = ∂P/∂y0 / S0 and
-    ∂²P/∂S0² = (∂²P/∂y0² - ∂P/∂y0) / S0².)"""
+    ∂²P/∂S0² = (∂²P/∂y0² - ∂P/∂y0) / S0².)  Every term is computed and the case selected, with
+    no branch, so that a loop over a tile's paths vectorizes (``pricers.heston``); the per-path
+    callers call ``bridge_survival``, the same function compiled once."""
     u, a, b = _bridge_ends(down, log_level, y0, y1)
-    if a <= 0.0 or b <= 0.0:
-        return 0.0, 0.0, 0.0, 0.0, 0.0
-    if var <= 0.0:
-        return 1.0, 0.0, 0.0, 0.0, 0.0
-    e = elementary.exp_scalar(-2.0 * a * b / var)
+    dead = a <= 0.0 or b <= 0.0
+    smooth = not dead and var > 0.0
+    e = vecmath.exp_any(-2.0 * a * b / var)
     g0 = 2.0 * b * u / var
-    return 1.0 - e, e * g0, e * 2.0 * a * u / var, -e * 2.0 * a * b / (var * var), -e * g0 * g0
+    return ((1.0 - e) if smooth else (0.0 if dead else 1.0),
+            e * g0 if smooth else 0.0,
+            e * 2.0 * a * u / var if smooth else 0.0,
+            -e * 2.0 * a * b / (var * var) if smooth else 0.0,
+            -e * g0 * g0 if smooth else 0.0)
+
+
+#: ``bridge_terms`` called rather than inlined, for the per-path call sites (one compiled copy).
+bridge_survival = kernel(bridge_terms.py_func)

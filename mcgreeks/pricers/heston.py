@@ -44,7 +44,7 @@ validity table (``estimators.validity``), which ``prepare`` checks the slots aga
 """
 import numpy as np
 
-from mcgreeks import elementary, engine, kernel_inputs
+from mcgreeks import elementary, engine, kernel_inputs, vecmath
 from mcgreeks import exercise_policy as XP
 from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
@@ -158,73 +158,91 @@ def _tangent_v(j, k, i, tv):
     return tv[j - 2, k, i]
 
 
+#: Rows of ``_barrier_pathwise``'s scratch: the survival so far, then one step's bridge terms.
+B_W, B_P, B_P0, B_P1, B_PV, B_VAR = range(6)
+N_BRIDGE = 6
+
+
 @kernel
-def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_pw, q):
+def _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, m, s0, log_s0, v0, n_pw, b, q):
     """Continuous barrier: f = vanilla(S_T) W (out) or vanilla (1 - W) (in), W the product of the
-    steps' bridge survivals; q[_pw_row(j), i] = df/d(direction j), by the product rule along the
-    path (W and dW accumulated step by step, never dividing by a survival that may be 0);
-    j < n_pw as in ``_fill``."""
+    steps' bridge survivals; q[_pw_row(j), i] = df/d(direction j) on each path i of the tile,
+    by the product rule along the path (W and dW accumulated step by step; a path stops
+    accumulating once its W is 0, never dividing by a survival that may be 0); j < n_pw as in
+    ``_fill``.  Steps outer, the tile's paths inner (``payoffs.bridge_terms`` has no branch), so
+    that it vectorizes; b: scratch rows ``B_*``."""
     kind = ti[P.KIND]
     down = ti[P.DOWN] == 1
     log_level = elementary.ln(tf[P.LEVEL])
     g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
     for j in range(N_PW):
-        q[_pw_row(j), i] = 0.0
-    w = 1.0
-    y0 = log_s0
-    v_prev = v0
+        for i in range(m):
+            q[_pw_row(j), i] = 0.0
+    for i in range(m):
+        b[B_W, i] = 1.0
     t_prev = 0.0
     for k in range(g_last + 1):
-        y1 = log_s0 + x[k, i]
         dtk = grid[k] - t_prev
-        var = 0.5 * (v_prev + v[k, i]) * dtk
-        p, p0, p1, pv, _ = P.bridge_survival(down, log_level, y0, y1, var)
+        for i in range(m):
+            y0 = log_s0 + x[k - 1, i] if k > 0 else log_s0
+            v_prev = v[k - 1, i] if k > 0 else v0
+            var = 0.5 * (v_prev + v[k, i]) * dtk
+            b[B_P, i], b[B_P0, i], b[B_P1, i], b[B_PV, i], _ = P.bridge_terms(
+                down, log_level, y0, log_s0 + x[k, i], var)
+            b[B_VAR, i] = var
         for j in range(n_pw):
-            dvar = 0.5 * (_tangent_v(j, k - 1, i, tv) + _tangent_v(j, k, i, tv)) * dtk
-            if j == 2 + H.D_SCALE:
-                dvar += var
-            dp = (p0 * _tangent_y(j, k - 1, i, s0, grid, tx)
-                  + p1 * _tangent_y(j, k, i, s0, grid, tx) + pv * dvar)
-            q[_pw_row(j), i] = q[_pw_row(j), i] * p + w * dp
-        w *= p
-        if w == 0.0:
-            break
-        y0, v_prev, t_prev = y1, v[k, i], grid[k]
-    s_t = elementary.exp_scalar(log_s0 + x[g_last, i])
-    vanilla = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
-    slope = P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
+            row = _pw_row(j)
+            for i in range(m):
+                if b[B_W, i] != 0.0:
+                    dvar = 0.5 * (_tangent_v(j, k - 1, i, tv) + _tangent_v(j, k, i, tv)) * dtk
+                    if j == 2 + H.D_SCALE:
+                        dvar += b[B_VAR, i]
+                    dp = (b[B_P0, i] * _tangent_y(j, k - 1, i, s0, grid, tx)
+                          + b[B_P1, i] * _tangent_y(j, k, i, s0, grid, tx) + b[B_PV, i] * dvar)
+                    q[row, i] = q[row, i] * b[B_P, i] + b[B_W, i] * dp
+        for i in range(m):
+            b[B_W, i] *= b[B_P, i]
+        t_prev = grid[k]
     knock_in = ti[P.KNOCK_IN] == 1
-    weight = 1.0 - w if knock_in else w
     sign = -1.0 if knock_in else 1.0
-    for j in range(n_pw):
-        q[_pw_row(j), i] = (slope * s_t * _tangent_y(j, g_last, i, s0, grid, tx) * weight
-                            + sign * vanilla * q[_pw_row(j), i])
-    q[U, i] = s_t
-    q[SLOPE, i] = slope * weight
+    for i in range(m):
+        s_t = elementary.exp_scalar(log_s0 + x[g_last, i])
+        vanilla = P.value(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
+        slope = P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
+        weight = 1.0 - b[B_W, i] if knock_in else b[B_W, i]
+        for j in range(n_pw):
+            q[_pw_row(j), i] = (slope * s_t * _tangent_y(j, g_last, i, s0, grid, tx) * weight
+                                + sign * vanilla * q[_pw_row(j), i])
+        q[U, i] = s_t
+        q[SLOPE, i] = slope * weight
 
 
 @kernel
-def _barrier_explicit(ti, tf, fix_idx, grid, x, v, i, s0, log_s0, v0):
+def _barrier_explicit(ti, tf, fix_idx, grid, x, v, m, s0, log_s0, v0, rest, q):
     """Continuous barrier, likelihood-ratio view (the random variables are ln S at the grid dates,
     S0 enters the payoff only through the first step's bridge): (df/dS0, d2f/dS0^2) at fixed
-    ln S_{t_1..}."""
+    ln S_{t_1..} on each path of the tile into q[C.X + G.DELTA] and q[C.X2].  Steps outer, the
+    tile's paths inner, so that it vectorizes; rest: scratch, the later steps' survival."""
     down = ti[P.DOWN] == 1
     log_level = elementary.ln(tf[P.LEVEL])
     g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
-    p, p0, _, _, p00 = P.bridge_survival(down, log_level, log_s0, log_s0 + x[0, i],
-                                     0.5 * (v0 + v[0, i]) * grid[0])
-    if p0 == 0.0 and p00 == 0.0:
-        return 0.0, 0.0
-    rest = 1.0
+    for i in range(m):
+        rest[i] = 1.0
     for k in range(1, g_last + 1):
-        rest *= P.bridge_survival(down, log_level, log_s0 + x[k - 1, i], log_s0 + x[k, i],
-                              0.5 * (v[k - 1, i] + v[k, i]) * (grid[k] - grid[k - 1]))[0]
-        if rest == 0.0:
-            return 0.0, 0.0
-    s_t = elementary.exp_scalar(log_s0 + x[g_last, i])
-    vanilla = P.value(ti[P.KIND], tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
+        dtk = grid[k] - grid[k - 1]
+        for i in range(m):
+            rest[i] *= P.bridge_terms(down, log_level, log_s0 + x[k - 1, i], log_s0 + x[k, i],
+                                      0.5 * (v[k - 1, i] + v[k, i]) * dtk)[0]
     sign = -1.0 if ti[P.KNOCK_IN] == 1 else 1.0
-    return (sign * vanilla * rest * p0 / s0, sign * vanilla * rest * (p00 - p0) / (s0 * s0))
+    for i in range(m):
+        _, p0, _, _, p00 = P.bridge_terms(down, log_level, log_s0, log_s0 + x[0, i],
+                                          0.5 * (v0 + v[0, i]) * grid[0])
+        s_t = vecmath.exp_any(log_s0 + x[g_last, i])
+        vanilla = P.value(ti[P.KIND], tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], s_t)
+        # a path whose first step has no S0-derivative, or that is knocked later, has none
+        none = (p0 == 0.0 and p00 == 0.0) or rest[i] == 0.0
+        q[C.X + G.DELTA, i] = 0.0 if none else sign * vanilla * rest[i] * p0 / s0
+        q[C.X2, i] = 0.0 if none else sign * vanilla * rest[i] * (p00 - p0) / (s0 * s0)
 
 
 @kernel
@@ -255,7 +273,7 @@ def _vibrato(tf, kind, k, x, v, z, i, log_s0, f, scheme, coef, corr_bar, v0):
 
 @kernel
 def _fill(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme, coef,
-          corr_bar, need_pw, n_pw, need_sc, need_vb, acc, alive, q):
+          corr_bar, need_pw, n_pw, need_sc, need_vb, acc, alive, bridge, q):
     """Per-path quantities of one trade over a tile into the rows of ``q``: the payoff from the
     sums of ``payoffs.accumulate`` (the view ln S_t = ln S0 + x_t); with ``need_pw``, u, its
     slope (times a discrete barrier's knock weight) and the pathwise derivatives f'(u) du/dθ_j
@@ -279,6 +297,9 @@ def _fill(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v
     t_mean = P.mean_date(ti, fix_idx, grid)
     if continuous:
         _survival(ti, tf, fix_idx, grid, 1.0, x, v, m, log_s0, 0.0, v0, alive)
+        if need_pw:
+            _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, m, s0, log_s0, v0, n_pw,
+                              bridge, q)
     for i in range(m):
         g_stop, carry, x_rate = g_last, 1.0, 0.0
         if stopped:
@@ -298,10 +319,7 @@ def _fill(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v
         q[C.X + G.DELTA, i] = q[C.X2, i] = 0.0
         q[C.X + G.RHO, i] = x_rate
         if need_pw:
-            if continuous:
-                _barrier_pathwise(ti, tf, fix_idx, grid, x, v, tx, tv, i, s0, log_s0, v0, n_pw,
-                                  q)
-            else:
+            if not continuous:      # a continuous barrier's rows are _barrier_pathwise's
                 slope = (P.slope(kind, tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], u)
                          * P.discrete_survival(ti, tf, extreme) * carry)
                 q[U, i], q[SLOPE, i] = u, slope
@@ -324,15 +342,14 @@ def _fill(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v
             q[C.SC + G.DELTA, i] = g1 / (s0 * c1)
             q[C.SC2, i] = (g1 * g1 / c1 - g1 - 1.0) / (s0 * s0 * c1)
             q[C.SC + G.RHO, i] = gs[g_last, i] * grid[g_last] / cs[g_last, i]
-            if continuous:
-                q[C.X + G.DELTA, i], q[C.X2, i] = _barrier_explicit(ti, tf, fix_idx, grid, x, v,
-                                                                    i, s0, log_s0, v0)
         if need_vb:
             # V = disc E[h(ln S0 + c)]: dV/dS0 = disc h'/S0, d²V/dS0² = disc (h'' - h')/S0²
             by_mean, by_mean2 = _vibrato(tf, kind, g_last, x, v, z, i, log_s0, f, scheme, coef,
                                          corr_bar, v0)
             q[C.VB + G.DELTA, i] = by_mean / s0
             q[C.VB + G.GAMMA, i] = (by_mean2 - by_mean) / (s0 * s0)
+    if need_sc and continuous:
+        _barrier_explicit(ti, tf, fix_idx, grid, x, v, m, s0, log_s0, v0, bridge[B_W], q)
 
 
 @kernel
@@ -368,7 +385,7 @@ def _fd_spot_rate(g, ti, tf, fix_idx, policy, grid, x, v, m, s0, rate, v0, disc,
 @kernel
 def _trade_tile(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme,
                 coef, corr_bar, slots_j, blend_j, bumps, agg_e_j, agg_w_j, agg_t_j, agg, acc,
-                alive, up, down, q, buf, pairs, out_tile):
+                alive, bridge, up, down, q, buf, pairs, out_tile):
     """All wanted estimates of one trade over one tile, except the re-simulated fd ones (which
     ``chunk`` adds), and their contributions to the per-path totals.  z: the tile's normals;
     coef: the base scenario's step coefficients; corr_bar = sqrt(1 - corr²); blend_j: the
@@ -388,7 +405,7 @@ def _trade_tile(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, r
         need_sc |= slots_j[g, G.LR] >= 0 or slots_j[g, G.MIXED] >= 0
         need_vb |= slots_j[g, G.VIBRATO] >= 0
     _fill(ti, tf, fix_idx, policy, grid, x, v, tx, tv, gs, cs, z, m, s0, rate, v0, scheme, coef,
-          corr_bar, need_pw, n_pw, need_sc, need_vb, acc, alive, q)
+          corr_bar, need_pw, n_pw, need_sc, need_vb, acc, alive, bridge, q)
     for g in range(slots_j.shape[0]):
         for e in range(slots_j.shape[1]):
             k = slots_j[g, e]
@@ -468,6 +485,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
     state_v_, tan_x_, tan_v_ = np.empty(TILE), np.empty((H.N_DIR, TILE)), np.empty((H.N_DIR, TILE))
     q_, buf_, up_ = np.empty((N_Q, TILE)), np.empty(TILE), np.empty((n_trades, TILE))
     acc_, alive_, down_ = np.empty((P.N_ACC, TILE)), np.empty(TILE), np.empty(TILE)
+    bridge_ = np.empty((N_BRIDGE, TILE))
     disc_up_ = np.empty(n_trades)
     agg_ = np.empty((totals.wanted.size, TILE))
     rows_ = np.empty((heston_multi.N_LEG_ROWS, n_legs, TILE))
@@ -486,7 +504,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
     gs, cs, xs, vs = borrow(gs_), borrow(cs_), borrow(xs_), borrow(vs_)
     state_v, tan_x, tan_v = borrow(state_v_), borrow(tan_x_), borrow(tan_v_)
     q, buf, up, agg, acc = borrow(q_), borrow(buf_), borrow(up_), borrow(agg_), borrow(acc_)
-    alive, down, disc_up = borrow(alive_), borrow(down_), borrow(disc_up_)
+    alive, down, disc_up, bridge = borrow(alive_), borrow(down_), borrow(disc_up_), borrow(bridge_)
     rows, zr, ep, f, vec = borrow(rows_), borrow(zr_), borrow(ep_), borrow(f_), borrow(vec_)
     cov, acc_g, q_x, theta_x = borrow(cov_), borrow(acc_g_), borrow(q_x_), borrow(theta_x_)
     adj, sens = borrow(adj_), borrow(sens_)
@@ -529,8 +547,8 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
                 _trade_tile(ti[j], tf[j], fix_idx, policy_r, grid, x[a], v[a], tx[a], tv[a], gs,
                             cs, z[a],
                             m, s0, rate, v0, scheme, coef_a[0], corr_bar, slots[j], blend[j],
-                            bumps, agg_e[j], agg_w[j], agg_t[j], agg, acc, alive, up[0], down, q,
-                            buf, pairs, out[tile])
+                            bumps, agg_e[j], agg_w[j], agg_t[j], agg, acc, alive, bridge, up[0],
+                            down, q, buf, pairs, out[tile])
         # the fd re-simulations, asset by asset once every asset's path is known: one serves
         # the single-asset trades on the asset and the multi-asset trades with a leg on it
         for a in range(n_assets):
@@ -592,7 +610,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
     keep(vs_), keep(state_v_), keep(tan_x_), keep(tan_v_), keep(q_), keep(buf_), keep(up_)
     keep(agg_), keep(acc_), keep(alive_), keep(down_), keep(disc_up_), keep(b_), keep(eps_)
     keep(own_), keep(rows_), keep(zr_), keep(ep_), keep(f_), keep(vec_), keep(cov_)
-    keep(acc_g_), keep(q_x_), keep(theta_x_), keep(adj_), keep(sens_)
+    keep(acc_g_), keep(q_x_), keep(theta_x_), keep(adj_), keep(sens_), keep(bridge_)
 
 
 def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs, members, mix,
