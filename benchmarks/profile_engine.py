@@ -208,13 +208,15 @@ def _stage_drivers():
     from mcgreeks import payoffs as P
     from mcgreeks.engine import brownian_tile
     from mcgreeks.models import gbm as model
-    from mcgreeks.pricers.gbm import N_ACC, N_Q, SCORES_ALL, _fill_trade, _score_sums
+    from mcgreeks.pricers.gbm import (N_ACC, N_Q, SCORES_ALL, _fill_trade, _payoff_alone,
+                                      _score_sums)
 
     @njit(**_JIT)
     def stage(level, key0, key1, stream, n_tiles, grid, s0, rate, div, vol, ti, tf, fix_idx,
               policy, need_tangents, scores):
         """level 0: random numbers; 1: + Brownian path; 2: + each trade's date passes
-        (``payoffs.accumulate``, and ``_score_sums`` with all scores); 3: + its per-path
+        (``payoffs.accumulate`` unless the engine skips it, a one-date payoff priced alone, and
+        ``_score_sums`` with all scores); 3: + its per-path
         quantities and its twin's (``_fill_trade``, which repeats the date passes itself).  The
         rest is the chunk kernel minus level 3."""
         w = np.empty((grid.size, TILE))
@@ -237,8 +239,9 @@ def _stage_drivers():
                 continue
             for j in range(ti.shape[0]):
                 if level == 2:
-                    P.accumulate(ti[j, P.KIND], ti[j], tf[j], fix_idx, grid, w, TILE,
-                                 math.log(s0), mu, vol, ti[j, P.CONTROL] == 1, acc)
+                    if not _payoff_alone(ti[j, P.KIND], ti[j], need_tangents, scores):
+                        P.accumulate(ti[j, P.KIND], ti[j], tf[j], fix_idx, grid, w, TILE,
+                                     math.log(s0), mu, vol, ti[j, P.CONTROL] == 1, acc)
                     if scores == SCORES_ALL:
                         _score_sums(ti[j], fix_idx, grid, w, TILE, acc)
                     total += acc[0, 0]
