@@ -26,6 +26,20 @@ def test_bit_identical_across_threads_blocks_and_chunks(one_underlying):
         assert other.filter(like="method_").equals(reference.filter(like="method_"))
 
 
+def test_a_call_takes_whole_segments_and_at_most_out_bytes_of_tile_moments():
+    """``engine.call_size``: the paths of one kernel call, by default CHUNK_PATHS, fewer when its
+    tile moments (TILE paths × slots × N_MOMENTS doubles) would pass OUT_BYTES, in whole
+    segments and at least one (chunking changes no bit: the test above)."""
+    assert engine.call_size(engine.CHUNK_PATHS, 2) == engine.CHUNK_PATHS
+    assert engine.call_size(5_000, 1) == engine.SEGMENT
+    for n_slots in (1, 7, 300, 5_000, 10**6):
+        size = engine.call_size(engine.CHUNK_PATHS, n_slots)
+        assert size % engine.SEGMENT == 0 and engine.SEGMENT <= size <= engine.CHUNK_PATHS
+        out_bytes = size // engine.TILE * n_slots * engine.N_MOMENTS * 8
+        assert size == engine.SEGMENT or out_bytes <= engine.OUT_BYTES
+    assert engine.call_size(engine.CHUNK_PATHS, 300) < engine.CHUNK_PATHS
+
+
 def test_seed_changes_the_numbers_and_only_the_seed(one_underlying):
     trades, market = one_underlying
     a = price_portfolio(trades, market, n_paths=4096, seed=1)
