@@ -583,7 +583,10 @@ def finish(job, counts, states):
                     row["risk"].append((measure, name, name_2, q * mean[k], abs(q) * se[k],
                                         G.ESTIMATORS[e]))
                     label = ":".join(x for x in (measure, name, name_2) if x)
-                    if uncertain[k] > WARN_TAIL_LIMIT:
+                    infinite = _infinite_variance(job, r, g, e)
+                    if infinite:
+                        warnings.append(f"{label}_se uncertain: {infinite}")
+                    elif uncertain[k] > WARN_TAIL_LIMIT:
                         warnings.append(f"{label}_se uncertain by {uncertain[k]:.0%}")
                     diagnostics.append(_diagnostic(job, r, j, g, e, k, label, beta, reduction,
                                                    uncertain, share))
@@ -594,13 +597,9 @@ def finish(job, counts, states):
             row[quantity + "_se"] = abs(q) * se[k]
             if g != G.PRICE:
                 row["method_" + quantity] = G.ESTIMATORS[e]
-            params = job.member_params[r.get("asset", 0)]
-            if (g != G.PRICE and not r.get("legs") and params["model"] == job.params["model"]
-                    and validity.infinite_variance(job.model.capability, g, e, params)):
-                rule = job.model.capability.tails
-                warnings.append(f"{quantity}_se uncertain: pathwise has an infinite variance "
-                                f"below a Feller ratio of {rule.bounds[0]} (here "
-                                f"{rule.ratio(params):.2f}); fd does not")
+            infinite = _infinite_variance(job, r, g, e) if g != G.PRICE else ""
+            if infinite:
+                warnings.append(f"{quantity}_se uncertain: {infinite}")
             elif uncertain[k] > WARN_TAIL_LIMIT:
                 warnings.append(f"{quantity}_se uncertain by {uncertain[k]:.0%} (heavy tails: "
                                 f"one 128-path tile holds {share[k]:.0%} of the variance)")
@@ -645,6 +644,31 @@ def _policy_spread(job, wanted, counts, states, mean, se):
     r = job.n_policies
     spread = np.sqrt(r / (r - 1) * np.sum(w * w * (m_r - mean[slots]) ** 2, axis=0))
     se[slots] = np.maximum(se[slots], spread)
+
+
+def _infinite_variance(job, record, g, e):
+    """Why estimator e's estimate of quantity g of ``record`` has an infinite variance by its
+    model's tail rule (``validity.infinite_variance``), or "": read from the legs whose paths it
+    differentiates, the trade's own underlying (a single-asset trade), one leg (a multi-asset
+    measure of a leg: d_v0 ... d_xi), or every leg (a multi-asset trade's theta)."""
+    greek, legs = g, [record.get("asset", 0)]
+    if record.get("legs"):
+        if g >= G.N_QUANTITIES:
+            code, k, _ = job.measures(record)[g - G.N_QUANTITIES]
+            greek = G.QUANTITIES.index(heston_multi.MEASURE_NAMES[code]) \
+                if heston_multi.MEASURE_NAMES[code] in G.QUANTITIES else G.PRICE
+            legs = [record["legs"][k]] if k >= 0 else list(record["legs"])
+        else:
+            legs = list(record["legs"])
+    for a in legs:
+        params = job.member_params[a]
+        capability = MODELS[params["model"]].capability
+        if validity.infinite_variance(capability, greek, e, params):
+            rule = capability.tails
+            return (f"pathwise has an infinite variance below a Feller ratio of "
+                    f"{rule.bounds[0]} (here {rule.ratio(params):.2f}"
+                    f"{'' if len(legs) == 1 else ', ' + job.members[a]}); fd does not")
+    return ""
 
 
 def _multi_measure(job, record, g):

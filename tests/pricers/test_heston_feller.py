@@ -128,6 +128,35 @@ def test_pathwise_asked_for_where_its_variance_is_infinite_carries_a_warning():
         assert f"{q}_se uncertain" not in warning, warning
 
 
+def test_the_same_warning_on_a_multi_asset_trade_names_the_leg():
+    """A basket on a Feller-violating name (A, ratio 0.04) and a name well above (B, 3.6), every
+    sensitivity by pathwise: A's d_v0 ... d_xi and the trade's theta (which reads every leg's
+    variance path) carry the warning, B's and the rest do not; a single-asset trade on A in the
+    same group keeps its own."""
+    market = pd.DataFrame([
+        dict(underlying="A", model="heston", spot=100.0, rate=0.02, div_yield=0.0, v0=0.04,
+             kappa=0.5, vbar=0.04, xi=1.0, corr=-0.5),
+        dict(underlying="B", model="heston", spot=100.0, rate=0.02, div_yield=0.0, v0=0.04,
+             kappa=2.0, vbar=0.04, xi=0.3, corr=-0.5)])
+    trades = pd.DataFrame([
+        dict(trade_id="BK", underlying="A;B", payoff="basket", option_type="call", strike=100.0,
+             maturity=1.0, quantity=1.0, weights="0.5;0.5"),
+        dict(trade_id="SA", underlying="A", payoff="european", option_type="call", strike=100.0,
+             maturity=1.0, quantity=1.0)])
+    correlations = pd.DataFrame([dict(underlying_1="A", underlying_2="B", corr=0.3)])
+    results = mcgreeks.price_portfolio(trades, market, n_paths=4096, seed=1, method="pathwise",
+                                       correlations=correlations)
+    basket, single = results.loc["BK", "warning"], results.loc["SA", "warning"]
+    words = "_se uncertain: pathwise has an infinite variance below a Feller ratio of 0.5"
+    for q in ("d_v0", "d_kappa", "d_vbar", "d_xi"):
+        assert f"{q}:A{words} (here 0.04)" in basket, basket
+        assert f"{q}:B_se uncertain" not in basket, basket
+        assert f"{q}{words} (here 0.04)" in single, single
+    assert f"theta{words} (here 0.04, A)" in basket, basket
+    for q in ("delta:A", "delta:B", "d_corr:A", "rho"):
+        assert f"{q}_se uncertain" not in basket, basket
+
+
 # -- the pieces ----------------------------------------------------------------------------------
 
 def test_auto_candidates_follow_the_feller_ratio():
