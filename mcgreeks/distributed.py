@@ -152,9 +152,12 @@ def kill_local():
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
     # -I: the reaper imports psutil alone, not this package from the working directory
-    subprocess.Popen([sys.executable, "-I", _reaper.__file__, str(os.getpid()), *folders],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
+    try:
+        subprocess.Popen([sys.executable, "-I", _reaper.__file__, str(os.getpid()), *folders],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    except OSError:         # no interpreter to start (an embedded Python): the kill above stays
+        pass
 
 
 def _quiet_resource_tracker():
