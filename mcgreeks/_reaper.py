@@ -21,17 +21,22 @@ import time
 CLUSTER_MARK = "MCGREEKS_CLUSTER_OF"
 
 
+def is_tracker(proc):
+    """Whether psutil process ``proc`` is multiprocessing's resource tracker, which removes what
+    a cluster's workers leave and then ends on its own: never killed."""
+    return "resource_tracker" in " ".join(proc.cmdline())
+
+
 def marked(pid):
-    """Live processes, other than this one and multiprocessing's resource tracker (which
-    removes what the workers leave, then ends on its own), marked as <pid>'s cluster's."""
+    """Live processes, other than this one and the resource tracker (``is_tracker``), marked
+    as <pid>'s cluster's."""
     import psutil                       # a dependency of dask.distributed
     out = []
     for proc in psutil.process_iter():
         if proc.pid == os.getpid():
             continue
         try:
-            if proc.environ().get(CLUSTER_MARK) == str(pid) and \
-                    "resource_tracker" not in " ".join(proc.cmdline()):
+            if proc.environ().get(CLUSTER_MARK) == str(pid) and not is_tracker(proc):
                 out.append(proc)
         except psutil.Error:            # gone, a zombie, or not ours to read
             pass

@@ -143,7 +143,7 @@ def kill_local():
 
     for child in psutil.Process().children(recursive=True):
         try:
-            if "resource_tracker" not in " ".join(child.cmdline()):
+            if not _reaper.is_tracker(child):
                 child.kill()
         except psutil.Error:            # already gone
             pass

@@ -20,6 +20,7 @@ from mcgreeks import greeks as G
 from mcgreeks import payoffs as P
 from mcgreeks.analytic.asian import geometric_asian
 from mcgreeks.estimators import fd, optimal, validity
+from mcgreeks.estimators.selection import ASKED_BY
 from mcgreeks.kernel_inputs import MC_SAMPLER, exercisable, no_policy, no_totals, number_slots, \
     trade_arrays
 from mcgreeks.models import MODELS
@@ -655,8 +656,7 @@ def _infinite_variance(job, record, g, e):
     if record.get("legs"):
         if g >= G.N_QUANTITIES:
             code, k, _ = job.measures(record)[g - G.N_QUANTITIES]
-            greek = G.QUANTITIES.index(heston_multi.MEASURE_NAMES[code]) \
-                if heston_multi.MEASURE_NAMES[code] in G.QUANTITIES else G.PRICE
+            greek = ASKED_BY[code]
             legs = [record["legs"][k]] if k >= 0 else list(record["legs"])
         else:
             legs = list(record["legs"])

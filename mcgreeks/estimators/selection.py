@@ -121,7 +121,7 @@ def choices(record, plan, model="gbm", params=None, sampler="mc",
 
 
 #: The Greek code (``greek_plan``) each multi-asset measure is asked by.
-_ASKED_BY = {M.DELTA: G.DELTA, M.GAMMA: G.GAMMA, M.VEGA: G.VEGA, M.CROSS_GAMMA: G.CROSS_GAMMA,
+ASKED_BY = {M.DELTA: G.DELTA, M.GAMMA: G.GAMMA, M.VEGA: G.VEGA, M.CROSS_GAMMA: G.CROSS_GAMMA,
              M.PAIR_CORR: G.D_PAIR_CORR, M.RHO: G.RHO, M.THETA: G.THETA, M.D_V0: G.D_V0,
              M.D_KAPPA: G.D_KAPPA, M.D_VBAR: G.D_VBAR, M.D_XI: G.D_XI, M.D_CORR: G.D_CORR}
 
@@ -138,7 +138,7 @@ def multi_asset_choices(record, plan, asked=ALL_GREEKS, params=None):
     models = [p["model"] for p in params]
     out = {}
     for r, (code, k, _) in enumerate(M.measures(models)):
-        greek = _ASKED_BY[code]
+        greek = ASKED_BY[code]
         if greek not in asked:
             continue
         name = explicit.get(greek, default)
