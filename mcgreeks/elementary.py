@@ -62,19 +62,31 @@ def ln(x):
     return math.nan
 
 
+#: Elements a ``_map`` pass computes into its scratch before copying them out.
+MAP_TILE = 256
+
+
 @kernel
-def _map(which, x, out):
-    """out[i] = f(x[i]), f = exp, expm1 or log for which = 0, 1, 2 (a loop per function, so
-    that exp's, branch-free, vectorizes)."""
-    if which == 0:
-        for i in range(x.size):
-            out[i] = vecmath.exp_any(x[i])
-    elif which == 1:
-        for i in range(x.size):
-            out[i] = _expm1(x[i])
-    else:
-        for i in range(x.size):
-            out[i] = ln(x[i])
+def _map(which, x, out, scratch):
+    """out[i] = f(x[i]), f = exp, expm1 or log for which = 0, 1, 2, a tile of ``MAP_TILE`` at a
+    time through ``scratch`` (a loop per function, so that exp's, branch-free, vectorizes).  The
+    scratch is what lets it vectorize in place: with out = x, LLVM's run-time overlap check
+    fails and a direct loop runs scalar (5.3 ns an exp against 0.96 this way)."""
+    n = x.size
+    for start in range(0, n, MAP_TILE):
+        m = min(MAP_TILE, n - start)
+        xs, os = x[start:start + m], out[start:start + m]
+        if which == 0:
+            for i in range(m):
+                scratch[i] = vecmath.exp_any(xs[i])
+        elif which == 1:
+            for i in range(m):
+                scratch[i] = _expm1(xs[i])
+        else:
+            for i in range(m):
+                scratch[i] = ln(xs[i])
+        for i in range(m):
+            os[i] = scratch[i]
 
 
 def _apply(which, x, out=None):
@@ -84,7 +96,7 @@ def _apply(which, x, out=None):
     elif out.shape != a.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
         raise ValueError("out must be a C-contiguous float64 array of x's shape")
     # reshape(-1) of a C-contiguous array is a view: the kernel writes into out
-    _map(which, np.ascontiguousarray(a).reshape(-1), out.reshape(-1))
+    _map(which, np.ascontiguousarray(a).reshape(-1), out.reshape(-1), np.empty(MAP_TILE))
     return out if out.ndim else out[()]
 
 

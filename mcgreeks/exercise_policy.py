@@ -141,12 +141,84 @@ LEGS_COLUMNS = ("1", "a", "b", "a^2", "b^2", "ab", "h/K")
 
 def fit_legs(xs, times, strike, rate, is_call, kind):
     """``fit`` for a multi-asset payoff ``kind`` on pilot paths of its legs' weighted spots
-    xs[k, q, p] at dates times[k], with the basis of ``legs_features``."""
+    xs[k, q, p] at dates times[k], with the basis of ``legs_features`` (built by
+    ``_legs_basis``, date by date, without temporaries the size of the pilot)."""
     omega = 1.0 if is_call else -1.0
     xs = np.asarray(xs, dtype=float)
-    h = np.maximum(omega * (legs_value(kind, np.moveaxis(xs, 1, 0)) - strike), 0.0)
-    return _fit(h, lambda k, itm: legs_features(kind, xs[k][:, itm], strike, omega),
-                len(LEGS_COLUMNS), times, rate, LEGS_COLUMNS)
+    h = np.empty(xs.shape[2])
+
+    def value(k):
+        _legs_exercise(xs[k], kind, strike, omega, h)
+        return h
+
+    def basis(k, itm):
+        xt = np.empty((len(LEGS_COLUMNS), itm.size))
+        _legs_basis(xs[k], kind, strike, omega, itm, xt)
+        return xt
+
+    return _fit(value, basis, xs.shape[0], len(LEGS_COLUMNS), times, rate, LEGS_COLUMNS)
+
+
+@kernel(inline=True)
+def _legs_u(xs, kind, p, scale):
+    """u of ``legs_value`` on path p of a date's weighted spots xs[q, p], each divided by
+    ``scale`` first (legs added in order, as NumPy's sum over the legs' axis adds them)."""
+    n = xs.shape[0]
+    if kind == P.SPREAD:
+        return xs[0, p] / scale - xs[1, p] / scale
+    u = xs[0, p] / scale
+    for q in range(1, n):
+        x = xs[q, p] / scale
+        if kind == P.BASKET:
+            u += x
+        elif kind == P.BEST_OF:
+            u = max(u, x)
+        else:
+            u = min(u, x)
+    return u
+
+
+@kernel
+def _legs_exercise(xs, kind, strike, omega, out):
+    """out[p] = (ω(u - K))⁺ of ``fit_legs``' regressand on each path p of a date's weighted
+    spots xs[q, p]."""
+    for p in range(xs.shape[1]):
+        out[p] = max(omega * (_legs_u(xs, kind, p, 1.0) - strike), 0.0)
+
+
+@kernel
+def _legs_basis(xs, kind, strike, omega, itm, xt):
+    """xt[:, j] = ``legs_features``' seven columns (1, a, b, a², b², ab, h/K) of path itm[j] of
+    a date's weighted spots xs[q, p]: the same operations in the same order, so the same bits."""
+    n = xs.shape[0]
+    for j in range(itm.size):
+        p = itm[j]
+        if kind == P.SPREAD:
+            a, b = xs[0, p] / strike, xs[1, p] / strike
+        elif n == 1:
+            a, b = xs[0, p] / strike, 0.0
+        else:
+            # _two_extremes' running pair: the largest two (smallest two for a worst-of)
+            x0, x1 = xs[0, p] / strike, xs[1, p] / strike
+            if kind == P.WORST_OF:
+                a, b = min(x0, x1), max(x0, x1)
+                for q in range(2, n):
+                    x = xs[q, p] / strike
+                    b = min(b, max(a, x))
+                    a = min(a, x)
+            else:
+                a, b = max(x0, x1), min(x0, x1)
+                for q in range(2, n):
+                    x = xs[q, p] / strike
+                    b = max(b, min(a, x))
+                    a = max(a, x)
+        xt[0, j] = 1.0
+        xt[1, j] = a
+        xt[2, j] = b
+        xt[3, j] = a * a
+        xt[4, j] = b * b
+        xt[5, j] = a * b
+        xt[6, j] = max(omega * (_legs_u(xs, kind, p, strike) - 1.0), 0.0)
 
 
 def fit(spots, times, strike, rate, is_call, european=None, variance=None):
@@ -161,33 +233,35 @@ def fit(spots, times, strike, rate, is_call, european=None, variance=None):
     spots = np.asarray(spots, dtype=float)
     n_cols = 3 + (european is not None) + (variance is not None)
 
+    values = exercise_value(spots, strike, is_call)
+
     def basis(k, itm):
         return features(spots[k, itm], strike, None if european is None else european[k, itm],
-                        None if variance is None else variance[k, itm])
+                        None if variance is None else variance[k, itm]).T
 
-    return _fit(exercise_value(spots, strike, is_call), basis, n_cols, times, rate,
+    return _fit(values.__getitem__, basis, len(times), n_cols, times, rate,
                 column_names(european is not None, variance is not None))
 
 
-def _fit(values, basis, n_cols, times, rate, names):
-    """Longstaff-Schwartz backward induction: values[k, p], the exercise value at date k on
-    pilot path p; basis(k, itm), the regressors of the in-the-money paths ``itm`` at date k."""
+def _fit(value, basis, n_dates, n_cols, times, rate, names):
+    """Longstaff-Schwartz backward induction over ``n_dates`` dates: value(k), the exercise
+    value at date k per pilot path (an array the next call may reuse); basis(k, itm), the
+    regressors of the in-the-money paths ``itm`` at date k as columns (n_cols x itm.size)."""
     times = np.asarray(times, dtype=float)
-    n_dates, n_paths = values.shape
     # each path's realized cash flow discounted to 0, so that a date's regressand is one
     # product (the discount to t_k) instead of an exponential per path
-    paid = values[-1] * elementary.exp_scalar(-rate * times[-1])
+    paid = value(n_dates - 1) * elementary.exp_scalar(-rate * times[-1])
     coefficients = np.full((n_dates - 1, n_cols), np.nan)
     xtx, xty = np.empty((n_cols, n_cols)), np.empty(n_cols)
     n_itm = np.zeros(n_dates - 1, dtype=np.int64)
     r_squared = np.full(n_dates - 1, np.nan)
     for k in range(n_dates - 2, -1, -1):
-        h = values[k]
+        h = value(k)
         itm = np.flatnonzero(h > 0.0)
         n_itm[k] = itm.size
         if n_itm[k] < MIN_ITM_PER_COLUMN * n_cols:
             continue
-        xt = np.ascontiguousarray(basis(k, itm).T, dtype=float)     # the basis' columns
+        xt = np.ascontiguousarray(basis(k, itm), dtype=float)
         y = paid[itm] * elementary.exp_scalar(rate * times[k])
         # least squares by the normal equations: n_cols² work per path instead of an SVD of
         # the whole matrix; the small system's pseudo-inverse keeps a rank-deficient basis

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mcgreeks import exercise_policy as X
+from mcgreeks import payoffs as P
 from mcgreeks.analytic.american import american_price
 from mcgreeks.analytic.black_scholes import european
 
@@ -103,3 +104,23 @@ def test_policy_fitted_on_the_paths_it_prices_is_biased_high():
                           remaining_european(main, times, 40.0, 0.06, 0.0, 0.2, False))
     assert out < ref + 4 * se_out
     assert in_sample > out - 4 * se
+
+
+@pytest.mark.parametrize("kind, n_legs", [(P.BASKET, 1), (P.BASKET, 5), (P.BEST_OF, 3),
+                                          (P.WORST_OF, 4), (P.SPREAD, 2)])
+@pytest.mark.parametrize("is_call", [True, False])
+def test_the_kernel_basis_is_legs_features_bit_for_bit(kind, n_legs, is_call):
+    # fit_legs builds a date's regressors with _legs_basis; legs_features is the NumPy
+    # statement of the same basis (and of its ties: equal legs appear in the data)
+    rng = np.random.default_rng(n_legs)
+    xs = rng.lognormal(3.0, 0.3, (n_legs, 4000))
+    xs[:, :50] = xs[0, :50]
+    strike, omega = np.median(X.legs_value(kind, xs)), (1.0 if is_call else -1.0)
+    h = np.empty(xs.shape[1])
+    X._legs_exercise(xs, kind, strike, omega, h)
+    assert np.array_equal(h, np.maximum(omega * (X.legs_value(kind, xs) - strike), 0.0))
+    itm = np.flatnonzero(h > 0.0)
+    xt = np.empty((len(X.LEGS_COLUMNS), itm.size))
+    X._legs_basis(xs, kind, strike, omega, itm, xt)
+    assert itm.size > 100
+    assert np.array_equal(xt, X.legs_features(kind, xs[:, itm], strike, omega).T)
