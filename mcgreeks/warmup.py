@@ -362,8 +362,10 @@ class RunProgress:
             if model not in order:
                 order.append(model)
         self.cold = [m for m in order if not cache_is_warm(m)]
-        # The first model compiles here; with a second core, the others in children.
-        self.background = self.cold[1:] if parallel and _spare_core() else []
+        # The first model compiles here; with a second core, the others in children.  The
+        # core is only looked for (a 0.1 s sample) when there is a second model to compile.
+        self.background = self.cold[1:] if parallel and len(self.cold) > 1 and _spare_core() \
+            else []
         self.compile = {}
         for model in self.cold:
             seconds = COMPILE_SECONDS[model] + (COMPILE_SECONDS["sobol"]
