@@ -25,7 +25,7 @@ def log_drift(rate, div_yield, vol):
 
 # -- tangents ∂ln S_t/∂θ, chained through a payoff's date weights ------------------------------------
 
-@kernel
+@kernel(inline=True)
 def tangents(s0, mu, vol, maturity, sw, swt, swx):
     """∂u/∂θ for θ = S0, σ, r, T of a payoff quantity u whose date weights ω_k = ∂u/∂ln S_{t_k}
     have the moments sw = Σω, swt = Σω t, swx = Σω W (``payoffs.quantity``).
@@ -42,32 +42,32 @@ def tangents(s0, mu, vol, maturity, sw, swt, swx):
 # variance and no information).  With z_k = ΔW_k/sqrt(Δt_k), q = Σ z_k², w1 = W(t_1), wn = W(t_n):
 # (Glasserman 2004, §7.3, eqs. 7.34-7.39, summed over independent increments)
 
-@kernel
+@kernel(inline=True)
 def score_spot(s0, vol, t1, w1):
     """∂ log p/∂S0 = W(t_1) / (S0 σ t_1): only the first increment depends on S0."""
     return w1 / (s0 * vol * t1)
 
 
-@kernel
+@kernel(inline=True)
 def score2_spot(s0, vol, t1, w1):
     """(∂²p/∂S0²)/p = (z² - zσ√t_1 - 1)/(S0² σ² t_1) with z = W(t_1)/√t_1 (the LR gamma weight)."""
     z2 = w1 * w1 / t1
     return (z2 - vol * w1 - 1.0) / (s0 * s0 * vol * vol * t1)
 
 
-@kernel
+@kernel(inline=True)
 def score_vol(vol, n, q, wn):
     """∂ log p/∂σ = Σ (z_k² - 1)/σ - W(t_n)."""
     return (q - n) / vol - wn
 
 
-@kernel
+@kernel(inline=True)
 def score_rate(vol, wn):
     """∂ log p/∂r = W(t_n)/σ."""
     return wn / vol
 
 
-@kernel
+@kernel(inline=True)
 def score_maturity(mu, vol, maturity, n, q, wn):
     """∂ log p/∂T when every date scales with T: W(t_n)(r - q - σ²/2)/(σT) + Σ(z_k² - 1)/(2T)."""
     return wn * mu / (vol * maturity) + 0.5 * (q - n) / maturity

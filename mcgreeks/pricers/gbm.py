@@ -79,6 +79,50 @@ def _payoff_alone(kind, ti, need_tangents, scores):
 
 
 @kernel(inline=True)
+def _fill_one_date(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores, acc,
+                   q):
+    """``_fill`` of a European or a digital that is not exercisable, without vibrato rows: the
+    same expressions (so the same bits; no explicit terms, which are zero), in loops without
+    calls or per-path branches on the trade, so that they vectorize.  In ``_fill``'s general
+    loop, which holds every payoff's code, they cost a European 25 ns a path (measured)."""
+    off, n = ti[P.FIX_OFF], ti[P.FIX_N]
+    g = fix_idx[off + n - 1]
+    omega, strike, cash, maturity = tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], tf[P.MATURITY]
+    t = grid[g]
+    zero = 0.0
+    for i in range(m):
+        u = acc[P.SUM_E, i]          # the spot at the date (``payoffs.accumulate``)
+        q[F, i] = P.value(kind, omega, strike, cash, u)
+        q[C.X + G.DELTA, i] = q[C.X + G.VEGA, i] = q[C.X + G.THETA, i] = zero
+        q[C.X + G.RHO, i] = q[C.X2, i] = zero
+    if need_tangents:
+        for i in range(m):
+            u = acc[P.SUM_E, i]
+            slope = P.slope(kind, omega, strike, cash, u) * 1.0    # discrete_survival = 1
+            q[U, i], q[SLOPE, i] = u, slope
+            t_spot, t_vol, t_rate, t_mat = gbm.tangents(s0, mu, vol, maturity, u, u * t,
+                                                        u * w[g, i])
+            q[C.D + G.DELTA, i] = slope * t_spot + zero
+            q[C.D + G.VEGA, i] = slope * t_vol + zero
+            q[C.D + G.RHO, i] = slope * t_rate + zero
+            q[C.D + G.THETA, i] = slope * t_mat + zero
+    if scores != SCORES_NONE:
+        for i in range(m):
+            w1 = w[g, i]
+            q[C.SC + G.DELTA, i] = gbm.score_spot(s0, vol, t, w1)
+            q[C.SC2, i] = gbm.score2_spot(s0, vol, t, w1)
+            q[C.Z_FIRST, i] = w1 / math.sqrt(t)
+    if scores == SCORES_ALL:
+        for i in range(m):
+            w_n, q_sum = w[g, i], acc[Q_SUM, i]
+            q[C.SC + G.VEGA, i] = gbm.score_vol(vol, n, q_sum, w_n)
+            q[C.SC + G.RHO, i] = gbm.score_rate(vol, w_n)
+            q[C.SC + G.THETA, i] = gbm.score_maturity(mu, vol, maturity, n, q_sum, w_n)
+            q[C.Z_LAST, i] = w_n / math.sqrt(t)
+            q[C.Q_EXCESS, i] = q_sum - n
+
+
+@kernel(inline=True)
 def _fill(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tangents, scores,
           need_vibrato, acc, q):
     """Per-path quantities of one trade (as payoff ``kind``) over a tile into the rows of ``q``
@@ -109,6 +153,10 @@ def _fill(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tan
         for i in range(m):
             q[F, i] = P.value(kind, omega, strike, cash,
                               vecmath.exp(log_s0 + mu * t_n + vol * w[g_last, i]))
+        return
+    if (kind == P.EUROPEAN or kind == P.DIGITAL) and not stopped and not need_vibrato:
+        _fill_one_date(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores,
+                       acc, q)
         return
     t_mean = P.mean_date(ti, fix_idx, grid)
     log_level = elementary.ln(tf[P.LEVEL])
