@@ -34,12 +34,13 @@ from mcgreeks import _jit, payoffs
 MODELS = ("gbm", "heston")
 
 #: Seconds to compile each model's kernels (single-threaded; numba compiles one at a time),
-#: from benchmarks/first_run.py --parts on this project's 2-core benchmark machine at a load
-#: of 1.2-1.4 (RESULTS.md, "First run"): Heston is ``warmup heston`` (17.0 s) less 1.5 s of
-#: start-up and a little pricing; GBM with Monte Carlo and its pilot is the cold run without a
-#: child (36.3 s) less the warm run (7.0 s: start-up and pricing) less Heston; Sobol's own
-#: block kernel is ``warmup gbm`` (26.8 s) less start-up and GBM.
-COMPILE_SECONDS = {"gbm": 14.0, "sobol": 11.0, "heston": 15.0}
+#: from benchmarks/first_run.py --parts on this project's 2-core benchmark machine (the AMD EPYC
+#: VM, numba 0.68.1, 2026-12-07 11:12; RESULTS.md, "First run"): Heston is ``warmup heston``
+#: (41.3 s) less start-up; GBM with Monte Carlo and its pilot is the cold run without a child
+#: (93.9 s) less the warm run (about 4 s: start-up and pricing) less Heston; Sobol's own block
+#: kernel is ``warmup gbm`` (81.7 s) less start-up and GBM.  A CPU that compiles faster (the
+#: Xeon of earlier runs took about half) finishes before the estimate.
+COMPILE_SECONDS = {"gbm": 51.0, "sobol": 29.0, "heston": 39.0}
 #: Seconds to start a child Python and import mcgreeks (the same measurement).
 CHILD_START_SECONDS = 1.5
 
@@ -47,11 +48,13 @@ CHILD_START_SECONDS = 1.5
 #: (benchmarks/first_run.py): a GBM underlying costs GBM_TRADE per trade plus GBM_DATE per
 #: payoff date, and its pilot PILOT; a Heston underlying HESTON_STEP per grid step plus
 #: HESTON_TRADE_STEP per trade and step (the fd re-simulations of theta and d_* are per step).
-GBM_TRADE = 1.0e-7
-GBM_DATE = 5.0e-9
-PILOT_SECONDS = 0.05
-HESTON_STEP = 3.0e-7
-HESTON_TRADE_STEP = 5.0e-8
+#: Refitted 2026-12-07 on the EPYC (2 threads): the correlated group ACME;BOLT;DYNA 0.39 s,
+#: CRUX 0.12 s, HSTN 0.98 s, FXVL 0.95 s.
+GBM_TRADE = 8.0e-8
+GBM_DATE = 4.0e-9
+PILOT_SECONDS = 0.04
+HESTON_STEP = 9.0e-8
+HESTON_TRADE_STEP = 1.5e-8
 
 
 # -- the synthetic book -----------------------------------------------------------------------

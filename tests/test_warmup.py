@@ -34,8 +34,9 @@ def test_estimate_weighs_heston_underlyings_by_their_cost():
     models = {name: m for name, m, _, _ in items}
     gbm = [s for n, s in seconds.items() if models[n] == "gbm"]
     heston = [s for n, s in seconds.items() if models[n] == "heston"]
-    # measured on the sample book: ~0.15 s a GBM underlying, ~3 s a Heston one (2 threads)
-    assert min(heston) > 5 * max(gbm)
+    # measured on the sample book (2 threads): 0.12 s for CRUX, 0.39 s for the correlated
+    # group of three GBM names, ~1 s for each Heston underlying
+    assert min(heston) > 2 * max(gbm)
     half = {name: s for name, _, _, s in warmup.estimate_seconds(trades, market,
                                                                   n_paths=50_000, threads=2)}
     assert all(half[n] < seconds[n] for n in seconds)
@@ -95,7 +96,9 @@ def test_a_cold_run_says_so_at_once_and_its_compile_child_ends_with_it(tmp_path)
         assert found, line
         assert float(found.group(1)) < 1.0          # since the command line started
         assert waited < 15                            # imports included, on a loaded machine
-        assert 10 <= int(found.group(2)) <= 60
+        # warmup.COMPILE_SECONDS measured: about 55 s with a child compiling Heston, 95 s
+        # without one (no spare core under the test suite's load)
+        assert 30 <= int(found.group(2)) <= 120
         time.sleep(1.0)
         # a child compiles the Heston kernels when the machine has a spare core
         children = _warmup_children(proc.pid)
