@@ -72,6 +72,11 @@ def one_date(kind):
     entering the law of ln S_T only through its mean has a one-date likelihood ratio).  Payoffs
     on several underlyings have their own estimators (``pricers.gbm_multi``)."""
     return kind == EUROPEAN or kind == DIGITAL
+
+
+#: ``one_date`` for kernels (the GBM pricer's fast paths for such payoffs).
+is_one_date = kernel(one_date, inline=True)
+
 BARRIER_KINDS = {"up_out": (False, False), "up_in": (False, True),
                  "down_out": (True, False), "down_in": (True, True)}   # name -> (down, knock_in)
 

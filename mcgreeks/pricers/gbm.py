@@ -74,17 +74,18 @@ def _score_sums(ti, fix_idx, grid, w, m, acc):
 def _payoff_alone(kind, ti, need_tangents, scores):
     """Whether ``_fill`` needs only the payoff of a one-date trade (its price and fd slots),
     which it reads off the last date without ``payoffs.accumulate``'s sums."""
-    return (kind == P.EUROPEAN or kind == P.DIGITAL) and not need_tangents and \
+    return P.is_one_date(kind) and not need_tangents and \
         scores == SCORES_NONE and ti[P.EXERCISE] == 0
 
 
 @kernel(inline=True)
 def _fill_one_date(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores, acc,
                    q):
-    """``_fill`` of a European or a digital that is not exercisable, without vibrato rows: the
-    same expressions (so the same bits; no explicit terms, which are zero), in loops without
-    calls or per-path branches on the trade, so that they vectorize.  In ``_fill``'s general
-    loop, which holds every payoff's code, they cost a European 25 ns a path (measured)."""
+    """``_fill`` of a one-date payoff (``payoffs.one_date``) that is not exercisable, without
+    vibrato rows: the same expressions (so the same bits; no explicit terms, which are zero),
+    in loops without calls or per-path branches on the trade, so that they vectorize.  In
+    ``_fill``'s general loop, which holds every payoff's code, they cost a European 25 ns a
+    path (measured)."""
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     g = fix_idx[off + n - 1]
     omega, strike, cash, maturity = tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH], tf[P.MATURITY]
@@ -154,7 +155,7 @@ def _fill(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, mu, vol, need_tan
             q[F, i] = P.value(kind, omega, strike, cash,
                               vecmath.exp(log_s0 + mu * t_n + vol * w[g_last, i]))
         return
-    if (kind == P.EUROPEAN or kind == P.DIGITAL) and not stopped and not need_vibrato:
+    if P.is_one_date(kind) and not stopped and not need_vibrato:
         _fill_one_date(kind, ti, tf, fix_idx, grid, w, m, s0, mu, vol, need_tangents, scores,
                        acc, q)
         return
@@ -257,7 +258,7 @@ def _moved_values(kind, ti, tf, fix_idx, policy, grid, w, m, s0, rate, div, vol,
     disc = elementary.exp_scalar(-rate * P.payment_time(kind, tf) * c)
     g_last = fix_idx[ti[P.FIX_OFF] + ti[P.FIX_N] - 1]
     t_n = grid[g_last]
-    if kind == P.EUROPEAN or kind == P.DIGITAL:
+    if P.is_one_date(kind):
         # a loop simple enough to vectorize
         omega, strike, cash = tf[P.OMEGA], tf[P.STRIKE], tf[P.CASH]
         for i in range(m):
