@@ -19,7 +19,7 @@ from mcgreeks.estimators.selection import choices, greek_plan, method_plan, mult
 from mcgreeks.models import MODELS
 from mcgreeks.risk import PORTFOLIO_MEASURES, check_sum, portfolio_se, risk_table
 from mcgreeks.rng import seed_key
-from mcgreeks.validation import InputError, _text, check_market, check_trades, raise_problems
+from mcgreeks.validation import InputError, check_market, check_trades, raise_problems
 
 
 

@@ -344,7 +344,6 @@ def _vibrato(kind, ti, tf, fix_idx, grid, w, i, s0, rate, mu, vol, f, extreme, q
     so the Greeks in σ, r and T follow from the same Gaussian: its mean μ_T = ln S0 + (r - q -
     σ²/2)T and sd σ√T.  A discrete barrier's σ, r, T move every step, where its earlier dates'
     jumps would bias a pathwise part: the validity table offers those by lr only."""
-    maturity = tf[P.MATURITY]
     off, n = ti[P.FIX_OFF], ti[P.FIX_N]
     t1, w1 = grid[fix_idx[off]], w[fix_idx[off], i]
     sd = vol * math.sqrt(t1)
