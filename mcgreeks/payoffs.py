@@ -348,6 +348,44 @@ def contract(kind, ti, fix_idx, grid, x, acc, i, a, b, c, u, rows, first, end, o
         out[out_row + d, i] = u * rows[d, g, i]
 
 
+@kernel(inline=True)
+def has_tile_quantity(kind):
+    """Whether ``tile_quantity`` serves payoff ``kind``: a payoff that reads no extreme and
+    carries no knock weight (a European, a digital, an Asian), whose cash flow is ``value``."""
+    return kind == EUROPEAN or kind == DIGITAL or kind == ASIAN_ARITHMETIC or \
+        kind == ASIAN_GEOMETRIC
+
+
+@kernel(inline=True)
+def tile_quantity(kind, ti, fix_idx, grid, x, acc, m, a, b, c, t_mean, u, sw, swt, swx):
+    """``quantity`` of the tile's m paths at once for a payoff of ``has_tile_quantity``: u, Σω,
+    Σω t and Σω X into u[:m], sw, swt, swx, the same expressions in loops that vectorize (a
+    geometric average's exp included)."""
+    off, n = ti[FIX_OFF], ti[FIX_N]
+    if kind == ASIAN_ARITHMETIC:
+        for i in range(m):
+            u[i] = acc[SUM_E, i] / n
+            sw[i] = u[i]
+            swt[i] = acc[SUM_ET, i] / n
+            swx[i] = acc[SUM_EX, i] / n
+        return
+    if kind == ASIAN_GEOMETRIC:
+        for i in range(m):
+            x_mean = acc[SUM_X, i] / n
+            u[i] = vecmath.exp(a + b * t_mean + c * x_mean)
+            sw[i] = u[i]
+            swt[i] = u[i] * t_mean
+            swx[i] = u[i] * x_mean
+        return
+    g = fix_idx[off + n - 1]
+    t = grid[g]
+    for i in range(m):
+        u[i] = acc[SUM_E, i]
+        sw[i] = u[i]
+        swt[i] = u[i] * t
+        swx[i] = u[i] * x[g, i]
+
+
 #: ``quantity`` and ``contract`` called rather than inlined, for a pricer whose paths cost
 #: microseconds (Heston): one compiled copy saves compile time, where inlining saves a GBM path's
 #: few nanoseconds (a call passes every array as about ten scalars).
