@@ -256,9 +256,10 @@ def accumulate(kind, ti, tf, fix_idx, grid, x, m, a, b, c, twin, acc):
     extremes = kind == LOOKBACK or (kind == BARRIER and ti[CONTINUOUS] == 0)
     lowest = _takes_min(kind, ti, tf)
     acc[:, :m] = 0.0
-    if kind == EUROPEAN or kind == DIGITAL or kind == BARRIER:
-        # exp here, in a loop that vectorizes, not in ``quantity``'s per-path loop: there its
-        # polynomial's chain of fused multiply-adds was a GBM European's ~20 ns a path
+    if not arithmetic and kind != ASIAN_GEOMETRIC and kind != LOOKBACK:
+        # the payoffs of ``quantity``'s last case read this; exp here, in a loop that
+        # vectorizes, not in its per-path loop: there its polynomial's chain of fused
+        # multiply-adds was a GBM European's ~20 ns a path
         g = fix_idx[off + n - 1]
         t = grid[g]
         for i in range(m):

@@ -180,6 +180,23 @@ def test_an_arithmetic_asians_twin_is_the_geometric_asian_of_the_same_dates():
         np.testing.assert_allclose(u_arith, np.exp(y).mean(), rtol=1e-14)
 
 
+
+@pytest.mark.parametrize("case", CASES)
+def test_tile_quantity_is_quantity_bit_for_bit(case):
+    """The GBM pricer fills has_tile_quantity payoffs' rows from tile_quantity and every other
+    payoff's from quantity: the two must agree to the bit."""
+    ti, tf = CASES[case]
+    kind = ti[P.KIND]
+    if not P.has_tile_quantity(kind):
+        return
+    acc = accumulated(kind, ti, tf)
+    t_mean = P.mean_date(ti, FIX_IDX, GRID)
+    rows = np.full((4, M), np.nan)
+    P.tile_quantity(kind, ti, FIX_IDX, GRID, X, acc, M, A, B, C, t_mean, *rows)
+    expected = np.array([[P.quantity(kind, ti, FIX_IDX, GRID, X, acc, i, A, B, C, t_mean)[r]
+                          for i in range(M)] for r in (0, 2, 3, 4)])
+    assert np.array_equal(rows.view(np.int64), expected.view(np.int64)), case
+
 @pytest.mark.parametrize("case", CASES)
 def test_contract_chains_tangent_rows_through_the_date_weights(case):
     """out[out_row + d, i] = Σ_k ω_k R[d, g_k, i] for d in first..end-1, other rows untouched;
