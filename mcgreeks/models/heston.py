@@ -399,14 +399,26 @@ def _qe_adjoint_step(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs
     step to the bit; its partials ``_qe_partials``', and d v_next / d zv: 2 a (b + zv) in the
     quadratic branch, phi(zv) / (beta (1 - U)) = phi(zv) m ratio / (1 - p)^2 in the exponential
     one above its atom (v_next = ln((1 - p) / (1 - U)) / beta, d(1 - U)/dzv = -phi(zv)), 0 on
-    the atom)."""
+    the atom).  Without the exponential branch where no path takes it (``all_quadratic``)."""
+    if all_quadratic(row, v_prev, m) if has_prev else is_quadratic(row, v0):
+        _qe_adjoint_paths(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs, adj_zv,
+                          adj_v, True)
+    else:
+        _qe_adjoint_paths(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs, adj_zv,
+                          adj_v, False)
+
+
+@kernel(inline=True)
+def _qe_adjoint_paths(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs, adj_zv,
+                      adj_v, quadratic_only):
+    """``_qe_adjoint_step``'s loop, with ``quadratic_only`` a constant of each inlined copy."""
     a_coef = row[A]
     for i in range(m):
         vi = v_prev[i] if has_prev else v0
         zs_i, zv_i = zs[i], zv[i]
         live = 1.0 if k <= ends[i] else 0.0
         (vn, _, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, s2,
-         mean, ratio) = _qe_values(row, vi, zs_i, zv_i, tail[i])
+         mean, ratio) = _qe_values(row, vi, zs_i, zv_i, tail[i], quadratic_only)
         vm, vs, lm, ls, _ = _qe_partials(a_coef, quadratic, corrected, t, root, b2, b, a, bz,
                                          den, mm, p, beta, ell, s2, mean, vn)
         spread = 0.5 * row[K3] * zs_i / sig if sig > 0.0 else 0.0
@@ -425,19 +437,50 @@ def _qe_adjoint_step(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs
 
 
 @kernel(inline=True)
+def is_quadratic(coef, v):
+    """Whether QE steps from variance v by its quadratic branch: ``qe_moments``' test
+    s2 <= psi_c m^2, the same expression, so the same answer to the bit."""
+    mean = coef[M0] + coef[M1] * v
+    s2 = coef[S0] + coef[S1] * v
+    return s2 <= coef[PSI] * (mean * mean)
+
+
+@kernel(inline=True)
+def all_quadratic(coef, state_v, m):
+    """Whether every one of m paths at variances state_v takes QE's quadratic branch this step
+    (``is_quadratic``).  A tile where all do is stepped without the exponential branch's
+    division and logarithm: with a Feller ratio above about 1 and daily steps no path leaves
+    the quadratic branch, and skipping the other branch saves a third of the step."""
+    n = 0
+    for i in range(m):
+        n += 1 if is_quadratic(coef, state_v[i]) else 0
+    return n == m
+
+
+@kernel(inline=True)
+def _qe_tile_values(coef, zs, zv, tail, m, state_v, state_x, x_next, v_next, quadratic_only):
+    """``qe_tile_step``'s loop, with ``quadratic_only`` a constant of each inlined copy."""
+    for i in range(m):
+        vn, dx = _qe_values(coef, state_v[i], zs[i], zv[i], tail[i], quadratic_only)[:2]
+        state_x[i] += dx
+        x_next[i] = state_x[i]
+        v_next[i] = vn
+        state_v[i] = vn
+
+
+@kernel(inline=True)
 def qe_tile_step(coef, zs, zv, tail, m, state_v, state_x, x_next, v_next):
     """One QE step of m paths at once, without tangents or scores: from the variances state_v
     and log-spots state_x, x_next[i] = state_x[i] = state_x[i] + dx and v_next[i] = state_v[i] =
     the new variance (zs, zv, tail: the step's rows of ``tile_normals``).
 
     Bit for bit ``qe_step`` (``_qe_values``: the same expressions), written so that LLVM
-    vectorizes it: both branches are computed for every path and one is selected."""
-    for i in range(m):
-        vn, dx = _qe_values(coef, state_v[i], zs[i], zv[i], tail[i])[:2]
-        state_x[i] += dx
-        x_next[i] = state_x[i]
-        v_next[i] = vn
-        state_v[i] = vn
+    vectorizes it: both branches are computed for every path and one is selected, or the
+    quadratic one alone where every path takes it (``all_quadratic``)."""
+    if all_quadratic(coef, state_v, m):
+        _qe_tile_values(coef, zs, zv, tail, m, state_v, state_x, x_next, v_next, True)
+    else:
+        _qe_tile_values(coef, zs, zv, tail, m, state_v, state_x, x_next, v_next, False)
 
 
 #: Rows of ``qe_tile_tangent_step``'s scratch: per path, the running log-spot, the variance at
@@ -451,12 +494,16 @@ N_PT = 10
 
 
 @kernel(inline=True)
-def _qe_values(coef, vi, zs, zv, tail):
+def _qe_values(coef, vi, zs, zv, tail, quadratic_only):
     """``qe_tile_step``'s arithmetic for one path (the same expressions, so the same bits as
     ``qe_step``): (v_next, dx, sig) and what the partials reuse (quadratic, corrected, t, root,
-    b2, b, a, bz, den, mm, p, beta, ell, s2, mean, ratio)."""
+    b2, b, a, bz, den, mm, p, beta, ell, s2, mean, ratio).  ``quadratic_only`` (a constant, for
+    paths known to take the quadratic branch: ``all_quadratic``) lets LLVM drop the exponential
+    branch's arithmetic, whose results are then unread."""
     a_coef = coef[A]
     mean, s2, quadratic, t, one_p, beta, r_beta = qe_moments(coef, vi)
+    if quadratic_only:
+        quadratic = True
     vq, cq, root, b2, b, a, bz, den, a_den = _quadratic(mean, t, zv, a_coef)
     ratio, ce, mm, p = _exponential(one_p, beta, tail, a_coef)
     # one logarithm serves the martingale correction of either branch
@@ -518,26 +565,16 @@ def _qe_partials(a_coef, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p
     return vm_e, vs_e, lm_e, ls_e, la_e
 
 
-@kernel
-def qe_tile_tangent_step(coef, dk, zs, zv, tail, m, tangents_from, partials, state_v, part,
-                         tan_x, tan_v, x_next, v_next):
-    """One QE step of m <= TILE paths at once with what ``simulate_tile`` carries beside the
-    path: x_next[i] and v_next[i] as ``qe_tile_step`` (bit for bit ``qe_step``),
-    part[PT_SIG * TILE + i] (the log-spot noise's sig) and, with ``partials``, the tangents of
-    the directions tangents_from .. N_DIR - 1 in tan_x, tan_v (``dk``: the step's coefficient
-    derivatives).  part: the flat (N_PT * TILE) scratch, whose PT_X row holds the running
-    log-spot.
-
-    Two passes, each a loop over the paths that LLVM vectorizes: the step and its partials
-    (both branches computed, one selected), then each direction's tangent update.  A path at a
-    time, the partials' 20-odd divisions and branch tests cost 35 ns a path-step and each
-    direction 5 more; here the partials divide by six reciprocals (m, root b, den, psi + 1,
-    beta - A, M), so they equal ``qe_step``'s up to rounding, not bit for bit."""
+@kernel(inline=True)
+def _qe_tile_partials(coef, zs, zv, tail, m, partials, state_v, part, x_next, v_next,
+                      quadratic_only):
+    """``qe_tile_tangent_step``'s first pass: the step, and with ``partials`` its partials into
+    ``part`` (``quadratic_only``: a constant of each inlined copy, as in ``_qe_values``)."""
     a_coef = coef[A]
     if not partials:
         for i in range(m):
             vi = state_v[i]
-            vn, dx, sig = _qe_values(coef, vi, zs[i], zv[i], tail[i])[:3]
+            vn, dx, sig = _qe_values(coef, vi, zs[i], zv[i], tail[i], quadratic_only)[:3]
             part[PT_X * TILE + i] += dx
             x_next[i] = part[PT_X * TILE + i]
             v_next[i] = vn
@@ -547,7 +584,7 @@ def qe_tile_tangent_step(coef, dk, zs, zv, tail, m, tangents_from, partials, sta
     for i in range(m):
         vi = state_v[i]
         (vn, dx, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, s2,
-         mean, _) = _qe_values(coef, vi, zs[i], zv[i], tail[i])
+         mean, _) = _qe_values(coef, vi, zs[i], zv[i], tail[i], quadratic_only)
         part[PT_X * TILE + i] += dx
         x_next[i] = part[PT_X * TILE + i]
         v_next[i] = vn
@@ -563,6 +600,30 @@ def qe_tile_tangent_step(coef, dk, zs, zv, tail, m, tangents_from, partials, sta
         part[PT_LA * TILE + i] = la
         part[PT_CORRECTED * TILE + i] = 1.0 if corrected else 0.0
         part[PT_HALF_RSIG * TILE + i] = 0.5 / sig if sig > 0.0 else 0.0
+
+
+@kernel
+def qe_tile_tangent_step(coef, dk, zs, zv, tail, m, tangents_from, partials, state_v, part,
+                         tan_x, tan_v, x_next, v_next):
+    """One QE step of m <= TILE paths at once with what ``simulate_tile`` carries beside the
+    path: x_next[i] and v_next[i] as ``qe_tile_step`` (bit for bit ``qe_step``),
+    part[PT_SIG * TILE + i] (the log-spot noise's sig) and, with ``partials``, the tangents of
+    the directions tangents_from .. N_DIR - 1 in tan_x, tan_v (``dk``: the step's coefficient
+    derivatives).  part: the flat (N_PT * TILE) scratch, whose PT_X row holds the running
+    log-spot.
+
+    Two passes, each a loop over the paths that LLVM vectorizes: the step and its partials
+    (both branches computed, one selected, or the quadratic one alone where every path takes
+    it: ``all_quadratic``), then each direction's tangent update.  A path at a
+    time, the partials' 20-odd divisions and branch tests cost 35 ns a path-step and each
+    direction 5 more; here the partials divide by six reciprocals (m, root b, den, psi + 1,
+    beta - A, M), so they equal ``qe_step``'s up to rounding, not bit for bit."""
+    if all_quadratic(coef, state_v, m):
+        _qe_tile_partials(coef, zs, zv, tail, m, partials, state_v, part, x_next, v_next, True)
+    else:
+        _qe_tile_partials(coef, zs, zv, tail, m, partials, state_v, part, x_next, v_next, False)
+    if not partials:
+        return
     for d in range(tangents_from, N_DIR):
         # the step's coefficient derivatives along d as scalars, so the loop reads only rows
         dm0, dm1, ds0, ds1 = dk[M0, d], dk[M1, d], dk[S0, d], dk[S1, d]

@@ -12,14 +12,21 @@ CASES = {  # (params, steps per year): Feller ratio 0.06 (mostly the exponential
     "feller_0.06": dict(v0=0.02, kappa=0.8, vbar=0.03, xi=0.9, corr=-0.3),
     "corr_+0.7": dict(v0=0.04, kappa=1.5, vbar=0.04, xi=0.5, corr=0.7),
     "v0_zero": dict(v0=0.0, kappa=3.0, vbar=0.09, xi=0.2, corr=-0.9),
+    # Feller ratio 1.33 (STAC-like): every path of every step in the quadratic branch, so the
+    # tile steps take their quadratic-only loops (``all_quadratic``)
+    "feller_1.33": dict(v0=0.0225, kappa=1.5, vbar=0.04, xi=0.3, corr=-0.7),
 }
 
 
-def _simulate(params, want_lr, n_steps=104, years=2.0, path=0):
+def _coefficients(params, n_steps, years):
     p = dict(spot=100.0, rate=0.02, div_yield=0.01, **params)
     dt = np.full(n_steps, years / n_steps)
     scen = H.scenario_row(p)
-    coef = H.scenario_coefficients(dt, p, [scen])[0]
+    return scen, H.scenario_coefficients(dt, p, [scen])[0]
+
+
+def _simulate(params, want_lr, n_steps=104, years=2.0, path=0):
+    scen, coef = _coefficients(params, n_steps, years)
     z = np.empty((3 * n_steps, TILE))
     H.tile_normals(7, 11, 0, path, TILE, n_steps, z)
     x, v = np.empty((n_steps, TILE)), np.empty((n_steps, TILE))
@@ -40,6 +47,27 @@ def test_tile_step_gives_the_bits_of_the_per_path_step(case):
     np.testing.assert_array_equal(v_tile, v_path)
     if case == "feller_0.06":
         assert 0.3 < (v_tile == 0.0).mean() < 0.9     # the atom is exercised
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_tile_path_is_the_scalar_step_path_by_path(case):
+    """The tile loops (both branches and a select, or the quadratic one alone) give the bits of
+    ``qe_step``, the one-path form that takes only its own branch."""
+    n_steps = 104
+    scen, coef = _coefficients(CASES[case], n_steps, 2.0)
+    x_tile, v_tile, z = _simulate(CASES[case], want_lr=False)
+    quadratic = np.empty((n_steps, TILE), dtype=bool)
+    for i in range(TILE):
+        v, x = scen[H.SC_V0], 0.0
+        for k in range(n_steps):
+            quadratic[k, i] = H.is_quadratic(coef[k], v)
+            v, dx, _ = H.qe_step(v, z[2 * k + 1, i], z[2 * k, i], z[2 * n_steps + k, i], coef[k])
+            x += dx
+            assert (x, v) == (x_tile[k, i], v_tile[k, i]), (k, i)
+    if case in ("feller_1.33", "v0_zero"):      # large Feller ratios: the quadratic-only loop
+        assert quadratic.all()
+    else:
+        assert 0.0 < quadratic.mean() < 1.0        # both branches, in the same tiles
 
 
 def test_tails_are_one_minus_the_uniform_of_each_variance_normal():
