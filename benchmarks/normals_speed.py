@@ -1,18 +1,20 @@
 """Nanoseconds per standard normal of ``mcgreeks.rng.fill_normals``, single thread.
 
 The engine asks for the draws of one tile of paths at a time (``engine.TILE`` paths, ``path0``
-a multiple of it, one draw number per call), so that is what is timed: each kernel over
-``--tiles`` tiles times ``--draws`` draws, on the same tiles:
+a multiple of it), every step's in one call (``fill_normal_rows``), so that is what is timed:
+each kernel over ``--tiles`` tiles times ``--draws`` draws, on the same tiles:
 
 - ``words``: Threefry2x64-20 words turned into uniforms (``rng._fill_pairs`` in its uniform
   mode): the generator alone;
-- ``transform``: the in-place Box-Muller loop of ``fill_normals`` (``rng._box_muller`` over
-  the pairs of a tile) on words the generator really draws, cycled through 2048 cache-resident
-  tiles, each first copied into the output buffer (that copy, ~0.05 ns a normal, is included);
+- ``transform``: the two Box-Muller loops of ``fill_normals`` (``rng._gaussian_pairs``: -2 ln U
+  in place, then cos and sin times the radius) on words the generator really draws, cycled
+  through 2048 cache-resident tiles, each first copied into a buffer (that copy, ~0.05 ns a
+  normal, is included);
 - ``ndtri``: AS241 on uniforms the generator draws (``rng._uniforms_to_normals`` in 64-blocks,
   ~15 % of them in its tails), the same way: what ``fill_inverse_normals`` adds;
-- ``total``: ``fill_normals`` itself, and the same for unaligned, odd-sized tiles (``path0`` odd,
-  61 paths), which take the scalar ends; ``total_inverse``: ``fill_inverse_normals``.
+- ``total``: ``fill_normals`` called once a row, and the same for unaligned, odd-sized tiles
+  (``path0`` odd, 61 paths), which take the scalar ends; ``rows``: ``fill_normal_rows``, every
+  draw of a tile in one call, the engine's form; ``total_inverse``: ``fill_inverse_normals``.
 
 Each figure is the best of ``--repeats`` runs after a warm-up call (compilation); other processes
 on the machine only ever make a run slower, so the minimum is the measurement.  The drivers are
@@ -23,6 +25,7 @@ against the scalar ``rng.normal``.
     python -m benchmarks.normals_speed [--tiles 512] [--draws 252] [--repeats 7]
 """
 import argparse
+import math
 
 import numpy as np
 from numba import njit
@@ -68,9 +71,9 @@ def _draw_tiles(key0, key1, n_tiles, n_draws, raw):
             row = u[t * n_draws + k]
             for m in range(TILE // 2):
                 w0, w1 = R.threefry2x64_20(np.uint64(t * TILE // 2 + m), np.uint64(k), key0, key1)
-                if raw:
-                    row[2 * m] = bits_double(np.int64(w0))
-                    row[2 * m + 1] = bits_double(np.int64(w1))
+                if raw:         # _gaussian_pairs' layout: first words, then second words
+                    row[m] = bits_double(np.int64(w0))
+                    row[TILE // 2 + m] = bits_double(np.int64(w1))
                 else:
                     row[2 * m] = R.bits_to_uniform(w0)
                     row[2 * m + 1] = R.bits_to_uniform(w1)
@@ -79,15 +82,33 @@ def _draw_tiles(key0, key1, n_tiles, n_draws, raw):
 
 @njit(**_JIT)
 def _box_muller(w, n_tiles, z):
+    """The two Box-Muller loops of ``rng._gaussian_pairs`` on raw words in its layout (first
+    words, then second words): -2 ln U in place, then cos and sin times the radius."""
     acc = 0.0
+    half = z.size // 2
+    words = np.empty(z.size)
     for j in range(n_tiles):
-        z[:] = w[j % w.shape[0]]
-        for m in range(z.size // 2):
-            x, y = R._box_muller(np.uint64(double_bits(z[2 * m])),
-                                 np.uint64(double_bits(z[2 * m + 1])))
-            z[2 * m] = x
-            z[2 * m + 1] = y
+        words[:] = w[j % w.shape[0]]
+        for m in range(half):
+            words[m] = -2.0 * R._log_normal(R.bits_to_uniform(np.uint64(double_bits(words[m]))),
+                                            np.int64(0))
+        for m in range(half):
+            x, y = R._circle_point(np.uint64(double_bits(words[half + m])))
+            radius = math.sqrt(words[m])
+            z[2 * m] = radius * x
+            z[2 * m + 1] = radius * y
         acc += z[0]
+    return acc
+
+
+@njit(**_JIT)
+def _rows(key0, key1, n_tiles, rows):
+    """``fill_normal_rows``: every draw of a tile in one call, as the engine's paths take them."""
+    acc = 0.0
+    for t in range(n_tiles):
+        R.fill_normal_rows(key0, key1, R.STREAM_MAIN, np.uint64(t * TILE), rows, rows.shape[0],
+                           1, 0, 1, TILE)
+        acc += rows[0, 0]
     return acc
 
 
@@ -114,7 +135,7 @@ def check_bits(key0, key1):
 
 
 def measure(n_tiles=512, n_draws=252, repeats=7):
-    """ns per normal: {'words', 'transform', 'ndtri', 'total', 'total_inverse',
+    """ns per normal: {'words', 'transform', 'ndtri', 'total', 'rows', 'total_inverse',
     'total_unaligned'} (single thread), and 'tail_fraction' (AS241's tails)."""
     key0, key1 = R.seed_key(1), R.name_key("X")
     check_bits(key0, key1)
@@ -127,6 +148,8 @@ def measure(n_tiles=512, n_draws=252, repeats=7):
     out["ndtri"] = best_time(_ndtri, u, n_tiles * n_draws, z, np.empty(R._SCRATCH),
                              repeats=repeats)
     out["total"] = best_time(_total, key0, key1, 0, n_tiles, n_draws, z, False, repeats=repeats)
+    out["rows"] = best_time(_rows, key0, key1, n_tiles, np.empty((n_draws, TILE)),
+                            repeats=repeats)
     out["total_inverse"] = best_time(_total, key0, key1, 0, n_tiles, n_draws, z, True,
                                      repeats=repeats)
     unaligned = best_time(_total, key0, key1, 1, n_tiles, n_draws, np.empty(61), False,
@@ -146,8 +169,9 @@ def main(argv=None):
     r = measure(args.tiles, args.draws, args.repeats)
     print(f"fill_normals, single thread, tiles of {TILE} paths, best of {args.repeats}:")
     print(f"  Threefry2x64-20 -> uniforms       {r['words']:6.2f} ns/normal")
-    print(f"  Box-Muller, in place             {r['transform']:6.2f} ns/normal")
-    print(f"  total (fill_normals)             {r['total']:6.2f} ns/normal")
+    print(f"  Box-Muller, two loops            {r['transform']:6.2f} ns/normal")
+    print(f"  total (fill_normals, a row)      {r['total']:6.2f} ns/normal")
+    print(f"  total (fill_normal_rows, a tile) {r['rows']:6.2f} ns/normal")
     print(f"  total, unaligned 61-path tile    {r['total_unaligned']:6.2f} ns/normal")
     print(f"  AS241 on uniforms                {r['ndtri']:6.2f} ns/normal"
           f"   ({100 * r['tail_fraction']:.1f} % in the tails)")

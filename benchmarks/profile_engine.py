@@ -5,8 +5,8 @@ hardware counters for ``perf``, so the profile is taken by *decomposition*: a sm
 the engine's own kernels on the same tiles of paths (same key, stream and paths as the main run),
 adding one stage at a time in the order the GBM pricer (``mcgreeks.pricers.gbm``) runs them:
 
-0. random numbers: ``rng.fill_normals``, one call per grid date (Threefry2x64-20 and the
-   Box-Muller transform, both vectorized over the tile);
+0. random numbers: ``rng.fill_normal_rows``, every grid date's draws in one call (Threefry2x64-20
+   and the Box-Muller transform, both vectorized over the tile);
 1. + the Brownian path W on the grid (``engine.brownian_tile``, which draws those numbers);
 2. + each trade's one pass over its dates with the tile's paths as the inner loop
    (``_accumulate``): e = exp(μt + σW) by the vectorizable ``mcgreeks.vecmath.exp`` and the
@@ -20,7 +20,7 @@ two timed runs.  All run single-threaded over the same paths; costs are per path
 stages are the engine's internals: if their signatures change the profile reports that instead
 of failing.
 
-Micro-benchmarks state the limit: the counter-based generator alone (``rng.fill_normals``), the
+Micro-benchmarks state the limit: the counter-based generator alone (``rng.fill_normal_rows``), the
 same plus a Brownian step and one exp per step by ``mcgreeks.vecmath.exp``, the engine's exp (the
 least work a GBM path price needs), and parts: scalar Threefry2x64-20 words
 (``rng.threefry2x64_20``), scalar AS241 (``rng.ndtri``), libm's ``math.exp`` and ``vecmath.exp``
@@ -62,16 +62,23 @@ def best_time(func, *args, repeats=3):
 
 # -- the limit: random numbers, one exp per step ----------------------------------------------------
 
+#: Tiles per parallel block of the limit drivers, whose scratch is allocated once a block.
+_LIMIT_TILES = 16
+
+
 @njit(parallel=True, **_JIT)
 def _rng_only(key0, key1, n_tiles, n_steps):
     total = 0.0
-    for b in prange(n_tiles):
-        z = np.empty(TILE)
+    for blk in prange(-(-n_tiles // _LIMIT_TILES)):
+        z = np.empty((n_steps, TILE))       # once a block: a fresh array a tile page-faults
         s = 0.0
-        for k in range(n_steps):
-            R.fill_normals(key0, key1, np.uint64(0), np.uint64(b * TILE), np.uint64(k), z)
-            for i in range(TILE):
-                s += z[i]
+        for b in range(blk * _LIMIT_TILES, min(n_tiles, (blk + 1) * _LIMIT_TILES)):
+            R.fill_normal_rows(key0, key1, np.uint64(0), np.uint64(b * TILE), z, n_steps, 1, 0,
+                               1, TILE)
+            # one number a row keeps the draws live: a sum of all of them would be a chain of
+            # dependent additions (1.2 ns a normal), timing the adder, not the generator
+            for k in range(n_steps):
+                s += z[k, b % TILE]
         total += s
     return total
 
@@ -81,17 +88,21 @@ def _rng_exp(key0, key1, n_tiles, n_steps, drift, sd):
     """Arithmetic-average price floor: RNG, a Brownian step and one exp per path-step, the exp
     being the engine's own (``vecmath.exp``, vectorized over the tile's paths)."""
     total = 0.0
-    for b in prange(n_tiles):
-        z = np.empty(TILE)
-        x = np.zeros(TILE)
-        acc = np.zeros(TILE)
-        for k in range(n_steps):
-            R.fill_normals(key0, key1, np.uint64(0), np.uint64(b * TILE), np.uint64(k), z)
+    for blk in prange(-(-n_tiles // _LIMIT_TILES)):
+        z = np.empty((n_steps, TILE))
+        x = np.empty(TILE)
+        acc = np.empty(TILE)
+        for b in range(blk * _LIMIT_TILES, min(n_tiles, (blk + 1) * _LIMIT_TILES)):
+            x[:] = 0.0
+            acc[:] = 0.0
+            R.fill_normal_rows(key0, key1, np.uint64(0), np.uint64(b * TILE), z, n_steps, 1, 0,
+                               1, TILE)
+            for k in range(n_steps):
+                for i in range(TILE):
+                    x[i] += drift + sd * z[k, i]
+                    acc[i] += vecmath.exp(x[i])
             for i in range(TILE):
-                x[i] += drift + sd * z[i]
-                acc[i] += vecmath.exp(x[i])
-        for i in range(TILE):
-            total += max(acc[i] / n_steps - 1.0, 0.0)
+                total += max(acc[i] / n_steps - 1.0, 0.0)
     return total
 
 
@@ -105,21 +116,24 @@ def _rng_qe(key0, key1, n_tiles, n_steps):
     roots (the quadratic branch's two and the log-spot noise's), in a loop LLVM vectorizes.
     Their arguments are kept positive and data-dependent so that nothing folds."""
     total = 0.0
-    for b in prange(n_tiles):
-        zs, zv, tail = np.empty(TILE), np.empty(TILE), np.empty(TILE)
-        v = np.full(TILE, 0.04)
-        for k in range(n_steps):
-            R.fill_normals(key0, key1, np.uint64(0), np.uint64(b * TILE), np.uint64(2 * k), zs)
-            R.fill_inverse_normals_and_complements(key0, key1, np.uint64(0),
-                                                   np.uint64(b * TILE), np.uint64(2 * k + 1),
-                                                   zv, tail)
+    for blk in prange(-(-n_tiles // _LIMIT_TILES)):
+        zs, zv, tail = np.empty((n_steps, TILE)), np.empty(TILE), np.empty(TILE)
+        v = np.empty(TILE)
+        for b in range(blk * _LIMIT_TILES, min(n_tiles, (blk + 1) * _LIMIT_TILES)):
+            v[:] = 0.04
+            R.fill_normal_rows(key0, key1, np.uint64(0), np.uint64(b * TILE), zs, n_steps, 1, 0,
+                               2, TILE)
+            for k in range(n_steps):
+                R.fill_inverse_normals_and_complements(key0, key1, np.uint64(0),
+                                                       np.uint64(b * TILE), np.uint64(2 * k + 1),
+                                                       zv, tail)
+                for i in range(TILE):
+                    root = math.sqrt(v[i] + zv[i] * zv[i])
+                    b2 = math.sqrt(root + 1.0)
+                    sig = math.sqrt(v[i] * 0.5 + 1e-3)
+                    v[i] = 0.02 * (R.log(1.0 + b2) - R.log(tail[i])) + sig * 0.001 * zs[k, i]
             for i in range(TILE):
-                root = math.sqrt(v[i] + zv[i] * zv[i])
-                b2 = math.sqrt(root + 1.0)
-                sig = math.sqrt(v[i] * 0.5 + 1e-3)
-                v[i] = 0.02 * (R.log(1.0 + b2) - R.log(tail[i])) + sig * 0.001 * zs[i]
-        for i in range(TILE):
-            total += v[i]
+                total += v[i]
     return total
 
 
@@ -158,7 +172,8 @@ def _vexp_only(x, y):
 def limits(n_paths=1 << 16, n_steps=252):
     """Micro-benchmark rates (per second) of the generator and the price floor; dict.
 
-    rng_{1,2}: ``fill_normals`` normals/s on 1 and 2 threads; rng_exp_{1,2}: the same plus a
+    rng_{1,2}: ``fill_normal_rows`` normals/s on 1 and 2 threads (every draw of a tile in one
+    call, as the engine's paths take them); rng_exp_{1,2}: the same plus a
     Brownian step and one ``vecmath.exp`` per path-step (path-steps/s); rng_qe_{1,2}: the Heston
     QE floor, two normals, a complement, two logs and three square roots per path-step
     (path-steps/s, ``_rng_qe``); threefry_words: scalar
@@ -194,6 +209,7 @@ def limits(n_paths=1 << 16, n_steps=252):
         parts = normals_speed.measure(min(n_tiles, 512), n_steps, repeats=3)
         out["normals_words_ns"] = parts["words"]
         out["normals_transform_ns"] = parts["transform"]
+        out["normals_rows_ns"] = parts["rows"]
         out["normals_ndtri_ns"] = parts["ndtri"]
         out["normals_tail_fraction"] = parts["tail_fraction"]
     except Exception as exc:             # rng internals moved
@@ -220,7 +236,6 @@ def _stage_drivers():
         quantities and its twin's (``_fill_trade``, which repeats the date passes itself).  The
         rest is the chunk kernel minus level 3."""
         w = np.empty((grid.size, TILE))
-        z = np.empty(TILE)
         acc = np.empty((N_ACC, TILE))
         q = np.empty((N_Q, TILE))
         q_x = np.empty((N_Q, TILE))
@@ -229,11 +244,10 @@ def _stage_drivers():
         for tile in range(n_tiles):
             path = np.uint64(tile * TILE)
             if level == 0:
-                for k in range(grid.size):
-                    R.fill_normals(key0, key1, stream, path, np.uint64(k), z)
-                    total += z[0]
+                R.fill_normal_rows(key0, key1, stream, path, w, grid.size, 1, 0, 1, TILE)
+                total += w[0, 0]
                 continue
-            brownian_tile(key0, key1, stream, path, TILE, grid, z, w)
+            brownian_tile(key0, key1, stream, path, TILE, grid, w)
             if level == 1:
                 total += w[grid.size - 1, 0]
                 continue
@@ -255,7 +269,7 @@ def _stage_drivers():
 
 
 #: The decomposition's rows: stages 0-3 of the driver, then the rest of the chunk kernel.
-STAGES = ("random numbers (fill_normals: Threefry + Box-Muller)",
+STAGES = ("random numbers (fill_normal_rows: Threefry + Box-Muller)",
           "Brownian path W on the grid (brownian_tile)",
           "date pass: vecmath.exp and per-path sums (payoffs.accumulate, _score_sums)",
           "per-path payoff, tangents, scores; the twin's too (_fill)",

@@ -967,7 +967,8 @@ def write_report(data, out_dir, mode):
         if data["limits"].get("note"):
             add(data["limits"]["note"] + "\n")
         add("| kernel | 1 thread | 2 threads |\n|---|---|---|")
-        add(f"| normals (`fill_normals`), per second | {fmt_rate(lim['rng_1'])} "
+        add(f"| normals (`fill_normal_rows`, a tile's draws in one call), per second | "
+            f"{fmt_rate(lim['rng_1'])} "
             f"({1e9 / lim['rng_1']:.2f} ns) | {fmt_rate(lim['rng_2'])} |")
         add(f"| normals + step + `vecmath.exp`, path-steps/s | {fmt_rate(lim['rng_exp_1'])} "
             f"({1e9 / lim['rng_exp_1']:.2f} ns) | {fmt_rate(lim['rng_exp_2'])} |")
@@ -979,7 +980,9 @@ def write_report(data, out_dir, mode):
         if "normals_words_ns" in lim:
             parts = (f"`fill_normals`' halves (`benchmarks/normals_speed.py`): Threefry words "
                      f"{lim['normals_words_ns']:.2f} ns + Box-Muller "
-                     f"{lim['normals_transform_ns']:.2f} ns per normal; AS241 on uniforms, for "
+                     f"{lim['normals_transform_ns']:.2f} ns per normal; whole, "
+                     f"{lim.get('normals_rows_ns', float('nan')):.2f} ns a tile's draws at once "
+                     f"(`fill_normal_rows`); AS241 on uniforms, for "
                      f"the Heston variance draws, {lim['normals_ndtri_ns']:.2f} ns "
                      f"({lim['normals_tail_fraction']:.0%} of them in its tails). ")
         else:

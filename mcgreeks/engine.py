@@ -24,7 +24,7 @@ import numpy as np
 
 from mcgreeks import bridge, sobol
 from mcgreeks._jit import kernel
-from mcgreeks.rng import fill_normals, ndtri
+from mcgreeks.rng import fill_normal_rows, ndtri
 
 #: Paths per tile.  Part of the result's definition (it fixes the summation order), so it is a
 #: constant, not a tuning knob; even, so Box-Muller and antithetic pairs never straddle tiles.  128
@@ -181,15 +181,16 @@ add_to_total_called = kernel(add_to_total.py_func)
 
 
 @kernel(inline=True)
-def brownian_tile(key0, key1, stream, path, m, grid, z, w):
+def brownian_tile(key0, key1, stream, path, m, grid, w):
     """W at the grid dates (years) for paths path..path+m-1 into w[k, i]: draw k of a path is the
-    standard normal increment over (grid[k-1], grid[k]]."""
+    standard normal increment over (grid[k-1], grid[k]].  The draws go into w first, all rows in
+    one call (``rng.fill_normal_rows``), and are summed in place."""
+    fill_normal_rows(key0, key1, stream, np.uint64(path), w, grid.size, 1, 0, 1, m)
     t_prev = 0.0
     for k in range(grid.size):
-        fill_normals(key0, key1, stream, np.uint64(path), np.uint64(k), z[:m])
         sd = math.sqrt(grid[k] - t_prev)
         for i in range(m):
-            w[k, i] = (w[k - 1, i] if k > 0 else 0.0) + sd * z[i]
+            w[k, i] = (w[k - 1, i] if k > 0 else 0.0) + sd * w[k, i]
         t_prev = grid[k]
 
 

@@ -461,7 +461,7 @@ def test_fill_normals_aligned_tiles_wrap_and_sizes():
     it against the scalar definition, including paths wrapping past 2**64 and a strided
     output."""
     for path0 in (0, 64, 4096, 2**62 - 8, 2**64 - 64, 2**64 - 32, 2**64 - 4):
-        for n in (4, 8, 12, 32, 60, 64, 68, 128, 132):
+        for n in (4, 8, 12, 32, 60, 64, 68, 128, 132, 300):
             for draw in (0, 7):
                 expected = [normal(K0, K1, STREAM_MAIN, U64((path0 + i) % 2**64), U64(draw))
                             for i in range(n)]
@@ -472,6 +472,26 @@ def test_fill_normals_aligned_tiles_wrap_and_sizes():
                 fill_normals(K0, K1, STREAM_MAIN, U64(path0), U64(draw), strided[::2])
                 np.testing.assert_array_equal(strided[::2], expected)
                 assert np.all(strided[1::2] == 7.0)
+
+
+_ROWS_CASES = [(0, 128), (4096, 128), (256, 61), (7, 60)]
+
+
+# paths wrap past 2**64 in a plain stream only (an antithetic one's must not wrap)
+@pytest.mark.parametrize("stream, path0, m",
+                         [(STREAM_MAIN, p, m) for p, m in _ROWS_CASES + [(2**64 - 64, 128)]]
+                         + [(STREAM_MAIN | rng.ANTITHETIC, p, m) for p, m in _ROWS_CASES])
+def test_fill_normal_rows_is_fill_normals_row_by_row(stream, path0, m):
+    """The tile's rows of every step in one call: row j * row_step gets draw draw0 + j draw_step
+    on its first m paths, the bits fill_normals gives each row, and nothing else is written."""
+    n_rows, row_step, draw0, draw_step = 5, 2, 1, 3
+    out = np.full((n_rows * row_step + 1, 130), 7.0)
+    rng.fill_normal_rows(K0, K1, stream, U64(path0), out, n_rows, row_step, draw0, draw_step, m)
+    expected = np.full_like(out, 7.0)
+    for j in range(n_rows):
+        fill_normals(K0, K1, stream, U64(path0), U64(draw0 + j * draw_step),
+                     expected[j * row_step, :m])
+    np.testing.assert_array_equal(out, expected)
 
 
 @numba.njit

@@ -73,7 +73,7 @@ import numpy as np
 from mcgreeks import elementary, vecmath
 from mcgreeks._jit import kernel
 from mcgreeks.engine import TILE
-from mcgreeks.rng import fill_inverse_normals_and_complements, fill_normals, log
+from mcgreeks.rng import fill_inverse_normals_and_complements, fill_normal_rows, log
 
 #: Scheme codes.
 QE, EULER = 0, 1
@@ -727,8 +727,8 @@ def tile_normals(key0, key1, stream, path, m, n_steps, z):
     3 ns a path-step): U = (k + 1/2) 2^-52 lies on a grid symmetric about 1/2, so 1 - U is
     exact; recomputing it as Phi(-zv) would cost a libm erfc per path-step, which no loop
     vectorizes."""
+    fill_normal_rows(key0, key1, stream, np.uint64(path), z, n_steps, 2, 0, 2, m)
     for k in range(n_steps):
-        fill_normals(key0, key1, stream, np.uint64(path), np.uint64(2 * k), z[2 * k, :m])
         fill_inverse_normals_and_complements(key0, key1, stream, np.uint64(path),
                                              np.uint64(2 * k + 1), z[2 * k + 1, :m],
                                              z[2 * n_steps + k, :m])
@@ -745,11 +745,9 @@ def group_normals(key0, names, heston, stream, path, m, n_steps, mix, b, eps, ow
     group."""
     n = names.size
     for a in range(n):
-        for k in range(n_steps):
-            fill_normals(key0, names[a], stream, np.uint64(path), np.uint64(2 * k), b[a, k, :m])
-            if heston[a]:
-                fill_normals(key0, names[a], stream, np.uint64(path), np.uint64(2 * k + 1),
-                             own[a, k, :m])
+        fill_normal_rows(key0, names[a], stream, np.uint64(path), b[a], n_steps, 1, 0, 2, m)
+        if heston[a]:
+            fill_normal_rows(key0, names[a], stream, np.uint64(path), own[a], n_steps, 1, 1, 2, m)
     for k in range(n_steps):
         vecmath.tile_matmul(mix, b[:, k], eps[:, k], n, m, True)
 

@@ -432,7 +432,7 @@ def trade_tile(ti_j, tf_j, fix_idx, policy, grid, w_j, m, s0, rate, div, vol, ne
 
 
 @kernel(inline=True)
-def group_tile(key0, stream, path, m, grid, names, mix, u, b, w):
+def group_tile(key0, stream, path, m, grid, names, mix, b, w):
     """The simulation group's Brownian motions at the grid dates for paths path..path+m-1 into
     w[asset, k, i]: each member l's own Brownian motion B_l from its own stream (key names[l],
     ``engine.brownian_tile``) into b[l], mixed by the group's Cholesky factor, W_a = Σ_l
@@ -441,10 +441,10 @@ def group_tile(key0, stream, path, m, grid, names, mix, u, b, w):
     bit."""
     n = names.size
     if n == 1:
-        brownian_tile(key0, names[0], stream, path, m, grid, u, w[0])
+        brownian_tile(key0, names[0], stream, path, m, grid, w[0])
         return
     for a in range(n):
-        brownian_tile(key0, names[a], stream, path, m, grid, u, b[a])
+        brownian_tile(key0, names[a], stream, path, m, grid, b[a])
     for k in range(grid.size):
         vecmath.tile_matmul(mix, b[:, k], w[:, k], n, m, True)
 
@@ -499,7 +499,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, sobol_dirs, fi
         # Monte Carlo passes sobol_dirs = None: numba prunes the branch not taken before
         # compiling, so a Monte Carlo book does not compile the Sobol kernels, nor the reverse
         if sobol_dirs is None:
-            group_tile(key0, stream, path0 + first, m, grid, names, mix, u, b, w)
+            group_tile(key0, stream, path0 + first, m, grid, names, mix, b, w)
         else:
             sobol_tile(borrow(sobol_dirs), borrow(paths.shifts), paths.per_replicate,
                        path0 + first, m, borrow(paths.steps), borrow(paths.weights), u, z, w[0])
@@ -575,16 +575,15 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
     policy = XP.tile_policy(borrow(book.policy), borrow(book.policy_of), 0)
     n_c = optimal.N_COMPONENTS
     n_assets = names.size
-    w_, z_, acc_ = (np.empty((n_assets, grid.size, TILE)), np.empty(TILE),
-                    np.empty((N_ACC, TILE)))
+    w_, acc_ = np.empty((n_assets, grid.size, TILE)), np.empty((N_ACC, TILE))
     b_ = np.empty((n_assets if n_assets > 1 else 0, grid.size, TILE))
     q_, q_x_, v_ = np.empty((N_Q, TILE)), np.empty((N_Q, TILE)), np.empty(n_c)
-    w, z, acc, b = borrow(w_), borrow(z_), borrow(acc_), borrow(b_)
+    w, acc, b = borrow(w_), borrow(acc_), borrow(b_)
     q, q_x, v = borrow(q_), borrow(q_x_), borrow(v_)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
-        group_tile(key0, stream, first, m, grid, names, mix, z, b, w)
+        group_tile(key0, stream, first, m, grid, names, mix, b, w)
         for j in range(ti.shape[0]):
             if ti[j, P.LEG_N] > 0:      # multi-asset trades fit nothing on the pilot
                 continue
@@ -609,7 +608,7 @@ def _pilot_block(keys, n_paths, book, paths, fitted, first_tile, end_tile, out):
                         for c2 in range(c1, n_c):
                             sums[k] += v[c1] * v[c2]
                             k += 1
-    keep(w_), keep(z_), keep(acc_), keep(q_), keep(q_x_), keep(v_), keep(b_)
+    keep(w_), keep(acc_), keep(q_), keep(q_x_), keep(v_), keep(b_)
 
 
 #: Tiles per parallel task of the pilot (its 4,096 paths are 32 tiles).
