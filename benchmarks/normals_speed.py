@@ -4,8 +4,8 @@ The engine asks for the draws of one tile of paths at a time (``engine.TILE`` pa
 a multiple of it), every step's in one call (``fill_normal_rows``), so that is what is timed:
 each kernel over ``--tiles`` tiles times ``--draws`` draws, on the same tiles:
 
-- ``words``: Threefry2x64-20 words turned into uniforms (``rng._fill_pairs`` in its uniform
-  mode): the generator alone;
+- ``words``: Threefry2x64-20 words turned into uniforms (``rng._fill_uniform_pairs``): the
+  generator alone;
 - ``transform``: the two Box-Muller loops of ``fill_normals`` (``rng._gaussian_pairs``: -2 ln U
   in place, then cos and sin times the radius) on words the generator really draws, cycled
   through 2048 cache-resident tiles, each first copied into a buffer (that copy, ~0.05 ns a
@@ -57,7 +57,7 @@ def _words(key0, key1, n_tiles, n_draws, z):
     acc = 0.0
     for t in range(n_tiles):
         for k in range(n_draws):
-            R._fill_pairs(key0, key1, R.STREAM_MAIN, np.uint64(t * TILE), np.uint64(k), z, None)
+            R._fill_uniform_pairs(key0, key1, R.STREAM_MAIN, np.uint64(t * TILE), np.uint64(k), z)
             acc += z[0]
     return acc
 

@@ -185,7 +185,8 @@ def brownian_tile(key0, key1, stream, path, m, grid, w):
     """W at the grid dates (years) for paths path..path+m-1 into w[k, i]: draw k of a path is the
     standard normal increment over (grid[k-1], grid[k]].  The draws go into w first, all rows in
     one call (``rng.fill_normal_rows``), and are summed in place."""
-    fill_normal_rows(key0, key1, stream, np.uint64(path), w, grid.size, 1, 0, 1, m)
+    fill_normal_rows(key0, key1, stream, np.uint64(path), w, np.int64(grid.size), np.int64(1),
+                     np.int64(0), np.int64(1), np.int64(m))
     t_prev = 0.0
     for k in range(grid.size):
         sd = math.sqrt(grid[k] - t_prev)

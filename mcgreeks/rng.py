@@ -215,7 +215,7 @@ def _block_scratch(typingctx):
     return sig, codegen
 
 
-_PAIRS = 64                 # pairs of paths per Box-Muller chunk of ``_fill_pairs``
+_PAIRS = 64                 # pairs of paths per Box-Muller chunk of ``_fill_gaussian_pairs``
 
 
 @intrinsic
@@ -228,6 +228,27 @@ def _pair_scratch(typingctx):
         return cgutils.alloca_once(builder, ir.DoubleType(), size=2 * _PAIRS)
 
     return sig, codegen
+
+
+@intrinsic
+def _as_rows(typingctx, a):
+    """A 1-D array as a borrowed 2-D array of one row, the same data and layout (as ``_view``:
+    no memory manager, valid only while ``a`` is alive)."""
+    if not (isinstance(a, types.Array) and a.ndim == 1):
+        return None
+    rows = a.copy(ndim=2, layout="C" if a.layout == "C" else "A")
+
+    def codegen(context, builder, signature, args):
+        src = context.make_array(signature.args[0])(context, builder, value=args[0])
+        dst = context.make_array(signature.return_type)(context, builder)
+        n = builder.extract_value(src.shape, 0)
+        stride = builder.extract_value(src.strides, 0)
+        populate_array(dst, data=src.data, shape=[ir.Constant(n.type, 1), n],
+                       strides=[builder.mul(n, stride), stride], itemsize=src.itemsize,
+                       meminfo=None, parent=None)
+        return dst._getvalue()
+
+    return rows(a), codegen
 
 
 @intrinsic
@@ -758,41 +779,63 @@ def _gaussian_pairs(k0, k1, c1, m0, n, words, out):
 
 
 @_inline_kernel
-def _fill_pairs(k0, k1, stream, path0, draw, out, gaussian):
-    """``out[i]`` for path ``path0 + i`` (paths wrap modulo 2**64) in a plain stream: its normal
-    (:func:`normal`) when ``gaussian`` is not None, else its uniform ``bits_to_uniform(
-    random_word(...))``.  Any size and stride.  One Threefry call serves each pair of paths
-    (2m, 2m + 1); the loops over whole pairs have no branch and no call, so LLVM vectorizes
-    them (8 pairs to a 512-bit register).  ``gaussian`` is a compile-time switch (its type).
-    """
+def _pair_cut(path0, n):
+    """How a fill of n paths from path0 splits into whole pairs (2m, 2m + 1): (head, m0,
+    pairs, last): head = 1 when the first path is odd (the second half of its pair), pairs
+    whole pairs from pair m0, last = 1 when a lone even path ends the cut."""
+    p = np.uint64(path0)
+    head = np.int64(p & _U1) if n > 0 else 0
+    pairs = (n - head) >> 1
+    return head, (p + np.uint64(head)) >> _U1, pairs, (n - head) & 1
+
+
+@_inline_kernel
+def _fill_uniform_pairs(k0, k1, stream, path0, draw, out):
+    """``out[i] = bits_to_uniform(random_word(k0, k1, stream, path0 + i, draw))`` in a plain
+    stream (paths wrap modulo 2**64), any size and stride.  One Threefry call serves each pair
+    of paths (2m, 2m + 1); the loop over whole pairs has no branch and no call, so LLVM
+    vectorizes it (8 pairs to a 512-bit register)."""
     a0, a1 = np.uint64(k0), np.uint64(k1)
     c1 = _counter(np.uint64(stream), np.uint64(draw))
-    p = np.uint64(path0)
     n = out.size
-    head = np.int64(p & _U1) if n > 0 else 0
+    head, m0, pairs, last = _pair_cut(path0, n)
     if head:                                       # an odd first path: the pair's second half
-        out[0] = _lone(a0, a1, stream, p, draw, gaussian)
-    m0 = (p + np.uint64(head)) >> _U1
-    body = _view(out, head, (n - head) & -2)
-    pairs = body.size >> 1
-    if gaussian is not None:
-        words = numba.carray(_pair_scratch(), 2 * _PAIRS)
-        for start in range(0, pairs, _PAIRS):
-            _gaussian_pairs(a0, a1, c1, m0 + np.uint64(start), min(_PAIRS, pairs - start),
-                            words, _view(body, 2 * start, 2 * _PAIRS))
-    else:
-        for m in range(pairs):
-            w0, w1 = _threefry((m0 + np.uint64(m)) & _PAIR_MASK, c1, a0, a1)
-            body[2 * m] = bits_to_uniform(w0)
-            body[2 * m + 1] = bits_to_uniform(w1)
-    if (n - head) & 1:                             # an even last path: the pair's first half
-        out[n - 1] = _lone(a0, a1, stream, p + np.uint64(n - 1), draw, gaussian)
+        out[0] = _lone(a0, a1, stream, np.uint64(path0), draw, None)
+    body = _view(out, head, 2 * pairs)
+    for m in range(pairs):
+        w0, w1 = _threefry((m0 + np.uint64(m)) & _PAIR_MASK, c1, a0, a1)
+        body[2 * m] = bits_to_uniform(w0)
+        body[2 * m + 1] = bits_to_uniform(w1)
+    if last:                                       # an even last path: the pair's first half
+        out[n - 1] = _lone(a0, a1, stream, np.uint64(path0) + np.uint64(n - 1), draw, None)
+
+
+@_inline_kernel
+def _fill_gaussian_pairs(k0, k1, stream, path0, draw, out):
+    """``out[i] = normal(k0, k1, stream, path0 + i, draw)`` in a plain stream, as
+    ``_fill_uniform_pairs``: whole pairs by ``_gaussian_pairs``, 64 at a time through a stack
+    buffer, and a lone path at either end by one scalar block.  Kept apart from the uniform
+    fill: one function for both, switched by an argument, compiled the Box-Muller loops into
+    the uniform fills too."""
+    a0, a1 = np.uint64(k0), np.uint64(k1)
+    c1 = _counter(np.uint64(stream), np.uint64(draw))
+    n = out.size
+    head, m0, pairs, last = _pair_cut(path0, n)
+    if head:
+        out[0] = _lone(a0, a1, stream, np.uint64(path0), draw, True)
+    body = _view(out, head, 2 * pairs)
+    words = numba.carray(_pair_scratch(), 2 * _PAIRS)
+    for start in range(0, pairs, _PAIRS):
+        _gaussian_pairs(a0, a1, c1, m0 + np.uint64(start), min(_PAIRS, pairs - start), words,
+                        _view(body, 2 * start, 2 * _PAIRS))
+    if last:
+        out[n - 1] = _lone(a0, a1, stream, np.uint64(path0) + np.uint64(n - 1), draw, True)
 
 
 @kernel
 def _lone(k0, k1, stream, path, draw, gaussian):
-    """The value ``_fill_pairs`` writes for one path of a plain stream, as a call: the lone
-    paths at the ends of an odd cut (inlined there, they doubled the fills' compile time)."""
+    """The value a pair fill writes for one path of a plain stream, as a call: the lone paths
+    at the ends of an odd cut (inlined there, they doubled the fills' compile time)."""
     if gaussian is not None:
         return normal(k0, k1, stream, path, draw)
     return bits_to_uniform(random_word(k0, k1, stream, path, draw))
@@ -826,27 +869,6 @@ def _plain_draws(stream, path0, n):
     return s & _PLAIN, first, (min(n, (odd + n + 1) // 2) if flip else n), flip, odd
 
 
-@_inline_kernel
-def _fill_normals(k0, k1, stream, path0, draw, out):
-    """:func:`fill_normals`' body, inlined into it and into :func:`fill_normal_rows`."""
-    plain, first, m, flip, odd = _plain_draws(stream, path0, out.size)
-    # one _fill_pairs for both kinds of stream: each inlined copy costs seconds of compiling
-    _fill_pairs(k0, k1, plain, first, draw, _view(out, 0, m), True)
-    if flip:
-        _spread_pairs(out, None, odd)
-
-
-@kernel
-def fill_normals(k0, k1, stream, path0, draw, out):
-    """``out[i] = normal(k0, k1, stream, path0 + i, draw)`` for ``i in range(out.size)``, the
-    same bits however ``out`` is cut (any size and stride; no heap allocation).
-
-    In an antithetic stream (where paths must not wrap past 2**64), each pair's plain draw is
-    computed once, into the front of ``out``, then spread from the back.
-    """
-    _fill_normals(k0, k1, stream, path0, draw, out)
-
-
 @kernel
 def fill_normal_rows(k0, k1, stream, path0, out, n_rows, row_step, draw0, draw_step, m):
     """``out[j row_step, i] = normal(k0, k1, stream, path0 + i, draw0 + j draw_step)`` for
@@ -854,11 +876,30 @@ def fill_normal_rows(k0, k1, stream, path0, out, n_rows, row_step, draw0, draw_s
     of every step at once.  The loops' forty-odd constants are set up once, not once a row (a
     call per 128-path row cost 0.12 ns a normal of that, measured on AMD Zen 4).  ``out`` is
     2-D with contiguous rows (a C array), which the row step and m keep so: a strided or cut
-    view would not vectorize the stores."""
+    view would not vectorize the stores.
+
+    In an antithetic stream (where paths must not wrap past 2**64), each pair's plain draw is
+    computed once, into the front of the row, then spread from the back."""
     rows = borrow(out)
+    plain, first, n_plain, flip, odd = _plain_draws(stream, path0, m)
     for j in range(n_rows):
-        _fill_normals(k0, k1, stream, path0, np.uint64(draw0) + np.uint64(j) * np.uint64(draw_step),
-                      _view(rows[j * row_step], 0, m))
+        row = _view(rows[j * row_step], 0, m)
+        draw = np.uint64(draw0) + np.uint64(j) * np.uint64(draw_step)
+        # the only inlined copy of the Box-Muller loops: each costs seconds of compiling
+        _fill_gaussian_pairs(k0, k1, plain, first, draw, _view(row, 0, n_plain))
+        if flip:
+            _spread_pairs(row, None, odd)
+
+
+@kernel
+def fill_normals(k0, k1, stream, path0, draw, out):
+    """``out[i] = normal(k0, k1, stream, path0 + i, draw)`` for ``i in range(out.size)``, the
+    same bits however ``out`` is cut (any size and stride; no heap allocation): the one-row
+    case of :func:`fill_normal_rows`."""
+    # the engine's own calls' argument types, so that one compiled copy serves both
+    fill_normal_rows(np.uint64(k0), np.uint64(k1), np.uint64(stream), np.uint64(path0),
+                     _as_rows(out), np.int64(1), np.int64(1), np.int64(draw), np.int64(0),
+                     np.int64(out.size))
 
 
 @_inline_kernel
@@ -872,7 +913,7 @@ def _fill_inverse(k0, k1, stream, path0, draw, out, comp):
     """
     s, first, m, flip, odd = _plain_draws(stream, path0, out.size)
     plain = _view(out, 0, m)
-    _fill_pairs(k0, k1, s, first, draw, plain, None)
+    _fill_uniform_pairs(k0, k1, s, first, draw, plain)
     if comp is not None:
         for j in range(m):
             comp[j] = 1.0 - plain[j]

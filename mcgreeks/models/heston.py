@@ -404,6 +404,7 @@ def _qe_adjoint_step(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs
         _qe_adjoint_paths(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs, adj_zv,
                           adj_v, True)
     else:
+        pending_tails(zv, tail, m)
         _qe_adjoint_paths(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs, adj_zv,
                           adj_v, False)
 
@@ -480,6 +481,7 @@ def qe_tile_step(coef, zs, zv, tail, m, state_v, state_x, x_next, v_next):
     if all_quadratic(coef, state_v, m):
         _qe_tile_values(coef, zs, zv, tail, m, state_v, state_x, x_next, v_next, True)
     else:
+        pending_tails(zv, tail, m)
         _qe_tile_values(coef, zs, zv, tail, m, state_v, state_x, x_next, v_next, False)
 
 
@@ -618,9 +620,12 @@ def qe_tile_tangent_step(coef, dk, zs, zv, tail, m, tangents_from, partials, sta
     time, the partials' 20-odd divisions and branch tests cost 35 ns a path-step and each
     direction 5 more; here the partials divide by six reciprocals (m, root b, den, psi + 1,
     beta - A, M), so they equal ``qe_step``'s up to rounding, not bit for bit."""
-    if all_quadratic(coef, state_v, m):
-        _qe_tile_partials(coef, zs, zv, tail, m, partials, state_v, part, x_next, v_next, True)
+    if partials and all_quadratic(coef, state_v, m):
+        _qe_tile_partials(coef, zs, zv, tail, m, True, state_v, part, x_next, v_next, True)
     else:
+        # without partials (scores alone, a rare request) one copy serves: each costs seconds
+        # of compiling
+        pending_tails(zv, tail, m)
         _qe_tile_partials(coef, zs, zv, tail, m, partials, state_v, part, x_next, v_next, False)
     if not partials:
         return
@@ -727,7 +732,8 @@ def tile_normals(key0, key1, stream, path, m, n_steps, z):
     3 ns a path-step): U = (k + 1/2) 2^-52 lies on a grid symmetric about 1/2, so 1 - U is
     exact; recomputing it as Phi(-zv) would cost a libm erfc per path-step, which no loop
     vectorizes."""
-    fill_normal_rows(key0, key1, stream, np.uint64(path), z, n_steps, 2, 0, 2, m)
+    fill_normal_rows(key0, key1, stream, np.uint64(path), z, np.int64(n_steps), np.int64(2),
+                     np.int64(0), np.int64(2), np.int64(m))
     for k in range(n_steps):
         fill_inverse_normals_and_complements(key0, key1, stream, np.uint64(path),
                                              np.uint64(2 * k + 1), z[2 * k + 1, :m],
@@ -745,9 +751,11 @@ def group_normals(key0, names, heston, stream, path, m, n_steps, mix, b, eps, ow
     group."""
     n = names.size
     for a in range(n):
-        fill_normal_rows(key0, names[a], stream, np.uint64(path), b[a], n_steps, 1, 0, 2, m)
+        fill_normal_rows(key0, names[a], stream, np.uint64(path), b[a], np.int64(n_steps),
+                         np.int64(1), np.int64(0), np.int64(2), np.int64(m))
         if heston[a]:
-            fill_normal_rows(key0, names[a], stream, np.uint64(path), own[a], n_steps, 1, 1, 2, m)
+            fill_normal_rows(key0, names[a], stream, np.uint64(path), own[a], np.int64(n_steps),
+                             np.int64(1), np.int64(1), np.int64(2), np.int64(m))
     for k in range(n_steps):
         vecmath.tile_matmul(mix, b[:, k], eps[:, k], n, m, True)
 
@@ -761,12 +769,24 @@ def group_rows(eps, own, corr, corr_bar, n_steps, m, z):
     are independent standard normals, as ungrouped; and corr zv + corr_bar zs = eps, so the
     spot's Brownian motion is the group's, and the variance's is corr W^S + corr_bar W^Z
     (docs/reference.md#correlations).  Phi(-zv) is computed (``vecmath.normal_tail``): zv
-    mixes two draws, so no uniform exists to read it from."""
+    mixes two draws, so no uniform exists to read it from.  It is left pending (a NaN first
+    element) and computed by the first step that reads it (``pending_tails``): only the
+    exponential branch does, and with a Feller ratio above about 1 no step takes it, where the
+    tails were a tenth of a group's price."""
     for k in range(n_steps):
-        e, w, zs, zv, tail = eps[k], own[k], z[2 * k], z[2 * k + 1], z[2 * n_steps + k]
+        e, w, zs, zv = eps[k], own[k], z[2 * k], z[2 * k + 1]
         for i in range(m):
             zs[i] = corr_bar * e[i] - corr * w[i]
             zv[i] = corr * e[i] + corr_bar * w[i]
+        z[2 * n_steps + k, 0] = math.nan
+
+
+@kernel
+def pending_tails(zv, tail, m):
+    """tail[i] = Phi(-zv[i]) (``vecmath.normal_tail``) for the m paths of a step's row that
+    ``group_rows`` left pending (tail[0] NaN; an uncorrelated draw's row is never pending, its
+    1 - U is exact), so that every step reading a row sees the same bits; nothing otherwise."""
+    if m > 0 and tail[0] != tail[0]:
         for i in range(m):
             tail[i] = vecmath.normal_tail(zv[i])
 
