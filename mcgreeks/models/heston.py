@@ -96,6 +96,7 @@ N_COEF = 12
 
 #: Scenario columns (``scenarios``): grid scale c and the model parameters of one simulation.
 SC_SCALE, SC_V0, SC_KAPPA, SC_VBAR, SC_XI, SC_CORR = range(6)
+N_SCEN = 6
 
 
 def check_params(params):
@@ -996,8 +997,10 @@ def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, 
     Heston or GBM; ``factor``: the lower Cholesky factor of their spots' correlation matrix;
     ``names``: their stream keys) for paths first_path .. first_path + n_paths - 1, simulated
     as the pricer simulates a group (``group_normals``, ``group_rows``, ``member_brownian``).
-    For the exercise pilots and tests; not a fast path."""
-    from mcgreeks.engine import TILE, for_blocks
+    For the exercise pilots and tests: a block of tiles is one kernel call
+    (``_group_sample_block``), where a Python loop over the tiles with NumPy copies took 18 ns
+    an asset-path-step on a thread for the 11 the kernels need."""
+    from mcgreeks.engine import for_blocks
     from mcgreeks.models.gbm import log_drift
 
     grid = np.asarray(grid, dtype=float)
@@ -1009,37 +1012,62 @@ def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, 
         p = check_params(p) if h else p
         scens.append(scenario_row(p) if h else None)
         coefs.append(scenario_coefficients(dt, p, [scens[-1]])[0] if h else None)
-    keep = np.arange(n) if keep is None else np.asarray(keep)
+    keep = np.arange(n) if keep is None else np.asarray(keep, dtype=np.int64)
     out = np.empty((n_members, keep.size, n_paths))
+    # per member, arrays the kernel reads: a GBM member's zero rows and drift and volatility
+    coef = np.zeros((n_members, n, N_COEF))
+    scen = np.zeros((n_members, N_SCEN))
+    gbm = np.zeros((n_members, 2))
+    for q, p in enumerate(params):
+        if heston[q]:
+            coef[q], scen[q] = coefs[q], scens[q]
+        else:
+            gbm[q] = log_drift(p["rate"], p.get("div_yield", 0.0), p["vol"]), p["vol"]
     factor = np.ascontiguousarray(factor, dtype=float)
     names = np.asarray(names, dtype=np.uint64)
-    dcoef = np.empty((n, N_COEF, N_DIR))
 
     def block(first_tile, end_tile):
-        # the kernels release the GIL: blocks of tiles run on the engine's threads, each with
+        # the kernel releases the GIL: blocks of tiles run on the engine's threads, each with
         # its own scratch, each tile written to its own columns (the same bits on any threads)
-        b, eps, own = (np.empty((n_members, n, TILE)) for _ in range(3))
-        z = np.empty((3 * n, TILE))
-        xt, vt = np.empty((n, TILE)), np.empty((n, TILE))
-        dummy3, dummy2 = np.empty((N_DIR, 1, 1)), np.empty((1, 1))
-        state_v, tan_x, tan_v = np.empty(TILE), np.empty((N_DIR, TILE)), np.empty((N_DIR, TILE))
-        for tile in range(first_tile, end_tile):
-            start = tile * TILE
-            m = min(TILE, n_paths - start)
-            group_normals(np.uint64(key0), names, heston, np.uint64(stream), first_path + start,
-                          m, n, factor, b, eps, own)
-            for q, p in enumerate(params):
-                if not heston[q]:
-                    member_brownian(eps[q], grid, m, xt)
-                    out[q, :, start:start + m] = (log_drift(p["rate"], p.get("div_yield", 0.0),
-                                                            p["vol"]) * grid[keep, None]
-                                                  + p["vol"] * xt[keep, :m])
-                    continue
-                corr = scens[q][SC_CORR]
-                group_rows(eps[q], own[q], corr, correlation_complement(corr), n, m, z)
-                simulate_tile(z, m, SCHEMES[scheme], coefs[q], scens[q], dcoef, N_DIR, False, xt,
-                              vt, dummy3, dummy3, dummy2, dummy2, state_v, tan_x, tan_v)
-                out[q, :, start:start + m] = xt[keep, :m]
+        _group_sample_block(np.uint64(key0), names, heston, np.uint64(stream), first_path,
+                            n_paths, first_tile, end_tile, factor, SCHEMES[scheme], coef, scen,
+                            gbm, grid, keep, out)
 
     for_blocks(block, -(-n_paths // TILE), PILOT_TILES_PER_BLOCK, (), ())
     return out
+
+
+@kernel
+def _group_sample_block(key0, names, heston, stream, first_path, n_paths, first_tile, end_tile,
+                        factor, scheme, coef, scen, gbm, grid, keep, out):
+    """``group_sample_paths``' tiles first_tile..end_tile-1 into out[q, :, paths]: member q's
+    ln(S / S0) at the grid dates keep, from coef[q] and scen[q] (a Heston member) or
+    gbm[q] = (log drift, vol) (a GBM one), with its own scratch."""
+    n_members, n = names.size, grid.size
+    b, eps, own = (np.empty((n_members, n, TILE)), np.empty((n_members, n, TILE)),
+                   np.empty((n_members, n, TILE)))
+    z = np.empty((3 * n, TILE))
+    xt, vt = np.empty((n, TILE)), np.empty((n, TILE))
+    dummy3, dummy2 = np.empty((N_DIR, 1, 1)), np.empty((1, 1))
+    dcoef = np.empty((n, N_COEF, N_DIR))
+    state_v, tan_x, tan_v = np.empty(TILE), np.empty((N_DIR, TILE)), np.empty((N_DIR, TILE))
+    for tile in range(first_tile, end_tile):
+        start = tile * TILE
+        m = min(TILE, n_paths - start)
+        group_normals(key0, names, heston, stream, first_path + start, m, n, factor, b, eps, own)
+        for q in range(n_members):
+            if heston[q]:
+                corr = scen[q, SC_CORR]
+                group_rows(eps[q], own[q], corr, correlation_complement(corr), n, m, z)
+                simulate_tile(z, m, scheme, coef[q], scen[q], dcoef, N_DIR, False, xt, vt,
+                              dummy3, dummy3, dummy2, dummy2, state_v, tan_x, tan_v)
+                for r in range(keep.size):
+                    for i in range(m):
+                        out[q, r, start + i] = xt[keep[r], i]
+            else:
+                member_brownian(eps[q], grid, m, xt)
+                mu, vol = gbm[q, 0], gbm[q, 1]
+                for r in range(keep.size):
+                    t = grid[keep[r]]
+                    for i in range(m):
+                        out[q, r, start + i] = mu * t + vol * xt[keep[r], i]
