@@ -25,7 +25,6 @@ against the scalar ``rng.normal``.
     python -m benchmarks.normals_speed [--tiles 512] [--draws 252] [--repeats 7]
 """
 import argparse
-import math
 
 import numpy as np
 from numba import njit
@@ -33,7 +32,7 @@ from numba import njit
 from benchmarks.profile_engine import best_time
 from mcgreeks import rng as R
 from mcgreeks.engine import TILE
-from mcgreeks.vecmath import bits_double, double_bits
+from mcgreeks.vecmath import bits_double
 
 _JIT = dict(cache=False, error_model="numpy")
 
@@ -82,21 +81,14 @@ def _draw_tiles(key0, key1, n_tiles, n_draws, raw):
 
 @njit(**_JIT)
 def _box_muller(w, n_tiles, z):
-    """The two Box-Muller loops of ``rng._gaussian_pairs`` on raw words in its layout (first
-    words, then second words): -2 ln U in place, then cos and sin times the radius."""
+    """``rng._box_muller_pairs``, the two Box-Muller loops of ``rng._gaussian_pairs``, on raw
+    words in its layout (first words, then second words)."""
     acc = 0.0
     half = z.size // 2
     words = np.empty(z.size)
     for j in range(n_tiles):
         words[:] = w[j % w.shape[0]]
-        for m in range(half):
-            words[m] = -2.0 * R._log_normal(R.bits_to_uniform(np.uint64(double_bits(words[m]))),
-                                            np.int64(0))
-        for m in range(half):
-            x, y = R._circle_point(np.uint64(double_bits(words[half + m])))
-            radius = math.sqrt(words[m])
-            z[2 * m] = radius * x
-            z[2 * m + 1] = radius * y
+        R._box_muller_pairs(words, half, half, z)
         acc += z[0]
     return acc
 

@@ -768,11 +768,19 @@ def _gaussian_pairs(k0, k1, c1, m0, n, words, out):
         w0, w1 = _threefry((m0 + np.uint64(n - 1)) & _PAIR_MASK, c1, k0, k1)
         words[n - 1] = bits_double(np.int64(w0))
         words[_PAIRS + n - 1] = bits_double(np.int64(w1))
+    _box_muller_pairs(words, _PAIRS, n, out)
+
+
+@_inline_kernel
+def _box_muller_pairs(words, second, n, out):
+    """out[2 m], out[2 m + 1] = the Box-Muller pair of words[m] and words[second + m] (raw
+    Threefry words stored as doubles) for m < n, in two loops: -2 ln U in place of the first
+    words, then cos and sin of the angle times the radius (``_gaussian_pairs``)."""
     for m in range(n):
         words[m] = -2.0 * _log_normal(bits_to_uniform(np.uint64(double_bits(words[m]))),
                                       np.int64(0))
     for m in range(n):
-        x, y = _circle_point(np.uint64(double_bits(words[_PAIRS + m])))
+        x, y = _circle_point(np.uint64(double_bits(words[second + m])))
         radius = math.sqrt(words[m])
         out[2 * m] = radius * x
         out[2 * m + 1] = radius * y

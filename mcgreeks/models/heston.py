@@ -1007,22 +1007,20 @@ def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, 
     dt = np.diff(np.concatenate([[0.0], grid]))
     n, n_members = grid.size, len(params)
     heston = np.array([p["model"] == "heston" for p in params], dtype=np.int64)
-    scens, coefs = [], []
-    for p, h in zip(params, heston):
-        p = check_params(p) if h else p
-        scens.append(scenario_row(p) if h else None)
-        coefs.append(scenario_coefficients(dt, p, [scens[-1]])[0] if h else None)
-    keep = np.arange(n) if keep is None else np.asarray(keep, dtype=np.int64)
-    out = np.empty((n_members, keep.size, n_paths))
-    # per member, arrays the kernel reads: a GBM member's zero rows and drift and volatility
+    # per member, what the kernel reads: a Heston member's step coefficients and scenario row,
+    # a GBM member's log drift and volatility (the other's rows stay zero, unread)
     coef = np.zeros((n_members, n, N_COEF))
     scen = np.zeros((n_members, N_SCEN))
     gbm = np.zeros((n_members, 2))
     for q, p in enumerate(params):
         if heston[q]:
-            coef[q], scen[q] = coefs[q], scens[q]
+            p = check_params(p)
+            scen[q] = scenario_row(p)
+            coef[q] = scenario_coefficients(dt, p, [scen[q]])[0]
         else:
             gbm[q] = log_drift(p["rate"], p.get("div_yield", 0.0), p["vol"]), p["vol"]
+    keep = np.arange(n) if keep is None else np.asarray(keep, dtype=np.int64)
+    out = np.empty((n_members, keep.size, n_paths))
     factor = np.ascontiguousarray(factor, dtype=float)
     names = np.asarray(names, dtype=np.uint64)
 
