@@ -68,12 +68,15 @@ Legs = namedtuple("Legs", "asset weight inverse precision d_factor bumped pair_w
 #: tangents_from[a], the first direction carried (``models.heston.N_DIR``: none); want_lr[a],
 #: whether the scores are accumulated; want_resim, whether any fd re-simulates;
 #: fd_scenario[a, g] = (up, down) scenario of quantity g or -1, fd_denominator[a, g] its
-#: parameter difference; names[a], the member's stream key (``rng.name_key``; unread for one
+#: parameter difference; fd_steps[a, g], the grid steps its re-simulation runs (to the last
+#: date a trade reading it needs: the maturities of the single-asset trades, the whole grid
+#: where a multi-asset trade has a leg on a); names[a], the member's stream key (``rng.name_key``; unread for one
 #: underlying, whose key is the kernel's key1); heston[a], 1 for a Heston member and 0 for a
 #: GBM one (whose state is its Brownian motion, ``models.heston.member_brownian``, read with
 #: div_yield[a] and vol[a]); mix, the lower Cholesky factor of the group's correlation matrix.
 HestonPaths = namedtuple("HestonPaths", "scheme spot rate coefs scenarios dcoef tangents_from "
-                                        "want_lr want_resim fd_scenario fd_denominator names "
+                                        "want_lr want_resim fd_scenario fd_denominator fd_steps "
+                                        "names "
                                         "heston mix div_yield vol")
 #: What the single-asset trades on a GBM member of a group with a Heston member read
 #: (``pricers.heston``, which prices them with ``pricers.gbm.trade_tile``): needs[j] as

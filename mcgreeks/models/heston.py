@@ -707,17 +707,18 @@ def last_noise(scheme, coef, corr_bar, v0, v, z, k, i):
 
 @kernel
 def qe_tile_path(coef, z, m, state_v, state_x, x, v):
-    """x and v of m paths over the whole grid by ``qe_tile_step``, from the variances state_v
-    (overwritten) and the draws z (``tile_normals``); state_x is scratch of m values.
+    """x and v of m paths over the grid of ``coef`` (its first coef.shape[0] steps when
+    shorter than z's) by ``qe_tile_step``, from the variances state_v (overwritten) and the
+    draws z (``tile_normals``); state_x is scratch of m values.
     The running log-spot lives in state_x, not in x[k - 1]: with two rows of one array LLVM
     cannot rule out their overlap and does not vectorize the step (measured: 62 against 20 ns a
     path-step)."""
     for i in range(m):
         state_x[i] = 0.0
-    n_steps = coef.shape[0]
-    for k in range(n_steps):
-        qe_tile_step(coef[k], z[2 * k], z[2 * k + 1], z[2 * n_steps + k], m, state_v, state_x,
-                     x[k], v[k])
+    tails = z.shape[0] // 3 * 2       # z's rows of 1 - U, after its 2 n_steps normal rows
+    for k in range(coef.shape[0]):
+        qe_tile_step(coef[k], z[2 * k], z[2 * k + 1], z[tails + k], m, state_v, state_x, x[k],
+                     v[k])
 
 
 # -- a tile of paths over the whole grid ---------------------------------------------------------
@@ -811,7 +812,9 @@ def simulate_tile(z, m, scheme, coef, scen, dcoef, tangents_from, want_lr, x, v,
     """Simulate m paths on the whole grid with one scenario's coefficients ``coef`` (n_steps,
     N_COEF) and parameters ``scen`` (a scenario row), from the draws z (``tile_normals``).
 
-    Writes x[k, i] = ln(S_{t_{k+1}} / S0) and v[k, i] (>= 0; v+ for Euler) for k = 0..n_steps-1.
+    Writes x[k, i] = ln(S_{t_{k+1}} / S0) and v[k, i] (>= 0; v+ for Euler) for k = 0..n_steps-1,
+    n_steps = coef.shape[0]: the grid of z (3 rows a step: ``tile_normals``) or its first
+    n_steps steps (an fd re-simulation that no trade reads to the end).
     With ``tangents_from`` < N_DIR: tx[d, k, i], tv[d, k, i], the derivatives of x and v along
     the directions d = tangents_from .. N_DIR - 1 (``DIRECTIONS``; each direction's tangent
     process is independent of the others', so a pathwise d_corr alone carries one, not six;
@@ -900,6 +903,7 @@ def _qe_tile_sensitivities(z, m, coef, dcoef, tangents_from, want_lr, x, v, tx, 
     """``simulate_tile``'s QE paths with tangents or scores, a step of the whole tile at a time
     (``qe_tile_tangent_step``; its scratch, N_PT rows of TILE, is allocated once a tile)."""
     n_steps = coef.shape[0]
+    tails = z.shape[0] // 3 * 2
     want_tangents = tangents_from < N_DIR
     part = np.empty(N_PT * TILE)
     for i in range(m):
@@ -907,7 +911,7 @@ def _qe_tile_sensitivities(z, m, coef, dcoef, tangents_from, want_lr, x, v, tx, 
     for k in range(n_steps):
         # without tangents dcoef may be a placeholder: any row of it serves, unread
         dk = dcoef[min(k, dcoef.shape[0] - 1)]
-        qe_tile_tangent_step(coef[k], dk, z[2 * k], z[2 * k + 1], z[2 * n_steps + k], m,
+        qe_tile_tangent_step(coef[k], dk, z[2 * k], z[2 * k + 1], z[tails + k], m,
                              tangents_from if want_tangents else N_DIR, want_tangents, state_v,
                              part, tan_x, tan_v, x[k], v[k])
         if want_lr:

@@ -560,10 +560,12 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
             for g in range(G.THETA, G.N_QUANTITIES if want_resim else G.THETA):
                 if fd_scen[g, 0] < 0:
                     continue
+                n_fd = paths.fd_steps[a, g]
                 for side in range(2):
                     s = fd_scen[g, side]
-                    H.simulate_tile(z[a], m, scheme, coefs[a, s], scen_a[s], dcoefs[a], H.N_DIR,
-                                    False, xs, vs, tx[a], tv[a], gs, cs, state_v, tan_x, tan_v)
+                    H.simulate_tile(z[a], m, scheme, coefs[a, s, :n_fd], scen_a[s], dcoefs[a],
+                                    H.N_DIR, False, xs, vs, tx[a], tv[a], gs, cs, state_v, tan_x,
+                                    tan_v)
                     c = scen_a[s, H.SC_SCALE]
                     for j in range(n_trades):
                         k = slots[j, g, G.FD]
@@ -714,6 +716,26 @@ def _member_wants(a, ti, slots, legs):
     return fd_wanted, pathwise, lr
 
 
+def _fd_steps(ti, slots, fix, n_steps, n_assets, legs):
+    """fd_steps[a, g] of ``kernel_inputs.HestonPaths``: how many grid steps the fd re-simulation
+    of quantity g on asset a runs.  A single-asset trade reads its path up to its last date (its
+    maturity), so a re-simulation stops at the latest maturity among the trades that read it
+    (the sample book's Heston digital and barrier: 26 of 104 steps); a multi-asset trade reads
+    its legs' re-simulated paths whole (and the thetas keep them), so an asset that is a leg
+    runs the whole grid."""
+    steps = np.zeros((n_assets, G.N_QUANTITIES), dtype=np.int64)
+    last = fix[ti[:, P.FIX_OFF] + ti[:, P.FIX_N] - 1] + 1
+    for j in range(len(ti)):
+        if ti[j, P.LEG_N] > 0:
+            continue
+        wanted = slots[j, :G.N_QUANTITIES, G.FD] >= 0
+        a = ti[j, P.ASSET]
+        steps[a, wanted] = np.maximum(steps[a, wanted], last[j])
+    for j in np.nonzero(ti[:, P.LEG_N] > 0)[0]:
+        steps[legs.asset[j, :ti[j, P.LEG_N]], :] = n_steps
+    return steps
+
+
 def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
             steps_per_year=DEFAULT_STEPS_PER_YEAR, scheme="qe", totals=None, names=None, mix=None,
             legs=None, gbm_bumps=None, policy=None):
@@ -795,6 +817,7 @@ def prepare(*, params, ti, tf, fix_idx, payoff_grid, slots, bumps=None,
     paths = kernel_inputs.HestonPaths(
         np.int64(H.SCHEMES[scheme]), column("spot"), rate, coefs, scens, dcoefs, tangents_from,
         want_lr, np.int64((fd_scen[:, :, 0] >= 0).any()), fd_scen, fd_den,
+        _fd_steps(ti, slots, fix, grid.size, n, legs),
         np.zeros(1, dtype=np.uint64) if names is None else np.asarray(names, dtype=np.uint64),
         heston, np.eye(1) if mix is None else np.ascontiguousarray(mix, dtype=float),
         div, vol)

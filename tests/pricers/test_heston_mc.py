@@ -577,3 +577,35 @@ def test_bad_parameters_and_unavailable_estimators_raise():
         HP.run_heston(**dict(good, params=dict(MARKET, v0=0.0)), slots=lr)
     assert validity.valid_estimators(validity.HESTON, P.DIGITAL, 7) == (G.FD,)
     assert validity.valid_estimators(validity.HESTON, P.EUROPEAN, G.VEGA) == ()
+
+
+def test_fd_resimulations_stop_at_the_last_maturity_that_reads_them():
+    """An fd re-simulation runs only as far as the trades that read it (``_fd_steps``): here a
+    half-year digital's fd Greeks on a grid that runs to a 2-year call's maturity (whose Greeks
+    are pathwise), 26 of 104 steps.  Every estimate keeps its bits against re-simulating the
+    whole grid, on both schemes, mixed QE tiles included (Feller ratio 0.5)."""
+    from mcgreeks import engine
+    records = [dict(payoff="european", option_type="call", strike=100.0, maturity=2.0),
+               dict(payoff="digital", option_type="call", strike=105.0, maturity=0.5, cash=1.0)]
+    grid, ti, tf, fix = trade_arrays(records)
+    slots, _ = all_slots(records, ("pathwise",))
+    fd_slots, _ = all_slots(records[1:], ("fd",))
+    slots[1] = np.where(fd_slots[0] >= 0, fd_slots[0] + slots[0].max() + 1, -1)
+    market = dict(spot=100.0, rate=0.03, div_yield=0.01, v0=0.05, kappa=2.0, vbar=0.045,
+                  xi=0.6, corr=-0.65)
+    for scheme in ("qe", "euler"):
+        args, n_slots = HP.prepare(params=market, ti=ti, tf=tf, fix_idx=fix, payoff_grid=grid,
+                                   slots=slots, scheme=scheme)
+        paths = args[1]
+        n_steps = args[0].grid.size
+        wanted = paths.fd_scenario[0, :, 0] >= 0
+        assert wanted[G.THETA] and wanted[G.D_XI]
+        last = args[0].fix_idx[-1] + 1        # the digital's maturity, the grid's step 26
+        assert (paths.fd_steps[0, wanted] == last).all() and 4 * last == n_steps
+        whole = args[:1] + (paths._replace(fd_steps=np.full_like(paths.fd_steps, n_steps)),) \
+            + args[2:]
+        results = [engine.run(HP.chunk, a, key0=seed_key(5), key1=name_key("S"),
+                              stream=STREAM_MAIN, n_paths=1 << 12, n_slots=n_slots)
+                   for a in (args, whole)]
+        for short, full in zip(*results):
+            assert np.array_equal(short, full)
