@@ -774,6 +774,30 @@ def test_heston_legs_kernel_is_the_definitions(kind, is_call, params, weights, f
     np.testing.assert_allclose(outer, pricer, rtol=0.0, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind, is_call, params, weights, factor, scheme", HESTON_LEGS_CASES)
+def test_group_legs_pilot_is_the_exponential_of_the_group_paths(kind, is_call, params, weights,
+                                                                factor, scheme):
+    """``exercise_policy.group_legs_pilot`` takes the exponential and the legs' weights inside
+    the kernel (``group_sample_paths``' ``scale``): the bits of w_q S0_q exp(x) from the log-moves,
+    with a GBM member and a Heston one, odd path counts and a first path past 0, and a subset of
+    the grid's dates."""
+    from mcgreeks import elementary
+    from mcgreeks.models.heston import group_sample_paths, simulation_grid
+    from mcgreeks.rng import STREAM_EXERCISE
+    times = np.array([0.3, 0.5, 1.0])
+    names = (KEYS[1], KEYS[1] + 1, KEYS[1] + 2)[:len(params)]
+    grid = simulation_grid(times, 12)
+    keep = np.searchsorted(grid, times)
+    scale = np.asarray(weights) * np.array([p["spot"] for p in params])
+    for n_paths, path0 in ((300, 0), (77, 256)):
+        got = X.group_legs_pilot(params, weights, factor, times, KEYS[0], names, 12, scheme,
+                                 n_paths, path0)
+        x = group_sample_paths(params, factor, grid, n_paths, key0=KEYS[0], names=names,
+                               stream=STREAM_EXERCISE, scheme=scheme, first_path=path0, keep=keep)
+        want = elementary.exp(x) * scale[:, None, None]
+        assert np.array_equal(got, want.transpose(1, 0, 2))
+
+
 def test_heston_legs_bad_input():
     _, rows, _, _ = _max_call(100.0)
     legs = [STILL_HESTON, GBM_LEG]

@@ -344,19 +344,29 @@ _FRAC_1_SQRT_2PI = 0.3989422804014327
 
 
 @kernel
-def row_adjoint(z, m, scheme, coef, scen, v, g_t, ends, adj_zs, adj_zv, adj_v):
-    """The derivatives of the log-spot x at grid date g_t with respect to every step's rows,
-    along the simulated path: adj_zs[k, i] = dx_{g_t} / dzs_k and adj_zv[k, i] = dx_{g_t} / dzv_k
-    for k <= g_t (the spot's own and the variance's normals, ``tile_normals``' layout in z),
-    with the scenario's coefficients ``coef`` and parameters ``scen`` and the path's stored
-    variances v (``simulate_tile``; QE recomputes each step's partials from them, to the bit
-    the same step).  One backward sweep (reverse mode, Giles & Glasserman 2006 "Smoking
-    adjoints"): with x_{g_t} = Σ_k dx_k(v_{k-1}, v_k, zs_k, zv_k) and v_k = F_k(v_{k-1}, zv_k),
-    w_k = dx_{g_t}/dv_k obeys w_{k-1} = (w_k + ∂dx_k/∂v_k) ∂F_k/∂v_{k-1} + ∂dx_k/∂v_{k-1}
-    from w_{g_t} = 0, and dx_{g_t}/dzv_k = (w_k + ∂dx_k/∂v_k) ∂F_k/∂zv_k + ∂dx_k/∂zv_k.  Euler's
-    state is the raw variance (the stored v+ gives its sign), whose own term carries through
-    where it is negative.  adj_v: scratch of the tile's size.  Like the tangents, the flow
-    ∂F/∂v is heavy-tailed once the Feller condition fails (module docstring).
+def row_adjoint(z, m, scheme, coef, scen, dcoef, v, g_t, ends, adj_zs, adj_zv, acc):
+    """The derivatives of the log-spot x at grid date g_t with respect to every step's rows and
+    to the model's parameters, along the simulated path: adj_zs[k, i] = dx_{g_t} / dzs_k and
+    adj_zv[k, i] = dx_{g_t} / dzv_k for k <= g_t (the spot's own and the variance's normals,
+    ``tile_normals``' layout in z), and acc[(1 + d) * TILE + i] = dx_{g_t} / d(direction d)
+    (``DIRECTIONS``: the grid scale c, v0, kappa, vbar, xi, corr, the coefficients' part of
+    corr, as the forward tangents tx[d, g_t, i] of ``simulate_tile``), with the scenario's
+    coefficients ``coef``, their derivatives ``dcoef`` (n_steps, N_COEF, N_DIR) and parameters
+    ``scen`` and the path's stored variances v (``simulate_tile``; QE recomputes each step's
+    partials from them, to the bit the same step).  acc: flat scratch of (1 + N_DIR) rows of
+    TILE; its row 0 holds w below.
+
+    One backward sweep (reverse mode, Giles & Glasserman 2006 "Smoking adjoints"): with
+    x_{g_t} = Σ_k dx_k(v_{k-1}, v_k, zs_k, zv_k; θ) and v_k = F_k(v_{k-1}, zv_k; θ),
+    w_k = dx_{g_t}/dv_k obeys w_{k-1} = (w_k + ∂dx_k/∂v_k) ∂F_k/∂v_{k-1} + ∂dx_k/∂v_{k-1} from
+    w_{g_t} = 0, dx_{g_t}/dzv_k = (w_k + ∂dx_k/∂v_k) ∂F_k/∂zv_k + ∂dx_k/∂zv_k, and
+    dx_{g_t}/dθ = Σ_k (∂dx_k/∂θ + (w_k + ∂dx_k/∂v_k) ∂F_k/∂θ) + w_{-1} dv0/dθ, the partials in θ
+    through the step's coefficients (``dcoef``).  So one sweep gives every direction's
+    derivative at a path's own end date, where the forward tangents must store every date
+    (a basket of 5 names, 252 steps: 15 MB of tangents a tile).  The two agree up to rounding.
+    Euler's state is the raw variance (the stored v+ gives its sign), whose own term carries
+    through where it is negative.  Like the tangents, the flow ∂F/∂v is heavy-tailed once the
+    Feller condition fails (module docstring).
 
     ends[i] (a grid index <= g_t, as a float) ends path i earlier: its derivatives are those of
     x at grid date ends[i] (an exercisable trade's stopping date), zero for k > ends[i].  The
@@ -365,36 +375,67 @@ def row_adjoint(z, m, scheme, coef, scen, v, g_t, ends, adj_zs, adj_zv, adj_v):
     corr_bar = correlation_complement(corr)
     n_rows = z.shape[0] // 3
     v0 = scen[SC_V0]
-    for i in range(m):
-        adj_v[i] = 0.0
+    for r in range(1 + N_DIR):
+        for i in range(m):
+            acc[r * TILE + i] = 0.0
     if scheme == QE:
         for k in range(g_t, -1, -1):
-            _qe_adjoint_step(coef[k], z[2 * k], z[2 * k + 1], z[2 * n_rows + k],
+            _qe_adjoint_step(coef[k], dcoef[k], z[2 * k], z[2 * k + 1], z[2 * n_rows + k],
                              v[k - 1] if k > 0 else v[0], k > 0, v0, k, ends, m, adj_zs[k],
-                             adj_zv[k], adj_v)
-        return
-    for k in range(g_t, -1, -1):
-        row = coef[k]
-        dt = row[DT]
-        for i in range(m):
-            vi = v[k - 1, i] if k > 0 else v0
-            zs, zv = z[2 * k, i], z[2 * k + 1, i]
-            live = 1.0 if k <= ends[i] else 0.0
-            positive = vi > 0.0
-            sq = math.sqrt(vi * dt) if positive else 0.0
-            noise = corr * zv + corr_bar * zs
-            a_prev = 0.0
-            f_prev = 1.0
-            if positive:
-                a_prev = -0.5 * dt + 0.5 * noise * sq / vi
-                f_prev = 1.0 - kappa * dt + 0.5 * xi * zv * sq / vi
-            adj_zs[k, i] = sq * corr_bar * live
-            adj_zv[k, i] = (adj_v[i] * xi * sq + sq * corr) * live
-            adj_v[i] = adj_v[i] * f_prev + a_prev * live
+                             adj_zv[k], acc)
+    else:
+        for k in range(g_t, -1, -1):
+            _euler_adjoint_step(coef[k], z[2 * k], z[2 * k + 1], v[k - 1] if k > 0 else v[0],
+                                k > 0, v0, k, ends, m, kappa, vbar, xi, corr, corr_bar,
+                                adj_zs[k], adj_zv[k], acc)
+    for i in range(m):          # v0 enters no coefficient: its derivative is w_{-1}
+        acc[(1 + D_V0) * TILE + i] += acc[i]
+
+
+@kernel(inline=True)
+def _euler_adjoint_step(row, zs, zv, v_prev, has_prev, v0, k, ends, m, kappa, vbar, xi, corr,
+                        corr_bar, adj_zs, adj_zv, acc):
+    """``row_adjoint``'s Euler step k: the partials of ``euler_step`` (the derivatives
+    ``simulate_tile``'s Euler tangents carry, with the previous variance held)."""
+    dt, drift = row[DT], row[DRIFT]
+    for i in range(m):
+        vi = v_prev[i] if has_prev else v0
+        zs_i, zv_i = zs[i], zv[i]
+        live = 1.0 if k <= ends[i] else 0.0
+        positive = vi > 0.0
+        sq = math.sqrt(vi * dt) if positive else 0.0
+        noise = corr * zv_i + corr_bar * zs_i
+        a_prev = 0.0
+        f_prev = 1.0
+        if positive:
+            a_prev = -0.5 * dt + 0.5 * noise * sq / vi
+            f_prev = 1.0 - kappa * dt + 0.5 * xi * zv_i * sq / vi
+        w = acc[i]
+        adj_zs[i] = sq * corr_bar * live
+        adj_zv[i] = (w * xi * sq + sq * corr) * live
+        acc[i] = w * f_prev + a_prev * live
+        # the step's partials in each direction, the previous variance held: only the scale
+        # moves dt (and sqrt(v dt) with it)
+        d_sq = 0.5 * vi * dt / sq if sq > 0.0 else 0.0
+        _add_direction(acc, i, D_SCALE, live, w, drift - 0.5 * vi * dt + d_sq * noise,
+                       kappa * (vbar - vi) * dt + xi * d_sq * zv_i)
+        _add_direction(acc, i, D_KAPPA, live, w, 0.0, (vbar - vi) * dt)
+        _add_direction(acc, i, D_VBAR, live, w, 0.0, kappa * dt)
+        _add_direction(acc, i, D_XI, live, w, 0.0, sq * zv_i)
+        d_corr = sq * (zv_i - corr / corr_bar * zs_i) if corr_bar > 0.0 else 0.0
+        _add_direction(acc, i, D_CORR, live, w, d_corr, 0.0)
+
+
+@kernel(inline=True)
+def _add_direction(acc, i, d, live, total, d_dx, d_v):
+    """acc's direction d on path i += the step's ∂dx/∂θ_d (d_dx, counted while the path lives)
+    + (w + ∂dx/∂v_k) ∂F/∂θ_d (total times d_v)."""
+    acc[(1 + d) * TILE + i] += live * d_dx + total * d_v
 
 
 @kernel
-def _qe_adjoint_step(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs, adj_zv, adj_v):
+def _qe_adjoint_step(row, dk, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs, adj_zv,
+                     acc):
     """``row_adjoint``'s QE step k for m paths at once, in a loop LLVM vectorizes (each path's
     step recomputed from its stored variance v_prev[i], or v0 when not has_prev: the same
     step to the bit; its partials ``_qe_partials``', and d v_next / d zv: 2 a (b + zv) in the
@@ -402,27 +443,32 @@ def _qe_adjoint_step(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs
     one above its atom (v_next = ln((1 - p) / (1 - U)) / beta, d(1 - U)/dzv = -phi(zv)), 0 on
     the atom).  Without the exponential branch where no path takes it (``all_quadratic``)."""
     if all_quadratic(row, v_prev, m) if has_prev else is_quadratic(row, v0):
-        _qe_adjoint_paths(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs, adj_zv,
-                          adj_v, True)
+        _qe_adjoint_paths(row, dk, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs,
+                          adj_zv, acc, True)
     else:
         pending_tails(zv, tail, m)
-        _qe_adjoint_paths(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs, adj_zv,
-                          adj_v, False)
+        _qe_adjoint_paths(row, dk, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs,
+                          adj_zv, acc, False)
 
 
 @kernel(inline=True)
-def _qe_adjoint_paths(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs, adj_zv,
-                      adj_v, quadratic_only):
+def _qe_adjoint_paths(row, dk, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_zs, adj_zv,
+                      acc, quadratic_only):
     """``_qe_adjoint_step``'s loop, with ``quadratic_only`` a constant of each inlined copy."""
     a_coef = row[A]
+    # each direction's coefficient derivatives as values: loads of dk inside the loop, which
+    # stores into acc LLVM cannot prove apart from dk, would keep it scalar
+    c0, c1, c2 = _direction(dk, 0), _direction(dk, 1), _direction(dk, 2)
+    c3, c4, c5 = _direction(dk, 3), _direction(dk, 4), _direction(dk, 5)
     for i in range(m):
         vi = v_prev[i] if has_prev else v0
         zs_i, zv_i = zs[i], zv[i]
         live = 1.0 if k <= ends[i] else 0.0
         (vn, _, sig, quadratic, corrected, t, root, b2, b, a, bz, den, mm, p, beta, ell, s2,
          mean, ratio) = _qe_values(row, vi, zs_i, zv_i, tail[i], quadratic_only)
-        vm, vs, lm, ls, _ = _qe_partials(a_coef, quadratic, corrected, t, root, b2, b, a, bz,
-                                         den, mm, p, beta, ell, s2, mean, vn)
+        vm, vs, lm, ls, la = _qe_partials(a_coef, quadratic, corrected, t, root, b2, b, a, bz,
+                                          den, mm, p, beta, ell, s2, mean, vn)
+        half_rsig = 0.5 / sig if sig > 0.0 else 0.0
         spread = 0.5 * row[K3] * zs_i / sig if sig > 0.0 else 0.0
         a_prev = (-(lm * row[M1] + ls * row[S1]) - 0.5 * row[K3] + spread) if corrected \
             else row[K1] + spread
@@ -433,9 +479,38 @@ def _qe_adjoint_paths(row, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, adj_z
         f_exp = density * mean * ratio * r_1p * r_1p if ratio > 1.0 else 0.0
         f_zv = 2.0 * a * bz if quadratic else f_exp
         adj_zs[i] = sig * live
-        total = (adj_v[i] + b_next) * live
+        total = (acc[i] + b_next) * live
         adj_zv[i] = total * f_zv
-        adj_v[i] = total * f_prev + a_prev * live
+        acc[i] = total * f_prev + a_prev * live
+        zsh = zs_i * half_rsig
+        _qe_direction(acc, i, 0, c0, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
+        _qe_direction(acc, i, 1, c1, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
+        _qe_direction(acc, i, 2, c2, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
+        _qe_direction(acc, i, 3, c3, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
+        _qe_direction(acc, i, 4, c4, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
+        _qe_direction(acc, i, 5, c5, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
+
+
+@kernel(inline=True)
+def _direction(dk, d):
+    """A step's coefficient derivatives along direction d (dk[:, d]), as values."""
+    return (dk[M0, d], dk[M1, d], dk[S0, d], dk[S1, d], dk[K0, d], dk[K1, d], dk[K2, d],
+            dk[K3, d], dk[A, d], dk[DRIFT, d])
+
+
+@kernel(inline=True)
+def _qe_direction(acc, i, d, c, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh):
+    """``_add_direction`` for a QE step along direction d (c = ``_direction(dk, d)``): the
+    partials ``qe_tile_tangent_step``'s tangents carry, with the previous variance held
+    (zsh = zs / (2 sig))."""
+    dm0, dm1, ds0, ds1, dk0, dk1, dk2, dk3, da, ddrift = c
+    dm = dm0 + dm1 * vi
+    ds = ds0 + ds1 * vi
+    d_v = vm * dm + vs * ds
+    d_corr = (-(lm * dm + ls * ds + la * da) - 0.5 * dk3 * vi) if corrected \
+        else dk0 + dk1 * vi
+    d_dx = ddrift + d_corr + dk2 * vn + dk3 * (vi + vn) * zsh
+    _add_direction(acc, i, d, live, total, d_dx, d_v)
 
 
 @kernel(inline=True)
@@ -995,12 +1070,16 @@ def sample_paths(params, grid, n_paths, *, key0, key1, stream=0, scheme="qe", fi
 
 
 def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, scheme="qe",
-                       first_path=0, keep=None):
+                       first_path=0, keep=None, scale=None):
     """x[q, k, p] = ln(S_q / S0_q) at the grid dates grid[keep[k]] (``keep``: indices into the
     grid, default all) of the members q of a simulation group (``params``: their market rows,
     Heston or GBM; ``factor``: the lower Cholesky factor of their spots' correlation matrix;
     ``names``: their stream keys) for paths first_path .. first_path + n_paths - 1, simulated
     as the pricer simulates a group (``group_normals``, ``group_rows``, ``member_brownian``).
+    With ``scale`` (a number per member), x[q, k, p] = scale[q] S_q / S0_q instead, the
+    exponential (``vecmath.exp_any``, as ``elementary.exp``) taken as each tile is written: the
+    bits of exp(x) * scale, without a second pass over the whole array (an exercise pilot's
+    weighted spots: 252 MB for 5 names, 252 dates and 25,000 paths).
     For the exercise pilots and tests: a block of tiles is one kernel call
     (``_group_sample_block``), where a Python loop over the tiles with NumPy copies took 18 ns
     an asset-path-step on a thread for the 11 the kernels need."""
@@ -1027,13 +1106,14 @@ def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, 
     out = np.empty((n_members, keep.size, n_paths))
     factor = np.ascontiguousarray(factor, dtype=float)
     names = np.asarray(names, dtype=np.uint64)
+    scale = np.zeros(0) if scale is None else np.asarray(scale, dtype=float)
 
     def block(first_tile, end_tile):
         # the kernel releases the GIL: blocks of tiles run on the engine's threads, each with
         # its own scratch, each tile written to its own columns (the same bits on any threads)
         _group_sample_block(np.uint64(key0), names, heston, np.uint64(stream), first_path,
                             n_paths, first_tile, end_tile, factor, SCHEMES[scheme], coef, scen,
-                            gbm, grid, keep, out)
+                            gbm, grid, keep, scale, out)
 
     for_blocks(block, -(-n_paths // TILE), PILOT_TILES_PER_BLOCK, (), ())
     return out
@@ -1041,10 +1121,11 @@ def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, 
 
 @kernel
 def _group_sample_block(key0, names, heston, stream, first_path, n_paths, first_tile, end_tile,
-                        factor, scheme, coef, scen, gbm, grid, keep, out):
+                        factor, scheme, coef, scen, gbm, grid, keep, scale, out):
     """``group_sample_paths``' tiles first_tile..end_tile-1 into out[q, :, paths]: member q's
     ln(S / S0) at the grid dates keep, from coef[q] and scen[q] (a Heston member) or
-    gbm[q] = (log drift, vol) (a GBM one), with its own scratch."""
+    gbm[q] = (log drift, vol) (a GBM one), or scale[q] S / S0 when scale is not empty, with its
+    own scratch."""
     n_members, n = names.size, grid.size
     b, eps, own = (np.empty((n_members, n, TILE)), np.empty((n_members, n, TILE)),
                    np.empty((n_members, n, TILE)))
@@ -1063,13 +1144,13 @@ def _group_sample_block(key0, names, heston, stream, first_path, n_paths, first_
                 group_rows(eps[q], own[q], corr, correlation_complement(corr), n, m, z)
                 simulate_tile(z, m, scheme, coef[q], scen[q], dcoef, N_DIR, False, xt, vt,
                               dummy3, dummy3, dummy2, dummy2, state_v, tan_x, tan_v)
-                for r in range(keep.size):
-                    for i in range(m):
-                        out[q, r, start + i] = xt[keep[r], i]
             else:
                 member_brownian(eps[q], grid, m, xt)
-                mu, vol = gbm[q, 0], gbm[q, 1]
-                for r in range(keep.size):
-                    t = grid[keep[r]]
-                    for i in range(m):
-                        out[q, r, start + i] = mu * t + vol * xt[keep[r], i]
+            # a GBM member's log-move mu t + vol W(t) from its Brownian motion
+            mu, vol = (0.0, 1.0) if heston[q] else (gbm[q, 0], gbm[q, 1])
+            for r in range(keep.size):
+                row = xt[keep[r]]
+                mu_t = mu * grid[keep[r]]
+                for i in range(m):
+                    y = row[i] if heston[q] else mu_t + vol * row[i]
+                    out[q, r, start + i] = vecmath.exp_any(y) * scale[q] if scale.size > 0 else y

@@ -496,6 +496,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
     theta_x_ = np.empty((n_assets if n_legs > 0 else 0, 2, n_steps, TILE))
     adj_ = np.empty((3, n_steps if n_legs > 0 else 0, TILE))
     sens_ = np.empty((n_legs, n_legs, TILE))
+    dirs_ = np.empty(n_legs * (1 + H.N_DIR) * TILE)
     n_gbm = TILE if members is not None else 0
     acc_g_, q_x_ = np.empty((gbm_pricer.N_ACC, n_gbm)), np.empty((N_Q, n_gbm))
     f_, vec_ = np.empty(TILE), np.empty(n_legs)
@@ -507,7 +508,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
     alive, down, disc_up, bridge = borrow(alive_), borrow(down_), borrow(disc_up_), borrow(bridge_)
     rows, zr, ep, f, vec = borrow(rows_), borrow(zr_), borrow(ep_), borrow(f_), borrow(vec_)
     cov, acc_g, q_x, theta_x = borrow(cov_), borrow(acc_g_), borrow(q_x_), borrow(theta_x_)
-    adj, sens = borrow(adj_), borrow(sens_)
+    adj, sens, dirs = borrow(adj_), borrow(sens_), borrow(dirs_)
     for tile in range(first_tile, end_tile):
         first = tile * TILE
         m = min(TILE, n_paths - first)
@@ -602,9 +603,9 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
             for j in range(n_trades):
                 if ti[j, P.LEG_N] > 0:
                     heston_multi.trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps,
-                                            own, z, theta_x, m, rows, cov, adj, sens, zr, ep, xs,
-                                            vs, gs, cs, state_v, tan_x, tan_v, f, buf, vec, agg,
-                                            pairs, out[tile], policy_r)
+                                            own, z, theta_x, m, rows, cov, adj, sens, dirs, zr,
+                                            ep, xs, vs, gs, cs, state_v, tan_x, tan_v, f, buf,
+                                            vec, agg, pairs, out[tile], policy_r)
         if agg_base >= 0:
             for g in range(agg.shape[0]):
                 store_moments(agg[g], m, pairs, out[tile, agg_base + g])
@@ -612,7 +613,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
     keep(vs_), keep(state_v_), keep(tan_x_), keep(tan_v_), keep(q_), keep(buf_), keep(up_)
     keep(agg_), keep(acc_), keep(alive_), keep(down_), keep(disc_up_), keep(b_), keep(eps_)
     keep(own_), keep(rows_), keep(zr_), keep(ep_), keep(f_), keep(vec_), keep(cov_)
-    keep(acc_g_), keep(q_x_), keep(theta_x_), keep(adj_), keep(sens_), keep(bridge_)
+    keep(acc_g_), keep(q_x_), keep(theta_x_), keep(adj_), keep(sens_), keep(bridge_), keep(dirs_)
 
 
 def chunk(keys, path0, n_paths, tiles_per_block, book, paths, plan, totals, legs, members, mix,
@@ -691,9 +692,11 @@ def _fd_scenarios(params, wanted, b):
 
 def _member_wants(a, ti, slots, legs):
     """What asset a's path must carry, from the estimates wanted of the trades that read it:
-    (fd[g]: quantity g's fd scenarios, pathwise[g]: its tangent direction, lr: the scores), over
-    its single-asset trades' slots and the multi-asset trades' measures on its legs
-    (``heston_multi.measures``: theta moves every leg, a Heston parameter its own)."""
+    (fd[g]: quantity g's fd scenarios, pathwise[g]: its forward tangent direction, lr: the
+    scores), over its single-asset trades' slots and the multi-asset trades' fd measures on its
+    legs (``heston_multi.measures``: theta moves every leg, a Heston parameter its own).  A
+    multi-asset trade's pathwise measures need no forward tangent: they read one reverse
+    sweep per leg, which ends each path at its own date (``heston_multi._row_sensitivities``)."""
     single = (ti[:, P.ASSET] == a) & (ti[:, P.LEG_N] == 0)
     own = slots[single, :G.N_QUANTITIES]
     fd_wanted = (own[:, :, G.FD] >= 0).any(axis=0)
@@ -710,9 +713,7 @@ def _member_wants(a, ti, slots, legs):
                     g = G.D_V0 + code - heston_multi.D_V0
                 else:
                     continue
-                row = slots[j, G.N_QUANTITIES + r]
-                fd_wanted[g] |= row[G.FD] >= 0
-                pathwise[g] |= row[G.PATHWISE] >= 0
+                fd_wanted[g] |= slots[j, G.N_QUANTITIES + r, G.FD] >= 0
     return fd_wanted, pathwise, lr
 
 

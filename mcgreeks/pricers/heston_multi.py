@@ -10,10 +10,13 @@ all driven by the group's correlated spot normals.  Per path, with f the cash fl
 
 - pathwise (Glasserman 2004, §7.2; the payoffs are Lipschitz): delta_k = D p_k / S0_k;
   rho = D T (Σ p_k - f) (∂ ln S_k / ∂r = T exactly); theta = -(D Σ_k p_k ∂ln S_k/∂T - r D f)
-  with ∂ln S_k/∂T = tx_k[scale]/T along the Heston tangent of the grid scale (all dates scale
+  with ∂ln S_k/∂T = tx_k[scale]/T along the Heston direction of the grid scale (all dates scale
   with T, the normals of each step are kept) or μ_k + σ_k W_k(T)/(2T) for a GBM leg; a Heston
   leg's d_v0, d_kappa, d_vbar, d_xi = D p_k tx_k[parameter] (only leg k's path moves); a GBM
-  leg's vega = D p_k (W_k(T) - σ_k T);
+  leg's vega = D p_k (W_k(T) - σ_k T).  tx_k[d], the derivative of ln S_k at the path's end
+  along direction d, comes from one reverse sweep of leg k's path (``models.heston.row_adjoint``,
+  ``_row_sensitivities``), not from forward tangents: those would be stored at every date of
+  every direction (15 MB a tile for 5 names and 252 dates) to be read at one;
 - fd with common random numbers, for every measure: central differences of revaluations on the
   same normals.  Spot and rate moves need no new path; the maturity and a Heston leg's
   parameters re-simulate that leg on its own rows (``models.heston.simulate_tile``); a leg's
@@ -36,14 +39,14 @@ all driven by the group's correlated spot normals.  Per path, with f the cash fl
   gamma_kk = D p_k (s_k - 1)/S0_k², cross-gamma D (p_k s_l + p_l s_k)/(2 S0_k S0_l).
 
 - pathwise d_corr and d_pair_corr move the rows as the fd above does: d_corr_k = D p_k
-  (tx_k[corr] + Σ_j (a^s_kj (-zv_kj) + a^v_kj zs_kj)/c_k), the coefficients' part from the
-  forward tangent and the rows' from one reverse sweep per leg (``models.heston.row_adjoint``:
+  (tx_k[corr] + Σ_j (a^s_kj (-zv_kj) + a^v_kj zs_kj)/c_k), the coefficients' part tx_k[corr]
+  and the rows' from the same reverse sweep per leg (``models.heston.row_adjoint``:
   a^s, a^v = d ln S_k(T)/d zs_kj, d zv_kj), as dzs/dρ = -zv/c and dzv/dρ = zs/c with the
   spot's normal ε held; d_pair_corr of pair p = D Σ_q p_q Σ_j a^ε_qj (dL_p L⁻¹ ε_j)_q with
   a^ε = c_q a^s + ρ_q a^v (a GBM leg's σ_q √dt_j), the derivative of ε = L Z in the pair's
   correlation (``correlation.cholesky_derivative``), so every pair costs one sum over the
   legs' sweeps, not a re-simulation.  An ungrouped underlying's own rows do not depend on ρ:
-  its d_corr is the forward tangent's alone.
+  its d_corr is tx_k[corr] alone.
 
 A trade's measures (``measures``) are numbered after ``greeks.N_QUANTITIES`` on the quantity
 axis of ``kernel_inputs.Plan.slots`` and listed, with their legs, in
@@ -56,7 +59,7 @@ from mcgreeks import payoffs as P
 from mcgreeks import exercise_policy as XP
 from mcgreeks import elementary, vecmath
 from mcgreeks._jit import kernel
-from mcgreeks.engine import add_to_total_called, store_moments
+from mcgreeks.engine import TILE, add_to_total_called, store_moments
 from mcgreeks.estimators import fd
 from mcgreeks.models import gbm
 from mcgreeks.models import heston as H
@@ -271,14 +274,16 @@ def _fd_corner(code, c, bumps, spot_k, spot_l, vol_k, maturity, width):
 
 @kernel
 def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_x, m, rows, cov,
-               adj, sens, zr, ep, xs, vs, gs, cs, state_v, tan_x, tan_v, f, est, vec, agg,
+               adj, sens, dirs, zr, ep, xs, vs, gs, cs, state_v, tan_x, tan_v, f, est, vec, agg,
                pairs, out_tile, policy):
     """Trade j's (a multi-asset trade's) wanted estimates over one tile: their moments into
     out_tile[slot] and the per-path totals.  x[a], v[a], tx[a]: asset a's log-spot and variance
     paths and tangents (``pricers.heston``); eps, own: the group's spot normals and the Heston
     members' own (empty for an ungrouped underlying); z[a]: asset a's rows; theta_x[a, side]:
-    its path re-simulated at the maturity's fd scale; adj (3, n_steps, TILE) and sens
-    (n_legs, n_legs, TILE): the reverse sweeps' scratch; the rest scratch.  The fd estimates that
+    its path re-simulated at the maturity's fd scale; adj (3, n_steps, TILE), sens
+    (n_legs, n_legs, TILE) and dirs (n_legs (1 + N_DIR) TILE): the reverse sweeps' scratch
+    (``_row_sensitivities``); the rest scratch (tx only as such: the pathwise estimates read
+    the sweeps' derivatives, not the forward tangents).  The fd estimates that
     re-simulate one asset's path on its own rows are ``fd_resimulated``'s, but an exercisable
     trade's (``_stopped_fd``).  ``policy``: the tile's exercise policy
     (``exercise_policy.tile_policy``), read by an exercisable trade; pairs: the moments are of
@@ -308,16 +313,19 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
                                                        + _log_move(paths, a, x[a, g_t, i], t))
     P.legs_payoff(kind, omega, strike, rows[LEG], n, m, vec, f, rows[PW])
     scored = False
+    need_sweeps = False
     need_rows = False
     for r in range(slots_j.shape[0] - G.N_QUANTITIES):
         code = legs.measure[j, r, 0]
-        if (code == D_CORR or code == PAIR_CORR) and slots_j[G.N_QUANTITIES + r, G.PATHWISE] >= 0:
-            need_rows = True
-    if need_rows:
+        if slots_j[G.N_QUANTITIES + r, G.PATHWISE] >= 0:
+            need_sweeps |= code == THETA or code == PAIR_CORR or code >= D_V0
+            need_rows |= code == D_CORR or code == PAIR_CORR
+    if need_sweeps:
         if not stopped:
             for i in range(m):
                 rows[STOP, 0, i] = g_t
-        _row_sensitivities(j, n, legs, paths, grid, g_end, v, z, eps, m, rows, adj, sens)
+        _row_sensitivities(j, n, legs, paths, grid, g_end, v, z, eps, m, rows, adj, sens, dirs,
+                           need_rows)
     for r in range(-1, slots_j.shape[0] - G.N_QUANTITIES):     # r = -1: the price
         g = G.N_QUANTITIES + r if r >= 0 else G.PRICE
         for e in range(slots_j.shape[1]):
@@ -335,8 +343,8 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
                                 theta_x, m, rows, zr, ep, xs, vs, tx, gs, cs, state_v, tan_x,
                                 tan_v, f, code, k, l, est, vec)
                 elif e == G.PATHWISE:
-                    _stopped_pathwise(j, n, legs, paths, grid, x, tx, m, rows, sens, f, t, rate,
-                                      code, k, l, est)
+                    _stopped_pathwise(j, n, legs, paths, grid, x, dirs, m, rows, sens, f, t,
+                                      rate, code, k, l, est)
                 else:       # mixed: the scores of the first exercise date
                     if not scored:
                         _scores(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, cov)
@@ -354,10 +362,10 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
                         m, rows, zr, ep, xs, vs, tx, gs, cs, state_v, tan_x, tan_v, f, code, k, l,
                         est, vec)
                 elif e == G.PATHWISE and (code == D_CORR or code == PAIR_CORR):
-                    _pathwise_correlation(j, n, legs, paths, g_t, tx, m, rows, sens, t, rate,
-                                          code, k, l, est)
+                    _pathwise_correlation(j, n, legs, paths, dirs, m, rows, sens, t, rate, code,
+                                          k, l, est)
                 elif e == G.PATHWISE:
-                    _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est)
+                    _pathwise(j, n, legs, paths, g_t, x, dirs, m, rows, f, t, rate, code, k, est)
                 else:
                     if not scored:
                         _scores(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, cov)
@@ -370,9 +378,10 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
 
 
 @kernel
-def _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est):
+def _pathwise(j, n, legs, paths, g_t, x, dirs, m, rows, f, t, rate, code, k, est):
     """The pathwise estimate of measure (code, k) of trade j (n legs) on the tile's paths into
-    est (module docstring), discounted."""
+    est (module docstring; a Heston leg's derivatives from its sweep, ``_leg_derivative``),
+    discounted."""
     disc = elementary.exp_scalar(-rate * t)
     if code == RHO or code == THETA:
         for i in range(m):
@@ -383,7 +392,7 @@ def _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est):
                 if code == RHO:
                     est[i] += rows[PW, q, i] * t
                 elif paths.heston[a]:
-                    est[i] -= rows[PW, q, i] * tx[a, H.D_SCALE, g_t, i] / t
+                    est[i] -= rows[PW, q, i] * _leg_derivative(dirs, q, H.D_SCALE, i) / t
                 else:
                     vol = paths.vol[a]
                     drift = gbm.log_drift(paths.rate[a], paths.div_yield[a], vol)
@@ -403,7 +412,7 @@ def _pathwise(j, n, legs, paths, g_t, x, tx, m, rows, f, t, rate, code, k, est):
     else:
         d = code - D_V0 + H.D_V0
         for i in range(m):
-            est[i] = disc * rows[PW, k, i] * tx[a, d, g_t, i]
+            est[i] = disc * rows[PW, k, i] * _leg_derivative(dirs, k, d, i)
 
 
 @kernel
@@ -632,16 +641,20 @@ def fd_resimulated(j, a, g, side, book, legs, paths, plan, totals, x, xs, m, row
 
 
 @kernel
-def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, sens):
-    """Per leg q of trade j, from one reverse sweep of its path to the maturity's grid date g_t
-    (``models.heston.row_adjoint``; a GBM leg's ln S_q(T) moves by σ_q √dt_j per unit of its
-    step j's normal): rows[ROW_CORR, q] = Σ_j (a^s_qj (-zv_qj) + a^v_qj zs_qj)/c_q, the rows' part
-    of d ln S_q(T)/d corr_q (0 for an ungrouped underlying, whose rows are its own, and a GBM
-    leg), and sens[q, u] = Σ_j a^ε_qj ε_uj for the legs u <= q (module docstring).  Each path i
-    ends at grid date rows[STOP, 0, i] <= g_t (an exercisable trade's stopping date): the steps
+def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, sens, dirs,
+                       correlations):
+    """Per Heston leg q of trade j, one reverse sweep of its path to the maturity's grid date g_t
+    (``models.heston.row_adjoint``): the derivatives of ln S_q(T) along its directions (the
+    grid scale, v0 ... corr) into dirs (``_leg_derivative``).  With ``correlations``, per leg
+    q (a GBM leg's ln S_q(T) moves by σ_q √dt_j per unit of its step j's normal):
+    rows[ROW_CORR, q] = Σ_j (a^s_qj (-zv_qj) + a^v_qj zs_qj)/c_q, the rows' part of
+    d ln S_q(T)/d corr_q (0 for an ungrouped underlying, whose rows are its own, and a GBM leg),
+    and sens[q, u] = Σ_j a^ε_qj ε_uj for the legs u <= q (module docstring).  Each path i ends
+    at grid date rows[STOP, 0, i] <= g_t (an exercisable trade's stopping date): the steps
     after it do not move its cash flow."""
-    grouped = paths.names.size > 1
+    grouped = paths.names.size > 1 and correlations
     ends = rows[STOP, 0]
+    width = (1 + H.N_DIR) * TILE
     for q in range(n):
         a = legs.asset[j, q]
         for i in range(m):
@@ -649,8 +662,9 @@ def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, se
         if paths.heston[a]:
             corr = paths.scenarios[a, 0, H.SC_CORR]
             corr_bar = H.correlation_complement(corr)
-            H.row_adjoint(z[a], m, paths.scheme, paths.coefs[a, 0], paths.scenarios[a, 0], v[a],
-                          g_t, ends, adj[0], adj[1], adj[2, 0])
+            H.row_adjoint(z[a], m, paths.scheme, paths.coefs[a, 0], paths.scenarios[a, 0],
+                          paths.dcoef[a], v[a], g_t, ends, adj[0], adj[1],
+                          dirs[q * width:(q + 1) * width])
             if grouped:
                 for k in range(g_t + 1):
                     for i in range(m):
@@ -658,7 +672,7 @@ def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, se
                                                  - adj[0, k, i] * z[a, 2 * k + 1, i]) / corr_bar
                     for i in range(m):        # a^ε, in place of a^s
                         adj[0, k, i] = corr_bar * adj[0, k, i] + corr * adj[1, k, i]
-        else:
+        elif grouped:
             t_prev = 0.0
             for k in range(g_t + 1):
                 sd = paths.vol[a] * math.sqrt(grid[k] - t_prev)
@@ -676,15 +690,22 @@ def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, se
                     sens[q, u, i] += adj[0, k, i] * eps[b, k, i]
 
 
+@kernel(inline=True)
+def _leg_derivative(dirs, q, d, i):
+    """d ln S_q / d(direction d) on path i at its end date (``models.heston.DIRECTIONS``), from
+    leg q's reverse sweep (``_row_sensitivities``)."""
+    return dirs[(q * (1 + H.N_DIR) + 1 + d) * TILE + i]
+
+
 @kernel
-def _pathwise_correlation(j, n, legs, paths, g_t, tx, m, rows, sens, t, rate, code, k, l, est):
+def _pathwise_correlation(j, n, legs, paths, dirs, m, rows, sens, t, rate, code, k, l, est):
     """Pathwise d_corr of leg k or d_pair_corr of pair (k, l) on the tile's paths into est, from
     ``_row_sensitivities`` (module docstring), discounted."""
     disc = elementary.exp_scalar(-rate * t)
     if code == D_CORR:
-        a = legs.asset[j, k]
         for i in range(m):
-            est[i] = disc * rows[PW, k, i] * (tx[a, H.D_CORR, g_t, i] + rows[ROW_CORR, k, i])
+            est[i] = disc * rows[PW, k, i] * (_leg_derivative(dirs, k, H.D_CORR, i)
+                                              + rows[ROW_CORR, k, i])
         return
     p = gbm_multi._pair_index(k, l, n)
     d_factor, inverse = legs.d_factor[j, p], legs.inverse[j]
@@ -861,14 +882,14 @@ def _stopped_fd(j, ti_j, tf_j, book, legs, paths, bumps, policy, x, eps, own, z,
 
 
 @kernel
-def _stopped_pathwise(j, n, legs, paths, grid, x, tx, m, rows, sens, f, t, rate, code, k, l,
+def _stopped_pathwise(j, n, legs, paths, grid, x, dirs, m, rows, sens, f, t, rate, code, k, l,
                       est):
     """The pathwise estimate of measure (code, k, l) of an exercisable trade on the tile into
     est: ``_pathwise``'s and ``_pathwise_correlation``'s with the maturity T replaced by each
-    path's stopping date τ (grid date g = rows[STOP, 0]; the tangents read there, the rows'
-    sweeps ended there), discounted from τ; theta moves τ with T (every date scales)."""
+    path's stopping date τ (grid date g = rows[STOP, 0]; the legs' sweeps ended there),
+    discounted from τ; theta moves τ with T (every date scales)."""
     if code == PAIR_CORR:       # rate 0: undiscounted
-        _pathwise_correlation(j, n, legs, paths, 0, tx, m, rows, sens, t, 0.0, code, k, l, est)
+        _pathwise_correlation(j, n, legs, paths, dirs, m, rows, sens, t, 0.0, code, k, l, est)
     else:
         a = legs.asset[j, max(k, 0)]
         for i in range(m):
@@ -881,7 +902,7 @@ def _stopped_pathwise(j, n, legs, paths, grid, x, tx, m, rows, sens, f, t, rate,
                     if code == RHO:
                         e += rows[PW, q, i] * tau
                     elif paths.heston[b]:
-                        e -= rows[PW, q, i] * tx[b, H.D_SCALE, g, i] / t
+                        e -= rows[PW, q, i] * _leg_derivative(dirs, q, H.D_SCALE, i) / t
                     else:
                         vol = paths.vol[b]
                         drift = gbm.log_drift(paths.rate[b], paths.div_yield[b], vol)
@@ -891,9 +912,9 @@ def _stopped_pathwise(j, n, legs, paths, grid, x, tx, m, rows, sens, f, t, rate,
             elif code == VEGA:
                 e = rows[PW, k, i] * (x[a, g, i] - paths.vol[a] * tau)
             elif code == D_CORR:
-                e = rows[PW, k, i] * (tx[a, H.D_CORR, g, i] + rows[ROW_CORR, k, i])
+                e = rows[PW, k, i] * (_leg_derivative(dirs, k, H.D_CORR, i) + rows[ROW_CORR, k, i])
             else:
-                e = rows[PW, k, i] * tx[a, code - D_V0 + H.D_V0, g, i]
+                e = rows[PW, k, i] * _leg_derivative(dirs, k, code - D_V0 + H.D_V0, i)
             est[i] = e
     for i in range(m):
         est[i] *= elementary.exp_scalar(-rate * grid[int(rows[STOP, 0, i])])

@@ -1,6 +1,7 @@
 """``models.heston.row_adjoint``: the derivatives of a path's log-spot at a date with respect to
 every step's normals, against central differences of the simulated path itself (each normal
-moved by ±h, the QE uniform 1 - U = Phi(-zv) moved with it), QE and Euler, Feller ratio above
+moved by ±h, the QE uniform 1 - U = Phi(-zv) moved with it), and with respect to the model's
+parameters, against the forward tangents of ``simulate_tile``; QE and Euler, Feller ratio above
 and below 1."""
 import numpy as np
 import pytest
@@ -12,17 +13,25 @@ from mcgreeks.models import heston as H
 GRID = np.arange(1, 13) / 12.0
 
 
+def _coefficients(params, grid=GRID):
+    p = H.check_params(params)
+    dt = np.diff(np.concatenate([[0.0], grid]))
+    scen = H.scenario_row(p)
+    coef = H.scenario_coefficients(dt, p, [scen])[0]
+    dcoef = H.step_coefficients(dt, drift_rate=p["rate"] - p["div_yield"], kappa=p["kappa"],
+                                vbar=p["vbar"], xi=p["xi"], corr=p["corr"],
+                                derivatives=True)[1]
+    return coef, scen, dcoef
+
+
 def _simulate(params, z, scheme):
     n = GRID.size
-    dt = np.diff(np.concatenate([[0.0], GRID]))
-    scen = H.scenario_row(H.check_params(params))
-    coef = H.scenario_coefficients(dt, H.check_params(params), [scen])[0]
+    coef, scen, dcoef = _coefficients(params)
     x, v = np.empty((n, TILE)), np.empty((n, TILE))
     d3, d2 = np.empty((H.N_DIR, 1, 1)), np.empty((1, 1))
-    H.simulate_tile(z, TILE, H.SCHEMES[scheme], coef, scen, np.empty((n, H.N_COEF, H.N_DIR)),
-                    H.N_DIR, False, x, v, d3, d3, d2, d2, np.empty(TILE),
-                    np.empty((H.N_DIR, TILE)), np.empty((H.N_DIR, TILE)))
-    return x, v, coef, scen
+    H.simulate_tile(z, TILE, H.SCHEMES[scheme], coef, scen, dcoef, H.N_DIR, False, x, v, d3, d3,
+                    d2, d2, np.empty(TILE), np.empty((H.N_DIR, TILE)), np.empty((H.N_DIR, TILE)))
+    return x, v, coef, scen, dcoef
 
 
 def _rows(rng):
@@ -40,12 +49,12 @@ def test_row_adjoint_matches_differences_of_the_path(scheme, xi):
                   corr=-0.6)
     rng = np.random.default_rng(3)
     z = _rows(rng)
-    x, v, coef, scen = _simulate(params, z, scheme)
+    x, v, coef, scen, dcoef = _simulate(params, z, scheme)
     n = GRID.size
     g_t = 8
     adj_zs, adj_zv = np.zeros((n, TILE)), np.zeros((n, TILE))
-    H.row_adjoint(z, TILE, H.SCHEMES[scheme], coef, scen, v, g_t, np.full(TILE, float(g_t)),
-                  adj_zs, adj_zv, np.empty(TILE))
+    H.row_adjoint(z, TILE, H.SCHEMES[scheme], coef, scen, dcoef, v, g_t,
+                  np.full(TILE, float(g_t)), adj_zs, adj_zv, np.empty((1 + H.N_DIR) * TILE))
     h = 1e-6
     checked = 0
     for k in (0, 3, g_t):
@@ -74,15 +83,16 @@ def test_row_adjoint_ends_each_path_at_its_own_date(scheme):
     params = dict(spot=100.0, rate=0.02, div_yield=0.01, v0=0.04, kappa=1.5, vbar=0.05, xi=0.5,
                   corr=-0.6)
     z = _rows(np.random.default_rng(5))
-    _, v, coef, scen = _simulate(params, z, scheme)
+    _, v, coef, scen, dcoef = _simulate(params, z, scheme)
     n, g_t, early = GRID.size, 8, 5
     ends = np.where(np.arange(TILE) % 3 == 0, float(early), float(g_t))
 
     def sweep(last, ends):
         adj_zs, adj_zv = np.zeros((n, TILE)), np.zeros((n, TILE))
-        H.row_adjoint(z, TILE, H.SCHEMES[scheme], coef, scen, v, last, ends, adj_zs, adj_zv,
-                      np.empty(TILE))
-        return adj_zs, adj_zv
+        acc = np.empty((1 + H.N_DIR) * TILE)
+        H.row_adjoint(z, TILE, H.SCHEMES[scheme], coef, scen, dcoef, v, last, ends, adj_zs,
+                      adj_zv, acc)
+        return adj_zs, adj_zv, acc.reshape(1 + H.N_DIR, TILE)
 
     mixed, full = sweep(g_t, ends), sweep(g_t, np.full(TILE, float(g_t)))
     short = sweep(early, np.full(TILE, float(early)))
@@ -90,3 +100,40 @@ def test_row_adjoint_ends_each_path_at_its_own_date(scheme):
     for got, whole, part in zip(mixed, full, short):
         assert np.array_equal(got[:, ~cut], whole[:, ~cut])
         assert np.array_equal(got[:, cut], part[:, cut])
+
+
+CASES = {  # Feller ratios 1.33 (every QE step quadratic), 0.5 (mixed) and 0.06 (mostly the
+    # exponential branch and its atom at zero)
+    "feller_1.33": dict(v0=0.0225, kappa=1.5, vbar=0.04, xi=0.3, corr=-0.7),
+    "feller_0.5": dict(v0=0.05, kappa=2.0, vbar=0.045, xi=0.6, corr=-0.65),
+    "feller_0.06": dict(v0=0.02, kappa=0.8, vbar=0.03, xi=0.9, corr=-0.3),
+}
+
+
+@pytest.mark.parametrize("scheme", ["qe", "euler"])
+@pytest.mark.parametrize("case", CASES)
+def test_row_adjoint_parameter_derivatives_are_the_forward_tangents(scheme, case):
+    """The sweep's derivatives along the directions (scale, v0 ... corr) at each path's own end
+    date are the forward tangents tx[d, end, i] of ``simulate_tile`` up to rounding (relative
+    1e-12 of the direction's largest over the tile), on a year of daily steps with a third of
+    the paths ended at day 100 (the multi-asset pricer's exercised paths)."""
+    params = dict(spot=100.0, rate=0.02, div_yield=0.01, **CASES[case])
+    grid = np.arange(1, 253) / 252.0
+    n = grid.size
+    coef, scen, dcoef = _coefficients(params, grid)
+    z = np.empty((3 * n, TILE))
+    H.tile_normals(7, 11, 0, 0, TILE, n, z)
+    x, v = np.empty((n, TILE)), np.empty((n, TILE))
+    tx, tv = np.empty((H.N_DIR, n, TILE)), np.empty((H.N_DIR, n, TILE))
+    d2 = np.empty((1, 1))
+    H.simulate_tile(z, TILE, H.SCHEMES[scheme], coef, scen, dcoef, 0, False, x, v, tx, tv, d2,
+                    d2, np.empty(TILE), np.empty((H.N_DIR, TILE)), np.empty((H.N_DIR, TILE)))
+    ends = np.where(np.arange(TILE) % 3 == 0, 100.0, float(n - 1))
+    acc = np.empty((1 + H.N_DIR) * TILE)
+    H.row_adjoint(z, TILE, H.SCHEMES[scheme], coef, scen, dcoef, v, n - 1, ends,
+                  np.zeros((n, TILE)), np.zeros((n, TILE)), acc)
+    swept = acc.reshape(1 + H.N_DIR, TILE)[1:]
+    forward = tx[:, ends.astype(int), np.arange(TILE)]
+    scale = np.abs(forward).max(axis=1, keepdims=True)
+    assert (scale > 0.0).all()
+    assert (np.abs(swept - forward) <= 1e-12 * scale).all()
