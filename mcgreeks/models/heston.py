@@ -457,9 +457,10 @@ def _qe_adjoint_paths(row, dk, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, a
     """``_qe_adjoint_step``'s loop, with ``quadratic_only`` a constant of each inlined copy."""
     a_coef = row[A]
     # each direction's coefficient derivatives as values: loads of dk inside the loop, which
-    # stores into acc LLVM cannot prove apart from dk, would keep it scalar
-    c0, c1, c2 = _direction(dk, 0), _direction(dk, 1), _direction(dk, 2)
-    c3, c4, c5 = _direction(dk, 3), _direction(dk, 4), _direction(dk, 5)
+    # stores into acc LLVM cannot prove apart from dk, would keep it scalar.  v0 enters no
+    # coefficient (``step_coefficients``): its derivative is w alone (``row_adjoint``).
+    c0, c2 = _direction(dk, D_SCALE), _direction(dk, D_KAPPA)
+    c3, c4, c5 = _direction(dk, D_VBAR), _direction(dk, D_XI), _direction(dk, D_CORR)
     for i in range(m):
         vi = v_prev[i] if has_prev else v0
         zs_i, zv_i = zs[i], zv[i]
@@ -483,12 +484,15 @@ def _qe_adjoint_paths(row, dk, zs, zv, tail, v_prev, has_prev, v0, k, ends, m, a
         adj_zv[i] = total * f_zv
         acc[i] = total * f_prev + a_prev * live
         zsh = zs_i * half_rsig
-        _qe_direction(acc, i, 0, c0, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
-        _qe_direction(acc, i, 1, c1, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
-        _qe_direction(acc, i, 2, c2, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
-        _qe_direction(acc, i, 3, c3, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
-        _qe_direction(acc, i, 4, c4, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
-        _qe_direction(acc, i, 5, c5, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
+        _qe_direction(acc, i, D_SCALE, c0, live, total, vi, vn, vm, vs, lm, ls, la, corrected,
+                      zsh)
+        _qe_direction(acc, i, D_KAPPA, c2, live, total, vi, vn, vm, vs, lm, ls, la, corrected,
+                      zsh)
+        _qe_direction(acc, i, D_VBAR, c3, live, total, vi, vn, vm, vs, lm, ls, la, corrected,
+                      zsh)
+        _qe_direction(acc, i, D_XI, c4, live, total, vi, vn, vm, vs, lm, ls, la, corrected, zsh)
+        _qe_direction(acc, i, D_CORR, c5, live, total, vi, vn, vm, vs, lm, ls, la, corrected,
+                      zsh)
 
 
 @kernel(inline=True)
