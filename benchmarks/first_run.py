@@ -21,11 +21,9 @@ benchmarks/results/RESULTS.md and prints the table.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.run import machine                                    # noqa: E402

@@ -50,7 +50,6 @@ from mcgreeks import elementary, vecmath
 from mcgreeks._jit import kernel
 # called, not inlined: one compiled copy each (a tile's moments cost microseconds here)
 from mcgreeks.engine import add_to_total_called, store_moments
-from mcgreeks.estimators import fd
 from mcgreeks.models import gbm
 
 #: Measures of a multi-asset trade, in the order of its quantity axis (after N_QUANTITIES): per

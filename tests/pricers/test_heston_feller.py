@@ -10,7 +10,6 @@ normal z, so the acceptance bounds (|mean z| <= 0.3, std z in [0.85, 1.15]) sit 
 away.  The reference is the model's exact value (``mcgreeks.analytic.heston``); QE's own
 discretization bias at 16-64 steps a year is a small fraction of these runs' SEs (HESTON_BIAS.md).
 """
-import numpy as np
 import pandas as pd
 import pytest
 
