@@ -494,7 +494,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
     ep_ = np.empty((n_legs, n_steps if n_legs > 0 else 0, TILE))
     cov_ = np.empty((2, n_legs, n_legs, TILE))
     theta_x_ = np.empty((n_assets if n_legs > 0 else 0, 2, n_steps, TILE))
-    adj_ = np.empty((3, n_steps if n_legs > 0 else 0, TILE))
+    adj_ = np.empty((2, n_steps if n_legs > 0 else 0, TILE))
     sens_ = np.empty((n_legs, n_legs, TILE))
     dirs_ = np.empty(n_legs * (1 + H.N_DIR) * TILE)
     n_gbm = TILE if members is not None else 0

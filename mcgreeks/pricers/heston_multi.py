@@ -280,7 +280,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
     out_tile[slot] and the per-path totals.  x[a], v[a], tx[a]: asset a's log-spot and variance
     paths and tangents (``pricers.heston``); eps, own: the group's spot normals and the Heston
     members' own (empty for an ungrouped underlying); z[a]: asset a's rows; theta_x[a, side]:
-    its path re-simulated at the maturity's fd scale; adj (3, n_steps, TILE), sens
+    its path re-simulated at the maturity's fd scale; adj (2, n_steps, TILE), sens
     (n_legs, n_legs, TILE) and dirs (n_legs (1 + N_DIR) TILE): the reverse sweeps' scratch
     (``_row_sensitivities``); the rest scratch (tx only as such: the pathwise estimates read
     the sweeps' derivatives, not the forward tangents).  The fd estimates that
