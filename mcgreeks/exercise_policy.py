@@ -562,14 +562,12 @@ def exercises_legs(policy, row, kind, omega, strike, xs, n):
     """Whether the multi-asset policy row ``row`` (a date before the maturity) exercises a
     payoff ``kind`` whose n legs' weighted spots are xs[:n]: in the money and the exercise value
     at least the continuation value fitted on ``legs_features``' basis."""
-    if kind == P.BASKET or kind == P.SPREAD:
-        u = 0.0
-        for q in range(n):
-            u += -xs[q] if kind == P.SPREAD and q == 1 else xs[q]
+    u = xs[0]
+    if kind == P.SPREAD:
+        u = u - xs[1]
     else:
-        u = xs[0]
         for q in range(1, n):
-            u = max(u, xs[q]) if kind == P.BEST_OF else min(u, xs[q])
+            u = _legs_fold(kind, u, xs[q])
     h = omega * (u - strike)
     if not h > 0.0 or math.isnan(policy[row, B0]):
         return False
