@@ -5,7 +5,6 @@ exit 2, and nothing written.  Also the header-only input files and ``--version``
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -109,9 +108,7 @@ def _parquet_inputs(tmp_path):
 def test_missing_extra_is_one_line_exit_2_and_nothing_written(tmp_path, args, extra, named):
     _parquet_inputs(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
-    started = time.perf_counter()
     proc = run_without(NO_EXTRAS, "price", *args, "--paths", PATHS, cwd=tmp_path)
-    elapsed = time.perf_counter() - started
     assert proc.returncode == 2, proc.stderr
     line = one_error_line(proc)
     assert f"needs the optional '{extra}' extra" in line, line
@@ -119,7 +116,6 @@ def test_missing_extra_is_one_line_exit_2_and_nothing_written(tmp_path, args, ex
     assert named in line, line
     assert proc.stdout == ""                               # nothing priced, nothing printed
     assert sorted(p.name for p in tmp_path.iterdir()) == before
-    assert elapsed < 60                                    # refused before any pricing
 
 
 def test_only_pyarrow_missing_still_runs_dask_with_csv(tmp_path):
