@@ -496,7 +496,7 @@ def _block(keys, path0, n_paths, book, paths, plan, totals, legs, members, mix, 
     theta_x_ = np.empty((n_assets if n_legs > 0 else 0, 2, n_steps, TILE))
     adj_ = np.empty((2, n_steps if n_legs > 0 else 0, TILE))
     sens_ = np.empty((n_legs, n_legs, TILE))
-    dirs_ = np.empty(n_legs * (1 + H.N_DIR) * TILE)
+    dirs_ = np.empty(n_legs * H.N_ADJ * TILE)
     n_gbm = TILE if members is not None else 0
     acc_g_, q_x_ = np.empty((gbm_pricer.N_ACC, n_gbm)), np.empty((N_Q, n_gbm))
     f_, vec_ = np.empty(TILE), np.empty(n_legs)

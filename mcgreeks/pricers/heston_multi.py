@@ -281,7 +281,7 @@ def trade_tile(j, book, legs, paths, plan, totals, x, v, tx, eps, own, z, theta_
     paths and tangents (``pricers.heston``); eps, own: the group's spot normals and the Heston
     members' own (empty for an ungrouped underlying); z[a]: asset a's rows; theta_x[a, side]:
     its path re-simulated at the maturity's fd scale; adj (2, n_steps, TILE), sens
-    (n_legs, n_legs, TILE) and dirs (n_legs (1 + N_DIR) TILE): the reverse sweeps' scratch
+    (n_legs, n_legs, TILE) and dirs (n_legs N_ADJ TILE): the reverse sweeps' scratch
     (``_row_sensitivities``); the rest scratch (tx only as such: the pathwise estimates read
     the sweeps' derivatives, not the forward tangents).  The fd estimates that
     re-simulate one asset's path on its own rows are ``fd_resimulated``'s, but an exercisable
@@ -654,7 +654,7 @@ def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, se
     after it do not move its cash flow."""
     grouped = paths.names.size > 1 and correlations
     ends = rows[STOP, 0]
-    width = (1 + H.N_DIR) * TILE
+    width = H.N_ADJ * TILE
     for q in range(n):
         a = legs.asset[j, q]
         for i in range(m):
@@ -694,7 +694,7 @@ def _row_sensitivities(j, n, legs, paths, grid, g_t, v, z, eps, m, rows, adj, se
 def _leg_derivative(dirs, q, d, i):
     """d ln S_q / d(direction d) on path i at its end date (``models.heston.DIRECTIONS``), from
     leg q's reverse sweep (``_row_sensitivities``)."""
-    return dirs[(q * (1 + H.N_DIR) + 1 + d) * TILE + i]
+    return dirs[(q * H.N_ADJ + 1 + d) * TILE + i]
 
 
 @kernel

@@ -54,7 +54,7 @@ def test_row_adjoint_matches_differences_of_the_path(scheme, xi):
     g_t = 8
     adj_zs, adj_zv = np.zeros((n, TILE)), np.zeros((n, TILE))
     H.row_adjoint(z, TILE, H.SCHEMES[scheme], coef, scen, dcoef, v, g_t,
-                  np.full(TILE, float(g_t)), adj_zs, adj_zv, np.empty((1 + H.N_DIR) * TILE))
+                  np.full(TILE, float(g_t)), adj_zs, adj_zv, np.empty(H.N_ADJ * TILE))
     h = 1e-6
     checked = 0
     for k in (0, 3, g_t):
@@ -89,10 +89,10 @@ def test_row_adjoint_ends_each_path_at_its_own_date(scheme):
 
     def sweep(last, ends):
         adj_zs, adj_zv = np.zeros((n, TILE)), np.zeros((n, TILE))
-        acc = np.empty((1 + H.N_DIR) * TILE)
+        acc = np.empty(H.N_ADJ * TILE)
         H.row_adjoint(z, TILE, H.SCHEMES[scheme], coef, scen, dcoef, v, last, ends, adj_zs,
                       adj_zv, acc)
-        return adj_zs, adj_zv, acc.reshape(1 + H.N_DIR, TILE)
+        return adj_zs, adj_zv, acc.reshape(H.N_ADJ, TILE)[:1 + H.N_DIR]
 
     mixed, full = sweep(g_t, ends), sweep(g_t, np.full(TILE, float(g_t)))
     short = sweep(early, np.full(TILE, float(early)))
@@ -110,15 +110,25 @@ CASES = {  # Feller ratios 1.33 (every QE step quadratic), 0.5 (mixed) and 0.06 
 }
 
 
+GRIDS = {  # a year of daily steps (one run of QE coefficient derivatives, though the lengths
+    # differ in their last bits), and weekly steps broken by payoff dates off the week (runs of
+    # three lengths, ``models.heston.row_adjoint``)
+    "daily": np.arange(1, 253) / 252.0,
+    "weekly_and_dates": H.simulation_grid(np.array([0.3, 0.77, 1.0]), 52),
+}
+
+
 @pytest.mark.parametrize("scheme", ["qe", "euler"])
 @pytest.mark.parametrize("case", CASES)
-def test_row_adjoint_parameter_derivatives_are_the_forward_tangents(scheme, case):
+@pytest.mark.parametrize("grid", GRIDS)
+def test_row_adjoint_parameter_derivatives_are_the_forward_tangents(scheme, case, grid):
     """The sweep's derivatives along the directions (scale, v0 ... corr) at each path's own end
     date are the forward tangents tx[d, end, i] of ``simulate_tile`` up to rounding (relative
-    1e-12 of the direction's largest over the tile), on a year of daily steps with a third of
-    the paths ended at day 100 (the multi-asset pricer's exercised paths)."""
+    1e-12 of the direction's largest over the tile; measured up to 3e-13, where QE's sums over
+    a run of steps partly cancel), with a third of the paths ended at date 100 of the daily
+    grid, 20 of the weekly one (the multi-asset pricer's exercised paths)."""
     params = dict(spot=100.0, rate=0.02, div_yield=0.01, **CASES[case])
-    grid = np.arange(1, 253) / 252.0
+    grid = GRIDS[grid]
     n = grid.size
     coef, scen, dcoef = _coefficients(params, grid)
     z = np.empty((3 * n, TILE))
@@ -128,11 +138,11 @@ def test_row_adjoint_parameter_derivatives_are_the_forward_tangents(scheme, case
     d2 = np.empty((1, 1))
     H.simulate_tile(z, TILE, H.SCHEMES[scheme], coef, scen, dcoef, 0, False, x, v, tx, tv, d2,
                     d2, np.empty(TILE), np.empty((H.N_DIR, TILE)), np.empty((H.N_DIR, TILE)))
-    ends = np.where(np.arange(TILE) % 3 == 0, 100.0, float(n - 1))
-    acc = np.empty((1 + H.N_DIR) * TILE)
+    ends = np.where(np.arange(TILE) % 3 == 0, 100.0 if n > 100 else 20.0, float(n - 1))
+    acc = np.empty(H.N_ADJ * TILE)
     H.row_adjoint(z, TILE, H.SCHEMES[scheme], coef, scen, dcoef, v, n - 1, ends,
                   np.zeros((n, TILE)), np.zeros((n, TILE)), acc)
-    swept = acc.reshape(1 + H.N_DIR, TILE)[1:]
+    swept = acc.reshape(H.N_ADJ, TILE)[1:1 + H.N_DIR]
     forward = tx[:, ends.astype(int), np.arange(TILE)]
     scale = np.abs(forward).max(axis=1, keepdims=True)
     assert (scale > 0.0).all()
