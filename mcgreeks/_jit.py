@@ -12,13 +12,17 @@ payoffs, the generator, the engine's sums) and the module constants they read.  
 that changed only ``payoffs.py`` would be served the old pricer.  mcgreeks kernels are cached
 instead under ``cache_dir()``, a folder named by the package version and a hash of every
 kernel source file (``KERNEL_SOURCES``), and that key is also each entry's freshness stamp: any
-change to any of them makes every entry stale.
+change to any of them makes every entry stale.  Each process marks its folder used; a sibling
+folder of another version or source that no process has used for ``STALE_DAYS`` is removed
+(``prune_stale``): a folder is about 30 MB, and every upgrade or kernel edit adds one.
 """
 import functools
 import hashlib
 import os
 import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numba
@@ -86,6 +90,13 @@ def _candidates(key):
     yield Path(tempfile.gettempdir()) / f"mcgreeks-{user}" / key
 
 
+#: Days after which a kernel folder no process has used is removed (``prune_stale``).
+STALE_DAYS = 30
+#: The name of a kernel folder: [kernels-]<version>-<16 hex digits> (``_candidates``).
+_FOLDER = re.compile(r"^(kernels-)?[\w.+!-]+-[0-9a-f]{16}$")
+#: The file whose modification time is a folder's last use.
+_USED = "last-used"
+
 _chosen = {}
 
 
@@ -93,11 +104,45 @@ def cache_dir():
     """The folder of this package version's compiled kernels: NUMBA_CACHE_DIR/mcgreeks/<key>
     when NUMBA_CACHE_DIR is set, else the user cache folder (~/.cache/mcgreeks/<key> on Linux),
     else, when that is not writable, the package's __pycache__ or the temporary folder.  The
-    first writable one; None if none is."""
+    first writable one; None if none is.  Choosing it marks it used and prunes its stale
+    siblings, once per process."""
     key = (cache_key(), numba.config.CACHE_DIR)
     if key not in _chosen:
         _chosen[key] = next((p for p in _candidates(key[0]) if _writable(p)), None)
+        if _chosen[key] is not None:
+            prune_stale(_chosen[key])
     return _chosen[key]
+
+
+def prune_stale(folder, now=None, days=STALE_DAYS):
+    """Mark the kernel folder ``folder`` used (now), and remove each sibling kernel folder
+    (named as ``_FOLDER``; nothing else in the parent is touched) last used more than ``days``
+    days before ``now`` (seconds since the epoch; default the clock), by its ``last-used``
+    mark, or by its own modification time when it has none (a folder from before the marks).
+    A folder another process is using is marked at that process's start, so it stays; one
+    removed under a process that was started ``days`` ago is compiled into again.  Returns the
+    removed folders' names.  Errors (a read-only parent, a race with another pruner) are
+    ignored: the cache is an optimization."""
+    now = time.time() if now is None else now
+    folder = Path(folder)
+    removed = []
+    try:
+        (folder / _USED).touch()
+        siblings = list(folder.parent.iterdir())
+    except OSError:
+        return removed
+    for sibling in siblings:
+        if sibling == folder or not _FOLDER.match(sibling.name) or not sibling.is_dir():
+            continue
+        try:
+            mark = sibling / _USED
+            used = (mark if mark.exists() else sibling).stat().st_mtime
+        except OSError:
+            continue
+        if now - used > days * 86400.0:
+            shutil.rmtree(sibling, ignore_errors=True)
+            removed.append(sibling.name)
+    return sorted(removed)
 
 
 class _KernelCacheLocator(caching._CacheLocator):

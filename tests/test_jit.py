@@ -98,6 +98,39 @@ def test_cache_lives_in_the_user_cache_folder_not_in_the_package(package_copy, t
     assert not list((src / "mcgreeks").rglob("*.nbi"))
 
 
+def test_kernel_folders_unused_for_a_month_are_pruned_and_nothing_else(tmp_path):
+    """Choosing a folder marks it used; a sibling kernel folder (any version, or an editable
+    install's kernels-<key>) last used more than STALE_DAYS ago goes, by its mark or, without
+    one, its own time; a recently used one, the folder itself and anything not named like a
+    kernel folder stay."""
+    day = 86400.0
+    now = 1_000 * day
+    parent = tmp_path / "mcgreeks"
+    mine = parent / "0.5.0-0123456789abcdef"
+    names = {"old_marked": "0.4.0-aaaaaaaaaaaaaaaa", "old_unmarked": "0.3.0-bbbbbbbbbbbbbbbb",
+             "editable": "kernels-0.4.0-cccccccccccccccc", "recent": "0.4.1-dddddddddddddddd",
+             "not_ours": "photos", "not_hex": "0.4.0-not-a-hash-at-all"}
+    ages = {"old_marked": 31, "old_unmarked": 45, "editable": 60, "recent": 29, "not_ours": 400,
+            "not_hex": 400}
+    for label, name in names.items():
+        folder = parent / name
+        (folder / "top").mkdir(parents=True)
+        stamp = now - ages[label] * day
+        if label == "old_marked" or label == "recent":
+            (folder / "last-used").touch()
+            os.utime(folder / "last-used", (stamp, stamp))
+            os.utime(folder, (now, now))             # written to lately, but not used
+        else:
+            os.utime(folder, (stamp, stamp))
+    mine.mkdir(parents=True)
+    removed = _jit.prune_stale(mine, now=now)
+    assert removed == sorted([names["old_marked"], names["old_unmarked"], names["editable"]])
+    assert sorted(p.name for p in parent.iterdir()) == sorted(
+        [mine.name, names["recent"], names["not_ours"], names["not_hex"]])
+    assert (mine / "last-used").exists()
+    assert _jit.prune_stale(mine, now=now) == []
+
+
 def test_cache_key_changes_with_a_kernel_source_only(tmp_path):
     shutil.copytree(PACKAGE, tmp_path / "mcgreeks", ignore=shutil.ignore_patterns("__pycache__"))
     copy = tmp_path / "mcgreeks"
