@@ -280,6 +280,29 @@ def for_blocks(block, n_tiles, tiles_per_block, head, tail):
         stop.set()
 
 
+def prefetched(produce, keys):
+    """produce(k) for each k of ``keys`` in order, the next one computed on a worker thread
+    while the caller works with the current one: for a sequential loop whose inputs do not
+    depend on its own results (the dates' regressors of a Longstaff-Schwartz fit, whose
+    backward induction is serial).  Two results are alive at once, so ``produce`` must not
+    overwrite what it returned before.  In the calling thread alone when numba may use one
+    thread.  The order of the results is the keys', whoever computes them."""
+    keys = list(keys)
+    if numba.get_num_threads() <= 1 or len(keys) < 2:
+        for k in keys:
+            yield produce(k)
+        return
+    nxt = _executor().submit(produce, keys[0])
+    try:
+        for i in range(len(keys)):
+            current = nxt.result()
+            nxt = _executor().submit(produce, keys[i + 1]) if i + 1 < len(keys) else None
+            yield current
+    finally:
+        if nxt is not None and not nxt.cancel():
+            nxt.exception()             # let a running one end before its inputs go
+
+
 @kernel
 def _merge(count, state, m, moments):
     """Fold one group of m paths with ``moments`` into (count, state) (pairwise update; the cross

