@@ -1,6 +1,7 @@
 """The vectorizable exp against libm's (numpy's exp), in ulps, over the range the pricers use and
 up to the clamp; the fused multiply-add it is built from against exact rational arithmetic; the
-normal tail Φ(-z) against 40-digit mpmath."""
+normal tail Φ(-z) against 40-digit mpmath; the tile matrix products against NumPy's sums in
+the same order."""
 from fractions import Fraction
 
 import numpy as np
@@ -112,3 +113,30 @@ def test_normal_tail_loop_matches_scalar_calls_and_limits():
     got = _normal_tail(np.array([0.0, -0.0, np.inf, -np.inf, 40.0, -40.0, np.nan]))
     assert np.array_equal(got[:6], [0.5, 0.5, 0.0, 1.0, 0.0, 1.0])
     assert np.isnan(got[6])
+
+
+@njit
+def _matmuls(matrix, x, n, m, lower, by_tile, by_step):
+    for k in range(x.shape[1]):
+        vecmath.tile_matmul(matrix, x[:, k], by_tile[:, k], n, m, lower)
+        vecmath.step_matmul(matrix, x, by_step, k, n, m, lower)
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_step_and_tile_matrix_products_are_the_same_sums(lower):
+    """``step_matmul`` (a step of (row, step, path) arrays) has tile_matmul's bits on the same
+    step's view, and both are the sums Σ_s matrix[r, s] x[s] added in order of s, over the
+    first m paths only (lower: over s <= r)."""
+    rng = np.random.default_rng(3)
+    n, steps, width, m = 4, 6, 16, 13
+    matrix = rng.standard_normal((n, n))
+    x = rng.standard_normal((n, steps, width))
+    by_tile, by_step = np.full_like(x, np.nan), np.full_like(x, np.nan)
+    _matmuls(matrix, x, n, m, lower, by_tile, by_step)
+    assert np.array_equal(by_tile, by_step, equal_nan=True)
+    expected = np.zeros((n, steps, m))
+    for r in range(n):
+        for s_ in range(r + 1 if lower else n):
+            expected[r] += matrix[r, s_] * x[s_, :, :m]
+    assert np.array_equal(by_step[:, :, :m], expected)
+    assert np.isnan(by_step[:, :, m:]).all()

@@ -877,7 +877,7 @@ def group_normals(key0, names, heston, stream, path, m, n_steps, mix, b, eps, ow
             fill_normal_rows(key0, names[a], stream, np.uint64(path), own[a], np.int64(n_steps),
                              np.int64(1), np.int64(1), np.int64(2), np.int64(m))
     for k in range(n_steps):
-        vecmath.tile_matmul(mix, b[:, k], eps[:, k], n, m, True)
+        vecmath.step_matmul(mix, b, eps, k, n, m, True)
 
 
 @kernel

@@ -446,7 +446,7 @@ def group_tile(key0, stream, path, m, grid, names, mix, b, w):
     for a in range(n):
         brownian_tile(key0, names[a], stream, path, m, grid, b[a])
     for k in range(grid.size):
-        vecmath.tile_matmul(mix, b[:, k], w[:, k], n, m, True)
+        vecmath.step_matmul(mix, b, w, k, n, m, True)
 
 
 @kernel
