@@ -273,6 +273,7 @@ def _fit(value, basis, n_dates, n_cols, times, rate, names):
     xtx, xty = np.empty((n_cols, n_cols)), np.empty(n_cols)
     n_itm = np.zeros(n_dates - 1, dtype=np.int64)
     r_squared = np.full(n_dates - 1, np.nan)
+
     def inputs(k):
         h = value(k)
         itm = np.flatnonzero(h > 0.0)

@@ -384,8 +384,8 @@ def row_adjoint(z, m, scheme, coef, scen, dcoef, v, g_t, ends, adj_zs, adj_zv, a
     date, where the forward tangents must store every date (a basket of 5 names, 252 steps:
     15 MB of tangents a tile).  The two agree up to rounding.  Euler's state is the raw
     variance (the stored v+ gives its sign), whose own term carries through where it is
-    negative.  Like the tangents, the flow ∂F/∂v is heavy-tailed once the
-    Feller condition fails (module docstring).
+    negative.  Like the tangents, the flow ∂F/∂v is heavy-tailed once the Feller condition
+    fails (module docstring).
 
     ends[i] (a grid index <= g_t, as a float) ends path i earlier: its derivatives are those of
     x at grid date ends[i] (an exercisable trade's stopping date), zero for k > ends[i].  The
