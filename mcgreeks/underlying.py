@@ -573,7 +573,8 @@ def finish(job, counts, states):
     rows, diagnostics = [], []
     for j, (r, c) in enumerate(zip(job.records, job.choices)):
         q = r["quantity"]
-        row, warnings = {}, []
+        exploded = _moment_explosion(job, r)
+        row, warnings = {}, [exploded] if exploded else []
         if r.get("legs"):
             row["risk"] = []
         for g, e in [(G.PRICE, 0)] + list(c.items()):
@@ -669,6 +670,45 @@ def _infinite_variance(job, record, g, e):
                     f"{rule.bounds[0]} (here {rule.ratio(params):.2f}"
                     f"{'' if len(legs) == 1 else ', ' + job.members[a]}); fd does not")
     return ""
+
+
+def _unbounded_legs(record):
+    """(legs, every): the places in the group of the legs whose spot the trade's payoff grows
+    with, without bound (docs/reference.md's payoff table, w the weights, omega +1 for a call);
+    every: the payoff grows only when all of them do (a call on the worst of, a put on the best
+    of).  A put, a digital and an up-and-out call are bounded: no legs."""
+    omega = 1.0 if record["option_type"] == "call" else -1.0
+    kind = record["payoff"]
+    if not record.get("legs"):
+        bounded = (omega < 0.0 or kind == "digital"
+                   or (kind == "barrier" and record.get("barrier_type") == "up_out"))
+        return ([] if bounded else [record.get("asset", 0)]), False
+    legs, w = list(record["legs"]), record["weights"]
+    signs = [omega * w[0], -omega * w[1]] if kind == "spread" else [omega * x for x in w]
+    grows = [a for a, s in zip(legs, signs) if s > 0.0]
+    if (kind == "worst_of" and omega > 0.0) or (kind == "best_of" and omega < 0.0):
+        return (legs if len(grows) == len(legs) else []), True
+    return grows, False
+
+
+def _moment_explosion(job, record):
+    """The row warning of a trade whose payoff grows like the spot of a Heston leg whose second
+    moment E[S_T^2] is infinite before the trade's maturity (``models.heston.
+    moment_explosion_time``): the payoff's variance is then infinite and no standard error of
+    the row estimates anything, whatever the tile test sees on a finite sample.  "" otherwise."""
+    from mcgreeks.models.heston import moment_explosion_time     # a kernel module
+    legs, every = _unbounded_legs(record)
+    times = {a: moment_explosion_time(job.member_params[a]) for a in legs
+             if job.member_params[a]["model"] == "heston"}
+    exploded = {a: t for a, t in times.items() if t <= record["maturity"]}
+    if not exploded or (every and len(exploded) < len(legs)):
+        return ""
+    a = min(exploded, key=exploded.get)
+    name = f" of {job.members[a]}" if record.get("legs") else ""
+    return (f"every _se meaningless: E[S_T^2]{name} is infinite from T = {exploded[a]:.3g} y "
+            f"(Heston moment explosion, Andersen & Piterbarg 2007), before this maturity, so the "
+            f"payoff's variance is infinite" + ("; price the put and use parity"
+                                                 if record["payoff"] == "european" else ""))
 
 
 def _multi_measure(job, record, g):

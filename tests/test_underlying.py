@@ -191,3 +191,74 @@ def test_price_of_a_job_is_price_portfolio_to_the_bit():
                 assert table.at[r["trade_id"], column] == value, (r["trade_id"], column)
     assert table.loc["A", "method_delta"] == "optimal"
     assert np.isfinite(table.loc["A", "price"]) and table.loc["A", "price_se"] > 0
+
+
+# --- Heston moment explosion (models.heston.moment_explosion_time) ----------------------------
+
+# kappa 1, xi 1, corr 0.5: E[S_T^2] is infinite from T = 2.2214 y (tests/models/
+# test_heston_moments.py checks the time against the Riccati equation integrated numerically)
+EXPLOSIVE = dict(model="heston", spot=100.0, rate=0.02, div_yield=0.0, v0=0.04, kappa=1.0,
+                 vbar=0.04, xi=1.0, corr=0.5)
+
+
+def _explosion_book():
+    market = pd.DataFrame([dict(underlying="HX", **EXPLOSIVE),
+                           dict(underlying="G", model="gbm", spot=100.0, rate=0.02,
+                                div_yield=0.0, vol=0.2)])
+    rows = [("C3", "HX", "european", "call", 3.0, {}),
+            ("P3", "HX", "european", "put", 3.0, {}),
+            ("C2", "HX", "european", "call", 2.0, {}),
+            ("D3", "HX", "digital", "call", 3.0, {"cash": 1.0}),
+            ("A3", "HX", "asian_arithmetic", "call", 3.0, {"n_fixings": 12}),
+            ("UO3", "HX", "barrier", "call", 3.0, {"barrier": 150.0, "barrier_type": "up_out",
+                                                    "monitoring": "continuous"}),
+            ("DO3", "HX", "barrier", "call", 3.0, {"barrier": 60.0, "barrier_type": "down_out",
+                                                   "monitoring": "continuous"}),
+            ("B3", "HX;G", "basket", "call", 3.0, {"weights": "0.5;0.5"}),
+            ("BS3", "HX;G", "basket", "call", 3.0, {"weights": "-0.5;1"}),
+            ("W3", "HX;G", "worst_of", "call", 3.0, {}),
+            ("S3", "G;HX", "spread", "put", 3.0, {})]
+    trades = pd.DataFrame([dict(trade_id=t, underlying=u, payoff=p, option_type=o, strike=100.0,
+                                maturity=m, **extra) for t, u, p, o, m, extra in rows])
+    correlations = pd.DataFrame([dict(underlying_1="HX", underlying_2="G", corr=0.3)])
+    return trades, market, correlations
+
+
+def test_a_payoff_growing_with_an_exploding_heston_spot_is_warned_about():
+    """Every trade whose payoff grows like HX's spot, with a maturity past HX's explosion time,
+    and no other: a put, a digital, an up-and-out call, a call before 2.22 y, a basket with a
+    negative weight on HX, a call on the worst of HX and a GBM name are bounded in HX's spot (or
+    have E[S_T^2] finite), and a put on a spread G - HX grows with HX."""
+    trades, market, correlations = _explosion_book()
+    out = mcgreeks.price_portfolio(trades, market, correlations=correlations, n_paths=2048,
+                                   greeks="none")
+    warned = {t for t, w in out["warning"].items() if "E[S_T^2]" in w}
+    assert warned == {"C3", "A3", "DO3", "B3", "S3"}
+    assert out.loc["C3", "warning"].startswith(
+        "every _se meaningless: E[S_T^2] is infinite from T = 2.22 y (Heston moment explosion")
+    assert "price the put and use parity" in out.loc["C3", "warning"]
+    assert "E[S_T^2] of HX is infinite" in out.loc["B3", "warning"]
+
+
+def test_unbounded_legs_follow_the_payoff_table():
+    def legs(payoff, option_type, weights=None, barrier_type=None):
+        record = dict(payoff=payoff, option_type=option_type, asset=1,
+                      barrier_type=barrier_type)
+        if weights is not None:
+            record.update(legs=(3, 5), weights=weights)
+        return underlying._unbounded_legs(record)
+    assert legs("european", "call") == ([1], False)
+    assert legs("lookback", "call") == ([1], False)
+    assert legs("european", "put") == ([], False)
+    assert legs("digital", "call") == ([], False)
+    assert legs("barrier", "call", barrier_type="up_out") == ([], False)
+    assert legs("barrier", "call", barrier_type="up_in") == ([1], False)
+    assert legs("basket", "call", (1.0, -1.0)) == ([3], False)
+    assert legs("basket", "put", (1.0, -1.0)) == ([5], False)
+    assert legs("spread", "call", (1.0, 1.0)) == ([3], False)
+    assert legs("spread", "put", (1.0, 1.0)) == ([5], False)
+    assert legs("best_of", "call", (1.0, 1.0)) == ([3, 5], False)
+    assert legs("worst_of", "call", (1.0, 1.0)) == ([3, 5], True)
+    assert legs("worst_of", "call", (1.0, -1.0)) == ([], True)
+    assert legs("best_of", "put", (1.0, 1.0)) == ([], True)
+    assert legs("worst_of", "put", (1.0, 1.0)) == ([], False)

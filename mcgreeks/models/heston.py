@@ -147,6 +147,35 @@ def feller_ratio(params):
     return 2.0 * params["kappa"] * params["vbar"] / params["xi"] ** 2
 
 
+def moment_explosion_time(params, omega=2.0):
+    """The time T* (years) from which E[S_T^omega] is infinite under Heston, inf if it stays
+    finite (always for 0 <= omega <= 1).  Depends on kappa, xi and corr alone.
+
+    E[(S_T / F_T)^omega] = exp(A(T) + B(T) v0) with B' = a B^2 + b B + c, B(0) = 0, where
+    a = xi^2 / 2, b = corr xi omega - kappa, c = omega (omega - 1) / 2; the moment is infinite
+    from the time B blows up (Andersen & Piterbarg 2007, "Moment explosions in stochastic
+    volatility models", Finance Stoch. 11, Prop. 3.1).  With D = b^2 - 4 a c and c > 0: no
+    blow-up when D >= 0 and b < 0; T* = ln((b + sqrt D) / (b - sqrt D)) / sqrt D when D > 0 and
+    b > 0 (2 / b at D = 0); T* = 2 (pi / 2 - atan(b / sqrt(-D))) / sqrt(-D) when D < 0 (B is
+    then a shifted tangent).  Monte Carlo's SE of a payoff that grows like S_T (a call) needs
+    E[S_T^2]: omega = 2."""
+    a = 0.5 * params["xi"] ** 2
+    b = params["corr"] * params["xi"] * omega - params["kappa"]
+    c = 0.5 * omega * (omega - 1.0)
+    if c <= 0.0 or a == 0.0:
+        return math.inf
+    d = b * b - 4.0 * a * c
+    if d < 0.0:
+        root = math.sqrt(-d)
+        return 2.0 * (0.5 * math.pi - math.atan(b / root)) / root
+    if b < 0.0:
+        return math.inf
+    if d == 0.0:
+        return 2.0 / b
+    root = math.sqrt(d)
+    return math.log((b + root) / (b - root)) / root
+
+
 # -- per-step coefficients and their parameter derivatives (Python, once per run) ---------------
 
 def step_coefficients(dt, *, drift_rate, kappa, vbar, xi, corr, derivatives=False,
