@@ -32,7 +32,7 @@ from benchmarks.sections import put_section                           # noqa: E4
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "data")
 BEGIN, END = "<!-- first-run -->", "<!-- /first-run -->"
-CLI = [sys.executable, "-m", "mcgreeks.cli", "price", os.path.join(DATA, "trades.csv"),
+CLI = [sys.executable, "-m", "mcgreeks", "price", os.path.join(DATA, "trades.csv"),
        "--market", os.path.join(DATA, "market.csv"), "--correlations",
        os.path.join(DATA, "correlations.csv"), "--quiet"]
 IN_PROCESS = ("import pandas as pd; from mcgreeks import price_portfolio; "
