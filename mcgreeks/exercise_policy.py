@@ -443,10 +443,10 @@ def heston_pilot(params, times, key0, key1, steps_per_year, scheme, n_paths=PILO
     from mcgreeks.pricers.heston import DEFAULT_STEPS_PER_YEAR
     from mcgreeks.rng import STREAM_EXERCISE
     grid = H.simulation_grid(times, steps_per_year or DEFAULT_STEPS_PER_YEAR)
-    x, v = H.sample_paths(params, grid, n_paths, key0=key0, key1=key1, stream=STREAM_EXERCISE,
-                          scheme=scheme, first_path=path0)
-    at = np.searchsorted(grid, times)
-    return params["spot"] * elementary.exp(x[at]), v[at]
+    # only the exercise dates' rows, the spots' exponential taken as they are written
+    return H.sample_paths(params, grid, n_paths, key0=key0, key1=key1, stream=STREAM_EXERCISE,
+                          scheme=scheme, first_path=path0, keep=np.searchsorted(grid, times),
+                          scale=params["spot"])
 
 
 def remaining_european(spots, times, strike, rate, div_yield, vol, is_call, variance=None,

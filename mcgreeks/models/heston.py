@@ -1105,40 +1105,57 @@ def _nearest(points, dates):
 PILOT_TILES_PER_BLOCK = 16
 
 
-def sample_paths(params, grid, n_paths, *, key0, key1, stream=0, scheme="qe", first_path=0):
+def sample_paths(params, grid, n_paths, *, key0, key1, stream=0, scheme="qe", first_path=0,
+                 keep=None, scale=None):
     """(x, v): ln(S_t / S0) and the variance (v+ for Euler) at the grid dates for paths
     first_path .. first_path + n_paths - 1, arrays of shape (len(grid), n_paths).  The same
     numbers as the pricer's paths (for the exercise pilots, tests and diagnostics; blocks of
-    tiles on the engine's threads, as ``group_sample_paths``)."""
-    from mcgreeks.engine import TILE, for_blocks
+    tiles on the engine's threads, as ``group_sample_paths``).  With ``keep`` (indices into the
+    grid), the rows of those dates alone; with ``scale`` (a number), x = scale S_t / S0 instead,
+    the exponential taken as each tile is written, with the bits of ``elementary.exp(x) *
+    scale`` (an exercise pilot's spots: 2^18 paths of 52 dates are 109 MB an array, and the
+    copies of the whole x made by indexing and exponentiating it afterwards were a third of
+    the pilot's time, spent by the kernel clearing their fresh pages)."""
+    from mcgreeks.engine import for_blocks
 
     p = check_params(params)
     grid = np.asarray(grid, dtype=float)
     dt = np.diff(np.concatenate([[0.0], grid]))
     scen = scenario_row(p)
     coef = scenario_coefficients(dt, p, [scen])[0]
-    n = grid.size
-    x = np.empty((n, n_paths))
-    v = np.empty((n, n_paths))
-    dcoef = np.empty((n, N_COEF, N_DIR))
-
-    def block(first_tile, end_tile):
-        z = np.empty((3 * n, TILE))
-        xt, vt = np.empty((n, TILE)), np.empty((n, TILE))
-        dummy3, dummy2 = np.empty((N_DIR, 1, 1)), np.empty((1, 1))
-        state_v, tan_x, tan_v = np.empty(TILE), np.empty((N_DIR, TILE)), np.empty((N_DIR, TILE))
-        for tile in range(first_tile, end_tile):
-            start = tile * TILE
-            m = min(TILE, n_paths - start)
-            tile_normals(np.uint64(key0), np.uint64(key1), np.uint64(stream), first_path + start,
-                         m, n, z)
-            simulate_tile(z, m, SCHEMES[scheme], coef, scen, dcoef, N_DIR, False, xt, vt, dummy3,
-                          dummy3, dummy2, dummy2, state_v, tan_x, tan_v)
-            x[:, start:start + m] = xt[:, :m]
-            v[:, start:start + m] = vt[:, :m]
-
-    for_blocks(block, -(-n_paths // TILE), PILOT_TILES_PER_BLOCK, (), ())
+    keep = np.arange(grid.size) if keep is None else np.asarray(keep, dtype=np.int64)
+    x = np.empty((keep.size, n_paths))
+    v = np.empty((keep.size, n_paths))
+    keys = (np.uint64(key0), np.uint64(key1), np.uint64(stream))
+    scaled = (scale is not None, 0.0 if scale is None else float(scale))
+    for_blocks(_sample_block, -(-n_paths // TILE), PILOT_TILES_PER_BLOCK,
+               (keys, first_path, n_paths), (SCHEMES[scheme], coef, scen, keep, scaled, x, v))
     return x, v
+
+
+@kernel
+def _sample_block(keys, first_path, n_paths, first_tile, end_tile, scheme, coef, scen, keep,
+                  scaled, x, v):
+    """``sample_paths``' tiles first_tile..end_tile-1 into x[:, paths] and v[:, paths] at the
+    grid dates ``keep`` (x as ``_kept_row`` writes it, scaled = (whether, scale)), with their
+    own scratch.  One kernel call a block, where a Python loop called the two kernels and
+    copied a tile at a time."""
+    key0, key1, stream = keys
+    n = coef.shape[0]
+    z = np.empty((3 * n, TILE))
+    xt, vt = np.empty((n, TILE)), np.empty((n, TILE))
+    dcoef = np.empty((n, N_COEF, N_DIR))
+    dummy3, dummy2 = np.empty((N_DIR, 1, 1)), np.empty((1, 1))
+    state_v, tan_x, tan_v = np.empty(TILE), np.empty((N_DIR, TILE)), np.empty((N_DIR, TILE))
+    for tile in range(first_tile, end_tile):
+        start = tile * TILE
+        m = min(TILE, n_paths - start)
+        tile_normals(key0, key1, stream, first_path + start, m, n, z)
+        simulate_tile(z, m, scheme, coef, scen, dcoef, N_DIR, False, xt, vt, dummy3, dummy3,
+                      dummy2, dummy2, state_v, tan_x, tan_v)
+        for r in range(keep.size):
+            _kept_row(xt[keep[r]], m, False, 0.0, 1.0, scaled[1], scaled[0], x[r, start:])
+            _kept_row(vt[keep[r]], m, False, 0.0, 1.0, 1.0, False, v[r, start:])
 
 
 def group_sample_paths(params, factor, grid, n_paths, *, key0, names, stream=0, scheme="qe",

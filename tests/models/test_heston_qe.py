@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
+from mcgreeks import elementary
 from mcgreeks.engine import TILE
 from mcgreeks.models import heston as H
 
@@ -80,3 +81,20 @@ def test_tails_are_one_minus_the_uniform_of_each_variance_normal():
         zv, tail = z[1:2 * n_steps:2, :TILE - 5], z[2 * n_steps:, :TILE - 5]
         np.testing.assert_allclose(tail, ndtr(-zv), rtol=1e-13, atol=0)
         assert ((tail > 0) & (tail < 1)).all()
+
+
+@pytest.mark.parametrize("scheme", ["qe", "euler"])
+def test_sample_paths_keeps_dates_and_scales_with_the_bits_of_the_whole_paths(scheme):
+    """``keep`` and ``scale`` (the exercise pilots' way) give the rows and the spots that
+    indexing the whole paths and exponentiating afterwards give, bit for bit, on a partial
+    last tile and a first path off the tile grid."""
+    params = dict(spot=97.0, rate=0.03, div_yield=0.01, v0=0.03, kappa=0.8, vbar=0.05, xi=0.9,
+                  corr=-0.4)
+    grid = np.arange(1, 27) / 26.0
+    keep = np.array([0, 5, 12, 25])
+    kw = dict(key0=5, key1=6, stream=2, scheme=scheme, first_path=77)
+    x, v = H.sample_paths(params, grid, 1000, **kw)
+    spots, kept_v = H.sample_paths(params, grid, 1000, keep=keep, scale=97.0, **kw)
+    assert np.array_equal(spots, 97.0 * elementary.exp(x[keep]))
+    assert np.array_equal(kept_v, v[keep])
+    assert np.isfinite(spots).all() and (spots > 0).all()
