@@ -32,7 +32,8 @@ import numpy as np
 from mcgreeks import elementary, linalg, vecmath
 from mcgreeks import payoffs as P
 from mcgreeks._jit import kernel
-from mcgreeks.engine import SEGMENT, prefetched
+from mcgreeks.engine import SEGMENT, TILE, for_blocks, prefetched
+from mcgreeks.rng import fill_normal_rows
 
 #: Fewest in-the-money pilot paths a date's regression needs (per basis column, 10).
 MIN_ITM_PER_COLUMN = 10
@@ -385,25 +386,56 @@ def gbm_legs_pilot(spots, rate, div_yields, vols, weights, factor, times, key0, 
     """Weighted spots xs[k, q, p] = w_q S_q(t_k) of the legs of a multi-asset trade at dates
     ``times`` on ``n_paths`` exact correlated GBM pilot paths: leg q's own normals (path
     numbers path0 .., stream ``rng.STREAM_EXERCISE``, name key names[q], draw k the increment
-    over (t_{k-1}, t_k]) mixed by the lower Cholesky factor of the legs' correlation matrix."""
-    from mcgreeks.rng import STREAM_EXERCISE, fill_normals
+    over (t_{k-1}, t_k]) mixed by the lower Cholesky factor of the legs' correlation matrix.
+    Blocks of tiles on the engine's threads (``_gbm_legs_block``)."""
+    from mcgreeks.rng import STREAM_EXERCISE
     times = np.asarray(times, dtype=float)
-    n = len(spots)
     steps = np.sqrt(np.diff(np.concatenate([[0.0], times])))
-    z, mixed = np.empty((n, n_paths)), np.empty((n, n_paths))
-    w = np.zeros((n, n_paths))
-    factor = np.ascontiguousarray(factor, dtype=float)
-    out = np.empty((times.size, n, n_paths))
-    mu = np.asarray(rate - np.asarray(div_yields) - 0.5 * np.asarray(vols) ** 2)
-    for k in range(times.size):
-        for q in range(n):
-            fill_normals(key0, names[q], STREAM_EXERCISE, path0, k, z[q])
-        # factor @ z summed in a fixed order (the pricer's), where @ would go to BLAS
-        vecmath.tile_matmul(factor, z, mixed, n, n_paths, True)
-        w += steps[k] * mixed
-        out[k] = (np.asarray(weights) * np.asarray(spots))[:, None] * elementary.exp(
-            mu[:, None] * times[k] + np.asarray(vols)[:, None] * w)
+    out = np.empty((times.size, len(spots), n_paths))
+    mu = np.asarray(rate - np.asarray(div_yields) - 0.5 * np.asarray(vols) ** 2, dtype=float)
+    level = np.asarray(weights, dtype=float) * np.asarray(spots, dtype=float)
+    keys = (np.uint64(key0), np.uint64(STREAM_EXERCISE), np.uint64(path0))
+    for_blocks(_gbm_legs_block, -(-n_paths // TILE), PILOT_TILES_PER_BLOCK,
+               (keys, np.asarray(names, dtype=np.uint64), n_paths),
+               (np.ascontiguousarray(factor, dtype=float), times, steps, mu,
+                np.asarray(vols, dtype=float), level, out))
     return out
+
+
+#: Tiles of a block of ``gbm_legs_pilot`` (on the engine's threads).
+PILOT_TILES_PER_BLOCK = 16
+
+
+@kernel
+def _gbm_legs_block(keys, names, n_paths, first_tile, end_tile, factor, times, steps, mu, vols,
+                    level, out):
+    """``gbm_legs_pilot``'s tiles first_tile..end_tile-1 into out[:, :, paths], with their own
+    scratch: per tile, each leg's normals of every date (``rng.fill_normal_rows``), mixed date
+    by date (``vecmath.step_matmul``, the sums of ``tile_matmul``), the Brownian motions
+    w += sqrt(dt) mixed, and out = level exp(mu t + vol w): NumPy's operations on whole rows
+    before, one at a time, so the same bits (``vecmath.exp_any`` is ``elementary.exp``).
+    In NumPy, date by date on one thread, 2^18 paths of 52 dates took 0.2 s."""
+    key0, stream, path0 = keys
+    n, n_dates = names.size, times.size
+    z, mixed = np.empty((n, n_dates, TILE)), np.empty((n, n_dates, TILE))
+    w = np.empty((n, TILE))
+    for tile in range(first_tile, end_tile):
+        start = tile * TILE
+        m = min(TILE, n_paths - start)
+        for q in range(n):
+            fill_normal_rows(key0, names[q], stream, path0 + np.uint64(start), z[q],
+                             np.int64(n_dates), np.int64(1), np.int64(0), np.int64(1),
+                             np.int64(m))
+            for i in range(m):
+                w[q, i] = 0.0
+        for k in range(n_dates):
+            vecmath.step_matmul(factor, z, mixed, k, n, m, True)
+            for q in range(n):
+                wq, step, drift, vol, scale = w[q], steps[k], mu[q] * times[k], vols[q], level[q]
+                dx, dst = mixed[q, k], out[k, q, start:]
+                for i in range(m):
+                    wq[i] = wq[i] + step * dx[i]
+                    dst[i] = scale * vecmath.exp_any(drift + vol * wq[i])
 
 
 def group_legs_pilot(params, weights, factor, times, key0, names, steps_per_year, scheme,
