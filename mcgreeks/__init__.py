@@ -5,7 +5,7 @@ line's start are quick, and a Ctrl-C while pandas and numba load is handled like
 """
 import importlib
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"
 
 #: Public name -> the module that defines it.
 _PUBLIC = {"price_portfolio": "mcgreeks.portfolio", "aggregate": "mcgreeks.portfolio",

@@ -230,7 +230,7 @@ from mcgreeks import elementary, engine, vecmath
 from mcgreeks import payoffs as P
 from mcgreeks._jit import kernel
 from mcgreeks.exercise_policy import (B0, N_POLICY, european_value, exercises, exercises_at,
-                                      exercises_legs, variance_weights)
+                                      exercises_legs, normal_cdf, variance_weights)
 from mcgreeks.models import heston as H
 from mcgreeks.rng import (STREAM_DUAL, fill_complements, fill_inverse_normals,
                           fill_inverse_normals_and_complements, fill_normals, inverse_normal,
@@ -608,10 +608,6 @@ def gbm_legs_upper_bound(policy_rows, times, kind, is_call, strike, spots, weigh
 
 # -- one Heston asset ----------------------------------------------------------------------------
 
-#: 1/√2, for Φ(z) = erfc(-z/√2)/2.
-_FRAC_1_SQRT2 = 0.7071067811865476
-
-
 @kernel(inline=True)
 def _heston_draws(key0, key1, stream, path, draw, scheme, one):
     """(zs, zv, 1 - U of zv) of one path's step whose spot normal is ``draw`` (the variance's
@@ -644,8 +640,7 @@ def _hedge_ratio(omega, spot, strike, remaining, rate, div_yield, var, scale):
     if not sd > 0.0:
         return 0.0
     d1 = (elementary.ln(spot / strike) + (rate - div_yield) * remaining) / sd + 0.5 * sd
-    return scale * omega * elementary.exp_scalar(-div_yield * remaining) * 0.5 * math.erfc(
-        -omega * d1 * _FRAC_1_SQRT2)
+    return scale * omega * elementary.exp_scalar(-div_yield * remaining) * normal_cdf(omega * d1)
 
 
 @kernel

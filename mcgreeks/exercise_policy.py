@@ -550,23 +550,25 @@ def rows(policy, times, rate, div_yield, vol, kappa=None):
 
 # -- applying a policy in a kernel ------------------------------------------------------------
 
-_FRAC_1_SQRT2 = 0.7071067811865476
+@kernel(inline=True)
+def normal_cdf(z):
+    """Φ(z) = ``vecmath.normal_tail(-z)``: plain arithmetic, so a loop over paths that calls it
+    vectorizes and its bits are the same on every machine (libm's erfc, used before, was a
+    scalar call whose last bits depend on the libm, and the policy's regressor, hence which
+    paths exercise, with them)."""
+    return vecmath.normal_tail(-z)
 
 
-@kernel
-def _normal_cdf(z):
-    return 0.5 * math.erfc(-z * _FRAC_1_SQRT2)
-
-
-@kernel
+@kernel(inline=True)
 def european_value(omega, spot, strike, remaining, rate, div_yield, vol):
     """Black-Scholes value of a European call (omega = 1) or put (-1) with ``remaining`` years
-    to run: ω [S e^{-qτ} N(ω d₁) - K e^{-rτ} N(ω d₂)] (``analytic.black_scholes.european``)."""
+    to run: ω [S e^{-qτ} N(ω d₁) - K e^{-rτ} N(ω d₂)] (``analytic.black_scholes.european``).
+    Inlined, so that ``_european_values``' loop over the pilot paths vectorizes."""
     sd = vol * math.sqrt(remaining)
     d1 = (elementary.ln(spot / strike) + (rate - div_yield) * remaining) / sd + 0.5 * sd
-    return omega * (spot * elementary.exp_scalar(-div_yield * remaining) * _normal_cdf(omega * d1)
+    return omega * (spot * elementary.exp_scalar(-div_yield * remaining) * normal_cdf(omega * d1)
                     - strike * elementary.exp_scalar(-rate * remaining)
-                    * _normal_cdf(omega * (d1 - sd)))
+                    * normal_cdf(omega * (d1 - sd)))
 
 
 @kernel

@@ -5,6 +5,7 @@ exit 2, and nothing written.  Also the header-only input files and ``--version``
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -156,4 +157,6 @@ def test_version():
     proc = run_cli("--version", cwd=DATA)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"mcgreeks {__version__}\n"
-    assert __version__ == "0.4.0"
+    # the package's version is the one pyproject.toml gives the installed distribution
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    assert __version__ == tomllib.loads(pyproject.read_text())["project"]["version"] == "0.4.1"
