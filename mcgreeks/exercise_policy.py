@@ -551,24 +551,27 @@ def rows(policy, times, rate, div_yield, vol, kappa=None):
 # -- applying a policy in a kernel ------------------------------------------------------------
 
 @kernel(inline=True)
-def normal_cdf(z):
-    """Φ(z) = ``vecmath.normal_tail(-z)``: plain arithmetic, so a loop over paths that calls it
-    vectorizes and its bits are the same on every machine (libm's erfc, used before, was a
-    scalar call whose last bits depend on the libm, and the policy's regressor, hence which
-    paths exercise, with them)."""
-    return vecmath.normal_tail(-z)
+def normal_cdf(z, one_value):
+    """Φ(z) = ``vecmath.normal_tail(-z)``, in plain arithmetic: its bits are the same on every
+    machine (libm's erfc, used before, gave the policy's regressor, hence which paths exercise,
+    the libm's last bits) and a loop over paths that calls it vectorizes.  ``one_value`` (a
+    constant of each inlined copy): ``vecmath.normal_tail_one``, the same bits computing only
+    the branch z needs, for a caller that takes one value at a time."""
+    return vecmath.normal_tail_one(-z) if one_value else vecmath.normal_tail(-z)
 
 
 @kernel(inline=True)
-def european_value(omega, spot, strike, remaining, rate, div_yield, vol):
+def european_value(omega, spot, strike, remaining, rate, div_yield, vol, one_value=True):
     """Black-Scholes value of a European call (omega = 1) or put (-1) with ``remaining`` years
     to run: ω [S e^{-qτ} N(ω d₁) - K e^{-rτ} N(ω d₂)] (``analytic.black_scholes.european``).
-    Inlined, so that ``_european_values``' loop over the pilot paths vectorizes."""
+    Inlined, so that ``_european_values``' loop over the pilot paths vectorizes (with
+    ``one_value`` False; ``normal_cdf``)."""
     sd = vol * math.sqrt(remaining)
     d1 = (elementary.ln(spot / strike) + (rate - div_yield) * remaining) / sd + 0.5 * sd
-    return omega * (spot * elementary.exp_scalar(-div_yield * remaining) * normal_cdf(omega * d1)
+    return omega * (spot * elementary.exp_scalar(-div_yield * remaining)
+                    * normal_cdf(omega * d1, one_value)
                     - strike * elementary.exp_scalar(-rate * remaining)
-                    * normal_cdf(omega * (d1 - sd)))
+                    * normal_cdf(omega * (d1 - sd), one_value))
 
 
 @kernel
@@ -576,7 +579,8 @@ def _european_values(omega, spots, strike, remaining, rate, div_yield, vols, out
     """out[p] = ``european_value`` where path p is in the money (the only paths a fit
     regresses on), else 0."""
     for p in range(spots.size):
-        out[p] = european_value(omega, spots[p], strike, remaining, rate, div_yield, vols[p]) \
+        out[p] = european_value(omega, spots[p], strike, remaining, rate, div_yield, vols[p],
+                                False) \
             if omega * (spots[p] - strike) > 0.0 else 0.0
 
 

@@ -207,27 +207,70 @@ def normal_tail(z):
     loop would keep it from vectorizing."""
     x = abs(z) * _FRAC_1_SQRT2
     u = x * x
-    # x <= 0.46875: Φ(-|z|) = (1 - erf x)/2 = (Q - x·P)/(2Q), Q - x·P > Q/2 (no cancellation)
-    p1, q1 = horner(_ERF_P, u), horner(_ERF_Q, u)
-    num1 = fma(-x, p1, q1)
-    # 0.46875 < x <= 4: erfc x / e^(-x²) = P(x)/Q(x)
-    num2, den2 = horner(_ERFC_P, x), horner(_ERFC_Q, x)
-    # x > 4: erfc x / e^(-x²) = (1/√π - P/(u·Q))/x = (u·Q/√π - P)/(x·u·Q), P < u·Q/(30√π)
-    p3, q3 = horner(_ERFC_TAIL_P, u), horner(_ERFC_TAIL_Q, u)
-    uq3 = u * q3
-    num3 = fma(uq3, _FRAC_1_SQRT_PI, -p3)
-    den3 = x * uq3
-    # e^(-z²/2) = e^(-hi/2)·e^(-lo/2), |lo| <= ulp(z²)/2 so e^(-lo/2) = 1 - lo/2 to rounding
-    hi = z * z
-    lo = fma(z, z, -hi)
-    half_hi = 0.5 * hi
-    e = exp(-half_hi)
-    e = fma(e, -0.5 * lo, e)
+    num1, q1 = _erf_small(x, u)
+    num2, den2 = _erfc_mid(x)
+    num3, den3 = _erfc_far(x, u)
+    e, half_hi = _gauss(z)
     small = x <= _ERF_X_SMALL
     mid = x <= _ERFC_X_MID
     num = num1 if small else (num2 if mid else num3)
     den = q1 if small else (den2 if mid else den3)
     scale = 0.5 if small else 0.5 * e
-    t = scale * num / den
+    return _tail(z, scale * num / den, half_hi)
+
+
+@kernel(inline=True)
+def normal_tail_one(z):
+    """``normal_tail``'s value, to the bit, computing only the branch that z selects: for one
+    value at a time (a path's exercise decision, a dual bound's inner path), where evaluating
+    the three rational functions and the exponential, as the branch-free form must, cost a
+    quarter more of a GBM dual bound's time."""
+    x = abs(z) * _FRAC_1_SQRT2
+    u = x * x
+    if x <= _ERF_X_SMALL:
+        num, den = _erf_small(x, u)
+        return _tail(z, 0.5 * num / den, 0.0)
+    e, half_hi = _gauss(z)
+    num, den = _erfc_mid(x) if x <= _ERFC_X_MID else _erfc_far(x, u)
+    return _tail(z, 0.5 * e * num / den, half_hi)
+
+
+@kernel(inline=True)
+def _erf_small(x, u):
+    """x <= 0.46875: Φ(-|z|) = (1 - erf x)/2 = (Q - x·P)/(2Q), Q - x·P > Q/2 (no
+    cancellation); (Q - x·P, Q)."""
+    p1, q1 = horner(_ERF_P, u), horner(_ERF_Q, u)
+    return fma(-x, p1, q1), q1
+
+
+@kernel(inline=True)
+def _erfc_mid(x):
+    """0.46875 < x <= 4: erfc x / e^(-x²) = P(x)/Q(x); (P, Q)."""
+    return horner(_ERFC_P, x), horner(_ERFC_Q, x)
+
+
+@kernel(inline=True)
+def _erfc_far(x, u):
+    """x > 4: erfc x / e^(-x²) = (1/√π - P/(u·Q))/x = (u·Q/√π - P)/(x·u·Q), P < u·Q/(30√π);
+    (numerator, denominator)."""
+    p3, q3 = horner(_ERFC_TAIL_P, u), horner(_ERFC_TAIL_Q, u)
+    uq3 = u * q3
+    return fma(uq3, _FRAC_1_SQRT_PI, -p3), x * uq3
+
+
+@kernel(inline=True)
+def _gauss(z):
+    """(e^(-z²/2), z²/2 rounded): e^(-z²/2) = e^(-hi/2)·e^(-lo/2) with z² = hi + lo split
+    exactly, |lo| <= ulp(z²)/2 so e^(-lo/2) = 1 - lo/2 to rounding."""
+    hi = z * z
+    lo = fma(z, z, -hi)
+    half_hi = 0.5 * hi
+    e = exp(-half_hi)
+    return fma(e, -0.5 * lo, e), half_hi
+
+
+@kernel(inline=True)
+def _tail(z, t, half_hi):
+    """Φ(-z) from t = Φ(-|z|): 0 where e^(-z²/2) underflows, 1 - t for z < 0."""
     t = 0.0 if half_hi > EXP_MAX else t
     return 1.0 - t if z < 0.0 else t

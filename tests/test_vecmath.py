@@ -66,6 +66,26 @@ def _normal_tail(z):
     return out
 
 
+@njit
+def _normal_tail_one_each(z, out):
+    for i in range(z.size):
+        out[i] = vecmath.normal_tail_one(z[i])
+
+
+def test_normal_tail_one_is_normal_tail_to_the_bit():
+    """The branching form computes the branch-free form's selected branch: the same bits on
+    every branch, at and around the switches (|z|/√2 = 0.46875 and 4), in the far tails where
+    the exponential underflows, and at ±0, ±inf and NaN."""
+    rng = np.random.default_rng(11)
+    edges = np.array([0.46875, 4.0]) * np.sqrt(2.0)
+    near = np.concatenate([np.nextafter(edges, 0.0), edges, np.nextafter(edges, 100.0)])
+    z = np.concatenate([rng.uniform(-40.0, 40.0, 200_000), rng.normal(0.0, 1.0, 100_000), near,
+                        -near, [0.0, -0.0, 37.5, 37.7, -37.7, np.inf, -np.inf, np.nan]])
+    one = np.empty_like(z)
+    _normal_tail_one_each(z, one)
+    assert np.array_equal(one, _normal_tail(z), equal_nan=True)
+
+
 def test_normal_tail_relative_error_against_mpmath():
     """Φ(-z) against 40-digit mpmath ncdf(-z) on a grid of step 1e-3 over [-12, 12], 4000 random
     points and both sides of Cody's interval ends (x = z/√2 = 0.46875 and 4): 6.6e-16 (4.8 ulp)
