@@ -235,26 +235,78 @@ def _legs_basis(xs, kind, strike, omega, itm, xt):
         u[j] = max(omega * (u[j] - 1.0), 0.0)
 
 
-def fit(spots, times, strike, rate, is_call, european=None, variance=None):
+def fit(spots, times, strike, rate, is_call, european=None, variance=None, regressor=None):
     """Fit the policy by backward induction on pilot paths.
 
     spots[k, p]: the spot at exercise date times[k] (years, increasing, the last the maturity)
     on pilot path p; european[k, p] (optional): the European value of the option's remaining
     life at times[k], and variance[k, p] (optional, Heston), basis columns (the variance only
-    with the European).  The realized cash flow of each path under the policy
-    already fitted from t_{k+1} on is discounted to t_k at ``rate`` and regressed on the basis
-    over the paths in the money at t_k.  Returns a ``Policy``."""
+    with the European).  ``regressor`` = (div_yield, vol, kappa), instead of ``european``:
+    that column is ``remaining_european``'s, computed date by date for the paths the date
+    regresses on alone, by the kernel that forms the basis (``_european_basis``: the same
+    values, on the worker thread that prepares the next date).  The realized cash flow of each
+    path under the policy already fitted from t_{k+1} on is discounted to t_k at ``rate`` and
+    regressed on the basis over the paths in the money at t_k.  Returns a ``Policy``."""
     spots = np.asarray(spots, dtype=float)
-    n_cols = 3 + (european is not None) + (variance is not None)
+    with_european = european is not None or regressor is not None
+    n_cols = 3 + with_european + (variance is not None)
 
     values = exercise_value(spots, strike, is_call)
 
-    def basis(k, itm):
-        return features(spots[k, itm], strike, None if european is None else european[k, itm],
-                        None if variance is None else variance[k, itm]).T
+    if regressor is None:
+        def basis(k, itm):
+            return features(spots[k, itm], strike,
+                            None if european is None else european[k, itm],
+                            None if variance is None else variance[k, itm]).T
+    else:
+        div_yield, vol, kappa = regressor
+        weights = variance_weights(times, kappa)
+        omega = 1.0 if is_call else -1.0
+        var_k = np.zeros((len(times), 0)) if variance is None else \
+            np.ascontiguousarray(variance, dtype=float)
+
+        def basis(k, itm):
+            xt = np.empty((n_cols, itm.size))
+            _european_basis(spots[k], var_k[k], itm, strike, omega, times[-1] - times[k], rate,
+                            div_yield, vol, weights[k], xt)
+            return xt
 
     return _fit(values.__getitem__, basis, len(times), n_cols, times, rate,
-                column_names(european is not None, variance is not None))
+                column_names(with_european, variance is not None))
+
+
+@kernel
+def _european_basis(spots, variance, itm, strike, omega, remaining, rate, div_yield, vol,
+                    weight, xt):
+    """xt[:, j] = ``features``' columns 1, x, x², E/K (and v when variance is not empty) of
+    path itm[j] (in the money), with E ``remaining_european``'s value there: the same
+    operations, so the same bits, for only the paths a date regresses on (the whole pilot's
+    European values, one date after another on one thread, were a fifth of a GBM American's
+    time)."""
+    m = itm.size
+    ones, xs, squares, ek = xt[0], xt[1], xt[2], xt[3]
+    # gathered first, so that each loop below runs over contiguous rows and vectorizes
+    for j in range(m):
+        xs[j] = spots[itm[j]]
+    v2 = vol * vol
+    if variance.size > 0:
+        vs = xt[4]
+        for j in range(m):
+            vs[j] = variance[itm[j]]
+        for j in range(m):
+            var = v2 + weight * (vs[j] - v2)
+            ek[j] = european_value(omega, xs[j], strike, remaining, rate, div_yield,
+                                   math.sqrt(max(var, 0.0)), False) / strike
+    else:
+        sd = math.sqrt(max(v2, 0.0))
+        for j in range(m):
+            ek[j] = european_value(omega, xs[j], strike, remaining, rate, div_yield, sd,
+                                   False) / strike
+    for j in range(m):
+        x = xs[j] / strike
+        ones[j] = 1.0
+        xs[j] = x
+        squares[j] = x * x
 
 
 def _fit(value, basis, n_dates, n_cols, times, rate, names):

@@ -340,10 +340,10 @@ def fit_policies(job):
             else:
                 spots = exercise_policy.gbm_pilot(params["spot"], *market, times, *keys,
                                                   n_pilot, k * n_pilot)
-            european = exercise_policy.remaining_european(spots, times, r["strike"], *market,
-                                                          is_call, variance, kappa)
+            # the European regressor (remaining_european's) formed date by date in the fit
             policies.append(exercise_policy.fit(spots, times, r["strike"], params["rate"],
-                                                is_call, european, variance))
+                                                is_call, variance=variance,
+                                                regressor=(*market[1:], kappa)))
             job.policy[k, rows] = exercise_policy.rows(policies[-1], times, *market, kappa)
         job.reasons[(j, G.PRICE)] = exercise_policy.describe(policies, n_pilot,
                                                              r["exercise"] == "american")

@@ -138,3 +138,25 @@ def test_the_kernel_basis_is_legs_features_bit_for_bit(kind, n_legs, is_call):
     X._legs_basis(xs, kind, strike, omega, itm, xt)
     assert itm.size > 100
     assert np.array_equal(xt, X.legs_features(kind, xs[:, itm], strike, omega).T)
+
+
+@pytest.mark.parametrize("is_call", [True, False])
+@pytest.mark.parametrize("heston", [False, True])
+def test_the_regressor_formed_in_the_fit_is_remaining_european_bit_for_bit(is_call, heston):
+    """``fit(..., regressor=...)`` forms the European column date by date for the in-the-money
+    paths alone (``_european_basis``); the policy is the one fitted on the whole pilot's
+    ``X.remaining_european``, to the bit, with Heston's variance column and weights too."""
+    times = np.arange(1, 27) / 26.0
+    strike, rate, div, vol = 100.0, 0.04, 0.02, 0.25
+    spots = gbm_paths(100.0, rate, div, vol, times, 6000, seed=3)
+    rng = np.random.default_rng(5)
+    variance = rng.gamma(2.0, 0.02, spots.shape) if heston else None
+    kappa = 1.5 if heston else None
+    e = X.remaining_european(spots, times, strike, rate, div, vol, is_call, variance, kappa)
+    whole = X.fit(spots, times, strike, rate, is_call, e, variance)
+    formed = X.fit(spots, times, strike, rate, is_call, variance=variance,
+                   regressor=(div, vol, kappa))
+    assert np.isfinite(whole.coefficients).sum() > 50
+    assert np.array_equal(whole.coefficients, formed.coefficients, equal_nan=True)
+    assert np.array_equal(whole.n_itm, formed.n_itm)
+    assert whole.columns == formed.columns
