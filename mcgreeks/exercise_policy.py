@@ -439,7 +439,8 @@ def gbm_legs_pilot(spots, rate, div_yields, vols, weights, factor, times, key0, 
     ``times`` on ``n_paths`` exact correlated GBM pilot paths: leg q's own normals (path
     numbers path0 .., stream ``rng.STREAM_EXERCISE``, name key names[q], draw k the increment
     over (t_{k-1}, t_k]) mixed by the lower Cholesky factor of the legs' correlation matrix.
-    Blocks of tiles on the engine's threads (``_gbm_legs_block``)."""
+    Blocks of tiles on the engine's threads (``_gbm_legs_block``), as the Heston pilots'."""
+    from mcgreeks.models.heston import PILOT_TILES_PER_BLOCK
     from mcgreeks.rng import STREAM_EXERCISE
     times = np.asarray(times, dtype=float)
     steps = np.sqrt(np.diff(np.concatenate([[0.0], times])))
@@ -452,10 +453,6 @@ def gbm_legs_pilot(spots, rate, div_yields, vols, weights, factor, times, key0, 
                (np.ascontiguousarray(factor, dtype=float), times, steps, mu,
                 np.asarray(vols, dtype=float), level, out))
     return out
-
-
-#: Tiles of a block of ``gbm_legs_pilot`` (on the engine's threads).
-PILOT_TILES_PER_BLOCK = 16
 
 
 @kernel

@@ -1100,8 +1100,9 @@ def _nearest(points, dates):
     return np.minimum(np.abs(points - dates[j - 1]), np.abs(points - dates[j]))
 
 
-#: Tiles of a block of ``sample_paths`` and ``group_sample_paths`` (each on the engine's
-#: threads): enough work per block (milliseconds) to keep the Python loop's share small.
+#: Tiles of a block of ``sample_paths``, ``group_sample_paths`` and the GBM exercise pilots
+#: (``exercise_policy.gbm_legs_pilot``; each on the engine's threads): enough work per block
+#: (milliseconds) to keep the Python loop's share small.
 PILOT_TILES_PER_BLOCK = 16
 
 
