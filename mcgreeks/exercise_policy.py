@@ -295,12 +295,12 @@ def _european_basis(spots, variance, itm, strike, omega, remaining, rate, div_yi
             vs[j] = variance[itm[j]]
         for j in range(m):
             var = v2 + weight * (vs[j] - v2)
-            ek[j] = european_value(omega, xs[j], strike, remaining, rate, div_yield,
+            ek[j] = _black_scholes(omega, xs[j], strike, remaining, rate, div_yield,
                                    math.sqrt(max(var, 0.0)), False) / strike
     else:
         sd = math.sqrt(max(v2, 0.0))
         for j in range(m):
-            ek[j] = european_value(omega, xs[j], strike, remaining, rate, div_yield, sd,
+            ek[j] = _black_scholes(omega, xs[j], strike, remaining, rate, div_yield, sd,
                                    False) / strike
     for j in range(m):
         x = xs[j] / strike
@@ -609,12 +609,20 @@ def normal_cdf(z, one_value):
     return vecmath.normal_tail_one(-z) if one_value else vecmath.normal_tail(-z)
 
 
-@kernel(inline=True)
-def european_value(omega, spot, strike, remaining, rate, div_yield, vol, one_value=True):
+@kernel
+def european_value(omega, spot, strike, remaining, rate, div_yield, vol):
     """Black-Scholes value of a European call (omega = 1) or put (-1) with ``remaining`` years
-    to run: ω [S e^{-qτ} N(ω d₁) - K e^{-rτ} N(ω d₂)] (``analytic.black_scholes.european``).
-    Inlined, so that ``_european_values``' loop over the pilot paths vectorizes (with
-    ``one_value`` False; ``normal_cdf``)."""
+    to run: ω [S e^{-qτ} N(ω d₁) - K e^{-rτ} N(ω d₂)] (``analytic.black_scholes.european``),
+    one value (an exercise decision, a dual bound's inner path): one compiled copy that its
+    many callers call, where inlining it into each made their compile longer."""
+    return _black_scholes(omega, spot, strike, remaining, rate, div_yield, vol, True)
+
+
+@kernel(inline=True)
+def _black_scholes(omega, spot, strike, remaining, rate, div_yield, vol, one_value):
+    """``european_value``'s formula, inlined into the loops over pilot paths
+    (``_european_values``, ``_european_basis``) with ``one_value`` False, so that they
+    vectorize (``normal_cdf``)."""
     sd = vol * math.sqrt(remaining)
     d1 = (elementary.ln(spot / strike) + (rate - div_yield) * remaining) / sd + 0.5 * sd
     return omega * (spot * elementary.exp_scalar(-div_yield * remaining)
@@ -628,7 +636,7 @@ def _european_values(omega, spots, strike, remaining, rate, div_yield, vols, out
     """out[p] = ``european_value`` where path p is in the money (the only paths a fit
     regresses on), else 0."""
     for p in range(spots.size):
-        out[p] = european_value(omega, spots[p], strike, remaining, rate, div_yield, vols[p],
+        out[p] = _black_scholes(omega, spots[p], strike, remaining, rate, div_yield, vols[p],
                                 False) \
             if omega * (spots[p] - strike) > 0.0 else 0.0
 
