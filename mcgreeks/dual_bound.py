@@ -640,7 +640,8 @@ def _hedge_ratio(omega, spot, strike, remaining, rate, div_yield, var, scale):
     if not sd > 0.0:
         return 0.0
     d1 = (elementary.ln(spot / strike) + (rate - div_yield) * remaining) / sd + 0.5 * sd
-    return scale * omega * elementary.exp_scalar(-div_yield * remaining) * normal_cdf(omega * d1, True)
+    return (scale * omega * elementary.exp_scalar(-div_yield * remaining)
+            * normal_cdf(omega * d1, True))
 
 
 @kernel
