@@ -1,8 +1,10 @@
 """``mcgreeks`` and ``python -m mcgreeks``: start the command line.
 
-The command line's modules (pandas, numba, the kernels' loader) take a second or more to import;
-a Ctrl-C in that time (before ``cli.main`` installs its handlers) is reported in one line like
-one during a run, with nothing written.
+The arguments are parsed first (``arguments``, which imports nothing heavy), so ``--help``,
+``--version`` and a usage error answer at once.  Only then are the command line's modules
+imported (pandas, numba, the kernels' loader: a second or more); a Ctrl-C in that time (before
+``cli.execute`` installs its handlers) is reported in one line like one during a run, with
+nothing written.
 
 Once the command has returned, its files are written and closed, so the process ends at once
 (``end_process``): the interpreter's own shutdown would otherwise run garbage collections over the
@@ -15,8 +17,10 @@ import sys
 
 def main():
     try:
-        from mcgreeks.cli import main as run
-        return run()          # which handles signals itself once it has started
+        from mcgreeks.arguments import parse
+        args = parse()
+        from mcgreeks.cli import execute
+        return execute(args)          # which handles signals itself once it has started
     except KeyboardInterrupt:
         print("mcgreeks: interrupted (SIGINT) before writing any output file", file=sys.stderr)
         return 130

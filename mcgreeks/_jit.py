@@ -36,8 +36,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 #: Package modules that hold no kernel and whose names no kernel reads (the Python front end):
 #: left out of the cache key, so that editing them does not recompile the kernels.  Every other
 #: ``.py`` file of the package is a kernel source (tests/test_jit.py checks the split).
-FRONT_END = ("__init__.py", "__main__.py", "cli.py", "correlation.py", "distributed.py",
-             "formatting.py", "option.py", "portfolio.py", "risk.py",
+FRONT_END = ("__init__.py", "__main__.py", "arguments.py", "cli.py", "correlation.py",
+             "distributed.py", "formatting.py", "option.py", "portfolio.py", "risk.py",
              "underlying.py", "validation.py", "warmup.py", "analytic/",
              "estimators/selection.py")
 

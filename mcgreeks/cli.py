@@ -16,7 +16,6 @@ Exit status:
        file and no temporary file (unless the signal came after the last rename: then every
        output file is there, whole).
 """
-import argparse
 import contextlib
 import hashlib
 import importlib
@@ -34,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 import mcgreeks
+from mcgreeks import arguments
 from mcgreeks import greeks as G
 from mcgreeks.formatting import with_error
 from mcgreeks.portfolio import aggregate, price_portfolio
@@ -307,70 +307,6 @@ class _Log:
             self.bar.close()
 
 
-def _parser():
-    parser = argparse.ArgumentParser(prog="mcgreeks", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"mcgreeks {mcgreeks.__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    price = commands.add_parser("price", help="price a portfolio and its Greeks")
-    price.add_argument("trades", help="trades table (.csv or .parquet)")
-    price.add_argument("--market", required=True, help="market table (.csv or .parquet)")
-    price.add_argument("--correlations", metavar="FILE",
-                       help="correlations table (.csv or .parquet: underlying_1, underlying_2, "
-                            "corr): correlated underlyings are simulated together")
-    price.add_argument("--paths", type=int, default=100_000, help="paths per underlying")
-    price.add_argument("--seed", type=int, default=0, help="random seed in [0, 2**64)")
-    price.add_argument("--method", default="auto",
-                       help="auto|pathwise|lr|mixed|fd|optimal, or per Greek: "
-                            "delta=lr,gamma=fd")
-    price.add_argument("--steps-per-year", type=float, default=None,
-                       help="time steps per year of discretized models (GBM is exact)")
-    price.add_argument("--out", help="write the results to FILE.csv or FILE.parquet, with an "
-                                     "audit manifest FILE.csv.manifest.json (or "
-                                     "FILE.parquet.manifest.json) beside it")
-    price.add_argument("--greeks", default="all",
-                       help="what to compute besides the price: all (default), none (the price "
-                            "alone), or a comma-separated list such as delta,vega,d_xi; the "
-                            "others are not computed and their columns are absent")
-    price.add_argument("--risk-out", metavar="FILE",
-                       help="also write the long risk table (one row per trade and measure: "
-                            "trade_id, measure, underlying, underlying_2, value, se, method) "
-                            "to FILE.csv or FILE.parquet, together with --out's files")
-    price.add_argument("--by", choices=["underlying"], help="also aggregate per underlying and "
-                       "in total (printed, and written to FILE.by_underlying.csv|parquet)")
-    price.add_argument("--on-error", choices=["fail", "skip"], default="fail",
-                       help="fail: bad input writes nothing (default); skip: price the good "
-                            "rows, give each bad row its reason in 'error', exit 1")
-    price.add_argument("--no-control-variate", action="store_true",
-                       help="price arithmetic Asians without their geometric control")
-    price.add_argument("--no-lr-baseline", action="store_true",
-                       help="plain likelihood-ratio estimates, without the pilot-fitted baseline")
-    price.add_argument("--sampler", choices=["mc", "antithetic", "sobol"], default="mc",
-                       help="mc: Monte Carlo (default); antithetic: Monte Carlo in pairs of "
-                            "reflected paths (even --paths); sobol: randomized quasi-Monte "
-                            "Carlo (GBM; --paths = randomizations × a power of two)")
-    price.add_argument("--upper-bound", action="store_true",
-                       help="also the dual upper bound of each Bermudan or American trade and "
-                            "its gap to the price (Andersen-Broadie)")
-    price.add_argument("--pilot-paths", type=int, default=None, metavar="N",
-                       help="pilot paths each Bermudan or American trade's exercise policies "
-                            "are fitted on, in all (default 262,144)")
-    price.add_argument("--randomizations", type=int, default=16,
-                       help="independent Sobol scramblings, whose spread gives the standard "
-                            "errors (default 16)")
-    where = price.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, help="start a local Dask cluster of N processes")
-    where.add_argument("--scheduler", help="join the Dask cluster at this scheduler ADDRESS")
-    price.add_argument("--quiet", action="store_true", help="no progress bar, logs or table")
-    warm = commands.add_parser("warmup", help="compile the kernels for this machine ahead of a "
-                               "run (a first run otherwise compiles what its book needs)")
-    warm.add_argument("--quiet", action="store_true", help="no log lines")
-    reproduce = commands.add_parser("reproduce", help="rerun a job from its audit manifest")
-    reproduce.add_argument("manifest", help="FILE.manifest.json written by 'mcgreeks price'")
-    reproduce.add_argument("--out", required=True, help="where to write the rerun's results")
-    reproduce.add_argument("--quiet", action="store_true")
-    return parser
-
-
 def _sibling(out, tag):
     """FILE.csv -> FILE.<tag>.csv (same folder and format)."""
     out = Path(out)
@@ -543,7 +479,12 @@ def _reproduce(args, log):
 
 def main(argv=None):
     """Run the command line; returns the exit status (a signal ends the process itself)."""
-    args = _parser().parse_args(argv)
+    return execute(arguments.parse(argv), argv)
+
+
+def execute(args, argv=None):
+    """Run the parsed command line ``args`` (``arguments.parse``; argv: what it was parsed from,
+    None for sys.argv, recorded in a manifest); returns the exit status."""
     log = _Log(args.quiet)
     with _stop_on_signals():
         try:

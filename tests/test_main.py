@@ -46,3 +46,23 @@ def test_a_usage_error_is_argparse_s_exit(tmp_path):
     assert done.returncode == 2
     assert "unrecognized arguments" in done.stderr or "required" in done.stderr
     assert done.stderr.splitlines()[-1] == "exit handler ran"
+
+
+def test_help_version_and_usage_errors_answer_before_the_heavy_modules_load():
+    # what a parse imports: nothing of pandas, numba or the kernels (``mcgreeks.arguments``)
+    probe = ("import sys\n"
+             "from mcgreeks.arguments import parse\n"
+             "args = parse(['price', 'book.csv', '--market', 'm.csv', '--paths', '5000'])\n"
+             "assert (args.command, args.paths, args.greeks) == ('price', 5000, 'all'), args\n"
+             "heavy = sorted(m for m in ('pandas', 'numba', 'numpy', 'mcgreeks.cli') "
+             "if m in sys.modules)\n"
+             "assert not heavy, heavy\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    import mcgreeks
+    version = run("--version")
+    assert (version.returncode, version.stdout) == (0, f"mcgreeks {mcgreeks.__version__}\n")
+    usage = run("price", "--help")
+    assert usage.returncode == 0 and "--paths PATHS" in usage.stdout
+    assert "Monte Carlo prices and Greeks" in run("--help").stdout
