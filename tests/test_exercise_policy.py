@@ -140,6 +140,71 @@ def test_the_kernel_basis_is_legs_features_bit_for_bit(kind, n_legs, is_call):
     assert np.array_equal(xt, X.legs_features(kind, xs[:, itm], strike, omega).T)
 
 
+def exercise_by_the_rule(policy, row, kind, omega, strike, x):
+    """(h, continuation) of the multi-asset exercise rule as docs/reference.md states it, for
+    one path's legs x, in Python: the policy exercises when h > 0 and h >= continuation, the
+    fit on (1, a, b, a², b², ab, h/K) with a and b the largest two legs (smallest two for a
+    worst-of, the two legs of a spread) over K, the pair kept by the branches
+    ``if y > a: a, b = y, a elif y > b: b = y``."""
+    u = x[1:].sum(initial=x[0]) if kind == P.BASKET else (
+        x.max() if kind == P.BEST_OF else x.min() if kind == P.WORST_OF else x[0] - x[1])
+    h = omega * (u - strike)
+    if kind == P.SPREAD:
+        a, b = x[0], x[1]
+    else:
+        sign = -1.0 if kind == P.WORST_OF else 1.0
+        a = b = -np.inf
+        for y in sign * x:
+            if y > a:
+                a, b = y, a
+            elif y > b:
+                b = y
+        a, b = sign * a, (sign * b if x.size > 1 else 0.0)
+    a, b = a / strike, b / strike
+    c = policy[row, X.B0:X.B6 + 1]
+    return h, c[0] + a * c[1] + b * c[2] + a * a * c[3] + b * b * c[4] + a * b * c[5] + \
+        h / strike * c[6]
+
+
+@pytest.mark.parametrize("kind, n_legs", [(P.BASKET, 1), (P.BASKET, 5), (P.BEST_OF, 3),
+                                          (P.WORST_OF, 4), (P.SPREAD, 2)])
+@pytest.mark.parametrize("omega", [1.0, -1.0])
+def test_the_exercise_decisions_of_a_tile_and_of_a_path_are_the_rule(kind, n_legs, omega):
+    # stop_legs (a tile's paths, legs read in place) and exercises_legs (one path's legs, the
+    # dual bound's) take the running pair by max and min; ties between legs are in the data
+    rng = np.random.default_rng(7 + n_legs)
+    m = 128
+    xs = np.round(rng.lognormal(3.0, 0.3, (n_legs, m)), 1)
+    xs[:, :10] = xs[0, :10]
+    if kind == P.SPREAD:
+        xs[0] += 10.0                                       # a spread struck well above 0
+    strike = float(np.median(X.legs_value(kind, xs)))
+    policy = np.zeros((3, X.VAR_WEIGHT + 1))
+    policy[:, X.B1:X.B6 + 1] = rng.normal(0.0, [1.0, 1.0, 0.5, 0.5, 0.5, 1.0], (3, 6))
+    for row in range(2):    # B0 splits the paths in the money in about two halves
+        gap = [np.subtract(*exercise_by_the_rule(policy, row, kind, omega, strike, xs[:, i]))
+               for i in range(m)]
+        policy[row, X.B0] = np.median([g for g, x in zip(gap, X.legs_value(kind, xs))
+                                       if omega * (x - strike) > 0.0])
+    policy[2, X.B0] = np.nan                               # a date the fit left out
+    for row in range(3):
+        parts = [exercise_by_the_rule(policy, row, kind, omega, strike, xs[:, i])
+                 for i in range(m)]
+        rule = np.array([h > 0.0 and h >= c for h, c in parts])
+        assert 10 < rule.sum() < m - 10 or row == 2 and not rule.any()
+        one = [X.exercises_legs(policy, row, kind, omega, strike, np.ascontiguousarray(xs[:, i]),
+                                n_legs) for i in range(m)]
+        assert np.array_equal(one, rule)
+        stop, at_stop = np.full(m, -1.0), np.zeros((n_legs, m))
+        stop[:3] = 4.0                                      # stopped before: left alone
+        stopped = X.stop_legs(policy, row, kind, omega, strike, xs, n_legs, m, False, 9, stop,
+                              at_stop)
+        now = rule & (np.arange(m) >= 3)
+        assert stopped == now.sum()
+        assert np.array_equal(stop, np.where(now, 9.0, np.where(np.arange(m) < 3, 4.0, -1.0)))
+        assert np.array_equal(at_stop, np.where(now, xs, 0.0))
+
+
 @pytest.mark.parametrize("is_call", [True, False])
 @pytest.mark.parametrize("heston", [False, True])
 def test_the_regressor_formed_in_the_fit_is_remaining_european_bit_for_bit(is_call, heston):
