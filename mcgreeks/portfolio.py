@@ -17,7 +17,7 @@ from mcgreeks.estimators import fd
 from mcgreeks.exercise_policy import PILOT_PATHS, american_dates
 from mcgreeks.estimators.selection import choices, greek_plan, method_plan, multi_asset_choices
 from mcgreeks.models import MODELS
-from mcgreeks.risk import PORTFOLIO_MEASURES, check_sum, portfolio_se, risk_table
+from mcgreeks.risk import PORTFOLIO_MEASURES, Totals, check_sum, portfolio_se, risk_table
 from mcgreeks.rng import seed_key
 from mcgreeks.validation import InputError, check_market, check_trades, raise_problems
 
@@ -344,7 +344,7 @@ def price_portfolio(trades, market, n_paths=100_000, seed=0, method="auto", step
     defined = {g for m in models for g in MODELS[m].greeks}
     table = _table(rows, trade_ids, [g for g in asked if g in defined], upper_bound)
     # Plain numbers only: attrs travel with the table (and into Parquet metadata).
-    table.attrs["totals"] = totals
+    table.attrs["totals"] = Totals(totals)
     out = (table,)
     if risk:
         out += (risk_table(table, records, [r.get("risk", ()) for r in rows]),)
@@ -421,6 +421,10 @@ def aggregate(results, by="underlying"):
         raise ValueError("results carry no per-path totals: pass the DataFrame that "
                          "price_portfolio returned")
     measures = [q for q in G.QUANTITIES if q in results.columns]
+    # the rows and columns once, as arrays: pandas copies attrs["totals"] with every frame or
+    # column it makes, so a selection per underlying and measure grew with the square of the book
+    position = {tid: i for i, tid in enumerate(results.index)}
+    column = {q: results[q].to_numpy() for q in measures}
     by_name = {}                   # underlying label -> {measure: its per-path total}
     for t in totals:
         if t["underlying"] != underlying.GROUP_TOTAL and not t["underlying_2"] \
@@ -434,15 +438,16 @@ def aggregate(results, by="underlying"):
                 entry[q], entry[q + "_se"] = np.nan, np.nan
                 continue
             t = summary[q]
-            rows = results.loc[[tid for tid in t["trades"] if tid in results.index]]
+            rows = [position[tid] for tid in t["trades"] if tid in position]
             if len(rows) != len(t["trades"]):
                 raise ValueError(f"underlying {name!r}: results lack some of its priced trades; "
                                  "aggregate the unfiltered results")
-            if rows[q].isna().any():
+            values = column[q][rows]
+            if np.isnan(values).any():
                 # a multi-asset trade's leg: its value is in the long risk table, not a column
                 value = t["value"]
             else:
-                value = float(rows[q].sum())
+                value = float(values.sum())
                 check_sum(value, t["value"], t["se"], f"underlying {name!r}: the rows' {q}")
             entry[q], entry[q + "_se"] = value, t["se"]
         out[name] = entry

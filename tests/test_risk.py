@@ -79,3 +79,24 @@ def test_greeks_selection_reaches_the_risk_table():
                                            diagnostics=True)
     assert set(risk["measure"]) == {"price", "delta", "d_xi"}
     assert set(notes.index.get_level_values("quantity")) == {"price", "delta", "d_xi"}
+
+
+def test_the_totals_travel_with_pandas_copies_as_new_lists_of_the_same_records(priced,
+                                                                               tmp_path):
+    # pandas deep-copies attrs with every frame or column it makes; Totals copies only its list
+    results, risk = priced
+    for table in (results, risk):
+        totals = table.attrs["totals"]
+        view = table.iloc[:2]
+        copied = view.attrs["totals"]
+        assert copied == totals and copied is not totals
+        assert all(a is b for a, b in zip(copied, totals))
+        copied.append({"measure": "price"})
+        assert len(table.attrs["totals"]) == len(copied) - 1
+    aggregate(results)                                    # the original still aggregates
+    aggregate_risk(risk)
+    # Parquet keeps them (as JSON in its metadata), and a table read back still aggregates
+    results.to_parquet(tmp_path / "r.parquet")
+    back = pd.read_parquet(tmp_path / "r.parquet")
+    assert back.attrs["totals"] == results.attrs["totals"]
+    pd.testing.assert_frame_equal(aggregate(back), aggregate(results))
