@@ -566,6 +566,7 @@ def finish(job, counts, states):
         count, state = engine.merge_segments(counts, states)
         mean, se, reduction, beta = engine.estimate(count, state[:len(wanted)], means, job.pairs)
         total, total_se, _, _ = engine.estimate(count, state[len(wanted):], pairs=job.pairs)
+        total = total + _control_shift(job, wanted, beta, state, means)
         uncertain, share = engine.se_reliability(state[:len(wanted)])
         if job.n_policies > 1:
             _policy_spread(job, wanted, counts, states, mean, se)
@@ -617,6 +618,28 @@ def finish(job, counts, states):
         row["warning"] = "; ".join(warnings)
         rows.append(row)
     return rows, diagnostics, _totals(job, wanted, total, total_se)
+
+
+def _control_shift(job, wanted, beta, state, means):
+    """Per per-path total, what the rows' controls move the sum of its rows from it: over the
+    controlled estimates k that add to it, quantity × (b_k - beta_k) × (x̄_k - E[x_k]), with b_k
+    the pilot's coefficient, which the per-path total takes (it is fixed before the run), and
+    beta_k the one the row fits on the main run's paths (``engine.estimate``).  Added to the
+    totals' values, so that a total is the sum of its rows to rounding (``aggregate`` checks
+    it), where the two coefficients made them differ by up to about one SE whatever the paths
+    (x̄ - E[x] and the SE both shrink as 1/√n).  The total's SE stays the per-path total's,
+    which the rows' own coefficients would change by a relative O(1/pilot paths)."""
+    shift = np.zeros(len(job.total_keys))
+    for k, (j, g, e) in enumerate(wanted):
+        r = job.records[j]
+        if not r["control"] or np.isnan(means[k]):
+            continue
+        b = job.pilot_beta.get((j, g, e), 0.0)
+        move = r["quantity"] * (b - beta[k]) * (state[k, engine.MEAN_X] - means[k])
+        for row in job.targets[j, g]:
+            if row >= 0:
+                shift[row] += move
+    return shift
 
 
 def _policy_spread(job, wanted, counts, states, mean, se):

@@ -70,6 +70,33 @@ def test_aggregates_are_sums_of_rows_and_the_total_adds_errors_in_quadrature():
     assert only_total.at["total", "price"] == table.at["total", "price"]
 
 
+def test_a_controlled_asian_s_totals_are_the_sums_of_its_rows():
+    # A book on one name found by a 2,000-underlying batch (2026-12-08): its rows' gamma summed
+    # to 0.83 SE away from its per-path total, because the Asian's control takes the pilot's
+    # coefficient in the total and its own fit in the row; aggregate took the rows for edited
+    # ones.  The totals now carry the rows' coefficients' shift (underlying._control_shift).
+    market = pd.DataFrame({"underlying": ["U"], "model": ["gbm"], "spot": [27.375234308515044],
+                           "rate": [0.03], "div_yield": [0.01], "vol": [0.4671624421875863]})
+    trades = _trades([
+        dict(trade_id="c", underlying="U", strike=25.08),
+        dict(trade_id="p", underlying="U", option_type="put", strike=28.94),
+        dict(trade_id="d", underlying="U", payoff="digital", strike=25.67, cash=1.0),
+        dict(trade_id="a", underlying="U", payoff="asian_arithmetic", strike=29.59,
+             n_fixings=12),
+        dict(trade_id="b", underlying="U", payoff="barrier", option_type="put", strike=25.31,
+             barrier=21.9, barrier_type="down_out", monitoring="continuous")])
+    results = price_portfolio(trades, market, n_paths=2000, seed=0)
+    for t in results.attrs["totals"]:
+        rows = results.loc[t["trades"], t["measure"]].sum()
+        assert t["value"] == pytest.approx(rows, rel=1e-12, abs=1e-15)
+    table = aggregate(results)
+    assert table.at["U", "gamma"] == pytest.approx(results["gamma"].sum(), rel=1e-12)
+    # the SE is the per-path total's, within O(1/pilot) of the rows' own fit: the Asian alone
+    alone = price_portfolio(trades[trades.trade_id == "a"], market, n_paths=2000, seed=0)
+    assert aggregate(alone).at["U", "gamma_se"] == pytest.approx(alone.at["a", "gamma_se"],
+                                                                rel=0.02)
+
+
 def test_aggregate_refuses_filtered_or_foreign_results():
     trades = _trades([dict(trade_id="c"), dict(trade_id="p", option_type="put")])
     results = price_portfolio(trades, MARKET, n_paths=10_000, seed=4)
