@@ -317,13 +317,20 @@ def estimate_seconds(trades, market, n_paths=100_000, steps_per_year=None, threa
     threads = max(1, threads or numba.get_num_threads())
     models = {str(r.get("underlying")): str(r.get("model", "")).strip().lower()
               for r in market.to_dict("records")}
+    # the rows once, grouped by job in order of first appearance (a frame per job cost 1.5 ms
+    # each: 3 s of a 2,000-name book's start)
+    rows = trades.to_dict("records")
+    maturities = pd.to_numeric(trades["maturity"], errors="coerce").to_numpy() \
+        if "maturity" in trades else np.full(len(rows), np.nan)
+    jobs = {}
+    for i, name in enumerate(_job_names(trades, market, correlations)):
+        jobs.setdefault(name, []).append(i)
     out = []
-    jobs = pd.Series(_job_names(trades, market, correlations), index=trades.index)
-    for name, group in trades.groupby(jobs, sort=False):
+    for name, idx in jobs.items():
+        records = [rows[i] for i in idx]
         members = [models.get(n) for n in name.split(";")]
         # a group with a Heston member runs the Heston kernel, one path per member
         model = "heston" if "heston" in members else members[0]
-        records = group.to_dict("records")
         if model == "gbm":
             legs = [len(str(r["underlying"]).split(";")) for r in records]
             n_trades = sum(n * (n + 1) // 2 for n in legs)
@@ -331,8 +338,9 @@ def estimate_seconds(trades, market, n_paths=100_000, steps_per_year=None, threa
             cpu = n_paths * (GBM_TRADE * n_trades + GBM_DATE * dates) + PILOT_SECONDS
         elif model == "heston":
             spy = steps_per_year or 52
-            maturity = pd.to_numeric(group["maturity"], errors="coerce").max()
-            steps = max(1, math.ceil(spy * (maturity if maturity == maturity else 1.0)))
+            known = [m for m in maturities[idx] if m == m]
+            maturity = max(known) if known else 1.0
+            steps = max(1, math.ceil(spy * maturity))
             cpu = n_paths * steps * (HESTON_STEP * len(members)
                                      + HESTON_TRADE_STEP * len(records))
         else:
