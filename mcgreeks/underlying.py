@@ -225,6 +225,7 @@ def _control_means(job, wanted):
     fd the closed form's own difference quotient with the same bumps; NaN without a control."""
     records, bumps = job.records, job.bumps
     means = np.full(len(wanted), np.nan)
+    closed = {}                 # trade -> its twin's closed form, which holds every quantity
     for k, (j, g, e) in enumerate(wanted):
         r = records[j]
         if not r["control"]:
@@ -233,15 +234,17 @@ def _control_means(job, wanted):
         args = dict(spot=params["spot"], strike=r["strike"], maturity=r["maturity"],
                     rate=params["rate"], vol=params["vol"], div_yield=params["div_yield"],
                     n_fixings=r["n_fixings"], is_call=r["option_type"] == "call")
+        if j not in closed:
+            closed[j] = geometric_asian(**args)
         if e != G.FD or g == G.PRICE:
-            means[k] = geometric_asian(**args)[G.QUANTITIES[g]]
+            means[k] = closed[j][G.QUANTITIES[g]]
             continue
         price = lambda **moved: geometric_asian(**{**args, **moved})["price"]  # noqa: E731
         name = fd.BUMPED[g]
         h = fd.step(bumps, name, args[name])
         up, down = price(**{name: args[name] + h}), price(**{name: args[name] - h})
         if g == G.GAMMA:
-            means[k] = fd.second(up, price(), down, h)
+            means[k] = fd.second(up, closed[j]["price"], down, h)
         else:
             means[k] = fd.central(up, down, h) * (-1.0 if g == G.THETA else 1.0)
     return means
