@@ -297,8 +297,9 @@ def _pilot_covariances(job, n_paths):
     total = np.zeros(sums.shape[1:])
     for tile in sums:            # in path order, so the fit is the same on any thread count
         total += tile
-    return {(j, g): optimal.covariance(total[j, g], n_paths)
-            for j, g in zip(*np.nonzero(fitted))}
+    which = np.nonzero(fitted)
+    covariances = optimal.covariance(total[which], n_paths)     # all at once: 80 µs each alone
+    return {(j, g): cov for j, g, cov in zip(*which, covariances)}
 
 
 def _fit_coefficients(job, covariances):

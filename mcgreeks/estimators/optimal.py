@@ -57,13 +57,17 @@ def blend(w, coef, direct, likelihood, c1, c2, c3, c4, c5):
 
 def covariance(sums, count):
     """Covariance matrix of the components from their per-path sums: ``sums`` holds Σv (first
-    N_COMPONENTS) then Σ v_a v_b for a <= b in row-major order of the upper triangle."""
+    N_COMPONENTS) then Σ v_a v_b for a <= b in row-major order of the upper triangle.  Leading
+    axes of ``sums`` are kept: sums[..., K] gives [..., N_COMPONENTS, N_COMPONENTS], each
+    matrix with the same bits as alone (elementwise operations)."""
     n = N_COMPONENTS
-    mean = sums[:n] / count
-    second = np.zeros((n, n))
-    second[np.triu_indices(n)] = sums[n:] / count
-    second = second + np.triu(second, 1).T
-    return (second - np.outer(mean, mean)) * count / max(count - 1, 1)
+    sums = np.asarray(sums, dtype=float)
+    mean = sums[..., :n] / count
+    second = np.zeros(sums.shape[:-1] + (n, n))
+    upper = np.triu_indices(n)
+    second[..., upper[0], upper[1]] = sums[..., n:] / count
+    second = second + np.swapaxes(np.triu(second, 1), -1, -2)
+    return (second - mean[..., :, None] * mean[..., None, :]) * count / max(count - 1, 1)
 
 
 def _unit(index):
