@@ -251,7 +251,10 @@ def fit(spots, times, strike, rate, is_call, european=None, variance=None, regre
     with_european = european is not None or regressor is not None
     n_cols = 3 + with_european + (variance is not None)
 
-    values = exercise_value(spots, strike, is_call)
+    def values(k):
+        # date by date, on the fit's prefetch thread (the whole pilot's at once was a tenth of
+        # a GBM American's fit, on the calling thread)
+        return exercise_value(spots[k], strike, is_call)
 
     if regressor is None:
         def basis(k, itm):
@@ -271,7 +274,7 @@ def fit(spots, times, strike, rate, is_call, european=None, variance=None, regre
                             div_yield, vol, weights[k], xt)
             return xt
 
-    return _fit(values.__getitem__, basis, len(times), n_cols, times, rate,
+    return _fit(values, basis, len(times), n_cols, times, rate,
                 column_names(with_european, variance is not None))
 
 
@@ -339,7 +342,8 @@ def _fit(value, basis, n_dates, n_cols, times, rate, names):
         n_itm[k] = itm.size
         if xt is None:
             continue
-        y = paid[itm] * elementary.exp_scalar(rate * times[k])
+        y = np.empty(itm.size)
+        _gather(paid, itm, elementary.exp_scalar(rate * times[k]), y)
         # least squares by the normal equations: n_cols² work per path instead of an SVD of
         # the whole matrix; the small system's pseudo-inverse keeps a rank-deficient basis
         # (e.g. a basket of one name) at its minimum-norm solution.  mcgreeks.linalg, not
@@ -350,10 +354,28 @@ def _fit(value, basis, n_dates, n_cols, times, rate, names):
         fitted = np.empty(itm.size)
         linalg.columns_times(xt, beta, fitted)
         coefficients[k] = beta
-        r_squared[k] = 1.0 - np.sum((y - fitted) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300)
-        exercise = itm[h[itm] >= fitted]
-        paid[exercise] = h[exercise] * elementary.exp_scalar(-rate * times[k])
+        r_squared[k] = linalg.r_squared(y, fitted)
+        _exercise(h, itm, fitted, elementary.exp_scalar(-rate * times[k]), paid)
     return Policy(coefficients, names, n_itm, r_squared)
+
+
+@kernel
+def _gather(paid, itm, growth, y):
+    """y[j] = paid[itm[j]] · growth: the regressand of a date, each in-the-money path's realized
+    cash flow (discounted to 0) carried to the date."""
+    for j in range(itm.size):
+        y[j] = paid[itm[j]] * growth
+
+
+@kernel
+def _exercise(h, itm, fitted, discount, paid):
+    """Where the exercise value h of an in-the-money path itm[j] reaches its fitted
+    continuation, the path is exercised at this date: its cash flow becomes h · discount (the
+    date's discount to 0), replacing a later one."""
+    for j in range(itm.size):
+        i = itm[j]
+        if h[i] >= fitted[j]:
+            paid[i] = h[i] * discount
 
 
 def stopping(policy, spots, times, strike, is_call, european=None):

@@ -18,6 +18,7 @@ it scales.
 - ``pinv_solve``: the minimum-norm least-squares solution pinv(A) b of a symmetric A, dropping
   the eigen-directions with |eigenvalue| <= rcond * the largest (as ``np.linalg.pinv(A, rcond,
   hermitian=True) @ b``, and ``np.linalg.lstsq`` for a symmetric A).
+- ``r_squared``: a fit's coefficient of determination, its sums in the same fixed lanes.
 """
 import math
 
@@ -148,3 +149,22 @@ def columns_times(xt, beta, out):
         ba = beta[a]
         for i in range(n):
             out[i] += xt[a, i] * ba
+
+
+@kernel
+def r_squared(y, fitted):
+    """The coefficient of determination 1 - Σ(y - f)² / Σ(y - ȳ)² of fitted values f for y
+    (Σ(y - ȳ)² floored at 1e-300), each sum over the rows in ``_lane_dot``'s lanes, ȳ as Σ y·1
+    over n."""
+    n = y.size
+    lanes = np.empty(LANES)
+    d = np.empty(n)
+    for i in range(n):
+        d[i] = 1.0
+    mean = _lane_dot(y, d, lanes) / max(n, 1)
+    for i in range(n):
+        d[i] = y[i] - fitted[i]
+    residual = _lane_dot(d, d, lanes)
+    for i in range(n):
+        d[i] = y[i] - mean
+    return 1.0 - residual / max(_lane_dot(d, d, lanes), 1e-300)

@@ -58,3 +58,27 @@ def test_pinv_solve_matches_numpy_also_when_rank_deficient():
     a = full @ full.T + np.eye(5)
     linalg.pinv_solve(a, b, 1e-15, out)
     assert np.allclose(out, np.linalg.solve(a, b), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 1001])
+def test_r_squared_is_the_coefficient_of_determination_in_lane_order(n):
+    rng = np.random.default_rng(n)
+    y = rng.normal(3.0, 2.0, n)
+    fitted = y + rng.normal(0.0, 1.0, n)
+    got = linalg.r_squared(y, fitted)
+    expected = 1.0 - np.sum((y - fitted) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300)
+    assert got == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    # the lanes' order exactly: the mean as Σ y·1 / n, then the two sums of squares
+    lanes = np.zeros(linalg.LANES)
+
+    def lane_sum(v):
+        for i, x in enumerate(v):
+            lanes[i % linalg.LANES] += x
+        out = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + \
+            ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+        lanes[:] = 0.0
+        return out
+
+    mean = lane_sum(y) / n
+    assert got == 1.0 - lane_sum((y - fitted) ** 2) / max(lane_sum((y - mean) ** 2), 1e-300)
+    assert linalg.r_squared(y, y) == 1.0
