@@ -65,9 +65,7 @@ def risk_table(results, records, legs=None):
     measures = [q for q in G.QUANTITIES if q in results.columns]
     legs = legs or [()] * len(results)
     # the columns once, as arrays: a row at a time, pandas makes a Series per row
-    column = {c: results[c].to_numpy() for c in results.columns
-              if c in ("error", *measures) or c[:-3] in measures and c.endswith("_se")
-              or c.startswith("method_")}
+    column = {c: results[c].to_numpy() for c in results.columns}
     rows = []
     for i, (trade_id, r, extra) in enumerate(zip(results.index, records, legs)):
         if r is None or column["error"][i]:
